@@ -1,0 +1,69 @@
+# Opsmeter — `make help` lists the targets. Needs only Python 3.11, gcc and git.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export UV_LINK_MODE := copy
+
+.PHONY: help install run up down status test test-unit test-integration test-containers lint typecheck bench schemas prices clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+install: $(VENV)/.synced ## Create .venv and install every package, the broker and Redis binaries (uv, one lockfile)
+
+run: install ## Run the whole stack in the foreground on the embedded local components (Ctrl-C stops it)
+	$(VENV)/bin/opsmeter stack run
+
+up: install ## Start the stack in the background; returns when every service is ready
+	$(VENV)/bin/opsmeter stack up
+
+down: install ## Stop the background stack in order (drain, commit, then the broker); leaves no process
+	$(VENV)/bin/opsmeter stack down
+
+status: install ## Show which parts of the background stack are running
+	$(VENV)/bin/opsmeter stack status
+
+test: install ## Run every test: lint, types, unit, integration on the real local engines
+	$(MAKE) --no-print-directory lint typecheck
+	$(VENV)/bin/pytest
+	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest tests/integration -q -rs
+
+test-unit: install ## Unit tests only (no broker, Redis or ClickHouse)
+	$(VENV)/bin/pytest -m "not integration"
+
+test-containers: install ## The integration tests on testcontainers (needs a Docker engine; skipped without one)
+	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest tests/integration -rs
+
+lint: install ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install ## mypy --strict over every package
+	$(VENV)/bin/mypy libs/*/src services/*/src tools/*/src
+
+bench: install ## Benchmark single-event ingest through the full path vs a bare FastAPI endpoint; writes docs/benchmarks.md
+	$(VENV)/bin/python bench/ingest_bench.py --write docs/benchmarks.md
+
+schemas: install ## Regenerate the checked-in JSON Schemas of the event contracts
+	$(VENV)/bin/python -m opsmeter_contracts.schemas --write
+
+prices: install ## Re-snapshot the price catalog from the installed genai-prices package
+	$(VENV)/bin/python -m opsmeter_pricing.snapshot --write
+
+clean: ## Remove .venv, .tools and local data (.data)
+	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,82 @@
+"""Event types. Names are dotted and past tense; a ``type`` is never renamed, only versioned."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from opsmeter_contracts.envelope import EventEnvelope, Payload
+
+MetadataValue = str | int | float | bool | None
+
+
+class LlmRequestIngestedPayload(Payload):
+    """One accepted LLM call, as priced by the gateway. Money is integer micro-USD."""
+
+    external_request_id: str = Field(min_length=1, max_length=128)
+    provider: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=128, description="The model name as the client sent it.")
+    model_normalized: str = Field(min_length=1, max_length=128)
+    endpoint_tag: str = Field(max_length=128, description="Product feature; 'unknown' when not sent.")
+    prompt_version: str | None = Field(default=None, max_length=64)
+    user_id: str = Field(max_length=128, description="End user (hashed by the client); 'unknown' when not sent.")
+    input_tokens: int = Field(ge=0, le=10_000_000)
+    output_tokens: int = Field(ge=0, le=10_000_000)
+    total_tokens: int = Field(ge=0, le=20_000_000)
+    cached_input_tokens: int = Field(default=0, ge=0, le=10_000_000)
+    reasoning_tokens: int = Field(default=0, ge=0, le=10_000_000)
+    latency_ms: int | None = Field(default=None, ge=0, le=3_600_000)
+    status: Literal["success", "error"] = "success"
+    error_code: str | None = Field(default=None, max_length=64)
+    data_mode: Literal["real", "test", "demo"] = "real"
+    environment: Literal["prod", "staging", "dev"] = "prod"
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    cost_micro_usd: int = Field(ge=0, description="Cost in integer micro-USD; 0 when the model is unpriced.")
+    priced: bool
+    price_catalog_version: str
+    api_key_id: str
+
+
+class LlmRequestIngested(EventEnvelope[LlmRequestIngestedPayload]):
+    type: Literal["telemetry.llm_request_ingested"] = "telemetry.llm_request_ingested"
+    version: Literal[1] = 1
+
+
+Plan = Literal["free", "starter", "pro", "team", "enterprise"]
+
+
+class WorkspaceCreatedPayload(Payload):
+    name: str = Field(min_length=1, max_length=128)
+    plan: Plan
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    monthly_request_quota: int | None = Field(default=None, ge=0)
+
+
+class WorkspaceCreated(EventEnvelope[WorkspaceCreatedPayload]):
+    type: Literal["workspace.created"] = "workspace.created"
+    version: Literal[1] = 1
+
+
+class CredentialIssuedPayload(Payload):
+    """A credential's public part and hash; the secret itself never leaves the issuing answer."""
+
+    credential_id: str = Field(min_length=1, max_length=64)
+    kind: Literal["api_key", "admin_token"]
+    role: Literal["owner", "admin", "member", "ingest"]
+    secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    display_prefix: str = Field(max_length=32)
+
+
+class CredentialIssued(EventEnvelope[CredentialIssuedPayload]):
+    type: Literal["workspace.credential_issued"] = "workspace.credential_issued"
+    version: Literal[1] = 1
+
+
+AnyEvent = Annotated[LlmRequestIngested | WorkspaceCreated | CredentialIssued, Field(discriminator="type")]
+
+EVENT_TYPES: tuple[type[EventEnvelope[LlmRequestIngestedPayload]]
+                   | type[EventEnvelope[WorkspaceCreatedPayload]]
+                   | type[EventEnvelope[CredentialIssuedPayload]], ...] = (
+    LlmRequestIngested,
+    WorkspaceCreated,
+    CredentialIssued,
+)

@@ -1,0 +1,22 @@
+"""Every Kafka topic name, in one place. Topics are keyed by workspace id."""
+
+from enum import StrEnum
+
+
+class Topics(StrEnum):
+    TELEMETRY = "telemetry.llm-requests"
+    WORKSPACES = "workspaces.events"
+    POLICY_DECISIONS = "policy.decisions"
+    BILLING_SUBSCRIPTIONS = "billing.subscriptions"
+
+    @property
+    def dead_letter(self) -> str:
+        return dead_letter_topic(self.value)
+
+
+def dead_letter_topic(topic: str) -> str:
+    """The dead-letter topic that keeps the poison messages of ``topic``."""
+    return f"{topic}.dlq"
+
+
+ALL_TOPICS: tuple[str, ...] = tuple(t.value for t in Topics) + tuple(t.dead_letter for t in Topics)
