@@ -1,5 +1,6 @@
 """Opsmeter's versioned event contracts: envelopes, payloads, topic names. No I/O."""
 
+from opsmeter_contracts.codec import DecodeError, decode_event, encode_event
 from opsmeter_contracts.envelope import EventEnvelope
 from opsmeter_contracts.events import (
     EVENT_TYPES,
@@ -11,7 +12,6 @@ from opsmeter_contracts.events import (
     WorkspaceCreated,
     WorkspaceCreatedPayload,
 )
-from opsmeter_contracts.codec import DecodeError, decode_event, encode_event
 from opsmeter_contracts.topics import Topics
 
 __all__ = [

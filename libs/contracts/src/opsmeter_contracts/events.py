@@ -73,9 +73,12 @@ class CredentialIssued(EventEnvelope[CredentialIssuedPayload]):
 
 AnyEvent = Annotated[LlmRequestIngested | WorkspaceCreated | CredentialIssued, Field(discriminator="type")]
 
-EVENT_TYPES: tuple[type[EventEnvelope[LlmRequestIngestedPayload]]
-                   | type[EventEnvelope[WorkspaceCreatedPayload]]
-                   | type[EventEnvelope[CredentialIssuedPayload]], ...] = (
+EVENT_TYPES: tuple[
+    type[EventEnvelope[LlmRequestIngestedPayload]]
+    | type[EventEnvelope[WorkspaceCreatedPayload]]
+    | type[EventEnvelope[CredentialIssuedPayload]],
+    ...,
+] = (
     LlmRequestIngested,
     WorkspaceCreated,
     CredentialIssued,

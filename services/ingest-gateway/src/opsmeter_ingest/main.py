@@ -1,1 +1,30 @@
-def run() -> None: ...
+"""Entrypoint: ``create_app()`` for ASGI servers, ``run()`` for the ``opsmeter-ingest`` command."""
+
+from fastapi import FastAPI, Request, Response
+
+from opsmeter_ingest.api.routes import router
+from opsmeter_ingest.bootstrap import SERVICE, bootstrap
+from opsmeter_ingest.config import GatewaySettings
+from opsmeter_ingest.errors import IngestRejected
+from opsmeter_runtime.app import create_service_app
+from opsmeter_runtime.http import json_response
+from opsmeter_runtime.service import serve
+
+
+async def render_rejection(_: Request, exc: IngestRejected) -> Response:
+    return json_response(exc.body(), exc.status_code, exc.headers)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    return create_service_app(
+        title="Opsmeter ingest gateway",
+        bootstrap=lambda: bootstrap(settings),
+        routers=[router],
+        exception_handlers={IngestRejected: render_rejection},
+    )
+
+
+def run() -> None:
+    settings = GatewaySettings()
+    serve(create_app(settings), settings, service=SERVICE)

@@ -1,0 +1,244 @@
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from opsmeter_pricing.catalog import (
+    CatalogModel,
+    CatalogProvider,
+    MatchRule,
+    PriceCatalog,
+    PricePeriod,
+    PriceQuote,
+    format_micro_usd,
+    normalize_model,
+    price,
+)
+
+AT = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> PriceCatalog:
+    return PriceCatalog.load_default()
+
+
+def _period(start: str | None, inp: int | None, out: int | None, cached: int | None = None) -> PricePeriod:
+    return PricePeriod(
+        effective_from=None if start is None else datetime.fromisoformat(start),
+        input_micro_usd_per_mtok=inp,
+        output_micro_usd_per_mtok=out,
+        cached_input_micro_usd_per_mtok=cached,
+    )
+
+
+def _small_catalog(*periods: PricePeriod, reasoning: int | None = None) -> PriceCatalog:
+    if reasoning is not None:
+        last = periods[-1]
+        periods = (
+            *periods[:-1],
+            PricePeriod(
+                last.effective_from,
+                last.input_micro_usd_per_mtok,
+                last.output_micro_usd_per_mtok,
+                last.cached_input_micro_usd_per_mtok,
+                reasoning,
+            ),
+        )
+    model = CatalogModel(provider="acme", id="acme-1", match=MatchRule("starts_with", "acme-1"), prices=tuple(periods))
+    return PriceCatalog("test-1", [CatalogProvider(id="acme", models=(model,))])
+
+
+class TestPrice:
+    def test_gpt_4o_mini_exact_micro_usd(self, catalog: PriceCatalog) -> None:
+        model = next(m for p in catalog.providers if p.id == "openai" for m in p.models if m.id == "gpt-4o-mini")
+        period = model.period_at(AT)
+        assert period.input_micro_usd_per_mtok == 150_000  # $0.15 / 1M
+        assert period.output_micro_usd_per_mtok == 600_000  # $0.60 / 1M
+        # 812 * 0.15 + 164 * 0.60 = 121.8 + 98.4 = 220.2 micro-USD -> 220
+        quote = catalog.price("openai", "gpt-4o-mini", AT, input_tokens=812, output_tokens=164)
+        assert quote == PriceQuote("gpt-4o-mini", True, 220, catalog.version, ())
+
+    def test_module_level_price_uses_default_catalog(self, catalog: PriceCatalog) -> None:
+        assert price("openai", "gpt-4o-mini", AT, 812, 164) == catalog.price("openai", "gpt-4o-mini", AT, 812, 164)
+
+    def test_cached_input_is_a_subset_charged_at_cache_price(self) -> None:
+        cat = _small_catalog(_period(None, 2_000_000, 8_000_000, cached=500_000))
+        # (1000 - 400) * 2 + 400 * 0.5 + 100 * 8 = 1200 + 200 + 800 micro-USD
+        assert cat.price("acme", "acme-1", AT, 1000, 100, cached_input_tokens=400).cost_micro_usd == 2200
+
+    def test_cached_input_without_cache_price_is_charged_as_input(self) -> None:
+        cat = _small_catalog(_period(None, 2_000_000, 8_000_000))
+        assert cat.price("acme", "acme-1", AT, 1000, 0, cached_input_tokens=400).cost_micro_usd == 2000
+
+    def test_reasoning_is_part_of_output_unless_priced(self) -> None:
+        plain = _small_catalog(_period(None, 0, 8_000_000))
+        assert plain.price("acme", "acme-1", AT, 0, 1000, reasoning_tokens=600).cost_micro_usd == 8000
+        priced = _small_catalog(_period(None, 0, 8_000_000), reasoning=3_000_000)
+        # 400 * 8 + 600 * 3
+        assert priced.price("acme", "acme-1", AT, 0, 1000, reasoning_tokens=600).cost_micro_usd == 5000
+
+    def test_subset_counts_above_total_are_capped_with_warning(self) -> None:
+        cat = _small_catalog(_period(None, 2_000_000, 8_000_000, cached=500_000))
+        quote = cat.price("acme", "acme-1", AT, 100, 0, cached_input_tokens=300)
+        assert quote.cost_micro_usd == 50
+        assert any("cachedInputTokens (300) exceed inputTokens (100)" in w for w in quote.warnings)
+
+    def test_rounds_once_half_up(self) -> None:
+        cat = _small_catalog(_period(None, 500_000, 250_000))
+        assert cat.price("acme", "acme-1", AT, 1, 0).cost_micro_usd == 1  # 0.5 -> 1
+        assert cat.price("acme", "acme-1", AT, 1, 1).cost_micro_usd == 1  # 0.75 -> 1
+        assert cat.price("acme", "acme-1", AT, 0, 1).cost_micro_usd == 0  # 0.25 -> 0
+        assert cat.price("acme", "acme-1", AT, 3, 0).cost_micro_usd == 2  # 1.5 -> 2, not 1 + 1 + 1
+
+    def test_unknown_model_is_unpriced_with_warning(self, catalog: PriceCatalog) -> None:
+        quote = catalog.price("openai", "foo-1", AT, 812, 164)
+        assert (quote.model_normalized, quote.priced, quote.cost_micro_usd) == ("foo-1", False, 0)
+        assert quote.warnings == (f"model 'foo-1' is not in price catalog {catalog.version}; costUsd is 0 (unpriced)",)
+
+    def test_model_without_token_prices_is_unpriced(self, catalog: PriceCatalog) -> None:
+        quote = catalog.price("openai", "whisper-1", AT, 10, 0)
+        assert (quote.model_normalized, quote.priced, quote.cost_micro_usd) == ("whisper-1", False, 0)
+        assert "has no token prices" in quote.warnings[0]
+
+    def test_naive_datetime_rejected(self, catalog: PriceCatalog) -> None:
+        with pytest.raises(ValueError, match="timezone-aware"):
+            catalog.price("openai", "gpt-4o-mini", datetime(2025, 6, 1), 1, 1)
+
+    def test_negative_tokens_rejected(self, catalog: PriceCatalog) -> None:
+        with pytest.raises(ValueError, match="outputTokens"):
+            catalog.price("openai", "gpt-4o-mini", AT, 1, -1)
+
+    def test_provider_matching_is_tolerant(self, catalog: PriceCatalog) -> None:
+        expected = catalog.price("openai", "gpt-4o", AT, 1000, 1000)
+        for provider in ("OpenAI", " openai ", "azure", "azure-openai", "unknown-gateway", ""):
+            quote = catalog.price(provider, "gpt-4o", AT, 1000, 1000)
+            assert (quote.model_normalized, quote.cost_micro_usd, quote.warnings) == (
+                "gpt-4o",
+                expected.cost_micro_usd,
+                (),
+            ), provider
+
+    def test_model_from_another_provider_is_priced_with_warning(self, catalog: PriceCatalog) -> None:
+        quote = catalog.price("anthropic", "gpt-4o", AT, 1000, 1000)
+        assert quote.priced
+        assert quote.cost_micro_usd == catalog.price("openai", "gpt-4o", AT, 1000, 1000).cost_micro_usd
+        assert quote.warnings == (
+            f"model 'gpt-4o' is not priced for provider 'anthropic' in price catalog {catalog.version}; "
+            "priced as openai/gpt-4o",
+        )
+
+
+class TestNormalizeModel:
+    @pytest.mark.parametrize(
+        ("provider", "model", "expected"),
+        [
+            ("openai", "openai/gpt-4o", "gpt-4o"),
+            ("openai", "  GPT-4o-Mini ", "gpt-4o-mini"),
+            ("google", "models/gemini-1.5-pro", "gemini-1.5-pro"),
+            ("anthropic", "anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet"),
+            ("litellm", "anthropic/claude-3-5-sonnet-latest", "claude-3-5-sonnet"),
+            ("openai", "openai/foo-1", "foo-1"),
+        ],
+    )
+    def test_strips_prefixes_and_case(self, catalog: PriceCatalog, provider: str, model: str, expected: str) -> None:
+        assert catalog.normalize_model(provider, model) == expected
+
+    @pytest.mark.parametrize(
+        ("model", "expected"),
+        [
+            ("gpt-4o-2024-08-06", "gpt-4o"),  # a genai-prices alias
+            ("gpt-4o-2031-02-03", "gpt-4o"),  # an unknown snapshot falls back to its family
+            ("gpt-4o-mini-20310203", "gpt-4o-mini"),  # compact date
+            ("gpt-4o-2024-05-13", "gpt-4o-2024-05-13"),  # the catalog prices this snapshot itself
+            ("claude-3-5-sonnet-20241022", "claude-3-5-sonnet"),
+        ],
+    )
+    def test_dated_snapshots_map_to_family(self, catalog: PriceCatalog, model: str, expected: str) -> None:
+        provider = "anthropic" if model.startswith("claude") else "openai"
+        assert catalog.normalize_model(provider, model) == expected
+
+    def test_provider_specific_ids_are_kept(self, catalog: PriceCatalog) -> None:
+        assert catalog.normalize_model("openrouter", "openai/gpt-4o") == "openai/gpt-4o"
+
+    def test_module_level_function(self) -> None:
+        assert normalize_model("openai", "openai/gpt-4o") == "gpt-4o"
+
+
+class TestEffectiveDates:
+    def test_selects_the_period_in_effect(self) -> None:
+        cat = _small_catalog(_period(None, 1_000_000, 0), _period("2025-03-01T00:00:00Z", 2_000_000, 0))
+        before = datetime(2025, 2, 28, 23, 59, 59, tzinfo=UTC)
+        at_start = datetime(2025, 3, 1, tzinfo=UTC)
+        assert cat.price("acme", "acme-1", before, 1000, 0).cost_micro_usd == 1000
+        assert cat.price("acme", "acme-1", at_start, 1000, 0).cost_micro_usd == 2000
+
+    def test_compares_instants_across_time_zones(self) -> None:
+        cat = _small_catalog(_period(None, 1_000_000, 0), _period("2025-03-01T00:00:00Z", 2_000_000, 0))
+        # 2025-03-01 01:00 in UTC+02:00 is still 2025-02-28 in UTC
+        local = datetime(2025, 3, 1, 1, 0, tzinfo=timezone(timedelta(hours=2)))
+        assert cat.price("acme", "acme-1", local, 1000, 0).cost_micro_usd == 1000
+
+    def test_real_catalog_price_change(self, catalog: PriceCatalog) -> None:
+        # genai-prices doubles gemini-3.6-flash from 2027-01-01
+        before = catalog.price("google", "gemini-3.6-flash", datetime(2026, 12, 31, tzinfo=UTC), 1_000_000, 0)
+        after = catalog.price("google", "gemini-3.6-flash", datetime(2027, 1, 1, tzinfo=UTC), 1_000_000, 0)
+        assert (before.cost_micro_usd, after.cost_micro_usd) == (750_000, 1_500_000)
+
+    def test_periods_must_be_ascending(self) -> None:
+        with pytest.raises(ValueError, match="ascending"):
+            _small_catalog(_period("2025-03-01T00:00:00Z", 1, 1), _period("2025-01-01T00:00:00Z", 2, 2))
+        with pytest.raises(ValueError, match="ascending"):
+            _small_catalog(_period(None, 1, 1), _period(None, 2, 2))
+
+
+class TestFormatMicroUsd:
+    @pytest.mark.parametrize(
+        ("micro", "text"),
+        [
+            (0, "0"),
+            (1234, "0.001234"),
+            (1, "0.000001"),
+            (2_500_000, "2.5"),
+            (3_000_000, "3"),
+            (-1234, "-0.001234"),
+        ],
+    )
+    def test_exact_decimal_strings(self, micro: int, text: str) -> None:
+        assert format_micro_usd(micro) == text
+
+
+class TestPublicCatalog:
+    def test_camel_case_and_decimal_strings(self, catalog: PriceCatalog) -> None:
+        body = catalog.to_public_json()
+        assert body["catalogVersion"] == catalog.version
+        mini = next(m for m in body["models"] if (m["provider"], m["model"]) == ("openai", "gpt-4o-mini"))
+        assert "gpt-4o-mini-2024-07-18" in mini["aliases"]
+        assert mini["prices"][0] == {
+            "effectiveFrom": None,
+            "inputUsdPerMtok": "0.15",
+            "outputUsdPerMtok": "0.6",
+            "cachedInputUsdPerMtok": "0.075",
+            "reasoningUsdPerMtok": None,
+        }
+        json.dumps(body)
+
+    def test_effective_from_is_utc_iso(self, catalog: PriceCatalog) -> None:
+        flash = next(m for m in catalog.models() if (m.provider, m.model) == ("google", "gemini-3.6-flash"))
+        dumped = flash.model_dump(mode="json", by_alias=True)
+        assert [p["effectiveFrom"] for p in dumped["prices"]] == [None, "2027-01-01T00:00:00Z"]
+
+
+class TestLoading:
+    def test_default_catalog_is_cached(self) -> None:
+        assert PriceCatalog.load_default() is PriceCatalog.load_default()
+
+    def test_rejects_floats(self) -> None:
+        text = json.dumps({"version": "x", "providers": [{"id": "a", "models": [], "price": 1.5}]})
+        with pytest.raises(ValueError, match="floats are not allowed"):
+            PriceCatalog.from_json_text(text, verify=False)
+
+    def test_rejects_content_not_matching_version(self) -> None:
+        text = json.dumps({"version": "genai-prices-0.2.3+000000000000", "providers": []})
+        with pytest.raises(ValueError, match="does not match its version"):
+            PriceCatalog.from_json_text(text)

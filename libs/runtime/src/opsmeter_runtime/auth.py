@@ -1,0 +1,171 @@
+"""Credentials: ingest API keys and admin tokens, stored only as SHA-256 hashes in Redis.
+
+A credential reads ``<prefix>_<credential id>_<secret>``. The id finds the record; the secret's hash
+is compared in constant time. The workspace always comes from the record, never from a request body.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from opsmeter_runtime.redis import decode_hash
+
+Kind = Literal["api_key", "admin_token"]
+Role = Literal["owner", "admin", "member", "ingest"]
+
+_PREFIXES: dict[str, Kind] = {"om_live": "api_key", "om_test": "api_key", "om_adm": "admin_token"}
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def credential_key(credential_id: str) -> str:
+    return f"opsmeter:cred:{credential_id}"
+
+
+def workspace_key(workspace_id: str) -> str:
+    return f"opsmeter:ws:{workspace_id}"
+
+
+def sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_id(prefix: str, length: int = 16) -> str:
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    """The only moment the plaintext exists: returned once to the caller, never stored."""
+
+    credential_id: str
+    kind: Kind
+    role: Role
+    plaintext: str
+    secret_sha256: str
+    display_prefix: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    workspace_id: str
+    credential_id: str
+    kind: Kind
+    role: Role
+
+
+def issue_credential(kind: Kind, role: Role, *, live: bool = True) -> IssuedCredential:
+    prefix = "om_adm" if kind == "admin_token" else ("om_live" if live else "om_test")
+    credential_id = new_id("", 12)
+    secret = secrets.token_hex(24)
+    plaintext = f"{prefix}_{credential_id}_{secret}"
+    return IssuedCredential(
+        credential_id=credential_id,
+        kind=kind,
+        role=role,
+        plaintext=plaintext,
+        secret_sha256=sha256_hex(secret),
+        display_prefix=f"{prefix}_{credential_id}",
+    )
+
+
+def parse_credential(presented: str) -> tuple[Kind, str, str] | None:
+    """Split a presented credential into (kind, credential id, secret), or None when malformed."""
+    parts = presented.strip().rsplit("_", 2)
+    if len(parts) != 3:
+        return None
+    prefix, credential_id, secret = parts
+    kind = _PREFIXES.get(prefix)
+    if kind is None or not credential_id.isalnum() or len(credential_id) > 32 or not secret or len(secret) > 128:
+        return None
+    return kind, credential_id, secret
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    """A credential as an event carries it: the hash, never the secret."""
+
+    credential_id: str
+    kind: Kind
+    role: Role
+    secret_sha256: str
+    display_prefix: str
+
+
+class CredentialStore:
+    """The Redis projection of workspaces' credentials (written by the gateway, read by every service)."""
+
+    def __init__(self, redis: "Redis") -> None:
+        self._redis = redis
+
+    async def save(self, workspace_id: str, credential: IssuedCredential | StoredCredential) -> None:
+        await self._redis.hset(
+            credential_key(credential.credential_id),
+            mapping={
+                "workspace_id": workspace_id,
+                "kind": credential.kind,
+                "role": credential.role,
+                "secret_sha256": credential.secret_sha256,
+                "display_prefix": credential.display_prefix,
+                "created_at": datetime.now(UTC).isoformat(),
+                "revoked": "0",
+            },
+        )
+
+    async def authenticate(self, presented: str | None, kind: Kind) -> Principal | None:
+        """The principal for a valid, unrevoked credential of ``kind``; None otherwise."""
+        if not presented:
+            return None
+        parsed = parse_credential(presented)
+        if parsed is None or parsed[0] != kind:
+            return None
+        _, credential_id, secret = parsed
+        record = decode_hash(await self._redis.hgetall(credential_key(credential_id)))
+        stored_hash = record.get("secret_sha256", "0" * 64)
+        matches = hmac.compare_digest(sha256_hex(secret).encode(), stored_hash.encode())
+        if not record or not matches or record.get("revoked") == "1" or record.get("kind") != kind:
+            return None
+        return Principal(
+            workspace_id=record["workspace_id"],
+            credential_id=credential_id,
+            kind=kind,
+            role=record["role"],  # type: ignore[arg-type]
+        )
+
+
+def verify_operator_token(presented: str | None, expected_sha256: str | None) -> bool:
+    if not presented or not expected_sha256:
+        return False
+    return hmac.compare_digest(sha256_hex(presented).encode(), expected_sha256.encode())
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def workspace_admin(
+    store: CredentialStore, authorization: str | None, workspace_id: str, *, roles: frozenset[Role]
+) -> Principal:
+    """The caller's admin principal for ``workspace_id``; another workspace's token is 'not found'."""
+    from opsmeter_runtime.errors import Forbidden, NotFound, Unauthorized
+
+    principal = await store.authenticate(bearer_token(authorization), "admin_token")
+    if principal is None:
+        raise Unauthorized("a valid admin token is required (Authorization: Bearer om_adm_...)")
+    if not hmac.compare_digest(principal.workspace_id.encode(), workspace_id.encode()):
+        raise NotFound("no such workspace")
+    if principal.role not in roles:
+        raise Forbidden(f"needs one of the roles {sorted(roles)}")
+    return principal
+
+
+READ_ROLES: frozenset[Role] = frozenset({"owner", "admin", "member"})
+WRITE_ROLES: frozenset[Role] = frozenset({"owner", "admin"})

@@ -1,0 +1,263 @@
+"""The one consumer engine: decode → handlers → commit, with retries and dead letters.
+
+At-least-once: offsets are committed only after the handlers of a batch returned, so a crash replays
+the batch and handlers must be idempotent (they dedupe by ``event_id``). A message that cannot be
+decoded, or whose handler keeps failing with a non-transient error, goes to ``<topic>.dlq`` with the
+error in its headers; it is never dropped. A :class:`TransientError` (a store is down) is retried
+with capped backoff for as long as it lasts, holding the partition rather than dead-lettering.
+"""
+
+import asyncio
+import contextlib
+import inspect
+import traceback
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from opsmeter_contracts import AnyEvent, DecodeError, decode_event
+from opsmeter_contracts.topics import dead_letter_topic
+from opsmeter_runtime.errors import PoisonMessage, TransientError
+from opsmeter_runtime.kafka import EventPublisher, PublishError
+from opsmeter_runtime.logs import bound_contextvars, get_logger
+from opsmeter_runtime.settings import RuntimeSettings
+
+log = get_logger(__name__)
+
+EventHandler = Callable[[Any], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+Dispatcher = Callable[[Sequence[AnyEvent]], Awaitable[None]]
+
+
+def inject(handler: Callable[..., Awaitable[None]], deps: Mapping[str, object]) -> Callable[[Any], Awaitable[None]]:
+    """Bind the keyword-only dependencies a handler asks for by parameter name."""
+    wanted = {
+        name: deps[name]
+        for name, param in inspect.signature(handler).parameters.items()
+        if param.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    missing = [
+        name
+        for name, param in inspect.signature(handler).parameters.items()
+        if param.kind is inspect.Parameter.KEYWORD_ONLY and name not in deps
+    ]
+    if missing:
+        raise TypeError(f"{handler.__name__} needs dependencies nobody provides: {missing}")
+
+    async def bound(message: Any) -> None:
+        await handler(message, **wanted)
+
+    bound.__name__ = handler.__name__
+    return bound
+
+
+def build_dispatcher(
+    *,
+    event_handlers: Mapping[type, Sequence[Callable[..., Awaitable[None]]]] | None = None,
+    batch_handlers: Mapping[type, Sequence[Callable[..., Awaitable[None]]]] | None = None,
+    deps: Mapping[str, object],
+) -> Dispatcher:
+    """One dispatcher from the service's literal handler dicts; events of other types are acknowledged."""
+    per_event = {t: [inject(h, deps) for h in hs] for t, hs in (event_handlers or {}).items()}
+    per_batch = {t: [inject(h, deps) for h in hs] for t, hs in (batch_handlers or {}).items()}
+
+    async def dispatch(events: Sequence[AnyEvent]) -> None:
+        by_type: dict[type, list[AnyEvent]] = {}
+        for event in events:
+            by_type.setdefault(type(event), []).append(event)
+        for event_type, group in by_type.items():
+            for batch_handler in per_batch.get(event_type, []):
+                await batch_handler(group)
+            for handler in per_event.get(event_type, []):
+                for event in group:
+                    with bound_contextvars(event_id=str(event.event_id), workspace_id=event.workspace_id):
+                        await handler(event)
+
+    return dispatch
+
+
+class _StopRequested(Exception):
+    """Stopping while a store is down: leave the batch uncommitted so it replays on the next start."""
+
+
+@dataclass
+class _Decoded:
+    record: ConsumerRecord[bytes, bytes]
+    event: AnyEvent
+
+
+@dataclass
+class ConsumerEngine:
+    """Runs one consumer group over ``topics`` until :meth:`stop`."""
+
+    settings: RuntimeSettings
+    group_id: str
+    topics: Sequence[str]
+    dispatch: Dispatcher
+    dead_letters: EventPublisher
+    max_batch: int = 500
+    poll_timeout_ms: int = 200
+    max_attempts: int = 5
+    backoff_s: float = 0.1
+    max_backoff_s: float = 5.0
+    _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _draining: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _drained: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    processed: int = field(default=0, init=False)
+    dead_lettered: int = field(default=0, init=False)
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.group_id,
+            client_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
+            max_poll_records=self.max_batch,
+        )
+        await consumer.start()
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group_id}")
+
+    @property
+    def assigned(self) -> bool:
+        return self._consumer is not None and bool(self._consumer.assignment())
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self, drain_timeout_s: float = 15.0) -> None:
+        """Consume until a poll comes back empty (or the timeout), commit, and leave the group."""
+        self._draining.set()
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._drained.wait()), drain_timeout_s)
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping.is_set():
+            try:
+                batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+            except KafkaError as exc:
+                log.warning("consumer_poll_failed", group=self.group_id, error=str(exc))
+                await asyncio.sleep(self.backoff_s)
+                continue
+            if self._draining.is_set() and not any(batches.values()) and self.assigned:
+                self._drained.set()
+                return
+            for tp, records in batches.items():
+                if records:
+                    await self._process_partition(tp, records)
+
+    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        decoded: list[_Decoded] = []
+        for record in records:
+            try:
+                decoded.append(_Decoded(record, decode_event(record.value or b"")))
+            except DecodeError as exc:
+                await self._dead_letter(record, exc)
+        if decoded:
+            try:
+                await self._handle(decoded)
+            except _StopRequested:
+                return
+        self.processed += len(records)
+        await self._commit(tp, records[-1].offset + 1)
+
+    async def _handle(self, items: list[_Decoded]) -> None:
+        try:
+            await self._with_retries([i.event for i in items], attempts=self.max_attempts)
+            return
+        except _StopRequested:
+            raise
+        except Exception as exc:
+            if len(items) == 1:
+                await self._dead_letter(items[0].record, exc)
+                return
+            log.warning("batch_failed_isolating", group=self.group_id, size=len(items), error=repr(exc))
+        for item in items:
+            try:
+                await self._with_retries([item.event], attempts=self.max_attempts)
+            except _StopRequested:
+                raise
+            except Exception as exc:
+                await self._dead_letter(item.record, exc)
+
+    async def _with_retries(self, events: Sequence[AnyEvent], *, attempts: int) -> None:
+        attempt = 0
+        delay = self.backoff_s
+        while True:
+            attempt += 1
+            try:
+                await self.dispatch(events)
+                return
+            except PoisonMessage:
+                raise
+            except TransientError as exc:
+                log.warning("handler_transient_failure", group=self.group_id, attempt=attempt, error=str(exc))
+                if self._stopping.is_set():
+                    raise _StopRequested from exc
+            except Exception as exc:
+                if attempt >= attempts:
+                    raise
+                log.warning("handler_failed_retrying", group=self.group_id, attempt=attempt, error=repr(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_backoff_s)
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: BaseException) -> None:
+        headers = [
+            *(record.headers or ()),
+            ("x-error", str(exc)[:4000].encode()),
+            ("x-error-type", type(exc).__name__.encode()),
+            ("x-error-trace", "".join(traceback.format_exception(exc))[-4000:].encode()),
+            ("x-original-topic", record.topic.encode()),
+            ("x-original-partition", str(record.partition).encode()),
+            ("x-original-offset", str(record.offset).encode()),
+            ("x-consumer-group", self.group_id.encode()),
+            ("x-failed-at", datetime.now(UTC).isoformat().encode()),
+        ]
+        delay = self.backoff_s
+        while True:
+            try:
+                await self.dead_letters.publish_raw(
+                    dead_letter_topic(record.topic), record.key, record.value or b"", headers
+                )
+                break
+            except PublishError as publish_error:
+                log.error("dead_letter_publish_failed", error=str(publish_error))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+        self.dead_lettered += 1
+        log.error(
+            "message_dead_lettered",
+            group=self.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=str(exc)[:500],
+        )
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+        assert self._consumer is not None
+        try:
+            await self._consumer.commit({tp: offset})
+        except CommitFailedError as exc:
+            log.warning("commit_failed_rebalance", group=self.group_id, partition=tp.partition, error=str(exc))

@@ -1,0 +1,93 @@
+"""The Kafka producer wrapper and topic administration (aiokafka)."""
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from opsmeter_contracts import encode_event
+from opsmeter_contracts.envelope import EventEnvelope
+from opsmeter_runtime.logs import get_logger
+from opsmeter_runtime.settings import RuntimeSettings
+
+log = get_logger(__name__)
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class PublishError(Exception):
+    """The broker did not acknowledge the record within the send timeout."""
+
+
+class EventPublisher:
+    """Publishes events with ``acks=all`` and returns only once the broker acknowledged them."""
+
+    def __init__(self, settings: RuntimeSettings, *, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=self._settings.kafka_idempotent_producer,
+            request_timeout_ms=int(self._settings.kafka_send_timeout_s * 1000),
+            linger_ms=0,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    @property
+    def started(self) -> bool:
+        return self._producer is not None
+
+    async def publish(self, topic: str, event: EventEnvelope[Any], headers: Headers = ()) -> None:
+        """Send ``event`` keyed by its workspace; raise PublishError unless acknowledged in time."""
+        await self.publish_raw(topic, event.key, encode_event(event), headers)
+
+    async def publish_raw(self, topic: str, key: bytes | None, value: bytes, headers: Headers = ()) -> None:
+        if self._producer is None:
+            raise PublishError("producer is not started")
+        try:
+            async with asyncio.timeout(self._settings.kafka_send_timeout_s):
+                await self._producer.send_and_wait(topic, value=value, key=key, headers=list(headers))
+        except (TimeoutError, KafkaError) as exc:
+            raise PublishError(f"{topic}: {type(exc).__name__}: {exc}") from exc
+
+
+async def ensure_topics(
+    bootstrap: str, topics: Iterable[str], *, partitions: int = 3, compacted: Iterable[str] = ()
+) -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    compacted_set = set(compacted)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="opsmeter-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=t,
+                num_partitions=partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"} if t in compacted_set else {},
+            )
+            for t in topics
+            if t not in existing
+        ]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+            log.info("topics_created", topics=[t.name for t in wanted])
+    finally:
+        await admin.close()

@@ -1,0 +1,24 @@
+"""Running a service process: uvicorn with graceful shutdown on SIGTERM and Ctrl-C."""
+
+import uvicorn
+from fastapi import FastAPI
+
+from opsmeter_runtime.logs import configure_logging
+from opsmeter_runtime.settings import ServiceSettings
+
+
+def serve(app: FastAPI, settings: ServiceSettings, *, service: str) -> None:
+    """Serve ``app`` until SIGTERM/SIGINT; the lifespan then stops consumers after their last commit."""
+    configure_logging(service, settings.runtime.log_level)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=20,
+        loop="uvloop",
+        http="httptools",
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,1 @@
+"""Ports of the alerting service (channels arrive with the alerting issue)."""

@@ -1,0 +1,5 @@
+"""Errors of this service carry their outcome; the shared ones live in ``opsmeter_runtime.errors``."""
+
+from opsmeter_runtime.errors import Forbidden, InvalidRequest, NotFound, PoisonMessage, TransientError
+
+__all__ = ["Forbidden", "InvalidRequest", "NotFound", "PoisonMessage", "TransientError"]

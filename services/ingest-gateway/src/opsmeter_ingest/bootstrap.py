@@ -1,0 +1,45 @@
+"""Composition root: real adapters in, handlers and the app's dependencies out."""
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from opsmeter_contracts import Topics
+from opsmeter_ingest.adapters import PriceBook, TelemetrySink
+from opsmeter_ingest.adapters.kafka import KafkaTelemetrySink
+from opsmeter_ingest.adapters.pricing import CatalogPriceBook
+from opsmeter_ingest.config import GatewaySettings
+from opsmeter_ingest.handlers import EVENT_HANDLERS
+from opsmeter_pricing import PriceCatalog
+from opsmeter_runtime.app import Resources, open_resources
+from opsmeter_runtime.auth import CredentialStore
+from opsmeter_runtime.consumer import build_dispatcher
+
+SERVICE = "ingest-gateway"
+
+
+@dataclass
+class GatewayDeps:
+    resources: Resources
+    settings: GatewaySettings
+    sink: TelemetrySink
+    prices: PriceBook
+    credentials: CredentialStore
+
+
+@contextlib.asynccontextmanager
+async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
+    async with open_resources(SERVICE, settings.runtime) as resources:
+        credentials = CredentialStore(resources.redis)
+        await resources.consume(
+            "credentials",
+            [Topics.WORKSPACES],
+            build_dispatcher(event_handlers=EVENT_HANDLERS, deps={"credentials": credentials}),
+        )
+        yield GatewayDeps(
+            resources=resources,
+            settings=settings,
+            sink=KafkaTelemetrySink(resources.publisher),
+            prices=CatalogPriceBook(PriceCatalog.load_default()),
+            credentials=credentials,
+        )

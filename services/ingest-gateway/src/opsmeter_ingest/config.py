@@ -1,0 +1,14 @@
+from pydantic_settings import SettingsConfigDict
+
+from opsmeter_runtime.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    """``OPSMETER_INGEST_GATEWAY_*``: where the gateway listens and its request limits."""
+
+    model_config = SettingsConfigDict(env_prefix="OPSMETER_INGEST_GATEWAY_", extra="ignore", frozen=True)
+
+    port: int = 8080
+    max_body_bytes: int = 64 * 1024
+    max_timestamp_age_s: int = 7 * 24 * 3600
+    max_timestamp_skew_s: int = 5 * 60

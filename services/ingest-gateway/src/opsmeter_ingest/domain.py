@@ -1,0 +1,338 @@
+"""The ingest contract's pure rules: strict parsing, field rules, the event, the answer. No I/O."""
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from opsmeter_contracts import LlmRequestIngested, LlmRequestIngestedPayload
+
+UNKNOWN = "unknown"
+DROPPED_CONTENT_FIELDS = frozenset({"prompt", "prompts", "completion", "completions", "messages"})
+MAX_METADATA_KEYS = 20
+MAX_METADATA_BYTES = 4096
+EVENT_NAMESPACE = uuid.UUID("6f1c1d52-5d0e-4d7c-9a5e-6f70736d6574")
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class PayloadRejected(Exception):
+    """The body is JSON but breaks a field rule (422)."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+class MalformedJson(Exception):
+    """The body is not a JSON document (400)."""
+
+
+class _NonFinite:
+    """Marks NaN / Infinity / overflowing numbers so the field they sit in is named in the error."""
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+    def __repr__(self) -> str:
+        return self.literal
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _float(text: str) -> float | _NonFinite:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        return _NonFinite(text)
+    return value
+
+
+def parse_json_strict(body: bytes) -> Any:
+    """Parse JSON keeping NaN, Infinity and duplicate keys as field errors rather than values."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedJson(f"body is not UTF-8: {exc.reason}") from exc
+    try:
+        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_NonFinite, parse_float=_float)
+    except _DuplicateKey as exc:
+        raise PayloadRejected([FieldError(exc.key, "duplicate key in JSON object")]) from None
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise MalformedJson("JSON nested too deeply") from None
+
+
+MetadataScalar = str | int | float | bool | None
+
+
+class IngestRequest(BaseModel):
+    """One telemetry record exactly as clients send it (camelCase; strict; unknown fields rejected)."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=False, frozen=True
+    )
+
+    external_request_id: str = Field(min_length=1, max_length=128)
+    provider: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=128)
+    endpoint_tag: str | None = Field(default=None, max_length=128)
+    prompt_version: str | None = Field(default=None, max_length=64)
+    user_id: str | None = Field(default=None, max_length=128)
+    input_tokens: int = Field(ge=0, le=10_000_000)
+    output_tokens: int = Field(ge=0, le=10_000_000)
+    total_tokens: int | None = Field(default=None, ge=0, le=20_000_000)
+    cached_input_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
+    reasoning_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
+    latency_ms: int | None = Field(default=None, ge=0, le=3_600_000)
+    status: Literal["success", "error"] = "success"
+    error_code: str | None = Field(default=None, max_length=64)
+    data_mode: Literal["real", "test", "demo"] = "real"
+    environment: Literal["prod", "staging", "dev"] = "prod"
+    timestamp: str | None = Field(default=None, max_length=40)
+    metadata: dict[str, MetadataScalar] | None = None
+
+    @field_validator(
+        "external_request_id", "provider", "model", "endpoint_tag", "prompt_version", "user_id", "error_code"
+    )
+    @classmethod
+    def _clean_text(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if _FORBIDDEN_CHARS.search(value):
+            raise ValueError("must not contain control characters or lone surrogates")
+        if value != value.strip():
+            raise ValueError("must not start or end with whitespace")
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _rfc3339(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_timestamp(value)
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, MetadataScalar] | None) -> dict[str, MetadataScalar] | None:
+        if value is None:
+            return None
+        if len(value) > MAX_METADATA_KEYS:
+            raise ValueError(f"at most {MAX_METADATA_KEYS} keys")
+        for key, item in value.items():
+            if not key or len(key) > 64 or _FORBIDDEN_CHARS.search(key):
+                raise ValueError(f"key {key[:64]!r} must be 1-64 printable characters")
+            if isinstance(item, str) and _FORBIDDEN_CHARS.search(item):
+                raise ValueError(f"value of {key!r} must not contain control characters or lone surrogates")
+        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
+            raise ValueError(f"at most {MAX_METADATA_BYTES} bytes as JSON")
+        return value
+
+
+def parse_timestamp(value: str) -> datetime:
+    """RFC 3339 with a mandatory offset, as aware UTC."""
+    match = _RFC3339.match(value)
+    if match is None:
+        raise ValueError("must be RFC 3339 with an offset, e.g. 2026-11-25T10:00:00Z")
+    date, time, fraction, offset = match.groups()
+    fraction = (fraction or "")[:7]
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        return datetime.fromisoformat(f"{date}T{time}{fraction}{offset}").astimezone(UTC)
+    except ValueError as exc:
+        raise ValueError(f"is not a valid date and time: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ValidatedRecord:
+    request: IngestRequest
+    occurred_at: datetime
+    metadata: dict[str, MetadataScalar]
+    warnings: tuple[str, ...] = field(default=())
+
+
+def validate_record(document: Any, *, now: datetime, max_age: timedelta, max_skew: timedelta) -> ValidatedRecord:
+    """Apply every field rule of the ingest contract; raise PayloadRejected naming each bad field."""
+    if not isinstance(document, dict):
+        raise PayloadRejected([FieldError("body", "must be a JSON object")])
+    warnings: list[str] = []
+    document = dict(document)
+    for name in list(document):
+        if name.lower() in DROPPED_CONTENT_FIELDS:
+            del document[name]
+            warnings.append(f"field '{name}' dropped: prompts and completions are never stored")
+    metadata_in = document.get("metadata")
+    if isinstance(metadata_in, dict):
+        kept = {k: v for k, v in metadata_in.items() if k.lower() not in DROPPED_CONTENT_FIELDS}
+        for dropped in sorted(set(metadata_in) - set(kept)):
+            warnings.append(f"metadata.{dropped} dropped: prompts and completions are never stored")
+        document["metadata"] = kept
+
+    errors: list[FieldError] = _non_finite_errors(document)
+    if errors:
+        raise PayloadRejected(errors)
+    try:
+        request = IngestRequest.model_validate(document)
+    except ValidationError as exc:
+        raise PayloadRejected([_field_error(e) for e in exc.errors(include_url=False)]) from None
+
+    if request.total_tokens is not None and request.total_tokens != request.input_tokens + request.output_tokens:
+        errors.append(FieldError("totalTokens", "must equal inputTokens + outputTokens"))
+    if request.cached_input_tokens is not None and request.cached_input_tokens > request.input_tokens:
+        errors.append(FieldError("cachedInputTokens", "must not exceed inputTokens"))
+    occurred_at = now
+    if request.timestamp is not None:
+        occurred_at = parse_timestamp(request.timestamp)
+        if occurred_at < now - max_age:
+            errors.append(FieldError("timestamp", f"is more than {max_age.days} days old"))
+        elif occurred_at > now + max_skew:
+            errors.append(FieldError("timestamp", f"is more than {int(max_skew.total_seconds() // 60)} minutes ahead"))
+    if errors:
+        raise PayloadRejected(errors)
+    return ValidatedRecord(request, occurred_at, dict(request.metadata or {}), tuple(warnings))
+
+
+def _non_finite_errors(document: Mapping[str, Any], prefix: str = "") -> list[FieldError]:
+    errors: list[FieldError] = []
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, _NonFinite):
+            errors.append(FieldError(name, f"{value.literal} is not a finite number"))
+        elif isinstance(value, dict):
+            errors.extend(_non_finite_errors(value, f"{name}."))
+    return errors
+
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown field",
+    "int_type": "must be an integer (not a string, float or boolean)",
+    "string_type": "must be a string",
+    "missing": "is required",
+}
+
+
+def _field_error(error: Mapping[str, Any]) -> FieldError:
+    loc = [str(p) for p in error["loc"]]
+    name = ".".join(loc) or "body"
+    message = _FRIENDLY.get(error["type"], error["msg"])
+    if error["type"] == "value_error":
+        message = error["msg"].removeprefix("Value error, ")
+    return FieldError(name, message)
+
+
+def event_id_for(workspace_id: str, external_request_id: str) -> uuid.UUID:
+    """Deterministic: the same LLM call from the same workspace is the same event everywhere downstream."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"{workspace_id}\x1f{external_request_id}")
+
+
+@dataclass(frozen=True)
+class Pricing:
+    model_normalized: str
+    priced: bool
+    cost_micro_usd: int
+    catalog_version: str
+    warnings: tuple[str, ...]
+
+
+def build_event(
+    record: ValidatedRecord, *, workspace_id: str, api_key_id: str, pricing: Pricing, now: datetime
+) -> LlmRequestIngested:
+    r = record.request
+    return LlmRequestIngested(
+        event_id=event_id_for(workspace_id, r.external_request_id),
+        occurred_at=record.occurred_at,
+        ingested_at=now,
+        workspace_id=workspace_id,
+        payload=LlmRequestIngestedPayload(
+            external_request_id=r.external_request_id,
+            provider=r.provider.lower(),
+            model=r.model,
+            model_normalized=pricing.model_normalized,
+            endpoint_tag=r.endpoint_tag or UNKNOWN,
+            prompt_version=r.prompt_version or None,
+            user_id=r.user_id or UNKNOWN,
+            input_tokens=r.input_tokens,
+            output_tokens=r.output_tokens,
+            total_tokens=r.input_tokens + r.output_tokens,
+            cached_input_tokens=r.cached_input_tokens or 0,
+            reasoning_tokens=r.reasoning_tokens or 0,
+            latency_ms=r.latency_ms,
+            status=r.status,
+            error_code=r.error_code,
+            data_mode=r.data_mode,
+            environment=r.environment,
+            metadata=record.metadata,
+            cost_micro_usd=pricing.cost_micro_usd,
+            priced=pricing.priced,
+            price_catalog_version=pricing.catalog_version,
+            api_key_id=api_key_id,
+        ),
+    )
+
+
+Reason = Literal[
+    "invalid_payload", "unauthorized", "rate_limited", "plan_limit_reached", "budget_exceeded", "unavailable"
+]
+
+
+@dataclass(frozen=True)
+class PolicyFlags:
+    """What the policy projection says of a workspace right now."""
+
+    budget_warning: bool = False
+    budget_exceeded: bool = False
+    policy_mode: Literal["enforce", "observe"] = "enforce"
+    plan_limit_reached: bool = False
+
+
+def answer_body(
+    *,
+    status: Literal["accepted", "rejected"],
+    reason: Reason | None,
+    flags: PolicyFlags,
+    warnings: tuple[str, ...] | list[str] = (),
+    telemetry_paused: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Every JSON answer of the ingest API carries all of these status fields."""
+    return {
+        "status": status,
+        "reason": reason,
+        "telemetryPaused": telemetry_paused,
+        "providerCallsContinue": True,
+        "isPlanLimitReached": flags.plan_limit_reached,
+        "budgetWarning": flags.budget_warning,
+        "budgetExceeded": flags.budget_exceeded,
+        "isBudgetWarning": flags.budget_warning,
+        "isBudgetExceeded": flags.budget_exceeded,
+        "policyMode": flags.policy_mode,
+        "warnings": list(warnings),
+        **extra,
+    }

@@ -1,0 +1,201 @@
+"""The local stack: broker, Redis and the five services as child processes, started and stopped in order.
+
+Start: broker → Redis → topics → consumers (reporting, policy-engine, alerting, billing) → gateway.
+Stop: gateway first (no new ingest) → each consumer drains its topics and commits → Redis → broker.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opsmeter_contracts.topics import ALL_TOPICS
+from opsmeter_runtime.kafka import ensure_topics
+from opsmeter_runtime.localstack import (
+    LocalStackError,
+    ManagedProcess,
+    broker_process,
+    port_open,
+    redis_process,
+    wait_for,
+)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    env_prefix: str
+    default_port: int
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("reporting", "opsmeter_reporting.main", "OPSMETER_REPORTING_", 8084),
+    ServiceSpec("policy-engine", "opsmeter_policy.main", "OPSMETER_POLICY_ENGINE_", 8081),
+    ServiceSpec("alerting", "opsmeter_alerting.main", "OPSMETER_ALERTING_", 8082),
+    ServiceSpec("billing", "opsmeter_billing.main", "OPSMETER_BILLING_", 8083),
+    ServiceSpec("ingest-gateway", "opsmeter_ingest.main", "OPSMETER_INGEST_GATEWAY_", 8080),
+)
+
+
+def _env_port(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    data_dir: Path
+    broker_port: int
+    redis_port: int
+    service_ports: dict[str, int]
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> "StackConfig":
+        return cls(
+            data_dir=Path(os.environ.get("OPSMETER_DATA_DIR", ".data")).resolve(),
+            broker_port=_env_port("OPSMETER_BROKER_PORT", 19092),
+            redis_port=_env_port("OPSMETER_REDIS_PORT", 16379),
+            service_ports={s.name: _env_port(f"{s.env_prefix}PORT", s.default_port) for s in SERVICES},
+        )
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.service_ports[service]}"
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "stack.json"
+
+    @property
+    def operator_token_file(self) -> Path:
+        return self.data_dir / "operator-token"
+
+
+def operator_token(config: StackConfig) -> str:
+    """The local operator token (created once, mode 0600); it may create workspaces."""
+    path = config.operator_token_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def http_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as answer:  # noqa: S310 - loopback only
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class Stack:
+    config: StackConfig
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+
+    def _log(self, name: str) -> Path:
+        return self.config.data_dir / "logs" / f"{name}.log"
+
+    def service_env(self) -> dict[str, str]:
+        c = self.config
+        return {
+            "OPSMETER_ENV": os.environ.get("OPSMETER_ENV", "dev"),
+            "OPSMETER_DATA_DIR": str(c.data_dir),
+            "OPSMETER_KAFKA_BOOTSTRAP": c.kafka_bootstrap,
+            "OPSMETER_REDIS_URL": c.redis_url,
+            "OPSMETER_KAFKA_SESSION_TIMEOUT_MS": os.environ.get("OPSMETER_KAFKA_SESSION_TIMEOUT_MS", "3000"),
+            "OPSMETER_KAFKA_HEARTBEAT_INTERVAL_MS": os.environ.get("OPSMETER_KAFKA_HEARTBEAT_INTERVAL_MS", "1000"),
+            "OPSMETER_OPERATOR_TOKEN_SHA256": hashlib.sha256(operator_token(c).encode()).hexdigest(),
+            **{f"{s.env_prefix}PORT": str(c.service_ports[s.name]) for s in SERVICES},
+            **c.extra_env,
+        }
+
+    def _check_ports_free(self) -> None:
+        c = self.config
+        wanted = {"broker": c.broker_port, "redis": c.redis_port, **c.service_ports}
+        busy = [f"{name} ({port})" for name, port in wanted.items() if port_open(port)]
+        if busy:
+            raise LocalStackError(f"ports already in use: {', '.join(busy)} — is a stack already running (make down)?")
+
+    def start(self, *, timeout: float = 120.0, on_step: Callable[[str], None] | None = None) -> None:
+        say = on_step or (lambda _msg: None)
+        c = self.config
+        c.data_dir.mkdir(parents=True, exist_ok=True)
+        self._check_ports_free()
+        try:
+            broker = broker_process(c.broker_port, self._log("broker")).start()
+            self.processes["broker"] = broker
+            wait_for(lambda: port_open(c.broker_port), timeout=30, what="the broker port", process=broker)
+            say(f"broker (Tansu, in memory) on {c.kafka_bootstrap}")
+            redis = redis_process(c.redis_port, c.data_dir / "redis", self._log("redis")).start()
+            self.processes["redis"] = redis
+            wait_for(lambda: port_open(c.redis_port), timeout=30, what="the Redis port", process=redis)
+            say(f"redis (AOF under {c.data_dir / 'redis'}) on {c.redis_url}")
+            asyncio.run(ensure_topics(c.kafka_bootstrap, ALL_TOPICS))
+            env = self.service_env()
+            for spec in SERVICES:
+                self.processes[spec.name] = ManagedProcess(
+                    name=spec.name,
+                    argv=[sys.executable, "-c", f"from {spec.module} import run; run()"],
+                    log_path=self._log(spec.name),
+                    env=env,
+                ).start()
+            for spec in SERVICES:
+                url = c.url(spec.name)
+                wait_for(
+                    lambda u=url: http_ready(u),  # type: ignore[misc]
+                    timeout=timeout,
+                    what=f"{spec.name} /readyz",
+                    process=self.processes[spec.name],
+                )
+                say(f"{spec.name} ready on {url}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.processes.items() if p.pid is not None}
+
+    def stop(self) -> None:
+        """Gateway first, then the consumers (each drains and commits), then Redis, then the broker."""
+        order = ["ingest-gateway", "reporting", "policy-engine", "alerting", "billing", "redis", "broker"]
+        for name in order:
+            process = self.processes.get(name)
+            if process is not None:
+                process.stop(timeout=40.0 if name not in ("redis", "broker") else 15.0)
+        self.processes.clear()
+
+    def alive(self) -> dict[str, bool]:
+        return {name: p.alive() for name, p in self.processes.items()}
+
+
+def write_state(config: StackConfig, state: str, pids: dict[str, int]) -> None:
+    config.state_file.write_text(
+        json.dumps({"state": state, "supervisor": os.getpid(), "pids": pids, "updated": time.time()})
+    )
+
+
+def read_state(config: StackConfig) -> dict[str, object] | None:
+    try:
+        loaded: dict[str, object] = json.loads(config.state_file.read_text())
+        return loaded
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
