@@ -117,7 +117,7 @@ class IngestRequest(BaseModel):
     data_mode: Literal["real", "test", "demo"] = "real"
     environment: Literal["prod", "staging", "dev"] = "prod"
     timestamp: str | None = Field(default=None, max_length=40)
-    metadata: dict[str, MetadataScalar] | None = None
+    metadata: dict[str, Any] | None = None
 
     @field_validator(
         "external_request_id", "provider", "model", "endpoint_tag", "prompt_version", "user_id", "error_code"
@@ -141,7 +141,7 @@ class IngestRequest(BaseModel):
 
     @field_validator("metadata")
     @classmethod
-    def _metadata(cls, value: dict[str, MetadataScalar] | None) -> dict[str, MetadataScalar] | None:
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
         if len(value) > MAX_METADATA_KEYS:
@@ -149,6 +149,8 @@ class IngestRequest(BaseModel):
         for key, item in value.items():
             if not key or len(key) > 64 or _FORBIDDEN_CHARS.search(key):
                 raise ValueError(f"key {key[:64]!r} must be 1-64 printable characters")
+            if item is not None and not isinstance(item, str | int | float | bool):
+                raise ValueError(f"value of {key!r} must be a string, number, boolean or null")
             if isinstance(item, str) and _FORBIDDEN_CHARS.search(item):
                 raise ValueError(f"value of {key!r} must not contain control characters or lone surrogates")
         if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:

@@ -58,6 +58,9 @@ class StackConfig:
     redis_port: int
     service_ports: dict[str, int]
     extra_env: dict[str, str] = field(default_factory=dict)
+    external_kafka: str | None = None
+    external_redis: str | None = None
+    clickhouse_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "StackConfig":
@@ -70,11 +73,11 @@ class StackConfig:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"127.0.0.1:{self.broker_port}"
+        return self.external_kafka or f"127.0.0.1:{self.broker_port}"
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return self.external_redis or f"redis://127.0.0.1:{self.redis_port}/0"
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.service_ports[service]}"
@@ -125,12 +128,17 @@ class Stack:
             "OPSMETER_KAFKA_HEARTBEAT_INTERVAL_MS": os.environ.get("OPSMETER_KAFKA_HEARTBEAT_INTERVAL_MS", "1000"),
             "OPSMETER_OPERATOR_TOKEN_SHA256": hashlib.sha256(operator_token(c).encode()).hexdigest(),
             **{f"{s.env_prefix}PORT": str(c.service_ports[s.name]) for s in SERVICES},
+            **({"OPSMETER_CLICKHOUSE_URL": c.clickhouse_url} if c.clickhouse_url else {}),
             **c.extra_env,
         }
 
     def _check_ports_free(self) -> None:
         c = self.config
-        wanted = {"broker": c.broker_port, "redis": c.redis_port, **c.service_ports}
+        wanted = dict(c.service_ports)
+        if c.external_kafka is None:
+            wanted["broker"] = c.broker_port
+        if c.external_redis is None:
+            wanted["redis"] = c.redis_port
         busy = [f"{name} ({port})" for name, port in wanted.items() if port_open(port)]
         if busy:
             raise LocalStackError(f"ports already in use: {', '.join(busy)} — is a stack already running (make down)?")
@@ -141,14 +149,16 @@ class Stack:
         c.data_dir.mkdir(parents=True, exist_ok=True)
         self._check_ports_free()
         try:
-            broker = broker_process(c.broker_port, self._log("broker")).start()
-            self.processes["broker"] = broker
-            wait_for(lambda: port_open(c.broker_port), timeout=30, what="the broker port", process=broker)
-            say(f"broker (Tansu, in memory) on {c.kafka_bootstrap}")
-            redis = redis_process(c.redis_port, c.data_dir / "redis", self._log("redis")).start()
-            self.processes["redis"] = redis
-            wait_for(lambda: port_open(c.redis_port), timeout=30, what="the Redis port", process=redis)
-            say(f"redis (AOF under {c.data_dir / 'redis'}) on {c.redis_url}")
+            if c.external_kafka is None:
+                broker = broker_process(c.broker_port, self._log("broker")).start()
+                self.processes["broker"] = broker
+                wait_for(lambda: port_open(c.broker_port), timeout=30, what="the broker port", process=broker)
+                say(f"broker (Tansu, in memory) on {c.kafka_bootstrap}")
+            if c.external_redis is None:
+                redis = redis_process(c.redis_port, c.data_dir / "redis", self._log("redis")).start()
+                self.processes["redis"] = redis
+                wait_for(lambda: port_open(c.redis_port), timeout=30, what="the Redis port", process=redis)
+                say(f"redis (AOF under {c.data_dir / 'redis'}) on {c.redis_url}")
             asyncio.run(ensure_topics(c.kafka_bootstrap, ALL_TOPICS))
             env = self.service_env()
             for spec in SERVICES:

@@ -1,0 +1,141 @@
+"""Pytest fixtures for integration tests on real engines, started once per test run.
+
+``OPSMETER_TEST_BACKEND=local`` (default): the Tansu broker and redis-server as child processes on
+free ports, chDB in-process. ``OPSMETER_TEST_BACKEND=containers``: Kafka, Redis and a ClickHouse
+server through testcontainers; skipped, with the reason, when no Docker engine answers.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from opsmeter_contracts.topics import ALL_TOPICS
+from opsmeter_runtime.clickhouse import ClickHouse
+from opsmeter_runtime.kafka import ensure_topics
+from opsmeter_runtime.localstack import broker_process, free_port, port_open, redis_process, wait_for
+from opsmeter_runtime.settings import RuntimeSettings
+
+
+@dataclass(frozen=True)
+class Engines:
+    backend: str
+    kafka_bootstrap: str
+    redis_url: str
+    clickhouse_url: str | None
+    """None: chDB, embedded in whichever process opens a path under the data dir."""
+    data_dir: Path
+
+    def settings(self, **overrides: object) -> RuntimeSettings:
+        values: dict[str, object] = {
+            "env": "test",
+            "kafka_bootstrap": self.kafka_bootstrap,
+            "redis_url": self.redis_url,
+            "clickhouse_url": self.clickhouse_url,
+            "data_dir": self.data_dir,
+            "kafka_session_timeout_ms": 3000,
+            "kafka_heartbeat_interval_ms": 1000,
+            **overrides,
+        }
+        return RuntimeSettings.model_validate(values)
+
+
+def selected_backend() -> str:
+    return os.environ.get("OPSMETER_TEST_BACKEND", "local")
+
+
+def _docker_unavailable_reason() -> str | None:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+    except Exception as exc:
+        return f"OPSMETER_TEST_BACKEND=containers needs a Docker engine, and none answers here ({type(exc).__name__})"
+    return None
+
+
+def _local_engines(data_dir: Path) -> Iterator[Engines]:
+    logs = data_dir / "logs"
+    broker_port, redis_port = free_port(), free_port()
+    broker = broker_process(broker_port, logs / "broker.log").start()
+    redis = redis_process(redis_port, data_dir / "redis", logs / "redis.log").start()
+    try:
+        wait_for(lambda: port_open(broker_port), timeout=30, what="the Tansu broker", process=broker)
+        wait_for(lambda: port_open(redis_port), timeout=30, what="redis-server", process=redis)
+        bootstrap = f"127.0.0.1:{broker_port}"
+        asyncio.run(ensure_topics(bootstrap, ALL_TOPICS))
+        yield Engines("local", bootstrap, f"redis://127.0.0.1:{redis_port}/0", None, data_dir)
+    finally:
+        redis.stop(10)
+        broker.stop(10)
+
+
+def _container_engines(data_dir: Path) -> Iterator[Engines]:
+    from testcontainers.clickhouse import ClickHouseContainer
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.redis import RedisContainer
+
+    with (
+        KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as kafka,
+        RedisContainer("redis:7-alpine") as redis,
+        ClickHouseContainer("clickhouse/clickhouse-server:24.8") as clickhouse,
+    ):
+        bootstrap = kafka.get_bootstrap_server()
+        asyncio.run(ensure_topics(bootstrap, ALL_TOPICS))
+        redis_url = f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0"
+        ch_url = (
+            f"http://{clickhouse.username}:{clickhouse.password}@{clickhouse.get_container_host_ip()}:"
+            f"{clickhouse.get_exposed_port(8123)}/{clickhouse.dbname}"
+        )
+        yield Engines("containers", bootstrap, redis_url, ch_url, data_dir)
+
+
+@pytest.fixture(scope="session")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
+    """The real broker, Redis and ClickHouse for this test run."""
+    data_dir = tmp_path_factory.mktemp("engines")
+    if selected_backend() == "containers":
+        reason = _docker_unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+        yield from _container_engines(data_dir)
+    else:
+        yield from _local_engines(data_dir)
+
+
+@pytest.fixture(scope="session")
+def runtime_settings(engines: Engines) -> RuntimeSettings:
+    return engines.settings()
+
+
+@pytest.fixture(scope="session")
+async def clickhouse(engines: Engines) -> AsyncIterator[ClickHouse]:
+    """One ClickHouse per run: chDB can open one path per process, so every in-process test shares it."""
+    client = ClickHouse.from_settings(engines.settings(data_dir=engines.data_dir / "in-process"))
+    await client.connect()
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def redis_client(engines: Engines) -> AsyncIterator[Redis]:
+    client = Redis.from_url(engines.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh suffix for workspace ids and topic names, so tests never see each other's data."""
+    return uuid.uuid4().hex[:12]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.path) or "/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.integration)

@@ -1,0 +1,174 @@
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from opsmeter_ingest.domain import (
+    MalformedJson,
+    PayloadRejected,
+    PolicyFlags,
+    Pricing,
+    answer_body,
+    build_event,
+    event_id_for,
+    parse_json_strict,
+    validate_record,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+EXAMPLE = {
+    "externalRequestId": "req_01HZX3",
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "endpointTag": "checkout.ai_summary",
+    "promptVersion": "v12",
+    "userId": "u_5f2c",
+    "inputTokens": 812,
+    "outputTokens": 164,
+    "latencyMs": 930,
+    "status": "success",
+}
+
+
+def validate(document: Any) -> Any:
+    return validate_record(document, now=NOW, max_age=timedelta(days=7), max_skew=timedelta(minutes=5))
+
+
+def rejected_fields(raw: bytes | dict[str, Any]) -> dict[str, str]:
+    body = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
+    with pytest.raises(PayloadRejected) as caught:
+        validate(parse_json_strict(body))
+    return {e.field: e.message for e in caught.value.errors}
+
+
+class TestStrictJson:
+    def test_the_spec_example_is_valid(self) -> None:
+        record = validate(parse_json_strict(json.dumps(EXAMPLE).encode()))
+        assert record.request.input_tokens == 812
+        assert record.occurred_at == NOW
+
+    @pytest.mark.parametrize("body", [b"{", b"", b"nope", b'{"a": 1,}', b"\xff\xfe"])
+    def test_malformed_json_is_not_a_field_error(self, body: bytes) -> None:
+        with pytest.raises(MalformedJson):
+            parse_json_strict(body)
+
+    @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e309"])
+    def test_non_finite_numbers_name_their_field(self, literal: str) -> None:
+        body = json.dumps(EXAMPLE).replace('"inputTokens": 812', f'"inputTokens": {literal}').encode()
+        assert "inputTokens" in rejected_fields(body)
+
+    def test_duplicate_keys_name_the_key(self) -> None:
+        body = json.dumps(EXAMPLE)[:-1].encode() + b', "model": "gpt-4o"}'
+        assert rejected_fields(body) == {"model": "duplicate key in JSON object"}
+
+    def test_lone_surrogates_are_refused(self) -> None:
+        body = json.dumps(EXAMPLE).replace('"u_5f2c"', '"u_\\ud800"').encode()
+        assert "userId" in rejected_fields(body)
+
+    def test_control_characters_are_refused(self) -> None:
+        assert "endpointTag" in rejected_fields({**EXAMPLE, "endpointTag": "a\u0000b"})
+
+    def test_the_body_must_be_an_object(self) -> None:
+        assert rejected_fields(b"[1, 2]") == {"body": "must be a JSON object"}
+
+
+class TestFieldRules:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("inputTokens", "812"),
+            ("inputTokens", 812.0),
+            ("inputTokens", True),
+            ("inputTokens", -1),
+            ("inputTokens", 10_000_001),
+            ("outputTokens", None),
+            ("latencyMs", 3_600_001),
+            ("provider", ""),
+            ("provider", "x" * 65),
+            ("model", "m" * 129),
+            ("externalRequestId", ""),
+            ("externalRequestId", "r" * 129),
+            ("endpointTag", "e" * 129),
+            ("promptVersion", "p" * 65),
+            ("userId", 42),
+            ("status", "ok"),
+            ("dataMode", "prod"),
+            ("environment", "production"),
+            ("errorCode", "e" * 65),
+            ("timestamp", "2026-11-25T12:00:00"),
+            ("timestamp", "yesterday"),
+            ("timestamp", "2026-11-17T11:59:59Z"),
+            ("timestamp", "2026-11-25T12:05:01Z"),
+            ("metadata", {"k": {"nested": 1}}),
+            ("metadata", {f"k{i}": i for i in range(21)}),
+            ("metadata", {"big": "x" * 5000}),
+            ("metadata", "not an object"),
+        ],
+    )
+    def test_each_rule_names_its_field(self, field: str, value: Any) -> None:
+        assert field in rejected_fields({**EXAMPLE, field: value})
+
+    @pytest.mark.parametrize("missing", ["externalRequestId", "provider", "model", "inputTokens", "outputTokens"])
+    def test_required_fields(self, missing: str) -> None:
+        document = {k: v for k, v in EXAMPLE.items() if k != missing}
+        assert rejected_fields(document) == {missing: "is required"}
+
+    def test_unknown_fields_are_refused(self) -> None:
+        assert rejected_fields({**EXAMPLE, "costUsd": 1}) == {"costUsd": "unknown field"}
+
+    def test_total_tokens_must_add_up(self) -> None:
+        assert "totalTokens" in rejected_fields({**EXAMPLE, "totalTokens": 1})
+        assert validate({**EXAMPLE, "totalTokens": 976}).request.total_tokens == 976
+
+    def test_cached_tokens_cannot_exceed_input(self) -> None:
+        assert "cachedInputTokens" in rejected_fields({**EXAMPLE, "cachedInputTokens": 813})
+
+    def test_every_bad_field_is_reported_at_once(self) -> None:
+        errors = rejected_fields({**EXAMPLE, "inputTokens": "1", "status": "x", "extra": 1})
+        assert set(errors) == {"inputTokens", "status", "extra"}
+
+    def test_timestamp_with_offset_becomes_utc(self) -> None:
+        record = validate({**EXAMPLE, "timestamp": "2026-11-25T13:30:00+02:00"})
+        assert record.occurred_at == datetime(2026, 11, 25, 11, 30, tzinfo=UTC)
+
+
+class TestContentIsNeverStored:
+    def test_prompts_and_completions_are_dropped_with_a_warning(self) -> None:
+        record = validate(
+            {**EXAMPLE, "prompt": "secret", "messages": [], "metadata": {"completion": "x", "tenantId": "t1"}}
+        )
+        assert record.metadata == {"tenantId": "t1"}
+        assert "secret" not in repr(record)
+        assert len(record.warnings) == 3
+
+
+class TestEvent:
+    def test_defaults_group_missing_attribution_as_unknown(self) -> None:
+        document = {k: v for k, v in EXAMPLE.items() if k not in ("endpointTag", "userId")}
+        event = build_event(
+            validate(document),
+            workspace_id="ws_abcdefgh12",
+            api_key_id="k1",
+            pricing=Pricing("gpt-4o-mini", True, 220, "v1", ()),
+            now=NOW,
+        )
+        assert (event.payload.endpoint_tag, event.payload.user_id) == ("unknown", "unknown")
+        assert event.payload.total_tokens == 976
+        assert event.payload.data_mode == "real"
+
+    def test_the_same_call_is_the_same_event(self) -> None:
+        assert event_id_for("ws_a", "r1") == event_id_for("ws_a", "r1")
+        assert event_id_for("ws_a", "r1") != event_id_for("ws_b", "r1")
+
+
+class TestAnswer:
+    def test_every_status_field_is_present_and_aliases_agree(self) -> None:
+        body = answer_body(status="accepted", reason=None, flags=PolicyFlags(budget_warning=True))
+        for key in (
+            "status", "reason", "telemetryPaused", "providerCallsContinue", "isPlanLimitReached", "budgetWarning",
+            "budgetExceeded", "isBudgetWarning", "isBudgetExceeded", "policyMode", "warnings",
+        ):  # fmt: skip
+            assert key in body
+        assert body["providerCallsContinue"] is True
+        assert body["isBudgetWarning"] is body["budgetWarning"] is True
