@@ -41,20 +41,20 @@ status: install ## Show which parts of the background stack are running
 test: install ## Run every test: lint, types, unit, integration on the real local engines
 	$(MAKE) --no-print-directory lint typecheck
 	$(VENV)/bin/pytest
-	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest tests/integration -q -rs
+	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -q -rs
 
 test-unit: install ## Unit tests only (no broker, Redis or ClickHouse)
 	$(VENV)/bin/pytest -m "not integration"
 
 test-containers: install ## The integration tests on testcontainers (needs a Docker engine; skipped without one)
-	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest tests/integration -rs
+	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -rs
 
 lint: install ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install ## mypy --strict over every package
-	$(VENV)/bin/mypy libs/*/src services/*/src tools/*/src
+	$(VENV)/bin/mypy libs services tools tests conftest.py
 
 bench: install ## Benchmark single-event ingest through the full path vs a bare FastAPI endpoint; writes docs/benchmarks.md
 	$(VENV)/bin/python bench/ingest_bench.py --write docs/benchmarks.md

@@ -434,10 +434,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU-seconds all cores spent busy since boot (user, nice, system, irq, softirq, steal); 0.0 without /proc."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def cpu_meter(pids: dict[str, int], into: dict[str, float]) -> Iterator[None]:
+    """Per-process CPU-seconds over the block, plus ``*machine`` (every process, all cores)."""
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    machine_before = machine_busy_seconds()
     yield
+    into["*machine"] = machine_busy_seconds() - machine_before
     for name, pid in pids.items():
         into[name] = cpu_seconds(pid) - before[name]
 
@@ -721,12 +734,29 @@ def _cpu_line(r: LoadResult, keys: list[str]) -> str:
     return f"{total:.1f} CPU-s ({per_event:,.0f} µs per accepted event)"
 
 
+def foreign_cpu(r: LoadResult) -> float:
+    """CPU-seconds the machine spent on processes that are neither the servers nor the generator."""
+    ours = sum(v for k, v in r.server_cpu_s.items() if not k.startswith("*")) + r.generator_cpu_s
+    return max(0.0, r.server_cpu_s.get("*machine", 0.0) - ours)
+
+
 def render(report: Report) -> str:
     s, a, b, m = report.settings, report.full, report.baseline, report.machine
     ratio = b.rate / a.rate if a.rate else float("inf")
-    stack_keys = sorted(a.server_cpu_s)
-    split = ", ".join(f"{k} {v:.1f}" for k, v in sorted(a.server_cpu_s.items(), key=lambda kv: -kv[1]))
+    stack_keys = sorted(k for k in a.server_cpu_s if not k.startswith("*"))
+    split = ", ".join(
+        f"{k} {v:.1f}" for k, v in sorted(a.server_cpu_s.items(), key=lambda kv: -kv[1]) if not k.startswith("*")
+    )
     idle_stack = sum(v for k, v in b.server_cpu_s.items() if k.startswith("stack:"))
+    other_a, other_b = foreign_cpu(a), foreign_cpu(b)
+    cores = os.cpu_count() or 1
+    busy_share = max(other_a / (a.duration_s * cores), other_b / (b.duration_s * cores))
+    contention = (
+        f" **Other processes were busy during the run (up to {busy_share:.0%} of the machine): the figures are "
+        "lower and noisier than on a quiet machine.**"
+        if busy_share > 0.1
+        else ""
+    )
     if s.generator == "wrk":
         gen = (
             f"{s.generator_label}, {s.threads} thread(s), {s.connections} connections, `--timeout 5s`; a Lua "
@@ -783,6 +813,8 @@ def render(report: Report) -> str:
         f"{_cpu_line(a, stack_keys)} — {split}",
         f"- B, the baseline server: {_cpu_line(b, ['baseline'])}; the idle stack meanwhile: {idle_stack:.1f} CPU-s",
         f"- the load generator: A {a.generator_cpu_s:.1f} CPU-s, B {b.generator_cpu_s:.1f} CPU-s",
+        f"- other processes on the machine (not this benchmark): A {other_a:.1f} CPU-s of "
+        f"{a.duration_s * cores:.0f} available, B {other_b:.1f} of {b.duration_s * cores:.0f}.{contention}",
         "",
         "### What is measured",
         "",

@@ -10,10 +10,10 @@ from opsmeter_contracts import (
     LlmRequestIngested,
     LlmRequestIngestedPayload,
     Topics,
+    codec,
     decode_event,
     encode_event,
 )
-from opsmeter_contracts import codec
 from opsmeter_contracts.schemas import SCHEMA_DIR, generated_schemas, render
 
 

@@ -1,0 +1,52 @@
+"""The whole stack (five services as processes) on the session's real engines."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from opsmeter_cli.stack import SERVICES, Stack, StackConfig, operator_token
+from opsmeter_runtime.localstack import free_port
+from opsmeter_runtime.testing import Engines
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    config: StackConfig
+    engines: Engines
+
+    def url(self, service: str) -> str:
+        return self.config.url(service)
+
+    def create_workspace(self, plan: str = "starter") -> dict[str, Any]:
+        answer = httpx.post(
+            f"{self.url('ingest-gateway')}/v1/admin/workspaces",
+            json={"name": "test", "plan": plan},
+            headers={"X-Operator-Token": operator_token(self.config)},
+            timeout=30,
+        )
+        assert answer.status_code == 201, answer.text
+        created: dict[str, Any] = answer.json()
+        return created
+
+
+@pytest.fixture(scope="session")
+def stack(engines: Engines, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    config = StackConfig(
+        data_dir=tmp_path_factory.mktemp("stack"),
+        broker_port=0,
+        redis_port=0,
+        service_ports={s.name: free_port() for s in SERVICES},
+        external_kafka=engines.kafka_bootstrap,
+        external_redis=engines.redis_url,
+        clickhouse_url=engines.clickhouse_url,
+        extra_env={"OPSMETER_ENV": "test", "OPSMETER_LOG_LEVEL": "WARNING"},
+    )
+    running = Stack(config)
+    running.start(timeout=180)
+    try:
+        yield RunningStack(config, engines)
+    finally:
+        running.stop()
