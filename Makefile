@@ -1,5 +1,6 @@
 # Opsmeter — `make help` lists the targets. Needs only Python 3.11, gcc and git.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3.11
@@ -40,8 +41,8 @@ status: install ## Show which parts of the background stack are running
 
 test: install ## Run every test: lint, types, unit, integration on the real local engines
 	$(MAKE) --no-print-directory lint typecheck
+	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -q -rs --no-header | tail -n 3
 	$(VENV)/bin/pytest
-	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -q -rs
 
 test-unit: install ## Unit tests only (no broker, Redis or ClickHouse)
 	$(VENV)/bin/pytest -m "not integration"

@@ -198,12 +198,14 @@ def validate_record(document: Any, *, now: datetime, max_age: timedelta, max_ske
         document["metadata"] = kept
 
     errors: list[FieldError] = _non_finite_errors(document)
+    reported = reported_fields(errors)
+    try:
+        request = IngestRequest.model_validate({k: v for k, v in document.items() if k not in reported})
+    except ValidationError as exc:
+        more = [_field_error(e) for e in exc.errors(include_url=False)]
+        raise PayloadRejected(errors + [e for e in more if e.field.split(".", 1)[0] not in reported]) from None
     if errors:
         raise PayloadRejected(errors)
-    try:
-        request = IngestRequest.model_validate(document)
-    except ValidationError as exc:
-        raise PayloadRejected([_field_error(e) for e in exc.errors(include_url=False)]) from None
 
     if request.total_tokens is not None and request.total_tokens != request.input_tokens + request.output_tokens:
         errors.append(FieldError("totalTokens", "must equal inputTokens + outputTokens"))
@@ -219,6 +221,10 @@ def validate_record(document: Any, *, now: datetime, max_age: timedelta, max_ske
     if errors:
         raise PayloadRejected(errors)
     return ValidatedRecord(request, occurred_at, dict(request.metadata or {}), tuple(warnings))
+
+
+def reported_fields(errors: list[FieldError]) -> set[str]:
+    return {e.field.split(".", 1)[0] for e in errors}
 
 
 def _non_finite_errors(document: Mapping[str, Any], prefix: str = "") -> list[FieldError]:

@@ -172,3 +172,9 @@ class TestAnswer:
             assert key in body
         assert body["providerCallsContinue"] is True
         assert body["isBudgetWarning"] is body["budgetWarning"] is True
+
+
+class TestErrorsTogether:
+    def test_a_non_finite_number_and_other_broken_fields_are_reported_together(self) -> None:
+        body = json.dumps({**EXAMPLE, "status": "nope"}).replace('"inputTokens": 812', '"inputTokens": NaN')
+        assert set(rejected_fields(body.encode())) == {"inputTokens", "status"}

@@ -198,6 +198,7 @@ class Stack:
 
 
 def write_state(config: StackConfig, state: str, pids: dict[str, int]) -> None:
+    config.state_file.parent.mkdir(parents=True, exist_ok=True)
     config.state_file.write_text(
         json.dumps({"state": state, "supervisor": os.getpid(), "pids": pids, "updated": time.time()})
     )
