@@ -13,20 +13,10 @@ from aiokafka import AIOKafkaConsumer
 
 from opsmeter_contracts import Topics, decode_event
 from opsmeter_runtime.kafka import EventPublisher
+from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
 from tests.conftest import RunningStack
 
-EXAMPLE = {
-    "externalRequestId": "req_01HZX3",
-    "provider": "openai",
-    "model": "gpt-4o-mini",
-    "endpointTag": "checkout.ai_summary",
-    "promptVersion": "v12",
-    "userId": "u_5f2c",
-    "inputTokens": 812,
-    "outputTokens": 164,
-    "latencyMs": 930,
-    "status": "success",
-}
+EXAMPLE = SPEC_EXAMPLE_BODY
 STATUS_FIELDS = {
     "status", "reason", "telemetryPaused", "providerCallsContinue", "isPlanLimitReached", "budgetWarning",
     "budgetExceeded", "isBudgetWarning", "isBudgetExceeded", "policyMode", "warnings",

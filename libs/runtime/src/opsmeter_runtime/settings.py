@@ -36,8 +36,6 @@ class RuntimeSettings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Self:
         if self.env == "prod":
-            if self.clickhouse_url is None:
-                raise ValueError("OPSMETER_CLICKHOUSE_URL must point at a ClickHouse server in prod")
             if "127.0.0.1" in self.kafka_bootstrap or "localhost" in self.kafka_bootstrap:
                 raise ValueError("OPSMETER_KAFKA_BOOTSTRAP must name the production brokers in prod")
             if self.operator_token_sha256 is None:

@@ -21,6 +21,20 @@ from opsmeter_runtime.kafka import ensure_topics
 from opsmeter_runtime.localstack import broker_process, free_port, port_open, redis_process, wait_for
 from opsmeter_runtime.settings import RuntimeSettings
 
+SPEC_EXAMPLE_BODY: dict[str, object] = {
+    "externalRequestId": "req_01HZX3",
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "endpointTag": "checkout.ai_summary",
+    "promptVersion": "v12",
+    "userId": "u_5f2c",
+    "inputTokens": 812,
+    "outputTokens": 164,
+    "latencyMs": 930,
+    "status": "success",
+}
+"""SPEC §5's example ingest body, the one every test and benchmark sends."""
+
 
 @dataclass(frozen=True)
 class Engines:

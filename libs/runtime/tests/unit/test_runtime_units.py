@@ -48,8 +48,10 @@ class TestCredentials:
 
 class TestSettings:
     def test_prod_refuses_local_defaults(self) -> None:
-        with pytest.raises(ValidationError, match="OPSMETER_CLICKHOUSE_URL"):
-            RuntimeSettings(env="prod")
+        with pytest.raises(ValidationError, match="OPSMETER_KAFKA_BOOTSTRAP"):
+            RuntimeSettings(env="prod", operator_token_sha256="0" * 64)
+        with pytest.raises(ValidationError, match="OPSMETER_OPERATOR_TOKEN_SHA256"):
+            RuntimeSettings(env="prod", kafka_bootstrap="kafka-0.kafka:9092")
 
     def test_prod_accepts_real_endpoints(self) -> None:
         settings = RuntimeSettings(

@@ -15,20 +15,10 @@ from opsmeter_ingest.domain import (
     parse_json_strict,
     validate_record,
 )
+from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-EXAMPLE = {
-    "externalRequestId": "req_01HZX3",
-    "provider": "openai",
-    "model": "gpt-4o-mini",
-    "endpointTag": "checkout.ai_summary",
-    "promptVersion": "v12",
-    "userId": "u_5f2c",
-    "inputTokens": 812,
-    "outputTokens": 164,
-    "latencyMs": 930,
-    "status": "success",
-}
+EXAMPLE = SPEC_EXAMPLE_BODY
 
 
 def validate(document: Any) -> Any:

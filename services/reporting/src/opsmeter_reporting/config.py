@@ -1,3 +1,6 @@
+from typing import Self
+
+from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
 from opsmeter_runtime.settings import ServiceSettings
@@ -10,3 +13,9 @@ class ReportingSettings(ServiceSettings):
 
     port: int = 8084
     sink_max_batch: int = 5000
+
+    @model_validator(mode="after")
+    def _server_in_prod(self) -> Self:
+        if self.runtime.env == "prod" and self.runtime.clickhouse_url is None:
+            raise ValueError("OPSMETER_CLICKHOUSE_URL must point at a ClickHouse server in prod")
+        return self

@@ -1,10 +1,9 @@
 """Ports the gateway depends on, as small Protocols; real adapters live beside them."""
 
-from datetime import datetime
 from typing import Any, Protocol
 
 from opsmeter_contracts import LlmRequestIngested
-from opsmeter_ingest.domain import Pricing
+from opsmeter_ingest.domain import Pricing, ValidatedRecord
 
 
 class TelemetrySink(Protocol):
@@ -16,16 +15,7 @@ class PriceBook(Protocol):
     @property
     def version(self) -> str: ...
 
-    def quote(
-        self,
-        provider: str,
-        model: str,
-        *,
-        at: datetime,
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int,
-        reasoning_tokens: int,
-    ) -> Pricing: ...
+    def quote(self, record: ValidatedRecord) -> Pricing:
+        """The cost of one record at the price effective when the call happened."""
 
     def public_catalog(self) -> dict[str, Any]: ...

@@ -1,7 +1,6 @@
-from datetime import datetime
 from typing import Any
 
-from opsmeter_ingest.domain import Pricing
+from opsmeter_ingest.domain import Pricing, ValidatedRecord
 from opsmeter_pricing import PriceCatalog
 
 
@@ -15,25 +14,16 @@ class CatalogPriceBook:
     def version(self) -> str:
         return self._catalog.version
 
-    def quote(
-        self,
-        provider: str,
-        model: str,
-        *,
-        at: datetime,
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int,
-        reasoning_tokens: int,
-    ) -> Pricing:
+    def quote(self, record: ValidatedRecord) -> Pricing:
+        r = record.request
         q = self._catalog.price(
-            provider,
-            model,
-            at,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_input_tokens=cached_input_tokens,
-            reasoning_tokens=reasoning_tokens,
+            r.provider,
+            r.model,
+            record.occurred_at,
+            input_tokens=r.input_tokens,
+            output_tokens=r.output_tokens,
+            cached_input_tokens=r.cached_input_tokens or 0,
+            reasoning_tokens=r.reasoning_tokens or 0,
         )
         return Pricing(q.model_normalized, q.priced, q.cost_micro_usd, q.catalog_version, tuple(q.warnings))
 

@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from opsmeter_ingest import demo
 from opsmeter_ingest.api.deps import Deps
+from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.commands import CreateWorkspace, create_workspace
 from opsmeter_ingest.domain import (
     MalformedJson,
@@ -29,7 +30,7 @@ from opsmeter_ingest.errors import (
     Unavailable,
     WrongContentType,
 )
-from opsmeter_runtime.auth import verify_operator_token
+from opsmeter_runtime.auth import Principal, verify_operator_token
 from opsmeter_runtime.errors import Unauthorized as OperatorUnauthorized
 from opsmeter_runtime.http import json_response
 from opsmeter_runtime.kafka import PublishError
@@ -52,6 +53,13 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+async def ingest_principal(deps: GatewayDeps, api_key: str | None) -> Principal:
+    principal = await deps.credentials.authenticate(api_key, "api_key")
+    if principal is None:
+        raise Unauthorized("missing, unknown or revoked X-API-Key")
+    return principal
+
+
 def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
@@ -66,9 +74,7 @@ async def ingest_llm_request(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     body = await read_limited_body(request, deps.settings.max_body_bytes)
-    principal = await deps.credentials.authenticate(x_api_key, "api_key")
-    if principal is None:
-        raise Unauthorized("missing, unknown or revoked X-API-Key")
+    principal = await ingest_principal(deps, x_api_key)
     bind_contextvars(workspace_id=principal.workspace_id)
     if not _is_json(request.headers.get("content-type")):
         raise WrongContentType("Content-Type must be application/json")
@@ -86,22 +92,9 @@ async def ingest_llm_request(
     except PayloadRejected as exc:
         raise InvalidPayload("a field breaks a rule", errors=exc.errors) from None
 
-    r = record.request
-    pricing = deps.prices.quote(
-        r.provider,
-        r.model,
-        at=record.occurred_at,
-        input_tokens=r.input_tokens,
-        output_tokens=r.output_tokens,
-        cached_input_tokens=r.cached_input_tokens or 0,
-        reasoning_tokens=r.reasoning_tokens or 0,
-    )
+    pricing = deps.prices.quote(record)
     event = build_event(
-        record,
-        workspace_id=principal.workspace_id,
-        api_key_id=principal.credential_id,
-        pricing=pricing,
-        now=now,
+        record, workspace_id=principal.workspace_id, api_key_id=principal.credential_id, pricing=pricing, now=now
     )
     bind_contextvars(event_id=str(event.event_id))
     try:
@@ -184,32 +177,19 @@ async def ingest_demo(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Write realistic demo events (``dataMode=demo``) to the caller's workspace."""
-    principal = await deps.credentials.authenticate(x_api_key, "api_key")
-    if principal is None:
-        raise Unauthorized("missing, unknown or revoked X-API-Key")
+    principal = await ingest_principal(deps, x_api_key)
     now = datetime.now(UTC)
     demo_set = demo.generate(count=body.events, days=body.days, now=now, seed=secrets.randbits(48))
-    events = []
-    for record in demo_set.records:
-        r = record.request
-        pricing = deps.prices.quote(
-            r.provider,
-            r.model,
-            at=record.occurred_at,
-            input_tokens=r.input_tokens,
-            output_tokens=r.output_tokens,
-            cached_input_tokens=0,
-            reasoning_tokens=0,
+    events = [
+        build_event(
+            record,
+            workspace_id=principal.workspace_id,
+            api_key_id=principal.credential_id,
+            pricing=deps.prices.quote(record),
+            now=now,
         )
-        events.append(
-            build_event(
-                record,
-                workspace_id=principal.workspace_id,
-                api_key_id=principal.credential_id,
-                pricing=pricing,
-                now=now,
-            )
-        )
+        for record in demo_set.records
+    ]
     try:
         for start in range(0, len(events), 500):
             await asyncio.gather(*(deps.sink.publish(e) for e in events[start : start + 500]))
