@@ -55,7 +55,7 @@ lint: install ## ruff check and format check
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install ## mypy --strict over every package
-	$(VENV)/bin/mypy libs services tools tests conftest.py
+	$(VENV)/bin/mypy libs services tools tests bench conftest.py
 
 bench: install ## Benchmark single-event ingest through the full path vs a bare FastAPI endpoint; writes docs/benchmarks.md
 	$(VENV)/bin/python bench/ingest_bench.py --write docs/benchmarks.md

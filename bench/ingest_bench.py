@@ -246,7 +246,7 @@ def write_wrk_script(path: Path, api_key: str | None) -> Path:
 def wrk_version(wrk: str) -> str:
     done = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10, check=False)
     first = (done.stdout or done.stderr).strip().splitlines()
-    return first[0] if first else "wrk"
+    return first[0].split(" Copyright", 1)[0].strip() if first else "wrk"
 
 
 def run_wrk(

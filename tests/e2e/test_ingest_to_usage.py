@@ -230,7 +230,7 @@ class TestRejections:
                             for r in records:
                                 event = decode_event(r.value or b"")
                                 if event.workspace_id == ws["workspaceId"]:
-                                    found.append(event.payload.external_request_id)  # type: ignore[union-attr]
+                                    found.append(event.payload.external_request_id)
             finally:
                 await consumer.stop()
             return found

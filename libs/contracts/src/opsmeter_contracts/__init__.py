@@ -1,10 +1,11 @@
-"""Opsmeter's versioned event contracts: envelopes, payloads, topic names. No I/O."""
+"""Opsmeter's versioned event contracts: envelopes, payloads, topic names. No I/O.
 
-from opsmeter_contracts.codec import DecodeError, decode_event, encode_event
-from opsmeter_contracts.envelope import EventEnvelope
+Each module of events registers its classes (``@event``); importing this package registers them all.
+"""
+
+from opsmeter_contracts.codec import AnyEvent, DecodeError, decode_event, encode_event
+from opsmeter_contracts.envelope import EventEnvelope, Payload
 from opsmeter_contracts.events import (
-    EVENT_TYPES,
-    AnyEvent,
     CredentialIssued,
     CredentialIssuedPayload,
     LlmRequestIngested,
@@ -15,7 +16,6 @@ from opsmeter_contracts.events import (
 from opsmeter_contracts.topics import Topics
 
 __all__ = [
-    "EVENT_TYPES",
     "AnyEvent",
     "CredentialIssued",
     "CredentialIssuedPayload",
@@ -23,6 +23,7 @@ __all__ = [
     "EventEnvelope",
     "LlmRequestIngested",
     "LlmRequestIngestedPayload",
+    "Payload",
     "Topics",
     "WorkspaceCreated",
     "WorkspaceCreatedPayload",

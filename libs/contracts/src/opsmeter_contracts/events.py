@@ -1,10 +1,11 @@
 """Event types. Names are dotted and past tense; a ``type`` is never renamed, only versioned."""
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from opsmeter_contracts.envelope import EventEnvelope, Payload
+from opsmeter_contracts.registry import event
 
 MetadataValue = str | int | float | bool | None
 
@@ -36,6 +37,7 @@ class LlmRequestIngestedPayload(Payload):
     api_key_id: str
 
 
+@event
 class LlmRequestIngested(EventEnvelope[LlmRequestIngestedPayload]):
     type: Literal["telemetry.llm_request_ingested"] = "telemetry.llm_request_ingested"
     version: Literal[1] = 1
@@ -51,6 +53,7 @@ class WorkspaceCreatedPayload(Payload):
     monthly_request_quota: int | None = Field(default=None, ge=0)
 
 
+@event
 class WorkspaceCreated(EventEnvelope[WorkspaceCreatedPayload]):
     type: Literal["workspace.created"] = "workspace.created"
     version: Literal[1] = 1
@@ -66,20 +69,7 @@ class CredentialIssuedPayload(Payload):
     display_prefix: str = Field(max_length=32)
 
 
+@event
 class CredentialIssued(EventEnvelope[CredentialIssuedPayload]):
     type: Literal["workspace.credential_issued"] = "workspace.credential_issued"
     version: Literal[1] = 1
-
-
-AnyEvent = Annotated[LlmRequestIngested | WorkspaceCreated | CredentialIssued, Field(discriminator="type")]
-
-EVENT_TYPES: tuple[
-    type[EventEnvelope[LlmRequestIngestedPayload]]
-    | type[EventEnvelope[WorkspaceCreatedPayload]]
-    | type[EventEnvelope[CredentialIssuedPayload]],
-    ...,
-] = (
-    LlmRequestIngested,
-    WorkspaceCreated,
-    CredentialIssued,
-)

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from opsmeter_contracts.events import EVENT_TYPES
+from opsmeter_contracts import registry
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def generated_schemas() -> dict[str, dict[str, Any]]:
     schemas: dict[str, dict[str, Any]] = {}
-    for model in EVENT_TYPES:
+    for model in registry.registered():
         event_type = model.model_fields["type"].default
         version = model.model_fields["version"].default
         schema = model.model_json_schema(mode="serialization")
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
         SCHEMA_DIR.mkdir(parents=True, exist_ok=True)
         for name, schema in generated_schemas().items():
             (SCHEMA_DIR / name).write_text(render(schema))
-        print(f"wrote {len(EVENT_TYPES)} schemas to {SCHEMA_DIR}")
+        print(f"wrote {len(registry.registered())} schemas to {SCHEMA_DIR}")
         return 0
     print(__doc__)
     return 2

@@ -70,7 +70,7 @@ class TestConsumerEngine:
         seen: list[str] = []
 
         async def dispatch(events: Sequence[AnyEvent]) -> None:
-            seen.extend(e.payload.name for e in events)  # type: ignore[union-attr]
+            seen.extend(e.payload.name for e in events)
 
         await publisher.publish(topic, workspace_event("first"))
         await publisher.publish_raw(topic, b"ws_x", b"{not json")
@@ -97,11 +97,11 @@ class TestConsumerEngine:
 
         async def dispatch(events: Sequence[AnyEvent]) -> None:
             for e in events:
-                name = e.payload.name  # type: ignore[union-attr]
+                name = e.payload.name
                 attempts[name] = attempts.get(name, 0) + 1
                 if name == "always-fails" or (name == "flaky" and attempts[name] < 3):
                     raise RuntimeError(f"boom {name}")
-            handled.extend(e.payload.name for e in events)  # type: ignore[union-attr]
+            handled.extend(e.payload.name for e in events)
 
         for name in ("flaky", "always-fails", "fine"):
             await publisher.publish(topic, workspace_event(name))
@@ -131,7 +131,7 @@ class TestConsumerEngine:
         seen: list[str] = []
 
         async def dispatch(events: Sequence[AnyEvent]) -> None:
-            seen.extend(e.payload.name for e in events)  # type: ignore[union-attr]
+            seen.extend(e.payload.name for e in events)
 
         def engine() -> ConsumerEngine:
             return ConsumerEngine(
