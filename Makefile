@@ -57,8 +57,8 @@ lint: install ## ruff check and format check
 typecheck: install ## mypy --strict over every package
 	$(VENV)/bin/mypy libs services tools tests bench conftest.py
 
-bench: install ## Benchmark single-event ingest through the full path vs a bare FastAPI endpoint; writes docs/benchmarks.md
-	$(VENV)/bin/python bench/ingest_bench.py --write docs/benchmarks.md
+bench: install ## Run every benchmark (bench/*_bench.py); each writes its section of docs/benchmarks.md
+	@for script in bench/*_bench.py; do echo "== $$script"; $(VENV)/bin/python $$script --write docs/benchmarks.md || exit 1; done
 
 schemas: install ## Regenerate the checked-in JSON Schemas of the event contracts
 	$(VENV)/bin/python -m opsmeter_contracts.schemas --write
