@@ -265,3 +265,30 @@ class TestHealth:
             assert httpx.get(f"{stack.url(service)}/healthz").status_code == 200
             ready = httpx.get(f"{stack.url(service)}/readyz")
             assert ready.status_code == 200, (service, ready.text)
+
+
+class TestPolicyStatusInAnswers:
+    def test_flags_mode_and_hard_stop_follow_the_policy_projection(self, stack: RunningStack) -> None:
+        from redis import Redis
+
+        from opsmeter_runtime.projections import policy_status_key
+
+        ws = stack.create_workspace()
+        redis = Redis.from_url(stack.engines.redis_url)
+        key = policy_status_key(ws["workspaceId"])
+        redis.hset(key, mapping={"budget_warning": 1, "budget_exceeded": 0, "enforcement": "hard_stop"})
+        warned = ingest(stack, ws["apiKey"], unique_body()).json()
+        assert (warned["budgetWarning"], warned["isBudgetWarning"], warned["budgetExceeded"]) == (True, True, False)
+
+        redis.hset(key, mapping={"budget_exceeded": 1})
+        stopped = ingest(stack, ws["apiKey"], unique_body())
+        assert stopped.status_code == 402
+        assert stopped.json()["reason"] == "budget_exceeded"
+        assert stopped.json()["telemetryPaused"] is True
+        assert stopped.json()["providerCallsContinue"] is True
+
+        redis.hset(key, mapping={"kill_switch": 1})
+        observed = ingest(stack, ws["apiKey"], unique_body())
+        assert observed.status_code == 202
+        assert observed.json()["policyMode"] == "observe"
+        assert observed.json()["budgetExceeded"] is True

@@ -4,13 +4,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from opsmeter_billing.adapters import PlanProjection
-from opsmeter_billing.adapters.redis import RedisPlanProjection
 from opsmeter_billing.config import BillingSettings
 from opsmeter_billing.handlers import EVENT_HANDLERS
 from opsmeter_contracts import Topics
 from opsmeter_runtime.app import Resources, open_resources
 from opsmeter_runtime.consumer import build_dispatcher
+from opsmeter_runtime.projections import PlanProjection
 
 SERVICE = "billing"
 
@@ -24,7 +23,7 @@ class BillingDeps:
 @contextlib.asynccontextmanager
 async def bootstrap(settings: BillingSettings) -> AsyncIterator[BillingDeps]:
     async with open_resources(SERVICE, settings.runtime) as resources:
-        plans = RedisPlanProjection(resources.redis)
+        plans = PlanProjection(resources.redis)
         await resources.consume(
             "plans",
             [Topics.WORKSPACES],

@@ -14,6 +14,7 @@ from opsmeter_pricing import PriceCatalog
 from opsmeter_runtime.app import Resources, open_resources
 from opsmeter_runtime.auth import CredentialStore
 from opsmeter_runtime.consumer import build_dispatcher
+from opsmeter_runtime.projections import PolicyStatusProjection
 
 SERVICE = "ingest-gateway"
 
@@ -25,6 +26,7 @@ class GatewayDeps:
     sink: TelemetrySink
     prices: PriceBook
     credentials: CredentialStore
+    policy: PolicyStatusProjection
 
 
 @contextlib.asynccontextmanager
@@ -42,4 +44,5 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
             sink=KafkaTelemetrySink(resources.publisher),
             prices=CatalogPriceBook(PriceCatalog.load_default()),
             credentials=credentials,
+            policy=PolicyStatusProjection(resources.redis),
         )

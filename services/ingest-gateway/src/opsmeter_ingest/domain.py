@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from opsmeter_contracts import LlmRequestIngested, LlmRequestIngestedPayload
+from opsmeter_runtime.projections import PolicyStatus
 
 UNKNOWN = "unknown"
 DROPPED_CONTENT_FIELDS = frozenset({"prompt", "prompts", "completion", "completions", "messages"})
@@ -318,6 +319,10 @@ class PolicyFlags:
     budget_exceeded: bool = False
     policy_mode: Literal["enforce", "observe"] = "enforce"
     plan_limit_reached: bool = False
+
+    @classmethod
+    def from_status(cls, status: PolicyStatus, *, plan_limit_reached: bool = False) -> "PolicyFlags":
+        return cls(status.budget_warning, status.budget_exceeded, status.policy_mode, plan_limit_reached)
 
 
 def answer_body(

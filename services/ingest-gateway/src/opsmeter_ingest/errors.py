@@ -59,6 +59,11 @@ class Unauthorized(IngestRejected):
     reason = "unauthorized"
 
 
+class BudgetExceeded(IngestRejected):
+    status_code = 402
+    reason = "budget_exceeded"
+
+
 class Unavailable(IngestRejected):
     status_code = 503
     reason = "unavailable"

@@ -12,12 +12,11 @@ async def workspace_plan(principal: WorkspaceReader, deps: Deps) -> Response:
     found = await deps.plans.get(principal.workspace_id)
     if found is None:
         raise NotFound("no plan recorded for this workspace yet")
-    plan, limits = found
     return json_response(
         {
             "workspaceId": principal.workspace_id,
-            "planTier": plan,
-            "rateLimitPerMinute": limits.rate_limit_per_minute,
-            "monthlyRequestQuota": limits.monthly_request_quota,
+            "planTier": found.plan,
+            "rateLimitPerMinute": found.rate_limit_per_minute,
+            "monthlyRequestQuota": found.monthly_request_quota,
         }
     )

@@ -24,6 +24,7 @@ from opsmeter_ingest.domain import (
 )
 from opsmeter_ingest.errors import (
     BodyTooLarge,
+    BudgetExceeded,
     InvalidPayload,
     NotJson,
     Unauthorized,
@@ -92,6 +93,14 @@ async def ingest_llm_request(
     except PayloadRejected as exc:
         raise InvalidPayload("a field breaks a rule", errors=exc.errors) from None
 
+    status = await deps.policy.get(principal.workspace_id)
+    flags = PolicyFlags.from_status(status)
+    if status.blocks_ingest:
+        raise BudgetExceeded(
+            "budget exceeded and the workspace enforces hard-stop; provider calls continue",
+            flags=flags,
+            telemetry_paused=True,
+        )
     pricing = deps.prices.quote(record)
     event = build_event(
         record, workspace_id=principal.workspace_id, api_key_id=principal.credential_id, pricing=pricing, now=now
@@ -107,7 +116,7 @@ async def ingest_llm_request(
         answer_body(
             status="accepted",
             reason=None,
-            flags=PolicyFlags(),
+            flags=flags,
             warnings=[*record.warnings, *pricing.warnings],
             eventId=str(event.event_id),
             costUsd=format_micro_usd(pricing.cost_micro_usd),
