@@ -7,11 +7,13 @@ is compared in constant time. The workspace always comes from the record, never 
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from opsmeter_runtime.redis import decode_hash
 
@@ -116,6 +118,10 @@ class CredentialStore:
             },
         )
 
+    async def touch(self, credential_id: str) -> None:
+        """Record when a credential was last used (callers rate-limit this)."""
+        await self._redis.hset(credential_key(credential_id), "last_used_at", datetime.now(UTC).isoformat())
+
     async def authenticate(self, presented: str | None, kind: Kind) -> Principal | None:
         """The principal for a valid, unrevoked credential of ``kind``; None otherwise."""
         if not presented:
@@ -169,3 +175,37 @@ async def workspace_admin(
 
 READ_ROLES: frozenset[Role] = frozenset({"owner", "admin", "member"})
 WRITE_ROLES: frozenset[Role] = frozenset({"owner", "admin"})
+
+
+class CachedCredentials:
+    """Credential checks cached per process: a revoked key fails everywhere within ``ttl_s``.
+
+    When Redis is unreachable, a credential verified within ``stale_s`` keeps working (ingest fails open).
+    """
+
+    def __init__(self, store: CredentialStore, *, ttl_s: float = 5.0, stale_s: float = 3600.0) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._stale_s = stale_s
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+
+    async def authenticate(self, presented: str | None, kind: Kind) -> Principal | None:
+        if not presented:
+            return None
+        now = time.monotonic()
+        key = f"{kind}:{sha256_hex(presented)}"
+        cached = self._entries.get(key)
+        if cached is not None and now - cached[0] < self._ttl_s:
+            return cached[1]
+        try:
+            principal = await self._store.authenticate(presented, kind)
+        except (RedisError, OSError):
+            if cached is not None and now - cached[0] < self._stale_s:
+                return cached[1]
+            raise
+        if len(self._entries) > 100_000:
+            self._entries.clear()
+        self._entries[key] = (now, principal)
+        if principal is not None:
+            await self._store.touch(principal.credential_id)
+        return principal

@@ -6,15 +6,16 @@ from dataclasses import dataclass
 
 from opsmeter_contracts import Topics
 from opsmeter_ingest.adapters import PriceBook, TelemetrySink
+from opsmeter_ingest.adapters.admission import DegradedAdmission, RedisAdmission
 from opsmeter_ingest.adapters.kafka import KafkaTelemetrySink
 from opsmeter_ingest.adapters.pricing import CatalogPriceBook
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.handlers import EVENT_HANDLERS
+from opsmeter_ingest.ingest import Ingestor
 from opsmeter_pricing import PriceCatalog
 from opsmeter_runtime.app import Resources, open_resources
-from opsmeter_runtime.auth import CredentialStore
+from opsmeter_runtime.auth import CachedCredentials, CredentialStore
 from opsmeter_runtime.consumer import build_dispatcher
-from opsmeter_runtime.projections import PolicyStatusProjection
 
 SERVICE = "ingest-gateway"
 
@@ -25,8 +26,9 @@ class GatewayDeps:
     settings: GatewaySettings
     sink: TelemetrySink
     prices: PriceBook
-    credentials: CredentialStore
-    policy: PolicyStatusProjection
+    credentials: CachedCredentials
+    store: CredentialStore
+    ingestor: Ingestor
 
 
 @contextlib.asynccontextmanager
@@ -38,11 +40,25 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
             [Topics.WORKSPACES],
             build_dispatcher(event_handlers=EVENT_HANDLERS, deps={"credentials": credentials}),
         )
+        sink = KafkaTelemetrySink(resources.publisher)
+        prices = CatalogPriceBook(PriceCatalog.load_default())
+        ingestor = Ingestor(
+            settings=settings,
+            admission=RedisAdmission(
+                resources.redis,
+                default_rate_limit=settings.default_rate_limit_per_minute,
+                default_quota=settings.default_monthly_quota,
+            ),
+            degraded=DegradedAdmission(settings.default_rate_limit_per_minute),
+            sink=sink,
+            prices=prices,
+        )
         yield GatewayDeps(
             resources=resources,
             settings=settings,
-            sink=KafkaTelemetrySink(resources.publisher),
-            prices=CatalogPriceBook(PriceCatalog.load_default()),
-            credentials=credentials,
-            policy=PolicyStatusProjection(resources.redis),
+            sink=sink,
+            prices=prices,
+            credentials=CachedCredentials(credentials),
+            store=credentials,
+            ingestor=ingestor,
         )

@@ -10,5 +10,9 @@ class GatewaySettings(ServiceSettings):
 
     port: int = 8080
     max_body_bytes: int = 64 * 1024
+    max_batch_bytes: int = 1024 * 1024
+    max_batch_events: int = 500
+    default_rate_limit_per_minute: int = 120
+    default_monthly_quota: int = 10_000
     max_timestamp_age_s: int = 7 * 24 * 3600
     max_timestamp_skew_s: int = 5 * 60

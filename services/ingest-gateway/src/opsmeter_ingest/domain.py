@@ -1,6 +1,7 @@
 """The ingest contract's pure rules: strict parsing, field rules, the event, the answer. No I/O."""
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -349,3 +350,63 @@ def answer_body(
         "warnings": list(warnings),
         **extra,
     }
+
+
+@dataclass
+class FixedWindow:
+    """A per-minute counter aligned to the minute; the in-process fallback when Redis is away."""
+
+    limit: int
+    window: int = -1
+    used: int = 0
+
+    def take(self, now: float) -> bool:
+        current = int(now // 60)
+        if current != self.window:
+            self.window, self.used = current, 0
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        return True
+
+    @property
+    def window_end(self) -> int:
+        return (self.window + 1) * 60
+
+
+def month_period(now: float) -> str:
+    """The quota period (a calendar month, UTC) that ``now`` falls in, as ``YYYY-MM``."""
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """``[start, end)`` of a ``YYYY-MM`` period in UTC."""
+    year, month = (int(part) for part in period.split("-"))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else datetime(year, month + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def retry_after_s(window_end: int, now: float) -> int:
+    """Whole seconds until the window resets, at least 1."""
+    return max(1, math.ceil(window_end - now))
+
+
+def rate_limit_headers(limit: int, remaining: int, reset: int) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(max(0, remaining)),
+        "X-RateLimit-Reset": str(reset),
+    }
+
+
+PLAN_NAMES = {"free": "Free", "starter": "Starter", "pro": "Pro", "team": "Team", "enterprise": "Enterprise"}
+
+
+def iso_z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def budget_windows(status: PolicyStatus) -> dict[str, Any]:
+    """The budget part of the workspace status; the windows fill in once the policy engine publishes them."""
+    return {"warningThresholdRatio": None, "daily": None, "monthly": None, "enforcement": status.enforcement}

@@ -59,9 +59,9 @@ class Unauthorized(IngestRejected):
     reason = "unauthorized"
 
 
-class BudgetExceeded(IngestRejected):
-    status_code = 402
-    reason = "budget_exceeded"
+class RateLimited(IngestRejected):
+    status_code = 429
+    reason = "rate_limited"
 
 
 class Unavailable(IngestRejected):

@@ -2,41 +2,55 @@
 
 import asyncio
 import secrets
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from redis.exceptions import RedisError
 
 from opsmeter_ingest import demo
+from opsmeter_ingest.adapters.admission import quota_snapshot
 from opsmeter_ingest.api.deps import Deps
 from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.commands import CreateWorkspace, create_workspace
 from opsmeter_ingest.domain import (
+    PLAN_NAMES,
+    FieldError,
     MalformedJson,
     PayloadRejected,
     PolicyFlags,
     answer_body,
+    budget_windows,
     build_event,
+    iso_z,
+    month_period,
     parse_json_strict,
-    validate_record,
+    period_bounds,
+    rate_limit_headers,
+    retry_after_s,
 )
 from opsmeter_ingest.errors import (
     BodyTooLarge,
-    BudgetExceeded,
+    IngestRejected,
     InvalidPayload,
     NotJson,
+    RateLimited,
     Unauthorized,
     Unavailable,
     WrongContentType,
 )
+from opsmeter_ingest.ingest import IngestResult, Outcome
+from opsmeter_ingest.metrics import REGISTRY, REQUEST_LATENCY
 from opsmeter_runtime.auth import Principal, verify_operator_token
 from opsmeter_runtime.errors import Unauthorized as OperatorUnauthorized
 from opsmeter_runtime.http import json_response
 from opsmeter_runtime.kafka import PublishError
 from opsmeter_runtime.logs import bind_contextvars, get_logger
-from opsmeter_runtime.money import format_micro_usd
+from opsmeter_runtime.projections import PolicyStatusProjection
 
 log = get_logger(__name__)
 router = APIRouter()
@@ -55,7 +69,10 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 
 
 async def ingest_principal(deps: GatewayDeps, api_key: str | None) -> Principal:
-    principal = await deps.credentials.authenticate(api_key, "api_key")
+    try:
+        principal = await deps.credentials.authenticate(api_key, "api_key")
+    except (RedisError, OSError):
+        raise Unavailable("cannot verify the API key right now", headers={"Retry-After": "5"}) from None
     if principal is None:
         raise Unauthorized("missing, unknown or revoked X-API-Key")
     return principal
@@ -68,66 +85,97 @@ def _is_json(content_type: str | None) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
+def _answer(result: IngestResult, outcome: Outcome) -> Response:
+    return json_response(outcome.body, outcome.status, result.headers)
+
+
+async def _unparsed(deps: GatewayDeps, principal: Principal, error: IngestRejected) -> Response:
+    """A body that is not JSON still counts against the rate limit, which is checked first."""
+    admission = await deps.ingestor.admit_unparsed(principal)
+    headers = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
+    flags = PolicyFlags.from_status(admission.policy)
+    if admission.codes == ["R"]:
+        limited = RateLimited(
+            f"over {admission.rate_limit} requests per minute; telemetry only, provider calls continue",
+            flags=flags,
+            headers={**headers, "Retry-After": str(retry_after_s(admission.window_end, time.time()))},
+        )
+        return json_response(limited.body(), limited.status_code, limited.headers)
+    error.flags = flags
+    return json_response(error.body(), error.status_code, {**headers, **error.headers})
+
+
+async def _parse(request: Request, body: bytes) -> Any:
+    if not _is_json(request.headers.get("content-type")):
+        raise WrongContentType("Content-Type must be application/json")
+    try:
+        return parse_json_strict(body)
+    except MalformedJson as exc:
+        raise NotJson(str(exc)) from None
+
+
 @router.post("/v1/ingest/llm-request", status_code=202, tags=["ingest"])
 async def ingest_llm_request(
     request: Request,
     deps: Deps,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Response:
+    started = time.perf_counter()
     body = await read_limited_body(request, deps.settings.max_body_bytes)
     principal = await ingest_principal(deps, x_api_key)
     bind_contextvars(workspace_id=principal.workspace_id)
-    if not _is_json(request.headers.get("content-type")):
-        raise WrongContentType("Content-Type must be application/json")
     try:
-        document = parse_json_strict(body)
-        now = datetime.now(UTC)
-        record = validate_record(
-            document,
-            now=now,
-            max_age=timedelta(seconds=deps.settings.max_timestamp_age_s),
-            max_skew=timedelta(seconds=deps.settings.max_timestamp_skew_s),
-        )
-    except MalformedJson as exc:
-        raise NotJson(str(exc)) from None
-    except PayloadRejected as exc:
-        raise InvalidPayload("a field breaks a rule", errors=exc.errors) from None
+        document = await _parse(request, body)
+    except (WrongContentType, NotJson) as error:
+        return await _unparsed(deps, principal, error)
+    except PayloadRejected as rejected:
+        document = rejected
+    result = await deps.ingestor.ingest(principal, [document])
+    [outcome] = result.outcomes
+    REQUEST_LATENCY.labels("single").observe(time.perf_counter() - started)
+    return _answer(result, outcome)
 
-    status = await deps.policy.get(principal.workspace_id)
-    flags = PolicyFlags.from_status(status)
-    if status.blocks_ingest:
-        raise BudgetExceeded(
-            "budget exceeded and the workspace enforces hard-stop; provider calls continue",
-            flags=flags,
-            telemetry_paused=True,
-        )
-    pricing = deps.prices.quote(record)
-    event = build_event(
-        record, workspace_id=principal.workspace_id, api_key_id=principal.credential_id, pricing=pricing, now=now
-    )
-    bind_contextvars(event_id=str(event.event_id))
+
+@router.post("/v1/ingest/llm-requests", status_code=207, tags=["ingest"])
+async def ingest_llm_requests(
+    request: Request,
+    deps: Deps,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Up to 500 events in ``{"events": [...]}``; 207 with one result per event, in order."""
+    started = time.perf_counter()
+    body = await read_limited_body(request, deps.settings.max_batch_bytes)
+    principal = await ingest_principal(deps, x_api_key)
+    bind_contextvars(workspace_id=principal.workspace_id)
     try:
-        await deps.sink.publish(event)
-    except PublishError as exc:
-        log.error("ingest_publish_failed", error=str(exc))
-        raise Unavailable("the event could not be made durable; retry later", headers={"Retry-After": "5"}) from None
-    log.info("ingest_accepted", cost_micro_usd=pricing.cost_micro_usd, priced=pricing.priced)
+        document = await _parse(request, body)
+    except (WrongContentType, NotJson) as error:
+        return await _unparsed(deps, principal, error)
+    except PayloadRejected as rejected:
+        return await _unparsed(deps, principal, InvalidPayload("a field breaks a rule", errors=rejected.errors))
+    events = document.get("events") if isinstance(document, dict) else None
+    extra = set(document) - {"events"} if isinstance(document, dict) else set()
+    if not isinstance(events, list) or not events or len(events) > deps.settings.max_batch_events or extra:
+        field = sorted(extra)[0] if extra else "events"
+        message = "unknown field" if extra else f"must be a list of 1 to {deps.settings.max_batch_events} events"
+        return await _unparsed(
+            deps, principal, InvalidPayload("a field breaks a rule", errors=[FieldError(field, message)])
+        )
+    result = await deps.ingestor.ingest(principal, events)
+    REQUEST_LATENCY.labels("batch").observe(time.perf_counter() - started)
+    accepted = sum(1 for o in result.outcomes if o.status == 202)
+    flags = PolicyFlags.from_status(result.admission.policy)
     return json_response(
         answer_body(
-            status="accepted",
+            status="accepted" if accepted == len(result.outcomes) else "rejected",
             reason=None,
             flags=flags,
-            warnings=[*record.warnings, *pricing.warnings],
-            eventId=str(event.event_id),
-            costUsd=format_micro_usd(pricing.cost_micro_usd),
-            costMicroUsd=pricing.cost_micro_usd,
-            priced=pricing.priced,
-            modelNormalized=pricing.model_normalized,
-            priceCatalogVersion=pricing.catalog_version,
-            duplicate=False,
-            spooled=False,
+            accepted=accepted,
+            rejected=len(result.outcomes) - accepted,
+            results=[{"index": i, "httpStatus": o.status, **o.body} for i, o in enumerate(result.outcomes)],
         ),
-        202,
+        207,
+        result.headers,
     )
 
 
@@ -157,7 +205,7 @@ async def create_workspace_route(
         created = await create_workspace(
             CreateWorkspace(body.name, body.plan, body.rate_limit_per_minute, body.monthly_request_quota),
             publisher=deps.resources.publisher,
-            credentials=deps.credentials,
+            credentials=deps.store,
         )
     except PublishError as exc:
         raise Unavailable(f"workspace not created: {exc}", headers={"Retry-After": "5"}) from None
@@ -214,3 +262,55 @@ async def ingest_demo(
         },
         202,
     )
+
+
+@router.get("/v1/diagnostics/workspace-status", tags=["ingest"])
+async def workspace_status(deps: Deps, x_api_key: Annotated[str | None, Header()] = None) -> Response:
+    """Plan counters and budget flags of the caller's workspace, without counting a request."""
+    principal = await ingest_principal(deps, x_api_key)
+    now = time.time()
+    period = month_period(now)
+    redis = deps.resources.redis
+    snapshot = await quota_snapshot(
+        redis, principal.workspace_id, default_quota=deps.settings.default_monthly_quota, period=period
+    )
+    policy = await PolicyStatusProjection(redis).get(principal.workspace_id)
+    start, end = period_bounds(period)
+    limit = snapshot.quota_limit
+    plan_limit_reached = limit is not None and snapshot.used >= limit
+    paused = plan_limit_reached or policy.blocks_ingest
+    severity = (
+        "critical"
+        if paused or policy.budget_exceeded
+        else ("warning" if policy.budget_warning or (limit is not None and snapshot.used >= 0.8 * limit) else "ok")
+    )
+    plan_tier = snapshot.plan or "free"
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "isPlanLimitReached": plan_limit_reached,
+            "telemetryPaused": paused,
+            "providerCallsContinue": True,
+            "isBudgetWarning": policy.budget_warning,
+            "isBudgetExceeded": policy.budget_exceeded,
+            "budgetWarning": policy.budget_warning,
+            "budgetExceeded": policy.budget_exceeded,
+            "policyMode": policy.policy_mode,
+            "severity": severity,
+            "plan": {
+                "planTier": plan_tier,
+                "planName": PLAN_NAMES.get(plan_tier, plan_tier.title()),
+                "currentRequestCount": snapshot.used,
+                "planRequestLimit": limit,
+                "remainingRequestCount": None if limit is None else max(0, limit - snapshot.used),
+                "periodStart": iso_z(start),
+                "periodEnd": iso_z(end),
+            },
+            "budget": budget_windows(policy),
+        }
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

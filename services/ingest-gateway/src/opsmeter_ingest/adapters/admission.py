@@ -1,0 +1,207 @@
+"""Admission control in one Redis round trip: rate limit, idempotency, budget hard-stop, plan quota.
+
+The Lua scripts beside this file hold the rules that must be atomic across every gateway process.
+When Redis is unreachable, :class:`DegradedAdmission` decides in-process (fail open) and remembers
+what it let through, so quotas are reconciled once Redis answers again.
+"""
+
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from opsmeter_ingest.domain import FixedWindow, month_period
+from opsmeter_runtime.projections import PolicyStatus, plan_key, policy_status_key
+
+Kind = Literal["x", "r", "o"]
+"""'x' invalid, 'r' valid and counted toward the quota (dataMode=real), 'o' valid and not counted."""
+
+ANSWER_TTL_S = 24 * 3600
+PENDING_TTL_S = 60
+
+
+def rate_key(workspace_id: str) -> str:
+    return f"opsmeter:rl:{workspace_id}"
+
+
+def quota_key(workspace_id: str) -> str:
+    return f"opsmeter:quota:{workspace_id}"
+
+
+def idempotency_key(workspace_id: str, external_request_id: str) -> str:
+    return f"opsmeter:idem:{workspace_id}:{external_request_id}"
+
+
+@dataclass(frozen=True)
+class Admission:
+    rate_limit: int
+    rate_used: int
+    window_end: int
+    quota_limit: int | None
+    quota_used: int
+    period: str
+    policy: PolicyStatus
+    plan: str | None
+    codes: list[str]
+    degraded: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.rate_limit - self.rate_used)
+
+
+class AdmissionUnavailable(Exception):
+    """Redis did not answer; the caller falls back to degraded admission."""
+
+
+def _text(value: bytes | str | int) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisAdmission:
+    def __init__(self, redis: Redis, *, default_rate_limit: int, default_quota: int) -> None:
+        self._redis = redis
+        lua = files("opsmeter_ingest.adapters") / "lua"
+        self._admit = redis.register_script((lua / "admit.lua").read_text())
+        self._settle = redis.register_script((lua / "settle.lua").read_text())
+        self._default_rate_limit = default_rate_limit
+        self._default_quota = default_quota
+
+    async def admit(self, workspace_id: str, items: list[tuple[str, Kind]]) -> Admission:
+        keys = [
+            plan_key(workspace_id),
+            policy_status_key(workspace_id),
+            rate_key(workspace_id),
+            quota_key(workspace_id),
+            *(idempotency_key(workspace_id, ext_id) for ext_id, _ in items),
+        ]
+        args = [self._default_rate_limit, self._default_quota, PENDING_TTL_S, *(kind for _, kind in items)]
+        try:
+            raw = await self._admit(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise AdmissionUnavailable(str(exc)) from exc
+        head = [_text(v) for v in raw[:11]]
+        return Admission(
+            rate_limit=int(head[0]),
+            rate_used=int(head[1]),
+            window_end=int(head[2]),
+            quota_limit=None if int(head[3]) < 0 else int(head[3]),
+            quota_used=int(head[4]),
+            period=head[5],
+            policy=PolicyStatus(
+                budget_warning=head[6] == "1",
+                budget_exceeded=head[7] == "1",
+                enforcement="hard_stop" if head[8] == "hard_stop" else "advisory",
+                kill_switch=head[9] == "1",
+            ),
+            plan=head[10] or None,
+            codes=[_text(v) for v in raw[11:]],
+        )
+
+    async def settle(self, workspace_id: str, period: str, outcomes: list[tuple[str, str]]) -> None:
+        """``outcomes``: (externalRequestId, stored answer JSON | '-' release counted | '~' release uncounted)."""
+        if not outcomes:
+            return
+        keys = [quota_key(workspace_id), *(idempotency_key(workspace_id, ext_id) for ext_id, _ in outcomes)]
+        try:
+            await self._settle(keys=keys, args=[period, ANSWER_TTL_S, *(o for _, o in outcomes)])
+        except (RedisError, OSError) as exc:
+            raise AdmissionUnavailable(str(exc)) from exc
+
+    async def read_answer(self, workspace_id: str, external_request_id: str) -> str | None:
+        value = await self._redis.get(idempotency_key(workspace_id, external_request_id))
+        return None if value is None else _text(value)
+
+    async def reconcile(self, workspace_id: str, period: str, accepted_real: int) -> None:
+        """Count events admitted while Redis was away toward the workspace's quota."""
+        await self._redis.eval(
+            "if redis.call('HGET', KEYS[1], 'p') == ARGV[1] then return redis.call('HINCRBY', KEYS[1], 'n', ARGV[2]) "
+            "else redis.call('HSET', KEYS[1], 'p', ARGV[1], 'n', ARGV[2]) return tonumber(ARGV[2]) end",
+            1,
+            quota_key(workspace_id),
+            period,
+            accepted_real,
+        )
+
+
+@dataclass
+class DegradedAdmission:
+    """In-process decisions while Redis is unreachable: per-workspace windows, local idempotency, a tally."""
+
+    default_rate_limit: int
+    windows: dict[str, FixedWindow] = field(default_factory=dict)
+    last_known: dict[str, Admission] = field(default_factory=dict)
+    seen: dict[str, str] = field(default_factory=dict)
+    unreconciled: dict[tuple[str, str], int] = field(default_factory=dict)
+    decisions: int = 0
+
+    def remember(self, workspace_id: str, admission: Admission) -> None:
+        self.last_known[workspace_id] = admission
+
+    def admit(self, workspace_id: str, items: list[tuple[str, Kind]], now: float) -> Admission:
+        known = self.last_known.get(workspace_id)
+        limit = known.rate_limit if known else self.default_rate_limit
+        policy = known.policy if known else PolicyStatus()
+        window = self.windows.setdefault(workspace_id, FixedWindow(limit))
+        window.limit = limit
+        period = month_period(now)
+        codes: list[str] = []
+        for ext_id, kind in items:
+            self.decisions += 1
+            if not window.take(now):
+                codes.append("R")
+            elif kind == "x":
+                codes.append("X")
+            elif (previous := self.seen.get(f"{workspace_id}:{ext_id}")) is not None:
+                codes.append("D" + previous)
+            elif policy.blocks_ingest:
+                codes.append("B")
+            else:
+                codes.append("A")
+                if kind == "r":
+                    key = (workspace_id, period)
+                    self.unreconciled[key] = self.unreconciled.get(key, 0) + 1
+        return Admission(
+            rate_limit=limit,
+            rate_used=window.used,
+            window_end=window.window_end,
+            quota_limit=known.quota_limit if known else None,
+            quota_used=known.quota_used if known else 0,
+            period=period,
+            policy=policy,
+            plan=known.plan if known else None,
+            codes=codes,
+            degraded=True,
+        )
+
+    def record_answer(self, workspace_id: str, external_request_id: str, answer: str) -> None:
+        if len(self.seen) > 100_000:
+            self.seen.clear()
+        self.seen[f"{workspace_id}:{external_request_id}"] = answer
+
+
+@dataclass(frozen=True)
+class QuotaSnapshot:
+    plan: str | None
+    quota_limit: int | None
+    used: int
+    period: str
+
+
+async def quota_snapshot(redis: Redis, workspace_id: str, *, default_quota: int, period: str) -> QuotaSnapshot:
+    """The plan and the quota counter as they stand, without counting anything."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(plan_key(workspace_id), "plan", "monthly_request_quota")
+        pipe.hmget(quota_key(workspace_id), "p", "n")
+        (plan, quota_text), (counted_period, used) = await pipe.execute()
+    plan_name = _text(plan) if plan is not None else None
+    if plan_name is None:
+        limit: int | None = default_quota
+    else:
+        limit = int(_text(quota_text)) if quota_text not in (None, b"", "") else None
+    current = (
+        int(_text(used)) if used is not None and counted_period is not None and _text(counted_period) == period else 0
+    )
+    return QuotaSnapshot(plan_name, limit, current, period)

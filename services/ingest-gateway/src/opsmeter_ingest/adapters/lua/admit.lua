@@ -1,0 +1,86 @@
+-- Admission for one request of N events, atomically, on Redis's clock:
+-- rate limit (fixed per-minute window) -> [validation outcome] -> idempotency -> budget hard-stop -> plan quota.
+-- KEYS[1] plan projection   KEYS[2] policy status   KEYS[3] rate window   KEYS[4] quota period
+-- KEYS[4+i] idempotency key of event i
+-- ARGV[1] default rate limit per minute   ARGV[2] default monthly quota   ARGV[3] pending TTL (s)
+-- ARGV[3+i] event i: 'x' invalid, 'r' valid and counts toward the quota (dataMode=real), 'o' valid, not counted
+-- Returns {limit, used, window_end, quota_limit, quota_used, period, budget_warning, budget_exceeded,
+--          enforcement, kill_switch, plan, code_1, ..., code_N}
+-- Codes: 'A' admitted (quota reserved, key marked pending), 'R' rate limited, 'X' invalid, 'Q' quota used up,
+--        'B' budget hard-stop, 'P' the same id is in flight, 'D' .. stored answer: a duplicate.
+local function year_month(epoch)
+  local z = math.floor(epoch / 86400) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d', y, m)
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local window = math.floor(now / 60)
+local window_end = (window + 1) * 60
+
+local plan = redis.call('HMGET', KEYS[1], 'plan', 'rate_limit_per_minute', 'monthly_request_quota')
+local limit = tonumber(plan[2] or '') or tonumber(ARGV[1])
+local quota_limit = tonumber(plan[3] or '')
+if plan[1] == false and quota_limit == nil then quota_limit = tonumber(ARGV[2]) end
+
+local policy = redis.call('HMGET', KEYS[2], 'budget_warning', 'budget_exceeded', 'enforcement', 'kill_switch')
+local blocks = policy[3] == 'hard_stop' and policy[2] == '1' and policy[4] ~= '1'
+
+local rate = redis.call('HMGET', KEYS[3], 'w', 'n')
+local used = 0
+if tonumber(rate[1] or '') == window then used = tonumber(rate[2]) end
+
+local period = year_month(now)
+local quota = redis.call('HMGET', KEYS[4], 'p', 'n')
+local quota_used = 0
+if quota[1] == period then quota_used = tonumber(quota[2]) end
+
+local n = #KEYS - 4
+local codes = {}
+local pending_ttl = tonumber(ARGV[3])
+for i = 1, n do
+  local kind = ARGV[3 + i]
+  local code
+  if used >= limit then
+    code = 'R'
+  else
+    used = used + 1
+    if kind == 'x' then
+      code = 'X'
+    else
+      local seen = redis.call('GET', KEYS[4 + i])
+      if seen then
+        if seen == 'pending' then code = 'P' else code = 'D' .. seen end
+      elseif blocks then
+        code = 'B'
+      elseif kind == 'r' and quota_limit ~= nil and quota_used >= quota_limit then
+        code = 'Q'
+      else
+        if kind == 'r' then quota_used = quota_used + 1 end
+        redis.call('SET', KEYS[4 + i], 'pending', 'EX', pending_ttl)
+        code = 'A'
+      end
+    end
+  end
+  codes[i] = code
+end
+
+redis.call('HSET', KEYS[3], 'w', window, 'n', used)
+redis.call('EXPIRE', KEYS[3], 120)
+redis.call('HSET', KEYS[4], 'p', period, 'n', quota_used)
+redis.call('EXPIRE', KEYS[4], 40 * 86400)
+
+local result = {
+  limit, used, window_end, quota_limit or -1, quota_used, period,
+  policy[1] or '0', policy[2] or '0', policy[3] or 'advisory', policy[4] or '0', plan[1] or ''
+}
+for i = 1, n do result[#result + 1] = codes[i] end
+return result

@@ -1,0 +1,294 @@
+"""The ingest use case: validate → admit (rate limit, idempotency, budget, quota) → price → publish → settle.
+
+One request may carry one event or a batch; every event gets its own outcome. An event is answered
+202 only once it is durable (acknowledged by Kafka, or fsynced to the spool).
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from opsmeter_contracts import LlmRequestIngested
+from opsmeter_ingest.adapters import PriceBook, TelemetrySink
+from opsmeter_ingest.adapters.admission import (
+    Admission,
+    AdmissionUnavailable,
+    DegradedAdmission,
+    Kind,
+    RedisAdmission,
+)
+from opsmeter_ingest.config import GatewaySettings
+from opsmeter_ingest.domain import (
+    PayloadRejected,
+    PolicyFlags,
+    ValidatedRecord,
+    answer_body,
+    build_event,
+    rate_limit_headers,
+    retry_after_s,
+    validate_record,
+)
+from opsmeter_ingest.metrics import DEGRADED_DECISIONS, INGEST_EVENTS
+from opsmeter_runtime.auth import Principal
+from opsmeter_runtime.kafka import PublishError
+from opsmeter_runtime.logs import get_logger
+from opsmeter_runtime.money import format_micro_usd
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcomes: list[Outcome]
+    headers: dict[str, str]
+    admission: Admission
+
+
+@dataclass
+class _Admitted:
+    index: int
+    record: ValidatedRecord
+    event: LlmRequestIngested
+    warnings: tuple[str, ...]
+    spooled: bool = False
+    durable: bool = False
+
+
+class Ingestor:
+    def __init__(
+        self,
+        *,
+        settings: GatewaySettings,
+        admission: RedisAdmission,
+        degraded: DegradedAdmission,
+        sink: TelemetrySink,
+        prices: PriceBook,
+    ) -> None:
+        self._settings = settings
+        self._admission = admission
+        self._degraded = degraded
+        self._sink = sink
+        self._prices = prices
+
+    async def ingest(self, principal: Principal, documents: list[Any]) -> IngestResult:
+        now = datetime.now(UTC)
+        records: list[ValidatedRecord | PayloadRejected] = []
+        items: list[tuple[str, Kind]] = []
+        for index, document in enumerate(documents):
+            if isinstance(document, PayloadRejected):
+                records.append(document)
+                items.append((f"invalid-{index}", "x"))
+                continue
+            try:
+                record = validate_record(
+                    document,
+                    now=now,
+                    max_age=timedelta(seconds=self._settings.max_timestamp_age_s),
+                    max_skew=timedelta(seconds=self._settings.max_timestamp_skew_s),
+                )
+            except PayloadRejected as rejected:
+                records.append(rejected)
+                items.append((f"invalid-{index}", "x"))
+                continue
+            records.append(record)
+            items.append((record.request.external_request_id, "r" if record.request.data_mode == "real" else "o"))
+
+        admission = await self._admit(principal.workspace_id, items)
+        flags = PolicyFlags.from_status(
+            admission.policy,
+            plan_limit_reached=admission.quota_limit is not None and admission.quota_used >= admission.quota_limit,
+        )
+        outcomes: list[Outcome | None] = [None] * len(documents)
+        admitted: list[_Admitted] = []
+        waits: list[tuple[int, ValidatedRecord]] = []
+        for index, (code, entry) in enumerate(zip(admission.codes, records, strict=True)):
+            if code == "A" and isinstance(entry, ValidatedRecord):
+                pricing = self._prices.quote(entry)
+                event = build_event(
+                    entry,
+                    workspace_id=principal.workspace_id,
+                    api_key_id=principal.credential_id,
+                    pricing=pricing,
+                    now=now,
+                )
+                admitted.append(_Admitted(index, entry, event, (*entry.warnings, *pricing.warnings)))
+            elif code == "P" and isinstance(entry, ValidatedRecord):
+                waits.append((index, entry))
+            else:
+                outcomes[index] = self._rejection(code, entry, admission, flags)
+
+        await self._publish(admitted)
+        await self._settle(principal.workspace_id, admission, admitted)
+        for item in admitted:
+            outcomes[item.index] = (
+                Outcome(202, answer_body(status="accepted", reason=None, flags=flags, **self._accepted(item)))
+                if item.durable
+                else self._unavailable(flags)
+            )
+        for index, record in waits:
+            outcomes[index] = await self._await_first(principal.workspace_id, record, flags)
+
+        done = [o for o in outcomes if o is not None]
+        for outcome in done:
+            INGEST_EVENTS.labels(str(outcome.status), str(outcome.body.get("reason") or "accepted")).inc()
+        headers = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
+        if any(o.status == 429 for o in done):
+            headers["Retry-After"] = str(retry_after_s(admission.window_end, time.time()))
+        return IngestResult(done, headers, admission)
+
+    async def admit_unparsed(self, principal: Principal) -> Admission:
+        """Count a request whose body is not JSON (or not JSON at all) against the rate limit."""
+        return await self._admit(principal.workspace_id, [("unparsed", "x")])
+
+    async def _admit(self, workspace_id: str, items: list[tuple[str, Kind]]) -> Admission:
+        try:
+            admission = await self._admission.admit(workspace_id, items)
+        except AdmissionUnavailable as exc:
+            log.warning("admission_degraded", error=str(exc))
+            DEGRADED_DECISIONS.inc(len(items))
+            return self._degraded.admit(workspace_id, items, time.time())
+        self._degraded.remember(workspace_id, admission)
+        await self._reconcile(workspace_id)
+        return admission
+
+    async def _reconcile(self, workspace_id: str) -> None:
+        pending = [(key, n) for key, n in self._degraded.unreconciled.items() if key[0] == workspace_id]
+        for (ws, period), count in pending:
+            try:
+                await self._admission.reconcile(ws, period, count)
+            except Exception as exc:  # Redis away again: keep the tally for next time
+                log.warning("quota_reconcile_failed", error=str(exc))
+                return
+            del self._degraded.unreconciled[(ws, period)]
+            log.info("quota_reconciled", period=period, events=count)
+
+    async def _publish(self, admitted: list[_Admitted]) -> None:
+        async def one(item: _Admitted) -> None:
+            try:
+                await self._sink.publish(item.event)
+            except PublishError as exc:
+                log.error("ingest_publish_failed", event_id=str(item.event.event_id), error=str(exc))
+                return
+            item.durable = True
+
+        await asyncio.gather(*(one(item) for item in admitted))
+
+    async def _settle(self, workspace_id: str, admission: Admission, admitted: list[_Admitted]) -> None:
+        outcomes: list[tuple[str, str]] = []
+        for item in admitted:
+            ext_id = item.record.request.external_request_id
+            if item.durable:
+                outcomes.append((ext_id, orjson.dumps(self._accepted(item)).decode()))
+            else:
+                outcomes.append((ext_id, "-" if item.record.request.data_mode == "real" else "~"))
+        if admission.degraded:
+            for (ext_id, outcome), item in zip(outcomes, admitted, strict=True):
+                if item.durable:
+                    self._degraded.record_answer(workspace_id, ext_id, outcome)
+                elif outcome == "-":
+                    key = (workspace_id, admission.period)
+                    self._degraded.unreconciled[key] = max(0, self._degraded.unreconciled.get(key, 0) - 1)
+            return
+        try:
+            await self._admission.settle(workspace_id, admission.period, outcomes)
+        except AdmissionUnavailable as exc:
+            log.error("settle_failed", error=str(exc))
+
+    async def _await_first(self, workspace_id: str, record: ValidatedRecord, flags: PolicyFlags) -> Outcome:
+        """The same externalRequestId is in flight: answer like the first once it settles."""
+        ext_id = record.request.external_request_id
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            stored = await self._admission.read_answer(workspace_id, ext_id)
+            if stored is None:
+                break
+            if stored != "pending":
+                return self._duplicate(stored, flags)
+            await asyncio.sleep(0.02)
+        return self._unavailable(flags, "the same externalRequestId is being processed; retry")
+
+    def _accepted(self, item: _Admitted) -> dict[str, Any]:
+        p = item.event.payload
+        return {
+            "eventId": str(item.event.event_id),
+            "costUsd": format_micro_usd(p.cost_micro_usd),
+            "costMicroUsd": p.cost_micro_usd,
+            "priced": p.priced,
+            "modelNormalized": p.model_normalized,
+            "priceCatalogVersion": p.price_catalog_version,
+            "warnings": list(item.warnings),
+            "duplicate": False,
+            "spooled": item.spooled,
+        }
+
+    def _duplicate(self, stored: str, flags: PolicyFlags) -> Outcome:
+        first: dict[str, Any] = orjson.loads(stored)
+        first["duplicate"] = True
+        return Outcome(202, answer_body(status="accepted", reason=None, flags=flags, **first))
+
+    def _unavailable(self, flags: PolicyFlags, message: str = "the event could not be made durable") -> Outcome:
+        return Outcome(
+            503, answer_body(status="rejected", reason="unavailable", flags=flags, message=f"{message}; retry later")
+        )
+
+    def _rejection(
+        self, code: str, record: ValidatedRecord | PayloadRejected, admission: Admission, flags: PolicyFlags
+    ) -> Outcome:
+        if code.startswith("D"):
+            return self._duplicate(code[1:], flags)
+        if code == "R":
+            return Outcome(
+                429,
+                answer_body(
+                    status="rejected",
+                    reason="rate_limited",
+                    flags=flags,
+                    message=f"over {admission.rate_limit} requests per minute; telemetry only, provider calls continue",
+                    retryAfterSeconds=retry_after_s(admission.window_end, time.time()),
+                ),
+            )
+        if code == "X" and isinstance(record, PayloadRejected):
+            return Outcome(
+                422,
+                answer_body(
+                    status="rejected",
+                    reason="invalid_payload",
+                    flags=flags,
+                    message="a field breaks a rule",
+                    errors=[e.as_json() for e in record.errors],
+                ),
+            )
+        if code == "Q":
+            paused = PolicyFlags(flags.budget_warning, flags.budget_exceeded, flags.policy_mode, True)
+            return Outcome(
+                402,
+                answer_body(
+                    status="rejected",
+                    reason="plan_limit_reached",
+                    flags=paused,
+                    telemetry_paused=True,
+                    message="Telemetry paused due to plan limit. LLM calls keep running.",
+                ),
+            )
+        if code == "B":
+            return Outcome(
+                402,
+                answer_body(
+                    status="rejected",
+                    reason="budget_exceeded",
+                    flags=flags,
+                    telemetry_paused=True,
+                    message="budget exceeded and the workspace enforces hard-stop; provider calls continue",
+                ),
+            )
+        raise AssertionError(f"unexpected admission code {code!r}")

@@ -1,0 +1,31 @@
+"""Prometheus metrics of the gateway, served at ``/metrics``."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+INGEST_EVENTS = Counter(
+    "opsmeter_ingest_events_total",
+    "Ingest decisions per event, by HTTP status and reason",
+    ["status", "reason"],
+    registry=REGISTRY,
+)
+REQUEST_LATENCY = Histogram(
+    "opsmeter_ingest_request_seconds",
+    "Ingest request latency",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+KAFKA_SEND_LATENCY = Histogram(
+    "opsmeter_kafka_send_seconds",
+    "Time until the broker acknowledged an ingest event",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+SPOOL_DEPTH = Gauge("opsmeter_spool_events", "Events in the gateway's local spool", registry=REGISTRY)
+DEGRADED_DECISIONS = Counter(
+    "opsmeter_degraded_decisions_total",
+    "Admission decisions taken in-process because Redis was unreachable",
+    registry=REGISTRY,
+)

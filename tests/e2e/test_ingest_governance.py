@@ -1,0 +1,227 @@
+"""Issue 3: rate limits, quotas, idempotency, batch ingest and workspace status at the gateway."""
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from opsmeter_cli.stack import operator_token
+from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
+from tests.conftest import RunningStack
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    return {**SPEC_EXAMPLE_BODY, "externalRequestId": f"req_{uuid.uuid4().hex}", **overrides}
+
+
+def create(stack: RunningStack, **fields: Any) -> dict[str, Any]:
+    answer = httpx.post(
+        f"{stack.url('ingest-gateway')}/v1/admin/workspaces",
+        json={"name": "governance", **fields},
+        headers={"X-Operator-Token": operator_token(stack.config)},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+def wait_for_plan(stack: RunningStack, ws: dict[str, Any], plan: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        answer = httpx.get(
+            f"{stack.url('billing')}/v1/workspaces/{ws['workspaceId']}/plan",
+            headers={"Authorization": f"Bearer {ws['adminToken']}"},
+        )
+        if answer.status_code == 200 and answer.json()["planTier"] == plan:
+            return
+        time.sleep(0.05)
+    raise AssertionError("billing did not project the plan")
+
+
+def wait_for_fresh_window(min_left_s: float = 20.0) -> None:
+    """Rate windows are whole UTC minutes: start a burst early enough to stay inside one."""
+    left = 60 - time.time() % 60
+    if left < min_left_s:
+        time.sleep(left + 0.2)
+
+
+async def post_many(url: str, key: str, bodies: list[dict[str, Any]], clients: int) -> list[httpx.Response]:
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+    answers: list[httpx.Response] = []
+
+    async def client() -> None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            while not queue.empty():
+                item = queue.get_nowait()
+                answers.append(await http.post(url, json=item, headers={"X-API-Key": key}))
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return answers
+
+
+class TestRateLimit:
+    def test_free_accepts_exactly_120_per_minute_then_429_with_consistent_headers(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="free")
+        wait_for_plan(stack, ws, "free")
+        wait_for_fresh_window()
+        url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
+        answers = asyncio.run(post_many(url, ws["apiKey"], [body() for _ in range(130)], clients=8))
+        statuses = [a.status_code for a in answers]
+        assert statuses.count(202) == 120
+        assert statuses.count(429) == 10
+        for answer in answers:
+            assert answer.headers["X-RateLimit-Limit"] == "120"
+            reset = int(answer.headers["X-RateLimit-Reset"])
+            assert reset % 60 == 0
+            assert 0 < reset - time.time() <= 61
+        limited = [a for a in answers if a.status_code == 429]
+        for answer in limited:
+            assert answer.json()["reason"] == "rate_limited"
+            assert answer.json()["providerCallsContinue"] is True
+            assert answer.headers["X-RateLimit-Remaining"] == "0"
+            retry_after = int(answer.headers["Retry-After"])
+            assert 1 <= retry_after <= 60
+            assert abs(int(answer.headers["X-RateLimit-Reset"]) - (time.time() + retry_after)) <= 2
+        remaining = sorted(int(a.headers["X-RateLimit-Remaining"]) for a in answers if a.status_code == 202)
+        assert remaining == list(range(120))
+
+    def test_invalid_requests_count_against_the_rate_limit(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="enterprise", rateLimitPerMinute=3)
+        wait_for_plan(stack, ws, "enterprise")
+        wait_for_fresh_window(10)
+        url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
+        statuses = [
+            httpx.post(url, json=b, headers={"X-API-Key": ws["apiKey"]}).status_code
+            for b in (body(inputTokens="x"), body(), body(), body())
+        ]
+        assert statuses == [422, 202, 202, 429]
+
+
+class TestQuota:
+    def test_a_quota_raced_by_eight_clients_accepts_exactly_the_quota(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="enterprise", rateLimitPerMinute=100_000, monthlyRequestQuota=50)
+        wait_for_plan(stack, ws, "enterprise")
+        url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
+        answers = asyncio.run(post_many(url, ws["apiKey"], [body() for _ in range(80)], clients=8))
+        assert [a.status_code for a in answers].count(202) == 50
+        paused = [a.json() for a in answers if a.status_code == 402]
+        assert len(paused) == 30
+        for answer in paused:
+            assert answer["reason"] == "plan_limit_reached"
+            assert answer["telemetryPaused"] is True
+            assert answer["isPlanLimitReached"] is True
+            assert answer["providerCallsContinue"] is True
+        status = httpx.get(
+            f"{stack.url('ingest-gateway')}/v1/diagnostics/workspace-status", headers={"X-API-Key": ws["apiKey"]}
+        ).json()
+        assert status["plan"]["currentRequestCount"] == 50
+        assert status["plan"]["remainingRequestCount"] == 0
+        assert status["isPlanLimitReached"] is True
+
+    def test_only_real_events_count_toward_the_quota(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="enterprise", rateLimitPerMinute=100_000, monthlyRequestQuota=1)
+        wait_for_plan(stack, ws, "enterprise")
+        url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
+        post = lambda b: httpx.post(url, json=b, headers={"X-API-Key": ws["apiKey"]}).status_code  # noqa: E731
+        assert [post(body(dataMode="test")), post(body(dataMode="demo")), post(body()), post(body())] == [
+            202, 202, 202, 402,
+        ]  # fmt: skip
+
+
+class TestIdempotency:
+    def test_repeats_also_concurrent_answer_like_the_first_and_count_once(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="starter")
+        wait_for_plan(stack, ws, "starter")
+        url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
+        same = body()
+        answers = asyncio.run(post_many(url, ws["apiKey"], [same] * 6, clients=6))
+        assert [a.status_code for a in answers] == [202] * 6
+        payloads = [a.json() for a in answers]
+        assert len({p["eventId"] for p in payloads}) == 1
+        assert sorted(p["duplicate"] for p in payloads) == [False, True, True, True, True, True]
+        assert {p["costUsd"] for p in payloads} == {"0.00022"}
+        status = httpx.get(
+            f"{stack.url('ingest-gateway')}/v1/diagnostics/workspace-status", headers={"X-API-Key": ws["apiKey"]}
+        ).json()
+        assert status["plan"]["currentRequestCount"] == 1
+
+        def usage() -> Any:
+            return httpx.get(
+                f"{stack.url('reporting')}/v1/workspaces/{ws['workspaceId']}/usage",
+                headers={"Authorization": f"Bearer {ws['adminToken']}"},
+            ).json()["totals"]["requests"]
+
+        deadline = time.monotonic() + 10
+        while usage() != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+class TestBatch:
+    def test_a_batch_answers_207_with_one_result_per_event(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="starter")
+        wait_for_plan(stack, ws, "starter")
+        first = body()
+        events = [first, body(status="nope"), first, body(model="gpt-4o")]
+        answer = httpx.post(
+            f"{stack.url('ingest-gateway')}/v1/ingest/llm-requests",
+            json={"events": events},
+            headers={"X-API-Key": ws["apiKey"]},
+        )
+        assert answer.status_code == 207
+        results = answer.json()["results"]
+        assert [r["httpStatus"] for r in results] == [202, 422, 202, 202]
+        assert results[1]["errors"][0]["field"] == "status"
+        assert results[2]["duplicate"] is True
+        assert results[2]["eventId"] == results[0]["eventId"]
+        assert answer.headers["X-RateLimit-Remaining"] == str(300 - 4)
+
+    def test_rate_limits_count_each_event_of_a_batch(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="enterprise", rateLimitPerMinute=5)
+        wait_for_plan(stack, ws, "enterprise")
+        wait_for_fresh_window(10)
+        answer = httpx.post(
+            f"{stack.url('ingest-gateway')}/v1/ingest/llm-requests",
+            json={"events": [body() for _ in range(7)]},
+            headers={"X-API-Key": ws["apiKey"]},
+        )
+        assert [r["httpStatus"] for r in answer.json()["results"]] == [202] * 5 + [429] * 2
+        assert "Retry-After" in answer.headers
+
+    @pytest.mark.parametrize(
+        "payload", [{"events": []}, {"events": [{}] * 501}, {"events": "x"}, {"events": [], "more": 1}]
+    )
+    def test_bad_batches_are_422(self, stack: RunningStack, payload: dict[str, Any]) -> None:
+        ws = create(stack, plan="starter")
+        answer = httpx.post(
+            f"{stack.url('ingest-gateway')}/v1/ingest/llm-requests", json=payload, headers={"X-API-Key": ws["apiKey"]}
+        )
+        assert answer.status_code == 422
+        assert answer.json()["reason"] == "invalid_payload"
+
+
+class TestWorkspaceStatus:
+    def test_the_status_has_the_full_shape(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="pro")
+        wait_for_plan(stack, ws, "pro")
+        httpx.post(
+            f"{stack.url('ingest-gateway')}/v1/ingest/llm-request", json=body(), headers={"X-API-Key": ws["apiKey"]}
+        )
+        status = httpx.get(
+            f"{stack.url('ingest-gateway')}/v1/diagnostics/workspace-status", headers={"X-API-Key": ws["apiKey"]}
+        ).json()
+        assert status["workspaceId"] == ws["workspaceId"]
+        assert status["providerCallsContinue"] is True
+        for key in ("isPlanLimitReached", "telemetryPaused", "isBudgetWarning", "isBudgetExceeded", "severity"):
+            assert key in status
+        plan = status["plan"]
+        assert (plan["planTier"], plan["planName"], plan["planRequestLimit"]) == ("pro", "Pro", 1_000_000)
+        assert (plan["currentRequestCount"], plan["remainingRequestCount"]) == (1, 999_999)
+        assert plan["periodStart"].endswith("-01T00:00:00Z")
+        assert {"warningThresholdRatio", "daily", "monthly"} <= set(status["budget"])
