@@ -128,10 +128,12 @@ class TestQuota:
         ws = create(stack, plan="enterprise", rateLimitPerMinute=100_000, monthlyRequestQuota=1)
         wait_for_plan(stack, ws, "enterprise")
         url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
-        post = lambda b: httpx.post(url, json=b, headers={"X-API-Key": ws["apiKey"]}).status_code  # noqa: E731
-        assert [post(body(dataMode="test")), post(body(dataMode="demo")), post(body()), post(body())] == [
-            202, 202, 202, 402,
-        ]  # fmt: skip
+
+        def post(b: dict[str, Any]) -> int:
+            return httpx.post(url, json=b, headers={"X-API-Key": ws["apiKey"]}).status_code
+
+        statuses = [post(body(dataMode="test")), post(body(dataMode="demo")), post(body()), post(body())]
+        assert statuses == [202, 202, 202, 402]
 
 
 class TestIdempotency:
@@ -225,3 +227,53 @@ class TestWorkspaceStatus:
         assert (plan["currentRequestCount"], plan["remainingRequestCount"]) == (1, 999_999)
         assert plan["periodStart"].endswith("-01T00:00:00Z")
         assert {"warningThresholdRatio", "daily", "monthly"} <= set(status["budget"])
+
+
+class TestApiKeys:
+    def test_create_list_rotate_and_revoke(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="starter")
+        base = f"{stack.url('ingest-gateway')}/v1/workspaces/{ws['workspaceId']}/api-keys"
+        admin = {"Authorization": f"Bearer {ws['adminToken']}"}
+        ingest_url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
+
+        created = httpx.post(base, json={"name": "ci", "mode": "test"}, headers=admin)
+        assert created.status_code == 201
+        key = created.json()["apiKey"]
+        assert key.startswith("om_test_")
+        assert httpx.post(ingest_url, json=body(), headers={"X-API-Key": key}).status_code == 202
+
+        listed = httpx.get(base, headers=admin).json()["apiKeys"]
+        assert len(listed) == 2
+        assert all(key not in str(item) for item in listed)
+        mine = next(k for k in listed if k["apiKeyId"] == created.json()["apiKeyId"])
+        assert (mine["name"], mine["revoked"], mine["prefix"]) == ("ci", False, key.rsplit("_", 1)[0])
+        assert mine["lastUsedAt"] is not None
+
+        rotated = httpx.post(f"{base}/{mine['apiKeyId']}/rotate", headers=admin)
+        assert rotated.status_code == 201
+        new_key = rotated.json()["apiKey"]
+        assert httpx.post(ingest_url, json=body(), headers={"X-API-Key": new_key}).status_code == 202
+
+        deadline = time.monotonic() + 10
+        while httpx.post(ingest_url, json=body(), headers={"X-API-Key": key}).status_code != 401:
+            assert time.monotonic() < deadline, "a rotated key kept working for more than 10 s"
+            time.sleep(0.2)
+
+        revoked = httpx.delete(f"{base}/{rotated.json()['apiKeyId']}", headers=admin)
+        assert revoked.status_code == 204
+        deadline = time.monotonic() + 10
+        while httpx.post(ingest_url, json=body(), headers={"X-API-Key": new_key}).status_code != 401:
+            assert time.monotonic() < deadline, "a revoked key kept working for more than 10 s"
+            time.sleep(0.2)
+
+    def test_keys_are_managed_only_by_their_workspace_admins(self, stack: RunningStack) -> None:
+        ws, other = create(stack, plan="starter"), create(stack, plan="starter")
+        base = f"{stack.url('ingest-gateway')}/v1/workspaces/{ws['workspaceId']}/api-keys"
+        assert httpx.get(base, headers={"Authorization": f"Bearer {other['adminToken']}"}).status_code == 404
+        assert httpx.post(base, headers={"Authorization": f"Bearer {ws['apiKey']}"}).status_code == 401
+        other_key = httpx.get(
+            f"{stack.url('ingest-gateway')}/v1/workspaces/{other['workspaceId']}/api-keys",
+            headers={"Authorization": f"Bearer {other['adminToken']}"},
+        ).json()["apiKeys"][0]["apiKeyId"]
+        stolen = httpx.delete(f"{base}/{other_key}", headers={"Authorization": f"Bearer {ws['adminToken']}"})
+        assert stolen.status_code == 404

@@ -67,9 +67,23 @@ class CredentialIssuedPayload(Payload):
     role: Literal["owner", "admin", "member", "ingest"]
     secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     display_prefix: str = Field(max_length=32)
+    name: str = Field(default="", max_length=128)
+    issued_by: str | None = Field(default=None, description="Credential id of the admin who issued it.")
 
 
 @event
 class CredentialIssued(EventEnvelope[CredentialIssuedPayload]):
     type: Literal["workspace.credential_issued"] = "workspace.credential_issued"
+    version: Literal[1] = 1
+
+
+class CredentialRevokedPayload(Payload):
+    credential_id: str = Field(min_length=1, max_length=64)
+    revoked_by: str | None = Field(default=None, description="Credential id of the admin who revoked it.")
+    reason: Literal["revoked", "rotated"] = "revoked"
+
+
+@event
+class CredentialRevoked(EventEnvelope[CredentialRevokedPayload]):
+    type: Literal["workspace.credential_revoked"] = "workspace.credential_revoked"
     version: Literal[1] = 1

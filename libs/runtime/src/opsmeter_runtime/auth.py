@@ -32,6 +32,14 @@ def workspace_key(workspace_id: str) -> str:
     return f"opsmeter:ws:{workspace_id}"
 
 
+def workspace_credentials_key(workspace_id: str) -> str:
+    return f"opsmeter:ws:{workspace_id}:credentials"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def sha256_hex(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -104,19 +112,52 @@ class CredentialStore:
     def __init__(self, redis: "Redis") -> None:
         self._redis = redis
 
-    async def save(self, workspace_id: str, credential: IssuedCredential | StoredCredential) -> None:
+    async def save(
+        self,
+        workspace_id: str,
+        credential: IssuedCredential | StoredCredential,
+        *,
+        created_at: datetime | None = None,
+        name: str = "",
+    ) -> None:
+        """Record a credential; replaying the same issue never un-revokes it."""
+        key = credential_key(credential.credential_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                key,
+                mapping={
+                    "workspace_id": workspace_id,
+                    "kind": credential.kind,
+                    "role": credential.role,
+                    "secret_sha256": credential.secret_sha256,
+                    "display_prefix": credential.display_prefix,
+                    "name": name,
+                },
+            )
+            pipe.hsetnx(key, "created_at", (created_at or datetime.now(UTC)).isoformat())
+            pipe.hsetnx(key, "revoked", "0")
+            pipe.sadd(workspace_credentials_key(workspace_id), credential.credential_id)
+            await pipe.execute()
+
+    async def revoke(self, credential_id: str, *, revoked_at: datetime | None = None) -> None:
         await self._redis.hset(
-            credential_key(credential.credential_id),
-            mapping={
-                "workspace_id": workspace_id,
-                "kind": credential.kind,
-                "role": credential.role,
-                "secret_sha256": credential.secret_sha256,
-                "display_prefix": credential.display_prefix,
-                "created_at": datetime.now(UTC).isoformat(),
-                "revoked": "0",
-            },
+            credential_key(credential_id),
+            mapping={"revoked": "1", "revoked_at": (revoked_at or datetime.now(UTC)).isoformat()},
         )
+
+    async def get(self, credential_id: str) -> dict[str, str]:
+        """The stored record (hash and all); empty when unknown."""
+        return decode_hash(await self._redis.hgetall(credential_key(credential_id)))
+
+    async def list_for_workspace(self, workspace_id: str) -> list[dict[str, str]]:
+        """Every credential record of a workspace, with its id."""
+        ids = sorted(_text(i) for i in await self._redis.smembers(workspace_credentials_key(workspace_id)))
+        records = []
+        for credential_id in ids:
+            record = await self.get(credential_id)
+            if record:
+                records.append({**record, "credential_id": credential_id})
+        return records
 
     async def touch(self, credential_id: str) -> None:
         """Record when a credential was last used (callers rate-limit this)."""

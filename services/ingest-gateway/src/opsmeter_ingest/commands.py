@@ -2,17 +2,21 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 from uuid import uuid4
 
-from opsmeter_contracts import (
+from opsmeter_contracts.events import (
     CredentialIssued,
     CredentialIssuedPayload,
-    Topics,
+    CredentialRevoked,
+    CredentialRevokedPayload,
+    Plan,
     WorkspaceCreated,
     WorkspaceCreatedPayload,
 )
-from opsmeter_contracts.events import Plan
-from opsmeter_runtime.auth import CredentialStore, IssuedCredential, issue_credential, new_id
+from opsmeter_contracts.topics import Topics
+from opsmeter_runtime.auth import CredentialStore, IssuedCredential, Principal, issue_credential, new_id
+from opsmeter_runtime.errors import NotFound
 from opsmeter_runtime.kafka import EventPublisher
 
 
@@ -53,21 +57,98 @@ async def create_workspace(
     )
     await publisher.publish(Topics.WORKSPACES, created)
     for credential in (api_key, admin_token):
-        await publisher.publish(
-            Topics.WORKSPACES,
-            CredentialIssued(
-                event_id=uuid4(),
-                occurred_at=now,
-                ingested_at=now,
-                workspace_id=workspace_id,
-                payload=CredentialIssuedPayload(
-                    credential_id=credential.credential_id,
-                    kind=credential.kind,
-                    role=credential.role,
-                    secret_sha256=credential.secret_sha256,
-                    display_prefix=credential.display_prefix,
-                ),
-            ),
-        )
-        await credentials.save(workspace_id, credential)
+        await _issue(workspace_id, credential, publisher=publisher, credentials=credentials, now=now)
     return CreatedWorkspace(workspace_id, api_key, admin_token)
+
+
+async def _issue(
+    workspace_id: str,
+    credential: IssuedCredential,
+    *,
+    publisher: EventPublisher,
+    credentials: CredentialStore,
+    now: datetime,
+    name: str = "",
+    issued_by: str | None = None,
+) -> None:
+    """Durable on Kafka first, then in the credential projection every gateway reads."""
+    await publisher.publish(
+        Topics.WORKSPACES,
+        CredentialIssued(
+            event_id=uuid4(),
+            occurred_at=now,
+            ingested_at=now,
+            workspace_id=workspace_id,
+            payload=CredentialIssuedPayload(
+                credential_id=credential.credential_id,
+                kind=credential.kind,
+                role=credential.role,
+                secret_sha256=credential.secret_sha256,
+                display_prefix=credential.display_prefix,
+                name=name,
+                issued_by=issued_by,
+            ),
+        ),
+    )
+    await credentials.save(workspace_id, credential, created_at=now, name=name)
+
+
+async def create_api_key(
+    admin: Principal, *, name: str, live: bool, publisher: EventPublisher, credentials: CredentialStore
+) -> IssuedCredential:
+    key = issue_credential("api_key", "ingest", live=live)
+    await _issue(
+        admin.workspace_id,
+        key,
+        publisher=publisher,
+        credentials=credentials,
+        now=datetime.now(UTC),
+        name=name,
+        issued_by=admin.credential_id,
+    )
+    return key
+
+
+async def revoke_api_key(
+    admin: Principal,
+    key_id: str,
+    *,
+    publisher: EventPublisher,
+    credentials: CredentialStore,
+    reason: Literal["revoked", "rotated"] = "revoked",
+) -> dict[str, str]:
+    """Revoke an ingest key of the admin's own workspace; every gateway refuses it within its cache TTL."""
+    record = await credentials.get(key_id)
+    if not record or record.get("workspace_id") != admin.workspace_id or record.get("kind") != "api_key":
+        raise NotFound("no such API key in this workspace")
+    now = datetime.now(UTC)
+    await publisher.publish(
+        Topics.WORKSPACES,
+        CredentialRevoked(
+            event_id=uuid4(),
+            occurred_at=now,
+            ingested_at=now,
+            workspace_id=admin.workspace_id,
+            payload=CredentialRevokedPayload(credential_id=key_id, revoked_by=admin.credential_id, reason=reason),
+        ),
+    )
+    await credentials.revoke(key_id, revoked_at=now)
+    return record
+
+
+async def rotate_api_key(
+    admin: Principal, key_id: str, *, publisher: EventPublisher, credentials: CredentialStore
+) -> IssuedCredential:
+    """A new key with the old one's name and mode; the old one is revoked."""
+    record = await credentials.get(key_id)
+    if not record or record.get("workspace_id") != admin.workspace_id or record.get("kind") != "api_key":
+        raise NotFound("no such API key in this workspace")
+    new_key = await create_api_key(
+        admin,
+        name=record.get("name", ""),
+        live=record.get("display_prefix", "").startswith("om_live"),
+        publisher=publisher,
+        credentials=credentials,
+    )
+    await revoke_api_key(admin, key_id, publisher=publisher, credentials=credentials, reason="rotated")
+    return new_key

@@ -2,7 +2,7 @@
 
 from collections.abc import Awaitable, Callable
 
-from opsmeter_contracts import CredentialIssued
+from opsmeter_contracts.events import CredentialIssued, CredentialRevoked
 from opsmeter_runtime.auth import CredentialStore, StoredCredential
 
 
@@ -17,9 +17,16 @@ async def on_credential_issued(event: CredentialIssued, *, credentials: Credenti
             secret_sha256=p.secret_sha256,
             display_prefix=p.display_prefix,
         ),
+        created_at=event.occurred_at,
+        name=p.name,
     )
+
+
+async def on_credential_revoked(event: CredentialRevoked, *, credentials: CredentialStore) -> None:
+    await credentials.revoke(event.payload.credential_id, revoked_at=event.occurred_at)
 
 
 EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     CredentialIssued: [on_credential_issued],
+    CredentialRevoked: [on_credential_revoked],
 }
