@@ -56,14 +56,27 @@ class EventPublisher:
         """Send ``event`` keyed by its workspace; raise PublishError unless acknowledged in time."""
         await self.publish_raw(topic, event.key, encode_event(event), headers)
 
-    async def publish_raw(self, topic: str, key: bytes | None, value: bytes, headers: Headers = ()) -> None:
+    async def publish_raw(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers = (), *, timeout_s: float | None = None
+    ) -> None:
         if self._producer is None:
             raise PublishError("producer is not started")
         try:
-            async with asyncio.timeout(self._settings.kafka_send_timeout_s):
+            async with asyncio.timeout(timeout_s or self._settings.kafka_send_timeout_s):
                 await self._producer.send_and_wait(topic, value=value, key=key, headers=list(headers))
         except (TimeoutError, KafkaError) as exc:
             raise PublishError(f"{topic}: {type(exc).__name__}: {exc}") from exc
+
+    async def topic_exists(self, topic: str) -> bool:
+        """Whether the broker knows ``topic`` now (after a local broker restart it may not, until recreated)."""
+        if self._producer is None:
+            return False
+        try:
+            async with asyncio.timeout(self._settings.kafka_send_timeout_s):
+                metadata = await self._producer.client.fetch_all_metadata()
+        except (TimeoutError, KafkaError):
+            return False
+        return topic in metadata.topics()
 
 
 async def ensure_topics(

@@ -9,7 +9,13 @@ from opsmeter_runtime.settings import RuntimeSettings
 
 def connect_redis(settings: RuntimeSettings) -> "Redis":
     """A pooled asyncio client (bytes in, bytes out)."""
-    return Redis.from_url(settings.redis_url, decode_responses=False, health_check_interval=30)
+    return Redis.from_url(
+        settings.redis_url,
+        decode_responses=False,
+        health_check_interval=30,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+    )
 
 
 def decode_hash(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:

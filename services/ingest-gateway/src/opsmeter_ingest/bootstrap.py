@@ -1,5 +1,6 @@
 """Composition root: real adapters in, handlers and the app's dependencies out."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -7,8 +8,9 @@ from dataclasses import dataclass
 from opsmeter_contracts import Topics
 from opsmeter_ingest.adapters import PriceBook, TelemetrySink
 from opsmeter_ingest.adapters.admission import DegradedAdmission, RedisAdmission
-from opsmeter_ingest.adapters.kafka import KafkaTelemetrySink
+from opsmeter_ingest.adapters.kafka import DurableTelemetrySink
 from opsmeter_ingest.adapters.pricing import CatalogPriceBook
+from opsmeter_ingest.adapters.spool import Spool
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.handlers import EVENT_HANDLERS
 from opsmeter_ingest.ingest import Ingestor
@@ -31,6 +33,12 @@ class GatewayDeps:
     ingestor: Ingestor
 
 
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 @contextlib.asynccontextmanager
 async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
     async with open_resources(SERVICE, settings.runtime) as resources:
@@ -40,7 +48,12 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
             [Topics.WORKSPACES],
             build_dispatcher(event_handlers=EVENT_HANDLERS, deps={"credentials": credentials}),
         )
-        sink = KafkaTelemetrySink(resources.publisher)
+        spool = Spool(
+            settings.runtime.resolved_data_dir / "spool" / settings.instance, max_bytes=settings.spool_max_bytes
+        )
+        sink = DurableTelemetrySink(resources.publisher, spool, timeout_s=settings.publish_timeout_s)
+        drainer = asyncio.create_task(sink.drain_forever(), name="spool-drainer")
+        resources.stack.push_async_callback(_stop, drainer)
         prices = CatalogPriceBook(PriceCatalog.load_default())
         ingestor = Ingestor(
             settings=settings,

@@ -1,3 +1,6 @@
+import socket
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from opsmeter_runtime.settings import ServiceSettings
@@ -14,5 +17,8 @@ class GatewaySettings(ServiceSettings):
     max_batch_events: int = 500
     default_rate_limit_per_minute: int = 120
     default_monthly_quota: int = 10_000
+    publish_timeout_s: float = 1.0
+    spool_max_bytes: int = 256 * 1024 * 1024
+    instance: str = Field(default_factory=socket.gethostname, description="Names this process's spool directory.")
     max_timestamp_age_s: int = 7 * 24 * 3600
     max_timestamp_skew_s: int = 5 * 60

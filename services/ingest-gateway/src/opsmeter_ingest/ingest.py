@@ -21,6 +21,7 @@ from opsmeter_ingest.adapters.admission import (
     Kind,
     RedisAdmission,
 )
+from opsmeter_ingest.adapters.spool import SpoolUnavailable
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.domain import (
     PayloadRejected,
@@ -175,11 +176,12 @@ class Ingestor:
     async def _publish(self, admitted: list[_Admitted]) -> None:
         async def one(item: _Admitted) -> None:
             try:
-                await self._sink.publish(item.event)
-            except PublishError as exc:
-                log.error("ingest_publish_failed", event_id=str(item.event.event_id), error=str(exc))
+                where = await self._sink.publish(item.event)
+            except (SpoolUnavailable, PublishError) as exc:
+                log.error("ingest_not_durable", event_id=str(item.event.event_id), error=str(exc))
                 return
             item.durable = True
+            item.spooled = where == "spool"
 
         await asyncio.gather(*(one(item) for item in admitted))
 

@@ -1,14 +1,14 @@
 """Ports the gateway depends on, as small Protocols; real adapters live beside them."""
 
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from opsmeter_contracts import LlmRequestIngested
 from opsmeter_ingest.domain import Pricing, ValidatedRecord
 
 
 class TelemetrySink(Protocol):
-    async def publish(self, event: LlmRequestIngested) -> None:
-        """Return only once the event is durable; raise PublishError otherwise."""
+    async def publish(self, event: LlmRequestIngested) -> Literal["kafka", "spool"]:
+        """Return once the event is durable, saying where; raise SpoolUnavailable when it cannot be."""
 
 
 class PriceBook(Protocol):

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from opsmeter_ingest import demo
 from opsmeter_ingest.adapters.admission import quota_snapshot
+from opsmeter_ingest.adapters.spool import SpoolUnavailable
 from opsmeter_ingest.api.deps import Deps
 from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.commands import CreateWorkspace, create_workspace
@@ -250,7 +251,7 @@ async def ingest_demo(
     try:
         for start in range(0, len(events), 500):
             await asyncio.gather(*(deps.sink.publish(e) for e in events[start : start + 500]))
-    except PublishError as exc:
+    except SpoolUnavailable as exc:
         raise Unavailable(f"demo data only partly written: {exc}", headers={"Retry-After": "5"}) from None
     return json_response(
         {

@@ -1,0 +1,128 @@
+"""A local, fsynced, append-only spool for events Kafka could not take in time.
+
+Records are length-prefixed ``(topic, key, value)``; ``spool.offset`` holds how far the drainer has
+published. While anything is spooled, new events are spooled too, so one workspace's events reach
+Kafka in the order they were accepted. The drainer publishes in order and truncates once empty.
+"""
+
+import asyncio
+import contextlib
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsmeter_runtime.logs import get_logger
+
+log = get_logger(__name__)
+
+_HEADER = struct.Struct(">III")
+
+
+class SpoolUnavailable(Exception):
+    """The spool is full or cannot be written: the caller must answer 503, never 2xx."""
+
+
+@dataclass(frozen=True)
+class SpooledRecord:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+class Spool:
+    def __init__(self, directory: Path, *, max_bytes: int) -> None:
+        self._dir = directory
+        self._log_path = directory / "spool.log"
+        self._offset_path = directory / "spool.offset"
+        self._max_bytes = max_bytes
+        self._lock = asyncio.Lock()
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._size = self._log_path.stat().st_size if self._log_path.exists() else 0
+        self._offset = int(self._offset_path.read_text() or 0) if self._offset_path.exists() else 0
+        pending = self._iter_from(self._offset)
+        self._count = len(pending)
+        good_end = pending[-1][0] if pending else self._offset
+        if self._size > good_end:
+            log.warning("spool_torn_tail_truncated", bytes=self._size - good_end)
+            with self._log_path.open("r+b") as f:
+                f.truncate(good_end)
+            self._size = good_end
+
+    @property
+    def pending(self) -> int:
+        """Events spooled and not yet published."""
+        return self._count
+
+    async def append(self, records: list[SpooledRecord]) -> None:
+        """Write and fsync ``records``; raise SpoolUnavailable when full or failing."""
+        blob = b"".join(_encode(r) for r in records)
+        async with self._lock:
+            if self._size + len(blob) > self._max_bytes:
+                raise SpoolUnavailable(f"spool is full ({self._size} of {self._max_bytes} bytes)")
+            try:
+                await asyncio.to_thread(self._write, blob)
+            except OSError as exc:
+                raise SpoolUnavailable(f"spool write failed: {exc}") from exc
+            self._size += len(blob)
+            self._count += len(records)
+
+    def _write(self, blob: bytes) -> None:
+        with self._log_path.open("ab") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _iter_from(self, offset: int, limit: int | None = None) -> list[tuple[int, SpooledRecord]]:
+        found: list[tuple[int, SpooledRecord]] = []
+        if not self._log_path.exists():
+            return found
+        with self._log_path.open("rb") as f:
+            f.seek(offset)
+            position = offset
+            while limit is None or len(found) < limit:
+                header = f.read(_HEADER.size)
+                if len(header) < _HEADER.size:
+                    break
+                topic_len, key_len, value_len = _HEADER.unpack(header)
+                body = f.read(topic_len + key_len + value_len)
+                if len(body) < topic_len + key_len + value_len:
+                    break
+                position += _HEADER.size + len(body)
+                record = SpooledRecord(
+                    body[:topic_len].decode(), body[topic_len : topic_len + key_len], body[topic_len + key_len :]
+                )
+                found.append((position, record))
+        return found
+
+    async def peek(self, limit: int) -> list[tuple[int, SpooledRecord]]:
+        """Up to ``limit`` unpublished records, each with the offset just past it."""
+        async with self._lock:
+            return await asyncio.to_thread(self._iter_from, self._offset, limit)
+
+    async def commit(self, offset: int, published: int) -> None:
+        """Mark everything before ``offset`` published; truncate when the spool is empty."""
+        async with self._lock:
+            self._offset = offset
+            self._count = max(0, self._count - published)
+            await asyncio.to_thread(self._persist_offset)
+
+    def _persist_offset(self) -> None:
+        if self._count == 0 and self._offset >= self._size:
+            with contextlib.suppress(FileNotFoundError):
+                self._log_path.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self._offset_path.unlink()
+            self._offset = self._size = 0
+            return
+        tmp = self._offset_path.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            f.write(str(self._offset))
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self._offset_path)
+
+
+def _encode(record: SpooledRecord) -> bytes:
+    topic = record.topic.encode()
+    return _HEADER.pack(len(topic), len(record.key), len(record.value)) + topic + record.key + record.value

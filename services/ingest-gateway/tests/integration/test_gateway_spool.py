@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+from opsmeter_ingest.adapters.spool import Spool, SpooledRecord, SpoolUnavailable
+
+
+def records(n: int, start: int = 0) -> list[SpooledRecord]:
+    return [SpooledRecord("telemetry.llm-requests", b"ws_a", f"event-{i}".encode()) for i in range(start, start + n)]
+
+
+class TestSpool:
+    async def test_records_come_back_in_order_across_a_restart(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 20)
+        await spool.append(records(3))
+        await spool.append(records(2, start=3))
+        reopened = Spool(tmp_path, max_bytes=1 << 20)
+        assert reopened.pending == 5
+        assert [r.value for _, r in await reopened.peek(10)] == [f"event-{i}".encode() for i in range(5)]
+
+    async def test_commit_moves_past_published_records_and_survives_a_restart(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 20)
+        await spool.append(records(4))
+        first_two = await spool.peek(2)
+        await spool.commit(first_two[-1][0], 2)
+        reopened = Spool(tmp_path, max_bytes=1 << 20)
+        assert reopened.pending == 2
+        assert [r.value for _, r in await reopened.peek(10)] == [b"event-2", b"event-3"]
+
+    async def test_an_empty_spool_leaves_no_files(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 20)
+        await spool.append(records(2))
+        batch = await spool.peek(10)
+        await spool.commit(batch[-1][0], 2)
+        assert spool.pending == 0
+        assert list(tmp_path.iterdir()) == []
+
+    async def test_a_full_spool_refuses_rather_than_dropping(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path, max_bytes=100)
+        await spool.append(records(1))
+        with pytest.raises(SpoolUnavailable, match="full"):
+            await spool.append(records(5))
+        assert spool.pending == 1
+
+    async def test_a_torn_last_record_is_ignored(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 20)
+        await spool.append(records(2))
+        with (tmp_path / "spool.log").open("ab") as f:
+            f.write(b"\x00\x00\x00\x16\x00")
+        reopened = Spool(tmp_path, max_bytes=1 << 20)
+        await reopened.append(records(1, start=2))
+        assert [r.value for _, r in await reopened.peek(10)] == [b"event-0", b"event-1", b"event-2"]

@@ -1,0 +1,131 @@
+"""Faults never lose an accepted event: a stalled broker spools, a dead Redis fails open.
+
+These tests stall and kill the engines, so they run on a stack of their own.
+"""
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from opsmeter_cli.stack import SERVICES, Stack, StackConfig, operator_token
+from opsmeter_runtime.localstack import free_port, port_open, redis_process, wait_for
+from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    config = StackConfig(
+        data_dir=tmp_path_factory.mktemp("faults"),
+        broker_port=free_port(),
+        redis_port=free_port(),
+        service_ports={s.name: free_port() for s in SERVICES},
+        extra_env={"OPSMETER_ENV": "test", "OPSMETER_LOG_LEVEL": "WARNING"},
+    )
+    stack = Stack(config)
+    stack.start(timeout=180)
+    try:
+        yield stack
+    finally:
+        for process in stack.processes.values():
+            if process.pid:
+                os.kill(process.pid, signal.SIGCONT)
+        stack.stop()
+
+
+def workspace(stack: Stack) -> dict[str, Any]:
+    answer = httpx.post(
+        f"{stack.config.url('ingest-gateway')}/v1/admin/workspaces",
+        json={"name": "faults", "plan": "enterprise", "rateLimitPerMinute": 100_000, "monthlyRequestQuota": 1_000_000},
+        headers={"X-Operator-Token": operator_token(stack.config)},
+        timeout=30,
+    )
+    assert answer.status_code == 201
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+def send(stack: Stack, ws: dict[str, Any], **overrides: Any) -> httpx.Response:
+    body = {**SPEC_EXAMPLE_BODY, "externalRequestId": f"req_{uuid.uuid4().hex}", **overrides}
+    return httpx.post(
+        f"{stack.config.url('ingest-gateway')}/v1/ingest/llm-request",
+        json=body,
+        headers={"X-API-Key": ws["apiKey"]},
+        timeout=10,
+    )
+
+
+def usage_requests(stack: Stack, ws: dict[str, Any]) -> int:
+    answer = httpx.get(
+        f"{stack.config.url('reporting')}/v1/workspaces/{ws['workspaceId']}/usage",
+        headers={"Authorization": f"Bearer {ws['adminToken']}"},
+        timeout=10,
+    )
+    requests: int = answer.json()["totals"]["requests"]
+    return requests
+
+
+def eventually(check: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout}s"
+        time.sleep(0.2)
+
+
+class TestBrokerStalled:
+    def test_every_202_is_counted_once_after_the_broker_returns(self, own_stack: Stack) -> None:
+        ws = workspace(own_stack)
+        accepted = [send(own_stack, ws) for _ in range(20)]
+        broker = own_stack.processes["broker"]
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            during = [send(own_stack, ws) for _ in range(30)]
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        assert {a.status_code for a in during} == {202}
+        assert all(a.json()["spooled"] for a in during)
+        after = [send(own_stack, ws) for _ in range(10)]
+        assert {a.status_code for a in [*accepted, *after]} == {202}
+        eventually(lambda: usage_requests(own_stack, ws) == 60, timeout=60)
+        metrics = httpx.get(f"{own_stack.config.url('ingest-gateway')}/metrics").text
+        assert "opsmeter_spool_events 0.0" in metrics
+
+
+class TestRedisDown:
+    def test_ingest_keeps_answering_and_quotas_are_reconciled(self, own_stack: Stack) -> None:
+        ws = workspace(own_stack)
+        assert send(own_stack, ws).status_code == 202
+        redis = own_stack.processes["redis"]
+        redis.stop(10)
+        try:
+            started = time.monotonic()
+            degraded = [send(own_stack, ws) for _ in range(5)]
+            elapsed = time.monotonic() - started
+        finally:
+            config = own_stack.config
+            restarted = redis_process(
+                config.redis_port, config.data_dir / "redis", config.data_dir / "logs" / "redis.log"
+            )
+            own_stack.processes["redis"] = restarted.start()
+            wait_for(lambda: port_open(config.redis_port), timeout=30, what="redis again", process=restarted)
+        assert [a.status_code for a in degraded] == [202] * 5
+        assert elapsed < 5 * 1.0
+        eventually(lambda: send(own_stack, ws).status_code == 202, timeout=15)
+
+        def counted() -> bool:
+            status = httpx.get(
+                f"{own_stack.config.url('ingest-gateway')}/v1/diagnostics/workspace-status",
+                headers={"X-API-Key": ws["apiKey"]},
+            ).json()
+            return bool(status["plan"]["currentRequestCount"] == 7)
+
+        eventually(counted, timeout=15)
+        metrics = httpx.get(f"{own_stack.config.url('ingest-gateway')}/metrics").text
+        assert "opsmeter_degraded_decisions_total 5.0" in metrics
+        eventually(lambda: usage_requests(own_stack, ws) == 7, timeout=30)
