@@ -41,7 +41,7 @@ status: install ## Show which parts of the background stack are running
 
 test: install ## Run every test: lint, types, unit, integration on the real local engines
 	$(MAKE) --no-print-directory lint typecheck
-	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -q -rs --no-header | tail -n 3
+	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -q -rfEs --no-header | tail -n 25
 	$(VENV)/bin/pytest
 
 test-unit: install ## Unit tests only (no broker, Redis or ClickHouse)

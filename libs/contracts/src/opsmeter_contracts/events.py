@@ -87,3 +87,32 @@ class CredentialRevokedPayload(Payload):
 class CredentialRevoked(EventEnvelope[CredentialRevokedPayload]):
     type: Literal["workspace.credential_revoked"] = "workspace.credential_revoked"
     version: Literal[1] = 1
+
+
+class WorkspacePlanSetPayload(Payload):
+    """An operator set the plan directly (before billing confirms one through Lemon Squeezy)."""
+
+    plan: Plan
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    monthly_request_quota: int | None = Field(default=None, ge=0)
+
+
+@event
+class WorkspacePlanSet(EventEnvelope[WorkspacePlanSetPayload]):
+    type: Literal["workspace.plan_set"] = "workspace.plan_set"
+    version: Literal[1] = 1
+
+
+class TelemetryDataDeletedPayload(Payload):
+    """Demo or test telemetry removed on request; real data is never deleted this way."""
+
+    data_mode: Literal["test", "demo"]
+    scope: Literal["workspace", "mine"]
+    api_key_ids: list[str] = Field(default_factory=list, description="With scope 'mine': the caller's keys.")
+    requested_by: str
+
+
+@event
+class TelemetryDataDeleted(EventEnvelope[TelemetryDataDeletedPayload]):
+    type: Literal["telemetry.data_deleted"] = "telemetry.data_deleted"
+    version: Literal[1] = 1

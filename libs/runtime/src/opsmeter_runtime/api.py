@@ -1,6 +1,6 @@
 """FastAPI dependencies every service's API shares, as ``Annotated`` aliases."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Path, Request
@@ -35,10 +35,13 @@ WorkspaceWriter = Annotated[Principal, Depends(_workspace_writer)]
 """An owner or admin token of the workspace in the path."""
 
 
-def app_deps(deps_type: type[DepsT]) -> Callable[[Request], DepsT]:
-    """A dependency returning the service's deps object that its lifespan put on ``app.state``."""
+def app_deps(deps_type: type[DepsT]) -> Callable[[Request], Awaitable[DepsT]]:
+    """A dependency returning the service's deps object that its lifespan put on ``app.state``.
 
-    def get(request: Request) -> DepsT:
+    Async on purpose: FastAPI runs sync dependencies in a thread pool, a hop per request.
+    """
+
+    async def get(request: Request) -> DepsT:
         deps = request.app.state.deps
         if not isinstance(deps, deps_type):
             raise TypeError(f"app.state.deps is {type(deps).__name__}, not {deps_type.__name__}")

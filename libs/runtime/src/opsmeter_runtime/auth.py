@@ -119,6 +119,7 @@ class CredentialStore:
         *,
         created_at: datetime | None = None,
         name: str = "",
+        issued_by: str | None = None,
     ) -> None:
         """Record a credential; replaying the same issue never un-revokes it."""
         key = credential_key(credential.credential_id)
@@ -132,6 +133,7 @@ class CredentialStore:
                     "secret_sha256": credential.secret_sha256,
                     "display_prefix": credential.display_prefix,
                     "name": name,
+                    "issued_by": issued_by or "",
                 },
             )
             pipe.hsetnx(key, "created_at", (created_at or datetime.now(UTC)).isoformat())

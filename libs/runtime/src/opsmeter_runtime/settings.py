@@ -25,7 +25,7 @@ class RuntimeSettings(BaseSettings):
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
     redis_url: str = "redis://127.0.0.1:16379/0"
-    redis_timeout_s: float = Field(default=0.5, description="Socket timeout: a hung Redis must not hang ingest.")
+    redis_timeout_s: float = Field(default=0.25, description="Socket timeout: a hung Redis must not hang ingest.")
     clickhouse_url: str | None = Field(
         default=None,
         description="A ClickHouse server (http(s)://user:pass@host:8123/db); unset → embedded chDB.",

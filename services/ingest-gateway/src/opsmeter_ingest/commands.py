@@ -11,8 +11,12 @@ from opsmeter_contracts.events import (
     CredentialRevoked,
     CredentialRevokedPayload,
     Plan,
+    TelemetryDataDeleted,
+    TelemetryDataDeletedPayload,
     WorkspaceCreated,
     WorkspaceCreatedPayload,
+    WorkspacePlanSet,
+    WorkspacePlanSetPayload,
 )
 from opsmeter_contracts.topics import Topics
 from opsmeter_runtime.auth import CredentialStore, IssuedCredential, Principal, issue_credential, new_id
@@ -56,8 +60,16 @@ async def create_workspace(
         ),
     )
     await publisher.publish(Topics.WORKSPACES, created)
-    for credential in (api_key, admin_token):
-        await _issue(workspace_id, credential, publisher=publisher, credentials=credentials, now=now)
+    await _issue(workspace_id, admin_token, publisher=publisher, credentials=credentials, now=now)
+    await _issue(
+        workspace_id,
+        api_key,
+        publisher=publisher,
+        credentials=credentials,
+        now=now,
+        name="default",
+        issued_by=admin_token.credential_id,
+    )
     return CreatedWorkspace(workspace_id, api_key, admin_token)
 
 
@@ -90,7 +102,7 @@ async def _issue(
             ),
         ),
     )
-    await credentials.save(workspace_id, credential, created_at=now, name=name)
+    await credentials.save(workspace_id, credential, created_at=now, name=name, issued_by=issued_by)
 
 
 async def create_api_key(
@@ -152,3 +164,59 @@ async def rotate_api_key(
     )
     await revoke_api_key(admin, key_id, publisher=publisher, credentials=credentials, reason="rotated")
     return new_key
+
+
+async def set_plan(
+    workspace_id: str,
+    plan: Plan,
+    *,
+    rate_limit_per_minute: int | None,
+    monthly_request_quota: int | None,
+    publisher: EventPublisher,
+) -> None:
+    """An operator's plan change; billing projects it, and the gateway follows on its next request."""
+    now = datetime.now(UTC)
+    await publisher.publish(
+        Topics.WORKSPACES,
+        WorkspacePlanSet(
+            event_id=uuid4(),
+            occurred_at=now,
+            ingested_at=now,
+            workspace_id=workspace_id,
+            payload=WorkspacePlanSetPayload(
+                plan=plan, rate_limit_per_minute=rate_limit_per_minute, monthly_request_quota=monthly_request_quota
+            ),
+        ),
+    )
+
+
+async def delete_telemetry(
+    admin: Principal,
+    data_mode: Literal["test", "demo"],
+    scope: Literal["workspace", "mine"],
+    *,
+    publisher: EventPublisher,
+    credentials: CredentialStore,
+) -> list[str]:
+    """Ask every store to drop this workspace's demo or test events (all, or those of the caller's keys)."""
+    key_ids: list[str] = []
+    if scope == "mine":
+        key_ids = [
+            r["credential_id"]
+            for r in await credentials.list_for_workspace(admin.workspace_id)
+            if r.get("kind") == "api_key" and r.get("issued_by") == admin.credential_id
+        ]
+    now = datetime.now(UTC)
+    await publisher.publish(
+        Topics.TELEMETRY,
+        TelemetryDataDeleted(
+            event_id=uuid4(),
+            occurred_at=now,
+            ingested_at=now,
+            workspace_id=admin.workspace_id,
+            payload=TelemetryDataDeletedPayload(
+                data_mode=data_mode, scope=scope, api_key_ids=key_ids, requested_by=admin.credential_id
+            ),
+        ),
+    )
+    return key_ids

@@ -17,7 +17,7 @@ class GatewaySettings(ServiceSettings):
     max_batch_events: int = 500
     default_rate_limit_per_minute: int = 120
     default_monthly_quota: int = 10_000
-    publish_timeout_s: float = 1.0
+    publish_timeout_s: float = 0.25
     spool_max_bytes: int = 256 * 1024 * 1024
     instance: str = Field(default_factory=socket.gethostname, description="Names this process's spool directory.")
     max_timestamp_age_s: int = 7 * 24 * 3600

@@ -19,6 +19,7 @@ async def on_credential_issued(event: CredentialIssued, *, credentials: Credenti
         ),
         created_at=event.occurred_at,
         name=p.name,
+        issued_by=p.issued_by,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, NoReturn
 import httpx
 import typer
 
+from opsmeter_cli.billing import app as billing_app
 from opsmeter_cli.stack import SERVICES, Stack, StackConfig, operator_token, read_state, write_state
 from opsmeter_runtime.localstack import LocalStackError
 
@@ -23,6 +24,7 @@ stack_app = typer.Typer(
 workspace_app = typer.Typer(help="Workspaces and their credentials.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(workspace_app, name="workspace")
+workspace_app.add_typer(billing_app)
 
 PlanName = Literal["free", "starter", "pro", "team", "enterprise"]
 
@@ -217,6 +219,35 @@ def workspace_create(
         f"adminToken {result['adminToken']}\n"
         "Both are shown once and stored only as hashes."
     )
+
+
+@workspace_app.command("set-plan")
+def workspace_set_plan(
+    workspace: Annotated[str, typer.Option(help="Workspace id (ws_...)")],
+    plan: Annotated[str, typer.Option(help="free|starter|pro|team|enterprise")],
+    rate_limit: Annotated[int | None, typer.Option(help="Requests per minute (Enterprise policy)")] = None,
+    quota: Annotated[int | None, typer.Option(help="Monthly request quota (Enterprise policy)")] = None,
+) -> None:
+    """Set a workspace's plan as the operator; ingest limits follow within seconds, with no restart."""
+    if plan not in ("free", "starter", "pro", "team", "enterprise"):
+        typer.echo(f"--plan must be one of free, starter, pro, team, enterprise (got {plan!r})", err=True)
+        raise typer.Exit(2)
+    config = StackConfig.from_env()
+    body: dict[str, Any] = {"plan": plan}
+    if rate_limit is not None:
+        body["rateLimitPerMinute"] = rate_limit
+    if quota is not None:
+        body["monthlyRequestQuota"] = quota
+    url = f"{_gateway_url(config)}/v1/admin/workspaces/{workspace}/plan"
+    try:
+        answer = httpx.put(url, json=body, headers={"X-Operator-Token": _operator_token(config)}, timeout=30)
+    except httpx.HTTPError as exc:
+        typer.echo(f"cannot reach {url}: {exc} — is the stack up (make up)?", err=True)
+        raise typer.Exit(1) from None
+    if answer.status_code >= 300:
+        typer.echo(f"{url} answered {answer.status_code}: {answer.text}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{workspace}: plan set to {plan}; ingest follows within seconds")
 
 
 @app.command("demo")

@@ -6,18 +6,19 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from redis.exceptions import RedisError
 
+from opsmeter_contracts.envelope import WORKSPACE_ID_PATTERN
 from opsmeter_ingest import demo
 from opsmeter_ingest.adapters.admission import quota_snapshot
 from opsmeter_ingest.adapters.spool import SpoolUnavailable
 from opsmeter_ingest.api.deps import Deps
 from opsmeter_ingest.bootstrap import GatewayDeps
-from opsmeter_ingest.commands import CreateWorkspace, create_workspace
+from opsmeter_ingest.commands import CreateWorkspace, create_workspace, set_plan
 from opsmeter_ingest.domain import (
     PLAN_NAMES,
     FieldError,
@@ -263,6 +264,37 @@ async def ingest_demo(
         },
         202,
     )
+
+
+class SetPlanBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
+
+    plan: Literal["free", "starter", "pro", "team", "enterprise"]
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    monthly_request_quota: int | None = Field(default=None, ge=0)
+
+
+@router.put("/v1/admin/workspaces/{workspace_id}/plan", status_code=202, tags=["admin"])
+async def set_plan_route(
+    workspace_id: Annotated[str, Path(pattern=WORKSPACE_ID_PATTERN)],
+    body: SetPlanBody,
+    deps: Deps,
+    x_operator_token: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Operator override of a workspace's plan; billing projects it and ingest follows within seconds."""
+    if not verify_operator_token(x_operator_token, deps.settings.runtime.operator_token_sha256):
+        raise OperatorUnauthorized("a valid X-Operator-Token is required")
+    try:
+        await set_plan(
+            workspace_id,
+            body.plan,
+            rate_limit_per_minute=body.rate_limit_per_minute,
+            monthly_request_quota=body.monthly_request_quota,
+            publisher=deps.resources.publisher,
+        )
+    except PublishError as exc:
+        raise Unavailable(f"plan not changed: {exc}", headers={"Retry-After": "5"}) from None
+    return json_response({"status": "accepted", "workspaceId": workspace_id, "plan": body.plan}, 202)
 
 
 @router.get("/v1/diagnostics/workspace-status", tags=["ingest"])
