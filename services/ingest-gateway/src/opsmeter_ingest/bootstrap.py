@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from opsmeter_contracts import Topics
 from opsmeter_ingest.adapters import PriceBook, TelemetrySink
-from opsmeter_ingest.adapters.admission import DegradedAdmission, RedisAdmission
+from opsmeter_ingest.adapters.admission import DegradedAdmission, RedisAdmission, Settler
 from opsmeter_ingest.adapters.kafka import DurableTelemetrySink
 from opsmeter_ingest.adapters.pricing import CatalogPriceBook
 from opsmeter_ingest.adapters.spool import Spool
@@ -55,13 +55,19 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
         drainer = asyncio.create_task(sink.drain_forever(), name="spool-drainer")
         resources.stack.push_async_callback(_stop, drainer)
         prices = CatalogPriceBook(PriceCatalog.load_default())
+        admission = RedisAdmission(
+            resources.redis,
+            default_rate_limit=settings.default_rate_limit_per_minute,
+            default_quota=settings.default_monthly_quota,
+        )
+        settler = Settler(admission)
+        settling = asyncio.create_task(settler.run(), name="settler")
+        resources.stack.push_async_callback(_stop, settling)
+        resources.stack.push_async_callback(settler.flush)
         ingestor = Ingestor(
             settings=settings,
-            admission=RedisAdmission(
-                resources.redis,
-                default_rate_limit=settings.default_rate_limit_per_minute,
-                default_quota=settings.default_monthly_quota,
-            ),
+            admission=admission,
+            settler=settler,
             degraded=DegradedAdmission(settings.default_rate_limit_per_minute),
             sink=sink,
             prices=prices,

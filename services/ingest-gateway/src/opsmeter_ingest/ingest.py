@@ -20,6 +20,7 @@ from opsmeter_ingest.adapters.admission import (
     DegradedAdmission,
     Kind,
     RedisAdmission,
+    Settler,
 )
 from opsmeter_ingest.adapters.spool import SpoolUnavailable
 from opsmeter_ingest.config import GatewaySettings
@@ -36,7 +37,7 @@ from opsmeter_ingest.domain import (
 from opsmeter_ingest.metrics import DEGRADED_DECISIONS, INGEST_EVENTS
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.kafka import PublishError
-from opsmeter_runtime.logs import get_logger
+from opsmeter_runtime.logs import bind_contextvars, get_logger
 from opsmeter_runtime.money import format_micro_usd
 
 log = get_logger(__name__)
@@ -72,9 +73,11 @@ class Ingestor:
         settings: GatewaySettings,
         admission: RedisAdmission,
         degraded: DegradedAdmission,
+        settler: Settler,
         sink: TelemetrySink,
         prices: PriceBook,
     ) -> None:
+        self._settler = settler
         self._settings = settings
         self._admission = admission
         self._degraded = degraded
@@ -123,13 +126,15 @@ class Ingestor:
                     now=now,
                 )
                 admitted.append(_Admitted(index, entry, event, (*entry.warnings, *pricing.warnings)))
+                if len(documents) == 1:
+                    bind_contextvars(event_id=str(event.event_id))
             elif code == "P" and isinstance(entry, ValidatedRecord):
                 waits.append((index, entry))
             else:
                 outcomes[index] = self._rejection(code, entry, admission, flags)
 
         await self._publish(admitted)
-        await self._settle(principal.workspace_id, admission, admitted)
+        self._settle(principal.workspace_id, admission, admitted)
         for item in admitted:
             outcomes[item.index] = (
                 Outcome(202, answer_body(status="accepted", reason=None, flags=flags, **self._accepted(item)))
@@ -185,7 +190,7 @@ class Ingestor:
 
         await asyncio.gather(*(one(item) for item in admitted))
 
-    async def _settle(self, workspace_id: str, admission: Admission, admitted: list[_Admitted]) -> None:
+    def _settle(self, workspace_id: str, admission: Admission, admitted: list[_Admitted]) -> None:
         outcomes: list[tuple[str, str]] = []
         for item in admitted:
             ext_id = item.record.request.external_request_id
@@ -201,10 +206,7 @@ class Ingestor:
                     key = (workspace_id, admission.period)
                     self._degraded.unreconciled[key] = max(0, self._degraded.unreconciled.get(key, 0) - 1)
             return
-        try:
-            await self._admission.settle(workspace_id, admission.period, outcomes)
-        except AdmissionUnavailable as exc:
-            log.error("settle_failed", error=str(exc))
+        self._settler.submit(workspace_id, admission.period, outcomes)
 
     async def _await_first(self, workspace_id: str, record: ValidatedRecord, flags: PolicyFlags) -> Outcome:
         """The same externalRequestId is in flight: answer like the first once it settles."""

@@ -5,6 +5,8 @@ When Redis is unreachable, :class:`DegradedAdmission` decides in-process (fail o
 what it let through, so quotas are reconciled once Redis answers again.
 """
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Literal
@@ -13,7 +15,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from opsmeter_ingest.domain import FixedWindow, month_period
+from opsmeter_runtime.logs import get_logger
 from opsmeter_runtime.projections import PolicyStatus, plan_key, policy_status_key
+
+log = get_logger(__name__)
 
 Kind = Literal["x", "r", "o"]
 """'x' invalid, 'r' valid and counted toward the quota (dataMode=real), 'o' valid and not counted."""
@@ -100,15 +105,16 @@ class RedisAdmission:
             codes=[_text(v) for v in raw[11:]],
         )
 
-    async def settle(self, workspace_id: str, period: str, outcomes: list[tuple[str, str]]) -> None:
-        """``outcomes``: (externalRequestId, stored answer JSON | '-' release counted | '~' release uncounted)."""
-        if not outcomes:
-            return
-        keys = [quota_key(workspace_id), *(idempotency_key(workspace_id, ext_id) for ext_id, _ in outcomes)]
-        try:
-            await self._settle(keys=keys, args=[period, ANSWER_TTL_S, *(o for _, o in outcomes)])
-        except (RedisError, OSError) as exc:
-            raise AdmissionUnavailable(str(exc)) from exc
+    async def settle_many(self, batches: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
+        """Several requests' settlements in one round trip (one pipeline of script calls)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for workspace_id, period, outcomes in batches:
+                keys = [quota_key(workspace_id), *(idempotency_key(workspace_id, ext_id) for ext_id, _ in outcomes)]
+                await self._settle(keys=keys, args=[period, ANSWER_TTL_S, *(o for _, o in outcomes)], client=pipe)
+            try:
+                await pipe.execute()
+            except (RedisError, OSError) as exc:
+                raise AdmissionUnavailable(str(exc)) from exc
 
     async def read_answer(self, workspace_id: str, external_request_id: str) -> str | None:
         value = await self._redis.get(idempotency_key(workspace_id, external_request_id))
@@ -205,3 +211,46 @@ async def quota_snapshot(redis: Redis, workspace_id: str, *, default_quota: int,
         int(_text(used)) if used is not None and counted_period is not None and _text(counted_period) == period else 0
     )
     return QuotaSnapshot(plan_name, limit, current, period)
+
+
+class Settler:
+    """Settles admitted events off the answer's path, many requests per Redis round trip.
+
+    An answer never waits for its settlement: a repeat that arrives first sees the key still pending
+    and waits for it (``Ingestor._await_first``), so no duplicate is ever answered before it is durable.
+    """
+
+    def __init__(self, admission: RedisAdmission) -> None:
+        self._admission = admission
+        self._queue: list[tuple[str, str, list[tuple[str, str]]]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def submit(self, workspace_id: str, period: str, outcomes: list[tuple[str, str]]) -> None:
+        if outcomes:
+            self._queue.append((workspace_id, period, outcomes))
+            self._idle.clear()
+            self._wake.set()
+
+    async def run(self) -> None:
+        delay = 0.05
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:256], self._queue[256:]
+                try:
+                    await self._admission.settle_many(batch)
+                    delay = 0.05
+                except AdmissionUnavailable as exc:
+                    log.warning("settle_retrying", pending=len(batch) + len(self._queue), error=str(exc))
+                    self._queue = batch + self._queue
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+            self._idle.set()
+
+    async def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until everything submitted so far is settled (shutdown, tests)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
