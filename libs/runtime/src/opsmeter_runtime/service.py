@@ -1,13 +1,13 @@
 """Running a service process: uvicorn with graceful shutdown on SIGTERM and Ctrl-C."""
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from opsmeter_runtime.logs import configure_logging
 from opsmeter_runtime.settings import ServiceSettings
 
 
-def serve(app: FastAPI, settings: ServiceSettings, *, service: str) -> None:
+def serve(app: ASGIApp, settings: ServiceSettings, *, service: str) -> None:
     """Serve ``app`` until SIGTERM/SIGINT; the lifespan then stops consumers after their last commit."""
     configure_logging(service, settings.runtime.log_level)
     config = uvicorn.Config(

@@ -1,7 +1,9 @@
 """Entrypoint: ``create_app()`` for ASGI servers, ``run()`` for the ``opsmeter-ingest`` command."""
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Request, Response
+from starlette.types import ASGIApp
 
+from opsmeter_ingest.api.fast import FastIngestPath
 from opsmeter_ingest.api.hygiene import router as hygiene_router
 from opsmeter_ingest.api.keys import router as keys_router
 from opsmeter_ingest.api.routes import router
@@ -17,14 +19,16 @@ async def render_rejection(_: Request, exc: IngestRejected) -> Response:
     return json_response(exc.body(), exc.status_code, exc.headers)
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
+    """The FastAPI app behind the raw ASGI fast path for the two ingest endpoints."""
     settings = settings or GatewaySettings()
-    return create_service_app(
+    app = create_service_app(
         title="Opsmeter ingest gateway",
         bootstrap=lambda: bootstrap(settings),
         routers=[router, keys_router, hygiene_router],
         exception_handlers={IngestRejected: render_rejection},
     )
+    return FastIngestPath(app, lambda: app.state.deps)
 
 
 def run() -> None:

@@ -10,48 +10,32 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from redis.exceptions import RedisError
 
 from opsmeter_contracts.envelope import WORKSPACE_ID_PATTERN
 from opsmeter_ingest import demo
 from opsmeter_ingest.adapters.admission import quota_snapshot
 from opsmeter_ingest.adapters.spool import SpoolUnavailable
+from opsmeter_ingest.api import ingest_http
 from opsmeter_ingest.api.deps import Deps
-from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.commands import CreateWorkspace, create_workspace, set_plan
 from opsmeter_ingest.domain import (
     PLAN_NAMES,
-    FieldError,
-    MalformedJson,
-    PayloadRejected,
-    PolicyFlags,
-    answer_body,
     budget_windows,
     build_event,
     iso_z,
     month_period,
-    parse_json_strict,
     period_bounds,
-    rate_limit_headers,
-    retry_after_s,
 )
 from opsmeter_ingest.errors import (
     BodyTooLarge,
-    IngestRejected,
-    InvalidPayload,
-    NotJson,
-    RateLimited,
-    Unauthorized,
     Unavailable,
-    WrongContentType,
 )
-from opsmeter_ingest.ingest import IngestResult, Outcome
-from opsmeter_ingest.metrics import REGISTRY, REQUEST_LATENCY
-from opsmeter_runtime.auth import Principal, verify_operator_token
+from opsmeter_ingest.metrics import REGISTRY
+from opsmeter_runtime.auth import verify_operator_token
 from opsmeter_runtime.errors import Unauthorized as OperatorUnauthorized
 from opsmeter_runtime.http import json_response
 from opsmeter_runtime.kafka import PublishError
-from opsmeter_runtime.logs import bind_contextvars, get_logger
+from opsmeter_runtime.logs import get_logger
 from opsmeter_runtime.projections import PolicyStatusProjection
 
 log = get_logger(__name__)
@@ -70,50 +54,8 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def ingest_principal(deps: GatewayDeps, api_key: str | None) -> Principal:
-    try:
-        principal = await deps.credentials.authenticate(api_key, "api_key")
-    except (RedisError, OSError):
-        raise Unavailable("cannot verify the API key right now", headers={"Retry-After": "5"}) from None
-    if principal is None:
-        raise Unauthorized("missing, unknown or revoked X-API-Key")
-    return principal
-
-
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or media_type.endswith("+json")
-
-
-def _answer(result: IngestResult, outcome: Outcome) -> Response:
-    return json_response(outcome.body, outcome.status, result.headers)
-
-
-async def _unparsed(deps: GatewayDeps, principal: Principal, error: IngestRejected) -> Response:
-    """A body that is not JSON still counts against the rate limit, which is checked first."""
-    admission = await deps.ingestor.admit_unparsed(principal)
-    headers = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
-    flags = PolicyFlags.from_status(admission.policy)
-    if admission.codes == ["R"]:
-        limited = RateLimited(
-            f"over {admission.rate_limit} requests per minute; telemetry only, provider calls continue",
-            flags=flags,
-            headers={**headers, "Retry-After": str(retry_after_s(admission.window_end, time.time()))},
-        )
-        return json_response(limited.body(), limited.status_code, limited.headers)
-    error.flags = flags
-    return json_response(error.body(), error.status_code, {**headers, **error.headers})
-
-
-async def _parse(request: Request, body: bytes) -> Any:
-    if not _is_json(request.headers.get("content-type")):
-        raise WrongContentType("Content-Type must be application/json")
-    try:
-        return parse_json_strict(body)
-    except MalformedJson as exc:
-        raise NotJson(str(exc)) from None
+def _json(reply: ingest_http.Reply) -> Response:
+    return json_response(reply.body, reply.status, reply.headers)
 
 
 @router.post("/v1/ingest/llm-request", status_code=202, tags=["ingest"])
@@ -122,20 +64,10 @@ async def ingest_llm_request(
     deps: Deps,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Response:
-    started = time.perf_counter()
+    """One LLM call's telemetry; 202 once durable. (Served by the raw ASGI fast path; same contract.)"""
     body = await read_limited_body(request, deps.settings.max_body_bytes)
-    principal = await ingest_principal(deps, x_api_key)
-    bind_contextvars(workspace_id=principal.workspace_id)
-    try:
-        document = await _parse(request, body)
-    except (WrongContentType, NotJson) as error:
-        return await _unparsed(deps, principal, error)
-    except PayloadRejected as rejected:
-        document = rejected
-    result = await deps.ingestor.ingest(principal, [document])
-    [outcome] = result.outcomes
-    REQUEST_LATENCY.labels("single").observe(time.perf_counter() - started)
-    return _answer(result, outcome)
+    content_type = request.headers.get("content-type")
+    return _json(await ingest_http.single(deps, api_key=x_api_key, content_type=content_type, body=body))
 
 
 @router.post("/v1/ingest/llm-requests", status_code=207, tags=["ingest"])
@@ -145,40 +77,9 @@ async def ingest_llm_requests(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Up to 500 events in ``{"events": [...]}``; 207 with one result per event, in order."""
-    started = time.perf_counter()
     body = await read_limited_body(request, deps.settings.max_batch_bytes)
-    principal = await ingest_principal(deps, x_api_key)
-    bind_contextvars(workspace_id=principal.workspace_id)
-    try:
-        document = await _parse(request, body)
-    except (WrongContentType, NotJson) as error:
-        return await _unparsed(deps, principal, error)
-    except PayloadRejected as rejected:
-        return await _unparsed(deps, principal, InvalidPayload("a field breaks a rule", errors=rejected.errors))
-    events = document.get("events") if isinstance(document, dict) else None
-    extra = set(document) - {"events"} if isinstance(document, dict) else set()
-    if not isinstance(events, list) or not events or len(events) > deps.settings.max_batch_events or extra:
-        field = sorted(extra)[0] if extra else "events"
-        message = "unknown field" if extra else f"must be a list of 1 to {deps.settings.max_batch_events} events"
-        return await _unparsed(
-            deps, principal, InvalidPayload("a field breaks a rule", errors=[FieldError(field, message)])
-        )
-    result = await deps.ingestor.ingest(principal, events)
-    REQUEST_LATENCY.labels("batch").observe(time.perf_counter() - started)
-    accepted = sum(1 for o in result.outcomes if o.status == 202)
-    flags = PolicyFlags.from_status(result.admission.policy)
-    return json_response(
-        answer_body(
-            status="accepted" if accepted == len(result.outcomes) else "rejected",
-            reason=None,
-            flags=flags,
-            accepted=accepted,
-            rejected=len(result.outcomes) - accepted,
-            results=[{"index": i, "httpStatus": o.status, **o.body} for i, o in enumerate(result.outcomes)],
-        ),
-        207,
-        result.headers,
-    )
+    content_type = request.headers.get("content-type")
+    return _json(await ingest_http.batch(deps, api_key=x_api_key, content_type=content_type, body=body))
 
 
 @router.get("/v1/public/pricing-models", tags=["pricing"])
@@ -236,7 +137,7 @@ async def ingest_demo(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Write realistic demo events (``dataMode=demo``) to the caller's workspace."""
-    principal = await ingest_principal(deps, x_api_key)
+    principal = await ingest_http.ingest_principal(deps, x_api_key)
     now = datetime.now(UTC)
     demo_set = demo.generate(count=body.events, days=body.days, now=now, seed=secrets.randbits(48))
     events = [
@@ -300,7 +201,7 @@ async def set_plan_route(
 @router.get("/v1/diagnostics/workspace-status", tags=["ingest"])
 async def workspace_status(deps: Deps, x_api_key: Annotated[str | None, Header()] = None) -> Response:
     """Plan counters and budget flags of the caller's workspace, without counting a request."""
-    principal = await ingest_principal(deps, x_api_key)
+    principal = await ingest_http.ingest_principal(deps, x_api_key)
     now = time.time()
     period = month_period(now)
     redis = deps.resources.redis
