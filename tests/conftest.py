@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from opsmeter_cli.stack import SERVICES, Stack, StackConfig, operator_token
+from opsmeter_runtime.lemonsqueezy_double import LemonSqueezyDouble
 from opsmeter_runtime.localstack import free_port
 from opsmeter_runtime.testing import Engines
 
@@ -33,7 +34,16 @@ class RunningStack:
 
 
 @pytest.fixture(scope="session")
-def stack(engines: Engines, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def lemonsqueezy() -> Iterator[LemonSqueezyDouble]:
+    """The Lemon Squeezy test double billing talks to in the stack."""
+    with LemonSqueezyDouble() as double:
+        yield double
+
+
+@pytest.fixture(scope="session")
+def stack(
+    engines: Engines, tmp_path_factory: pytest.TempPathFactory, lemonsqueezy: LemonSqueezyDouble
+) -> Iterator[RunningStack]:
     config = StackConfig(
         data_dir=tmp_path_factory.mktemp("stack"),
         broker_port=0,
@@ -42,7 +52,7 @@ def stack(engines: Engines, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         external_kafka=engines.kafka_bootstrap,
         external_redis=engines.redis_url,
         clickhouse_url=engines.clickhouse_url,
-        extra_env={"OPSMETER_ENV": "test", "OPSMETER_LOG_LEVEL": "WARNING"},
+        extra_env={"OPSMETER_ENV": "test", "OPSMETER_LOG_LEVEL": "WARNING", **lemonsqueezy.service_env()},
     )
     running = Stack(config)
     running.start(timeout=180)

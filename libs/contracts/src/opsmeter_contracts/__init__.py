@@ -3,11 +3,14 @@
 Each module of events registers its classes (``@event``); importing this package registers them all.
 """
 
+from opsmeter_contracts import billing as billing
 from opsmeter_contracts.codec import AnyEvent, DecodeError, decode_event, encode_event
 from opsmeter_contracts.envelope import EventEnvelope, Payload
 from opsmeter_contracts.events import (
     CredentialIssued,
     CredentialIssuedPayload,
+    CredentialRevoked,
+    CredentialRevokedPayload,
     LlmRequestIngested,
     LlmRequestIngestedPayload,
     WorkspaceCreated,
@@ -19,6 +22,8 @@ __all__ = [
     "AnyEvent",
     "CredentialIssued",
     "CredentialIssuedPayload",
+    "CredentialRevoked",
+    "CredentialRevokedPayload",
     "DecodeError",
     "EventEnvelope",
     "LlmRequestIngested",

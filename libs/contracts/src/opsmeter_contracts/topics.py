@@ -8,6 +8,7 @@ class Topics(StrEnum):
     WORKSPACES = "workspaces.events"
     POLICY_DECISIONS = "policy.decisions"
     BILLING_SUBSCRIPTIONS = "billing.subscriptions"
+    BILLING_WEBHOOKS = "billing.webhooks"
 
     @property
     def dead_letter(self) -> str:

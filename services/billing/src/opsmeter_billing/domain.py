@@ -1,8 +1,18 @@
-"""Pure billing rules: plans and their default limits (SPEC §4)."""
+"""Pure billing rules, no I/O: plans and their limits (SPEC §4), Lemon Squeezy variants and signatures,
+and when a subscription snapshot from Lemon Squeezy applies to a workspace (SPEC §9)."""
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal, get_args
 
+from opsmeter_contracts.envelope import WORKSPACE_ID_PATTERN
 from opsmeter_contracts.events import Plan
+
+PLANS: tuple[Plan, ...] = get_args(Plan)
 
 
 @dataclass(frozen=True)
@@ -27,3 +37,276 @@ def limits_for(plan: Plan, rate_limit_override: int | None, quota_override: int 
         rate_limit_override if rate_limit_override is not None else default.rate_limit_per_minute,
         quota_override if quota_override is not None else default.monthly_request_quota,
     )
+
+
+# --- Lemon Squeezy: variants, signatures, deliveries -------------------------------------------------
+
+
+class VariantMap:
+    """Lemon Squeezy variant ids ↔ plans, from ``"101=starter,102=pro,103=team,104=enterprise"``."""
+
+    def __init__(self, plans_by_variant: Mapping[int, Plan]) -> None:
+        self._plans = dict(plans_by_variant)
+        self._variants: dict[Plan, int] = {}
+        for variant_id, plan in sorted(self._plans.items()):
+            self._variants.setdefault(plan, variant_id)
+
+    @classmethod
+    def parse(cls, text: str) -> "VariantMap":
+        plans: dict[int, Plan] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            variant, sep, plan = item.partition("=")
+            if not sep or not variant.strip().isdigit() or plan.strip() not in PLANS:
+                raise ValueError(f"expected VARIANT_ID=PLAN with a plan in {list(PLANS)}, got {item!r}")
+            plans[int(variant)] = plan.strip()  # type: ignore[assignment]
+        return cls(plans)
+
+    def plan_of(self, variant_id: int) -> Plan | None:
+        return self._plans.get(variant_id)
+
+    def variant_of(self, plan: Plan) -> int | None:
+        """The variant a change to ``plan`` asks for (the lowest id when several map to it)."""
+        return self._variants.get(plan)
+
+    def __bool__(self) -> bool:
+        return bool(self._plans)
+
+
+def signature_matches(secret: str, body: bytes, presented: str | None) -> bool:
+    """``X-Signature`` is the hex HMAC-SHA256 of the raw body; compared in constant time."""
+    if not secret or not presented:
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), presented.strip().lower().encode("ascii", "replace"))
+
+
+def delivery_id(body: bytes) -> str:
+    """Lemon Squeezy sends no event id: a delivery is identified by the hash of its raw body."""
+    return hashlib.sha256(body).hexdigest()
+
+
+class InvalidSnapshot(ValueError):
+    """A subscription document without the fields billing relies on."""
+
+
+@dataclass(frozen=True)
+class SubscriptionSnapshot:
+    """One state of a Lemon Squeezy subscription, as a webhook or ``GET /v1/subscriptions/{id}`` tells it."""
+
+    subscription_id: str
+    variant_id: int
+    status: str
+    renews_at: datetime | None
+    ends_at: datetime | None
+    updated_at: datetime
+    portal_url: str | None
+    test_mode: bool
+    claimed_workspace_id: str | None = None
+    """``meta.custom_data.workspace_id``: trusted only for a subscription billing has never seen."""
+
+
+def parse_subscription(data: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> SubscriptionSnapshot:
+    """A snapshot from a JSON:API ``data`` object of type ``subscriptions`` (and a webhook's ``meta``)."""
+    if data.get("type") != "subscriptions":
+        raise InvalidSnapshot(f"data.type is {data.get('type')!r}, not 'subscriptions'")
+    attributes = data.get("attributes")
+    if not isinstance(attributes, Mapping):
+        raise InvalidSnapshot("data.attributes is missing")
+    try:
+        variant_id = int(attributes["variant_id"])
+        updated_at = _time(attributes["updated_at"])
+        status = str(attributes["status"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidSnapshot(f"variant_id, status and updated_at are required: {exc}") from None
+    if updated_at is None:
+        raise InvalidSnapshot("updated_at is null")
+    urls: Mapping[str, Any] = attributes["urls"] if isinstance(attributes.get("urls"), Mapping) else {}
+    custom = (meta or {}).get("custom_data")
+    claimed = custom.get("workspace_id") if isinstance(custom, Mapping) else None
+    test_mode = (meta or {}).get("test_mode", attributes.get("test_mode", False))
+    return SubscriptionSnapshot(
+        subscription_id=str(data.get("id", "")),
+        variant_id=variant_id,
+        status=status,
+        renews_at=_time(attributes.get("renews_at")),
+        ends_at=_time(attributes.get("ends_at")),
+        updated_at=updated_at,
+        portal_url=urls.get("customer_portal") if isinstance(urls.get("customer_portal"), str) else None,
+        test_mode=bool(test_mode),
+        claimed_workspace_id=claimed if isinstance(claimed, str) else None,
+    )
+
+
+def _time(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r}")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {value!r}")
+    return parsed
+
+
+# --- Workspace billing state -------------------------------------------------------------------------
+
+ENDED_STATUSES = frozenset({"expired", "cancelled"})
+CHANGEABLE_STATUSES = frozenset({"active", "on_trial", "past_due"})
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    plan: Plan
+    variant_id: int
+    requested_at: datetime
+
+
+@dataclass(frozen=True)
+class BillingAccount:
+    """What billing knows of one workspace: its confirmed plan, its subscription, a change waiting for a webhook."""
+
+    workspace_id: str
+    plan: Plan
+    rate_limit_override: int | None = None
+    quota_override: int | None = None
+    subscription_id: str | None = None
+    variant_id: int | None = None
+    status: str | None = None
+    renews_at: datetime | None = None
+    ends_at: datetime | None = None
+    updated_at: datetime | None = None
+    """Lemon Squeezy's ``updated_at`` of the state applied last; older snapshots never apply."""
+    portal_url: str | None = None
+    test_mode: bool = False
+    pending: PendingChange | None = None
+    projected_plan: Plan | None = None
+    """The plan last written to the plan projection (and announced); differs from ``plan`` until synced."""
+    needs_poll: bool = False
+    """Ask Lemon Squeezy at the next reconciliation (a freshly linked subscription)."""
+
+    @property
+    def limits(self) -> PlanLimits:
+        return limits_for(self.plan, self.rate_limit_override, self.quota_override)
+
+
+def plan_for_status(variant_plan: Plan, status: str) -> Plan:
+    """An expired subscription no longer entitles the workspace to its plan: it falls back to Free."""
+    return "free" if status == "expired" else variant_plan
+
+
+@dataclass(frozen=True)
+class Applied:
+    account: BillingAccount
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: Literal["stale", "test_mode_mismatch", "another_subscription_active"]
+
+
+@dataclass(frozen=True)
+class UnknownVariant:
+    variant_id: int
+
+
+SnapshotOutcome = Applied | Ignored | UnknownVariant
+
+
+def apply_snapshot(account: BillingAccount, snapshot: SubscriptionSnapshot, variants: VariantMap) -> SnapshotOutcome:
+    """The account after ``snapshot`` if it applies: only a newer ``updated_at`` wins, so any order converges."""
+    if snapshot.test_mode != account.test_mode:
+        return Ignored("test_mode_mismatch")
+    if (
+        account.subscription_id is not None
+        and account.subscription_id != snapshot.subscription_id
+        and account.status not in ENDED_STATUSES
+    ):
+        return Ignored("another_subscription_active")
+    same_subscription = account.subscription_id == snapshot.subscription_id
+    if same_subscription and account.updated_at is not None and snapshot.updated_at <= account.updated_at:
+        return Ignored("stale")
+    variant_plan = variants.plan_of(snapshot.variant_id)
+    if variant_plan is None:
+        return UnknownVariant(snapshot.variant_id)
+    pending = account.pending
+    if pending is not None and (pending.variant_id == snapshot.variant_id or not same_subscription):
+        pending = None
+    return Applied(
+        replace(
+            account,
+            plan=plan_for_status(variant_plan, snapshot.status),
+            subscription_id=snapshot.subscription_id,
+            variant_id=snapshot.variant_id,
+            status=snapshot.status,
+            renews_at=snapshot.renews_at,
+            ends_at=snapshot.ends_at,
+            updated_at=snapshot.updated_at,
+            portal_url=snapshot.portal_url or account.portal_url,
+            pending=pending,
+            needs_poll=False,
+        )
+    )
+
+
+def expire_pending(account: BillingAccount, now: datetime, timeout: timedelta) -> BillingAccount:
+    """A change Lemon Squeezy never confirmed within ``timeout`` stops showing as pending."""
+    if account.pending is not None and now - account.pending.requested_at >= timeout:
+        return replace(account, pending=None)
+    return account
+
+
+# --- Routing a delivery to a workspace ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owned:
+    workspace_id: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A subscription billing has never seen, claimed by ``meta.custom_data.workspace_id``."""
+
+    workspace_id: str
+
+
+@dataclass(frozen=True)
+class Reassignment:
+    """A delivery names another workspace for a subscription that already belongs to one: a security event."""
+
+    owner: str
+    claimed: str
+
+
+@dataclass(frozen=True)
+class Unroutable:
+    reason: Literal["no_workspace", "test_mode_new_subscription"]
+
+
+Route = Owned | Claim | Reassignment | Unroutable
+
+
+def route(stored_owner: str | None, snapshot: SubscriptionSnapshot) -> Route:
+    """The stored mapping first; ``custom_data.workspace_id`` only for a new live subscription."""
+    claimed = snapshot.claimed_workspace_id
+    if stored_owner is not None:
+        if claimed is not None and claimed != stored_owner:
+            return Reassignment(stored_owner, claimed)
+        return Owned(stored_owner)
+    if claimed is None or not _is_workspace_id(claimed):
+        return Unroutable("no_workspace")
+    if snapshot.test_mode:
+        return Unroutable("test_mode_new_subscription")
+    return Claim(claimed)
+
+
+def _is_workspace_id(value: str) -> bool:
+    return re.fullmatch(WORKSPACE_ID_PATTERN, value) is not None
+
+
+def needs_reconciliation(account: BillingAccount, now: datetime, stale_after: timedelta) -> bool:
+    """Poll Lemon Squeezy for a pending change, a fresh link, or a renewal date that passed without news."""
+    if account.subscription_id is None:
+        return False
+    renewal_overdue = account.renews_at is not None and now - account.renews_at >= stale_after
+    return account.pending is not None or account.needs_poll or renewal_overdue

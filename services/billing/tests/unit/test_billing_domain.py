@@ -1,4 +1,46 @@
-from opsmeter_billing.domain import limits_for
+import hashlib
+import hmac
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from opsmeter_billing.domain import (
+    Applied,
+    BillingAccount,
+    Claim,
+    Ignored,
+    InvalidSnapshot,
+    Owned,
+    PendingChange,
+    Reassignment,
+    SubscriptionSnapshot,
+    UnknownVariant,
+    Unroutable,
+    VariantMap,
+    apply_snapshot,
+    delivery_id,
+    expire_pending,
+    limits_for,
+    needs_reconciliation,
+    parse_subscription,
+    route,
+    signature_matches,
+)
+from opsmeter_runtime.lemonsqueezy_double import VARIANTS, LemonSqueezyDouble
+
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+VARIANT_MAP = VariantMap.parse(VARIANTS)
+WS = "ws_aaaaaaaaaaaa"
+
+
+def snapshot(variant_id: int = 102, at: datetime = T0, **changes: object) -> SubscriptionSnapshot:
+    base = SubscriptionSnapshot("1001", variant_id, "active", T0 + timedelta(days=30), None, at, "https://p", False)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def linked(**changes: object) -> BillingAccount:
+    return replace(BillingAccount(WS, "starter", subscription_id="1001", variant_id=101, status="active"), **changes)  # type: ignore[arg-type]
 
 
 class TestPlanLimits:
@@ -10,3 +52,112 @@ class TestPlanLimits:
     def test_workspace_policy_overrides_the_plan(self) -> None:
         limits = limits_for("enterprise", 50_000, 123)
         assert (limits.rate_limit_per_minute, limits.monthly_request_quota) == (50_000, 123)
+
+
+class TestVariantMap:
+    def test_parses_the_configured_mapping_both_ways(self) -> None:
+        assert VARIANT_MAP.plan_of(102) == "pro"
+        assert VARIANT_MAP.variant_of("team") == 103
+        assert VARIANT_MAP.plan_of(999) is None
+        assert not VariantMap.parse("")
+
+    @pytest.mark.parametrize("text", ["101", "x=pro", "101=platinum", "101:pro"])
+    def test_refuses_what_it_cannot_read(self, text: str) -> None:
+        with pytest.raises(ValueError, match="VARIANT_ID=PLAN"):
+            VariantMap.parse(text)
+
+
+class TestSignature:
+    def test_hex_hmac_sha256_of_the_raw_body(self) -> None:
+        body = b'{"meta":{}}'
+        good = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        assert signature_matches("s3cret", body, good)
+        assert signature_matches("s3cret", body, good.upper())
+        assert not signature_matches("s3cret", body + b" ", good)
+        assert not signature_matches("other", body, good)
+        assert not signature_matches("s3cret", body, None)
+        assert not signature_matches("", body, good)
+        assert not signature_matches("s3cret", body, "é" * 64)
+
+    def test_a_delivery_is_identified_by_its_body(self) -> None:
+        assert delivery_id(b"a") == delivery_id(b"a") != delivery_id(b"b")
+
+
+class TestParseSubscription:
+    def test_reads_the_documented_subscription_object(self) -> None:
+        with LemonSqueezyDouble() as ls:
+            sub = ls.create_subscription(103)
+            data = ls.resource(sub)
+        parsed = parse_subscription(data, {"custom_data": {"workspace_id": WS}, "test_mode": True})
+        assert (parsed.subscription_id, parsed.variant_id, parsed.status) == (sub, 103, "active")
+        assert parsed.updated_at.tzinfo is not None
+        assert parsed.renews_at is not None
+        assert parsed.portal_url is not None
+        assert parsed.claimed_workspace_id == WS
+        assert parsed.test_mode
+
+    def test_refuses_other_objects_and_missing_fields(self) -> None:
+        with pytest.raises(InvalidSnapshot):
+            parse_subscription({"type": "subscription-invoices", "id": "1", "attributes": {}})
+        with pytest.raises(InvalidSnapshot):
+            parse_subscription({"type": "subscriptions", "id": "1", "attributes": {"variant_id": 1, "status": "x"}})
+
+
+class TestApplySnapshot:
+    def test_a_newer_state_applies_and_confirms_the_pending_change(self) -> None:
+        account = linked(updated_at=T0, pending=PendingChange("pro", 102, T0))
+        outcome = apply_snapshot(account, snapshot(102, T0 + timedelta(seconds=1)), VARIANT_MAP)
+        assert isinstance(outcome, Applied)
+        assert (outcome.account.plan, outcome.account.pending) == ("pro", None)
+
+    def test_an_older_or_equal_state_is_ignored(self) -> None:
+        account = linked(updated_at=T0)
+        assert apply_snapshot(account, snapshot(at=T0), VARIANT_MAP) == Ignored("stale")
+        assert apply_snapshot(account, snapshot(at=T0 - timedelta(seconds=1)), VARIANT_MAP) == Ignored("stale")
+
+    def test_an_unknown_variant_changes_nothing(self) -> None:
+        assert apply_snapshot(linked(), snapshot(999, T0), VARIANT_MAP) == UnknownVariant(999)
+
+    def test_test_mode_never_touches_a_live_account(self) -> None:
+        assert apply_snapshot(linked(), snapshot(test_mode=True), VARIANT_MAP) == Ignored("test_mode_mismatch")
+
+    def test_an_expired_subscription_falls_back_to_free(self) -> None:
+        outcome = apply_snapshot(linked(), snapshot(103, status="expired"), VARIANT_MAP)
+        assert isinstance(outcome, Applied)
+        assert outcome.account.plan == "free"
+
+    def test_another_subscription_waits_until_the_current_one_ended(self) -> None:
+        other = snapshot(subscription_id="2002")
+        assert apply_snapshot(linked(), other, VARIANT_MAP) == Ignored("another_subscription_active")
+        outcome = apply_snapshot(linked(status="expired"), other, VARIANT_MAP)
+        assert isinstance(outcome, Applied)
+        assert outcome.account.subscription_id == "2002"
+
+
+class TestRoute:
+    def test_the_stored_mapping_wins_and_custom_data_only_claims_new_subscriptions(self) -> None:
+        assert route(WS, snapshot()) == Owned(WS)
+        assert route(WS, snapshot(claimed_workspace_id=WS)) == Owned(WS)
+        assert route(None, snapshot(claimed_workspace_id=WS)) == Claim(WS)
+        assert route(WS, snapshot(claimed_workspace_id="ws_bbbbbbbbbbbb")) == Reassignment(WS, "ws_bbbbbbbbbbbb")
+
+    def test_unroutable_deliveries(self) -> None:
+        assert route(None, snapshot()) == Unroutable("no_workspace")
+        assert route(None, snapshot(claimed_workspace_id="../etc")) == Unroutable("no_workspace")
+        test_claim = snapshot(claimed_workspace_id=WS, test_mode=True)
+        assert route(None, test_claim) == Unroutable("test_mode_new_subscription")
+
+
+class TestReconciliation:
+    def test_polls_pending_changes_fresh_links_and_overdue_renewals(self) -> None:
+        hour = timedelta(hours=1)
+        assert needs_reconciliation(linked(pending=PendingChange("pro", 102, T0)), T0, hour)
+        assert needs_reconciliation(linked(needs_poll=True), T0, hour)
+        assert needs_reconciliation(linked(renews_at=T0 - 2 * hour), T0, hour)
+        assert not needs_reconciliation(linked(renews_at=T0 + hour), T0, hour)
+        assert not needs_reconciliation(BillingAccount(WS, "free", needs_poll=True), T0, hour)
+
+    def test_an_unconfirmed_change_stops_pending_after_the_timeout(self) -> None:
+        account = linked(pending=PendingChange("pro", 102, T0))
+        assert expire_pending(account, T0 + timedelta(hours=1), timedelta(days=1)).pending is not None
+        assert expire_pending(account, T0 + timedelta(days=1), timedelta(days=1)).pending is None

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, NoReturn
 import httpx
 import typer
 
+from opsmeter_cli.billing import app as billing_app
 from opsmeter_cli.stack import SERVICES, Stack, StackConfig, operator_token, read_state, write_state
 from opsmeter_runtime.localstack import LocalStackError
 
@@ -23,6 +24,7 @@ stack_app = typer.Typer(
 workspace_app = typer.Typer(help="Workspaces and their credentials.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(workspace_app, name="workspace")
+workspace_app.add_typer(billing_app)
 
 PlanName = Literal["free", "starter", "pro", "team", "enterprise"]
 

@@ -1,0 +1,330 @@
+"""A Lemon Squeezy test double that speaks HTTP: the subscription endpoints billing uses, and signed webhooks.
+
+A real local server (stdlib, in a thread) for tests, benchmarks and the local stack:
+
+- ``GET /v1/subscriptions/{id}`` and ``PATCH /v1/subscriptions/{id}`` (JSON:API, ``Authorization: Bearer``),
+  with the subscription object shaped as Lemon Squeezy documents it (``data.attributes.variant_id``,
+  ``status``, ``renews_at``, ``ends_at``, ``updated_at``, ``urls.customer_portal``, ``test_mode``…).
+  A PayPal subscription keeps its variant on PATCH, as Lemon Squeezy does.
+- :meth:`LemonSqueezyDouble.webhook_body` builds a delivery (``meta.event_name``, ``meta.custom_data``,
+  ``meta.test_mode``, ``data`` = the subscription object); :meth:`deliver` POSTs it with ``X-Signature``,
+  the hex HMAC-SHA256 of the raw body under the signing secret, and ``X-Event-Name``.
+- :meth:`fail_next` makes the next calls answer 429/5xx, to exercise retries.
+"""
+
+import hashlib
+import hmac
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+JSON_API = "application/vnd.api+json"
+VARIANTS = "101=starter,102=pro,103=team,104=enterprise"
+"""The variant ids the double's users configure billing with (``OPSMETER_LEMONSQUEEZY_VARIANTS``)."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+
+
+@dataclass
+class FakeSubscription:
+    id: str
+    variant_id: int
+    status: str = "active"
+    payment_processor: str = "stripe"
+    test_mode: bool = False
+    renews_at: datetime | None = None
+    ends_at: datetime | None = None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    body: Any
+
+
+class LemonSqueezyDouble:
+    """Start with ``with LemonSqueezyDouble(api_key=..., webhook_secret=...) as ls:``; ``ls.url`` is its base URL."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "ls_test_key",
+        webhook_secret: str = "ls_test_secret",  # noqa: S107 - a test double's own secret
+        store_id: int = 1,
+        port: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret
+        self.store_id = store_id
+        self.requests: list[RecordedRequest] = []
+        self._subscriptions: dict[str, FakeSubscription] = {}
+        self._failures: list[int] = []
+        self._next_id = 1000
+        self._clock = datetime.now(UTC).replace(microsecond=0)
+        self._lock = threading.Lock()
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> "LemonSqueezyDouble":
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, name="lemonsqueezy-double", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> "LemonSqueezyDouble":
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the double first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def service_env(self) -> dict[str, str]:
+        """What billing needs to talk to this double (``OPSMETER_LEMONSQUEEZY_*``)."""
+        return {
+            "OPSMETER_LEMONSQUEEZY_API_URL": self.url,
+            "OPSMETER_LEMONSQUEEZY_API_KEY": self.api_key,
+            "OPSMETER_LEMONSQUEEZY_WEBHOOK_SECRET": self.webhook_secret,
+            "OPSMETER_LEMONSQUEEZY_VARIANTS": VARIANTS,
+        }
+
+    # --- the store's state ---------------------------------------------------------------------------
+
+    def _tick(self) -> datetime:
+        """Lemon Squeezy's clock: every change gets a strictly later ``updated_at``."""
+        self._clock = max(self._clock + timedelta(seconds=1), datetime.now(UTC).replace(microsecond=0))
+        return self._clock
+
+    def create_subscription(
+        self, variant_id: int, *, payment_processor: str = "stripe", test_mode: bool = False, status: str = "active"
+    ) -> str:
+        with self._lock:
+            self._next_id += 1
+            now = self._tick()
+            sub = FakeSubscription(
+                id=str(self._next_id),
+                variant_id=variant_id,
+                status=status,
+                payment_processor=payment_processor,
+                test_mode=test_mode,
+                renews_at=now + timedelta(days=30),
+                created_at=now,
+                updated_at=now,
+            )
+            self._subscriptions[sub.id] = sub
+            return sub.id
+
+    def update(self, subscription_id: str, **changes: Any) -> None:
+        """Change a subscription on the Lemon Squeezy side (variant_id, status, renews_at, ends_at…)."""
+        with self._lock:
+            sub = self._subscriptions[subscription_id]
+            for name, value in changes.items():
+                setattr(sub, name, value)
+            sub.updated_at = self._tick()
+
+    def subscription(self, subscription_id: str) -> FakeSubscription:
+        return self._subscriptions[subscription_id]
+
+    def fail_next(self, *statuses: int) -> None:
+        """The next API calls answer these statuses (e.g. 429, 503) before behaving again."""
+        with self._lock:
+            self._failures.extend(statuses)
+
+    def resource(self, subscription_id: str) -> dict[str, Any]:
+        """The JSON:API ``data`` object of a subscription, as Lemon Squeezy documents it."""
+        sub = self._subscriptions[subscription_id]
+        portal = f"{self.url}/billing/{sub.id}?expires=1700000000&signature=double"
+        return {
+            "type": "subscriptions",
+            "id": sub.id,
+            "attributes": {
+                "store_id": self.store_id,
+                "customer_id": int(sub.id) + 5000,
+                "order_id": int(sub.id) + 7000,
+                "order_item_id": int(sub.id) + 9000,
+                "product_id": 1,
+                "variant_id": sub.variant_id,
+                "product_name": "Opsmeter",
+                "variant_name": f"Variant {sub.variant_id}",
+                "user_name": "Test Customer",
+                "user_email": "customer@example.com",
+                "status": sub.status,
+                "status_formatted": sub.status.replace("_", " ").title(),
+                "card_brand": "visa" if sub.payment_processor == "stripe" else None,
+                "card_last_four": "4242" if sub.payment_processor == "stripe" else None,
+                "payment_processor": sub.payment_processor,
+                "pause": None,
+                "cancelled": sub.status == "cancelled",
+                "trial_ends_at": None,
+                "billing_anchor": sub.created_at.day,
+                "first_subscription_item": {
+                    "id": int(sub.id) + 3000,
+                    "subscription_id": int(sub.id),
+                    "price_id": sub.variant_id * 10,
+                    "quantity": 1,
+                    "created_at": _iso(sub.created_at),
+                    "updated_at": _iso(sub.updated_at),
+                },
+                "urls": {
+                    "update_payment_method": f"{portal}&page=payment-details",
+                    "customer_portal": portal,
+                    "customer_portal_update_subscription": f"{portal}&page=update-subscription",
+                },
+                "renews_at": _iso(sub.renews_at),
+                "ends_at": _iso(sub.ends_at),
+                "created_at": _iso(sub.created_at),
+                "updated_at": _iso(sub.updated_at),
+                "test_mode": sub.test_mode,
+            },
+            "relationships": {
+                name: {"links": {"related": f"{self.url}/v1/subscriptions/{sub.id}/{name}"}}
+                for name in ("store", "customer", "order", "order-item", "product", "variant")
+            },
+            "links": {"self": f"{self.url}/v1/subscriptions/{sub.id}"},
+        }
+
+    # --- webhooks ------------------------------------------------------------------------------------
+
+    def webhook_body(
+        self,
+        subscription_id: str,
+        event_name: str = "subscription_updated",
+        *,
+        custom_data: Mapping[str, Any] | None = None,
+        test_mode: bool | None = None,
+    ) -> bytes:
+        """A delivery of the subscription's current state; the same bytes can be delivered again."""
+        sub = self._subscriptions[subscription_id]
+        meta: dict[str, Any] = {
+            "test_mode": sub.test_mode if test_mode is None else test_mode,
+            "event_name": event_name,
+            "webhook_id": f"wh_{hashlib.sha256(event_name.encode()).hexdigest()[:8]}",
+        }
+        if custom_data is not None:
+            meta["custom_data"] = dict(custom_data)
+        return json.dumps({"meta": meta, "data": self.resource(subscription_id)}, separators=(",", ":")).encode()
+
+    def sign(self, body: bytes, secret: str | None = None) -> str:
+        return hmac.new((secret or self.webhook_secret).encode(), body, hashlib.sha256).hexdigest()
+
+    def deliver(self, url: str, body: bytes, *, signature: str | None = None, timeout: float = 10.0) -> int:
+        """POST a delivery signed with the secret (or the given signature); the status it answered."""
+        event_name = json.loads(body).get("meta", {}).get("event_name", "")
+        request = urllib.request.Request(  # noqa: S310 - the caller's own local endpoint
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-Event-Name": str(event_name),
+                "X-Signature": signature if signature is not None else self.sign(body),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    # --- HTTP ----------------------------------------------------------------------------------------
+
+    def _answer(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
+        body = json.loads(raw) if raw else None
+        with self._lock:
+            self.requests.append(RecordedRequest(method, path, body))
+            if self._failures:
+                status = self._failures.pop(0)
+                return status, _errors(status, "Injected failure")
+        if headers.get("authorization") != f"Bearer {self.api_key}":
+            return 401, _errors(401, "Unauthenticated.")
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[:2] != ["v1", "subscriptions"] or parts[2] not in self._subscriptions:
+            return 404, _errors(404, "Not Found")
+        subscription_id = parts[2]
+        if method == "PATCH":
+            attributes = ((body or {}).get("data") or {}).get("attributes") or {}
+            variant_id = attributes.get("variant_id")
+            sub = self._subscriptions[subscription_id]
+            if variant_id is not None and sub.payment_processor != "paypal" and variant_id != sub.variant_id:
+                self.update(subscription_id, variant_id=int(variant_id))
+        return 200, {
+            "jsonapi": {"version": "1.0"},
+            "links": {"self": f"{self.url}/v1/subscriptions/{subscription_id}"},
+            "data": self.resource(subscription_id),
+        }
+
+    def patches(self) -> Iterator[RecordedRequest]:
+        return (r for r in self.requests if r.method == "PATCH")
+
+
+def _errors(status: int, detail: str) -> dict[str, Any]:
+    return {"jsonapi": {"version": "1.0"}, "errors": [{"status": str(status), "title": detail, "detail": detail}]}
+
+
+def _handler_for(double: LemonSqueezyDouble) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, payload = double._answer(self.command, self.path.split("?")[0], headers, raw)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", JSON_API)
+            self.send_header("Content-Length", str(len(data)))
+            if status == 429:
+                self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = _serve
+        do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler
+
+
+def main() -> None:
+    """``python -m opsmeter_runtime.lemonsqueezy_double [PORT]``: serve the double until Ctrl-C."""
+    import sys
+    import time
+
+    with LemonSqueezyDouble(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0) as double:
+        print(json.dumps(double.service_env()), flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,533 @@
+"""Billing's use cases: receive and apply Lemon Squeezy deliveries, request plan changes, reconcile, link.
+
+The rules live in ``domain``; this module reads state, asks the domain, writes state, and announces
+what changed. Every applied change goes through :meth:`Billing.apply_snapshot` (webhook or
+reconciliation alike), so the ``updated_at`` rule is enforced in one place. State changes run one at
+a time per process, so the plan projection is written in the order the changes were applied.
+"""
+
+import asyncio
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+
+from opsmeter_billing.adapters import (
+    AccountStore,
+    IdempotencyStore,
+    LemonSqueezyApi,
+    LemonSqueezyError,
+    LemonSqueezyRejected,
+    StoredReply,
+)
+from opsmeter_billing.domain import (
+    CHANGEABLE_STATUSES,
+    Applied,
+    BillingAccount,
+    Claim,
+    Ignored,
+    InvalidSnapshot,
+    Owned,
+    PendingChange,
+    Reassignment,
+    SubscriptionSnapshot,
+    UnknownVariant,
+    Unroutable,
+    VariantMap,
+    apply_snapshot,
+    delivery_id,
+    expire_pending,
+    needs_reconciliation,
+    parse_subscription,
+    route,
+    signature_matches,
+)
+from opsmeter_billing.errors import (
+    AlreadyOnPlan,
+    BillingNotConfigured,
+    ChangeNeedsPortal,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    InvalidSignature,
+    NoSubscription,
+    NotFound,
+    PlanNotAvailable,
+    ProviderRejected,
+    ProviderUnavailable,
+    RequestInProgress,
+    SubscriptionLinkedElsewhere,
+    SubscriptionNotActive,
+    TransientError,
+)
+from opsmeter_contracts import Topics
+from opsmeter_contracts.billing import (
+    UNROUTED_WORKSPACE_ID,
+    BillingAlertRaised,
+    BillingAlertRaisedPayload,
+    LemonSqueezyWebhookReceived,
+    LemonSqueezyWebhookReceivedPayload,
+    PlanChanged,
+    PlanChangedPayload,
+    PlanChangeRequested,
+    PlanChangeRequestedPayload,
+)
+from opsmeter_contracts.envelope import EventEnvelope
+from opsmeter_contracts.events import Plan
+from opsmeter_runtime.auth import Principal
+from opsmeter_runtime.errors import Unavailable
+from opsmeter_runtime.kafka import EventPublisher, PublishError
+from opsmeter_runtime.logs import get_logger
+from opsmeter_runtime.projections import PlanProjection, PlanRecord
+
+log = get_logger(__name__)
+
+EVENT_NAMESPACE = uuid.UUID("6f1c8f1e-3b7a-4d52-9a43-0c5b2f7e9d10")
+"""Ids of derived events are uuid5 of what they describe, so a replayed effect announces nothing new."""
+
+Source = Literal["webhook", "reconciliation", "operator_link", "operator"]
+AlertKind = Literal["unknown_variant", "subscription_reassignment_rejected"]
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    checked: int = 0
+    applied: int = 0
+    failed: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+@dataclass
+class Billing:
+    accounts: AccountStore
+    idempotency: IdempotencyStore
+    plans: PlanProjection
+    publisher: EventPublisher
+    variants: VariantMap
+    lemonsqueezy: LemonSqueezyApi | None
+    webhook_secret: str | None
+    pending_timeout: timedelta = timedelta(days=1)
+    stale_renewal: timedelta = timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    # --- accounts ------------------------------------------------------------------------------------
+
+    async def open_account(self, workspace_id: str, plan: Plan, rate_limit: int | None, quota: int | None) -> None:
+        """A new workspace starts on the plan it was created with; a replayed creation changes nothing."""
+        async with self._lock:
+            fresh = BillingAccount(workspace_id, plan, rate_limit, quota)
+            await self.accounts.update(workspace_id, lambda current: (None if current else fresh, None))
+            await self._sync_projection(workspace_id, "operator_link")
+
+    async def account(self, workspace_id: str) -> BillingAccount:
+        found = await self.accounts.get(workspace_id)
+        if found is not None:
+            return found
+        projected = await self.plans.get(workspace_id)
+        if projected is None:
+            raise NotFound("no billing account for this workspace yet")
+        adopted = BillingAccount(workspace_id, projected.plan, projected_plan=projected.plan)
+        await self.accounts.update(workspace_id, lambda current: (None if current else adopted, None))
+        return await self.accounts.get(workspace_id) or adopted
+
+    async def set_plan_by_operator(
+        self, workspace_id: str, plan: Plan, rate_limit: int | None, quota: int | None
+    ) -> None:
+        """An operator's plan (``workspace.plan_set``) and limits; Lemon Squeezy's next confirmed state wins again."""
+        async with self._lock:
+
+            def set_plan(current: BillingAccount | None) -> tuple[BillingAccount | None, None]:
+                base = current or BillingAccount(workspace_id, plan)
+                return replace(base, plan=plan, rate_limit_override=rate_limit, quota_override=quota), None
+
+            await self.accounts.update(workspace_id, set_plan)
+            await self._sync_projection(workspace_id, "operator", limits_changed=True)
+
+    async def _sync_projection(self, workspace_id: str, source: Source, *, limits_changed: bool = False) -> None:
+        """Write the plan projection (and announce the change) until it matches the account's plan."""
+        account = await self.accounts.get(workspace_id)
+        if account is None or (account.projected_plan == account.plan and not limits_changed):
+            return
+        limits = account.limits
+        await self.plans.save(
+            workspace_id, PlanRecord(account.plan, limits.rate_limit_per_minute, limits.monthly_request_quota)
+        )
+        if account.projected_plan is not None and account.projected_plan != account.plan:
+            await self._publish(
+                Topics.BILLING_SUBSCRIPTIONS,
+                PlanChanged(
+                    event_id=uuid.uuid5(
+                        EVENT_NAMESPACE,
+                        f"plan:{workspace_id}:{account.projected_plan}:{account.plan}:{_iso(account.updated_at)}",
+                    ),
+                    occurred_at=account.updated_at or _now(),
+                    ingested_at=_now(),
+                    workspace_id=workspace_id,
+                    payload=PlanChangedPayload(
+                        from_plan=account.projected_plan,
+                        to_plan=account.plan,
+                        rate_limit_per_minute=limits.rate_limit_per_minute,
+                        monthly_request_quota=limits.monthly_request_quota,
+                        subscription_id=account.subscription_id,
+                        source=source,
+                        lemonsqueezy_updated_at=account.updated_at,
+                    ),
+                ),
+            )
+            log.info("plan_changed", from_plan=account.projected_plan, to_plan=account.plan, source=source)
+
+        def mark(current: BillingAccount | None) -> tuple[BillingAccount | None, None]:
+            if current is None or current.plan != account.plan:
+                return None, None
+            return replace(current, projected_plan=account.plan), None
+
+        await self.accounts.update(workspace_id, mark)
+
+    async def _publish(self, topic: str, event: EventEnvelope[Any]) -> None:
+        try:
+            await self.publisher.publish(topic, event)
+        except PublishError as exc:
+            raise TransientError(str(exc)) from exc
+
+    # --- Lemon Squeezy deliveries --------------------------------------------------------------------
+
+    async def receive_delivery(self, body: bytes, signature: str | None) -> None:
+        """Verify, then make the delivery durable on ``billing.webhooks`` before Lemon Squeezy gets its 200."""
+        if not self.webhook_secret:
+            raise BillingNotConfigured(
+                "Lemon Squeezy webhooks are not configured here: set OPSMETER_LEMONSQUEEZY_WEBHOOK_SECRET"
+            )
+        if not signature_matches(self.webhook_secret, body, signature):
+            raise InvalidSignature("X-Signature is not the HMAC-SHA256 of this body under the signing secret")
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("the body is not JSON") from None
+        meta = document.get("meta") if isinstance(document, dict) else None
+        if not isinstance(meta, dict):
+            raise InvalidRequest("the body has no meta object")
+        digest = delivery_id(body)
+        if await self.accounts.delivery_seen(digest):
+            log.info("lemonsqueezy_delivery_duplicate", delivery=digest)
+            return
+        now = _now()
+        event = LemonSqueezyWebhookReceived(
+            event_id=uuid.uuid5(EVENT_NAMESPACE, f"delivery:{digest}"),
+            occurred_at=now,
+            ingested_at=now,
+            workspace_id=await self._routing_key(document, meta),
+            payload=LemonSqueezyWebhookReceivedPayload(
+                event_name=str(meta.get("event_name", ""))[:128],
+                body=body.decode("utf-8", "replace"),
+                body_sha256=digest,
+                test_mode=bool(meta.get("test_mode", False)),
+            ),
+        )
+        try:
+            await self.publisher.publish(Topics.BILLING_WEBHOOKS, event)
+        except PublishError as exc:
+            raise Unavailable(f"delivery not stored: {exc}", headers={"Retry-After": "5"}) from None
+        log.info("lemonsqueezy_delivery_stored", delivery=digest, event_name=event.payload.event_name)
+
+    async def _routing_key(self, document: dict[str, Any], meta: dict[str, Any]) -> str:
+        data = document.get("data")
+        if isinstance(data, dict) and data.get("type") == "subscriptions" and data.get("id") is not None:
+            owner = await self.accounts.owner_of(str(data["id"]))
+            if owner is not None:
+                return owner
+        custom = meta.get("custom_data")
+        claimed = custom.get("workspace_id") if isinstance(custom, dict) else None
+        probe = SubscriptionSnapshot("", 0, "", None, None, _now(), None, False, claimed)
+        routed = route(None, probe)
+        return routed.workspace_id if isinstance(routed, Claim) else UNROUTED_WORKSPACE_ID
+
+    async def apply_delivery(self, event: LemonSqueezyWebhookReceived) -> None:
+        """Apply a stored delivery once (by body hash); ``subscription_*`` on a subscription object only."""
+        payload = event.payload
+        if await self.accounts.delivery_seen(payload.body_sha256):
+            log.info("lemonsqueezy_delivery_duplicate", delivery=payload.body_sha256)
+            return
+        document = orjson.loads(payload.body)
+        data = document.get("data") if isinstance(document, dict) else None
+        if not payload.event_name.startswith("subscription_") or not isinstance(data, dict):
+            log.info("lemonsqueezy_delivery_no_effect", event_name=payload.event_name)
+        elif data.get("type") != "subscriptions":
+            log.info("lemonsqueezy_delivery_no_effect", event_name=payload.event_name, data_type=data.get("type"))
+        else:
+            try:
+                snapshot = parse_subscription(data, document.get("meta"))
+            except InvalidSnapshot as exc:
+                log.warning("lemonsqueezy_delivery_unusable", event_name=payload.event_name, error=str(exc))
+            else:
+                outcome = await self.apply_snapshot(snapshot, "webhook")
+                log.info("lemonsqueezy_delivery_applied", event_name=payload.event_name, outcome=outcome)
+        await self.accounts.mark_delivery(payload.body_sha256)
+
+    async def apply_snapshot(self, snapshot: SubscriptionSnapshot, source: Source) -> str:
+        """Route the snapshot to its workspace and apply it if newer; the outcome, for logs and reports."""
+        async with self._lock:
+            workspace_id = await self._route(snapshot)
+            if workspace_id is None:
+                return "not_routed"
+
+            def decide(current: BillingAccount | None) -> tuple[BillingAccount | None, object]:
+                if current is None:
+                    return None, Ignored("stale")
+                outcome = apply_snapshot(current, snapshot, self.variants)
+                return (outcome.account if isinstance(outcome, Applied) else None), outcome
+
+            outcome = await self.accounts.update(workspace_id, decide)
+            if isinstance(outcome, UnknownVariant):
+                log.error("lemonsqueezy_unknown_variant", variant_id=outcome.variant_id, workspace_id=workspace_id)
+                await self._alert(
+                    workspace_id,
+                    snapshot,
+                    "unknown_variant",
+                    f"variant {outcome.variant_id} maps to no plan (OPSMETER_LEMONSQUEEZY_VARIANTS); nothing changed",
+                )
+                return "unknown_variant"
+            if isinstance(outcome, Ignored):
+                log.info("lemonsqueezy_snapshot_ignored", reason=outcome.reason, workspace_id=workspace_id)
+                return f"ignored_{outcome.reason}"
+            await self._sync_projection(workspace_id, source)
+            return "applied"
+
+    async def _route(self, snapshot: SubscriptionSnapshot) -> str | None:
+        routed = route(await self.accounts.owner_of(snapshot.subscription_id), snapshot)
+        if isinstance(routed, Claim):
+            try:
+                await self.account(routed.workspace_id)
+            except NotFound:
+                log.warning("lemonsqueezy_claim_unknown_workspace", claimed=routed.workspace_id)
+                return None
+            owner = await self.accounts.claim(snapshot.subscription_id, routed.workspace_id)
+            routed = Owned(owner) if owner == routed.workspace_id else Reassignment(owner, routed.workspace_id)
+        if isinstance(routed, Reassignment):
+            log.warning(
+                "security_event",
+                kind="subscription_reassignment_rejected",
+                subscription_id=snapshot.subscription_id,
+                owner=routed.owner,
+                claimed=routed.claimed,
+            )
+            await self._alert(
+                routed.owner,
+                snapshot,
+                "subscription_reassignment_rejected",
+                f"a delivery tried to move subscription {snapshot.subscription_id} to {routed.claimed}; ignored",
+            )
+            return None
+        if isinstance(routed, Unroutable):
+            log.warning("lemonsqueezy_snapshot_unroutable", reason=routed.reason, subscription=snapshot.subscription_id)
+            return None
+        return routed.workspace_id
+
+    async def _alert(self, workspace_id: str, snapshot: SubscriptionSnapshot, kind: AlertKind, detail: str) -> None:
+        await self._publish(
+            Topics.BILLING_SUBSCRIPTIONS,
+            BillingAlertRaised(
+                event_id=uuid.uuid5(
+                    EVENT_NAMESPACE, f"alert:{kind}:{snapshot.subscription_id}:{_iso(snapshot.updated_at)}"
+                ),
+                occurred_at=_now(),
+                ingested_at=_now(),
+                workspace_id=workspace_id,
+                payload=BillingAlertRaisedPayload(
+                    kind=kind,
+                    subscription_id=snapshot.subscription_id[:64],
+                    detail=detail[:512],
+                ),
+            ),
+        )
+
+    # --- plan changes --------------------------------------------------------------------------------
+
+    def _api(self) -> LemonSqueezyApi:
+        if self.lemonsqueezy is None or not self.variants:
+            raise BillingNotConfigured(
+                "plan changes need OPSMETER_LEMONSQUEEZY_API_KEY and OPSMETER_LEMONSQUEEZY_VARIANTS"
+            )
+        return self.lemonsqueezy
+
+    async def request_plan_change(self, principal: Principal, plan: Plan, idempotency_key: str) -> StoredReply:
+        """Ask Lemon Squeezy for the plan's variant; the plan itself changes only when its webhook confirms."""
+        api = self._api()
+        workspace_id = principal.workspace_id
+        prior = await self.idempotency.begin(workspace_id, idempotency_key, plan)
+        if isinstance(prior, StoredReply):
+            return prior
+        if prior == "key_reused":
+            raise IdempotencyKeyReused("this Idempotency-Key was used for another plan")
+        if prior is not None:
+            raise RequestInProgress(
+                "a request with this Idempotency-Key is still running", headers={"Retry-After": "1"}
+            )
+        try:
+            reply = await self._request_plan_change(api, principal, plan)
+        except BaseException:
+            await self.idempotency.abandon(workspace_id, idempotency_key)
+            raise
+        await self.idempotency.finish(workspace_id, idempotency_key, plan, reply)
+        return reply
+
+    async def _request_plan_change(self, api: LemonSqueezyApi, principal: Principal, plan: Plan) -> StoredReply:
+        workspace_id = principal.workspace_id
+        variant_id = self.variants.variant_of(plan)
+        if variant_id is None:
+            raise PlanNotAvailable(f"no Lemon Squeezy variant is configured for the {plan} plan")
+        account = await self.account(workspace_id)
+        if account.subscription_id is None:
+            raise NoSubscription("this workspace has no Lemon Squeezy subscription to change")
+        if account.status not in CHANGEABLE_STATUSES:
+            raise SubscriptionNotActive(f"the subscription is {account.status}; only an active one can change plan")
+        if account.pending is not None and account.pending.plan == plan:
+            return self._pending_reply(account, account.pending)
+        if account.plan == plan and account.pending is None:
+            raise AlreadyOnPlan(f"the workspace is already on the {plan} plan")
+        try:
+            answered = parse_subscription(await api.change_variant(account.subscription_id, variant_id))
+        except LemonSqueezyRejected as exc:
+            raise ProviderRejected(str(exc)) from None
+        except (LemonSqueezyError, InvalidSnapshot) as exc:
+            raise ProviderUnavailable(str(exc), headers={"Retry-After": "30"}) from None
+        if answered.variant_id != variant_id:
+            raise ChangeNeedsPortal(
+                "Lemon Squeezy cannot change this subscription in-app (PayPal); change it in the customer portal",
+                customerPortalUrl=answered.portal_url or account.portal_url,
+            )
+        pending = PendingChange(plan, variant_id, _now())
+        await self._publish(
+            Topics.BILLING_SUBSCRIPTIONS,
+            PlanChangeRequested(
+                event_id=uuid.uuid4(),
+                occurred_at=pending.requested_at,
+                ingested_at=pending.requested_at,
+                workspace_id=workspace_id,
+                payload=PlanChangeRequestedPayload(
+                    subscription_id=account.subscription_id,
+                    from_plan=account.plan,
+                    to_plan=plan,
+                    variant_id=variant_id,
+                    requested_by=principal.credential_id,
+                ),
+            ),
+        )
+        async with self._lock:
+            await self.accounts.update(
+                workspace_id, lambda current: (replace(current, pending=pending) if current else None, None)
+            )
+        log.info("plan_change_requested", to_plan=plan, variant_id=variant_id)
+        return self._pending_reply(account, pending)
+
+    @staticmethod
+    def _pending_reply(account: BillingAccount, pending: PendingChange) -> StoredReply:
+        return StoredReply(
+            202,
+            {
+                "status": "pending_webhook",
+                "workspaceId": account.workspace_id,
+                "subscriptionId": account.subscription_id,
+                "currentPlan": account.plan,
+                "requestedPlan": pending.plan,
+                "requestedAt": _iso(pending.requested_at),
+                "message": "Lemon Squeezy is changing the subscription; the plan changes when its webhook confirms.",
+            },
+        )
+
+    async def portal_url(self, workspace_id: str) -> str:
+        """A fresh customer-portal link (Lemon Squeezy signs it for 24 h), else the last one it sent."""
+        account = await self.account(workspace_id)
+        if account.subscription_id is None:
+            raise NoSubscription("this workspace has no Lemon Squeezy subscription")
+        if self.lemonsqueezy is not None:
+            try:
+                fresh = parse_subscription(await self.lemonsqueezy.get_subscription(account.subscription_id))
+            except (LemonSqueezyError, InvalidSnapshot) as exc:
+                log.warning("lemonsqueezy_portal_lookup_failed", error=str(exc))
+            else:
+                if fresh.portal_url:
+                    return fresh.portal_url
+        if account.portal_url is None:
+            raise ProviderUnavailable("no customer-portal link is known yet", headers={"Retry-After": "30"})
+        return account.portal_url
+
+    # --- reconciliation and links --------------------------------------------------------------------
+
+    async def reconcile(self, now: datetime | None = None) -> ReconcileReport:
+        """Ask Lemon Squeezy about pending changes, fresh links and overdue renewals; apply by ``updated_at``."""
+        if self.lemonsqueezy is None:
+            return ReconcileReport()
+        now = now or _now()
+        report = ReconcileReport()
+        for workspace_id in await self.accounts.due_for_reconciliation((now - self.stale_renewal).timestamp(), 500):
+            account = await self.accounts.get(workspace_id)
+            if account is None or account.subscription_id is None:
+                continue
+            if not needs_reconciliation(account, now, self.stale_renewal):
+                continue
+            report = replace(report, checked=report.checked + 1)
+            try:
+                snapshot = parse_subscription(await self.lemonsqueezy.get_subscription(account.subscription_id))
+                outcome = await self.apply_snapshot(snapshot, "reconciliation")
+            except (LemonSqueezyError, InvalidSnapshot, TransientError) as exc:
+                log.warning("reconciliation_failed", workspace_id=workspace_id, error=str(exc))
+                report = replace(report, failed=report.failed + 1)
+                continue
+            if outcome == "applied":
+                report = replace(report, applied=report.applied + 1)
+            async with self._lock:
+                await self.accounts.update(
+                    workspace_id,
+                    lambda current: (
+                        (expire_pending(replace(current, needs_poll=False), now, self.pending_timeout), None)
+                        if current
+                        else (None, None)
+                    ),
+                )
+        if report.checked:
+            log.info("reconciliation_done", checked=report.checked, applied=report.applied, failed=report.failed)
+        return report
+
+    async def link_subscription(
+        self, workspace_id: str, subscription_id: str, plan: Plan, *, test_mode: bool = False
+    ) -> BillingAccount:
+        """An operator records an existing subscription; reconciliation then asks Lemon Squeezy for its state."""
+        await self.account(workspace_id)
+        owner = await self.accounts.claim(subscription_id, workspace_id)
+        if owner != workspace_id:
+            raise SubscriptionLinkedElsewhere(f"subscription {subscription_id} belongs to another workspace")
+
+        def link(current: BillingAccount | None) -> tuple[BillingAccount | None, None]:
+            if current is None:
+                return None, None
+            same = current.subscription_id == subscription_id
+            return (
+                replace(
+                    current,
+                    plan=plan,
+                    subscription_id=subscription_id,
+                    variant_id=self.variants.variant_of(plan),
+                    status=current.status if same and current.status else "active",
+                    updated_at=current.updated_at if same else None,
+                    test_mode=test_mode,
+                    pending=None,
+                    needs_poll=True,
+                ),
+                None,
+            )
+
+        async with self._lock:
+            await self.accounts.update(workspace_id, link)
+            await self._sync_projection(workspace_id, "operator_link")
+        log.info("subscription_linked", workspace_id=workspace_id, subscription_id=subscription_id, plan=plan)
+        return await self.account(workspace_id)
