@@ -68,6 +68,8 @@ def usage_requests(stack: Stack, ws: dict[str, Any]) -> int:
         headers={"Authorization": f"Bearer {ws['adminToken']}"},
         timeout=10,
     )
+    if answer.status_code != 200:
+        return -1
     requests: int = answer.json()["totals"]["requests"]
     return requests
 

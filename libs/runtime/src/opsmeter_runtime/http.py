@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsmeter_runtime.errors import OpsmeterError
@@ -97,6 +98,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpsmeterError)
     async def _opsmeter_error(_: Request, exc: OpsmeterError) -> Response:
         return json_response({"reason": exc.reason, "message": exc.message, **exc.body}, exc.status_code, exc.headers)
+
+    @app.exception_handler(RedisError)
+    async def _redis_down(_: Request, exc: RedisError) -> Response:
+        log.error("redis_unavailable", error=str(exc))
+        return json_response(
+            {"reason": "unavailable", "message": "a backing store is unavailable; retry shortly"},
+            503,
+            {"Retry-After": "2"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> Response:

@@ -3,6 +3,9 @@
 from collections.abc import Mapping
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from opsmeter_runtime.settings import RuntimeSettings
 
@@ -15,6 +18,8 @@ def connect_redis(settings: RuntimeSettings) -> "Redis":
         health_check_interval=30,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
+        retry=Retry(NoBackoff(), retries=1),
+        retry_on_error=[RedisConnectionError],
     )
 
 
