@@ -277,3 +277,25 @@ class TestApiKeys:
         ).json()["apiKeys"][0]["apiKeyId"]
         stolen = httpx.delete(f"{base}/{other_key}", headers={"Authorization": f"Bearer {ws['adminToken']}"})
         assert stolen.status_code == 404
+
+
+class TestPlanChanges:
+    def test_set_plan_reaches_the_rate_limit_within_10_s_without_a_restart(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="free")
+        wait_for_plan(stack, ws, "free")
+        url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
+        assert httpx.post(url, json=body(), headers={"X-API-Key": ws["apiKey"]}).headers["X-RateLimit-Limit"] == "120"
+        changed = httpx.put(
+            f"{stack.url('ingest-gateway')}/v1/admin/workspaces/{ws['workspaceId']}/plan",
+            json={"plan": "pro"},
+            headers={"X-Operator-Token": operator_token(stack.config)},
+        )
+        assert changed.status_code == 202
+        started = time.monotonic()
+        while httpx.post(url, json=body(), headers={"X-API-Key": ws["apiKey"]}).headers["X-RateLimit-Limit"] != "600":
+            assert time.monotonic() - started < 10, "the new plan's rate limit did not apply within 10 s"
+            time.sleep(0.1)
+        status = httpx.get(
+            f"{stack.url('ingest-gateway')}/v1/diagnostics/workspace-status", headers={"X-API-Key": ws["apiKey"]}
+        ).json()
+        assert (status["plan"]["planTier"], status["plan"]["planRequestLimit"]) == ("pro", 1_000_000)
