@@ -9,6 +9,7 @@ class Topics(StrEnum):
     POLICY_DECISIONS = "policy.decisions"
     BILLING_SUBSCRIPTIONS = "billing.subscriptions"
     BILLING_WEBHOOKS = "billing.webhooks"
+    POLICY_SETTINGS = "policy.settings"
 
     @property
     def dead_letter(self) -> str:
@@ -21,3 +22,6 @@ def dead_letter_topic(topic: str) -> str:
 
 
 ALL_TOPICS: tuple[str, ...] = tuple(t.value for t in Topics) + tuple(t.dead_letter for t in Topics)
+
+COMPACTED_TOPICS: tuple[str, ...] = (Topics.POLICY_SETTINGS.value,)
+"""Topics that keep the last record per key (current state by workspace), created with cleanup.policy=compact."""

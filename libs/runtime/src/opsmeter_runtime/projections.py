@@ -4,7 +4,9 @@
 - ``opsmeter:policy:status:<ws>`` — budget flags, enforcement and kill switch; written by the policy engine.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, cast
 
 from redis.asyncio import Redis
@@ -58,13 +60,51 @@ class PlanProjection:
 
 
 @dataclass(frozen=True)
+class BudgetWindowStatus:
+    """One workspace-level budget window (UTC day or month, half-open) as of the policy engine's last evaluation."""
+
+    limit_micro_usd: int
+    spend_micro_usd: int
+    warning_at_micro_usd: int
+    period_start: datetime
+    period_end: datetime
+    projected_end_of_period_micro_usd: int | None = None
+    projected_exhaust_at: datetime | None = None
+
+    @property
+    def utilization_ratio(self) -> float:
+        return self.spend_micro_usd / self.limit_micro_usd if self.limit_micro_usd else 1.0
+
+    @property
+    def is_warning(self) -> bool:
+        return self.spend_micro_usd >= self.warning_at_micro_usd
+
+    @property
+    def is_exceeded(self) -> bool:
+        return self.spend_micro_usd >= self.limit_micro_usd
+
+
+@dataclass(frozen=True)
 class PolicyStatus:
-    """What the gateway needs to answer an ingest: flags, mode and whether to block."""
+    """What the gateway needs to answer an ingest: flags, mode and whether to block.
+
+    The fields after ``kill_switch`` are details for diagnostics and for reserve-then-settle (ADR 10):
+    ``*_headroom_micro_usd`` is how much more spend, beyond what the engine has settled, raises the flag
+    (None: no budget), so a caller that adds the spend it admitted but the engine has not settled yet
+    (``opsmeter:policy:pending:<ws>``, field ``total``) can tell the flags after its own event.
+    """
 
     budget_warning: bool = False
     budget_exceeded: bool = False
     enforcement: Enforcement = "advisory"
     kill_switch: bool = False
+    settings_version: int = 0
+    warning_threshold_ratio: float = 0.8
+    warning_headroom_micro_usd: int | None = None
+    exceeded_headroom_micro_usd: int | None = None
+    daily: BudgetWindowStatus | None = None
+    monthly: BudgetWindowStatus | None = None
+    evaluated_at: datetime | None = None
 
     @property
     def policy_mode(self) -> Literal["enforce", "observe"]:
@@ -76,32 +116,114 @@ class PolicyStatus:
         return self.enforcement == "hard_stop" and self.budget_exceeded and not self.kill_switch
 
 
+def policy_pending_key(workspace_id: str) -> str:
+    """Spend admitted by the gateway and not yet settled by the policy engine: event id → micro-USD, ``total``."""
+    return f"opsmeter:policy:pending:{workspace_id}"
+
+
+_SAVE_POLICY_STATUS = """
+local stored = tonumber(redis.call('HGET', KEYS[1], 'settings_version') or '0')
+if stored > tonumber(ARGV[1]) then return 0 end
+local fields = tonumber(ARGV[2])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + fields))
+for i = 3 + fields, #ARGV do
+  local cost = redis.call('HGET', KEYS[2], ARGV[i])
+  if cost then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('HINCRBY', KEYS[2], 'total', -tonumber(cost))
+  end
+end
+return 1
+"""
+
+
 class PolicyStatusProjection:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._save = redis.register_script(_SAVE_POLICY_STATUS)
 
-    async def save(self, workspace_id: str, status: PolicyStatus) -> None:
-        await self._redis.hset(
-            policy_status_key(workspace_id),
-            mapping={
-                "budget_warning": int(status.budget_warning),
-                "budget_exceeded": int(status.budget_exceeded),
-                "enforcement": status.enforcement,
-                "kill_switch": int(status.kill_switch),
-            },
-        )
+    async def save(self, workspace_id: str, status: PolicyStatus, settled_event_ids: Sequence[str] = ()) -> bool:
+        """Replace the status unless a newer settings version is stored; settle the events it now counts.
+
+        False when a newer settings version was already projected (the caller re-evaluates).
+        """
+        return (await self.save_many([(workspace_id, status, settled_event_ids)]))[0]
+
+    async def save_many(self, items: Sequence[tuple[str, PolicyStatus, Sequence[str]]]) -> list[bool]:
+        """``save`` for several workspaces in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for workspace_id, status, settled in items:
+            flat = [item for pair in _policy_status_fields(status).items() for item in pair]
+            await self._save(
+                keys=[policy_status_key(workspace_id), policy_pending_key(workspace_id)],
+                args=[status.settings_version, len(flat), *flat, *settled],
+                client=pipe,
+            )
+        return [bool(saved) for saved in await pipe.execute()]
 
     async def get(self, workspace_id: str) -> PolicyStatus:
         return policy_status_from_hash(decode_hash(await self._redis.hgetall(policy_status_key(workspace_id))))
 
 
+def _policy_status_fields(status: PolicyStatus) -> dict[str, str | int | float]:
+    fields: dict[str, str | int | float] = {
+        "budget_warning": int(status.budget_warning),
+        "budget_exceeded": int(status.budget_exceeded),
+        "enforcement": status.enforcement,
+        "kill_switch": int(status.kill_switch),
+        "settings_version": status.settings_version,
+        "warning_threshold_ratio": status.warning_threshold_ratio,
+        "warning_headroom_micro_usd": _opt(status.warning_headroom_micro_usd),
+        "exceeded_headroom_micro_usd": _opt(status.exceeded_headroom_micro_usd),
+        "evaluated_at": status.evaluated_at.isoformat() if status.evaluated_at else "",
+    }
+    for name, window in (("daily", status.daily), ("monthly", status.monthly)):
+        if window is not None:
+            fields |= {
+                f"{name}_limit_micro_usd": window.limit_micro_usd,
+                f"{name}_spend_micro_usd": window.spend_micro_usd,
+                f"{name}_warning_at_micro_usd": window.warning_at_micro_usd,
+                f"{name}_period_start": window.period_start.isoformat(),
+                f"{name}_period_end": window.period_end.isoformat(),
+                f"{name}_projected_end_micro_usd": _opt(window.projected_end_of_period_micro_usd),
+                f"{name}_projected_exhaust_at": window.projected_exhaust_at.isoformat()
+                if window.projected_exhaust_at
+                else "",
+            }
+    return fields
+
+
+def _window_from_hash(record: dict[str, str], name: str) -> BudgetWindowStatus | None:
+    if not record.get(f"{name}_limit_micro_usd"):
+        return None
+    exhaust = record.get(f"{name}_projected_exhaust_at", "")
+    return BudgetWindowStatus(
+        limit_micro_usd=int(record[f"{name}_limit_micro_usd"]),
+        spend_micro_usd=int(record[f"{name}_spend_micro_usd"]),
+        warning_at_micro_usd=int(record[f"{name}_warning_at_micro_usd"]),
+        period_start=datetime.fromisoformat(record[f"{name}_period_start"]),
+        period_end=datetime.fromisoformat(record[f"{name}_period_end"]),
+        projected_end_of_period_micro_usd=_int_or_none(record.get(f"{name}_projected_end_micro_usd", "")),
+        projected_exhaust_at=datetime.fromisoformat(exhaust) if exhaust else None,
+    )
+
+
 def policy_status_from_hash(record: dict[str, str]) -> PolicyStatus:
     """The status a hash describes; a missing hash means defaults (advisory, no flags)."""
+    evaluated_at = record.get("evaluated_at", "")
     return PolicyStatus(
         budget_warning=record.get("budget_warning") == "1",
         budget_exceeded=record.get("budget_exceeded") == "1",
         enforcement="hard_stop" if record.get("enforcement") == "hard_stop" else "advisory",
         kill_switch=record.get("kill_switch") == "1",
+        settings_version=int(record.get("settings_version") or 0),
+        warning_threshold_ratio=float(record.get("warning_threshold_ratio") or 0.8),
+        warning_headroom_micro_usd=_int_or_none(record.get("warning_headroom_micro_usd", "")),
+        exceeded_headroom_micro_usd=_int_or_none(record.get("exceeded_headroom_micro_usd", "")),
+        daily=_window_from_hash(record, "daily"),
+        monthly=_window_from_hash(record, "monthly"),
+        evaluated_at=datetime.fromisoformat(evaluated_at) if evaluated_at else None,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from opsmeter_contracts.topics import ALL_TOPICS
+from opsmeter_contracts.topics import ALL_TOPICS, COMPACTED_TOPICS
 from opsmeter_runtime.clickhouse import ClickHouse
 from opsmeter_runtime.kafka import ensure_topics
 from opsmeter_runtime.localstack import broker_process, free_port, port_open, redis_process, wait_for
@@ -82,7 +82,7 @@ def _local_engines(data_dir: Path) -> Iterator[Engines]:
         wait_for(lambda: port_open(broker_port), timeout=30, what="the Tansu broker", process=broker)
         wait_for(lambda: port_open(redis_port), timeout=30, what="redis-server", process=redis)
         bootstrap = f"127.0.0.1:{broker_port}"
-        asyncio.run(ensure_topics(bootstrap, ALL_TOPICS))
+        asyncio.run(ensure_topics(bootstrap, ALL_TOPICS, compacted=COMPACTED_TOPICS))
         yield Engines("local", bootstrap, f"redis://127.0.0.1:{redis_port}/0", None, data_dir)
     finally:
         redis.stop(10)
@@ -100,7 +100,7 @@ def _container_engines(data_dir: Path) -> Iterator[Engines]:
         ClickHouseContainer("clickhouse/clickhouse-server:24.8") as clickhouse,
     ):
         bootstrap = kafka.get_bootstrap_server()
-        asyncio.run(ensure_topics(bootstrap, ALL_TOPICS))
+        asyncio.run(ensure_topics(bootstrap, ALL_TOPICS, compacted=COMPACTED_TOPICS))
         redis_url = f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0"
         ch_url = (
             f"http://{clickhouse.username}:{clickhouse.password}@{clickhouse.get_container_host_ip()}:"

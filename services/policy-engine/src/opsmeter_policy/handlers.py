@@ -1,24 +1,56 @@
-"""The policy engine's reactions to events: one literal dict."""
+"""The policy engine's reactions to events: one literal dict per consumer kind."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from opsmeter_contracts import LlmRequestIngested
+from opsmeter_contracts.policy import PolicySettingsChanged
 from opsmeter_policy.adapters import SpendLedger
-from opsmeter_policy.domain import counts_toward_budget, day_window, month_window
+from opsmeter_policy.domain import EventFacts, counts_toward_budget, increments_for
+from opsmeter_policy.evaluator import PolicyEvaluator
 from opsmeter_runtime.logs import get_logger
 
 log = get_logger(__name__)
 
 
-async def account_spend(event: LlmRequestIngested, *, ledger: SpendLedger) -> None:
-    if not counts_toward_budget(event.payload.data_mode):
-        return
-    windows = [day_window(event.occurred_at), month_window(event.occurred_at)]
-    added = await ledger.add(event.workspace_id, event.event_id, event.payload.cost_micro_usd, windows)
-    if not added:
-        log.info("spend_duplicate_ignored")
+def facts_of(event: LlmRequestIngested) -> EventFacts:
+    p = event.payload
+    return EventFacts(
+        occurred_at=event.occurred_at,
+        cost_micro_usd=p.cost_micro_usd,
+        total_tokens=p.total_tokens,
+        model=p.model_normalized,
+        endpoint_tag=p.endpoint_tag,
+        user_id=p.user_id,
+    )
 
+
+async def account_spend(
+    events: Sequence[LlmRequestIngested], *, ledger: SpendLedger, evaluator: PolicyEvaluator
+) -> None:
+    """Count each real event once (the whole batch in one round trip), then evaluate each workspace once."""
+    real = [e for e in events if counts_toward_budget(e.payload.data_mode)]
+    if not real:
+        return
+    by_workspace: dict[str, list[str]] = {}
+    for event in real:
+        by_workspace.setdefault(event.workspace_id, []).append(str(event.event_id))
+    settings = await evaluator.settings_of_many(list(by_workspace))
+    added = await ledger.add_many(
+        [(e.workspace_id, e.event_id, increments_for(facts_of(e), settings[e.workspace_id])) for e in real]
+    )
+    if not all(added):
+        log.info("spend_duplicates_ignored", duplicates=added.count(False))
+    await evaluator.evaluate_many(list(by_workspace), settled=by_workspace)
+
+
+async def apply_settings(event: PolicySettingsChanged, *, evaluator: PolicyEvaluator) -> None:
+    await evaluator.apply_settings(event)
+
+
+BATCH_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
+    LlmRequestIngested: [account_spend],
+}
 
 EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
-    LlmRequestIngested: [account_spend],
+    PolicySettingsChanged: [apply_settings],
 }

@@ -1,6 +1,21 @@
 from datetime import UTC, datetime, timedelta, timezone
 
-from opsmeter_policy.domain import counts_toward_budget, day_window, month_window
+from opsmeter_contracts.policy import PolicySettingsPayload, ScopedBudget, UnitCostRule
+from opsmeter_policy.domain import (
+    EventFacts,
+    counts_toward_budget,
+    day_window,
+    evaluate_budgets,
+    forecast_month,
+    increments_for,
+    month_window,
+    observe_unit_cost,
+    spend_counter,
+    switches_changed,
+    threshold_amount,
+    unit_cost_counters,
+    unit_cost_window,
+)
 
 
 class TestWindows:
@@ -23,3 +38,84 @@ class TestDataMode:
         assert counts_toward_budget("real")
         assert not counts_toward_budget("test")
         assert not counts_toward_budget("demo")
+
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+def settings(**values: object) -> PolicySettingsPayload:
+    return PolicySettingsPayload.model_validate(
+        {"version": 1, "changed_by_credential_id": "c", "changed_by_role": "owner", **values}
+    )
+
+
+class TestBudgets:
+    def test_the_acceptance_budget_warns_at_the_second_and_exceeds_at_the_fourth_event(self) -> None:
+        policy = settings(daily_limit_micro_usd=1_000_000, warning_threshold_ratio=0.5)
+        flags = []
+        for events in range(1, 5):
+            status = evaluate_budgets(policy, {spend_counter(day_window(NOW)): 300_000 * events}, NOW).status
+            flags.append((status.budget_warning, status.budget_exceeded))
+        assert flags == [(False, False), (True, False), (True, False), (True, True)]
+
+    def test_every_threshold_is_a_crossing_named_by_period_limit_and_ratio(self) -> None:
+        policy = settings(monthly_limit_micro_usd=1_000, alert_thresholds=(0.5, 0.9))
+        evaluation = evaluate_budgets(policy, {spend_counter(month_window(NOW)): 950}, NOW)
+        assert [c.ratio for c in evaluation.crossings] == [0.5, 0.8, 0.9]
+        assert evaluation.crossings[0].mark == "month:2026-11|limit=1000|ratio=0.5"
+        assert not evaluation.status.budget_exceeded
+        assert evaluation.status.exceeded_headroom_micro_usd == 50
+
+    def test_a_scoped_budget_counts_only_its_value(self) -> None:
+        policy = settings(scoped=(ScopedBudget(dimension="model", value="gpt-4o", daily_limit_micro_usd=10),))
+        facts = EventFacts(NOW, 12, 100, "gpt-4o", "checkout", "u")
+        counters = {i.counter for i in increments_for(facts, policy)}
+        assert spend_counter(day_window(NOW), "model", "gpt-4o") in counters
+        other = EventFacts(NOW, 12, 100, "gpt-4o-mini", "checkout", "u")
+        assert spend_counter(day_window(NOW), "model", "gpt-4o") not in {
+            i.counter for i in increments_for(other, policy)
+        }
+        scoped_total = {spend_counter(day_window(NOW), "model", "gpt-4o"): 12}
+        assert evaluate_budgets(policy, scoped_total, NOW).status.budget_exceeded
+
+    def test_thresholds_round_up_to_the_micro_dollar(self) -> None:
+        assert threshold_amount(1_000_001, 0.5) == 500_001
+        assert threshold_amount(1_000_000, 0.8) == 800_000
+
+
+class TestForecast:
+    def test_the_month_is_extrapolated_from_the_recent_burn_rate(self) -> None:
+        since = datetime(2026, 11, 24, tzinfo=UTC)
+        forecast = forecast_month(
+            spend_micro_usd=10_000_000,
+            limit_micro_usd=20_000_000,
+            recent_micro_usd=3_600_000,
+            recent_since=since,
+            now=NOW,
+        )
+        per_second = 3_600_000 / (36 * 3600)
+        remaining = (datetime(2026, 12, 1, tzinfo=UTC) - NOW).total_seconds()
+        assert forecast.projected_end_of_period_micro_usd == 10_000_000 + round(per_second * remaining)
+        assert forecast.projected_exhaust_at is not None
+        assert forecast.projected_exhaust_at < datetime(2026, 12, 1, tzinfo=UTC)
+
+
+class TestUnitCost:
+    def test_average_cost_per_1k_tokens_over_the_window_breaches_above_the_max(self) -> None:
+        rule = UnitCostRule(rule_id="r", metric="cost_per_1k_tokens", max_micro_usd=500, window_seconds=120)
+        window = unit_cost_window(rule, NOW)
+        assert len(unit_cost_counters(rule, window)) == 6
+        minute = window.minutes[-1]
+        totals = {f"uc:r:{minute}:cost": 1_200, f"uc:r:{minute}:requests": 2, f"uc:r:{minute}:tokens": 2_000}
+        seen = observe_unit_cost(rule, window, totals)
+        assert (seen.observed_micro_usd, seen.requests, seen.breached) == (600, 2, True)
+
+
+class TestSwitches:
+    def test_kill_switch_and_enforcement_changes_are_decisions(self) -> None:
+        before = settings()
+        assert switches_changed(before, settings(kill_switch=True, enforcement="hard_stop")) == [
+            "kill_switch",
+            "enforcement",
+        ]
+        assert switches_changed(before, settings(daily_limit_micro_usd=5)) == []

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opsmeter_contracts.topics import ALL_TOPICS
+from opsmeter_contracts.topics import ALL_TOPICS, COMPACTED_TOPICS
 from opsmeter_runtime.kafka import ensure_topics
 from opsmeter_runtime.localstack import (
     LocalStackError,
@@ -159,7 +159,7 @@ class Stack:
                 self.processes["redis"] = redis
                 wait_for(lambda: port_open(c.redis_port), timeout=30, what="the Redis port", process=redis)
                 say(f"redis (AOF under {c.data_dir / 'redis'}) on {c.redis_url}")
-            asyncio.run(ensure_topics(c.kafka_bootstrap, ALL_TOPICS))
+            asyncio.run(ensure_topics(c.kafka_bootstrap, ALL_TOPICS, compacted=COMPACTED_TOPICS))
             env = self.service_env()
             for spec in SERVICES:
                 self.processes[spec.name] = ManagedProcess(
