@@ -92,12 +92,14 @@ class TestBudgetFlagsAndHardStop:
 
         first = ws.ingest_counted()
         assert (first["budgetWarning"], first["budgetExceeded"]) == (False, False)
-        ws.ingest_counted()
-        assert ws.spend()["budgetWarning"] is True, "two events of $0.30 reach 50 % of $1"
-        third = ws.ingest_counted()
-        assert (third["budgetWarning"], third["isBudgetWarning"], third["budgetExceeded"]) == (True, True, False)
-        ws.ingest_counted()
-        assert ws.spend()["budgetExceeded"] is True, "four events of $0.30 exceed $1"
+        second = ws.ingest().json()
+        assert (second["budgetWarning"], second["isBudgetWarning"], second["budgetExceeded"]) == (True, True, False)
+        third = ws.ingest().json()
+        assert (third["budgetWarning"], third["budgetExceeded"]) == (True, False)
+        fourth = ws.ingest().json()
+        assert (fourth["budgetExceeded"], fourth["isBudgetExceeded"], fourth["budgetWarning"]) == (True, True, True)
+        assert (fourth["policyMode"], fourth["telemetryPaused"]) == ("enforce", False)
+        eventually(lambda: ws.spend()["budgetExceeded"] is True, timeout=15)
         advisory = ws.ingest_counted()
         assert (advisory["budgetExceeded"], advisory["policyMode"], advisory["telemetryPaused"]) == (
             True,
@@ -132,6 +134,30 @@ class TestBudgetFlagsAndHardStop:
             "policy.enforcement_changed": 1,
             "policy.kill_switch_changed": 1,
         }
+
+    def test_hard_stop_overshoots_by_at_most_the_one_event_that_crosses(self, stack: RunningStack) -> None:
+        ws = Workspace(stack)
+        assert ws.put("budgets", {"dailyUsd": 1.0}).status_code == 200
+        assert ws.put("policy", {"enforcement": "hard_stop"}).status_code == 200
+        ws.ingest_counted()
+
+        async def race() -> list[int]:
+            async with httpx.AsyncClient(timeout=30) as http:
+                answers = await asyncio.gather(
+                    *(
+                        http.post(
+                            f"{stack.url('ingest-gateway')}/v1/ingest/llm-request",
+                            json={**SPEC_EXAMPLE_BODY, "externalRequestId": f"req_{uuid.uuid4().hex}", **THIRTY_CENTS},
+                            headers={"X-API-Key": ws.api_key},
+                        )
+                        for _ in range(10)
+                    )
+                )
+            return [a.status_code for a in answers]
+
+        statuses = asyncio.run(race())
+        assert statuses.count(202) == 3, "$0.30 + 3 × $0.30 = $1.20: the fourth event crosses, nothing after it"
+        assert statuses.count(402) == 7
 
     def test_a_lowered_budget_flags_existing_spend_without_a_new_event(self, stack: RunningStack) -> None:
         ws = Workspace(stack)

@@ -6,7 +6,7 @@ One request may carry one event or a batch; every event gets its own outcome. An
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,9 +17,10 @@ from opsmeter_ingest.adapters import PriceBook, TelemetrySink
 from opsmeter_ingest.adapters.admission import (
     Admission,
     AdmissionUnavailable,
+    AdmitItem,
     DegradedAdmission,
-    Kind,
     RedisAdmission,
+    Settlement,
     Settler,
 )
 from opsmeter_ingest.adapters.spool import SpoolUnavailable
@@ -62,6 +63,7 @@ class _Admitted:
     record: ValidatedRecord
     event: LlmRequestIngested
     warnings: tuple[str, ...]
+    flags: PolicyFlags
     spooled: bool = False
     durable: bool = False
 
@@ -87,11 +89,13 @@ class Ingestor:
     async def ingest(self, principal: Principal, documents: list[Any]) -> IngestResult:
         now = datetime.now(UTC)
         records: list[ValidatedRecord | PayloadRejected] = []
-        items: list[tuple[str, Kind]] = []
+        events: list[LlmRequestIngested | None] = []
+        items: list[AdmitItem] = []
         for index, document in enumerate(documents):
             if isinstance(document, PayloadRejected):
                 records.append(document)
-                items.append((f"invalid-{index}", "x"))
+                events.append(None)
+                items.append(AdmitItem(f"invalid-{index}", "x"))
                 continue
             try:
                 record = validate_record(
@@ -102,10 +106,27 @@ class Ingestor:
                 )
             except PayloadRejected as rejected:
                 records.append(rejected)
-                items.append((f"invalid-{index}", "x"))
+                events.append(None)
+                items.append(AdmitItem(f"invalid-{index}", "x"))
                 continue
-            records.append(record)
-            items.append((record.request.external_request_id, "r" if record.request.data_mode == "real" else "o"))
+            pricing = self._prices.quote(record)
+            event = build_event(
+                record,
+                workspace_id=principal.workspace_id,
+                api_key_id=principal.credential_id,
+                pricing=pricing,
+                now=now,
+            )
+            records.append(replace(record, warnings=(*record.warnings, *pricing.warnings)))
+            events.append(event)
+            items.append(
+                AdmitItem(
+                    record.request.external_request_id,
+                    "r" if record.request.data_mode == "real" else "o",
+                    pricing.cost_micro_usd,
+                    str(event.event_id),
+                )
+            )
 
         admission = await self._admit(principal.workspace_id, items)
         flags = PolicyFlags.from_status(
@@ -115,19 +136,12 @@ class Ingestor:
         outcomes: list[Outcome | None] = [None] * len(documents)
         admitted: list[_Admitted] = []
         waits: list[tuple[int, ValidatedRecord]] = []
-        for index, (code, entry) in enumerate(zip(admission.codes, records, strict=True)):
-            if code == "A" and isinstance(entry, ValidatedRecord):
-                pricing = self._prices.quote(entry)
-                event = build_event(
-                    entry,
-                    workspace_id=principal.workspace_id,
-                    api_key_id=principal.credential_id,
-                    pricing=pricing,
-                    now=now,
-                )
-                admitted.append(_Admitted(index, entry, event, (*entry.warnings, *pricing.warnings)))
+        for index, (code, entry, built) in enumerate(zip(admission.codes, records, events, strict=True)):
+            if code.startswith("A") and isinstance(entry, ValidatedRecord) and built is not None:
+                event_flags = replace(flags, budget_warning=code[1] == "1", budget_exceeded=code[2] == "1")
+                admitted.append(_Admitted(index, entry, built, entry.warnings, event_flags))
                 if len(documents) == 1:
-                    bind_contextvars(event_id=str(event.event_id))
+                    bind_contextvars(event_id=str(built.event_id))
             elif code == "P" and isinstance(entry, ValidatedRecord):
                 waits.append((index, entry))
             else:
@@ -137,7 +151,7 @@ class Ingestor:
         self._settle(principal.workspace_id, admission, admitted)
         for item in admitted:
             outcomes[item.index] = (
-                Outcome(202, answer_body(status="accepted", reason=None, flags=flags, **self._accepted(item)))
+                Outcome(202, answer_body(status="accepted", reason=None, flags=item.flags, **self._accepted(item)))
                 if item.durable
                 else self._unavailable(flags)
             )
@@ -154,9 +168,9 @@ class Ingestor:
 
     async def admit_unparsed(self, principal: Principal) -> Admission:
         """Count a request whose body is not JSON (or not JSON at all) against the rate limit."""
-        return await self._admit(principal.workspace_id, [("unparsed", "x")])
+        return await self._admit(principal.workspace_id, [AdmitItem("unparsed", "x")])
 
-    async def _admit(self, workspace_id: str, items: list[tuple[str, Kind]]) -> Admission:
+    async def _admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
         try:
             admission = await self._admission.admit(workspace_id, items)
         except AdmissionUnavailable as exc:
@@ -191,22 +205,23 @@ class Ingestor:
         await asyncio.gather(*(one(item) for item in admitted))
 
     def _settle(self, workspace_id: str, admission: Admission, admitted: list[_Admitted]) -> None:
-        outcomes: list[tuple[str, str]] = []
+        settlements: list[Settlement] = []
         for item in admitted:
-            ext_id = item.record.request.external_request_id
+            ext_id, event_id = item.record.request.external_request_id, str(item.event.event_id)
             if item.durable:
-                outcomes.append((ext_id, orjson.dumps(self._accepted(item)).decode()))
+                outcome = orjson.dumps(self._accepted(item)).decode()
             else:
-                outcomes.append((ext_id, "-" if item.record.request.data_mode == "real" else "~"))
+                outcome = "-" if item.record.request.data_mode == "real" else "~"
+            settlements.append(Settlement(ext_id, outcome, event_id))
         if admission.degraded:
-            for (ext_id, outcome), item in zip(outcomes, admitted, strict=True):
-                if item.durable:
-                    self._degraded.record_answer(workspace_id, ext_id, outcome)
-                elif outcome == "-":
+            for settlement in settlements:
+                if settlement.outcome not in ("-", "~"):
+                    self._degraded.record_answer(workspace_id, settlement.external_request_id, settlement.outcome)
+                elif settlement.outcome == "-":
                     key = (workspace_id, admission.period)
                     self._degraded.unreconciled[key] = max(0, self._degraded.unreconciled.get(key, 0) - 1)
             return
-        self._settler.submit(workspace_id, admission.period, outcomes)
+        self._settler.submit(workspace_id, admission.period, settlements)
 
     async def _await_first(self, workspace_id: str, record: ValidatedRecord, flags: PolicyFlags) -> Outcome:
         """The same externalRequestId is in flight: answer like the first once it settles."""

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from opsmeter_ingest.domain import FixedWindow, month_period
 from opsmeter_runtime.logs import get_logger
-from opsmeter_runtime.projections import PolicyStatus, plan_key, policy_status_key
+from opsmeter_runtime.projections import PolicyStatus, plan_key, policy_pending_key, policy_status_key
 
 log = get_logger(__name__)
 
@@ -24,6 +24,26 @@ Kind = Literal["x", "r", "o"]
 """'x' invalid, 'r' valid and counted toward the quota (dataMode=real), 'o' valid and not counted."""
 
 ANSWER_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class AdmitItem:
+    """One event as admission sees it: its idempotency id, kind, cost and event id."""
+
+    external_request_id: str
+    kind: Kind
+    cost_micro_usd: int = 0
+    event_id: str = ""
+
+
+@dataclass(frozen=True)
+class Settlement:
+    external_request_id: str
+    outcome: str
+    """The stored answer (JSON), or '-' to release a real event, '~' to release another."""
+    event_id: str
+
+
 PENDING_TTL_S = 60
 
 
@@ -74,15 +94,18 @@ class RedisAdmission:
         self._default_rate_limit = default_rate_limit
         self._default_quota = default_quota
 
-    async def admit(self, workspace_id: str, items: list[tuple[str, Kind]]) -> Admission:
+    async def admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
         keys = [
             plan_key(workspace_id),
             policy_status_key(workspace_id),
             rate_key(workspace_id),
             quota_key(workspace_id),
-            *(idempotency_key(workspace_id, ext_id) for ext_id, _ in items),
+            policy_pending_key(workspace_id),
+            *(idempotency_key(workspace_id, item.external_request_id) for item in items),
         ]
-        args = [self._default_rate_limit, self._default_quota, PENDING_TTL_S, *(kind for _, kind in items)]
+        args: list[str | int] = [self._default_rate_limit, self._default_quota, PENDING_TTL_S]
+        for item in items:
+            args.extend((item.kind, item.cost_micro_usd, item.event_id or "-"))
         try:
             raw = await self._admit(keys=keys, args=args)
         except (RedisError, OSError) as exc:
@@ -105,12 +128,19 @@ class RedisAdmission:
             codes=[_text(v) for v in raw[11:]],
         )
 
-    async def settle_many(self, batches: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
+    async def settle_many(self, batches: list[tuple[str, str, list[Settlement]]]) -> None:
         """Several requests' settlements in one round trip (one pipeline of script calls)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for workspace_id, period, outcomes in batches:
-                keys = [quota_key(workspace_id), *(idempotency_key(workspace_id, ext_id) for ext_id, _ in outcomes)]
-                await self._settle(keys=keys, args=[period, ANSWER_TTL_S, *(o for _, o in outcomes)], client=pipe)
+                keys = [
+                    quota_key(workspace_id),
+                    policy_pending_key(workspace_id),
+                    *(idempotency_key(workspace_id, s.external_request_id) for s in outcomes),
+                ]
+                args: list[str | int] = [period, ANSWER_TTL_S]
+                for settlement in outcomes:
+                    args.extend((settlement.outcome, settlement.event_id))
+                await self._settle(keys=keys, args=args, client=pipe)
             try:
                 await pipe.execute()
             except (RedisError, OSError) as exc:
@@ -146,7 +176,7 @@ class DegradedAdmission:
     def remember(self, workspace_id: str, admission: Admission) -> None:
         self.last_known[workspace_id] = admission
 
-    def admit(self, workspace_id: str, items: list[tuple[str, Kind]], now: float) -> Admission:
+    def admit(self, workspace_id: str, items: list[AdmitItem], now: float) -> Admission:
         known = self.last_known.get(workspace_id)
         limit = known.rate_limit if known else self.default_rate_limit
         policy = known.policy if known else PolicyStatus()
@@ -154,19 +184,19 @@ class DegradedAdmission:
         window.limit = limit
         period = month_period(now)
         codes: list[str] = []
-        for ext_id, kind in items:
+        for item in items:
             self.decisions += 1
             if not window.take(now):
                 codes.append("R")
-            elif kind == "x":
+            elif item.kind == "x":
                 codes.append("X")
-            elif (previous := self.seen.get(f"{workspace_id}:{ext_id}")) is not None:
+            elif (previous := self.seen.get(f"{workspace_id}:{item.external_request_id}")) is not None:
                 codes.append("D" + previous)
             elif policy.blocks_ingest:
                 codes.append("B")
             else:
-                codes.append("A")
-                if kind == "r":
+                codes.append(f"A{int(policy.budget_warning)}{int(policy.budget_exceeded)}")
+                if item.kind == "r":
                     key = (workspace_id, period)
                     self.unreconciled[key] = self.unreconciled.get(key, 0) + 1
         return Admission(
@@ -222,12 +252,12 @@ class Settler:
 
     def __init__(self, admission: RedisAdmission) -> None:
         self._admission = admission
-        self._queue: list[tuple[str, str, list[tuple[str, str]]]] = []
+        self._queue: list[tuple[str, str, list[Settlement]]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def submit(self, workspace_id: str, period: str, outcomes: list[tuple[str, str]]) -> None:
+    def submit(self, workspace_id: str, period: str, outcomes: list[Settlement]) -> None:
         if outcomes:
             self._queue.append((workspace_id, period, outcomes))
             self._idle.clear()

@@ -1,9 +1,14 @@
 -- Admission for one request of N events, atomically, on Redis's clock:
 -- rate limit (fixed per-minute window) -> [validation outcome] -> idempotency -> budget hard-stop -> plan quota.
 -- KEYS[1] plan projection   KEYS[2] policy status   KEYS[3] rate window   KEYS[4] quota period
--- KEYS[4+i] idempotency key of event i
+-- KEYS[5] spend admitted but not yet settled by the policy engine (event id -> micro-USD, 'total')
+-- KEYS[5+i] idempotency key of event i
 -- ARGV[1] default rate limit per minute   ARGV[2] default monthly quota   ARGV[3] pending TTL (s)
--- ARGV[3+i] event i: 'x' invalid, 'r' valid and counts toward the quota (dataMode=real), 'o' valid, not counted
+-- ARGV[1+3i], ARGV[2+3i], ARGV[3+3i] event i: kind, cost (micro-USD), event id. Kind: 'x' invalid,
+--   'r' valid and counted toward quota and budgets (dataMode=real), 'o' valid and counted toward neither.
+-- Budgets (reserve, then the policy engine settles): with a budget, a real event reserves its cost;
+-- its answer's flags include the reserved spend, and under hard-stop an event is refused once the
+-- reserved spend has reached the budget, so the overshoot is at most the one event that crosses it.
 -- Returns {limit, used, window_end, quota_limit, quota_used, period, budget_warning, budget_exceeded,
 --          enforcement, kill_switch, plan, code_1, ..., code_N}
 -- Codes: 'A' admitted (quota reserved, key marked pending), 'R' rate limited, 'X' invalid, 'Q' quota used up,
@@ -31,8 +36,14 @@ local limit = tonumber(plan[2] or '') or tonumber(ARGV[1])
 local quota_limit = tonumber(plan[3] or '')
 if plan[1] == false and quota_limit == nil then quota_limit = tonumber(ARGV[2]) end
 
-local policy = redis.call('HMGET', KEYS[2], 'budget_warning', 'budget_exceeded', 'enforcement', 'kill_switch')
-local blocks = policy[3] == 'hard_stop' and policy[2] == '1' and policy[4] ~= '1'
+local policy = redis.call('HMGET', KEYS[2], 'budget_warning', 'budget_exceeded', 'enforcement', 'kill_switch',
+  'warning_headroom_micro_usd', 'exceeded_headroom_micro_usd')
+local enforcing = policy[3] == 'hard_stop' and policy[4] ~= '1'
+local blocks = enforcing and policy[2] == '1'
+local warn_head = tonumber(policy[5] or '')
+local exceed_head = tonumber(policy[6] or '')
+local budgeted = warn_head ~= nil or exceed_head ~= nil
+local reserved = tonumber(redis.call('HGET', KEYS[5], 'total') or '0')
 
 local rate = redis.call('HMGET', KEYS[3], 'w', 'n')
 local used = 0
@@ -43,11 +54,13 @@ local quota = redis.call('HMGET', KEYS[4], 'p', 'n')
 local quota_used = 0
 if quota[1] == period then quota_used = tonumber(quota[2]) end
 
-local n = #KEYS - 4
+local n = #KEYS - 5
 local codes = {}
 local pending_ttl = tonumber(ARGV[3])
 for i = 1, n do
-  local kind = ARGV[3 + i]
+  local kind = ARGV[1 + 3 * i]
+  local cost = tonumber(ARGV[2 + 3 * i])
+  local event_id = ARGV[3 + 3 * i]
   local code
   if used >= limit then
     code = 'R'
@@ -56,17 +69,27 @@ for i = 1, n do
     if kind == 'x' then
       code = 'X'
     else
-      local seen = redis.call('GET', KEYS[4 + i])
+      local seen = redis.call('GET', KEYS[5 + i])
       if seen then
         if seen == 'pending' then code = 'P' else code = 'D' .. seen end
-      elseif blocks then
+      elseif blocks or (kind == 'r' and enforcing and exceed_head ~= nil and reserved >= exceed_head) then
         code = 'B'
       elseif kind == 'r' and quota_limit ~= nil and quota_used >= quota_limit then
         code = 'Q'
       else
-        if kind == 'r' then quota_used = quota_used + 1 end
-        redis.call('SET', KEYS[4 + i], 'pending', 'EX', pending_ttl)
-        code = 'A'
+        local warned, exceeded = policy[1] == '1', policy[2] == '1'
+        if kind == 'r' then
+          quota_used = quota_used + 1
+          if budgeted then
+            reserved = reserved + cost
+            redis.call('HSET', KEYS[5], event_id, cost)
+            redis.call('HINCRBY', KEYS[5], 'total', cost)
+          end
+        end
+        if warn_head ~= nil and reserved >= warn_head then warned = true end
+        if exceed_head ~= nil and reserved >= exceed_head then exceeded = true end
+        redis.call('SET', KEYS[5 + i], 'pending', 'EX', pending_ttl)
+        code = 'A' .. (warned and '1' or '0') .. (exceeded and '1' or '0')
       end
     end
   end
@@ -77,6 +100,7 @@ redis.call('HSET', KEYS[3], 'w', window, 'n', used)
 redis.call('EXPIRE', KEYS[3], 120)
 redis.call('HSET', KEYS[4], 'p', period, 'n', quota_used)
 redis.call('EXPIRE', KEYS[4], 40 * 86400)
+if budgeted then redis.call('EXPIRE', KEYS[5], 2 * 86400) end
 
 local result = {
   limit, used, window_end, quota_limit or -1, quota_used, period,

@@ -1,18 +1,29 @@
 -- After publishing: mark durable events' idempotency keys with their answer (24 h), and release the
--- reservations of events that could not be made durable (their key and their quota unit) so a retry counts.
--- KEYS[1] quota period   KEYS[1+i] idempotency key of event i
+-- reservations of events that could not be made durable (key, quota unit, budget reservation) so a
+-- retry counts as new.
+-- KEYS[1] quota period   KEYS[2] unsettled budget spend   KEYS[2+i] idempotency key of event i
 -- ARGV[1] period the reservations were made in   ARGV[2] answer TTL (s)
--- ARGV[2+i] event i: the stored answer, or '-' (release, counted toward quota) or '~' (release, not counted)
+-- ARGV[1+2i], ARGV[2+2i] event i: the stored answer, or '-' (release a real event) or '~' (release another);
+--   then its event id
 local released = 0
-for i = 2, #KEYS do
-  local outcome = ARGV[1 + i]
+for i = 1, #KEYS - 2 do
+  local outcome = ARGV[1 + 2 * i]
+  local key = KEYS[2 + i]
   if outcome == '-' or outcome == '~' then
-    if redis.call('GET', KEYS[i]) == 'pending' then
-      redis.call('DEL', KEYS[i])
-      if outcome == '-' then released = released + 1 end
+    if redis.call('GET', key) == 'pending' then
+      redis.call('DEL', key)
+      if outcome == '-' then
+        released = released + 1
+        local event_id = ARGV[2 + 2 * i]
+        local cost = redis.call('HGET', KEYS[2], event_id)
+        if cost then
+          redis.call('HDEL', KEYS[2], event_id)
+          redis.call('HINCRBY', KEYS[2], 'total', -tonumber(cost))
+        end
+      end
     end
   else
-    redis.call('SET', KEYS[i], outcome, 'EX', tonumber(ARGV[2]))
+    redis.call('SET', key, outcome, 'EX', tonumber(ARGV[2]))
   end
 end
 if released > 0 and redis.call('HGET', KEYS[1], 'p') == ARGV[1] then
