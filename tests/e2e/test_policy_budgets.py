@@ -206,3 +206,27 @@ class TestSettingsApi:
         assert httpx.put(ws.policy_url("policy"), json={"killSwitch": True}).status_code == 401
         assert httpx.put(ws.policy_url("policy"), json={"killSwitch": True}, headers=other.auth).status_code == 404
         assert ws.put("budgets", {"dailyUsd": -1}).status_code == 422
+
+
+class TestWorkspaceStatusBudget:
+    def test_the_status_shows_the_budget_windows(self, stack: RunningStack) -> None:
+        ws = Workspace(stack)
+        assert ws.put("budgets", {"dailyUsd": 1.0, "monthlyUsd": 10.0, "warningThresholdRatio": 0.5}).status_code == 200
+        ws.ingest_counted()
+
+        def budget() -> dict[str, Any]:
+            status: dict[str, Any] = httpx.get(
+                f"{stack.url('ingest-gateway')}/v1/diagnostics/workspace-status", headers={"X-API-Key": ws.api_key}
+            ).json()
+            shown: dict[str, Any] = status["budget"]
+            return shown
+
+        eventually(lambda: (budget()["daily"] or {}).get("currentSpendUsd") == "0.3", timeout=15)
+        shown = budget()
+        assert shown["warningThresholdRatio"] == 0.5
+        assert shown["daily"]["limitUsd"] == "1"
+        assert shown["daily"]["utilizationRatio"] == 0.3
+        assert (shown["daily"]["isWarning"], shown["daily"]["isExceeded"]) == (False, False)
+        assert shown["monthly"]["limitUsd"] == "10"
+        assert "projectedEndOfPeriodUsd" in shown["monthly"]
+        assert shown["daily"]["periodStart"].endswith("T00:00:00Z")

@@ -240,7 +240,7 @@ async def workspace_status(deps: Deps, x_api_key: Annotated[str | None, Header()
                 "periodStart": iso_z(start),
                 "periodEnd": iso_z(end),
             },
-            "budget": budget_windows(policy),
+            "budget": budget_windows(policy, datetime.now(UTC)),
         }
     )
 
