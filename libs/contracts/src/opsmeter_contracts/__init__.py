@@ -17,6 +17,7 @@ from opsmeter_contracts.events import (
     WorkspaceCreated,
     WorkspaceCreatedPayload,
 )
+from opsmeter_contracts.reporting import SpikeDetected, SpikeDetectedPayload, SpikeDriverPayload
 from opsmeter_contracts.topics import Topics
 
 __all__ = [
@@ -30,6 +31,9 @@ __all__ = [
     "LlmRequestIngested",
     "LlmRequestIngestedPayload",
     "Payload",
+    "SpikeDetected",
+    "SpikeDetectedPayload",
+    "SpikeDriverPayload",
     "Topics",
     "WorkspaceCreated",
     "WorkspaceCreatedPayload",

@@ -66,12 +66,14 @@ class ClickHouse:
         client = self.client
         return await self._run(lambda: client.command(sql, parameters=dict(parameters or {})))
 
-    async def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def query(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Rows as dicts; bind values with ``{name:Type}`` placeholders, never by formatting."""
         client = self.client
 
         def run() -> list[dict[str, Any]]:
-            result = client.query(sql, parameters=dict(parameters or {}))
+            result = client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
             return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
         rows: list[dict[str, Any]] = await self._run(run)

@@ -10,6 +10,7 @@ with capped backoff for as long as it lasts, holding the partition rather than d
 import asyncio
 import contextlib
 import inspect
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,6 +101,10 @@ class ConsumerEngine:
     dispatch: Dispatcher
     dead_letters: EventPublisher
     max_batch: int = 500
+    """At most this many records are buffered and handed to the handlers at once (bounded memory)."""
+    linger_ms: int = 0
+    """Wait up to this long to fill ``max_batch`` before handling a smaller batch; 0 handles every poll.
+    With a linger the assigned partitions are paused while a batch is handled (backpressure)."""
     poll_timeout_ms: int = 200
     max_attempts: int = 5
     backoff_s: float = 0.1
@@ -109,6 +114,8 @@ class ConsumerEngine:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _draining: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _drained: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _buffer: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = field(default_factory=dict, init=False)
+    _committed: dict[TopicPartition, int] = field(default_factory=dict, init=False)
     processed: int = field(default=0, init=False)
     dead_lettered: int = field(default=0, init=False)
 
@@ -150,37 +157,90 @@ class ConsumerEngine:
             await self._consumer.stop()
             self._consumer = None
 
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Records behind the partition's high watermark, per assigned partition (from the last fetch)."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        result: dict[TopicPartition, int] = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            committed = self._committed.get(tp)
+            if committed is None:
+                committed = await consumer.committed(tp)
+            if highwater is not None and committed is not None:
+                result[tp] = max(0, highwater - committed)
+        return result
+
     async def _run(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
+        lingering_since: float | None = None
         while not self._stopping.is_set():
+            buffered = sum(len(records) for records in self._buffer.values())
+            timeout_ms = self.poll_timeout_ms
+            if lingering_since is not None:
+                waited_ms = (time.monotonic() - lingering_since) * 1000
+                timeout_ms = max(0, min(timeout_ms, int(self.linger_ms - waited_ms)))
             try:
-                batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+                batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max(1, self.max_batch - buffered))
             except KafkaError as exc:
                 log.warning("consumer_poll_failed", group=self.group_id, error=str(exc))
                 await asyncio.sleep(self.backoff_s)
                 continue
-            if self._draining.is_set() and not any(batches.values()) and self.assigned:
+            if self._draining.is_set() and not any(batches.values()) and not buffered and self.assigned:
                 self._drained.set()
                 return
             for tp, records in batches.items():
                 if records:
-                    await self._process_partition(tp, records)
+                    self._buffer.setdefault(tp, []).extend(records)
+            buffered = sum(len(records) for records in self._buffer.values())
+            if not buffered:
+                continue
+            lingering_since = lingering_since or time.monotonic()
+            due = (
+                self.linger_ms <= 0
+                or buffered >= self.max_batch
+                or self._draining.is_set()
+                or (time.monotonic() - lingering_since) * 1000 >= self.linger_ms
+            )
+            if due:
+                await self._flush()
+                lingering_since = None
 
-    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _flush(self) -> None:
+        """Handle everything buffered as one batch, then commit each partition's next offset."""
+        assert self._consumer is not None
+        consumer = self._consumer
+        buffer, self._buffer = self._buffer, {}
+        assigned = consumer.assignment()
+        owned = {tp: records for tp, records in buffer.items() if tp in assigned}
+        paused = list(assigned) if self.linger_ms > 0 else []
+        if paused:
+            consumer.pause(*paused)
+        try:
+            await self._process(owned)
+        finally:
+            if paused:
+                still_assigned = consumer.assignment()
+                consumer.resume(*[tp for tp in paused if tp in still_assigned])
+
+    async def _process(self, buffer: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         decoded: list[_Decoded] = []
-        for record in records:
-            try:
-                decoded.append(_Decoded(record, decode_event(record.value or b"")))
-            except DecodeError as exc:
-                await self._dead_letter(record, exc)
+        for records in buffer.values():
+            for record in records:
+                try:
+                    decoded.append(_Decoded(record, decode_event(record.value or b"")))
+                except DecodeError as exc:
+                    await self._dead_letter(record, exc)
         if decoded:
             try:
                 await self._handle(decoded)
             except _StopRequested:
                 return
-        self.processed += len(records)
-        await self._commit(tp, records[-1].offset + 1)
+        for tp, records in buffer.items():
+            self.processed += len(records)
+            await self._commit(tp, records[-1].offset + 1)
 
     async def _handle(self, items: list[_Decoded]) -> None:
         try:
@@ -259,5 +319,6 @@ class ConsumerEngine:
         assert self._consumer is not None
         try:
             await self._consumer.commit({tp: offset})
+            self._committed[tp] = offset
         except CommitFailedError as exc:
             log.warning("commit_failed_rebalance", group=self.group_id, partition=tp.partition, error=str(exc))

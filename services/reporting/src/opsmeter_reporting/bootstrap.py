@@ -1,20 +1,28 @@
-"""Composition root of reporting: ClickHouse (owner of the embedded engine), Redis, the sink consumer."""
+"""Composition root of reporting: ClickHouse (owner of the embedded engine), Redis, the sink, the spike job."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.resources import files
 
 from opsmeter_contracts import Topics
-from opsmeter_reporting.adapters import TelemetryStore
+from opsmeter_reporting.adapters import PlanReader, SpikeState, TelemetryStore
 from opsmeter_reporting.adapters.clickhouse import ClickHouseTelemetryStore
+from opsmeter_reporting.adapters.redis import RedisPlanReader, RedisSpikeState
 from opsmeter_reporting.config import ReportingSettings
 from opsmeter_reporting.handlers import BATCH_HANDLERS
+from opsmeter_reporting.metrics import SinkStats
+from opsmeter_reporting.reports import detect_spikes
 from opsmeter_runtime.app import Resources, open_resources
 from opsmeter_runtime.clickhouse import ClickHouse
-from opsmeter_runtime.consumer import build_dispatcher
+from opsmeter_runtime.consumer import ConsumerEngine, build_dispatcher
+from opsmeter_runtime.logs import get_logger
+from opsmeter_runtime.projections import PolicyStatusProjection
 
 SERVICE = "reporting"
+log = get_logger(__name__)
 
 
 @dataclass
@@ -22,6 +30,11 @@ class ReportingDeps:
     resources: Resources
     settings: ReportingSettings
     store: TelemetryStore
+    plans: PlanReader
+    policy: PolicyStatusProjection
+    spike_state: SpikeState
+    sink: ConsumerEngine
+    sink_stats: SinkStats
 
 
 async def open_clickhouse(settings: ReportingSettings) -> ClickHouse:
@@ -31,6 +44,23 @@ async def open_clickhouse(settings: ReportingSettings) -> ClickHouse:
     return clickhouse
 
 
+async def run_spike_job(deps: ReportingDeps) -> None:
+    """Every ``spike_interval_s``: compare the configured window per workspace, emit once per spike."""
+    while True:
+        await asyncio.sleep(deps.settings.spike_interval_s)
+        try:
+            await detect_spikes(
+                store=deps.store,
+                spike_state=deps.spike_state,
+                publisher=deps.resources.publisher,
+                rule=deps.settings.spike_rule,
+                window=deps.settings.spike_window,
+                now=datetime.now(UTC),
+            )
+        except Exception as exc:
+            log.warning("spike_job_failed", error=repr(exc))
+
+
 @contextlib.asynccontextmanager
 async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]:
     clickhouse = await open_clickhouse(settings)
@@ -38,12 +68,33 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
         async with open_resources(SERVICE, settings.runtime) as resources:
             resources.extra_checks["clickhouse"] = clickhouse.ping
             store = ClickHouseTelemetryStore(clickhouse)
-            await resources.consume(
+            plans = RedisPlanReader(resources.redis, enterprise=settings.enterprise_retention)
+            sink_stats = SinkStats()
+            sink = await resources.consume(
                 "sink",
                 [Topics.TELEMETRY],
-                build_dispatcher(batch_handlers=BATCH_HANDLERS, deps={"store": store}),
+                build_dispatcher(
+                    batch_handlers=BATCH_HANDLERS, deps={"store": store, "plans": plans, "sink_stats": sink_stats}
+                ),
                 max_batch=settings.sink_max_batch,
+                linger_ms=settings.sink_linger_ms,
             )
-            yield ReportingDeps(resources=resources, settings=settings, store=store)
+            deps = ReportingDeps(
+                resources=resources,
+                settings=settings,
+                store=store,
+                plans=plans,
+                policy=PolicyStatusProjection(resources.redis),
+                spike_state=RedisSpikeState(resources.redis),
+                sink=sink,
+                sink_stats=sink_stats,
+            )
+            job = asyncio.create_task(run_spike_job(deps), name="reporting:spike-job")
+            try:
+                yield deps
+            finally:
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
     finally:
         await clickhouse.close()

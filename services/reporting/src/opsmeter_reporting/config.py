@@ -1,21 +1,39 @@
-from typing import Self
+from fractions import Fraction
+from typing import Literal, Self
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from opsmeter_reporting.domain import Retention, SpikeRule
 from opsmeter_runtime.settings import ServiceSettings
 
 
 class ReportingSettings(ServiceSettings):
-    """``OPSMETER_REPORTING_*``: where reporting listens and how its sink batches."""
+    """``OPSMETER_REPORTING_*``: where reporting listens, how its sink batches, when a spike is a spike."""
 
     model_config = SettingsConfigDict(env_prefix="OPSMETER_REPORTING_", extra="ignore", frozen=True)
 
     port: int = 8084
-    sink_max_batch: int = 5000
+    sink_max_batch: int = Field(default=5000, ge=1, le=20_000)
+    sink_linger_ms: int = Field(default=250, ge=0, le=10_000)
+    spike_window: Literal["1h", "24h", "7d", "30d"] = "1h"
+    spike_interval_s: float = Field(default=60.0, gt=0, description="How often the spike detection job runs.")
+    spike_min_increase: str = Field(default="0.5", description="Cost up by at least this ratio (0.5 = +50%).")
+    spike_min_delta_micro_usd: int = Field(default=1_000_000, ge=0)
+    enterprise_raw_retention_days: int = Field(default=365, ge=1, le=3650)
+    enterprise_summary_retention_days: int = Field(default=1095, ge=1, le=3650)
 
     @model_validator(mode="after")
     def _server_in_prod(self) -> Self:
         if self.runtime.env == "prod" and self.runtime.clickhouse_url is None:
             raise ValueError("OPSMETER_CLICKHOUSE_URL must point at a ClickHouse server in prod")
+        Fraction(self.spike_min_increase)
         return self
+
+    @property
+    def spike_rule(self) -> SpikeRule:
+        return SpikeRule(Fraction(self.spike_min_increase), self.spike_min_delta_micro_usd)
+
+    @property
+    def enterprise_retention(self) -> Retention:
+        return Retention(self.enterprise_raw_retention_days, self.enterprise_summary_retention_days)

@@ -3,11 +3,16 @@
 from collections.abc import Awaitable, Callable, Sequence
 
 from opsmeter_contracts import LlmRequestIngested
-from opsmeter_reporting.adapters import TelemetryStore
+from opsmeter_reporting.adapters import PlanReader, TelemetryStore
+from opsmeter_reporting.metrics import SinkStats
 
 
-async def store_llm_requests(events: Sequence[LlmRequestIngested], *, store: TelemetryStore) -> None:
-    await store.append(events)
+async def store_llm_requests(
+    events: Sequence[LlmRequestIngested], *, store: TelemetryStore, plans: PlanReader, sink_stats: SinkStats
+) -> None:
+    retention = {ws: await plans.retention(ws) for ws in {e.workspace_id for e in events}}
+    result = await store.append(events, retention)
+    sink_stats.observe(events, result.inserted, result.redelivered, result.resent)
 
 
 BATCH_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {

@@ -1,10 +1,9 @@
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
-from uuid import uuid4
 
-import pytest
+from services.reporting.tests.conftest import build_telemetry
 
-from opsmeter_contracts import LlmRequestIngested, LlmRequestIngestedPayload
+from opsmeter_contracts import LlmRequestIngested
 from opsmeter_reporting.adapters.clickhouse import ClickHouseTelemetryStore
 from opsmeter_reporting.domain import UsageWindow
 from opsmeter_runtime.clickhouse import ClickHouse
@@ -13,36 +12,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def event(workspace_id: str, *, cost: int, model: str = "gpt-4o-mini", data_mode: str = "real") -> LlmRequestIngested:
-    return LlmRequestIngested(
-        event_id=uuid4(),
-        occurred_at=NOW - timedelta(hours=1),
-        ingested_at=NOW,
-        workspace_id=workspace_id,
-        payload=LlmRequestIngestedPayload.model_validate(
-            {
-                "external_request_id": uuid4().hex,
-                "provider": "openai",
-                "model": model,
-                "model_normalized": model,
-                "endpoint_tag": "checkout.ai_summary",
-                "user_id": "u_1",
-                "input_tokens": 100,
-                "output_tokens": 10,
-                "total_tokens": 110,
-                "cost_micro_usd": cost,
-                "priced": True,
-                "price_catalog_version": "test",
-                "api_key_id": "k1",
-                "data_mode": data_mode,
-            }
-        ),
-    )
-
-
-@pytest.fixture
-async def store(clickhouse: ClickHouse) -> ClickHouseTelemetryStore:
-    await clickhouse.migrate(files("opsmeter_reporting") / "migrations")
-    return ClickHouseTelemetryStore(clickhouse)
+    return build_telemetry(workspace_id, cost=cost, model=model, data_mode=data_mode, at=NOW - timedelta(hours=1))
 
 
 WINDOW = UsageWindow(NOW - timedelta(days=1), NOW + timedelta(minutes=1))

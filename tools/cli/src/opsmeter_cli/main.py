@@ -14,6 +14,7 @@ import httpx
 import typer
 
 from opsmeter_cli.billing import app as billing_app
+from opsmeter_cli.reporting import commands as reporting_commands
 from opsmeter_cli.stack import SERVICES, Stack, StackConfig, operator_token, read_state, write_state
 from opsmeter_runtime.localstack import LocalStackError
 
@@ -24,6 +25,7 @@ stack_app = typer.Typer(
 workspace_app = typer.Typer(help="Workspaces and their credentials.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(workspace_app, name="workspace")
+app.add_typer(reporting_commands)
 workspace_app.add_typer(billing_app)
 
 PlanName = Literal["free", "starter", "pro", "team", "enterprise"]

@@ -1,16 +1,79 @@
 """Ports of the reporting service."""
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
 
-from opsmeter_contracts import LlmRequestIngested
-from opsmeter_reporting.domain import GroupBy, UsageRow, UsageWindow
+from opsmeter_contracts import LlmRequestIngested, SpikeDetected
+from opsmeter_reporting.domain import (
+    BreakdownRow,
+    GroupBy,
+    Retention,
+    Totals,
+    TrackingFacts,
+    UsageRow,
+    UsageWindow,
+)
+from opsmeter_runtime.projections import PlanTier
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    occurred_at: datetime
+    type: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class SinkResult:
+    inserted: int
+    redelivered: int
+    resent: int
 
 
 class TelemetryStore(Protocol):
-    async def append(self, events: Sequence[LlmRequestIngested]) -> None:
-        """Store a batch durably; storing the same events again changes no total."""
+    async def append(
+        self, events: Sequence[LlmRequestIngested], retention: Mapping[str, Retention] | None = None
+    ) -> SinkResult:
+        """Store a batch durably; storing the same events again changes no total (raw, rollups, summaries)."""
 
     async def usage(
         self, workspace_id: str, window: UsageWindow, group_by: GroupBy, data_mode: str
     ) -> list[UsageRow]: ...
+
+    async def breakdown(
+        self, workspace_id: str, periods: Mapping[str, UsageWindow], data_mode: str
+    ) -> list[BreakdownRow]:
+        """Sums per period, in total and per key of every dimension, read over the raw/hourly/daily tiers."""
+
+    async def daily_series(
+        self, workspace_id: str, window: UsageWindow, data_mode: str
+    ) -> list[tuple[date, Totals]]: ...
+
+    async def rebuild(self, window: UsageWindow, workspace_id: str | None = None) -> int:
+        """Recompute hourly rollups and daily summaries of the whole UTC days covering ``window`` from raw."""
+
+    async def tracking_facts(self, workspace_id: str, since: datetime) -> TrackingFacts: ...
+
+    async def record_decision(self, event: SpikeDetected, summary: str) -> None: ...
+
+    async def decisions(self, workspace_id: str, window: UsageWindow) -> list[StoredDecision]: ...
+
+    async def active_workspaces(self, since: datetime) -> list[str]: ...
+
+    async def run_sql(self, sql: str, workspace_id: str | None, max_rows: int) -> tuple[list[str], list[list[Any]]]:
+        """Read-only SQL; with a workspace, every documented table is filtered to it."""
+
+
+class PlanReader(Protocol):
+    async def plan(self, workspace_id: str, *, fresh: bool = False) -> PlanTier:
+        """The plan (Free when billing has none); ``fresh`` skips any cache (API gates)."""
+
+    async def retention(self, workspace_id: str) -> Retention: ...
+
+
+class SpikeState(Protocol):
+    async def active(self, workspace_id: str) -> bool: ...
+
+    async def set_active(self, workspace_id: str, active: bool) -> None: ...

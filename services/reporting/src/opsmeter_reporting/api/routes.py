@@ -2,14 +2,53 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from opsmeter_reporting.api.deps import Deps, WorkspaceReader
-from opsmeter_reporting.domain import GroupBy, InvalidRange, UsageWindow
+from opsmeter_reporting import render
+from opsmeter_reporting.api.deps import Deps, Operator, ProReader, StarterReader, TeamReader, WorkspaceReader
+from opsmeter_reporting.api.views import (
+    analysis_json,
+    board_pack_json,
+    checklist_json,
+    iso,
+    quality_parts_json,
+    weekly_json,
+)
+from opsmeter_reporting.domain import (
+    AnalystSqlRefused,
+    GroupBy,
+    InvalidRange,
+    SpikeWindowName,
+    UsageWindow,
+    check_analyst_sql,
+    onboarding_checklist,
+    parse_range_bound,
+    quality_parts,
+    quality_score,
+    spike_windows,
+)
+from opsmeter_reporting.metrics import prometheus_text
+from opsmeter_reporting.reports import board_pack, investigate, tracking_facts, weekly_report
+from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.errors import InvalidRequest
 from opsmeter_runtime.http import json_response
 from opsmeter_runtime.money import format_micro_usd
 
 router = APIRouter()
+
+DataMode = Annotated[Literal["real", "test", "demo"], Query(alias="dataMode")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _window(start: datetime | None, end: datetime | None) -> UsageWindow:
+    try:
+        return UsageWindow.parse(start, end, now=_now())
+    except InvalidRange as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 @router.get("/v1/workspaces/{workspace_id}/usage", tags=["reports"])
@@ -19,19 +58,16 @@ async def usage(
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: Annotated[datetime | None, Query()] = None,
     group_by: Annotated[GroupBy, Query(alias="groupBy")] = "day",
-    data_mode: Annotated[Literal["real", "test", "demo"], Query(alias="dataMode")] = "real",
+    data_mode: DataMode = "real",
 ) -> Response:
-    try:
-        window = UsageWindow.parse(from_, to, now=datetime.now(UTC))
-    except InvalidRange as exc:
-        raise InvalidRequest(str(exc)) from None
+    window = _window(from_, to)
     rows = await deps.store.usage(principal.workspace_id, window, group_by, data_mode)
     total_cost = sum(r.cost_micro_usd for r in rows)
     return json_response(
         {
             "workspaceId": principal.workspace_id,
-            "from": window.start.isoformat().replace("+00:00", "Z"),
-            "to": window.end.isoformat().replace("+00:00", "Z"),
+            "from": iso(window.start),
+            "to": iso(window.end),
             "groupBy": group_by,
             "dataMode": data_mode,
             "totals": {
@@ -56,3 +92,164 @@ async def usage(
             ],
         }
     )
+
+
+@router.get("/v1/workspaces/{workspace_id}/spike", tags=["reports"])
+async def spike(
+    principal: WorkspaceReader,
+    deps: Deps,
+    window: Annotated[SpikeWindowName | None, Query()] = None,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: Annotated[datetime | None, Query()] = None,
+    data_mode: DataMode = "real",
+) -> Response:
+    """Investigate Spike: the current window against the one just before it (default: the last 24 h)."""
+    try:
+        current, previous = spike_windows(window, from_, to, now=_now())
+    except InvalidRange as exc:
+        raise InvalidRequest(str(exc)) from None
+    analysis = await investigate(deps.store, principal.workspace_id, current, previous, data_mode)
+    return json_response(
+        {"workspaceId": principal.workspace_id, "window": window, "dataMode": data_mode, **analysis_json(analysis)}
+    )
+
+
+async def _weekly(principal: Principal, deps: Deps, data_mode: str) -> dict[str, object]:
+    policy = await deps.policy.get(principal.workspace_id)
+    report = await weekly_report(deps.store, policy, principal.workspace_id, now=_now(), data_mode=data_mode)
+    return weekly_json(principal.workspace_id, report, data_mode)
+
+
+@router.get("/v1/workspaces/{workspace_id}/reports/weekly-executive", tags=["reports"])
+async def weekly_executive(principal: TeamReader, deps: Deps, data_mode: DataMode = "real") -> Response:
+    """The last completed 7 UTC days against the 7 before (Team and above)."""
+    return json_response(await _weekly(principal, deps, data_mode))
+
+
+@router.get("/v1/workspaces/{workspace_id}/reports/weekly-executive.html", tags=["reports"])
+async def weekly_executive_html(principal: TeamReader, deps: Deps, data_mode: DataMode = "real") -> Response:
+    return HTMLResponse(render.weekly_html(await _weekly(principal, deps, data_mode)))
+
+
+@router.get("/v1/workspaces/{workspace_id}/exports/board-pack", tags=["reports"])
+async def board_pack_export(
+    principal: WorkspaceReader,
+    deps: Deps,
+    from_: Annotated[str, Query(alias="from")],
+    to: Annotated[str, Query()],
+    format: Annotated[Literal["csv", "pdf", "json"], Query()] = "csv",
+    data_mode: DataMode = "real",
+) -> Response:
+    """Any custom range; dates are whole UTC days with ``to`` included, times are half-open."""
+    try:
+        start, end = parse_range_bound(from_, end=False), parse_range_bound(to, end=True)
+    except InvalidRange as exc:
+        raise InvalidRequest(str(exc)) from None
+    window = _window(start, end)
+    ws = principal.workspace_id
+    policy = await deps.policy.get(ws)
+    retention = await deps.plans.retention(ws)
+    pack = board_pack_json(
+        ws, await board_pack(deps.store, policy, retention, ws, window, now=_now(), data_mode=data_mode), data_mode
+    )
+    name = f"opsmeter-board-pack-{ws}-{window.start.date()}-{window.end.date()}"
+    if format == "json":
+        return json_response(pack)
+    if format == "pdf":
+        return Response(
+            render.board_pack_pdf(pack),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
+        )
+    return PlainTextResponse(
+        render.board_pack_csv(pack),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.get("/v1/workspaces/{workspace_id}/onboarding/checklist", tags=["onboarding"])
+async def checklist(principal: StarterReader, deps: Deps) -> Response:
+    """First-ingest checklist (Starter and above)."""
+    facts = await tracking_facts(deps.store, principal.workspace_id, now=_now())
+    items = onboarding_checklist(facts)
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "complete": all(i.done for i in items),
+            "firstEventAt": iso(facts.first_event_at) if facts.first_event_at else None,
+            "items": checklist_json(items),
+        }
+    )
+
+
+@router.get("/v1/workspaces/{workspace_id}/quality-score", tags=["onboarding"])
+async def quality(principal: ProReader, deps: Deps) -> Response:
+    """Tracking quality score 0–100 over the last 7 days of real events (Pro and above)."""
+    facts = await tracking_facts(deps.store, principal.workspace_id, now=_now())
+    parts = quality_parts(facts)
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "score": quality_score(parts),
+            "events": facts.events,
+            "freshnessP95Seconds": facts.freshness_p95_s,
+            "duplicatesSeen": facts.duplicates,
+            "parts": quality_parts_json(parts),
+        }
+    )
+
+
+class SqlBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sql: str = Field(min_length=1, max_length=20_000)
+    max_rows: int = Field(default=1000, ge=1, le=100_000, alias="maxRows")
+
+
+async def _sql(deps: Deps, body: SqlBody, workspace_id: str | None) -> Response:
+    try:
+        check_analyst_sql(body.sql, scoped=workspace_id is not None)
+    except AnalystSqlRefused as exc:
+        raise InvalidRequest(str(exc)) from None
+    try:
+        columns, rows = await deps.store.run_sql(body.sql, workspace_id, body.max_rows)
+    except Exception as exc:
+        raise InvalidRequest(f"ClickHouse refused the query: {str(exc).splitlines()[0][:500]}") from None
+    return json_response({"workspaceId": workspace_id, "columns": columns, "rows": rows})
+
+
+@router.post("/v1/workspaces/{workspace_id}/sql", tags=["analysts"])
+async def workspace_sql(principal: WorkspaceReader, deps: Deps, body: SqlBody) -> Response:
+    """Read-only SQL over the documented tables, filtered to the caller's workspace."""
+    return await _sql(deps, body, principal.workspace_id)
+
+
+@router.post("/v1/admin/sql", tags=["analysts"])
+async def operator_sql(_: Operator, deps: Deps, body: SqlBody) -> Response:
+    """Read-only SQL over every workspace (operator token)."""
+    return await _sql(deps, body, None)
+
+
+class RebuildBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    workspace_id: str | None = Field(default=None, alias="workspaceId")
+
+
+@router.post("/v1/admin/rollups/rebuild", tags=["operations"])
+async def rebuild(_: Operator, deps: Deps, body: RebuildBody) -> Response:
+    """Recompute hourly rollups and daily summaries of the UTC days covering ``[from, to)`` from raw rows."""
+    window = _window(body.from_, body.to)
+    events = await deps.store.rebuild(window, body.workspace_id)
+    return json_response(
+        {"from": iso(window.start), "to": iso(window.end), "workspaceId": body.workspace_id, "rawEvents": events}
+    )
+
+
+@router.get("/metrics", tags=["operations"], include_in_schema=False)
+async def metrics(deps: Deps) -> Response:
+    lag = {(deps.sink.group_id, tp.topic, tp.partition): n for tp, n in (await deps.sink.lag()).items()}
+    return PlainTextResponse(prometheus_text(deps.sink_stats, lag))

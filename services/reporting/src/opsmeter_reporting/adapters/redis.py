@@ -1,0 +1,52 @@
+"""Redis adapters: the plan projection billing writes (plan gates, retention) and spike detection state."""
+
+import time
+
+from redis.asyncio import Redis
+
+from opsmeter_reporting.domain import RETENTION, Retention
+from opsmeter_runtime.projections import PlanProjection, PlanTier
+
+
+class RedisPlanReader:
+    """The workspace's plan from billing's projection; a workspace without one is on Free.
+
+    Cached for ``ttl_s`` so the sink does not read Redis per batch; a plan change shows within it.
+    """
+
+    def __init__(self, redis: Redis, *, enterprise: Retention = RETENTION["enterprise"], ttl_s: float = 30.0) -> None:
+        self._plans = PlanProjection(redis)
+        self._enterprise = enterprise
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, PlanTier]] = {}
+
+    async def plan(self, workspace_id: str, *, fresh: bool = False) -> PlanTier:
+        cached = self._cache.get(workspace_id)
+        if cached and cached[0] > time.monotonic() and not fresh:
+            return cached[1]
+        record = await self._plans.get(workspace_id)
+        plan: PlanTier = record.plan if record else "free"
+        self._cache[workspace_id] = (time.monotonic() + self._ttl_s, plan)
+        return plan
+
+    async def retention(self, workspace_id: str) -> Retention:
+        plan = await self.plan(workspace_id)
+        return self._enterprise if plan == "enterprise" else RETENTION[plan]
+
+
+def spike_key(workspace_id: str) -> str:
+    return f"opsmeter:reporting:spike:{workspace_id}"
+
+
+class RedisSpikeState:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def active(self, workspace_id: str) -> bool:
+        return bool(await self._redis.exists(spike_key(workspace_id)))
+
+    async def set_active(self, workspace_id: str, active: bool) -> None:
+        if active:
+            await self._redis.set(spike_key(workspace_id), "1")
+        else:
+            await self._redis.delete(spike_key(workspace_id))
