@@ -299,3 +299,46 @@ class TestPlanChanges:
             f"{stack.url('ingest-gateway')}/v1/diagnostics/workspace-status", headers={"X-API-Key": ws["apiKey"]}
         ).json()
         assert (status["plan"]["planTier"], status["plan"]["planRequestLimit"]) == ("pro", 1_000_000)
+
+
+class TestDataHygiene:
+    def usage(self, stack: RunningStack, ws: dict[str, Any], data_mode: str) -> int:
+        answer = httpx.get(
+            f"{stack.url('reporting')}/v1/workspaces/{ws['workspaceId']}/usage",
+            params={"dataMode": data_mode},
+            headers={"Authorization": f"Bearer {ws['adminToken']}"},
+        )
+        requests: int = answer.json()["totals"]["requests"]
+        return requests
+
+    def eventually(self, check: Any, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, f"not within {timeout}s"
+            time.sleep(0.2)
+
+    def test_demo_and_test_data_are_removed_and_real_data_stays(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="team")
+        gateway = stack.url("ingest-gateway")
+        key = {"X-API-Key": ws["apiKey"]}
+        admin = {"Authorization": f"Bearer {ws['adminToken']}"}
+        assert httpx.post(f"{gateway}/v1/ingest/demo", json={"events": 50, "days": 3}, headers=key).status_code == 202
+        for mode in ("test", "real"):
+            assert (
+                httpx.post(f"{gateway}/v1/ingest/llm-request", json=body(dataMode=mode), headers=key).status_code == 202
+            )
+        self.eventually(lambda: (self.usage(stack, ws, "demo"), self.usage(stack, ws, "test")) == (50, 1))
+
+        removed = httpx.delete(f"{gateway}/v1/ingest/demo-data", params={"scope": "workspace"}, headers=admin)
+        assert removed.status_code == 202
+        self.eventually(lambda: self.usage(stack, ws, "demo") == 0)
+        mine = httpx.delete(f"{gateway}/v1/ingest/test-data", params={"scope": "mine"}, headers=admin)
+        assert mine.status_code == 202
+        assert mine.json()["apiKeyIds"]
+        self.eventually(lambda: self.usage(stack, ws, "test") == 0)
+        assert self.usage(stack, ws, "real") == 1
+
+    def test_hygiene_needs_an_admin_token(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="team")
+        gateway = stack.url("ingest-gateway")
+        assert httpx.delete(f"{gateway}/v1/ingest/demo-data", headers={"X-API-Key": ws["apiKey"]}).status_code == 401

@@ -12,7 +12,7 @@ from opsmeter_reporting.adapters import PlanReader, SpikeState, TelemetryStore
 from opsmeter_reporting.adapters.clickhouse import ClickHouseTelemetryStore
 from opsmeter_reporting.adapters.redis import RedisPlanReader, RedisSpikeState
 from opsmeter_reporting.config import ReportingSettings
-from opsmeter_reporting.handlers import BATCH_HANDLERS
+from opsmeter_reporting.handlers import BATCH_HANDLERS, EVENT_HANDLERS
 from opsmeter_reporting.metrics import SinkStats
 from opsmeter_reporting.reports import detect_spikes
 from opsmeter_runtime.app import Resources, open_resources
@@ -74,7 +74,9 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
                 "sink",
                 [Topics.TELEMETRY],
                 build_dispatcher(
-                    batch_handlers=BATCH_HANDLERS, deps={"store": store, "plans": plans, "sink_stats": sink_stats}
+                    batch_handlers=BATCH_HANDLERS,
+                    event_handlers=EVENT_HANDLERS,
+                    deps={"store": store, "plans": plans, "sink_stats": sink_stats},
                 ),
                 max_batch=settings.sink_max_batch,
                 linger_ms=settings.sink_linger_ms,

@@ -3,6 +3,7 @@
 from collections.abc import Awaitable, Callable, Sequence
 
 from opsmeter_contracts import LlmRequestIngested
+from opsmeter_contracts.events import TelemetryDataDeleted
 from opsmeter_reporting.adapters import PlanReader, TelemetryStore
 from opsmeter_reporting.metrics import SinkStats
 
@@ -15,6 +16,15 @@ async def store_llm_requests(
     sink_stats.observe(events, result.inserted, result.redelivered, result.resent)
 
 
+async def delete_telemetry(event: TelemetryDataDeleted, *, store: TelemetryStore) -> None:
+    p = event.payload
+    await store.delete_telemetry(event.workspace_id, p.data_mode, p.api_key_ids if p.scope == "mine" else None)
+
+
 BATCH_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     LlmRequestIngested: [store_llm_requests],
+}
+
+EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
+    TelemetryDataDeleted: [delete_telemetry],
 }

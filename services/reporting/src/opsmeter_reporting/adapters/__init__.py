@@ -51,6 +51,9 @@ class TelemetryStore(Protocol):
         self, workspace_id: str, window: UsageWindow, data_mode: str
     ) -> list[tuple[date, Totals]]: ...
 
+    async def delete_telemetry(self, workspace_id: str, data_mode: str, api_key_ids: Sequence[str] | None) -> None:
+        """Drop demo or test rows (all of the workspace's, or those of the given keys) and their rollups."""
+
     async def rebuild(self, window: UsageWindow, workspace_id: str | None = None) -> int:
         """Recompute hourly rollups and daily summaries of the whole UTC days covering ``window`` from raw."""
 

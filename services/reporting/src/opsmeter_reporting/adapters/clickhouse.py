@@ -8,7 +8,7 @@ lock it shares with ``rebuild``. Reads split a window into raw edges, whole hour
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -41,7 +41,7 @@ RAW_COLUMNS = (
     "model_normalized", "endpoint_tag", "user_id", "prompt_version", "input_tokens", "output_tokens",
     "total_tokens", "cached_input_tokens", "reasoning_tokens", "latency_ms", "status", "error_code",
     "data_mode", "environment", "cost_micro_usd", "priced", "price_catalog_version", "metadata",
-    "raw_retention_days", "summary_retention_days",
+    "raw_retention_days", "summary_retention_days", "api_key_id",
 )  # fmt: skip
 
 ANALYST_TABLES = (
@@ -87,6 +87,7 @@ def raw_row(event: LlmRequestIngested, retention: Retention) -> list[Any]:
         p.input_tokens, p.output_tokens, p.total_tokens, p.cached_input_tokens, p.reasoning_tokens,
         p.latency_ms, p.status, p.error_code or "", p.data_mode, p.environment, p.cost_micro_usd, p.priced,
         p.price_catalog_version, orjson.dumps(p.metadata).decode(), retention.raw_days, retention.summary_days,
+        p.api_key_id,
     ]  # fmt: skip
 
 
@@ -286,6 +287,33 @@ class ClickHouseTelemetryStore:
         )
         [row] = await self._ch.query(count_sql, params)
         return int(row["n"])
+
+    async def delete_telemetry(self, workspace_id: str, data_mode: str, api_key_ids: Sequence[str] | None) -> None:
+        """Drop a workspace's demo or test rows (all, or those sent with the given keys) and their rollups."""
+        params: dict[str, Any] = {
+            "workspace_id": workspace_id,
+            "data_mode": data_mode,
+            "keys": list(api_key_ids or []),
+            "start": datetime(1970, 1, 1, tzinfo=UTC),
+            "end": datetime(2200, 1, 1, tzinfo=UTC),
+        }
+        keys = "AND api_key_id IN {keys:Array(String)}" if api_key_ids is not None else ""
+        scope = "AND workspace_id = {workspace_id:String} AND data_mode = {data_mode:String}"
+        async with self._writes:
+            await self._ch.command(
+                f"ALTER TABLE llm_requests_raw DELETE WHERE 1 {scope} {keys} SETTINGS mutations_sync = 2",
+                params,
+            )
+            for table, bucket_name, bucket, retention in _ROLLUPS:
+                await self._ch.command(
+                    f"ALTER TABLE {table} DELETE WHERE 1 {scope} SETTINGS mutations_sync = 2",
+                    params,
+                )
+                if api_key_ids is not None:
+                    select = _ROLLUP_SELECT.format(
+                        bucket=bucket, bucket_name=bucket_name, retention=retention, scope=scope
+                    )
+                    await self._ch.command(f"INSERT INTO {table} {select}", params)
 
     async def tracking_facts(self, workspace_id: str, since: datetime) -> TrackingFacts:
         params = {"workspace_id": workspace_id, "since": since}
