@@ -1,6 +1,6 @@
-from datetime import datetime
-from typing import Generic, TypeVar
-from uuid import UUID
+from datetime import UTC, datetime
+from typing import Generic, Self, TypeVar
+from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -31,9 +31,14 @@ class EventEnvelope(BaseModel, Generic[PayloadT]):
     @field_validator("occurred_at", "ingested_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        from datetime import UTC
-
         return value.astimezone(UTC)
+
+    @classmethod
+    def new(cls, workspace_id: str, payload: PayloadT, *, at: datetime | None = None) -> Self:
+        """A fresh event (new id) that happened and was recorded ``at`` (default now)."""
+        moment = at or datetime.now(UTC)
+        fields = {"event_id": uuid4(), "occurred_at": moment, "ingested_at": moment, "workspace_id": workspace_id}
+        return cls.model_validate({**fields, "payload": payload})
 
     @property
     def key(self) -> bytes:

@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
-from uuid import uuid4
 
 from opsmeter_contracts.events import (
     CredentialIssued,
@@ -47,12 +46,9 @@ async def create_workspace(
     now = datetime.now(UTC)
     api_key = issue_credential("api_key", "ingest")
     admin_token = issue_credential("admin_token", "owner")
-    created = WorkspaceCreated(
-        event_id=uuid4(),
-        occurred_at=now,
-        ingested_at=now,
-        workspace_id=workspace_id,
-        payload=WorkspaceCreatedPayload(
+    created = WorkspaceCreated.new(
+        workspace_id,
+        WorkspaceCreatedPayload(
             name=command.name,
             plan=command.plan,
             rate_limit_per_minute=command.rate_limit_per_minute,
@@ -86,11 +82,9 @@ async def _issue(
     """Durable on Kafka first, then in the credential projection every gateway reads."""
     await publisher.publish(
         Topics.WORKSPACES,
-        CredentialIssued(
-            event_id=uuid4(),
-            occurred_at=now,
-            ingested_at=now,
-            workspace_id=workspace_id,
+        CredentialIssued.new(
+            workspace_id,
+            at=now,
             payload=CredentialIssuedPayload(
                 credential_id=credential.credential_id,
                 kind=credential.kind,
@@ -136,12 +130,10 @@ async def revoke_api_key(
     now = datetime.now(UTC)
     await publisher.publish(
         Topics.WORKSPACES,
-        CredentialRevoked(
-            event_id=uuid4(),
-            occurred_at=now,
-            ingested_at=now,
-            workspace_id=admin.workspace_id,
-            payload=CredentialRevokedPayload(credential_id=key_id, revoked_by=admin.credential_id, reason=reason),
+        CredentialRevoked.new(
+            admin.workspace_id,
+            CredentialRevokedPayload(credential_id=key_id, revoked_by=admin.credential_id, reason=reason),
+            at=now,
         ),
     )
     await credentials.revoke(key_id, revoked_at=now)
@@ -175,15 +167,11 @@ async def set_plan(
     publisher: EventPublisher,
 ) -> None:
     """An operator's plan change; billing projects it, and the gateway follows on its next request."""
-    now = datetime.now(UTC)
     await publisher.publish(
         Topics.WORKSPACES,
-        WorkspacePlanSet(
-            event_id=uuid4(),
-            occurred_at=now,
-            ingested_at=now,
-            workspace_id=workspace_id,
-            payload=WorkspacePlanSetPayload(
+        WorkspacePlanSet.new(
+            workspace_id,
+            WorkspacePlanSetPayload(
                 plan=plan, rate_limit_per_minute=rate_limit_per_minute, monthly_request_quota=monthly_request_quota
             ),
         ),
@@ -206,15 +194,11 @@ async def delete_telemetry(
             for r in await credentials.list_for_workspace(admin.workspace_id)
             if r.get("kind") == "api_key" and r.get("issued_by") == admin.credential_id
         ]
-    now = datetime.now(UTC)
     await publisher.publish(
         Topics.TELEMETRY,
-        TelemetryDataDeleted(
-            event_id=uuid4(),
-            occurred_at=now,
-            ingested_at=now,
-            workspace_id=admin.workspace_id,
-            payload=TelemetryDataDeletedPayload(
+        TelemetryDataDeleted.new(
+            admin.workspace_id,
+            TelemetryDataDeletedPayload(
                 data_mode=data_mode, scope=scope, api_key_ids=key_ids, requested_by=admin.credential_id
             ),
         ),

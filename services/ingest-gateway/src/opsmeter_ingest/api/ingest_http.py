@@ -88,20 +88,30 @@ async def _unparsed(deps: GatewayDeps, principal: Principal, error: IngestReject
     return Reply(error.status_code, error.body(), {**headers, **error.headers})
 
 
-async def single(deps: GatewayDeps, *, api_key: str | None, content_type: str | None, body: bytes) -> Reply:
-    """``POST /v1/ingest/llm-request``: one event; 202 once it is durable."""
-    started = time.perf_counter()
+async def _principal_and_document(
+    deps: GatewayDeps, api_key: str | None, content_type: str | None, body: bytes
+) -> Reply | tuple[Principal, Any]:
+    """The checks every ingest request passes first: the key, then the body as strict JSON."""
     try:
         principal = await ingest_principal(deps, api_key)
     except IngestRejected as error:
         return rejection(error)
     bind_contextvars(workspace_id=principal.workspace_id)
     try:
-        document = _parse(content_type, body)
+        return principal, _parse(content_type, body)
     except (WrongContentType, NotJson) as error:
         return await _unparsed(deps, principal, error)
     except PayloadRejected as rejected:
-        document = rejected
+        return principal, rejected
+
+
+async def single(deps: GatewayDeps, *, api_key: str | None, content_type: str | None, body: bytes) -> Reply:
+    """``POST /v1/ingest/llm-request``: one event; 202 once it is durable."""
+    started = time.perf_counter()
+    checked = await _principal_and_document(deps, api_key, content_type, body)
+    if isinstance(checked, Reply):
+        return checked
+    principal, document = checked
     result = await deps.ingestor.ingest(principal, [document])
     [outcome] = result.outcomes
     REQUEST_LATENCY.labels("single").observe(time.perf_counter() - started)
@@ -111,17 +121,12 @@ async def single(deps: GatewayDeps, *, api_key: str | None, content_type: str | 
 async def batch(deps: GatewayDeps, *, api_key: str | None, content_type: str | None, body: bytes) -> Reply:
     """``POST /v1/ingest/llm-requests``: up to 500 events; 207 with one result per event, in order."""
     started = time.perf_counter()
-    try:
-        principal = await ingest_principal(deps, api_key)
-    except IngestRejected as error:
-        return rejection(error)
-    bind_contextvars(workspace_id=principal.workspace_id)
-    try:
-        document = _parse(content_type, body)
-    except (WrongContentType, NotJson) as error:
-        return await _unparsed(deps, principal, error)
-    except PayloadRejected as rejected:
-        return await _unparsed(deps, principal, InvalidPayload("a field breaks a rule", errors=rejected.errors))
+    checked = await _principal_and_document(deps, api_key, content_type, body)
+    if isinstance(checked, Reply):
+        return checked
+    principal, document = checked
+    if isinstance(document, PayloadRejected):
+        return await _unparsed(deps, principal, InvalidPayload("a field breaks a rule", errors=document.errors))
     limit = deps.settings.max_batch_events
     events = document.get("events") if isinstance(document, dict) else None
     extra = set(document) - {"events"} if isinstance(document, dict) else set()
