@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opsmeter_alerting.testing import SmtpReceiver
 from opsmeter_cli.stack import SERVICES, Stack, StackConfig, operator_token
 from opsmeter_runtime.lemonsqueezy_double import LemonSqueezyDouble
 from opsmeter_runtime.localstack import free_port
@@ -41,8 +42,18 @@ def lemonsqueezy() -> Iterator[LemonSqueezyDouble]:
 
 
 @pytest.fixture(scope="session")
+def smtp_receiver() -> Iterator[SmtpReceiver]:
+    """The local SMTP server alerting sends email through in the stack."""
+    with SmtpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
 def stack(
-    engines: Engines, tmp_path_factory: pytest.TempPathFactory, lemonsqueezy: LemonSqueezyDouble
+    engines: Engines,
+    tmp_path_factory: pytest.TempPathFactory,
+    lemonsqueezy: LemonSqueezyDouble,
+    smtp_receiver: SmtpReceiver,
 ) -> Iterator[RunningStack]:
     config = StackConfig(
         data_dir=tmp_path_factory.mktemp("stack"),
@@ -52,7 +63,12 @@ def stack(
         external_kafka=engines.kafka_bootstrap,
         external_redis=engines.redis_url,
         clickhouse_url=engines.clickhouse_url,
-        extra_env={"OPSMETER_ENV": "test", "OPSMETER_LOG_LEVEL": "WARNING", **lemonsqueezy.service_env()},
+        extra_env={
+            "OPSMETER_ENV": "test",
+            "OPSMETER_LOG_LEVEL": "WARNING",
+            **lemonsqueezy.service_env(),
+            "OPSMETER_SMTP_URL": smtp_receiver.url,
+        },
     )
     running = Stack(config)
     running.start(timeout=180)

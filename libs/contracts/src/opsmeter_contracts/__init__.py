@@ -3,6 +3,7 @@
 Each module of events registers its classes (``@event``); importing this package registers them all.
 """
 
+from opsmeter_contracts import alerting as alerting
 from opsmeter_contracts import billing as billing
 from opsmeter_contracts import policy as policy
 from opsmeter_contracts.codec import AnyEvent, DecodeError, decode_event, encode_event

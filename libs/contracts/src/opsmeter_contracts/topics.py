@@ -10,6 +10,7 @@ class Topics(StrEnum):
     BILLING_SUBSCRIPTIONS = "billing.subscriptions"
     BILLING_WEBHOOKS = "billing.webhooks"
     POLICY_SETTINGS = "policy.settings"
+    ALERTING_EVENTS = "alerting.events"
 
     @property
     def dead_letter(self) -> str:

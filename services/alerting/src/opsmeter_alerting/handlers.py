@@ -1,5 +1,33 @@
-"""Alerting's reactions to ``policy.decisions``: one literal dict (empty until decisions exist)."""
+"""Alerting's reactions to ``policy.decisions``: one literal dict event→handlers."""
 
 from collections.abc import Awaitable, Callable
 
-EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {}
+from opsmeter_alerting.alerts import AlertService
+from opsmeter_alerting.domain import alert_for_decision
+from opsmeter_contracts import AnyEvent, SpikeDetected
+from opsmeter_contracts.policy import (
+    BudgetExceeded,
+    BudgetWarningReached,
+    EnforcementChanged,
+    KillSwitchChanged,
+    UnitCostBreached,
+)
+
+
+async def alert_on_decision(event: AnyEvent, *, alerts: AlertService) -> None:
+    """One alert per decision (the event id guards redelivery); a budget's alert clears with its period."""
+    content = alert_for_decision(event)
+    if content is None:
+        return
+    clears_at = event.payload.period_end if isinstance(event, BudgetWarningReached | BudgetExceeded) else None
+    await alerts.raise_alert(event.workspace_id, content, guard=f"decision:{event.event_id}", clears_at=clears_at)
+
+
+EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
+    BudgetWarningReached: [alert_on_decision],
+    BudgetExceeded: [alert_on_decision],
+    UnitCostBreached: [alert_on_decision],
+    SpikeDetected: [alert_on_decision],
+    KillSwitchChanged: [alert_on_decision],
+    EnforcementChanged: [alert_on_decision],
+}

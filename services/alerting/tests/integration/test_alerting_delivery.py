@@ -1,0 +1,281 @@
+"""Alerts through real receivers (a local HTTP server, a local SMTP server) on real Redis and Kafka, fixed clock."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from opsmeter_alerting.adapters.channels import Channels
+from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore
+from opsmeter_alerting.alerts import AlertService
+from opsmeter_alerting.domain import AlertSettings, RetryPolicy, verify_signature
+from opsmeter_alerting.handlers import alert_on_decision
+from opsmeter_alerting.testing import HttpReceiver, SmtpReceiver
+from opsmeter_contracts.policy import BudgetExceeded, BudgetThresholdPayload
+from opsmeter_runtime.kafka import EventPublisher
+from opsmeter_runtime.projections import PlanProjection, PlanRecord
+from opsmeter_runtime.settings import RuntimeSettings
+
+SECRET = "whsec_" + "x" * 20
+START = datetime(2025, 3, 29, 6, 0, tzinfo=UTC)
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture(scope="module")
+def http_receiver() -> Iterator[HttpReceiver]:
+    with HttpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def smtp_receiver() -> Iterator[SmtpReceiver]:
+    with SmtpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+async def publisher(runtime_settings: RuntimeSettings) -> AsyncIterator[EventPublisher]:
+    publisher = EventPublisher(runtime_settings, client_id="alerting-test")
+    await publisher.start()
+    yield publisher
+    await publisher.stop()
+
+
+@pytest.fixture
+async def service(
+    redis_client: Redis, publisher: EventPublisher, smtp_receiver: SmtpReceiver
+) -> AsyncIterator[tuple[AlertService, FixedClock]]:
+    clock = FixedClock(START)
+    async with httpx.AsyncClient() as http:
+        yield (
+            AlertService(
+                alerts=RedisAlertStore(redis_client),
+                settings=RedisAlertSettingsStore(redis_client),
+                channels=Channels(http, smtp_url=smtp_receiver.url, smtp_from="alerts@opsmeter.test", timeout_s=5),
+                plans=PlanProjection(redis_client),
+                publisher=publisher,
+                clock=clock,
+                retry=RetryPolicy(max_attempts=5, base=timedelta(seconds=2), cap=timedelta(seconds=60)),
+            ),
+            clock,
+        )
+
+
+def exceeded(workspace_id: str, at: datetime) -> BudgetExceeded:
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return BudgetExceeded(
+        event_id=uuid.uuid4(),
+        occurred_at=at,
+        ingested_at=at,
+        workspace_id=workspace_id,
+        payload=BudgetThresholdPayload(
+            scope="workspace",
+            window="daily",
+            period_start=day,
+            period_end=day + timedelta(days=1),
+            limit_micro_usd=1_000_000,
+            threshold_ratio=1.0,
+            threshold_micro_usd=1_000_000,
+            spend_micro_usd=1_200_000,
+            enforcement="advisory",
+            policy_mode="enforce",
+            blocks_ingest=False,
+        ),
+    )
+
+
+async def configure(service: AlertService, workspace_id: str, http: HttpReceiver, **extra: Any) -> str:
+    email = f"ops-{workspace_id}@example.test"
+    settings = AlertSettings.model_validate(
+        {
+            "channels": [
+                {"type": "webhook", "url": http.url(f"/hook/{workspace_id}"), "secret": SECRET},
+                {"type": "slack", "url": http.url(f"/slack/{workspace_id}")},
+                {"type": "email", "to": [email]},
+            ],
+            **extra,
+        }
+    ).with_channel_ids()
+    await service.save_settings(workspace_id, settings, credential_id="test", role="owner")
+    return email
+
+
+async def drain(
+    service: AlertService, clock: FixedClock, *, step: timedelta = timedelta(seconds=1), rounds: int = 5
+) -> None:
+    for _ in range(rounds):
+        await service.deliver_due()
+        clock.advance(step)
+
+
+@pytest.mark.integration
+class TestImmediateDelivery:
+    async def test_a_crossing_reaches_each_channel_once_and_a_second_within_the_cooldown_is_suppressed(
+        self,
+        service: tuple[AlertService, FixedClock],
+        http_receiver: HttpReceiver,
+        smtp_receiver: SmtpReceiver,
+        unique: str,
+    ) -> None:
+        alerts, clock = service
+        ws = f"ws_{unique}"
+        email = await configure(alerts, ws, http_receiver)
+        first = exceeded(ws, clock())
+        await alert_on_decision(first, alerts=alerts)
+        await alert_on_decision(first, alerts=alerts)  # redelivered by Kafka: nothing new
+        await drain(alerts, clock)
+        clock.advance(timedelta(seconds=120))
+        await alert_on_decision(exceeded(ws, clock()), alerts=alerts)
+        await drain(alerts, clock)
+
+        hooks, slack, mails = http_receiver.on(f"/hook/{ws}"), http_receiver.on(f"/slack/{ws}"), smtp_receiver.to(email)
+        assert (len(hooks), len(slack), len(mails)) == (1, 1, 1)
+        hook = hooks[0]
+        assert verify_signature(
+            SECRET,
+            int(hook.headers["x-opsmeter-timestamp"]),
+            hook.body,
+            hook.headers["x-opsmeter-signature"],
+            now=int(clock().timestamp()),
+        )
+        assert hook.headers["idempotency-key"] == hook.headers["x-opsmeter-delivery-id"]
+        assert hook.json()["rule"] == "budget_exceeded"
+        assert "Budget exceeded" in slack[0].json()["text"]
+        assert slack[0].json()["blocks"]
+        assert "Budget exceeded" in mails[0]["Subject"]
+
+        log = await alerts.log(ws)
+        assert [a["status"] for a in log] == ["suppressed", "delivered"]
+
+    async def test_after_the_cooldown_the_same_rule_alerts_again(
+        self, service: tuple[AlertService, FixedClock], http_receiver: HttpReceiver, unique: str
+    ) -> None:
+        alerts, clock = service
+        ws = f"ws_{unique}"
+        await configure(alerts, ws, http_receiver, cooldownSeconds=60)
+        await alert_on_decision(exceeded(ws, clock()), alerts=alerts)
+        await drain(alerts, clock)
+        await alerts.alerts.clear_cooldown(
+            ws, "budget_exceeded", "workspace:*:daily"
+        )  # Redis TTLs run on the wall clock
+        await alert_on_decision(exceeded(ws, clock()), alerts=alerts)
+        await drain(alerts, clock)
+        assert len(http_receiver.on(f"/hook/{ws}")) == 2
+
+    async def test_a_receiver_failing_twice_gets_the_alert_on_the_third_attempt_with_the_same_key(
+        self, service: tuple[AlertService, FixedClock], http_receiver: HttpReceiver, unique: str
+    ) -> None:
+        alerts, clock = service
+        ws = f"ws_{unique}"
+        await configure(alerts, ws, http_receiver)
+        http_receiver.fail_next[f"/hook/{ws}"] = 2
+        await alert_on_decision(exceeded(ws, clock()), alerts=alerts)
+        await drain(alerts, clock, step=timedelta(seconds=10), rounds=6)
+
+        hooks = http_receiver.on(f"/hook/{ws}")
+        assert len(hooks) == 3, "two failures, then one success, then nothing more"
+        assert len({h.headers["idempotency-key"] for h in hooks}) == 1
+        assert len({h.headers["x-opsmeter-signature"] for h in hooks}) == 3, (
+            "each attempt is signed with its own timestamp"
+        )
+        [alert] = await alerts.log(ws)
+        webhook = next(d for d in alert["deliveries"] if d["channelType"] == "webhook")
+        assert [a["outcome"] for a in webhook["attempts"]] == ["retry", "retry", "delivered"]
+        assert [a["statusCode"] for a in webhook["attempts"]] == [500, 500, 200]
+        assert webhook["status"] == "delivered"
+
+
+@pytest.mark.integration
+class TestDeadLetters:
+    async def test_dead_letters_are_replayable_and_a_failing_channel_is_disabled_with_a_notice(
+        self, service: tuple[AlertService, FixedClock], http_receiver: HttpReceiver, unique: str
+    ) -> None:
+        alerts, clock = service
+        alerts.retry = RetryPolicy(max_attempts=2, base=timedelta(seconds=1), cap=timedelta(seconds=2))
+        ws = f"ws_{unique}"
+        await configure(alerts, ws, http_receiver, cooldownSeconds=0)
+        http_receiver.fail_next[f"/hook/{ws}"] = 2
+        await alert_on_decision(exceeded(ws, clock()), alerts=alerts)
+        await drain(alerts, clock, step=timedelta(seconds=5))
+        [alert] = await alerts.log(ws)
+        assert alert["status"] == "dead_lettered"
+
+        replayed = await alerts.replay_dead_letters(ws)
+        assert len(replayed) == 1
+        await drain(alerts, clock, step=timedelta(seconds=5))
+        hooks = http_receiver.on(f"/hook/{ws}")
+        assert [h.headers["idempotency-key"] for h in hooks] == [replayed[0]] * 3
+        assert (await alerts.log(ws))[0]["status"] == "delivered"
+
+        http_receiver.fail_next[f"/hook/{ws}"] = 100
+        for _ in range(alerts.disable_after_failures):
+            await alert_on_decision(exceeded(ws, clock()), alerts=alerts)
+            await drain(alerts, clock, step=timedelta(seconds=5))
+        stored = await alerts.settings.get(ws)
+        assert stored is not None
+        assert [c.enabled for c in stored.settings.channels] == [False, True, True]
+        notices = [r.json() for r in http_receiver.on(f"/slack/{ws}") if "disabled" in r.json()["text"]]
+        assert len(notices) == 1
+
+
+@pytest.mark.integration
+class TestSummaries:
+    async def test_the_daily_summary_goes_out_once_at_9_berlin_on_both_sides_of_dst(
+        self, service: tuple[AlertService, FixedClock], http_receiver: HttpReceiver, redis_client: Redis, unique: str
+    ) -> None:
+        alerts, clock = service
+        ws = f"ws_{unique}"
+        await PlanProjection(redis_client).save(ws, PlanRecord("starter", 600, 100_000))
+        clock.now = datetime(2025, 3, 28, 12, 0, tzinfo=UTC)
+        await configure(
+            alerts,
+            ws,
+            http_receiver,
+            modes={"budget": "daily_summary"},
+            schedule={"sendTime": "09:00", "timezone": "Europe/Berlin"},
+        )
+        await alert_on_decision(exceeded(ws, clock()), alerts=alerts)
+        await drain(alerts, clock)
+        assert http_receiver.on(f"/hook/{ws}") == [], "summary mode holds the alert for the summary"
+
+        sent_at = []
+        for minute in range(0, 3 * 24 * 60, 30):
+            clock.now = datetime(2025, 3, 28, 12, 0, tzinfo=UTC) + timedelta(minutes=minute)
+            before = len(http_receiver.on(f"/hook/{ws}"))
+            await alerts.run_schedules()
+            await alerts.run_schedules()  # a second scheduler, or a restart, in the same tick
+            await alerts.deliver_due()
+            if len(http_receiver.on(f"/hook/{ws}")) > before:
+                sent_at.append(clock.now)
+        assert sent_at == [
+            datetime(2025, 3, 29, 8, 0, tzinfo=UTC),  # 09:00 CET
+            datetime(2025, 3, 30, 7, 0, tzinfo=UTC),  # 09:00 CEST, after the change that night
+            datetime(2025, 3, 31, 7, 0, tzinfo=UTC),
+        ]
+        first = http_receiver.on(f"/hook/{ws}")[0].json()
+        assert first["title"] == "Daily budget alert summary"
+        assert any("budget_exceeded: 1" in line for line in first["lines"])
+
+    async def test_summaries_need_a_paid_plan(
+        self, service: tuple[AlertService, FixedClock], http_receiver: HttpReceiver, redis_client: Redis, unique: str
+    ) -> None:
+        alerts, clock = service
+        ws = f"ws_{unique}"
+        await PlanProjection(redis_client).save(ws, PlanRecord("free", 60, 10_000))
+        await configure(alerts, ws, http_receiver, modes={"budget": "daily_summary"})
+        clock.advance(timedelta(days=2))
+        assert await alerts.run_schedules() == 0
