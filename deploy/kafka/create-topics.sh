@@ -25,12 +25,13 @@ for topic in telemetry.llm-requests policy.decisions; do
     create "$topic" "$STREAM_RETENTION_MS"
 done
 # Workspace and subscription history is the system of record for the projections: kept forever.
-for topic in workspaces.events billing.subscriptions billing.webhooks; do
+for topic in workspaces.events billing.subscriptions billing.webhooks alerting.events; do
     create "$topic" -1
 done
 create policy.settings -1 compact
 # Dead letters are never dropped.
-for topic in telemetry.llm-requests workspaces.events policy.decisions billing.subscriptions billing.webhooks policy.settings; do
+for topic in telemetry.llm-requests workspaces.events policy.decisions billing.subscriptions billing.webhooks policy.settings \
+    alerting.events; do
     create "$topic.dlq" -1
 done
 
