@@ -67,6 +67,28 @@ class EventPublisher:
         except (TimeoutError, KafkaError) as exc:
             raise PublishError(f"{topic}: {type(exc).__name__}: {exc}") from exc
 
+    async def publish_many(
+        self, records: Sequence[tuple[str, bytes | None, bytes]], *, timeout_s: float | None = None
+    ) -> list[bool]:
+        """Send ``(topic, key, value)`` records in order; which ones the broker acknowledged within one timeout."""
+        if self._producer is None or not records:
+            return [False] * len(records)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout_s or self._settings.kafka_send_timeout_s)
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for topic, key, value in records:
+                async with asyncio.timeout_at(deadline):
+                    futures.append(await self._producer.send(topic, value=value, key=key))
+        except (TimeoutError, KafkaError):
+            pass
+        if futures:
+            await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
+        for future in futures:
+            future.add_done_callback(_consume_outcome)
+        acked = [f.done() and not f.cancelled() and f.exception() is None for f in futures]
+        return acked + [False] * (len(records) - len(futures))
+
     async def topic_exists(self, topic: str) -> bool:
         """Whether the broker knows ``topic`` now (after a local broker restart it may not, until recreated)."""
         if self._producer is None:
@@ -77,6 +99,12 @@ class EventPublisher:
         except (TimeoutError, KafkaError):
             return False
         return topic in metadata.topics()
+
+
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
+    """A send that finished after its caller stopped waiting: read its outcome so nothing warns."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def ensure_topics(

@@ -276,12 +276,13 @@ def build_event(
     record: ValidatedRecord, *, workspace_id: str, api_key_id: str, pricing: Pricing, now: datetime
 ) -> LlmRequestIngested:
     r = record.request
-    return LlmRequestIngested(
+    # Built from a record every rule has already checked: construct without validating again (hot path).
+    return LlmRequestIngested.model_construct(
         event_id=event_id_for(workspace_id, r.external_request_id),
         occurred_at=record.occurred_at,
         ingested_at=now,
         workspace_id=workspace_id,
-        payload=LlmRequestIngestedPayload(
+        payload=LlmRequestIngestedPayload.model_construct(
             external_request_id=r.external_request_id,
             provider=r.provider.lower(),
             model=r.model,

@@ -23,7 +23,6 @@ from opsmeter_ingest.adapters.admission import (
     Settlement,
     Settler,
 )
-from opsmeter_ingest.adapters.spool import SpoolUnavailable
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.domain import (
     PayloadRejected,
@@ -37,7 +36,6 @@ from opsmeter_ingest.domain import (
 )
 from opsmeter_ingest.metrics import DEGRADED_DECISIONS, INGEST_EVENTS
 from opsmeter_runtime.auth import Principal
-from opsmeter_runtime.kafka import PublishError
 from opsmeter_runtime.logs import bind_contextvars, get_logger
 from opsmeter_runtime.money import format_micro_usd
 
@@ -193,16 +191,11 @@ class Ingestor:
             log.info("quota_reconciled", period=period, events=count)
 
     async def _publish(self, admitted: list[_Admitted]) -> None:
-        async def one(item: _Admitted) -> None:
-            try:
-                where = await self._sink.publish(item.event)
-            except (SpoolUnavailable, PublishError) as exc:
-                log.error("ingest_not_durable", event_id=str(item.event.event_id), error=str(exc))
-                return
-            item.durable = True
+        if not admitted:
+            return
+        for item, where in zip(admitted, await self._sink.publish_many([i.event for i in admitted]), strict=True):
+            item.durable = where is not None
             item.spooled = where == "spool"
-
-        await asyncio.gather(*(one(item) for item in admitted))
 
     def _settle(self, workspace_id: str, admission: Admission, admitted: list[_Admitted]) -> None:
         settlements: list[Settlement] = []

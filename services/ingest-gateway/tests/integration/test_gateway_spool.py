@@ -1,3 +1,4 @@
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ class TestSpool:
         spool = Spool(tmp_path, max_bytes=1 << 20)
         await spool.append(records(4))
         first_two = await spool.peek(2)
-        await spool.commit(first_two[-1][0], 2)
+        await spool.commit(first_two)
         reopened = Spool(tmp_path, max_bytes=1 << 20)
         assert reopened.pending == 2
         assert [r.value for _, r in await reopened.peek(10)] == [b"event-2", b"event-3"]
@@ -31,7 +32,7 @@ class TestSpool:
         spool = Spool(tmp_path, max_bytes=1 << 20)
         await spool.append(records(2))
         batch = await spool.peek(10)
-        await spool.commit(batch[-1][0], 2)
+        await spool.commit(batch)
         assert spool.pending == 0
         assert list(tmp_path.iterdir()) == []
 
@@ -41,6 +42,22 @@ class TestSpool:
         with pytest.raises(SpoolUnavailable, match="full"):
             await spool.append(records(5))
         assert spool.pending == 1
+
+    async def test_concurrent_appends_share_writes_and_keep_every_record(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 20)
+        await asyncio.gather(*(spool.append(records(1, start=i)) for i in range(50)))
+        assert spool.pending == 50
+        assert sorted(r.value for _, r in await Spool(tmp_path, max_bytes=1 << 20).peek(100)) == sorted(
+            f"event-{i}".encode() for i in range(50)
+        )
+
+    async def test_only_workspaces_with_spooled_events_are_held_back(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 20)
+        await spool.append(records(2))
+        assert spool.holds(b"ws_a")
+        assert not spool.holds(b"ws_b")
+        await spool.commit(await spool.peek(10))
+        assert not spool.holds(b"ws_a")
 
     async def test_a_torn_last_record_is_ignored(self, tmp_path: Path) -> None:
         spool = Spool(tmp_path, max_bytes=1 << 20)

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from opsmeter_contracts import LlmRequestIngested, decode_event, encode_event
 from opsmeter_ingest.domain import (
     MalformedJson,
     PayloadRejected,
@@ -146,6 +147,17 @@ class TestEvent:
         assert (event.payload.endpoint_tag, event.payload.user_id) == ("unknown", "unknown")
         assert event.payload.total_tokens == 976
         assert event.payload.data_mode == "real"
+
+    def test_the_built_event_passes_the_contract_it_skips_validating(self) -> None:
+        event = build_event(
+            validate({**EXAMPLE, "metadata": {"tenantId": "t1"}, "timestamp": "2026-11-25T13:30:00+02:00"}),
+            workspace_id="ws_abcdefgh12",
+            api_key_id="k1",
+            pricing=Pricing("gpt-4o-mini", True, 220, "v1", ()),
+            now=NOW,
+        )
+        assert decode_event(encode_event(event)) == LlmRequestIngested.model_validate(event.model_dump())
+        assert decode_event(encode_event(event)).occurred_at == datetime(2026, 11, 25, 11, 30, tzinfo=UTC)
 
     def test_the_same_call_is_the_same_event(self) -> None:
         assert event_id_for("ws_a", "r1") == event_id_for("ws_a", "r1")

@@ -7,8 +7,8 @@ from opsmeter_ingest.domain import Pricing, ValidatedRecord
 
 
 class TelemetrySink(Protocol):
-    async def publish(self, event: LlmRequestIngested) -> Literal["kafka", "spool"]:
-        """Return once the event is durable, saying where; raise SpoolUnavailable when it cannot be."""
+    async def publish_many(self, events: list[LlmRequestIngested]) -> list[Literal["kafka", "spool"] | None]:
+        """Where each event became durable (Kafka or the spool), or None when it could not."""
 
 
 class PriceBook(Protocol):

@@ -5,7 +5,7 @@ import time
 from typing import Literal
 
 from opsmeter_contracts import LlmRequestIngested, Topics, encode_event
-from opsmeter_ingest.adapters.spool import Spool, SpooledRecord
+from opsmeter_ingest.adapters.spool import Spool, SpooledRecord, SpoolUnavailable
 from opsmeter_ingest.metrics import KAFKA_SEND_LATENCY, SPOOL_DEPTH
 from opsmeter_runtime.kafka import EventPublisher, PublishError
 from opsmeter_runtime.logs import get_logger
@@ -16,7 +16,7 @@ Durability = Literal["kafka", "spool"]
 
 
 class DurableTelemetrySink:
-    """Returns only once an event is durable, and says where; raises SpoolUnavailable when it cannot be."""
+    """Makes events durable and says where each went; ``None`` for an event that could not be."""
 
     def __init__(self, publisher: EventPublisher, spool: Spool, *, timeout_s: float) -> None:
         self._publisher = publisher
@@ -25,23 +25,35 @@ class DurableTelemetrySink:
         self._wake = asyncio.Event()
         SPOOL_DEPTH.set(spool.pending)
 
-    async def publish(self, event: LlmRequestIngested) -> Durability:
-        value = encode_event(event)
-        if self._spool.pending == 0:
+    async def publish_many(self, events: list[LlmRequestIngested]) -> list[Durability | None]:
+        records = [SpooledRecord(Topics.TELEMETRY, e.key, encode_event(e)) for e in events]
+        direct = [i for i, r in enumerate(records) if not self._spool.holds(r.key)]
+        outcome: list[Durability | None] = [None] * len(records)
+        if direct:
             started = time.perf_counter()
+            acked = await self._publisher.publish_many(
+                [(records[i].topic, records[i].key, records[i].value) for i in direct], timeout_s=self._timeout_s
+            )
+            KAFKA_SEND_LATENCY.observe(time.perf_counter() - started)
+            for i, ok in zip(direct, acked, strict=True):
+                if ok:
+                    outcome[i] = "kafka"
+            if not all(acked):
+                log.warning("kafka_slow_spooling", events=acked.count(False))
+        to_spool = [i for i, where in enumerate(outcome) if where is None]
+        if to_spool:
             try:
-                await self._publisher.publish_raw(Topics.TELEMETRY, event.key, value, timeout_s=self._timeout_s)
-            except PublishError as exc:
-                log.warning("kafka_unavailable_spooling", error=str(exc))
-            else:
-                KAFKA_SEND_LATENCY.observe(time.perf_counter() - started)
-                return "kafka"
-        await self._spool.append([SpooledRecord(Topics.TELEMETRY, event.key, value)])
-        SPOOL_DEPTH.set(self._spool.pending)
-        self._wake.set()
-        return "spool"
+                await self._spool.append([records[i] for i in to_spool])
+            except SpoolUnavailable as exc:
+                log.error("spool_unavailable", events=len(to_spool), error=str(exc))
+                return outcome
+            for i in to_spool:
+                outcome[i] = "spool"
+            SPOOL_DEPTH.set(self._spool.pending)
+            self._wake.set()
+        return outcome
 
-    async def drain_forever(self, batch: int = 500) -> None:
+    async def drain_forever(self, batch: int = 2000) -> None:
         """Publish spooled events in order whenever Kafka takes them again."""
         delay = 0.2
         while True:
@@ -69,11 +81,14 @@ class DurableTelemetrySink:
         topics = {r.topic for _, r in records}
         if not all([await self._publisher.topic_exists(t) for t in topics]):
             raise PublishError(f"topics {sorted(topics)} are not on the broker yet")
-        sends = [
-            self._publisher.publish_raw(record.topic, record.key, record.value, timeout_s=self._timeout_s * 5)
-            for _, record in records
-        ]
-        await asyncio.gather(*sends)
-        await self._spool.commit(records[-1][0], len(records))
+        acked = await self._publisher.publish_many(
+            [(r.topic, r.key, r.value) for _, r in records], timeout_s=max(5.0, self._timeout_s * 20)
+        )
+        published = 0
+        while published < len(acked) and acked[published]:
+            published += 1
+        await self._spool.commit(records[:published])
         SPOOL_DEPTH.set(self._spool.pending)
-        return len(records)
+        if published < len(records):
+            raise PublishError(f"{len(records) - published} spooled events not acknowledged yet")
+        return published

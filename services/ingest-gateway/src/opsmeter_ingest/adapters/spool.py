@@ -1,14 +1,16 @@
 """A local, fsynced, append-only spool for events Kafka could not take in time.
 
 Records are length-prefixed ``(topic, key, value)``; ``spool.offset`` holds how far the drainer has
-published. While anything is spooled, new events are spooled too, so one workspace's events reach
-Kafka in the order they were accepted. The drainer publishes in order and truncates once empty.
+published. Appends that arrive together share one write and one fsync (group commit). While a
+workspace (the record key) has spooled records, its new events are spooled too, so each workspace's
+events reach Kafka in the order they were accepted; other workspaces are not held back.
 """
 
 import asyncio
 import contextlib
 import os
 import struct
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +39,13 @@ class Spool:
         self._offset_path = directory / "spool.offset"
         self._max_bytes = max_bytes
         self._lock = asyncio.Lock()
+        self._waiting: list[tuple[bytes, int, list[bytes], asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
         self._dir.mkdir(parents=True, exist_ok=True)
         self._size = self._log_path.stat().st_size if self._log_path.exists() else 0
         self._offset = int(self._offset_path.read_text() or 0) if self._offset_path.exists() else 0
         pending = self._iter_from(self._offset)
-        self._count = len(pending)
+        self._by_key: Counter[bytes] = Counter(record.key for _, record in pending)
         good_end = pending[-1][0] if pending else self._offset
         if self._size > good_end:
             log.warning("spool_torn_tail_truncated", bytes=self._size - good_end)
@@ -52,20 +56,48 @@ class Spool:
     @property
     def pending(self) -> int:
         """Events spooled and not yet published."""
-        return self._count
+        return sum(self._by_key.values())
+
+    def holds(self, key: bytes) -> bool:
+        """Whether events of this key (workspace) wait in the spool: then its new events must queue behind."""
+        return self._by_key[key] > 0
 
     async def append(self, records: list[SpooledRecord]) -> None:
-        """Write and fsync ``records``; raise SpoolUnavailable when full or failing."""
+        """Write and fsync ``records`` (with whatever else arrives meanwhile); raise SpoolUnavailable."""
+        if not records:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         blob = b"".join(_encode(r) for r in records)
-        async with self._lock:
-            if self._size + len(blob) > self._max_bytes:
-                raise SpoolUnavailable(f"spool is full ({self._size} of {self._max_bytes} bytes)")
-            try:
-                await asyncio.to_thread(self._write, blob)
-            except OSError as exc:
-                raise SpoolUnavailable(f"spool write failed: {exc}") from exc
-            self._size += len(blob)
-            self._count += len(records)
+        self._waiting.append((blob, len(records), [r.key for r in records], done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            async with self._lock:
+                accepted, refused = [], []
+                size = self._size
+                for item in batch:
+                    if size + len(item[0]) > self._max_bytes:
+                        refused.append(item)
+                    else:
+                        accepted.append(item)
+                        size += len(item[0])
+                try:
+                    if accepted:
+                        await asyncio.to_thread(self._write, b"".join(item[0] for item in accepted))
+                except OSError as exc:
+                    for *_, done in batch:
+                        done.set_exception(SpoolUnavailable(f"spool write failed: {exc}"))
+                    continue
+                self._size = size
+                for _, _, keys, done in accepted:
+                    self._by_key.update(keys)
+                    done.set_result(None)
+                for *_, done in refused:
+                    done.set_exception(SpoolUnavailable(f"spool is full ({self._size} of {self._max_bytes} bytes)"))
 
     def _write(self, blob: bytes) -> None:
         with self._log_path.open("ab") as f:
@@ -100,15 +132,18 @@ class Spool:
         async with self._lock:
             return await asyncio.to_thread(self._iter_from, self._offset, limit)
 
-    async def commit(self, offset: int, published: int) -> None:
-        """Mark everything before ``offset`` published; truncate when the spool is empty."""
+    async def commit(self, published: list[tuple[int, SpooledRecord]]) -> None:
+        """Mark these records (a prefix of ``peek``) published; truncate when the spool is empty."""
+        if not published:
+            return
         async with self._lock:
-            self._offset = offset
-            self._count = max(0, self._count - published)
+            self._offset = published[-1][0]
+            self._by_key.subtract(record.key for _, record in published)
+            self._by_key = +self._by_key
             await asyncio.to_thread(self._persist_offset)
 
     def _persist_offset(self) -> None:
-        if self._count == 0 and self._offset >= self._size:
+        if not self._by_key and self._offset >= self._size:
             with contextlib.suppress(FileNotFoundError):
                 self._log_path.unlink()
             with contextlib.suppress(FileNotFoundError):

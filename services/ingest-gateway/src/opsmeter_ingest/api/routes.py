@@ -1,6 +1,5 @@
 """The ingest API: thin entrypoints that parse, build the typed message and hand it on."""
 
-import asyncio
 import secrets
 import time
 from datetime import UTC, datetime
@@ -14,7 +13,6 @@ from pydantic.alias_generators import to_camel
 from opsmeter_contracts.envelope import WORKSPACE_ID_PATTERN
 from opsmeter_ingest import demo
 from opsmeter_ingest.adapters.admission import quota_snapshot
-from opsmeter_ingest.adapters.spool import SpoolUnavailable
 from opsmeter_ingest.api import ingest_http
 from opsmeter_ingest.api.deps import Deps
 from opsmeter_ingest.commands import CreateWorkspace, create_workspace, set_plan
@@ -150,11 +148,10 @@ async def ingest_demo(
         )
         for record in demo_set.records
     ]
-    try:
-        for start in range(0, len(events), 500):
-            await asyncio.gather(*(deps.sink.publish(e) for e in events[start : start + 500]))
-    except SpoolUnavailable as exc:
-        raise Unavailable(f"demo data only partly written: {exc}", headers={"Retry-After": "5"}) from None
+    for start in range(0, len(events), 500):
+        written = await deps.sink.publish_many(events[start : start + 500])
+        if None in written:
+            raise Unavailable("demo data only partly written; retry", headers={"Retry-After": "5"})
     return json_response(
         {
             "status": "accepted",
