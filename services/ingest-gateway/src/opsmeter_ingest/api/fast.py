@@ -4,8 +4,8 @@ FastAPI's routing, dependency injection and middleware cost more per request tha
 logic; the hot endpoints skip them. Everything else (and these routes' OpenAPI schema) stays FastAPI.
 """
 
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -50,7 +50,7 @@ class FastIngestPath:
                 declared = int(value)
             elif name == b"x-request-id":
                 request_id = value.decode("latin-1")[:64]
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()
         clear_contextvars()
         bind_contextvars(request_id=request_id)
         deps = self._deps()
