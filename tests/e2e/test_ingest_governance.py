@@ -11,6 +11,7 @@ import pytest
 from opsmeter_cli.stack import operator_token
 from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
 from tests.conftest import RunningStack
+from tests.e2e.test_policy_budgets import decisions_of
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -123,6 +124,8 @@ class TestQuota:
         assert status["plan"]["currentRequestCount"] == 50
         assert status["plan"]["remainingRequestCount"] == 0
         assert status["isPlanLimitReached"] is True
+        notices = decisions_of(stack, ws["workspaceId"], {"ingest.plan_limit_reached"})
+        assert notices == {"ingest.plan_limit_reached": 1}, "one notice per period, not one per refused request"
 
     def test_only_real_events_count_toward_the_quota(self, stack: RunningStack) -> None:
         ws = create(stack, plan="enterprise", rateLimitPerMinute=100_000, monthlyRequestQuota=1)

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from opsmeter_contracts.envelope import EventEnvelope, Payload
 from opsmeter_contracts.registry import event
@@ -115,4 +115,21 @@ class TelemetryDataDeletedPayload(Payload):
 @event
 class TelemetryDataDeleted(EventEnvelope[TelemetryDataDeletedPayload]):
     type: Literal["telemetry.data_deleted"] = "telemetry.data_deleted"
+    version: Literal[1] = 1
+
+
+class PlanLimitReachedPayload(Payload):
+    """The workspace used up its plan's request quota for the period: telemetry is paused, LLM calls continue."""
+
+    plan: str = Field(max_length=32)
+    monthly_request_quota: int = Field(ge=0)
+    period: str = Field(pattern=r"^\d{4}-\d{2}$", description="The quota period, a calendar month (UTC).")
+    period_end: AwareDatetime
+
+
+@event
+class PlanLimitReached(EventEnvelope[PlanLimitReachedPayload]):
+    """Emitted by the gateway once per workspace and period, on ``policy.decisions``."""
+
+    type: Literal["ingest.plan_limit_reached"] = "ingest.plan_limit_reached"
     version: Literal[1] = 1

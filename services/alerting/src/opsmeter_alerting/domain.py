@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from opsmeter_contracts import AnyEvent, SpikeDetected
+from opsmeter_contracts.events import PlanLimitReached
 from opsmeter_contracts.policy import (
     BudgetExceeded,
     BudgetThresholdPayload,
@@ -350,6 +351,19 @@ def alert_for_decision(decision: AnyEvent) -> AlertContent | None:
             severity="warning",
             title=f"Cost spike over {s.window}: {_usd(s.current_cost_micro_usd)} vs {_usd(s.previous_cost_micro_usd)}",
             lines=(f"Top drivers: {drivers}." if drivers else "No single driver stands out.",),
+        )
+    if isinstance(decision, PlanLimitReached):
+        q = decision.payload
+        return AlertContent(
+            family="system",
+            rule="plan_limit_reached",
+            scope=q.period,
+            severity="critical",
+            title="Telemetry paused due to plan limit. LLM calls keep running.",
+            lines=(
+                f"The {q.plan} plan's {q.monthly_request_quota:,} requests for {q.period} are used up; "
+                "ingest answers 402 plan_limit_reached until the period ends or the plan is upgraded.",
+            ),
         )
     if isinstance(decision, KillSwitchChanged | EnforcementChanged):
         w = decision.payload

@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 from opsmeter_alerting.alerts import AlertService
 from opsmeter_alerting.domain import alert_for_decision
 from opsmeter_contracts import AnyEvent, SpikeDetected
+from opsmeter_contracts.events import PlanLimitReached
 from opsmeter_contracts.policy import (
     BudgetExceeded,
     BudgetWarningReached,
@@ -19,7 +20,11 @@ async def alert_on_decision(event: AnyEvent, *, alerts: AlertService) -> None:
     content = alert_for_decision(event)
     if content is None:
         return
-    clears_at = event.payload.period_end if isinstance(event, BudgetWarningReached | BudgetExceeded) else None
+    clears_at = (
+        event.payload.period_end
+        if isinstance(event, BudgetWarningReached | BudgetExceeded | PlanLimitReached)
+        else None
+    )
     await alerts.raise_alert(event.workspace_id, content, guard=f"decision:{event.event_id}", clears_at=clears_at)
 
 
@@ -30,4 +35,5 @@ EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     SpikeDetected: [alert_on_decision],
     KillSwitchChanged: [alert_on_decision],
     EnforcementChanged: [alert_on_decision],
+    PlanLimitReached: [alert_on_decision],
 }

@@ -138,3 +138,25 @@ class TestDelivery:
         assert verify_signature("secret", 1_700_000_000, b'{"a":1}', sig, now=1_700_000_100)
         assert not verify_signature("secret", 1_700_000_000, b'{"a":2}', sig, now=1_700_000_100)
         assert not verify_signature("secret", 1_700_000_000, b'{"a":1}', sig, now=1_700_001_000), "replayed too late"
+
+
+class TestPlanLimitAlert:
+    def test_a_plan_limit_notice_becomes_one_critical_alert_per_period(self) -> None:
+        from datetime import UTC, datetime
+
+        from opsmeter_alerting.domain import alert_for_decision
+        from opsmeter_contracts.events import PlanLimitReached, PlanLimitReachedPayload
+
+        notice = PlanLimitReached.new(
+            "ws_abcdefgh12",
+            PlanLimitReachedPayload(
+                plan="starter",
+                monthly_request_quota=100_000,
+                period="2026-11",
+                period_end=datetime(2026, 12, 1, tzinfo=UTC),
+            ),
+        )
+        content = alert_for_decision(notice)
+        assert content is not None
+        assert (content.rule, content.scope, content.severity) == ("plan_limit_reached", "2026-11", "critical")
+        assert "LLM calls keep running" in content.title

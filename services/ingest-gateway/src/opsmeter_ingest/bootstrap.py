@@ -9,6 +9,7 @@ from opsmeter_contracts import Topics
 from opsmeter_ingest.adapters import PriceBook, TelemetrySink
 from opsmeter_ingest.adapters.admission import DegradedAdmission, RedisAdmission, Settler
 from opsmeter_ingest.adapters.kafka import DurableTelemetrySink
+from opsmeter_ingest.adapters.notices import PlanLimitNotices
 from opsmeter_ingest.adapters.pricing import CatalogPriceBook
 from opsmeter_ingest.adapters.spool import Spool
 from opsmeter_ingest.config import GatewaySettings
@@ -71,6 +72,7 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
             degraded=DegradedAdmission(settings.default_rate_limit_per_minute),
             sink=sink,
             prices=prices,
+            notices=PlanLimitNotices(resources.redis, resources.publisher),
         )
         yield GatewayDeps(
             resources=resources,

@@ -23,6 +23,7 @@ from opsmeter_ingest.adapters.admission import (
     Settlement,
     Settler,
 )
+from opsmeter_ingest.adapters.notices import PlanLimitNotices
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.domain import (
     PayloadRejected,
@@ -76,7 +77,9 @@ class Ingestor:
         settler: Settler,
         sink: TelemetrySink,
         prices: PriceBook,
+        notices: PlanLimitNotices,
     ) -> None:
+        self._notices = notices
         self._settler = settler
         self._settings = settings
         self._admission = admission
@@ -145,6 +148,8 @@ class Ingestor:
             else:
                 outcomes[index] = self._rejection(code, entry, admission, flags)
 
+        if "Q" in admission.codes and admission.quota_limit is not None:
+            await self._notices.reached(principal.workspace_id, admission.plan, admission.quota_limit, admission.period)
         await self._publish(admitted)
         self._settle(principal.workspace_id, admission, admitted)
         for item in admitted:
