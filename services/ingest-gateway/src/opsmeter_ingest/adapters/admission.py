@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Literal
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -93,6 +93,8 @@ class RedisAdmission:
         self._settle = redis.register_script((lua / "settle.lua").read_text())
         self._default_rate_limit = default_rate_limit
         self._default_quota = default_quota
+        self._queued: list[tuple[list[str], list[str | int], asyncio.Future[list[Any]]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
         keys = [
@@ -106,10 +108,7 @@ class RedisAdmission:
         args: list[str | int] = [self._default_rate_limit, self._default_quota, PENDING_TTL_S]
         for item in items:
             args.extend((item.kind, item.cost_micro_usd, item.event_id or "-"))
-        try:
-            raw = await self._admit(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise AdmissionUnavailable(str(exc)) from exc
+        raw = await self._coalesced(keys, args)
         head = [_text(v) for v in raw[:11]]
         return Admission(
             rate_limit=int(head[0]),
@@ -127,6 +126,39 @@ class RedisAdmission:
             plan=head[10] or None,
             codes=[_text(v) for v in raw[11:]],
         )
+
+    async def _coalesced(self, keys: list[str], args: list[str | int]) -> list[Any]:
+        """Admissions that arrive in the same loop iteration share one pipelined round trip."""
+        done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._queued.append((keys, args, done))
+        if len(self._queued) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+        return await done
+
+    def _flush_soon(self) -> None:
+        batch, self._queued = self._queued, []
+        task = asyncio.create_task(self._flush(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, batch: list[tuple[list[str], list[str | int], asyncio.Future[list[Any]]]]) -> None:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for keys, args, _ in batch:
+                    await self._admit(keys=keys, args=args, client=pipe)
+                results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            for *_, done in batch:
+                if not done.done():
+                    done.set_exception(AdmissionUnavailable(str(exc)))
+            return
+        for (*_, done), result in zip(batch, results, strict=True):
+            if done.done():
+                continue
+            if isinstance(result, Exception):
+                done.set_exception(AdmissionUnavailable(str(result)))
+            else:
+                done.set_result(result)
 
     async def settle_many(self, batches: list[tuple[str, str, list[Settlement]]]) -> None:
         """Several requests' settlements in one round trip (one pipeline of script calls)."""

@@ -70,7 +70,7 @@ class FastIngestPath:
         ]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
-        log.info(
+        (log.debug if reply.status < 300 else log.info)(
             "http_request",
             method="POST",
             path=scope["path"],
