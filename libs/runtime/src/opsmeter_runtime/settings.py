@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "test", "prod"]
@@ -32,6 +32,12 @@ class RuntimeSettings(BaseSettings):
     )
     operator_token_sha256: str | None = Field(
         default=None, description="SHA-256 hex of the operator token that may create workspaces."
+    )
+    service_token: SecretStr | None = Field(
+        default=None, description="The token this service presents to other services' read APIs."
+    )
+    service_token_sha256: str | None = Field(
+        default=None, description="SHA-256 hex of the service token; it may read any workspace's reports."
     )
 
     @model_validator(mode="after")

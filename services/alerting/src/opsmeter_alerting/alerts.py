@@ -16,6 +16,7 @@ import structlog
 
 from opsmeter_alerting.adapters.channels import Attempt, ChannelSender, Message
 from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore, StoredSettings, cooldown_key
+from opsmeter_alerting.adapters.reports import WeeklyReports
 from opsmeter_alerting.domain import (
     EXECUTIVE_REPORT_PLAN,
     SUMMARY_PLAN,
@@ -29,6 +30,7 @@ from opsmeter_alerting.domain import (
     plan_at_least,
     recovery_for,
     send_instants,
+    weekly_report_lines,
 )
 from opsmeter_contracts import Topics
 from opsmeter_contracts.alerting import (
@@ -62,6 +64,7 @@ class AlertService:
     lease_s: float = 60.0
     disable_after_failures: int = 3
     report_url: str = "http://127.0.0.1:8084"
+    reports: WeeklyReports | None = None
     rng: random.Random = field(default_factory=random.Random)
 
     # --- raising -------------------------------------------------------------------------------------
@@ -422,6 +425,8 @@ class AlertService:
         lines += [f"{rule}: {n}" for rule, n in counts.most_common(10)]
         lines += [f"- {a['createdAt']} {a['title']}" for a in reversed(alerts[:20])]
         if kind == "weekly_executive_report":
+            report = await self.reports.weekly_executive(workspace_id) if self.reports else None
+            lines[:0] = weekly_report_lines(report)
             lines.append(f"Full report: {self.report_url}/v1/workspaces/{workspace_id}/reports/weekly-executive.html")
         return AlertContent(
             family="summary",

@@ -11,6 +11,7 @@ import structlog
 
 from opsmeter_alerting.adapters.channels import Channels
 from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore
+from opsmeter_alerting.adapters.reports import WeeklyReports
 from opsmeter_alerting.alerts import AlertService, Clock
 from opsmeter_alerting.config import AlertingSettings
 from opsmeter_alerting.domain import RetryPolicy
@@ -53,6 +54,11 @@ def build_service(
         lease_s=settings.lease_s,
         disable_after_failures=settings.disable_after_failures,
         report_url=settings.reporting_url,
+        reports=WeeklyReports(
+            http,
+            base_url=settings.reporting_url,
+            service_token=settings.runtime.service_token.get_secret_value() if settings.runtime.service_token else None,
+        ),
     )
 
 

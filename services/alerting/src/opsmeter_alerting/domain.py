@@ -4,9 +4,10 @@ import hashlib
 import hmac
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -400,3 +401,26 @@ def recovery_for(content: AlertContent) -> AlertContent:
 
 def is_recovery(content: AlertContent) -> bool:
     return content.severity == "resolved"
+
+
+def weekly_report_lines(report: Mapping[str, Any] | None) -> list[str]:
+    """The weekly executive report's headline figures for a summary message."""
+    if report is None:
+        return ["The report's figures are unavailable right now; open the full report below."]
+    summary = report["summary"]
+    current, previous, delta = summary["current"], summary["previous"], summary["delta"]
+    change = delta.get("costChangeRatio")
+    lines = [
+        f"Week {report['week']['from']} to {report['week']['to']}: ${current['costUsd']} over "
+        f"{current['requests']:,} requests (previous week ${previous['costUsd']}"
+        + (f", {float(change):+.0%})" if change is not None else ")"),
+        f"Cost per request ${current['costPerRequestUsd'] or '0'}; tokens {current['tokens']:,}.",
+    ]
+    for mover in report.get("topMovers", [])[:3]:
+        lines.append(f"Top mover {mover['dimension']}={mover['key']}: {mover['costDeltaUsd']} USD")
+    budget = report.get("budgetStatus", {})
+    if budget.get("budgetExceeded"):
+        lines.append("Budget exceeded.")
+    elif budget.get("budgetWarning"):
+        lines.append("Budget warning.")
+    return lines

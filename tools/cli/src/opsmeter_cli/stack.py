@@ -101,6 +101,16 @@ def operator_token(config: StackConfig) -> str:
     return path.read_text().strip()
 
 
+def service_token(config: StackConfig) -> str:
+    """The local service-to-service token (created once, mode 0600): it may read any workspace's reports."""
+    path = config.data_dir / "service-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def http_ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/readyz", timeout=1) as answer:  # noqa: S310 - loopback only
@@ -127,6 +137,8 @@ class Stack:
             "OPSMETER_KAFKA_SESSION_TIMEOUT_MS": os.environ.get("OPSMETER_KAFKA_SESSION_TIMEOUT_MS", "3000"),
             "OPSMETER_KAFKA_HEARTBEAT_INTERVAL_MS": os.environ.get("OPSMETER_KAFKA_HEARTBEAT_INTERVAL_MS", "1000"),
             "OPSMETER_OPERATOR_TOKEN_SHA256": hashlib.sha256(operator_token(c).encode()).hexdigest(),
+            "OPSMETER_SERVICE_TOKEN": service_token(c),
+            "OPSMETER_SERVICE_TOKEN_SHA256": hashlib.sha256(service_token(c).encode()).hexdigest(),
             **{f"{s.env_prefix}PORT": str(c.service_ports[s.name]) for s in SERVICES},
             **({"OPSMETER_CLICKHOUSE_URL": c.clickhouse_url} if c.clickhouse_url else {}),
             **c.extra_env,
