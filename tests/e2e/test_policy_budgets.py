@@ -230,3 +230,20 @@ class TestWorkspaceStatusBudget:
         assert shown["monthly"]["limitUsd"] == "10"
         assert "projectedEndOfPeriodUsd" in shown["monthly"]
         assert shown["daily"]["periodStart"].endswith("T00:00:00Z")
+
+
+class TestRoles:
+    def test_members_read_settings_and_only_owners_and_admins_change_them(self, stack: RunningStack) -> None:
+        ws = Workspace(stack)
+        tokens = f"{stack.url('ingest-gateway')}/v1/workspaces/{ws.id}/admin-tokens"
+        member = httpx.post(tokens, json={"role": "member", "name": "analyst"}, headers=ws.auth)
+        admin = httpx.post(tokens, json={"role": "admin"}, headers=ws.auth)
+        assert (member.status_code, admin.status_code) == (201, 201)
+        as_member = {"Authorization": f"Bearer {member.json()['adminToken']}"}
+        as_admin = {"Authorization": f"Bearer {admin.json()['adminToken']}"}
+
+        assert httpx.get(ws.policy_url("budgets"), headers=as_member).status_code == 200
+        refused = httpx.put(ws.policy_url("budgets"), json={"dailyUsd": 2.0}, headers=as_member)
+        assert refused.status_code == 403
+        assert httpx.put(ws.policy_url("budgets"), json={"dailyUsd": 2.0}, headers=as_admin).status_code == 200
+        assert httpx.post(tokens, json={"role": "member"}, headers=as_admin).status_code == 403

@@ -19,7 +19,7 @@ from opsmeter_contracts.events import (
 )
 from opsmeter_contracts.topics import Topics
 from opsmeter_runtime.auth import CredentialStore, IssuedCredential, Principal, issue_credential, new_id
-from opsmeter_runtime.errors import NotFound
+from opsmeter_runtime.errors import Forbidden, NotFound
 from opsmeter_runtime.kafka import EventPublisher
 
 
@@ -204,3 +204,27 @@ async def delete_telemetry(
         ),
     )
     return key_ids
+
+
+async def create_admin_token(
+    owner: Principal,
+    role: Literal["admin", "member"],
+    *,
+    name: str,
+    publisher: EventPublisher,
+    credentials: CredentialStore,
+) -> IssuedCredential:
+    """An admin (may change settings) or member (may read) token, issued by the workspace's owner."""
+    if owner.role != "owner":
+        raise Forbidden("only the workspace owner issues admin and member tokens")
+    token = issue_credential("admin_token", role)
+    await _issue(
+        owner.workspace_id,
+        token,
+        publisher=publisher,
+        credentials=credentials,
+        now=datetime.now(UTC),
+        name=name,
+        issued_by=owner.credential_id,
+    )
+    return token

@@ -6,6 +6,7 @@ from starlette.types import ASGIApp
 from opsmeter_ingest.api.fast import FastIngestPath
 from opsmeter_ingest.api.hygiene import router as hygiene_router
 from opsmeter_ingest.api.keys import router as keys_router
+from opsmeter_ingest.api.keys import tokens_router
 from opsmeter_ingest.api.routes import router
 from opsmeter_ingest.bootstrap import SERVICE, bootstrap
 from opsmeter_ingest.config import GatewaySettings
@@ -25,7 +26,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     app = create_service_app(
         title="Opsmeter ingest gateway",
         bootstrap=lambda: bootstrap(settings),
-        routers=[router, keys_router, hygiene_router],
+        routers=[router, keys_router, tokens_router, hygiene_router],
         exception_handlers={IngestRejected: render_rejection},
     )
     return FastIngestPath(app, lambda: app.state.deps)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsmeter_ingest.api.deps import Deps, WorkspaceReader, WorkspaceWriter
-from opsmeter_ingest.commands import create_api_key, revoke_api_key, rotate_api_key
+from opsmeter_ingest.commands import create_admin_token, create_api_key, revoke_api_key, rotate_api_key
 from opsmeter_runtime.auth import IssuedCredential
 from opsmeter_runtime.http import json_response
 
@@ -66,3 +66,25 @@ async def rotate_key(admin: WorkspaceWriter, deps: Deps, key_id: str) -> Respons
 async def revoke_key(admin: WorkspaceWriter, deps: Deps, key_id: str) -> Response:
     await revoke_api_key(admin, key_id, publisher=deps.resources.publisher, credentials=deps.store)
     return Response(status_code=204)
+
+
+tokens_router = APIRouter(prefix="/v1/workspaces/{workspace_id}/admin-tokens", tags=["api-keys"])
+
+
+class CreateTokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    role: Literal["admin", "member"]
+    name: str = Field(default="", max_length=128)
+
+
+@tokens_router.post("", status_code=201)
+async def create_token(owner: WorkspaceWriter, deps: Deps, body: CreateTokenBody) -> Response:
+    """Owner only: an admin token (may change settings) or a member token (may read)."""
+    token = await create_admin_token(
+        owner, body.role, name=body.name, publisher=deps.resources.publisher, credentials=deps.store
+    )
+    return json_response(
+        {"adminTokenId": token.credential_id, "adminToken": token.plaintext, "role": body.role, "name": body.name},
+        201,
+    )
