@@ -1,5 +1,6 @@
 """The whole stack (five services as processes) on the session's real engines."""
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,21 @@ class RunningStack:
         )
         assert answer.status_code == 201, answer.text
         created: dict[str, Any] = answer.json()
+        self.wait_for_plan(created, plan)
         return created
+
+    def wait_for_plan(self, workspace: dict[str, Any], plan: str, timeout: float = 10.0) -> None:
+        """Billing projects a new workspace's plan asynchronously; plan-gated calls need it first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = httpx.get(
+                f"{self.url('billing')}/v1/workspaces/{workspace['workspaceId']}/plan",
+                headers={"Authorization": f"Bearer {workspace['adminToken']}"},
+            )
+            if answer.status_code == 200 and answer.json()["planTier"] == plan:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"billing did not project the {plan} plan within {timeout}s")
 
 
 @pytest.fixture(scope="session")
