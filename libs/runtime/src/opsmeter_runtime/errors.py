@@ -47,3 +47,17 @@ class TransientError(Exception):
 
 class PoisonMessage(Exception):
     """A message that will never succeed: send it to the dead-letter topic at once."""
+
+
+class PlanRequired(Forbidden):
+    """403 ``plan_required``: the feature needs a higher plan (SPEC §4)."""
+
+    reason = "plan_required"
+
+    def __init__(self, required: str, current: str, *, feature: str = "this") -> None:
+        super().__init__(
+            f"{feature} needs the {required.capitalize()} plan or above; the workspace is on {current.capitalize()}",
+            error="plan_required",
+            requiredPlan=required,
+            currentPlan=current,
+        )

@@ -16,6 +16,13 @@ from opsmeter_runtime.redis import decode_hash
 PlanTier = Literal["free", "starter", "pro", "team", "enterprise"]
 Enforcement = Literal["advisory", "hard_stop"]
 
+PLAN_ORDER: tuple[PlanTier, ...] = ("free", "starter", "pro", "team", "enterprise")
+
+
+def plan_at_least(plan: PlanTier, required: PlanTier) -> bool:
+    """Whether ``plan`` includes what ``required`` gates (SPEC §4: each plan has everything below it)."""
+    return PLAN_ORDER.index(plan) >= PLAN_ORDER.index(required)
+
 
 def plan_key(workspace_id: str) -> str:
     return f"opsmeter:plan:{workspace_id}"

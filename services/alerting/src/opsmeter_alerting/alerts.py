@@ -27,7 +27,6 @@ from opsmeter_alerting.domain import (
     is_recovery,
     last_send_at,
     period_label,
-    plan_at_least,
     recovery_for,
     send_instants,
     weekly_report_lines,
@@ -41,7 +40,7 @@ from opsmeter_contracts.alerting import (
     AlertSettingsChangedPayload,
 )
 from opsmeter_runtime.kafka import EventPublisher
-from opsmeter_runtime.projections import PlanProjection
+from opsmeter_runtime.projections import PlanProjection, plan_at_least
 
 log = structlog.get_logger(__name__)
 

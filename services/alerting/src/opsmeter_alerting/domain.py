@@ -30,17 +30,12 @@ DEFAULT_COOLDOWN = timedelta(seconds=300)
 Family = Literal["budget", "unit_cost", "spike", "policy"]
 Mode = Literal["immediate", "daily_summary", "weekly_summary"]
 SummaryKind = Literal["daily_summary", "weekly_summary", "weekly_executive_report"]
-ChannelType = Literal["webhook", "slack", "email"]
-
-PLAN_ORDER: tuple[PlanTier, ...] = ("free", "starter", "pro", "team", "enterprise")
 SUMMARY_PLAN: PlanTier = "starter"
 EXECUTIVE_REPORT_PLAN: PlanTier = "team"
 
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
-
-def plan_at_least(plan: PlanTier, required: PlanTier) -> bool:
-    return PLAN_ORDER.index(plan) >= PLAN_ORDER.index(required)
+ChannelType = Literal["webhook", "slack", "email"]
 
 
 # --- settings ---------------------------------------------------------------------------------------

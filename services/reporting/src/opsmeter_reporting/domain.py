@@ -380,12 +380,6 @@ def spike_transition(active: bool, passes: bool) -> tuple[bool, bool]:
 
 # --- plans and retention -------------------------------------------------------------------------
 
-PLAN_ORDER: tuple[PlanTier, ...] = ("free", "starter", "pro", "team", "enterprise")
-
-
-def plan_allows(plan: PlanTier, required: PlanTier) -> bool:
-    return PLAN_ORDER.index(plan) >= PLAN_ORDER.index(required)
-
 
 @dataclass(frozen=True)
 class Retention:

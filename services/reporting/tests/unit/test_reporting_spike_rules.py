@@ -19,7 +19,6 @@ from opsmeter_reporting.domain import (
     decompose,
     onboarding_checklist,
     parse_range_bound,
-    plan_allows,
     quality_parts,
     quality_score,
     read_plan,
@@ -28,6 +27,7 @@ from opsmeter_reporting.domain import (
     spike_windows,
     weekly_windows,
 )
+from opsmeter_runtime.projections import plan_at_least
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -153,9 +153,9 @@ class TestWindows:
 
 class TestPlansAndQuality:
     def test_plan_order(self) -> None:
-        assert plan_allows("team", "pro")
-        assert not plan_allows("free", "starter")
-        assert plan_allows("pro", "pro")
+        assert plan_at_least("team", "pro")
+        assert not plan_at_least("free", "starter")
+        assert plan_at_least("pro", "pro")
 
     def test_a_perfect_workspace_scores_100_and_an_empty_one_0(self) -> None:
         perfect = TrackingFacts(10, 10, 10, 10, 10, 10, 0, 2.0, any_mode_events=10)

@@ -5,9 +5,10 @@ from fastapi import APIRouter, Body, Query, Response
 from pydantic import ValidationError
 
 from opsmeter_alerting.api.deps import Deps, WorkspaceReader, WorkspaceWriter
-from opsmeter_alerting.domain import AlertContent, AlertSettings, plan_at_least, public_settings
+from opsmeter_alerting.domain import AlertContent, AlertSettings, public_settings
 from opsmeter_alerting.errors import InvalidRequest, PlanRequired
 from opsmeter_runtime.http import json_response
+from opsmeter_runtime.projections import plan_at_least
 
 router = APIRouter(tags=["alerts"])
 
@@ -37,7 +38,7 @@ async def put_settings(principal: WorkspaceWriter, deps: Deps, body: Annotated[d
         plan = await deps.plans.get(principal.workspace_id)
         current = plan.plan if plan else "free"
         if not plan_at_least(current, required):
-            raise PlanRequired(required, current)
+            raise PlanRequired(required, current, feature="these alert settings")
     saved = await deps.alerts.save_settings(
         principal.workspace_id, settings, credential_id=principal.credential_id, role=principal.role
     )

@@ -4,11 +4,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from opsmeter_reporting.bootstrap import ReportingDeps
-from opsmeter_reporting.domain import plan_allows
 from opsmeter_reporting.errors import PlanRequired, Unauthorized
 from opsmeter_runtime.api import WorkspaceReader, WorkspaceWriter, app_deps
 from opsmeter_runtime.auth import Principal, verify_operator_token
-from opsmeter_runtime.projections import PlanTier
+from opsmeter_runtime.projections import PlanTier, plan_at_least
 
 __all__ = ["Deps", "Operator", "ProReader", "StarterReader", "TeamReader", "WorkspaceReader", "WorkspaceWriter"]
 
@@ -18,7 +17,7 @@ Deps = Annotated[ReportingDeps, Depends(app_deps(ReportingDeps))]
 def _plan_at_least(required: PlanTier) -> Callable[..., Awaitable[Principal]]:
     async def check(principal: WorkspaceReader, deps: Deps) -> Principal:
         plan = await deps.plans.plan(principal.workspace_id, fresh=True)
-        if not plan_allows(plan, required):
+        if not plan_at_least(plan, required):
             raise PlanRequired(required, plan)
         return principal
 
