@@ -54,6 +54,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from report import write_section
 
+from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
+
 INGEST_PATH = "/v1/ingest/llm-request"
 BATCH_PATH = "/v1/ingest/llm-requests"
 HOST = "127.0.0.1"
@@ -67,18 +69,7 @@ TARGET_P99_MS = 25.0
 TARGET_BATCH_GAIN = 10.0
 
 # SPEC §5's example body; externalRequestId is replaced per event.
-EXAMPLE_BODY: dict[str, Any] = {
-    "externalRequestId": "req_01HZX3",
-    "provider": "openai",
-    "model": "gpt-4o-mini",
-    "endpointTag": "checkout.ai_summary",
-    "promptVersion": "v12",
-    "userId": "u_5f2c",
-    "inputTokens": 812,
-    "outputTokens": 164,
-    "latencyMs": 930,
-    "status": "success",
-}
+EXAMPLE_BODY: dict[str, Any] = dict(SPEC_EXAMPLE_BODY)
 ID_MARKER = "@@ID@@"
 
 # The most the admin API accepts for rateLimitPerMinute (CreateWorkspaceBody: le=1_000_000).

@@ -31,16 +31,7 @@ def create(stack: RunningStack, **fields: Any) -> dict[str, Any]:
 
 
 def wait_for_plan(stack: RunningStack, ws: dict[str, Any], plan: str) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        answer = httpx.get(
-            f"{stack.url('billing')}/v1/workspaces/{ws['workspaceId']}/plan",
-            headers={"Authorization": f"Bearer {ws['adminToken']}"},
-        )
-        if answer.status_code == 200 and answer.json()["planTier"] == plan:
-            return
-        time.sleep(0.05)
-    raise AssertionError("billing did not project the plan")
+    stack.wait_for_plan(ws, plan)
 
 
 def wait_for_fresh_window(min_left_s: float = 20.0) -> None:

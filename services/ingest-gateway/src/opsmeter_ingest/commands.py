@@ -103,16 +103,36 @@ async def create_api_key(
     admin: Principal, *, name: str, live: bool, publisher: EventPublisher, credentials: CredentialStore
 ) -> IssuedCredential:
     key = issue_credential("api_key", "ingest", live=live)
+    await _issue_by(admin, key, name=name, publisher=publisher, credentials=credentials)
+    return key
+
+
+async def _issue_by(
+    issuer: Principal,
+    credential: IssuedCredential,
+    *,
+    name: str,
+    publisher: EventPublisher,
+    credentials: CredentialStore,
+) -> None:
+    """Issue a credential on an admin's behalf (recorded as ``issued_by``)."""
     await _issue(
-        admin.workspace_id,
-        key,
+        issuer.workspace_id,
+        credential,
         publisher=publisher,
         credentials=credentials,
         now=datetime.now(UTC),
         name=name,
-        issued_by=admin.credential_id,
+        issued_by=issuer.credential_id,
     )
-    return key
+
+
+async def _own_api_key(admin: Principal, key_id: str, credentials: CredentialStore) -> dict[str, str]:
+    """The stored record of an ingest key of the admin's own workspace; another workspace's is 'not found'."""
+    record = await credentials.get(key_id)
+    if not record or record.get("workspace_id") != admin.workspace_id or record.get("kind") != "api_key":
+        raise NotFound("no such API key in this workspace")
+    return record
 
 
 async def revoke_api_key(
@@ -124,9 +144,7 @@ async def revoke_api_key(
     reason: Literal["revoked", "rotated"] = "revoked",
 ) -> dict[str, str]:
     """Revoke an ingest key of the admin's own workspace; every gateway refuses it within its cache TTL."""
-    record = await credentials.get(key_id)
-    if not record or record.get("workspace_id") != admin.workspace_id or record.get("kind") != "api_key":
-        raise NotFound("no such API key in this workspace")
+    record = await _own_api_key(admin, key_id, credentials)
     now = datetime.now(UTC)
     await publisher.publish(
         Topics.WORKSPACES,
@@ -144,9 +162,7 @@ async def rotate_api_key(
     admin: Principal, key_id: str, *, publisher: EventPublisher, credentials: CredentialStore
 ) -> IssuedCredential:
     """A new key with the old one's name and mode; the old one is revoked."""
-    record = await credentials.get(key_id)
-    if not record or record.get("workspace_id") != admin.workspace_id or record.get("kind") != "api_key":
-        raise NotFound("no such API key in this workspace")
+    record = await _own_api_key(admin, key_id, credentials)
     new_key = await create_api_key(
         admin,
         name=record.get("name", ""),
@@ -218,13 +234,5 @@ async def create_admin_token(
     if owner.role != "owner":
         raise Forbidden("only the workspace owner issues admin and member tokens")
     token = issue_credential("admin_token", role)
-    await _issue(
-        owner.workspace_id,
-        token,
-        publisher=publisher,
-        credentials=credentials,
-        now=datetime.now(UTC),
-        name=name,
-        issued_by=owner.credential_id,
-    )
+    await _issue_by(owner, token, name=name, publisher=publisher, credentials=credentials)
     return token

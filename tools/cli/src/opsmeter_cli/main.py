@@ -179,9 +179,22 @@ def _operator_token(config: StackConfig) -> str:
     return os.environ.get("OPSMETER_OPERATOR_TOKEN") or operator_token(config)
 
 
-def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+def _plan_body(plan: str, rate_limit: int | None, quota: int | None) -> dict[str, Any]:
+    """The plan part of an operator request; exits with a clear message for an unknown plan."""
+    if plan not in ("free", "starter", "pro", "team", "enterprise"):
+        typer.echo(f"--plan must be one of free, starter, pro, team, enterprise (got {plan!r})", err=True)
+        raise typer.Exit(2)
+    body: dict[str, Any] = {"plan": plan}
+    if rate_limit is not None:
+        body["rateLimitPerMinute"] = rate_limit
+    if quota is not None:
+        body["monthlyRequestQuota"] = quota
+    return body
+
+
+def _post(url: str, body: dict[str, Any], headers: dict[str, str], method: str = "POST") -> dict[str, Any]:
     try:
-        answer = httpx.post(url, json=body, headers=headers, timeout=30)
+        answer = httpx.request(method, url, json=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
         typer.echo(f"cannot reach {url}: {exc} — is the stack up (make up)?", err=True)
         raise typer.Exit(1) from None
@@ -201,15 +214,8 @@ def workspace_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only")] = False,
 ) -> None:
     """Create a workspace; prints its id, first ingest API key and owner admin token (shown once)."""
-    if plan not in ("free", "starter", "pro", "team", "enterprise"):
-        typer.echo(f"--plan must be one of free, starter, pro, team, enterprise (got {plan!r})", err=True)
-        raise typer.Exit(2)
+    body = {"name": name, **_plan_body(plan, rate_limit, quota)}
     config = StackConfig.from_env()
-    body: dict[str, Any] = {"name": name, "plan": plan}
-    if rate_limit is not None:
-        body["rateLimitPerMinute"] = rate_limit
-    if quota is not None:
-        body["monthlyRequestQuota"] = quota
     created = _post(f"{_gateway_url(config)}/v1/admin/workspaces", body, {"X-Operator-Token": _operator_token(config)})
     result = {k: created[k] for k in ("workspaceId", "apiKey", "adminToken")}
     if as_json:
@@ -231,24 +237,10 @@ def workspace_set_plan(
     quota: Annotated[int | None, typer.Option(help="Monthly request quota (Enterprise policy)")] = None,
 ) -> None:
     """Set a workspace's plan as the operator; ingest limits follow within seconds, with no restart."""
-    if plan not in ("free", "starter", "pro", "team", "enterprise"):
-        typer.echo(f"--plan must be one of free, starter, pro, team, enterprise (got {plan!r})", err=True)
-        raise typer.Exit(2)
+    body = _plan_body(plan, rate_limit, quota)
     config = StackConfig.from_env()
-    body: dict[str, Any] = {"plan": plan}
-    if rate_limit is not None:
-        body["rateLimitPerMinute"] = rate_limit
-    if quota is not None:
-        body["monthlyRequestQuota"] = quota
     url = f"{_gateway_url(config)}/v1/admin/workspaces/{workspace}/plan"
-    try:
-        answer = httpx.put(url, json=body, headers={"X-Operator-Token": _operator_token(config)}, timeout=30)
-    except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach {url}: {exc} — is the stack up (make up)?", err=True)
-        raise typer.Exit(1) from None
-    if answer.status_code >= 300:
-        typer.echo(f"{url} answered {answer.status_code}: {answer.text}", err=True)
-        raise typer.Exit(1)
+    _post(url, body, {"X-Operator-Token": _operator_token(config)}, method="PUT")
     typer.echo(f"{workspace}: plan set to {plan}; ingest follows within seconds")
 
 

@@ -91,24 +91,23 @@ class StackConfig:
         return self.data_dir / "operator-token"
 
 
-def operator_token(config: StackConfig) -> str:
-    """The local operator token (created once, mode 0600); it may create workspaces."""
-    path = config.operator_token_file
+def _local_secret(path: Path) -> str:
+    """A random secret kept under the data dir (created once, mode 0600)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def operator_token(config: StackConfig) -> str:
+    """The local operator token: it may create workspaces and set plans."""
+    return _local_secret(config.operator_token_file)
 
 
 def service_token(config: StackConfig) -> str:
-    """The local service-to-service token (created once, mode 0600): it may read any workspace's reports."""
-    path = config.data_dir / "service-token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """The local service-to-service token: it may read any workspace's reports."""
+    return _local_secret(config.data_dir / "service-token")
 
 
 def http_ready(url: str) -> bool:
