@@ -2,12 +2,14 @@
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from opsmeter_contracts import encode_event
 from opsmeter_contracts.envelope import EventEnvelope
@@ -17,6 +19,11 @@ from opsmeter_runtime.settings import RuntimeSettings
 log = get_logger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
+Record = tuple[str, bytes | None, bytes]
+"""(topic, key, value)"""
+
+MAX_BATCH_BYTES = 512 * 1024
+"""One record batch's size; under the broker's default message.max.bytes (1 MiB)."""
 
 
 class PublishError(Exception):
@@ -30,6 +37,10 @@ class EventPublisher:
         self._settings = settings
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
+        self._group: _Group | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[tuple[str, bytes | None], tuple[int, int]] = {}
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -39,6 +50,7 @@ class EventPublisher:
             enable_idempotence=self._settings.kafka_idempotent_producer,
             request_timeout_ms=int(self._settings.kafka_send_timeout_s * 1000),
             linger_ms=0,
+            max_batch_size=MAX_BATCH_BYTES,
         )
         await producer.start()
         self._producer = producer
@@ -70,24 +82,123 @@ class EventPublisher:
     async def publish_many(
         self, records: Sequence[tuple[str, bytes | None, bytes]], *, timeout_s: float | None = None
     ) -> list[bool]:
-        """Send ``(topic, key, value)`` records in order; which ones the broker acknowledged within one timeout."""
+        """Send ``(topic, key, value)`` records in order; which ones the broker acknowledged within one timeout.
+
+        Records go out as one record batch per partition (in order within each partition), so a batch
+        of events costs one produce round trip rather than one client-side send per record.
+        """
         if self._producer is None or not records:
             return [False] * len(records)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout_s or self._settings.kafka_send_timeout_s)
-        futures: list[asyncio.Future[Any]] = []
+        return await self._send_batches(self._producer, records, deadline)
+
+    async def publish_coalesced(self, records: Sequence[Record], *, timeout_s: float) -> list[bool]:
+        """Like :meth:`publish_many`, but records handed over by concurrent callers share batches.
+
+        Callers that arrive while the previous batch of a partition is still on its way form one group
+        that goes out as the next batch: many requests per produce round trip, and no caller waits for
+        another's acknowledgement beyond its own records. A group's timeout starts with its first caller.
+        """
+        if self._producer is None or not records:
+            return [False] * len(records)
+        loop = asyncio.get_running_loop()
+        group = self._group
+        if group is None:
+            group = self._group = _Group(loop.time() + timeout_s)
+            group.timer = loop.call_at(group.deadline, group.finish)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = loop.create_task(self._flush_groups())
+        done: asyncio.Future[list[bool]] = loop.create_future()
+        group.waiters.append((len(group.records), len(records), done))
+        group.records.extend(records)
+        return await done
+
+    async def _flush_groups(self) -> None:
+        while self._group is not None:
+            group, self._group = self._group, None
+            try:
+                await self._queue_group(group)
+            except Exception:  # never leave a caller waiting
+                log.exception("kafka_coalesced_send_failed", records=len(group.records))
+                group.finish()
+
+    async def _queue_group(self, group: "_Group") -> None:
+        producer = self._producer
+        group.acked = [False] * len(group.records)
+        if producer is None:
+            group.finish()
+            return
         try:
-            for topic, key, value in records:
-                async with asyncio.timeout_at(deadline):
-                    futures.append(await self._producer.send(topic, value=value, key=key))
-        except (TimeoutError, KafkaError):
-            pass
+            async with asyncio.timeout_at(group.deadline):
+                for topic, partition, builder, indexes in await self._build_batches(producer, group.records):
+                    if group.finished:
+                        break
+                    future = await producer.send_batch(builder, topic, partition=partition)
+                    group.pending += 1
+                    future.add_done_callback(functools.partial(group.batch_done, indexes))
+        except (TimeoutError, KafkaError, PublishError) as exc:
+            log.warning("kafka_batch_not_queued", records=len(group.records), error=f"{type(exc).__name__}: {exc}")
+        group.queued = True
+        if group.pending == 0:
+            group.finish()
+
+    async def _build_batches(
+        self, producer: AIOKafkaProducer, records: Sequence[Record]
+    ) -> list[tuple[str, int, Any, list[int]]]:
+        """One record batch per partition (more when one fills up), records in order within each."""
+        batches: list[tuple[str, int, Any, list[int]]] = []
+        open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+        for index, (topic, key, value) in enumerate(records):
+            partition = await self._partition_for(producer, topic, key)
+            current = open_batches.get((topic, partition))
+            if current is None or current[0].append(timestamp=None, key=key, value=value) is None:
+                builder = producer.create_batch()
+                if builder.append(timestamp=None, key=key, value=value) is None:
+                    raise PublishError(f"{topic}: a record of {len(value)} bytes does not fit a batch")
+                current = (builder, [])
+                open_batches[(topic, partition)] = current
+                batches.append((topic, partition, builder, current[1]))
+            current[1].append(index)
+        for _, _, builder, _ in batches:
+            builder.close()
+        return batches
+
+    async def _send_batches(self, producer: AIOKafkaProducer, records: Sequence[Record], deadline: float) -> list[bool]:
+        loop = asyncio.get_running_loop()
+        acked = [False] * len(records)
+        futures: list[tuple[asyncio.Future[Any], list[int]]] = []
+        try:
+            async with asyncio.timeout_at(deadline):
+                for topic, partition, builder, indexes in await self._build_batches(producer, records):
+                    futures.append((await producer.send_batch(builder, topic, partition=partition), indexes))
+        except (TimeoutError, KafkaError, PublishError) as exc:
+            log.warning("kafka_batch_not_queued", records=len(records), error=f"{type(exc).__name__}: {exc}")
         if futures:
-            await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
-        for future in futures:
+            await asyncio.wait([f for f, _ in futures], timeout=max(0.0, deadline - loop.time()))
+        for future, indexes in futures:
             future.add_done_callback(_consume_outcome)
-        acked = [f.done() and not f.cancelled() and f.exception() is None for f in futures]
-        return acked + [False] * (len(records) - len(futures))
+            if future.done() and not future.cancelled() and future.exception() is None:
+                for index in indexes:
+                    acked[index] = True
+        return acked
+
+    async def _partition_for(self, producer: AIOKafkaProducer, topic: str, key: bytes | None) -> int:
+        """The partition ``send(key=...)`` would choose, so batched and single sends of a key stay in order."""
+        partitions = producer.client.cluster.partitions_for_topic(topic)
+        if not partitions:
+            partitions = await producer.partitions_for(topic)
+        count = len(partitions)
+        cached = self._partitions.get((topic, key))
+        if cached is not None and cached[0] == count:
+            return cached[1]
+        available = producer.client.cluster.available_partitions_for_topic(topic) or partitions
+        chosen: int = self._partitioner(key, sorted(partitions), sorted(available))
+        if key is not None:
+            if len(self._partitions) > 100_000:
+                self._partitions.clear()
+            self._partitions[(topic, key)] = (count, chosen)
+        return chosen
 
     async def topic_exists(self, topic: str) -> bool:
         """Whether the broker knows ``topic`` now (after a local broker restart it may not, until recreated)."""
@@ -99,6 +210,40 @@ class EventPublisher:
         except (TimeoutError, KafkaError):
             return False
         return topic in metadata.topics()
+
+
+class _Group:
+    """Records of the callers that arrived while the previous batch was being queued."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.records: list[Record] = []
+        self.waiters: list[tuple[int, int, asyncio.Future[list[bool]]]] = []
+        self.acked: list[bool] = []
+        self.pending = 0
+        self.queued = False
+        self.finished = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def batch_done(self, indexes: list[int], future: "asyncio.Future[Any]") -> None:
+        if not future.cancelled() and future.exception() is None:
+            for index in indexes:
+                self.acked[index] = True
+        self.pending -= 1
+        if self.pending == 0 and self.queued:
+            self.finish()
+
+    def finish(self) -> None:
+        """Answer every caller with what is acknowledged now (at the deadline: the rest counts as not)."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+        acked = self.acked or [False] * len(self.records)
+        for start, count, done in self.waiters:
+            if not done.done():
+                done.set_result(acked[start : start + count])
 
 
 def _consume_outcome(future: asyncio.Future[Any]) -> None:

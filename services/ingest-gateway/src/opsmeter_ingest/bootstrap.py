@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from opsmeter_contracts import Topics
 from opsmeter_ingest.adapters import PriceBook, TelemetrySink
-from opsmeter_ingest.adapters.admission import DegradedAdmission, RedisAdmission, Settler
+from opsmeter_ingest.adapters.admission import DegradedAdmission, RedisAdmission, Settler, admission_scripts
 from opsmeter_ingest.adapters.kafka import DurableTelemetrySink
 from opsmeter_ingest.adapters.notices import PlanLimitNotices
 from opsmeter_ingest.adapters.pricing import CatalogPriceBook
@@ -56,8 +56,11 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
         drainer = asyncio.create_task(sink.drain_forever(), name="spool-drainer")
         resources.stack.push_async_callback(_stop, drainer)
         prices = CatalogPriceBook(PriceCatalog.load_default())
+        scripts = admission_scripts(settings.runtime.redis_url, timeout_s=settings.runtime.redis_timeout_s)
+        resources.stack.push_async_callback(scripts.close)
         admission = RedisAdmission(
             resources.redis,
+            scripts,
             default_rate_limit=settings.default_rate_limit_per_minute,
             default_quota=settings.default_monthly_quota,
         )

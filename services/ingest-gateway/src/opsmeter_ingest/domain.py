@@ -1,5 +1,6 @@
 """The ingest contract's pure rules: strict parsing, field rules, the event, the answer. No I/O."""
 
+import hashlib
 import json
 import math
 import re
@@ -9,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from opsmeter_contracts import LlmRequestIngested, LlmRequestIngestedPayload
+from opsmeter_contracts import LlmRequestIngested
 from opsmeter_runtime.money import format_micro_usd
 from opsmeter_runtime.projections import BudgetWindowStatus, PolicyStatus
 
@@ -258,9 +260,24 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
     return FieldError(name, message)
 
 
-def event_id_for(workspace_id: str, external_request_id: str) -> uuid.UUID:
-    """Deterministic: the same LLM call from the same workspace is the same event everywhere downstream."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"{workspace_id}\x1f{external_request_id}")
+def event_id_for(workspace_id: str, external_request_id: str) -> str:
+    """Deterministic: the same LLM call from the same workspace is the same event everywhere downstream.
+
+    A UUIDv5 in its text form (``uuid.uuid5(EVENT_NAMESPACE, f"{workspace}\\x1f{request}")``), computed
+    without building UUID objects (the hot path does this once per event).
+    """
+    digest = bytearray(
+        hashlib.sha1(
+            _NAMESPACE_BYTES + f"{workspace_id}\x1f{external_request_id}".encode(), usedforsecurity=False
+        ).digest()
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
 
 
 @dataclass(frozen=True)
@@ -272,41 +289,62 @@ class Pricing:
     warnings: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An ``LlmRequestIngested`` event ready for the topic: its id, partition key and encoded value."""
+
+    event_id: str
+    key: bytes
+    value: bytes
+
+
+_INGESTED_TYPE = LlmRequestIngested.model_fields["type"].default
+_INGESTED_VERSION = LlmRequestIngested.model_fields["version"].default
+
+
 def build_event(
     record: ValidatedRecord, *, workspace_id: str, api_key_id: str, pricing: Pricing, now: datetime
-) -> LlmRequestIngested:
+) -> OutgoingEvent:
+    """The ``LlmRequestIngested`` event of a checked record, encoded as the contract's JSON.
+
+    Written directly (hot path: no model is built); ``decode_event`` of the value is the contract
+    model, which the unit tests check field by field.
+    """
     r = record.request
-    # Built from a record every rule has already checked: construct without validating again (hot path).
-    return LlmRequestIngested.model_construct(
-        event_id=event_id_for(workspace_id, r.external_request_id),
-        occurred_at=record.occurred_at,
-        ingested_at=now,
-        workspace_id=workspace_id,
-        payload=LlmRequestIngestedPayload.model_construct(
-            external_request_id=r.external_request_id,
-            provider=r.provider.lower(),
-            model=r.model,
-            model_normalized=pricing.model_normalized,
-            endpoint_tag=r.endpoint_tag or UNKNOWN,
-            prompt_version=r.prompt_version or None,
-            user_id=r.user_id or UNKNOWN,
-            input_tokens=r.input_tokens,
-            output_tokens=r.output_tokens,
-            total_tokens=r.input_tokens + r.output_tokens,
-            cached_input_tokens=r.cached_input_tokens or 0,
-            reasoning_tokens=r.reasoning_tokens or 0,
-            latency_ms=r.latency_ms,
-            status=r.status,
-            error_code=r.error_code,
-            data_mode=r.data_mode,
-            environment=r.environment,
-            metadata=record.metadata,
-            cost_micro_usd=pricing.cost_micro_usd,
-            priced=pricing.priced,
-            price_catalog_version=pricing.catalog_version,
-            api_key_id=api_key_id,
-        ),
-    )
+    event_id = event_id_for(workspace_id, r.external_request_id)
+    event = {
+        "event_id": event_id,
+        "type": _INGESTED_TYPE,
+        "version": _INGESTED_VERSION,
+        "occurred_at": record.occurred_at,
+        "ingested_at": now,
+        "workspace_id": workspace_id,
+        "payload": {
+            "external_request_id": r.external_request_id,
+            "provider": r.provider.lower(),
+            "model": r.model,
+            "model_normalized": pricing.model_normalized,
+            "endpoint_tag": r.endpoint_tag or UNKNOWN,
+            "prompt_version": r.prompt_version or None,
+            "user_id": r.user_id or UNKNOWN,
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+            "total_tokens": r.input_tokens + r.output_tokens,
+            "cached_input_tokens": r.cached_input_tokens or 0,
+            "reasoning_tokens": r.reasoning_tokens or 0,
+            "latency_ms": r.latency_ms,
+            "status": r.status,
+            "error_code": r.error_code,
+            "data_mode": r.data_mode,
+            "environment": r.environment,
+            "metadata": record.metadata,
+            "cost_micro_usd": pricing.cost_micro_usd,
+            "priced": pricing.priced,
+            "price_catalog_version": pricing.catalog_version,
+            "api_key_id": api_key_id,
+        },
+    }
+    return OutgoingEvent(event_id, workspace_id.encode(), orjson.dumps(event, option=orjson.OPT_UTC_Z))
 
 
 Reason = Literal[

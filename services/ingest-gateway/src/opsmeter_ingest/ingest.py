@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 
-from opsmeter_contracts import LlmRequestIngested
 from opsmeter_ingest.adapters import PriceBook, TelemetrySink
 from opsmeter_ingest.adapters.admission import (
     Admission,
@@ -26,8 +25,10 @@ from opsmeter_ingest.adapters.admission import (
 from opsmeter_ingest.adapters.notices import PlanLimitNotices
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.domain import (
+    OutgoingEvent,
     PayloadRejected,
     PolicyFlags,
+    Pricing,
     ValidatedRecord,
     answer_body,
     build_event,
@@ -35,7 +36,7 @@ from opsmeter_ingest.domain import (
     retry_after_s,
     validate_record,
 )
-from opsmeter_ingest.metrics import DEGRADED_DECISIONS, INGEST_EVENTS
+from opsmeter_ingest.metrics import DEGRADED_DECISIONS, count_outcomes
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.logs import bind_contextvars, get_logger
 from opsmeter_runtime.money import format_micro_usd
@@ -60,11 +61,25 @@ class IngestResult:
 class _Admitted:
     index: int
     record: ValidatedRecord
-    event: LlmRequestIngested
+    event: OutgoingEvent
+    pricing: Pricing
     warnings: tuple[str, ...]
     flags: PolicyFlags
     spooled: bool = False
     durable: bool = False
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """One valid event before admission: its record, priced and encoded."""
+
+    record: ValidatedRecord
+    event: OutgoingEvent
+    pricing: Pricing
+    warnings: tuple[str, ...]
+
+
+_INVALID = AdmitItem("invalid", "x")
 
 
 class Ingestor:
@@ -86,49 +101,37 @@ class Ingestor:
         self._degraded = degraded
         self._sink = sink
         self._prices = prices
+        self._max_age = timedelta(seconds=settings.max_timestamp_age_s)
+        self._max_skew = timedelta(seconds=settings.max_timestamp_skew_s)
+
+    def _check(self, document: Any, principal: Principal, now: datetime) -> _Checked | PayloadRejected:
+        if isinstance(document, PayloadRejected):
+            return document
+        try:
+            record = validate_record(document, now=now, max_age=self._max_age, max_skew=self._max_skew)
+        except PayloadRejected as rejected:
+            return rejected
+        pricing = self._prices.quote(record)
+        event = build_event(
+            record, workspace_id=principal.workspace_id, api_key_id=principal.credential_id, pricing=pricing, now=now
+        )
+        warnings = record.warnings + pricing.warnings if pricing.warnings else record.warnings
+        return _Checked(record, event, pricing, warnings)
 
     async def ingest(self, principal: Principal, documents: list[Any]) -> IngestResult:
         now = datetime.now(UTC)
-        records: list[ValidatedRecord | PayloadRejected] = []
-        events: list[LlmRequestIngested | None] = []
-        items: list[AdmitItem] = []
-        for index, document in enumerate(documents):
-            if isinstance(document, PayloadRejected):
-                records.append(document)
-                events.append(None)
-                items.append(AdmitItem(f"invalid-{index}", "x"))
-                continue
-            try:
-                record = validate_record(
-                    document,
-                    now=now,
-                    max_age=timedelta(seconds=self._settings.max_timestamp_age_s),
-                    max_skew=timedelta(seconds=self._settings.max_timestamp_skew_s),
-                )
-            except PayloadRejected as rejected:
-                records.append(rejected)
-                events.append(None)
-                items.append(AdmitItem(f"invalid-{index}", "x"))
-                continue
-            pricing = self._prices.quote(record)
-            event = build_event(
-                record,
-                workspace_id=principal.workspace_id,
-                api_key_id=principal.credential_id,
-                pricing=pricing,
-                now=now,
+        checked = [self._check(document, principal, now) for document in documents]
+        items = [
+            AdmitItem(
+                c.record.request.external_request_id,
+                "r" if c.record.request.data_mode == "real" else "o",
+                c.pricing.cost_micro_usd,
+                c.event.event_id,
             )
-            records.append(replace(record, warnings=(*record.warnings, *pricing.warnings)))
-            events.append(event)
-            items.append(
-                AdmitItem(
-                    record.request.external_request_id,
-                    "r" if record.request.data_mode == "real" else "o",
-                    pricing.cost_micro_usd,
-                    str(event.event_id),
-                )
-            )
-
+            if isinstance(c, _Checked)
+            else _INVALID
+            for c in checked
+        ]
         admission = await self._admit(principal.workspace_id, items)
         flags = PolicyFlags.from_status(
             admission.policy,
@@ -137,16 +140,21 @@ class Ingestor:
         outcomes: list[Outcome | None] = [None] * len(documents)
         admitted: list[_Admitted] = []
         waits: list[tuple[int, ValidatedRecord]] = []
-        for index, (code, entry, built) in enumerate(zip(admission.codes, records, events, strict=True)):
-            if code.startswith("A") and isinstance(entry, ValidatedRecord) and built is not None:
-                event_flags = replace(flags, budget_warning=code[1] == "1", budget_exceeded=code[2] == "1")
-                admitted.append(_Admitted(index, entry, built, entry.warnings, event_flags))
-                if len(documents) == 1:
-                    bind_contextvars(event_id=str(built.event_id))
-            elif code == "P" and isinstance(entry, ValidatedRecord):
-                waits.append((index, entry))
+        event_flags: dict[str, PolicyFlags] = {}
+        for index, (code, entry) in enumerate(zip(admission.codes, checked, strict=True)):
+            if code[0] == "A" and isinstance(entry, _Checked):
+                these = event_flags.get(code)
+                if these is None:
+                    these = event_flags[code] = replace(
+                        flags, budget_warning=code[1] == "1", budget_exceeded=code[2] == "1"
+                    )
+                admitted.append(_Admitted(index, entry.record, entry.event, entry.pricing, entry.warnings, these))
+            elif code == "P" and isinstance(entry, _Checked):
+                waits.append((index, entry.record))
             else:
                 outcomes[index] = self._rejection(code, entry, admission, flags)
+        if len(admitted) == 1 and len(documents) == 1:
+            bind_contextvars(event_id=admitted[0].event.event_id)
 
         if "Q" in admission.codes and admission.quota_limit is not None:
             await self._notices.reached(principal.workspace_id, admission.plan, admission.quota_limit, admission.period)
@@ -162,8 +170,7 @@ class Ingestor:
             outcomes[index] = await self._await_first(principal.workspace_id, record, flags)
 
         done = [o for o in outcomes if o is not None]
-        for outcome in done:
-            INGEST_EVENTS.labels(str(outcome.status), str(outcome.body.get("reason") or "accepted")).inc()
+        count_outcomes(done)
         headers = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
         if any(o.status == 429 for o in done):
             headers["Retry-After"] = str(retry_after_s(admission.window_end, time.time()))
@@ -205,7 +212,7 @@ class Ingestor:
     def _settle(self, workspace_id: str, admission: Admission, admitted: list[_Admitted]) -> None:
         settlements: list[Settlement] = []
         for item in admitted:
-            ext_id, event_id = item.record.request.external_request_id, str(item.event.event_id)
+            ext_id, event_id = item.record.request.external_request_id, item.event.event_id
             if item.durable:
                 outcome = orjson.dumps(self._accepted(item)).decode()
             else:
@@ -235,14 +242,14 @@ class Ingestor:
         return self._unavailable(flags, "the same externalRequestId is being processed; retry")
 
     def _accepted(self, item: _Admitted) -> dict[str, Any]:
-        p = item.event.payload
+        p = item.pricing
         return {
-            "eventId": str(item.event.event_id),
+            "eventId": item.event.event_id,
             "costUsd": format_micro_usd(p.cost_micro_usd),
             "costMicroUsd": p.cost_micro_usd,
             "priced": p.priced,
             "modelNormalized": p.model_normalized,
-            "priceCatalogVersion": p.price_catalog_version,
+            "priceCatalogVersion": p.catalog_version,
             "warnings": list(item.warnings),
             "duplicate": False,
             "spooled": item.spooled,
@@ -259,7 +266,7 @@ class Ingestor:
         )
 
     def _rejection(
-        self, code: str, record: ValidatedRecord | PayloadRejected, admission: Admission, flags: PolicyFlags
+        self, code: str, record: "_Checked | PayloadRejected", admission: Admission, flags: PolicyFlags
     ) -> Outcome:
         if code.startswith("D"):
             return self._duplicate(code[1:], flags)

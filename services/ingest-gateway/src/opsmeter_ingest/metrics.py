@@ -1,5 +1,8 @@
 """Prometheus metrics of the gateway, served at ``/metrics``."""
 
+from collections.abc import Iterable
+from typing import Any, Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -29,3 +32,24 @@ DEGRADED_DECISIONS = Counter(
     "Admission decisions taken in-process because Redis was unreachable",
     registry=REGISTRY,
 )
+
+
+class _Answered(Protocol):
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def body(self) -> dict[str, Any]: ...
+
+
+_EVENT_COUNTERS: dict[tuple[int, str], Any] = {}
+
+
+def count_outcomes(outcomes: Iterable[_Answered]) -> None:
+    """Count each event's decision (label children resolved once: this runs for every event)."""
+    for outcome in outcomes:
+        reason = outcome.body.get("reason") or "accepted"
+        child = _EVENT_COUNTERS.get((outcome.status, reason))
+        if child is None:
+            child = _EVENT_COUNTERS[(outcome.status, reason)] = INGEST_EVENTS.labels(str(outcome.status), reason)
+        child.inc()

@@ -1,11 +1,13 @@
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from opsmeter_contracts import LlmRequestIngested, decode_event, encode_event
+from opsmeter_contracts import LlmRequestIngested, decode_event
 from opsmeter_ingest.domain import (
+    EVENT_NAMESPACE,
     MalformedJson,
     PayloadRejected,
     PolicyFlags,
@@ -135,8 +137,8 @@ class TestContentIsNeverStored:
 
 
 class TestEvent:
-    def test_defaults_group_missing_attribution_as_unknown(self) -> None:
-        document = {k: v for k, v in EXAMPLE.items() if k not in ("endpointTag", "userId")}
+    @staticmethod
+    def decoded(document: dict[str, Any]) -> LlmRequestIngested:
         event = build_event(
             validate(document),
             workspace_id="ws_abcdefgh12",
@@ -144,24 +146,55 @@ class TestEvent:
             pricing=Pricing("gpt-4o-mini", True, 220, "v1", ()),
             now=NOW,
         )
+        decoded = decode_event(event.value)  # the contract model validates every field on the way in
+        assert isinstance(decoded, LlmRequestIngested)
+        assert (str(decoded.event_id), decoded.key) == (event.event_id, event.key)
+        return decoded
+
+    def test_defaults_group_missing_attribution_as_unknown(self) -> None:
+        event = self.decoded({k: v for k, v in EXAMPLE.items() if k not in ("endpointTag", "userId")})
         assert (event.payload.endpoint_tag, event.payload.user_id) == ("unknown", "unknown")
         assert event.payload.total_tokens == 976
         assert event.payload.data_mode == "real"
 
-    def test_the_built_event_passes_the_contract_it_skips_validating(self) -> None:
-        event = build_event(
-            validate({**EXAMPLE, "metadata": {"tenantId": "t1"}, "timestamp": "2026-11-25T13:30:00+02:00"}),
-            workspace_id="ws_abcdefgh12",
-            api_key_id="k1",
-            pricing=Pricing("gpt-4o-mini", True, 220, "v1", ()),
-            now=NOW,
-        )
-        assert decode_event(encode_event(event)) == LlmRequestIngested.model_validate(event.model_dump())
-        assert decode_event(encode_event(event)).occurred_at == datetime(2026, 11, 25, 11, 30, tzinfo=UTC)
+    def test_the_encoded_event_is_the_contract_event(self) -> None:
+        event = self.decoded({**EXAMPLE, "metadata": {"tenantId": "t1"}, "timestamp": "2026-11-25T13:30:00+02:00"})
+        assert event.occurred_at == datetime(2026, 11, 25, 11, 30, tzinfo=UTC)
+        assert event.ingested_at == NOW
+        assert event.workspace_id == "ws_abcdefgh12"
+        assert event.payload.model_dump() == {
+            "external_request_id": EXAMPLE["externalRequestId"],
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "model_normalized": "gpt-4o-mini",
+            "endpoint_tag": "checkout.ai_summary",
+            "prompt_version": "v12",
+            "user_id": "u_5f2c",
+            "input_tokens": 812,
+            "output_tokens": 164,
+            "total_tokens": 976,
+            "cached_input_tokens": 0,
+            "reasoning_tokens": 0,
+            "latency_ms": 930,
+            "status": "success",
+            "error_code": None,
+            "data_mode": "real",
+            "environment": "prod",
+            "metadata": {"tenantId": "t1"},
+            "cost_micro_usd": 220,
+            "priced": True,
+            "price_catalog_version": "v1",
+            "api_key_id": "k1",
+        }
 
     def test_the_same_call_is_the_same_event(self) -> None:
         assert event_id_for("ws_a", "r1") == event_id_for("ws_a", "r1")
         assert event_id_for("ws_a", "r1") != event_id_for("ws_b", "r1")
+
+    def test_the_event_id_is_the_uuid5_of_workspace_and_request(self) -> None:
+        for workspace, request in [("ws_a", "r1"), ("ws_abcdefgh12", "ü-ñ-\u4e2d"), ("ws_b", "x" * 128)]:
+            expected = uuid.uuid5(EVENT_NAMESPACE, f"{workspace}\x1f{request}")
+            assert event_id_for(workspace, request) == str(expected)
 
 
 class TestAnswer:

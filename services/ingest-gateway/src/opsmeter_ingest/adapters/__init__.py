@@ -2,12 +2,11 @@
 
 from typing import Any, Literal, Protocol
 
-from opsmeter_contracts import LlmRequestIngested
-from opsmeter_ingest.domain import Pricing, ValidatedRecord
+from opsmeter_ingest.domain import OutgoingEvent, Pricing, ValidatedRecord
 
 
 class TelemetrySink(Protocol):
-    async def publish_many(self, events: list[LlmRequestIngested]) -> list[Literal["kafka", "spool"] | None]:
+    async def publish_many(self, events: list[OutgoingEvent]) -> list[Literal["kafka", "spool"] | None]:
         """Where each event became durable (Kafka or the spool), or None when it could not."""
 
 

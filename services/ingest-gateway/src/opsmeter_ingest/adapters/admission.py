@@ -9,14 +9,14 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any, Literal
+from typing import Literal
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from opsmeter_ingest.domain import FixedWindow, month_period
 from opsmeter_runtime.logs import get_logger
 from opsmeter_runtime.projections import PolicyStatus, plan_key, policy_pending_key, policy_status_key
+from opsmeter_runtime.redis_scripts import RedisScripts, ScriptError, ScriptsUnavailable
 
 log = get_logger(__name__)
 
@@ -85,16 +85,21 @@ def _text(value: bytes | str | int) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def admission_scripts(url: str, *, timeout_s: float) -> RedisScripts:
+    """The admission and settlement scripts over their own pipelined connection."""
+    lua = files("opsmeter_ingest.adapters") / "lua"
+    return RedisScripts(
+        url,
+        {"admit": (lua / "admit.lua").read_text(), "settle": (lua / "settle.lua").read_text()},
+        timeout_s=timeout_s,
+    )
+
+
 class RedisAdmission:
-    def __init__(self, redis: Redis, *, default_rate_limit: int, default_quota: int) -> None:
+    def __init__(self, redis: Redis, scripts: RedisScripts, *, default_rate_limit: int, default_quota: int) -> None:
         self._redis = redis
-        lua = files("opsmeter_ingest.adapters") / "lua"
-        self._admit = redis.register_script((lua / "admit.lua").read_text())
-        self._settle = redis.register_script((lua / "settle.lua").read_text())
-        self._default_rate_limit = default_rate_limit
-        self._default_quota = default_quota
-        self._queued: list[tuple[list[str], list[str | int], asyncio.Future[list[Any]]]] = []
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._scripts = scripts
+        self._head = (str(default_rate_limit), str(default_quota), str(PENDING_TTL_S))
 
     async def admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
         keys = [
@@ -103,12 +108,15 @@ class RedisAdmission:
             rate_key(workspace_id),
             quota_key(workspace_id),
             policy_pending_key(workspace_id),
-            *(idempotency_key(workspace_id, item.external_request_id) for item in items),
+            *[idempotency_key(workspace_id, item.external_request_id) for item in items],
         ]
-        args: list[str | int] = [self._default_rate_limit, self._default_quota, PENDING_TTL_S]
+        args: list[str | int] = [*self._head]
         for item in items:
-            args.extend((item.kind, item.cost_micro_usd, item.event_id or "-"))
-        raw = await self._coalesced(keys, args)
+            args += (item.kind, item.cost_micro_usd, item.event_id or "-")
+        try:
+            raw = await self._scripts.call("admit", keys, args)
+        except (ScriptsUnavailable, ScriptError) as exc:
+            raise AdmissionUnavailable(str(exc)) from exc
         head = [_text(v) for v in raw[:11]]
         return Admission(
             rate_limit=int(head[0]),
@@ -127,56 +135,23 @@ class RedisAdmission:
             codes=[_text(v) for v in raw[11:]],
         )
 
-    async def _coalesced(self, keys: list[str], args: list[str | int]) -> list[Any]:
-        """Admissions that arrive in the same loop iteration share one pipelined round trip."""
-        done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._queued.append((keys, args, done))
-        if len(self._queued) == 1:
-            asyncio.get_running_loop().call_soon(self._flush_soon)
-        return await done
-
-    def _flush_soon(self) -> None:
-        batch, self._queued = self._queued, []
-        task = asyncio.create_task(self._flush(batch))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
-
-    async def _flush(self, batch: list[tuple[list[str], list[str | int], asyncio.Future[list[Any]]]]) -> None:
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for keys, args, _ in batch:
-                    await self._admit(keys=keys, args=args, client=pipe)
-                results = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:
-            for *_, done in batch:
-                if not done.done():
-                    done.set_exception(AdmissionUnavailable(str(exc)))
-            return
-        for (*_, done), result in zip(batch, results, strict=True):
-            if done.done():
-                continue
-            if isinstance(result, Exception):
-                done.set_exception(AdmissionUnavailable(str(result)))
-            else:
-                done.set_result(result)
-
     async def settle_many(self, batches: list[tuple[str, str, list[Settlement]]]) -> None:
-        """Several requests' settlements in one round trip (one pipeline of script calls)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for workspace_id, period, outcomes in batches:
-                keys = [
-                    quota_key(workspace_id),
-                    policy_pending_key(workspace_id),
-                    *(idempotency_key(workspace_id, s.external_request_id) for s in outcomes),
-                ]
-                args: list[str | int] = [period, ANSWER_TTL_S]
-                for settlement in outcomes:
-                    args.extend((settlement.outcome, settlement.event_id))
-                await self._settle(keys=keys, args=args, client=pipe)
-            try:
-                await pipe.execute()
-            except (RedisError, OSError) as exc:
-                raise AdmissionUnavailable(str(exc)) from exc
+        """Several requests' settlements in one round trip (one write of script calls)."""
+        calls: list[tuple[str, list[str], list[str | int]]] = []
+        for workspace_id, period, outcomes in batches:
+            keys = [
+                quota_key(workspace_id),
+                policy_pending_key(workspace_id),
+                *[idempotency_key(workspace_id, s.external_request_id) for s in outcomes],
+            ]
+            args: list[str | int] = [period, ANSWER_TTL_S]
+            for settlement in outcomes:
+                args += (settlement.outcome, settlement.event_id)
+            calls.append(("settle", keys, args))
+        try:
+            await self._scripts.call_many(calls)
+        except (ScriptsUnavailable, ScriptError) as exc:
+            raise AdmissionUnavailable(str(exc)) from exc
 
     async def read_answer(self, workspace_id: str, external_request_id: str) -> str | None:
         value = await self._redis.get(idempotency_key(workspace_id, external_request_id))

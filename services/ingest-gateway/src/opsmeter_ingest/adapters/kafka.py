@@ -4,8 +4,9 @@ import asyncio
 import time
 from typing import Literal
 
-from opsmeter_contracts import LlmRequestIngested, Topics, encode_event
+from opsmeter_contracts import Topics
 from opsmeter_ingest.adapters.spool import Spool, SpooledRecord, SpoolUnavailable
+from opsmeter_ingest.domain import OutgoingEvent
 from opsmeter_ingest.metrics import KAFKA_SEND_LATENCY, SPOOL_DEPTH
 from opsmeter_runtime.kafka import EventPublisher, PublishError
 from opsmeter_runtime.logs import get_logger
@@ -25,13 +26,13 @@ class DurableTelemetrySink:
         self._wake = asyncio.Event()
         SPOOL_DEPTH.set(spool.pending)
 
-    async def publish_many(self, events: list[LlmRequestIngested]) -> list[Durability | None]:
-        records = [SpooledRecord(Topics.TELEMETRY, e.key, encode_event(e)) for e in events]
+    async def publish_many(self, events: list[OutgoingEvent]) -> list[Durability | None]:
+        records = [SpooledRecord(Topics.TELEMETRY, e.key, e.value) for e in events]
         direct = [i for i, r in enumerate(records) if not self._spool.holds(r.key)]
         outcome: list[Durability | None] = [None] * len(records)
         if direct:
             started = time.perf_counter()
-            acked = await self._publisher.publish_many(
+            acked = await self._publisher.publish_coalesced(
                 [(records[i].topic, records[i].key, records[i].value) for i in direct], timeout_s=self._timeout_s
             )
             KAFKA_SEND_LATENCY.observe(time.perf_counter() - started)

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from opsmeter_ingest.api import ingest_http
 from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.errors import BodyTooLarge
-from opsmeter_runtime.logs import bind_contextvars, clear_contextvars, get_logger
+from opsmeter_runtime.logs import bind_contextvars, get_logger
 
 log = get_logger("opsmeter_runtime.http")
 
@@ -51,7 +51,7 @@ class FastIngestPath:
             elif name == b"x-request-id":
                 request_id = value.decode("latin-1")[:64]
         request_id = request_id or os.urandom(16).hex()
-        clear_contextvars()
+        # Each request runs in its own task with its own copy of the context: nothing to clear first.
         bind_contextvars(request_id=request_id)
         deps = self._deps()
         limit: int = getattr(deps.settings, limit_name)

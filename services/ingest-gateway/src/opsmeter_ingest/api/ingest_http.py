@@ -34,6 +34,9 @@ from opsmeter_ingest.metrics import REQUEST_LATENCY
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.logs import bind_contextvars
 
+_SINGLE_LATENCY = REQUEST_LATENCY.labels("single")
+_BATCH_LATENCY = REQUEST_LATENCY.labels("batch")
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -114,7 +117,7 @@ async def single(deps: GatewayDeps, *, api_key: str | None, content_type: str | 
     principal, document = checked
     result = await deps.ingestor.ingest(principal, [document])
     [outcome] = result.outcomes
-    REQUEST_LATENCY.labels("single").observe(time.perf_counter() - started)
+    _SINGLE_LATENCY.observe(time.perf_counter() - started)
     return Reply(outcome.status, outcome.body, result.headers)
 
 
@@ -137,7 +140,7 @@ async def batch(deps: GatewayDeps, *, api_key: str | None, content_type: str | N
             deps, principal, InvalidPayload("a field breaks a rule", errors=[FieldError(field_name, message)])
         )
     result = await deps.ingestor.ingest(principal, events)
-    REQUEST_LATENCY.labels("batch").observe(time.perf_counter() - started)
+    _BATCH_LATENCY.observe(time.perf_counter() - started)
     accepted = sum(1 for o in result.outcomes if o.status == 202)
     return Reply(
         207,
