@@ -149,6 +149,8 @@ class CatalogModel:
     def period_at(self, at: datetime) -> PricePeriod:
         """The period in effect at ``at``: the latest one started by then (the first if none has)."""
         current = self.prices[0]
+        if len(self.prices) == 1:
+            return current
         for period in self.prices:
             if period.effective_from is None or period.effective_from <= at:
                 current = period
@@ -280,15 +282,15 @@ class PriceCatalog:
         """Price one call at the period in effect at ``at`` (timezone-aware)."""
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError("at must be a timezone-aware datetime")
-        counts = {
-            "inputTokens": input_tokens,
-            "outputTokens": output_tokens,
-            "cachedInputTokens": cached_input_tokens,
-            "reasoningTokens": reasoning_tokens,
-        }
-        for name, value in counts.items():
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
+        if min(input_tokens, output_tokens, cached_input_tokens, reasoning_tokens) < 0:
+            counts = {
+                "inputTokens": input_tokens,
+                "outputTokens": output_tokens,
+                "cachedInputTokens": cached_input_tokens,
+                "reasoningTokens": reasoning_tokens,
+            }
+            name, value = next((n, v) for n, v in counts.items() if v < 0)
+            raise ValueError(f"{name} must be >= 0, got {value}")
         resolution = self._resolve(provider, model)
         warnings = list(resolution.warnings)
         catalog_model = resolution.model
@@ -297,7 +299,8 @@ class PriceCatalog:
                 f"model '{resolution.normalized}' is not in price catalog {self.version}; costUsd is 0 (unpriced)"
             )
             return PriceQuote(resolution.normalized, False, 0, self.version, tuple(warnings))
-        period = catalog_model.period_at(at.astimezone(UTC))
+        prices = catalog_model.prices
+        period = prices[0] if len(prices) == 1 else catalog_model.period_at(at.astimezone(UTC))
         if period.input_micro_usd_per_mtok is None and period.output_micro_usd_per_mtok is None:
             warnings.append(
                 f"model '{catalog_model.id}' has no token prices in price catalog {self.version}; "

@@ -30,14 +30,13 @@ class ScriptError(Exception):
     """The script itself failed (an error reply): a bug, not an outage."""
 
 
-def _bulk(value: Arg) -> bytes:
-    data = value if isinstance(value, bytes) else str(value).encode()
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
 def pack(*args: Arg) -> bytes:
-    """One RESP command."""
-    return b"*%d\r\n" % len(args) + b"".join(_bulk(a) for a in args)
+    """One RESP command (an array of bulk strings)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if type(arg) is bytes else str(arg).encode()
+        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(parts)
 
 
 class _Protocol(asyncio.Protocol):

@@ -8,15 +8,19 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from opsmeter_contracts import LlmRequestIngested
+from opsmeter_pricing import PriceQuote
 from opsmeter_runtime.money import format_micro_usd
 from opsmeter_runtime.projections import BudgetWindowStatus, PolicyStatus
+
+Pricing = PriceQuote
+"""What the gateway needs of a price: the catalog's quote of one call."""
 
 UNKNOWN = "unknown"
 DROPPED_CONTENT_FIELDS = frozenset({"prompt", "prompts", "completion", "completions", "messages"})
@@ -98,6 +102,14 @@ def parse_json_strict(body: bytes) -> Any:
 MetadataScalar = str | int | float | bool | None
 
 
+_CLEAN_TEXT = r"^(?:[^\x00-\x1f\x7f\s](?:[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s])?)?$"
+Text = Annotated[str, StringConstraints(pattern=_CLEAN_TEXT)]
+"""A string without control characters (or lone surrogates) and without whitespace at either end.
+
+Checked by pydantic-core's regex engine (the same whitespace as ``str.strip``); the messages are
+made readable in :func:`_field_error`."""
+
+
 class IngestRequest(BaseModel):
     """One telemetry record exactly as clients send it (camelCase; strict; unknown fields rejected)."""
 
@@ -105,12 +117,12 @@ class IngestRequest(BaseModel):
         extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=False, frozen=True
     )
 
-    external_request_id: str = Field(min_length=1, max_length=128)
-    provider: str = Field(min_length=1, max_length=64)
-    model: str = Field(min_length=1, max_length=128)
-    endpoint_tag: str | None = Field(default=None, max_length=128)
-    prompt_version: str | None = Field(default=None, max_length=64)
-    user_id: str | None = Field(default=None, max_length=128)
+    external_request_id: Text = Field(min_length=1, max_length=128)
+    provider: Text = Field(min_length=1, max_length=64)
+    model: Text = Field(min_length=1, max_length=128)
+    endpoint_tag: Text | None = Field(default=None, max_length=128)
+    prompt_version: Text | None = Field(default=None, max_length=64)
+    user_id: Text | None = Field(default=None, max_length=128)
     input_tokens: int = Field(ge=0, le=10_000_000)
     output_tokens: int = Field(ge=0, le=10_000_000)
     total_tokens: int | None = Field(default=None, ge=0, le=20_000_000)
@@ -118,24 +130,11 @@ class IngestRequest(BaseModel):
     reasoning_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
     latency_ms: int | None = Field(default=None, ge=0, le=3_600_000)
     status: Literal["success", "error"] = "success"
-    error_code: str | None = Field(default=None, max_length=64)
+    error_code: Text | None = Field(default=None, max_length=64)
     data_mode: Literal["real", "test", "demo"] = "real"
     environment: Literal["prod", "staging", "dev"] = "prod"
     timestamp: str | None = Field(default=None, max_length=40)
     metadata: dict[str, Any] | None = None
-
-    @field_validator(
-        "external_request_id", "provider", "model", "endpoint_tag", "prompt_version", "user_id", "error_code"
-    )
-    @classmethod
-    def _clean_text(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if _FORBIDDEN_CHARS.search(value):
-            raise ValueError("must not contain control characters or lone surrogates")
-        if value != value.strip():
-            raise ValueError("must not start or end with whitespace")
-        return value
 
     @field_validator("timestamp")
     @classmethod
@@ -177,7 +176,7 @@ def parse_timestamp(value: str) -> datetime:
         raise ValueError(f"is not a valid date and time: {exc}") from None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ValidatedRecord:
     request: IngestRequest
     occurred_at: datetime
@@ -189,6 +188,90 @@ def validate_record(document: Any, *, now: datetime, max_age: timedelta, max_ske
     """Apply every field rule of the ingest contract; raise PayloadRejected naming each bad field."""
     if not isinstance(document, dict):
         raise PayloadRejected([FieldError("body", "must be a JSON object")])
+    request, warnings = _request_fast(document) or _request(document)
+    return _finish(request, warnings, now=now, max_age=max_age, max_skew=max_skew)
+
+
+def validate_records(
+    documents: list[Any], *, now: datetime, max_age: timedelta, max_skew: timedelta
+) -> list[ValidatedRecord | PayloadRejected]:
+    """:func:`validate_record` for each document; a batch of common documents is validated in one step."""
+    if all(type(d) is dict and d.keys() <= _FIELD_NAMES and _clean_metadata_keys(d) for d in documents):
+        try:
+            requests = _REQUESTS.validate_python(documents)
+        except ValidationError:
+            pass
+        else:
+            return [_finished_or_rejected(r, now=now, max_age=max_age, max_skew=max_skew) for r in requests]
+    results: list[ValidatedRecord | PayloadRejected] = []
+    for document in documents:
+        if isinstance(document, PayloadRejected):
+            results.append(document)
+            continue
+        try:
+            results.append(validate_record(document, now=now, max_age=max_age, max_skew=max_skew))
+        except PayloadRejected as rejected:
+            results.append(rejected)
+    return results
+
+
+def _finished_or_rejected(
+    request: "IngestRequest", *, now: datetime, max_age: timedelta, max_skew: timedelta
+) -> ValidatedRecord | PayloadRejected:
+    try:
+        return _finish(request, (), now=now, max_age=max_age, max_skew=max_skew)
+    except PayloadRejected as rejected:
+        return rejected
+
+
+def _finish(
+    request: "IngestRequest", warnings: tuple[str, ...], *, now: datetime, max_age: timedelta, max_skew: timedelta
+) -> ValidatedRecord:
+    """The rules across fields, and the time of the call."""
+    errors: list[FieldError] = []
+    if request.total_tokens is not None and request.total_tokens != request.input_tokens + request.output_tokens:
+        errors.append(FieldError("totalTokens", "must equal inputTokens + outputTokens"))
+    if request.cached_input_tokens is not None and request.cached_input_tokens > request.input_tokens:
+        errors.append(FieldError("cachedInputTokens", "must not exceed inputTokens"))
+    occurred_at = now
+    if request.timestamp is not None:
+        occurred_at = parse_timestamp(request.timestamp)
+        if occurred_at < now - max_age:
+            errors.append(FieldError("timestamp", f"is more than {max_age.days} days old"))
+        elif occurred_at > now + max_skew:
+            errors.append(FieldError("timestamp", f"is more than {int(max_skew.total_seconds() // 60)} minutes ahead"))
+    if errors:
+        raise PayloadRejected(errors)
+    return ValidatedRecord(request, occurred_at, dict(request.metadata) if request.metadata else {}, warnings)
+
+
+_FIELD_NAMES = frozenset(f.alias or name for name, f in IngestRequest.model_fields.items())
+
+
+_REQUESTS = TypeAdapter(list[IngestRequest])
+
+
+def _clean_metadata_keys(document: dict[str, Any]) -> bool:
+    metadata = document.get("metadata")
+    return not (isinstance(metadata, dict) and any(k.lower() in DROPPED_CONTENT_FIELDS for k in metadata))
+
+
+def _request_fast(document: dict[str, Any]) -> tuple[IngestRequest, tuple[str, ...]] | None:
+    """The common case in one step: only known fields, nothing to drop, every rule met.
+
+    Anything else (an unknown or content field, a bad value, NaN) returns None and takes
+    :func:`_request`, which names every bad field; both accept exactly the same documents.
+    """
+    if not (document.keys() <= _FIELD_NAMES and _clean_metadata_keys(document)):
+        return None
+    try:
+        return IngestRequest.model_validate(document), ()
+    except ValidationError:
+        return None
+
+
+def _request(document: dict[str, Any]) -> tuple[IngestRequest, tuple[str, ...]]:
+    """Drop content fields (with a warning each), then validate, naming every bad field."""
     warnings: list[str] = []
     document = dict(document)
     for name in list(document):
@@ -211,21 +294,7 @@ def validate_record(document: Any, *, now: datetime, max_age: timedelta, max_ske
         raise PayloadRejected(errors + [e for e in more if e.field.split(".", 1)[0] not in reported]) from None
     if errors:
         raise PayloadRejected(errors)
-
-    if request.total_tokens is not None and request.total_tokens != request.input_tokens + request.output_tokens:
-        errors.append(FieldError("totalTokens", "must equal inputTokens + outputTokens"))
-    if request.cached_input_tokens is not None and request.cached_input_tokens > request.input_tokens:
-        errors.append(FieldError("cachedInputTokens", "must not exceed inputTokens"))
-    occurred_at = now
-    if request.timestamp is not None:
-        occurred_at = parse_timestamp(request.timestamp)
-        if occurred_at < now - max_age:
-            errors.append(FieldError("timestamp", f"is more than {max_age.days} days old"))
-        elif occurred_at > now + max_skew:
-            errors.append(FieldError("timestamp", f"is more than {int(max_skew.total_seconds() // 60)} minutes ahead"))
-    if errors:
-        raise PayloadRejected(errors)
-    return ValidatedRecord(request, occurred_at, dict(request.metadata or {}), tuple(warnings))
+    return request, tuple(warnings)
 
 
 def reported_fields(errors: list[FieldError]) -> set[str]:
@@ -255,6 +324,14 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
     loc = [str(p) for p in error["loc"]]
     name = ".".join(loc) or "body"
     message = _FRIENDLY.get(error["type"], error["msg"])
+    if error["type"] in ("string_pattern_mismatch", "string_unicode"):
+        value = error.get("input")
+        unclean = error["type"] == "string_unicode" or (isinstance(value, str) and _FORBIDDEN_CHARS.search(value))
+        message = (
+            "must not contain control characters or lone surrogates"
+            if unclean
+            else "must not start or end with whitespace"
+        )
     if error["type"] == "value_error":
         message = error["msg"].removeprefix("Value error, ")
     return FieldError(name, message)
@@ -266,30 +343,18 @@ def event_id_for(workspace_id: str, external_request_id: str) -> str:
     A UUIDv5 in its text form (``uuid.uuid5(EVENT_NAMESPACE, f"{workspace}\\x1f{request}")``), computed
     without building UUID objects (the hot path does this once per event).
     """
-    digest = bytearray(
-        hashlib.sha1(
-            _NAMESPACE_BYTES + f"{workspace_id}\x1f{external_request_id}".encode(), usedforsecurity=False
-        ).digest()
-    )
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+    h = hashlib.sha1(
+        _NAMESPACE_BYTES + f"{workspace_id}\x1f{external_request_id}".encode(), usedforsecurity=False
+    ).hexdigest()
+    # version 5 in the 13th hex digit; the RFC 4122 variant (10xx) in the 17th
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 _NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
 
 
-@dataclass(frozen=True)
-class Pricing:
-    model_normalized: str
-    priced: bool
-    cost_micro_usd: int
-    catalog_version: str
-    warnings: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutgoingEvent:
     """An ``LlmRequestIngested`` event ready for the topic: its id, partition key and encoded value."""
 

@@ -34,7 +34,7 @@ from opsmeter_ingest.domain import (
     build_event,
     rate_limit_headers,
     retry_after_s,
-    validate_record,
+    validate_records,
 )
 from opsmeter_ingest.metrics import DEGRADED_DECISIONS, count_outcomes
 from opsmeter_runtime.auth import Principal
@@ -44,7 +44,7 @@ from opsmeter_runtime.money import format_micro_usd
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     status: int
     body: dict[str, Any]
@@ -57,7 +57,7 @@ class IngestResult:
     admission: Admission
 
 
-@dataclass
+@dataclass(slots=True)
 class _Admitted:
     index: int
     record: ValidatedRecord
@@ -69,7 +69,7 @@ class _Admitted:
     durable: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Checked:
     """One valid event before admission: its record, priced and encoded."""
 
@@ -104,23 +104,28 @@ class Ingestor:
         self._max_age = timedelta(seconds=settings.max_timestamp_age_s)
         self._max_skew = timedelta(seconds=settings.max_timestamp_skew_s)
 
-    def _check(self, document: Any, principal: Principal, now: datetime) -> _Checked | PayloadRejected:
-        if isinstance(document, PayloadRejected):
-            return document
-        try:
-            record = validate_record(document, now=now, max_age=self._max_age, max_skew=self._max_skew)
-        except PayloadRejected as rejected:
-            return rejected
-        pricing = self._prices.quote(record)
-        event = build_event(
-            record, workspace_id=principal.workspace_id, api_key_id=principal.credential_id, pricing=pricing, now=now
-        )
-        warnings = record.warnings + pricing.warnings if pricing.warnings else record.warnings
-        return _Checked(record, event, pricing, warnings)
+    def _checked(self, documents: list[Any], principal: Principal, now: datetime) -> list["_Checked | PayloadRejected"]:
+        records = validate_records(documents, now=now, max_age=self._max_age, max_skew=self._max_skew)
+        checked: list[_Checked | PayloadRejected] = []
+        for record in records:
+            if isinstance(record, PayloadRejected):
+                checked.append(record)
+                continue
+            pricing = self._prices.quote(record)
+            event = build_event(
+                record,
+                workspace_id=principal.workspace_id,
+                api_key_id=principal.credential_id,
+                pricing=pricing,
+                now=now,
+            )
+            warnings = record.warnings + pricing.warnings if pricing.warnings else record.warnings
+            checked.append(_Checked(record, event, pricing, warnings))
+        return checked
 
     async def ingest(self, principal: Principal, documents: list[Any]) -> IngestResult:
         now = datetime.now(UTC)
-        checked = [self._check(document, principal, now) for document in documents]
+        checked = self._checked(documents, principal, now)
         items = [
             AdmitItem(
                 c.record.request.external_request_id,
@@ -159,13 +164,17 @@ class Ingestor:
         if "Q" in admission.codes and admission.quota_limit is not None:
             await self._notices.reached(principal.workspace_id, admission.plan, admission.quota_limit, admission.period)
         await self._publish(admitted)
-        self._settle(principal.workspace_id, admission, admitted)
-        for item in admitted:
-            outcomes[item.index] = (
-                Outcome(202, answer_body(status="accepted", reason=None, flags=item.flags, **self._accepted(item)))
-                if item.durable
-                else self._unavailable(flags)
-            )
+        accepted = [self._accepted(item) if item.durable else None for item in admitted]
+        self._settle(principal.workspace_id, admission, admitted, accepted)
+        status_parts: dict[int, dict[str, Any]] = {}
+        for item, body in zip(admitted, accepted, strict=True):
+            if body is None:
+                outcomes[item.index] = self._unavailable(flags)
+                continue
+            part = status_parts.get(id(item.flags))
+            if part is None:
+                part = status_parts[id(item.flags)] = answer_body(status="accepted", reason=None, flags=item.flags)
+            outcomes[item.index] = Outcome(202, {**part, **body})
         for index, record in waits:
             outcomes[index] = await self._await_first(principal.workspace_id, record, flags)
 
@@ -209,12 +218,18 @@ class Ingestor:
             item.durable = where is not None
             item.spooled = where == "spool"
 
-    def _settle(self, workspace_id: str, admission: Admission, admitted: list[_Admitted]) -> None:
+    def _settle(
+        self,
+        workspace_id: str,
+        admission: Admission,
+        admitted: list[_Admitted],
+        accepted: list[dict[str, Any] | None],
+    ) -> None:
         settlements: list[Settlement] = []
-        for item in admitted:
+        for item, body in zip(admitted, accepted, strict=True):
             ext_id, event_id = item.record.request.external_request_id, item.event.event_id
-            if item.durable:
-                outcome = orjson.dumps(self._accepted(item)).decode()
+            if body is not None:
+                outcome = orjson.dumps(body).decode()
             else:
                 outcome = "-" if item.record.request.data_mode == "real" else "~"
             settlements.append(Settlement(ext_id, outcome, event_id))

@@ -47,9 +47,12 @@ _EVENT_COUNTERS: dict[tuple[int, str], Any] = {}
 
 def count_outcomes(outcomes: Iterable[_Answered]) -> None:
     """Count each event's decision (label children resolved once: this runs for every event)."""
+    tally: dict[tuple[int, str], int] = {}
     for outcome in outcomes:
-        reason = outcome.body.get("reason") or "accepted"
-        child = _EVENT_COUNTERS.get((outcome.status, reason))
+        key = (outcome.status, outcome.body.get("reason") or "accepted")
+        tally[key] = tally.get(key, 0) + 1
+    for (status, reason), n in tally.items():
+        child = _EVENT_COUNTERS.get((status, reason))
         if child is None:
-            child = _EVENT_COUNTERS[(outcome.status, reason)] = INGEST_EVENTS.labels(str(outcome.status), reason)
-        child.inc()
+            child = _EVENT_COUNTERS[(status, reason)] = INGEST_EVENTS.labels(str(status), reason)
+        child.inc(n)

@@ -4,8 +4,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opsmeter_contracts import LlmRequestIngested, decode_event
+from opsmeter_ingest import domain
 from opsmeter_ingest.domain import (
     EVENT_NAMESPACE,
     MalformedJson,
@@ -213,3 +216,57 @@ class TestErrorsTogether:
     def test_a_non_finite_number_and_other_broken_fields_are_reported_together(self) -> None:
         body = json.dumps({**EXAMPLE, "status": "nope"}).replace('"inputTokens": 812', '"inputTokens": NaN')
         assert set(rejected_fields(body.encode())) == {"inputTokens", "status"}
+
+
+class TestFastPathAgrees:
+    """The one-step validation of common documents accepts exactly what the field-by-field one does."""
+
+    values = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-5, max_value=30_000_000),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=140),
+        st.sampled_from(["openai", "gpt-4o-mini", " x", "a\x00b", "real", "demo", "2026-11-25T12:00:00Z"]),
+    )
+    keys = st.sampled_from([*sorted(domain._FIELD_NAMES), "prompt", "Messages", "unknownField"])
+    metadata = st.dictionaries(st.sampled_from(["tenantId", "completion", "k", ""]), values, max_size=3)
+
+    @given(
+        overrides=st.dictionaries(keys, st.one_of(values, metadata), max_size=6),
+        dropped=st.sets(st.sampled_from(sorted(SPEC_EXAMPLE_BODY)), max_size=3),
+    )
+    @settings(max_examples=400, deadline=None)
+    def test_same_answer(self, overrides: dict[str, Any], dropped: set[str]) -> None:
+        document = {k: v for k, v in {**EXAMPLE, **overrides}.items() if k not in dropped}
+        fast = domain._request_fast(document)
+        try:
+            slow: Any = domain._request(document)
+        except PayloadRejected:
+            slow = None
+        if fast is not None:
+            assert fast == slow
+        if slow is not None and slow[1] == ():  # accepted with nothing dropped: the fast path takes it too
+            assert fast == slow
+
+    @given(
+        batch=st.lists(
+            st.dictionaries(
+                st.sampled_from([*sorted(domain._FIELD_NAMES), "prompt"]), st.one_of(values, metadata), max_size=3
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    @settings(max_examples=200, deadline=None)
+    def test_a_batch_is_validated_like_its_events_one_by_one(self, batch: list[dict[str, Any]]) -> None:
+        documents = [{**EXAMPLE, **overrides} for overrides in batch]
+
+        def one(document: dict[str, Any]) -> Any:
+            try:
+                return validate(document)
+            except PayloadRejected as rejected:
+                return rejected.errors
+
+        together = domain.validate_records(documents, now=NOW, max_age=timedelta(days=7), max_skew=timedelta(minutes=5))
+        assert [r.errors if isinstance(r, PayloadRejected) else r for r in together] == [one(d) for d in documents]

@@ -26,7 +26,7 @@ Kind = Literal["x", "r", "o"]
 ANSWER_TTL_S = 24 * 3600
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AdmitItem:
     """One event as admission sees it: its idempotency id, kind, cost and event id."""
 
@@ -36,7 +36,7 @@ class AdmitItem:
     event_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Settlement:
     external_request_id: str
     outcome: str

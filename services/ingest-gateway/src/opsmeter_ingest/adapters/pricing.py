@@ -16,7 +16,7 @@ class CatalogPriceBook:
 
     def quote(self, record: ValidatedRecord) -> Pricing:
         r = record.request
-        q = self._catalog.price(
+        return self._catalog.price(
             r.provider,
             r.model,
             record.occurred_at,
@@ -25,7 +25,6 @@ class CatalogPriceBook:
             cached_input_tokens=r.cached_input_tokens or 0,
             reasoning_tokens=r.reasoning_tokens or 0,
         )
-        return Pricing(q.model_normalized, q.priced, q.cost_micro_usd, q.catalog_version, tuple(q.warnings))
 
     def public_catalog(self) -> dict[str, Any]:
         return self._catalog.to_public_json()
