@@ -60,10 +60,21 @@ class TestStrictJson:
 
     def test_lone_surrogates_are_refused(self) -> None:
         body = json.dumps(EXAMPLE).replace('"u_5f2c"', '"u_\\ud800"').encode()
-        assert "userId" in rejected_fields(body)
+        assert rejected_fields(body) == {"userId": "must not contain control characters or lone surrogates"}
 
-    def test_control_characters_are_refused(self) -> None:
-        assert "endpointTag" in rejected_fields({**EXAMPLE, "endpointTag": "a\u0000b"})
+    @pytest.mark.parametrize("value", ["a\u0000b", "tab\there", "\x7f", "end\n"])
+    def test_control_characters_are_refused(self, value: str) -> None:
+        assert rejected_fields({**EXAMPLE, "endpointTag": value}) == {
+            "endpointTag": "must not contain control characters or lone surrogates"
+        }
+
+    @pytest.mark.parametrize("value", [" lead", "trail ", "\u00a0nbsp", "ideographic\u3000"])
+    def test_whitespace_at_either_end_is_refused(self, value: str) -> None:
+        assert rejected_fields({**EXAMPLE, "provider": value}) == {"provider": "must not start or end with whitespace"}
+
+    @pytest.mark.parametrize("value", ["in between", "ünïcode 漢字", "a\u00a0b"])
+    def test_inner_spaces_and_unicode_are_fine(self, value: str) -> None:
+        assert validate({**EXAMPLE, "userId": value}).request.user_id == value
 
     def test_the_body_must_be_an_object(self) -> None:
         assert rejected_fields(b"[1, 2]") == {"body": "must be a JSON object"}
