@@ -68,11 +68,13 @@ class _DuplicateKey(Exception):
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _DuplicateKey(key)
-        seen[key] = value
+    seen = dict(pairs)
+    if len(seen) != len(pairs):
+        keys: set[str] = set()
+        for key, _ in pairs:
+            if key in keys:
+                raise _DuplicateKey(key)
+            keys.add(key)
     return seen
 
 
@@ -83,6 +85,9 @@ def _float(text: str) -> float | _NonFinite:
     return value
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_NonFinite, parse_float=_float)
+
+
 def parse_json_strict(body: bytes) -> Any:
     """Parse JSON keeping NaN, Infinity and duplicate keys as field errors rather than values."""
     try:
@@ -90,7 +95,7 @@ def parse_json_strict(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise MalformedJson(f"body is not UTF-8: {exc.reason}") from exc
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_NonFinite, parse_float=_float)
+        return _DECODER.decode(text)
     except _DuplicateKey as exc:
         raise PayloadRejected([FieldError(exc.key, "duplicate key in JSON object")]) from None
     except json.JSONDecodeError as exc:
