@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -169,9 +169,8 @@ class CatalogProvider:
     fallback_providers: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class PriceQuote:
-    """The priced cost of one LLM call."""
+class PriceQuote(NamedTuple):
+    """The priced cost of one LLM call (a named tuple: built once per ingested event)."""
 
     model_normalized: str
     priced: bool
@@ -338,6 +337,8 @@ class PriceCatalog:
         return PriceQuote(catalog_model.id, True, cost, self.version, tuple(warnings))
 
     def _resolve(self, provider: str, model: str) -> _Resolution:
+        if (cached := self._resolutions.get((provider, model))) is not None:
+            return cached  # already clean, or seen as sent before
         key = (provider.strip().lower(), model.strip().lower())
         if (cached := self._resolutions.get(key)) is not None:
             return cached
@@ -345,6 +346,7 @@ class PriceCatalog:
             self._resolutions.clear()
         resolution = self._resolve_uncached(*key)
         self._resolutions[key] = resolution
+        self._resolutions[(provider, model)] = resolution
         return resolution
 
     def _resolve_uncached(self, provider_ref: str, model_ref: str) -> _Resolution:

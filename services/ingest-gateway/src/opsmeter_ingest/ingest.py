@@ -58,25 +58,17 @@ class IngestResult:
 
 
 @dataclass(slots=True)
-class _Admitted:
-    index: int
+class _Checked:
+    """One valid event: its record, priced and encoded; once admitted, where its answer goes and how."""
+
     record: ValidatedRecord
     event: OutgoingEvent
     pricing: Pricing
     warnings: tuple[str, ...]
-    flags: PolicyFlags
+    index: int = 0
+    flags: PolicyFlags | None = None
     spooled: bool = False
     durable: bool = False
-
-
-@dataclass(slots=True)
-class _Checked:
-    """One valid event before admission: its record, priced and encoded."""
-
-    record: ValidatedRecord
-    event: OutgoingEvent
-    pricing: Pricing
-    warnings: tuple[str, ...]
 
 
 _INVALID = AdmitItem("invalid", "x")
@@ -143,7 +135,7 @@ class Ingestor:
             plan_limit_reached=admission.quota_limit is not None and admission.quota_used >= admission.quota_limit,
         )
         outcomes: list[Outcome | None] = [None] * len(documents)
-        admitted: list[_Admitted] = []
+        admitted: list[_Checked] = []
         waits: list[tuple[int, ValidatedRecord]] = []
         event_flags: dict[str, PolicyFlags] = {}
         for index, (code, entry) in enumerate(zip(admission.codes, checked, strict=True)):
@@ -153,7 +145,8 @@ class Ingestor:
                     these = event_flags[code] = replace(
                         flags, budget_warning=code[1] == "1", budget_exceeded=code[2] == "1"
                     )
-                admitted.append(_Admitted(index, entry.record, entry.event, entry.pricing, entry.warnings, these))
+                entry.index, entry.flags = index, these
+                admitted.append(entry)
             elif code == "P" and isinstance(entry, _Checked):
                 waits.append((index, entry.record))
             else:
@@ -173,7 +166,9 @@ class Ingestor:
                 continue
             part = status_parts.get(id(item.flags))
             if part is None:
-                part = status_parts[id(item.flags)] = answer_body(status="accepted", reason=None, flags=item.flags)
+                part = status_parts[id(item.flags)] = answer_body(
+                    status="accepted", reason=None, flags=item.flags or flags
+                )
             outcomes[item.index] = Outcome(202, {**part, **body})
         for index, record in waits:
             outcomes[index] = await self._await_first(principal.workspace_id, record, flags)
@@ -211,7 +206,7 @@ class Ingestor:
             del self._degraded.unreconciled[(ws, period)]
             log.info("quota_reconciled", period=period, events=count)
 
-    async def _publish(self, admitted: list[_Admitted]) -> None:
+    async def _publish(self, admitted: list[_Checked]) -> None:
         if not admitted:
             return
         for item, where in zip(admitted, await self._sink.publish_many([i.event for i in admitted]), strict=True):
@@ -222,7 +217,7 @@ class Ingestor:
         self,
         workspace_id: str,
         admission: Admission,
-        admitted: list[_Admitted],
+        admitted: list[_Checked],
         accepted: list[dict[str, Any] | None],
     ) -> None:
         settlements: list[Settlement] = []
@@ -256,7 +251,7 @@ class Ingestor:
             await asyncio.sleep(0.02)
         return self._unavailable(flags, "the same externalRequestId is being processed; retry")
 
-    def _accepted(self, item: _Admitted) -> dict[str, Any]:
+    def _accepted(self, item: _Checked) -> dict[str, Any]:
         p = item.pricing
         return {
             "eventId": item.event.event_id,

@@ -150,7 +150,14 @@ async def batch(deps: GatewayDeps, *, api_key: str | None, content_type: str | N
             flags=PolicyFlags.from_status(result.admission.policy),
             accepted=accepted,
             rejected=len(result.outcomes) - accepted,
-            results=[{"index": i, "httpStatus": o.status, **o.body} for i, o in enumerate(result.outcomes)],
+            results=[_numbered(i, o.status, o.body) for i, o in enumerate(result.outcomes)],
         ),
         result.headers,
     )
+
+
+def _numbered(index: int, status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """One event's result in a 207: its answer with its position and status (the answer is not reused)."""
+    body["index"] = index
+    body["httpStatus"] = status
+    return body
