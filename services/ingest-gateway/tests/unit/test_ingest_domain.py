@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from opsmeter_contracts import LlmRequestIngested, decode_event
@@ -281,3 +281,86 @@ class TestFastPathAgrees:
 
         together = domain.validate_records(documents, now=NOW, max_age=timedelta(days=7), max_skew=timedelta(minutes=5))
         assert [r.errors if isinstance(r, PayloadRejected) else r for r in together] == [one(d) for d in documents]
+
+
+class TestFastParsingAgrees:
+    """Bodies parsed and validated straight from the bytes give what the strict path gives, or are left to it."""
+
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**30), max_value=10**30),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=20),
+        st.sampled_from(["openai", "gpt-4o-mini", "a\\u0000", 'q"uote', "back\\\\slash", "\\ud800", "x:y"]),
+    )
+    keys = st.sampled_from([*sorted(domain._FIELD_NAMES), "prompt", "unknown", 'k"ey'])
+
+    @staticmethod
+    def obj(pairs: list[tuple[str, Any]]) -> str:
+        """A JSON object from pairs, keeping repeated keys (json.dumps cannot write duplicates)."""
+        return "{" + ",".join(f"{json.dumps(k)}: {TestFastParsingAgrees.value(v)}" for k, v in pairs) + "}"
+
+    @staticmethod
+    def value(v: Any) -> str:
+        if isinstance(v, list):  # metadata given as pairs
+            return TestFastParsingAgrees.obj(v)
+        return json.dumps(v)
+
+    valid = st.lists(
+        st.sampled_from(
+            [
+                ("totalTokens", 976),
+                ("cachedInputTokens", 100),
+                ("reasoningTokens", 3),
+                ("errorCode", "rate_limit"),
+                ("dataMode", "test"),
+                ("environment", "dev"),
+                ("metadata", [("tenantId", "t1"), ("n", 2), ("f", 0.5), ("b", None)]),
+                ("metadata", [("big", 10**25), ("neg", -0.0), ("u", "ü漢\u00a0x")]),
+            ]
+        ),
+        max_size=3,
+        unique_by=lambda kv: kv[0],
+    )
+    pairs = valid | st.lists(
+        st.tuples(
+            keys,
+            st.one_of(
+                scalars, st.lists(st.tuples(st.sampled_from(["t", "completion", "n", "t"]), scalars), max_size=3)
+            ),
+        ),
+        max_size=4,
+    )
+
+    def strict(self, text: bytes) -> Any:
+        try:
+            document = parse_json_strict(text)
+            return domain._request(document)
+        except (PayloadRejected, MalformedJson, AttributeError, TypeError):
+            return None
+
+    @given(extra=pairs)
+    @settings(max_examples=500, deadline=None)
+    def test_single(self, extra: list[tuple[str, Any]]) -> None:
+        text = self.obj([*EXAMPLE.items(), *extra]).encode()
+        fast = domain.parse_fast(text, batch=False)
+        event("fast path" if fast is not None else "strict path")
+        if fast is not None:
+            assert (fast, ()) == self.strict(text)
+        strict = self.strict(text)
+        if strict is not None and strict[1] == ():
+            assert fast is not None  # accepted as it is (so no duplicate key either): the fast path takes it
+
+    @given(events=st.lists(pairs, min_size=1, max_size=3), duplicate_events=st.booleans())
+    @settings(max_examples=300, deadline=None)
+    def test_batch(self, events: list[list[tuple[str, Any]]], duplicate_events: bool) -> None:
+        bodies = [self.obj([*EXAMPLE.items(), *extra]) for extra in events]
+        text = ("{" + ('"events": [], ' if duplicate_events else "") + '"events": [' + ",".join(bodies) + "]}").encode()
+        fast = domain.parse_fast(text, batch=True)
+        event("fast path" if fast is not None else "strict path")
+        if fast is None:
+            return
+        assert not duplicate_events
+        assert isinstance(fast, dict)
+        assert [(r, ()) for r in fast["events"]] == [self.strict(b.encode()) for b in bodies]

@@ -17,6 +17,7 @@ from opsmeter_ingest.domain import (
     PayloadRejected,
     PolicyFlags,
     answer_body,
+    parse_fast,
     parse_json_strict,
     rate_limit_headers,
     retry_after_s,
@@ -66,9 +67,12 @@ async def ingest_principal(deps: GatewayDeps, api_key: str | None) -> Principal:
     return principal
 
 
-def _parse(content_type: str | None, body: bytes) -> Any:
+def _parse(content_type: str | None, body: bytes, *, batch: bool) -> Any:
     if not is_json(content_type):
         raise WrongContentType("Content-Type must be application/json")
+    fast = parse_fast(body, batch=batch)
+    if fast is not None:
+        return fast
     try:
         return parse_json_strict(body)
     except MalformedJson as exc:
@@ -92,7 +96,7 @@ async def _unparsed(deps: GatewayDeps, principal: Principal, error: IngestReject
 
 
 async def _principal_and_document(
-    deps: GatewayDeps, api_key: str | None, content_type: str | None, body: bytes
+    deps: GatewayDeps, api_key: str | None, content_type: str | None, body: bytes, *, batch: bool
 ) -> Reply | tuple[Principal, Any]:
     """The checks every ingest request passes first: the key, then the body as strict JSON."""
     try:
@@ -101,7 +105,7 @@ async def _principal_and_document(
         return rejection(error)
     bind_contextvars(workspace_id=principal.workspace_id)
     try:
-        return principal, _parse(content_type, body)
+        return principal, _parse(content_type, body, batch=batch)
     except (WrongContentType, NotJson) as error:
         return await _unparsed(deps, principal, error)
     except PayloadRejected as rejected:
@@ -111,7 +115,7 @@ async def _principal_and_document(
 async def single(deps: GatewayDeps, *, api_key: str | None, content_type: str | None, body: bytes) -> Reply:
     """``POST /v1/ingest/llm-request``: one event; 202 once it is durable."""
     started = time.perf_counter()
-    checked = await _principal_and_document(deps, api_key, content_type, body)
+    checked = await _principal_and_document(deps, api_key, content_type, body, batch=False)
     if isinstance(checked, Reply):
         return checked
     principal, document = checked
@@ -124,7 +128,7 @@ async def single(deps: GatewayDeps, *, api_key: str | None, content_type: str | 
 async def batch(deps: GatewayDeps, *, api_key: str | None, content_type: str | None, body: bytes) -> Reply:
     """``POST /v1/ingest/llm-requests``: up to 500 events; 207 with one result per event, in order."""
     started = time.perf_counter()
-    checked = await _principal_and_document(deps, api_key, content_type, body)
+    checked = await _principal_and_document(deps, api_key, content_type, body, batch=True)
     if isinstance(checked, Reply):
         return checked
     principal, document = checked
