@@ -297,9 +297,9 @@ class TestFastParsingAgrees:
     keys = st.sampled_from([*sorted(domain._FIELD_NAMES), "prompt", "unknown", 'k"ey'])
 
     @staticmethod
-    def obj(pairs: list[tuple[str, Any]]) -> str:
+    def obj(pairs: list[tuple[str, Any]], colon: str = ": ") -> str:
         """A JSON object from pairs, keeping repeated keys (json.dumps cannot write duplicates)."""
-        return "{" + ",".join(f"{json.dumps(k)}: {TestFastParsingAgrees.value(v)}" for k, v in pairs) + "}"
+        return "{" + ",".join(f"{json.dumps(k)}{colon}{TestFastParsingAgrees.value(v)}" for k, v in pairs) + "}"
 
     @staticmethod
     def value(v: Any) -> str:
@@ -340,10 +340,10 @@ class TestFastParsingAgrees:
         except (PayloadRejected, MalformedJson, AttributeError, TypeError):
             return None
 
-    @given(extra=pairs)
+    @given(extra=pairs, colon=st.sampled_from([": ", ":", " : ", "\n\t:\r\n"]))
     @settings(max_examples=500, deadline=None)
-    def test_single(self, extra: list[tuple[str, Any]]) -> None:
-        text = self.obj([*EXAMPLE.items(), *extra]).encode()
+    def test_single(self, extra: list[tuple[str, Any]], colon: str) -> None:
+        text = self.obj([*EXAMPLE.items(), *extra], colon).encode()
         fast = domain.parse_fast(text, batch=False)
         event("fast path" if fast is not None else "strict path")
         if fast is not None:
