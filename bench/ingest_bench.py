@@ -1077,6 +1077,7 @@ def run_bench(settings: Settings) -> Report:
 
     started_at = datetime.now(UTC)
     load_at_start = os.getloadavg()
+    machine_info = machine()  # before the bench pins itself to a core
     wall = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="opsmeter-bench-") as tmp:
         data_dir = Path(tmp)
@@ -1218,7 +1219,7 @@ def run_bench(settings: Settings) -> Report:
         load_at_start=load_at_start,
         wall_s=time.monotonic() - wall,
         stack_start_s=stack_start_s,
-        machine=machine(),
+        machine=machine_info,
     )
 
 
