@@ -1171,14 +1171,17 @@ def run_bench(settings: Settings) -> Report:
             # production) are paused meanwhile and catch up before each arrival check. E runs A again with
             # the consumers working beside it, for context.
             checked = check_accepts(gateway_port, ws_a.api_key)
+            checked_c = check_accepts(gateway_port, ws_c.api_key, BATCH)
             with paused(consumers):
                 full = load.warm_and_measure("A full path", gateway_port, ws_a.api_key, SINGLE, stack_pids)
-                # B again right after A (the machine's speed drifts on shared hosts): A is compared with the
-                # mean of the two. The consumers stay paused, as during B, so both B runs see the same machine.
-                bare_after = load.warm_and_measure("B baseline, again after A", port, None, SINGLE, pids)
+                # C right after A, then B again: the machine's speed drifts on shared hosts, so the figures
+                # compared are measured close together, and A is compared with the mean of the B runs around it.
+                batch = load.warm_and_measure(f"C batch of {BATCH_SIZE}", gateway_port, ws_c.api_key, BATCH, stack_pids)
+                bare_after = load.warm_and_measure("B baseline, again", port, None, SINGLE, pids)
             baseline.stop(timeout=10)
             baseline = None
             full.arrival = arrived(ws_a, checked, full)
+            batch.arrival = arrived(ws_c, checked_c, batch)
 
             checked = check_accepts(gateway_port, ws_e.api_key)
             shared = load.warm_and_measure(
@@ -1196,11 +1199,6 @@ def run_bench(settings: Settings) -> Report:
                     stack_pids,
                 )
             fixed.arrival = arrived(ws_d, checked, fixed)
-
-            checked = check_accepts(gateway_port, ws_c.api_key, BATCH)
-            with paused(consumers):
-                batch = load.warm_and_measure(f"C batch of {BATCH_SIZE}", gateway_port, ws_c.api_key, BATCH, stack_pids)
-            batch.arrival = arrived(ws_c, checked, batch)
         finally:
             if baseline is not None:
                 baseline.stop(timeout=10)
@@ -1337,7 +1335,7 @@ def render(report: Report) -> str:
         f"{_verdict(gain >= TARGET_BATCH_GAIN)}",
         "",
         f"(Issue 3's acceptance. A {a.rate:,.0f} requests/s vs B {bare_rate:,.0f} (the mean of {b.rate:,.0f} "
-        f"before and {b2.rate:,.0f} after A); D offered {d.offered_rate:,.0f} "
+        f"before and {b2.rate:,.0f} after A and C); D offered {d.offered_rate:,.0f} "
         f"requests/s, achieved {d.rate:,.0f} with {d.errors:,} errors and {d.unanswered:,} unanswered; "
         f"C {c.event_rate:,.0f} events/s vs A {a.event_rate:,.0f}.)",
         "",
@@ -1349,8 +1347,9 @@ def render(report: Report) -> str:
         "- Workers: the gateway and the bare endpoint each run as one uvicorn worker (uvloop + httptools), "
         "with the same process settings (the startup heap frozen out of the cyclic GC, the same GC thresholds)",
         f"- Placement: {_placement(report.placement)}",
-        f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured. Order: B, A, B again, E, D, C (A is "
-        "compared with the mean of the two B runs around it, so a drift in the machine's speed cancels). During A, D "
+        f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured. Order: B, A, C, B again, E, D (the "
+        "figures compared are measured close together, and A is compared with the mean of the two B runs around "
+        "it, so a drift in the machine's speed largely cancels; the two B runs show how much it drifted). During A, D "
         "and C the consumers (reporting, policy-engine, alerting, billing: separate deployments in production) "
         "are paused with SIGSTOP, so the gateway is measured with what it depends on (Redis and the broker); "
         "after each phase they resume and the bench waits until reporting has counted every event the phase "
@@ -1361,10 +1360,10 @@ def render(report: Report) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         _row(b),
         _row(a),
+        _row(c),
         _row(b2),
         _row(e),
         _row(d),
-        _row(c),
         "",
         f"**D, latency at a fixed rate:** {d.offered_rate:,.0f} requests/s offered (half of A's "
         f"{a.rate:,.0f}), {d.rate:,.0f}/s answered 202; from the due time p50 {_ms(d.p50_ms)} ms, p99 "
@@ -1396,7 +1395,7 @@ def render(report: Report) -> str:
         "**CPU while measuring** (from `/proc`, user + system, over each measured window):",
         "",
         f"- B, the baseline server: {_cpu_line(b, ['baseline'])}; the idle stack meanwhile: {idle_stack:.1f} CPU-s; "
-        f"after A: {_cpu_line(b2, ['baseline'])}",
+        f"after A and C: {_cpu_line(b2, ['baseline'])}",
         f"- A, {_stack_cpu(a)}",
         f"- E, {_stack_cpu(e)}",
         f"- D, {_stack_cpu(d)}",
