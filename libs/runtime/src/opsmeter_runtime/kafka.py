@@ -37,6 +37,8 @@ class EventPublisher:
         self._settings = settings
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
+        self.coalesce_linger_s = 0.0
+        """How long an idle :meth:`publish_coalesced` waits for more callers before sending (0: not at all)."""
         self._group: _Group | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._partitioner = DefaultPartitioner()
@@ -115,6 +117,10 @@ class EventPublisher:
         return await done
 
     async def _flush_groups(self) -> None:
+        if self.coalesce_linger_s > 0:
+            # Idle until now: let the callers of the next moment join this group (one produce request
+            # for all of them) rather than each paying for its own.
+            await asyncio.sleep(self.coalesce_linger_s)
         while self._group is not None:
             group, self._group = self._group, None
             try:

@@ -18,6 +18,8 @@ class GatewaySettings(ServiceSettings):
     default_rate_limit_per_minute: int = 120
     default_monthly_quota: int = 10_000
     publish_timeout_s: float = 0.25
+    publish_linger_s: float = 0.001
+    """How long an idle publisher waits for more requests to share a Kafka produce round trip."""
     spool_max_bytes: int = 256 * 1024 * 1024
     instance: str = Field(default_factory=socket.gethostname, description="Names this process's spool directory.")
     max_timestamp_age_s: int = 7 * 24 * 3600
