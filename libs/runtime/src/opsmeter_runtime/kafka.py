@@ -37,8 +37,6 @@ class EventPublisher:
         self._settings = settings
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
-        self.coalesce_linger_s = 0.0
-        """How long an idle :meth:`publish_coalesced` waits for more callers before sending (0: not at all)."""
         self._group: _Group | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._partitioner = DefaultPartitioner()
@@ -81,9 +79,7 @@ class EventPublisher:
         except (TimeoutError, KafkaError) as exc:
             raise PublishError(f"{topic}: {type(exc).__name__}: {exc}") from exc
 
-    async def publish_many(
-        self, records: Sequence[tuple[str, bytes | None, bytes]], *, timeout_s: float | None = None
-    ) -> list[bool]:
+    async def publish_many(self, records: Sequence[Record], *, timeout_s: float | None = None) -> list[bool]:
         """Send ``(topic, key, value)`` records in order; which ones the broker acknowledged within one timeout.
 
         Records go out as one record batch per partition (in order within each partition), so a batch
@@ -91,36 +87,33 @@ class EventPublisher:
         """
         if self._producer is None or not records:
             return [False] * len(records)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (timeout_s or self._settings.kafka_send_timeout_s)
-        return await self._send_batches(self._producer, records, deadline)
+        group = _Group(asyncio.get_running_loop(), timeout_s or self._settings.kafka_send_timeout_s)
+        done = group.join(records)
+        await self._queue_group(group)
+        return await done
 
-    async def publish_coalesced(self, records: Sequence[Record], *, timeout_s: float) -> list[bool]:
+    async def publish_coalesced(
+        self, records: Sequence[Record], *, timeout_s: float, linger_s: float = 0.0
+    ) -> list[bool]:
         """Like :meth:`publish_many`, but records handed over by concurrent callers share batches.
 
         Callers that arrive while the previous batch of a partition is still on its way form one group
         that goes out as the next batch: many requests per produce round trip, and no caller waits for
         another's acknowledgement beyond its own records. A group's timeout starts with its first caller.
+        An idle publisher first waits ``linger_s`` for more callers to join.
         """
         if self._producer is None or not records:
             return [False] * len(records)
         loop = asyncio.get_running_loop()
-        group = self._group
-        if group is None:
-            group = self._group = _Group(loop.time() + timeout_s)
-            group.timer = loop.call_at(group.deadline, group.finish)
+        if self._group is None:
+            self._group = _Group(loop, timeout_s)
             if self._flusher is None or self._flusher.done():
-                self._flusher = loop.create_task(self._flush_groups())
-        done: asyncio.Future[list[bool]] = loop.create_future()
-        group.waiters.append((len(group.records), len(records), done))
-        group.records.extend(records)
-        return await done
+                self._flusher = loop.create_task(self._flush_groups(linger_s))
+        return await self._group.join(records)
 
-    async def _flush_groups(self) -> None:
-        if self.coalesce_linger_s > 0:
-            # Idle until now: let the callers of the next moment join this group (one produce request
-            # for all of them) rather than each paying for its own.
-            await asyncio.sleep(self.coalesce_linger_s)
+    async def _flush_groups(self, linger_s: float) -> None:
+        if linger_s > 0:
+            await asyncio.sleep(linger_s)  # idle until now: one produce request for the next moment's callers
         while self._group is not None:
             group, self._group = self._group, None
             try:
@@ -130,8 +123,8 @@ class EventPublisher:
                 group.finish()
 
     async def _queue_group(self, group: "_Group") -> None:
+        """Hand the group's records to the producer as record batches; the group answers its callers."""
         producer = self._producer
-        group.acked = [False] * len(group.records)
         if producer is None:
             group.finish()
             return
@@ -170,25 +163,6 @@ class EventPublisher:
             builder.close()
         return batches
 
-    async def _send_batches(self, producer: AIOKafkaProducer, records: Sequence[Record], deadline: float) -> list[bool]:
-        loop = asyncio.get_running_loop()
-        acked = [False] * len(records)
-        futures: list[tuple[asyncio.Future[Any], list[int]]] = []
-        try:
-            async with asyncio.timeout_at(deadline):
-                for topic, partition, builder, indexes in await self._build_batches(producer, records):
-                    futures.append((await producer.send_batch(builder, topic, partition=partition), indexes))
-        except (TimeoutError, KafkaError, PublishError) as exc:
-            log.warning("kafka_batch_not_queued", records=len(records), error=f"{type(exc).__name__}: {exc}")
-        if futures:
-            await asyncio.wait([f for f, _ in futures], timeout=max(0.0, deadline - loop.time()))
-        for future, indexes in futures:
-            future.add_done_callback(_consume_outcome)
-            if future.done() and not future.cancelled() and future.exception() is None:
-                for index in indexes:
-                    acked[index] = True
-        return acked
-
     async def _partition_for(self, producer: AIOKafkaProducer, topic: str, key: bytes | None) -> int:
         """The partition ``send(key=...)`` would choose, so batched and single sends of a key stay in order."""
         partitions = producer.client.cluster.partitions_for_topic(topic)
@@ -219,17 +193,26 @@ class EventPublisher:
 
 
 class _Group:
-    """Records of the callers that arrived while the previous batch was being queued."""
+    """Records of callers sent together, and what the broker acknowledged of them by the deadline."""
 
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
+        self.deadline = loop.time() + timeout_s
         self.records: list[Record] = []
         self.waiters: list[tuple[int, int, asyncio.Future[list[bool]]]] = []
         self.acked: list[bool] = []
         self.pending = 0
         self.queued = False
         self.finished = False
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer = loop.call_at(self.deadline, self.finish)
+        self._loop = loop
+
+    def join(self, records: Sequence[Record]) -> "asyncio.Future[list[bool]]":
+        """Add a caller's records; the future answers which of them were acknowledged."""
+        done: asyncio.Future[list[bool]] = self._loop.create_future()
+        self.waiters.append((len(self.records), len(records), done))
+        self.records.extend(records)
+        self.acked.extend([False] * len(records))
+        return done
 
     def batch_done(self, indexes: list[int], future: "asyncio.Future[Any]") -> None:
         if not future.cancelled() and future.exception() is None:
@@ -244,18 +227,10 @@ class _Group:
         if self.finished:
             return
         self.finished = True
-        if self.timer is not None:
-            self.timer.cancel()
-        acked = self.acked or [False] * len(self.records)
+        self.timer.cancel()
         for start, count, done in self.waiters:
             if not done.done():
-                done.set_result(acked[start : start + count])
-
-
-def _consume_outcome(future: asyncio.Future[Any]) -> None:
-    """A send that finished after its caller stopped waiting: read its outcome so nothing warns."""
-    if not future.cancelled():
-        future.exception()
+                done.set_result(self.acked[start : start + count])
 
 
 async def ensure_topics(

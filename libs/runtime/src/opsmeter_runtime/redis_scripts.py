@@ -12,7 +12,6 @@ import asyncio
 import collections
 import hashlib
 import ssl
-import time
 from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import unquote, urlparse
@@ -82,10 +81,10 @@ class RedisScripts:
     ``await call(name, keys, args)``: calls from the same loop iteration share one write; the answer is
     the script's reply (bytes, int, list). A missing script (``SCRIPT FLUSH``, a restarted Redis) is
     loaded again transparently. While Redis is unreachable every write tries to connect again (bounded
-    by the timeout), unless ``retry_after_s`` asks to fail fast for that long after a failed attempt.
+    by the timeout).
     """
 
-    def __init__(self, url: str, scripts: dict[str, str], *, timeout_s: float, retry_after_s: float = 0.0) -> None:
+    def __init__(self, url: str, scripts: dict[str, str], *, timeout_s: float) -> None:
         parsed = urlparse(url)
         self._host = parsed.hostname or "127.0.0.1"
         self._port = parsed.port or 6379
@@ -102,42 +101,31 @@ class RedisScripts:
             name: hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest() for name, src in scripts.items()
         }
         self._timeout_s = timeout_s
-        self._retry_after_s = retry_after_s
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Task[_Protocol] | None = None
-        self._down_until = 0.0
         self._queued: list[tuple[bytes, asyncio.Future[Any]]] = []
 
     async def call(self, name: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """Run script ``name``; raise ScriptsUnavailable (no answer in time) or ScriptError (error reply)."""
-        command = pack("EVALSHA", self._shas[name], len(keys), *keys, *args)
-        reply = await self._submit(command)
-        if isinstance(reply, hiredis.ReplyError):
-            if str(reply).startswith("NOSCRIPT"):
-                reply = await self._submit(pack("EVAL", self._sources[name], len(keys), *keys, *args))
-            if isinstance(reply, hiredis.ReplyError):
-                raise ScriptError(f"{name}: {reply}")
+        [reply] = await self.call_many([(name, keys, args)])
         return reply
 
     async def call_many(self, calls: Sequence[tuple[str, Sequence[Arg], Sequence[Arg]]]) -> list[Any]:
-        """Several script calls in one write; their replies in order (raises like :meth:`call`)."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Any]] = []
-        if not self._queued and calls:
-            loop.call_soon(self._flush)
-        for name, keys, args in calls:
-            done: asyncio.Future[Any] = loop.create_future()
-            self._queued.append((pack("EVALSHA", self._shas[name], len(keys), *keys, *args), done))
-            futures.append(done)
-        replies = [await future for future in futures]
+        """Several script calls in the same write; their replies in order (raises like :meth:`call`)."""
+        futures = [
+            self._submit(pack("EVALSHA", self._shas[name], len(keys), *keys, *args)) for name, keys, args in calls
+        ]
+        replies: list[Any] = await asyncio.gather(*futures, return_exceptions=True)
         for index, reply in enumerate(replies):
-            if isinstance(reply, hiredis.ReplyError):
+            if isinstance(reply, hiredis.ReplyError):  # an error reply (an exception class too): the script's
                 name, keys, args = calls[index]
                 if str(reply).startswith("NOSCRIPT"):
                     reply = await self._submit(pack("EVAL", self._sources[name], len(keys), *keys, *args))
                 if isinstance(reply, hiredis.ReplyError):
                     raise ScriptError(f"{name}: {reply}")
                 replies[index] = reply
+            elif isinstance(reply, BaseException):  # no answer: the write failed
+                raise reply
         return replies
 
     async def close(self) -> None:
@@ -147,13 +135,14 @@ class RedisScripts:
             self._protocol.close()
             self._protocol = None
 
-    async def _submit(self, command: bytes) -> Any:
+    def _submit(self, command: bytes) -> "asyncio.Future[Any]":
+        """Queue ``command`` for this loop iteration's write; the future gets its reply."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Any] = loop.create_future()
         if not self._queued:
             loop.call_soon(self._flush)
         self._queued.append((command, done))
-        return await done
+        return done
 
     def _flush(self) -> None:
         queued, self._queued = self._queued, []
@@ -196,14 +185,11 @@ class RedisScripts:
         current = self._protocol
         if current is not None and current.transport is not None and not current.transport.is_closing():
             return current
-        if time.monotonic() < self._down_until:
-            raise ScriptsUnavailable("Redis was unreachable a moment ago")
         if self._connecting is None or self._connecting.done():
             self._connecting = asyncio.get_running_loop().create_task(self._open())
         try:
             return await asyncio.shield(self._connecting)
         except (OSError, TimeoutError, ScriptsUnavailable) as exc:
-            self._down_until = time.monotonic() + self._retry_after_s
             raise ScriptsUnavailable(f"cannot reach Redis at {self._host}:{self._port}: {exc}") from exc
 
     async def _open(self) -> _Protocol:

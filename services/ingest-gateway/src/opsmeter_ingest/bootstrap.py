@@ -55,8 +55,9 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
         spool = Spool(
             settings.runtime.resolved_data_dir / "spool" / settings.instance, max_bytes=settings.spool_max_bytes
         )
-        sink = DurableTelemetrySink(resources.publisher, spool, timeout_s=settings.publish_timeout_s)
-        resources.publisher.coalesce_linger_s = settings.publish_linger_s
+        sink = DurableTelemetrySink(
+            resources.publisher, spool, timeout_s=settings.publish_timeout_s, linger_s=settings.publish_linger_s
+        )
         drainer = asyncio.create_task(sink.drain_forever(), name="spool-drainer")
         resources.stack.push_async_callback(_stop, drainer)
         prices = CatalogPriceBook(PriceCatalog.load_default())

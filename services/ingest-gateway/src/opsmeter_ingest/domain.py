@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from opsmeter_contracts import LlmRequestIngested
@@ -200,16 +200,7 @@ def validate_record(document: Any, *, now: datetime, max_age: timedelta, max_ske
 def validate_records(
     documents: list[Any], *, now: datetime, max_age: timedelta, max_skew: timedelta
 ) -> list[ValidatedRecord | PayloadRejected]:
-    """:func:`validate_record` for each document; a batch of common documents is validated in one step."""
-    if all(type(d) is IngestRequest for d in documents):
-        return [_finished_or_rejected(d, now=now, max_age=max_age, max_skew=max_skew) for d in documents]
-    if all(type(d) is dict and d.keys() <= _FIELD_NAMES and _clean_metadata_keys(d) for d in documents):
-        try:
-            requests = _REQUESTS.validate_python(documents)
-        except ValidationError:
-            pass
-        else:
-            return [_finished_or_rejected(r, now=now, max_age=max_age, max_skew=max_skew) for r in requests]
+    """:func:`validate_record` for each document (or the request :func:`parse_fast` already validated)."""
     results: list[ValidatedRecord | PayloadRejected] = []
     for document in documents:
         if isinstance(document, PayloadRejected):
@@ -258,9 +249,6 @@ def _finish(
 _FIELD_NAMES = frozenset(f.alias or name for name, f in IngestRequest.model_fields.items())
 
 
-_REQUESTS = TypeAdapter(list[IngestRequest])
-
-
 class _Batch(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -296,9 +284,8 @@ def parse_fast(body: bytes, *, batch: bool) -> IngestRequest | dict[str, list[In
         metadata = request.metadata
         if metadata:
             keys += len(metadata)
-            for key, value in metadata.items():
-                if key.lower() in DROPPED_CONTENT_FIELDS or (type(value) is float and not math.isfinite(value)):
-                    return None
+            if _has_content_keys(metadata) or any(type(v) is float and not math.isfinite(v) for v in metadata.values()):
+                return None
     if _key_ends(body) != keys:
         return None
     return {"events": requests} if isinstance(parsed, _Batch) else parsed
@@ -306,7 +293,11 @@ def parse_fast(body: bytes, *, batch: bool) -> IngestRequest | dict[str, list[In
 
 def _clean_metadata_keys(document: dict[str, Any]) -> bool:
     metadata = document.get("metadata")
-    return not (isinstance(metadata, dict) and any(k.lower() in DROPPED_CONTENT_FIELDS for k in metadata))
+    return not (isinstance(metadata, dict) and _has_content_keys(metadata))
+
+
+def _has_content_keys(metadata: dict[str, Any]) -> bool:
+    return any(k.lower() in DROPPED_CONTENT_FIELDS for k in metadata)
 
 
 def _request_fast(document: dict[str, Any]) -> tuple[IngestRequest, tuple[str, ...]] | None:

@@ -66,7 +66,8 @@ class _Checked:
     pricing: Pricing
     warnings: tuple[str, ...]
     index: int = 0
-    flags: PolicyFlags | None = None
+    status: dict[str, Any] | None = None
+    """The status fields of its answer (shared by the events admitted with the same flags)."""
     spooled: bool = False
     durable: bool = False
 
@@ -137,15 +138,14 @@ class Ingestor:
         outcomes: list[Outcome | None] = [None] * len(documents)
         admitted: list[_Checked] = []
         waits: list[tuple[int, ValidatedRecord]] = []
-        event_flags: dict[str, PolicyFlags] = {}
+        statuses: dict[str, dict[str, Any]] = {}
         for index, (code, entry) in enumerate(zip(admission.codes, checked, strict=True)):
             if code[0] == "A" and isinstance(entry, _Checked):
-                these = event_flags.get(code)
-                if these is None:
-                    these = event_flags[code] = replace(
-                        flags, budget_warning=code[1] == "1", budget_exceeded=code[2] == "1"
-                    )
-                entry.index, entry.flags = index, these
+                status = statuses.get(code)
+                if status is None:
+                    these = replace(flags, budget_warning=code[1] == "1", budget_exceeded=code[2] == "1")
+                    status = statuses[code] = answer_body(status="accepted", reason=None, flags=these)
+                entry.index, entry.status = index, status
                 admitted.append(entry)
             elif code == "P" and isinstance(entry, _Checked):
                 waits.append((index, entry.record))
@@ -159,17 +159,8 @@ class Ingestor:
         await self._publish(admitted)
         accepted = [self._accepted(item) if item.durable else None for item in admitted]
         self._settle(principal.workspace_id, admission, admitted, accepted)
-        status_parts: dict[int, dict[str, Any]] = {}
         for item, body in zip(admitted, accepted, strict=True):
-            if body is None:
-                outcomes[item.index] = self._unavailable(flags)
-                continue
-            part = status_parts.get(id(item.flags))
-            if part is None:
-                part = status_parts[id(item.flags)] = answer_body(
-                    status="accepted", reason=None, flags=item.flags or flags
-                )
-            outcomes[item.index] = Outcome(202, {**part, **body})
+            outcomes[item.index] = Outcome(202, {**(item.status or {}), **body}) if body else self._unavailable(flags)
         for index, record in waits:
             outcomes[index] = await self._await_first(principal.workspace_id, record, flags)
 

@@ -19,10 +19,11 @@ Durability = Literal["kafka", "spool"]
 class DurableTelemetrySink:
     """Makes events durable and says where each went; ``None`` for an event that could not be."""
 
-    def __init__(self, publisher: EventPublisher, spool: Spool, *, timeout_s: float) -> None:
+    def __init__(self, publisher: EventPublisher, spool: Spool, *, timeout_s: float, linger_s: float = 0.0) -> None:
         self._publisher = publisher
         self._spool = spool
         self._timeout_s = timeout_s
+        self._linger_s = linger_s
         self._wake = asyncio.Event()
         SPOOL_DEPTH.set(spool.pending)
 
@@ -33,7 +34,9 @@ class DurableTelemetrySink:
         if direct:
             started = time.perf_counter()
             acked = await self._publisher.publish_coalesced(
-                [(records[i].topic, records[i].key, records[i].value) for i in direct], timeout_s=self._timeout_s
+                [(records[i].topic, records[i].key, records[i].value) for i in direct],
+                timeout_s=self._timeout_s,
+                linger_s=self._linger_s,
             )
             KAFKA_SEND_LATENCY.observe(time.perf_counter() - started)
             for i, ok in zip(direct, acked, strict=True):
