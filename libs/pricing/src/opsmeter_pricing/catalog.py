@@ -216,6 +216,30 @@ class _Resolution:
     model: CatalogModel | None
     normalized: str
     warnings: tuple[str, ...]
+    flat: _FlatPrice | None = None
+    """Set when one price period with input and output prices applies at any time and nothing warns."""
+
+
+class _FlatPrice(NamedTuple):
+    """A model's prices when they never change: cache reads and reasoning fall back to their base price."""
+
+    input: int
+    cached_input: int
+    output: int
+    reasoning: int
+
+
+def _flat_price(model: CatalogModel | None, warnings: tuple[str, ...]) -> _FlatPrice | None:
+    if model is None or warnings or len(model.prices) != 1:
+        return None
+    period = model.prices[0]
+    base_in, base_out = period.input_micro_usd_per_mtok, period.output_micro_usd_per_mtok
+    if base_in is None or base_out is None:
+        return None
+    cached, reasoning = period.cached_input_micro_usd_per_mtok, period.reasoning_micro_usd_per_mtok
+    return _FlatPrice(
+        base_in, base_in if cached is None else cached, base_out, base_out if reasoning is None else reasoning
+    )
 
 
 class PriceCatalog:
@@ -281,7 +305,7 @@ class PriceCatalog:
         """Price one call at the period in effect at ``at`` (timezone-aware)."""
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError("at must be a timezone-aware datetime")
-        if min(input_tokens, output_tokens, cached_input_tokens, reasoning_tokens) < 0:
+        if (input_tokens | output_tokens | cached_input_tokens | reasoning_tokens) < 0:  # any of them negative
             counts = {
                 "inputTokens": input_tokens,
                 "outputTokens": output_tokens,
@@ -291,6 +315,18 @@ class PriceCatalog:
             name, value = next((n, v) for n, v in counts.items() if v < 0)
             raise ValueError(f"{name} must be >= 0, got {value}")
         resolution = self._resolve(provider, model)
+        flat = resolution.flat
+        if flat is not None and cached_input_tokens <= input_tokens and reasoning_tokens <= output_tokens:
+            # The common case, without the general path's checks and warnings (same result, see the tests).
+            total = (
+                (input_tokens - cached_input_tokens) * flat.input
+                + cached_input_tokens * flat.cached_input
+                + (output_tokens - reasoning_tokens) * flat.output
+                + reasoning_tokens * flat.reasoning
+            )
+            return PriceQuote(
+                resolution.normalized, True, (total + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT, self.version
+            )
         warnings = list(resolution.warnings)
         catalog_model = resolution.model
         if catalog_model is None:
@@ -344,7 +380,10 @@ class PriceCatalog:
             return cached
         if len(self._resolutions) >= _RESOLUTION_CACHE_SIZE:
             self._resolutions.clear()
-        resolution = self._resolve_uncached(*key)
+        found = self._resolve_uncached(*key)
+        resolution = _Resolution(
+            found.model, found.normalized, found.warnings, _flat_price(found.model, found.warnings)
+        )
         self._resolutions[key] = resolution
         self._resolutions[(provider, model)] = resolution
         return resolution

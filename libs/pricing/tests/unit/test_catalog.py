@@ -1,7 +1,10 @@
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opsmeter_pricing.catalog import (
     CatalogModel,
@@ -100,6 +103,42 @@ class TestPrice:
         quote = catalog.price("openai", "whisper-1", AT, 10, 0)
         assert (quote.model_normalized, quote.priced, quote.cost_micro_usd) == ("whisper-1", False, 0)
         assert "has no token prices" in quote.warnings[0]
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        prices=st.tuples(
+            st.integers(0, 80_000_000),
+            st.integers(0, 80_000_000),
+            st.none() | st.integers(0, 80_000_000),
+            st.none() | st.integers(0, 80_000_000),
+        ),
+        tokens=st.tuples(*[st.integers(min_value=0, max_value=3_000_000)] * 4),
+        dated=st.booleans(),
+    )
+    def test_charges_by_the_rules(
+        self, prices: tuple[int, int, int | None, int | None], tokens: tuple[int, int, int, int], dated: bool
+    ) -> None:
+        """Each direction's subset at its own price (or the base one), capped at the total, rounded once;
+        the same whether the model has one price period or several."""
+        base_in, base_out, cache_price, reasoning_price = prices
+        current = PricePeriod(None, base_in, base_out, cache_price, reasoning_price)
+        periods = (
+            (PricePeriod(None, 1, 1), replace(current, effective_from=AT - timedelta(days=1))) if dated else (current,)
+        )
+        model = CatalogModel(provider="acme", id="acme-1", match=MatchRule("starts_with", "acme-1"), prices=periods)
+        cat = PriceCatalog("test-1", [CatalogProvider(id="acme", models=(model,))])
+        inp, out, cached, reasoning = tokens
+        capped_cached, capped_reasoning = min(cached, inp), min(reasoning, out)
+        total = (
+            (inp - capped_cached) * base_in
+            + capped_cached * (base_in if cache_price is None else cache_price)
+            + (out - capped_reasoning) * base_out
+            + capped_reasoning * (base_out if reasoning_price is None else reasoning_price)
+        )
+        quote = cat.price("acme", "acme-1", AT, inp, out, cached, reasoning)
+        assert (quote.model_normalized, quote.priced) == ("acme-1", True)
+        assert quote.cost_micro_usd == (total + 500_000) // 1_000_000
+        assert len(quote.warnings) == (cached > inp) + (reasoning > out)
 
     def test_naive_datetime_rejected(self, catalog: PriceCatalog) -> None:
         with pytest.raises(ValueError, match="timezone-aware"):

@@ -148,8 +148,11 @@ class EventPublisher:
         """One record batch per partition (more when one fills up), records in order within each."""
         batches: list[tuple[str, int, Any, list[int]]] = []
         open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+        last: tuple[str, bytes | None] | None = None  # callers' records come in runs of one key
+        partition = 0
         for index, (topic, key, value) in enumerate(records):
-            partition = await self._partition_for(producer, topic, key)
+            if (topic, key) != last:
+                partition, last = await self._partition_for(producer, topic, key), (topic, key)
             current = open_batches.get((topic, partition))
             if current is None or current[0].append(timestamp=None, key=key, value=value) is None:
                 builder = producer.create_batch()

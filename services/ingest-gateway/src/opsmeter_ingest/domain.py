@@ -387,10 +387,14 @@ def event_id_for(workspace_id: str, external_request_id: str) -> str:
     A UUIDv5 in its text form (``uuid.uuid5(EVENT_NAMESPACE, f"{workspace}\\x1f{request}")``), computed
     without building UUID objects (the hot path does this once per event).
     """
-    h = hashlib.sha1(
-        _NAMESPACE_BYTES + f"{workspace_id}\x1f{external_request_id}".encode(), usedforsecurity=False
-    ).hexdigest()
-    # version 5 in the 13th hex digit; the RFC 4122 variant (10xx) in the 17th
+    name = _NAMESPACE_BYTES + f"{workspace_id}\x1f{external_request_id}".encode()
+    return _uuid5_text(hashlib.sha1(name, usedforsecurity=False))
+
+
+def _uuid5_text(sha1: "hashlib._Hash") -> str:
+    """``str(uuid.UUID(bytes=digest[:16], version=5))``: version 5 in the 13th hex digit, the RFC 4122
+    variant (10xx) in the 17th."""
+    h = sha1.hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
@@ -411,49 +415,77 @@ _INGESTED_TYPE = LlmRequestIngested.model_fields["type"].default
 _INGESTED_VERSION = LlmRequestIngested.model_fields["version"].default
 
 
+class EventWriter:
+    """Encodes the ``LlmRequestIngested`` events of one request as the contract's JSON.
+
+    What the events of a request share (workspace, key, time of ingestion, the id's hash prefix) is
+    prepared once; each event is then one dict and one ``orjson.dumps`` (hot path: no model is built).
+    ``decode_event`` of a value is the contract model, which the unit tests check field by field.
+    """
+
+    def __init__(self, *, workspace_id: str, api_key_id: str, now: datetime) -> None:
+        self._workspace_id = workspace_id
+        self._api_key_id = api_key_id
+        self._key = workspace_id.encode()
+        self._now = now
+        self._now_text = _utc_z(now)
+        self._id_prefix = hashlib.sha1(_NAMESPACE_BYTES + f"{workspace_id}\x1f".encode(), usedforsecurity=False)
+
+    def event_id(self, external_request_id: str) -> str:
+        """:func:`event_id_for` this request's workspace."""
+        sha1 = self._id_prefix.copy()  # the namespace and workspace hashed once per request
+        sha1.update(external_request_id.encode())
+        return _uuid5_text(sha1)
+
+    def event(self, record: ValidatedRecord, pricing: Pricing) -> OutgoingEvent:
+        r = record.request
+        event_id = self.event_id(r.external_request_id)
+        occurred = record.occurred_at
+        event = {
+            "event_id": event_id,
+            "type": _INGESTED_TYPE,
+            "version": _INGESTED_VERSION,
+            "occurred_at": self._now_text if occurred is self._now else _utc_z(occurred),
+            "ingested_at": self._now_text,
+            "workspace_id": self._workspace_id,
+            "payload": {
+                "external_request_id": r.external_request_id,
+                "provider": r.provider.lower(),
+                "model": r.model,
+                "model_normalized": pricing.model_normalized,
+                "endpoint_tag": r.endpoint_tag or UNKNOWN,
+                "prompt_version": r.prompt_version or None,
+                "user_id": r.user_id or UNKNOWN,
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+                "total_tokens": r.input_tokens + r.output_tokens,
+                "cached_input_tokens": r.cached_input_tokens or 0,
+                "reasoning_tokens": r.reasoning_tokens or 0,
+                "latency_ms": r.latency_ms,
+                "status": r.status,
+                "error_code": r.error_code,
+                "data_mode": r.data_mode,
+                "environment": r.environment,
+                "metadata": record.metadata,
+                "cost_micro_usd": pricing.cost_micro_usd,
+                "priced": pricing.priced,
+                "price_catalog_version": pricing.catalog_version,
+                "api_key_id": self._api_key_id,
+            },
+        }
+        return OutgoingEvent(event_id, self._key, orjson.dumps(event))
+
+
+def _utc_z(moment: datetime) -> str:
+    """RFC 3339 in UTC with ``Z``, as orjson writes an aware datetime (microseconds only when non-zero)."""
+    return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
+
+
 def build_event(
     record: ValidatedRecord, *, workspace_id: str, api_key_id: str, pricing: Pricing, now: datetime
 ) -> OutgoingEvent:
-    """The ``LlmRequestIngested`` event of a checked record, encoded as the contract's JSON.
-
-    Written directly (hot path: no model is built); ``decode_event`` of the value is the contract
-    model, which the unit tests check field by field.
-    """
-    r = record.request
-    event_id = event_id_for(workspace_id, r.external_request_id)
-    event = {
-        "event_id": event_id,
-        "type": _INGESTED_TYPE,
-        "version": _INGESTED_VERSION,
-        "occurred_at": record.occurred_at,
-        "ingested_at": now,
-        "workspace_id": workspace_id,
-        "payload": {
-            "external_request_id": r.external_request_id,
-            "provider": r.provider.lower(),
-            "model": r.model,
-            "model_normalized": pricing.model_normalized,
-            "endpoint_tag": r.endpoint_tag or UNKNOWN,
-            "prompt_version": r.prompt_version or None,
-            "user_id": r.user_id or UNKNOWN,
-            "input_tokens": r.input_tokens,
-            "output_tokens": r.output_tokens,
-            "total_tokens": r.input_tokens + r.output_tokens,
-            "cached_input_tokens": r.cached_input_tokens or 0,
-            "reasoning_tokens": r.reasoning_tokens or 0,
-            "latency_ms": r.latency_ms,
-            "status": r.status,
-            "error_code": r.error_code,
-            "data_mode": r.data_mode,
-            "environment": r.environment,
-            "metadata": record.metadata,
-            "cost_micro_usd": pricing.cost_micro_usd,
-            "priced": pricing.priced,
-            "price_catalog_version": pricing.catalog_version,
-            "api_key_id": api_key_id,
-        },
-    }
-    return OutgoingEvent(event_id, workspace_id.encode(), orjson.dumps(event, option=orjson.OPT_UTC_Z))
+    """The ``LlmRequestIngested`` event of a checked record (see :class:`EventWriter`)."""
+    return EventWriter(workspace_id=workspace_id, api_key_id=api_key_id, now=now).event(record, pricing)
 
 
 Reason = Literal[

@@ -25,13 +25,13 @@ from opsmeter_ingest.adapters.admission import (
 from opsmeter_ingest.adapters.notices import PlanLimitNotices
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.domain import (
+    EventWriter,
     OutgoingEvent,
     PayloadRejected,
     PolicyFlags,
     Pricing,
     ValidatedRecord,
     answer_body,
-    build_event,
     rate_limit_headers,
     retry_after_s,
     validate_records,
@@ -99,19 +99,15 @@ class Ingestor:
 
     def _checked(self, documents: list[Any], principal: Principal, now: datetime) -> list["_Checked | PayloadRejected"]:
         records = validate_records(documents, now=now, max_age=self._max_age, max_skew=self._max_skew)
+        writer = EventWriter(workspace_id=principal.workspace_id, api_key_id=principal.credential_id, now=now)
+        quote = self._prices.quote
         checked: list[_Checked | PayloadRejected] = []
         for record in records:
             if isinstance(record, PayloadRejected):
                 checked.append(record)
                 continue
-            pricing = self._prices.quote(record)
-            event = build_event(
-                record,
-                workspace_id=principal.workspace_id,
-                api_key_id=principal.credential_id,
-                pricing=pricing,
-                now=now,
-            )
+            pricing = quote(record)
+            event = writer.event(record, pricing)
             warnings = record.warnings + pricing.warnings if pricing.warnings else record.warnings
             checked.append(_Checked(record, event, pricing, warnings))
         return checked

@@ -28,13 +28,15 @@ class DurableTelemetrySink:
         SPOOL_DEPTH.set(spool.pending)
 
     async def publish_many(self, events: list[OutgoingEvent]) -> list[Durability | None]:
-        records = [SpooledRecord(Topics.TELEMETRY, e.key, e.value) for e in events]
-        direct = [i for i, r in enumerate(records) if not self._spool.holds(r.key)]
+        topic = Topics.TELEMETRY
+        records: list[tuple[str, bytes, bytes]] = [(topic, e.key, e.value) for e in events]
+        held = {key for key in {e.key for e in events} if self._spool.holds(key)}
+        direct = [i for i, r in enumerate(records) if r[1] not in held] if held else list(range(len(records)))
         outcome: list[Durability | None] = [None] * len(records)
         if direct:
             started = time.perf_counter()
             acked = await self._publisher.publish_coalesced(
-                [(records[i].topic, records[i].key, records[i].value) for i in direct],
+                [records[i] for i in direct] if held else records,
                 timeout_s=self._timeout_s,
                 linger_s=self._linger_s,
             )
@@ -47,7 +49,7 @@ class DurableTelemetrySink:
         to_spool = [i for i, where in enumerate(outcome) if where is None]
         if to_spool:
             try:
-                await self._spool.append([records[i] for i in to_spool])
+                await self._spool.append([SpooledRecord(*records[i]) for i in to_spool])
             except SpoolUnavailable as exc:
                 log.error("spool_unavailable", events=len(to_spool), error=str(exc))
                 return outcome

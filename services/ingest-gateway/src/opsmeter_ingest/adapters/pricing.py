@@ -20,10 +20,10 @@ class CatalogPriceBook:
             r.provider,
             r.model,
             record.occurred_at,
-            input_tokens=r.input_tokens,
-            output_tokens=r.output_tokens,
-            cached_input_tokens=r.cached_input_tokens or 0,
-            reasoning_tokens=r.reasoning_tokens or 0,
+            r.input_tokens,
+            r.output_tokens,
+            r.cached_input_tokens or 0,
+            r.reasoning_tokens or 0,
         )
 
     def public_catalog(self) -> dict[str, Any]:
