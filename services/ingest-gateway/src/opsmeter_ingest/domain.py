@@ -207,7 +207,11 @@ def validate_records(
             results.append(document)
             continue
         if isinstance(document, IngestRequest):
-            results.append(_finished_or_rejected(document, now=now, max_age=max_age, max_skew=max_skew))
+            if document.timestamp is None and document.total_tokens is None and document.cached_input_tokens is None:
+                # no rule across fields applies, and the call happened now
+                results.append(ValidatedRecord(document, now, dict(document.metadata) if document.metadata else {}))
+            else:
+                results.append(_finished_or_rejected(document, now=now, max_age=max_age, max_skew=max_skew))
             continue
         try:
             results.append(validate_record(document, now=now, max_age=max_age, max_skew=max_skew))

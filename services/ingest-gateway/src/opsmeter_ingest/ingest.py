@@ -153,10 +153,7 @@ class Ingestor:
         if "Q" in admission.codes and admission.quota_limit is not None:
             await self._notices.reached(principal.workspace_id, admission.plan, admission.quota_limit, admission.period)
         await self._publish(admitted)
-        accepted = [self._accepted(item) if item.durable else None for item in admitted]
-        self._settle(principal.workspace_id, admission, admitted, accepted)
-        for item, body in zip(admitted, accepted, strict=True):
-            outcomes[item.index] = Outcome(202, {**(item.status or {}), **body}) if body else self._unavailable(flags)
+        self._settle(principal.workspace_id, admission, self._answer_admitted(admitted, outcomes, flags))
         for index, record in waits:
             outcomes[index] = await self._await_first(principal.workspace_id, record, flags)
 
@@ -200,21 +197,28 @@ class Ingestor:
             item.durable = where is not None
             item.spooled = where == "spool"
 
-    def _settle(
-        self,
-        workspace_id: str,
-        admission: Admission,
-        admitted: list[_Checked],
-        accepted: list[dict[str, Any] | None],
-    ) -> None:
+    def _answer_admitted(
+        self, admitted: list[_Checked], outcomes: list[Outcome | None], flags: PolicyFlags
+    ) -> list[Settlement]:
+        """Answer each admitted event (202 once durable, else 503); what to settle for it.
+
+        A durable event's settlement stores its answer for repeats (without the status part, which a
+        repeat takes from the workspace's state then); one that is not releases its key (and its quota).
+        """
         settlements: list[Settlement] = []
-        for item, body in zip(admitted, accepted, strict=True):
-            ext_id, event_id = item.record.request.external_request_id, item.event.event_id
-            if body is not None:
-                outcome = orjson.dumps(body).decode()
+        for item in admitted:
+            request = item.record.request
+            if item.durable:
+                first = self._accepted(item)
+                outcomes[item.index] = Outcome(202, {**(item.status or {}), **first})
+                outcome = orjson.dumps(first).decode()
             else:
-                outcome = "-" if item.record.request.data_mode == "real" else "~"
-            settlements.append(Settlement(ext_id, outcome, event_id))
+                outcomes[item.index] = self._unavailable(flags)
+                outcome = "-" if request.data_mode == "real" else "~"
+            settlements.append(Settlement(request.external_request_id, outcome, item.event.event_id))
+        return settlements
+
+    def _settle(self, workspace_id: str, admission: Admission, settlements: list[Settlement]) -> None:
         if admission.degraded:
             for settlement in settlements:
                 if settlement.outcome not in ("-", "~"):

@@ -55,8 +55,13 @@ def quota_key(workspace_id: str) -> str:
     return f"opsmeter:quota:{workspace_id}"
 
 
+def idempotency_prefix(workspace_id: str) -> str:
+    """The idempotency keys of a workspace: this prefix and the ``externalRequestId``."""
+    return f"opsmeter:idem:{workspace_id}:"
+
+
 def idempotency_key(workspace_id: str, external_request_id: str) -> str:
-    return f"opsmeter:idem:{workspace_id}:{external_request_id}"
+    return idempotency_prefix(workspace_id) + external_request_id
 
 
 @dataclass(frozen=True)
@@ -102,13 +107,14 @@ class RedisAdmission:
         self._head = (str(default_rate_limit), str(default_quota), str(PENDING_TTL_S))
 
     async def admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
+        idem = idempotency_prefix(workspace_id)
         keys = [
             plan_key(workspace_id),
             policy_status_key(workspace_id),
             rate_key(workspace_id),
             quota_key(workspace_id),
             policy_pending_key(workspace_id),
-            *[idempotency_key(workspace_id, item.external_request_id) for item in items],
+            *[idem + item.external_request_id for item in items],
         ]
         args: list[str | int] = [*self._head]
         for item in items:
@@ -139,10 +145,11 @@ class RedisAdmission:
         """Several requests' settlements in one round trip (one write of script calls)."""
         calls: list[tuple[str, list[str], list[str | int]]] = []
         for workspace_id, period, outcomes in batches:
+            idem = idempotency_prefix(workspace_id)
             keys = [
                 quota_key(workspace_id),
                 policy_pending_key(workspace_id),
-                *[idempotency_key(workspace_id, s.external_request_id) for s in outcomes],
+                *[idem + s.external_request_id for s in outcomes],
             ]
             args: list[str | int] = [period, ANSWER_TTL_S]
             for settlement in outcomes:
