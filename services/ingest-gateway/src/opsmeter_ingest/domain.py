@@ -119,7 +119,12 @@ class IngestRequest(BaseModel):
     """One telemetry record exactly as clients send it (camelCase; strict; unknown fields rejected)."""
 
     model_config = ConfigDict(
-        extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=False, frozen=True
+        extra="forbid",
+        strict=True,
+        alias_generator=to_camel,
+        populate_by_name=False,
+        frozen=True,
+        cache_strings="keys",  # values are mostly unique (ids); caching them costs more than it saves
     )
 
     external_request_id: Text = Field(min_length=1, max_length=128)
@@ -254,7 +259,7 @@ _FIELD_NAMES = frozenset(f.alias or name for name, f in IngestRequest.model_fiel
 
 
 class _Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, cache_strings="keys")
 
     events: list[IngestRequest]
 
