@@ -450,6 +450,24 @@ class EventWriter:
         r = record.request
         event_id = self.event_id(r.external_request_id)
         occurred = record.occurred_at
+        # The payload starts as a copy of the request's fields (a pydantic model keeps them, by field
+        # name, in its __dict__), then the fields that differ from what was sent are set; decoding
+        # with the contract model (extra fields forbidden) is checked by the unit tests.
+        payload = dict(vars(r))
+        del payload["timestamp"]
+        payload["provider"] = r.provider.lower()
+        payload["endpoint_tag"] = r.endpoint_tag or UNKNOWN
+        payload["prompt_version"] = r.prompt_version or None
+        payload["user_id"] = r.user_id or UNKNOWN
+        payload["total_tokens"] = r.input_tokens + r.output_tokens
+        payload["cached_input_tokens"] = r.cached_input_tokens or 0
+        payload["reasoning_tokens"] = r.reasoning_tokens or 0
+        payload["metadata"] = record.metadata
+        payload["model_normalized"] = pricing.model_normalized
+        payload["cost_micro_usd"] = pricing.cost_micro_usd
+        payload["priced"] = pricing.priced
+        payload["price_catalog_version"] = pricing.catalog_version
+        payload["api_key_id"] = self._api_key_id
         event = {
             "event_id": event_id,
             "type": _INGESTED_TYPE,
@@ -457,30 +475,7 @@ class EventWriter:
             "occurred_at": self._now_text if occurred is self._now else _utc_z(occurred),
             "ingested_at": self._now_text,
             "workspace_id": self._workspace_id,
-            "payload": {
-                "external_request_id": r.external_request_id,
-                "provider": r.provider.lower(),
-                "model": r.model,
-                "model_normalized": pricing.model_normalized,
-                "endpoint_tag": r.endpoint_tag or UNKNOWN,
-                "prompt_version": r.prompt_version or None,
-                "user_id": r.user_id or UNKNOWN,
-                "input_tokens": r.input_tokens,
-                "output_tokens": r.output_tokens,
-                "total_tokens": r.input_tokens + r.output_tokens,
-                "cached_input_tokens": r.cached_input_tokens or 0,
-                "reasoning_tokens": r.reasoning_tokens or 0,
-                "latency_ms": r.latency_ms,
-                "status": r.status,
-                "error_code": r.error_code,
-                "data_mode": r.data_mode,
-                "environment": r.environment,
-                "metadata": record.metadata,
-                "cost_micro_usd": pricing.cost_micro_usd,
-                "priced": pricing.priced,
-                "price_catalog_version": pricing.catalog_version,
-                "api_key_id": self._api_key_id,
-            },
+            "payload": payload,
         }
         return OutgoingEvent(event_id, self._key, orjson.dumps(event))
 
