@@ -3,27 +3,27 @@
 Run with ``make bench`` (``.venv/bin/python bench/ingest_bench.py --write docs/benchmarks.md``).
 
 * B, "baseline": a bare FastAPI app (below) that parses the same body into a pydantic model and
-  answers 202, served by uvicorn (uvloop + httptools, one worker) in a child process. Measured
-  first: its peak requests/s sets the offered rate of D.
+  answers 202, served by uvicorn (uvloop + httptools, one worker) in a child process; measured first
+  and again after A, D and C (A is compared with the mean of the two).
 * A, "full path": the whole local stack (Tansu broker, Redis, the five services) on free ports in a
   temporary data dir; ``POST /v1/ingest/llm-request`` with ``X-API-Key`` through the real gateway
   (one uvicorn worker, like B: key lookup, strict validation, one Redis admission script, pricing,
-  Kafka publish with ``acks=all``).
-* D, "latency at half the bare peak": the full path again at a fixed offered rate of half B's
-  requests/s, open loop (requests are scheduled at fixed intervals whatever the answers; latency is
-  counted from the scheduled time, so a stall is not hidden by the generator waiting).
-* C, "batch": ``POST /v1/ingest/llm-requests`` with batches of 100 events; events/s counted from the
-  ``accepted`` field of the 207 answers.
+  Kafka publish with ``acks=all``). Its peak requests/s sets the offered rate of D.
+* D, "latency at half the full path's peak", right after A: the full path again at a fixed offered
+  rate of half A's requests/s, open loop (requests are scheduled at fixed intervals whatever the
+  answers; latency is counted from the scheduled time, so a stall is not hidden by the generator).
+* C, "batch", right after D: ``POST /v1/ingest/llm-requests`` with batches of 100 events; events/s
+  counted from the ``accepted`` field of the 207 answers.
+* E: A again with the consumers running beside the gateway (they are paused during A, D and C).
 
-A, C and D each use their own enterprise workspace (rate limit 1,000,000/min, the admin API's most),
-so one phase's minute window never throttles the next; after each phase the bench waits until
-reporting's usage API counts every event that phase got accepted, which both verifies arrival and
-lets the consumers catch up before the next phase. A, B and C use the same closed-loop generator,
-connections, warm-up and duration: ``wrk`` when it is on PATH (a Lua script gives every event a
-unique ``externalRequestId`` and counts the accepted ones), else a small keep-alive HTTP/1.1 client on
-asyncio streams in this process; on a 2-core machine the Python client is itself a bottleneck, so
-its figures are a floor. D always uses the Python client (wrk cannot hold a fixed rate). Every
-request goes to 127.0.0.1; every loop is bounded in time and in count.
+A, C, D and E each use their own enterprise workspace (rate limit 1,000,000/min, the admin API's
+most), so one phase's minute window never throttles the next; after the phases the bench waits
+until reporting's usage API counts every event each phase got accepted. A, B, C and E use the same
+closed-loop generator, connections, warm-up and duration: ``wrk`` when it is on PATH (a Lua script
+gives every event a unique ``externalRequestId`` and counts the accepted ones), else a small
+keep-alive HTTP/1.1 client on asyncio streams in this process; on a 2-core machine the Python client
+is itself a bottleneck, so its figures are a floor. D always uses the Python client (wrk cannot hold
+a fixed rate). Every request goes to 127.0.0.1; every loop is bounded in time and in count.
 """
 
 import argparse
@@ -1171,26 +1171,13 @@ def run_bench(settings: Settings) -> Report:
             # production) are paused meanwhile and catch up before each arrival check. E runs A again with
             # the consumers working beside it, for context.
             checked = check_accepts(gateway_port, ws_a.api_key)
+            checked_d = check_accepts(gateway_port, ws_d.api_key)
             checked_c = check_accepts(gateway_port, ws_c.api_key, BATCH)
             with paused(consumers):
                 full = load.warm_and_measure("A full path", gateway_port, ws_a.api_key, SINGLE, stack_pids)
-                # C right after A, then B again: the machine's speed drifts on shared hosts, so the figures
-                # compared are measured close together, and A is compared with the mean of the B runs around it.
-                batch = load.warm_and_measure(f"C batch of {BATCH_SIZE}", gateway_port, ws_c.api_key, BATCH, stack_pids)
-                bare_after = load.warm_and_measure("B baseline, again", port, None, SINGLE, pids)
-            baseline.stop(timeout=10)
-            baseline = None
-            full.arrival = arrived(ws_a, checked, full)
-            batch.arrival = arrived(ws_c, checked_c, batch)
-
-            checked = check_accepts(gateway_port, ws_e.api_key)
-            shared = load.warm_and_measure(
-                "E full path, consumers running", gateway_port, ws_e.api_key, SINGLE, stack_pids
-            )
-            shared.arrival = arrived(ws_e, checked, shared)
-
-            checked = check_accepts(gateway_port, ws_d.api_key)
-            with paused(consumers):
+                # D, C and B again right after A: the machine's speed drifts on shared hosts, so "half the peak"
+                # is offered while A's peak still holds, the figures compared are measured close together, and
+                # A is compared with the mean of the B runs around it.
                 fixed = load.fixed_rate(
                     "D full path at half its peak",
                     gateway_port,
@@ -1198,7 +1185,19 @@ def run_bench(settings: Settings) -> Report:
                     max(1.0, full.measured.rate / 2),
                     stack_pids,
                 )
-            fixed.arrival = arrived(ws_d, checked, fixed)
+                batch = load.warm_and_measure(f"C batch of {BATCH_SIZE}", gateway_port, ws_c.api_key, BATCH, stack_pids)
+                bare_after = load.warm_and_measure("B baseline, again", port, None, SINGLE, pids)
+            baseline.stop(timeout=10)
+            baseline = None
+            full.arrival = arrived(ws_a, checked, full)
+            fixed.arrival = arrived(ws_d, checked_d, fixed)
+            batch.arrival = arrived(ws_c, checked_c, batch)
+
+            checked = check_accepts(gateway_port, ws_e.api_key)
+            shared = load.warm_and_measure(
+                "E full path, consumers running", gateway_port, ws_e.api_key, SINGLE, stack_pids
+            )
+            shared.arrival = arrived(ws_e, checked, shared)
         finally:
             if baseline is not None:
                 baseline.stop(timeout=10)
@@ -1335,7 +1334,7 @@ def render(report: Report) -> str:
         f"{_verdict(gain >= TARGET_BATCH_GAIN)}",
         "",
         f"(Issue 3's acceptance. A {a.rate:,.0f} requests/s vs B {bare_rate:,.0f} (the mean of {b.rate:,.0f} "
-        f"before and {b2.rate:,.0f} after A and C); D offered {d.offered_rate:,.0f} "
+        f"before and {b2.rate:,.0f} after A, D and C); D offered {d.offered_rate:,.0f} "
         f"requests/s, achieved {d.rate:,.0f} with {d.errors:,} errors and {d.unanswered:,} unanswered; "
         f"C {c.event_rate:,.0f} events/s vs A {a.event_rate:,.0f}.)",
         "",
@@ -1347,13 +1346,14 @@ def render(report: Report) -> str:
         "- Workers: the gateway and the bare endpoint each run as one uvicorn worker (uvloop + httptools), "
         "with the same process settings (the startup heap frozen out of the cyclic GC, the same GC thresholds)",
         f"- Placement: {_placement(report.placement)}",
-        f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured. Order: B, A, C, B again, E, D (the "
-        "figures compared are measured close together, and A is compared with the mean of the two B runs around "
-        "it, so a drift in the machine's speed largely cancels; the two B runs show how much it drifted). During A, D "
-        "and C the consumers (reporting, policy-engine, alerting, billing: separate deployments in production) "
-        "are paused with SIGSTOP, so the gateway is measured with what it depends on (Redis and the broker); "
-        "after each phase they resume and the bench waits until reporting has counted every event the phase "
-        "got accepted. E repeats A with the consumers working beside it",
+        f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured. Order: B, A, D, C, B again, E (D "
+        "offers half of A's peak right after A, while that peak still holds; the figures compared are measured "
+        "close together, and A is compared with the mean of the two B runs around it, so a drift in the machine's "
+        "speed largely cancels; the two B runs show how much it drifted). During A, D and C the consumers "
+        "(reporting, policy-engine, alerting, billing: separate deployments in production) are paused with "
+        "SIGSTOP, so the gateway is measured with what it depends on (Redis and the broker); then they resume "
+        "and the bench waits until reporting has counted every event each phase got accepted. E repeats A with "
+        "the consumers working beside it",
         f"- Whole run: {report.wall_s:.0f} s, of which {report.stack_start_s:.0f} s starting the stack",
         "",
         "| test | requests/s | accepted events/s | p50 ms | p99 ms | max ms | errors | accepted events | measured s |",
@@ -1395,7 +1395,7 @@ def render(report: Report) -> str:
         "**CPU while measuring** (from `/proc`, user + system, over each measured window):",
         "",
         f"- B, the baseline server: {_cpu_line(b, ['baseline'])}; the idle stack meanwhile: {idle_stack:.1f} CPU-s; "
-        f"after A and C: {_cpu_line(b2, ['baseline'])}",
+        f"after A, D and C: {_cpu_line(b2, ['baseline'])}",
         f"- A, {_stack_cpu(a)}",
         f"- E, {_stack_cpu(e)}",
         f"- D, {_stack_cpu(d)}",
