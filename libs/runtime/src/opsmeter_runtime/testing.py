@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from opsmeter_contracts.topics import ALL_TOPICS, COMPACTED_TOPICS
 from opsmeter_runtime.clickhouse import ClickHouse
-from opsmeter_runtime.kafka import ensure_topics
+from opsmeter_runtime.kafka import EventPublisher, ensure_topics
 from opsmeter_runtime.localstack import broker_process, free_port, port_open, redis_process, wait_for
 from opsmeter_runtime.settings import RuntimeSettings
 
@@ -141,6 +141,15 @@ async def redis_client(engines: Engines) -> AsyncIterator[Redis]:
     client = Redis.from_url(engines.redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def publisher(runtime_settings: RuntimeSettings) -> AsyncIterator[EventPublisher]:
+    """A started Kafka publisher on the test run's broker."""
+    started = EventPublisher(runtime_settings, client_id="test")
+    await started.start()
+    yield started
+    await started.stop()
 
 
 @pytest.fixture

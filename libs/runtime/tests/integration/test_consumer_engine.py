@@ -1,5 +1,5 @@
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -29,14 +29,6 @@ async def topic(runtime_settings: RuntimeSettings, unique: str) -> str:
     name = f"test.engine-{unique}"
     await ensure_topics(runtime_settings.kafka_bootstrap, [name, dead_letter_topic(name)], partitions=1)
     return name
-
-
-@pytest.fixture
-async def publisher(runtime_settings: RuntimeSettings) -> AsyncIterator[EventPublisher]:
-    p = EventPublisher(runtime_settings, client_id="test")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def wait_until(predicate: object, timeout: float = 30.0) -> None:

@@ -1,21 +1,11 @@
 """Batched and coalesced publishing against the real local broker."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from aiokafka import AIOKafkaConsumer
 
 from opsmeter_runtime.kafka import EventPublisher, ensure_topics
 from opsmeter_runtime.settings import RuntimeSettings
-
-
-@pytest.fixture
-async def publisher(runtime_settings: RuntimeSettings) -> AsyncIterator[EventPublisher]:
-    p = EventPublisher(runtime_settings, client_id="test-batches")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def read(settings: RuntimeSettings, topic: str, expected: int) -> list[tuple[int, bytes, bytes]]:

@@ -18,7 +18,6 @@ from opsmeter_alerting.testing import HttpReceiver, SmtpReceiver
 from opsmeter_contracts.policy import BudgetExceeded, BudgetThresholdPayload
 from opsmeter_runtime.kafka import EventPublisher
 from opsmeter_runtime.projections import PlanProjection, PlanRecord
-from opsmeter_runtime.settings import RuntimeSettings
 
 SECRET = "whsec_" + "x" * 20
 START = datetime(2025, 3, 29, 6, 0, tzinfo=UTC)
@@ -45,14 +44,6 @@ def http_receiver() -> Iterator[HttpReceiver]:
 def smtp_receiver() -> Iterator[SmtpReceiver]:
     with SmtpReceiver() as receiver:
         yield receiver
-
-
-@pytest.fixture
-async def publisher(runtime_settings: RuntimeSettings) -> AsyncIterator[EventPublisher]:
-    publisher = EventPublisher(runtime_settings, client_id="alerting-test")
-    await publisher.start()
-    yield publisher
-    await publisher.stop()
 
 
 @pytest.fixture

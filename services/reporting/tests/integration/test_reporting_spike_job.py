@@ -1,8 +1,6 @@
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-import pytest
 from redis.asyncio import Redis
 from services.reporting.tests.conftest import TelemetryFactory
 from services.reporting.tests.integration.test_reporting_rollups import BASE
@@ -12,15 +10,6 @@ from opsmeter_reporting.adapters.redis import RedisSpikeState
 from opsmeter_reporting.domain import HOUR, SpikeRule, UsageWindow
 from opsmeter_reporting.reports import detect_spikes
 from opsmeter_runtime.kafka import EventPublisher
-from opsmeter_runtime.settings import RuntimeSettings
-
-
-@pytest.fixture
-async def publisher(runtime_settings: RuntimeSettings) -> AsyncIterator[EventPublisher]:
-    publisher = EventPublisher(runtime_settings, client_id="reporting-test")
-    await publisher.start()
-    yield publisher
-    await publisher.stop()
 
 
 class TestSpikeDetection:
