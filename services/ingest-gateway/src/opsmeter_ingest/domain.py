@@ -212,11 +212,7 @@ def validate_records(
             results.append(document)
             continue
         if isinstance(document, IngestRequest):
-            if document.timestamp is None and document.total_tokens is None and document.cached_input_tokens is None:
-                # no rule across fields applies, and the call happened now
-                results.append(ValidatedRecord(document, now, dict(document.metadata) if document.metadata else {}))
-            else:
-                results.append(_finished_or_rejected(document, now=now, max_age=max_age, max_skew=max_skew))
+            results.append(_finished_or_rejected(document, now=now, max_age=max_age, max_skew=max_skew))
             continue
         try:
             results.append(validate_record(document, now=now, max_age=max_age, max_skew=max_skew))
@@ -238,6 +234,9 @@ def _finish(
     request: "IngestRequest", warnings: tuple[str, ...], *, now: datetime, max_age: timedelta, max_skew: timedelta
 ) -> ValidatedRecord:
     """The rules across fields, and the time of the call."""
+    metadata = dict(request.metadata) if request.metadata else {}
+    if request.timestamp is None and request.total_tokens is None and request.cached_input_tokens is None:
+        return ValidatedRecord(request, now, metadata, warnings)  # the common record: no rule applies
     errors: list[FieldError] = []
     if request.total_tokens is not None and request.total_tokens != request.input_tokens + request.output_tokens:
         errors.append(FieldError("totalTokens", "must equal inputTokens + outputTokens"))
@@ -252,7 +251,7 @@ def _finish(
             errors.append(FieldError("timestamp", f"is more than {int(max_skew.total_seconds() // 60)} minutes ahead"))
     if errors:
         raise PayloadRejected(errors)
-    return ValidatedRecord(request, occurred_at, dict(request.metadata) if request.metadata else {}, warnings)
+    return ValidatedRecord(request, occurred_at, metadata, warnings)
 
 
 _FIELD_NAMES = frozenset(f.alias or name for name, f in IngestRequest.model_fields.items())

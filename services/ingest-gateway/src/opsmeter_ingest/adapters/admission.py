@@ -266,7 +266,7 @@ class Settler:
 
     def __init__(self, admission: RedisAdmission, *, linger_s: float = 0.005) -> None:
         self._admission = admission
-        self.linger_s = linger_s
+        self._linger_s = linger_s
         self._queue: list[tuple[str, str, list[Settlement]]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -284,7 +284,7 @@ class Settler:
             await self._wake.wait()
             # Let a few milliseconds of requests gather: one Redis write settles them all. No answer waits
             # for this; a repeat of an event still settling waits for it (``Ingestor._await_first``).
-            await asyncio.sleep(self.linger_s)
+            await asyncio.sleep(self._linger_s)
             self._wake.clear()
             while self._queue:
                 batch, self._queue = self._queue[:256], self._queue[256:]
