@@ -334,8 +334,7 @@ class PriceCatalog:
                 f"model '{resolution.normalized}' is not in price catalog {self.version}; costUsd is 0 (unpriced)"
             )
             return PriceQuote(resolution.normalized, False, 0, self.version, tuple(warnings))
-        prices = catalog_model.prices
-        period = prices[0] if len(prices) == 1 else catalog_model.period_at(at.astimezone(UTC))
+        period = catalog_model.period_at(at.astimezone(UTC))
         if period.input_micro_usd_per_mtok is None and period.output_micro_usd_per_mtok is None:
             warnings.append(
                 f"model '{catalog_model.id}' has no token prices in price catalog {self.version}; "
