@@ -11,6 +11,7 @@ import pytest
 from opsmeter_cli.stack import operator_token
 from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
 from tests.conftest import RunningStack
+from tests.e2e.test_ingest_to_usage import STATUS_FIELDS
 from tests.e2e.test_policy_budgets import decisions_of
 
 
@@ -173,6 +174,12 @@ class TestBatch:
         assert answer.status_code == 207
         results = answer.json()["results"]
         assert [r["httpStatus"] for r in results] == [202, 422, 202, 202]
+        assert [r["index"] for r in results] == [0, 1, 2, 3]
+        assert all(set(r) >= STATUS_FIELDS for r in results)
+        assert all(r["providerCallsContinue"] is True for r in results)
+        assert results[0]["status"] == "accepted"
+        assert results[0]["reason"] is None
+        assert (results[0]["costUsd"], results[0]["modelNormalized"]) == ("0.00022", "gpt-4o-mini")
         assert results[1]["errors"][0]["field"] == "status"
         assert results[2]["duplicate"] is True
         assert results[2]["eventId"] == results[0]["eventId"]

@@ -212,12 +212,100 @@ class PublicPricingCatalog(_Public):
 
 
 @dataclass(frozen=True, slots=True)
-class _Resolution:
+class Tariff:
+    """One (provider, model) as a client names it, resolved against a catalog version: prices its calls.
+
+    ``PriceCatalog.tariff`` resolves (and caches) it; a caller that prices many calls to the same model
+    keeps it and calls :meth:`price` for each, without resolving the name again.
+    """
+
+    version: str
     model: CatalogModel | None
     normalized: str
     warnings: tuple[str, ...]
     flat: _FlatPrice | None = None
     """Set when one price period with input and output prices applies at any time and nothing warns."""
+
+    def price(
+        self,
+        at: datetime,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        reasoning_tokens: int = 0,
+    ) -> PriceQuote:
+        """Price one call at the period in effect at ``at`` (timezone-aware)."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError("at must be a timezone-aware datetime")
+        if (input_tokens | output_tokens | cached_input_tokens | reasoning_tokens) < 0:  # any of them negative
+            counts = {
+                "inputTokens": input_tokens,
+                "outputTokens": output_tokens,
+                "cachedInputTokens": cached_input_tokens,
+                "reasoningTokens": reasoning_tokens,
+            }
+            name, value = next((n, v) for n, v in counts.items() if v < 0)
+            raise ValueError(f"{name} must be >= 0, got {value}")
+        flat = self.flat
+        if flat is not None and cached_input_tokens <= input_tokens and reasoning_tokens <= output_tokens:
+            # The common case, without the general path's checks and warnings (same result, see the tests).
+            total = (
+                (input_tokens - cached_input_tokens) * flat.input
+                + cached_input_tokens * flat.cached_input
+                + (output_tokens - reasoning_tokens) * flat.output
+                + reasoning_tokens * flat.reasoning
+            )
+            return PriceQuote(
+                self.normalized, True, (total + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT, self.version
+            )
+        return self._price_by_period(at, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens)
+
+    def _price_by_period(
+        self, at: datetime, input_tokens: int, output_tokens: int, cached_input_tokens: int, reasoning_tokens: int
+    ) -> PriceQuote:
+        warnings = list(self.warnings)
+        catalog_model = self.model
+        if catalog_model is None:
+            warnings.append(
+                f"model '{self.normalized}' is not in price catalog {self.version}; costUsd is 0 (unpriced)"
+            )
+            return PriceQuote(self.normalized, False, 0, self.version, tuple(warnings))
+        period = catalog_model.period_at(at.astimezone(UTC))
+        if period.input_micro_usd_per_mtok is None and period.output_micro_usd_per_mtok is None:
+            warnings.append(
+                f"model '{catalog_model.id}' has no token prices in price catalog {self.version}; "
+                "costUsd is 0 (unpriced)"
+            )
+            return PriceQuote(catalog_model.id, False, 0, self.version, tuple(warnings))
+        if cached_input_tokens > input_tokens:
+            warnings.append(
+                f"cachedInputTokens ({cached_input_tokens}) exceed inputTokens ({input_tokens}); capped at inputTokens"
+            )
+            cached_input_tokens = input_tokens
+        if reasoning_tokens > output_tokens:
+            warnings.append(
+                f"reasoningTokens ({reasoning_tokens}) exceed outputTokens ({output_tokens}); capped at outputTokens"
+            )
+            reasoning_tokens = output_tokens
+        total = _charge(
+            catalog_model.id,
+            input_tokens,
+            cached_input_tokens,
+            period.input_micro_usd_per_mtok,
+            period.cached_input_micro_usd_per_mtok,
+            "input",
+            warnings,
+        ) + _charge(
+            catalog_model.id,
+            output_tokens,
+            reasoning_tokens,
+            period.output_micro_usd_per_mtok,
+            period.reasoning_micro_usd_per_mtok,
+            "output",
+            warnings,
+        )
+        cost = (total + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT
+        return PriceQuote(catalog_model.id, True, cost, self.version, tuple(warnings))
 
 
 class _FlatPrice(NamedTuple):
@@ -249,7 +337,7 @@ class PriceCatalog:
         self.version = version
         self.providers: tuple[CatalogProvider, ...] = tuple(providers)
         self._by_id = {p.id: p for p in self.providers}
-        self._resolutions: dict[tuple[str, str], _Resolution] = {}
+        self._resolutions: dict[tuple[str, str], Tariff] = {}
         self._public: PublicPricingCatalog | None = None
 
     @classmethod
@@ -303,75 +391,15 @@ class PriceCatalog:
         reasoning_tokens: int = 0,
     ) -> PriceQuote:
         """Price one call at the period in effect at ``at`` (timezone-aware)."""
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise ValueError("at must be a timezone-aware datetime")
-        if (input_tokens | output_tokens | cached_input_tokens | reasoning_tokens) < 0:  # any of them negative
-            counts = {
-                "inputTokens": input_tokens,
-                "outputTokens": output_tokens,
-                "cachedInputTokens": cached_input_tokens,
-                "reasoningTokens": reasoning_tokens,
-            }
-            name, value = next((n, v) for n, v in counts.items() if v < 0)
-            raise ValueError(f"{name} must be >= 0, got {value}")
-        resolution = self._resolve(provider, model)
-        flat = resolution.flat
-        if flat is not None and cached_input_tokens <= input_tokens and reasoning_tokens <= output_tokens:
-            # The common case, without the general path's checks and warnings (same result, see the tests).
-            total = (
-                (input_tokens - cached_input_tokens) * flat.input
-                + cached_input_tokens * flat.cached_input
-                + (output_tokens - reasoning_tokens) * flat.output
-                + reasoning_tokens * flat.reasoning
-            )
-            return PriceQuote(
-                resolution.normalized, True, (total + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT, self.version
-            )
-        warnings = list(resolution.warnings)
-        catalog_model = resolution.model
-        if catalog_model is None:
-            warnings.append(
-                f"model '{resolution.normalized}' is not in price catalog {self.version}; costUsd is 0 (unpriced)"
-            )
-            return PriceQuote(resolution.normalized, False, 0, self.version, tuple(warnings))
-        period = catalog_model.period_at(at.astimezone(UTC))
-        if period.input_micro_usd_per_mtok is None and period.output_micro_usd_per_mtok is None:
-            warnings.append(
-                f"model '{catalog_model.id}' has no token prices in price catalog {self.version}; "
-                "costUsd is 0 (unpriced)"
-            )
-            return PriceQuote(catalog_model.id, False, 0, self.version, tuple(warnings))
-        if cached_input_tokens > input_tokens:
-            warnings.append(
-                f"cachedInputTokens ({cached_input_tokens}) exceed inputTokens ({input_tokens}); capped at inputTokens"
-            )
-            cached_input_tokens = input_tokens
-        if reasoning_tokens > output_tokens:
-            warnings.append(
-                f"reasoningTokens ({reasoning_tokens}) exceed outputTokens ({output_tokens}); capped at outputTokens"
-            )
-            reasoning_tokens = output_tokens
-        total = _charge(
-            catalog_model.id,
-            input_tokens,
-            cached_input_tokens,
-            period.input_micro_usd_per_mtok,
-            period.cached_input_micro_usd_per_mtok,
-            "input",
-            warnings,
-        ) + _charge(
-            catalog_model.id,
-            output_tokens,
-            reasoning_tokens,
-            period.output_micro_usd_per_mtok,
-            period.reasoning_micro_usd_per_mtok,
-            "output",
-            warnings,
+        return self.tariff(provider, model).price(
+            at, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens
         )
-        cost = (total + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT
-        return PriceQuote(catalog_model.id, True, cost, self.version, tuple(warnings))
 
-    def _resolve(self, provider: str, model: str) -> _Resolution:
+    def tariff(self, provider: str, model: str) -> Tariff:
+        """How calls to ``model`` of ``provider`` (as sent) are priced: resolved once, then applied per call."""
+        return self._resolve(provider, model)
+
+    def _resolve(self, provider: str, model: str) -> Tariff:
         if (cached := self._resolutions.get((provider, model))) is not None:
             return cached  # already clean, or seen as sent before
         key = (provider.strip().lower(), model.strip().lower())
@@ -380,29 +408,29 @@ class PriceCatalog:
         if len(self._resolutions) >= _RESOLUTION_CACHE_SIZE:
             self._resolutions.clear()
         found = self._resolve_uncached(*key)
-        resolution = _Resolution(
-            found.model, found.normalized, found.warnings, _flat_price(found.model, found.warnings)
+        resolution = Tariff(
+            self.version, found.model, found.normalized, found.warnings, _flat_price(found.model, found.warnings)
         )
         self._resolutions[key] = resolution
         self._resolutions[(provider, model)] = resolution
         return resolution
 
-    def _resolve_uncached(self, provider_ref: str, model_ref: str) -> _Resolution:
+    def _resolve_uncached(self, provider_ref: str, model_ref: str) -> Tariff:
         candidates = _candidates(model_ref)
         stripped = _strip_path(model_ref)
         given = self._find_provider(provider_ref)
         if given is not None and (hit := self._search(given, candidates, fallback=True)):
-            return _Resolution(hit, hit.id, ())
+            return Tariff(self.version, hit, hit.id, ())
         hit = self._search_elsewhere(model_ref, candidates, given)
         if hit is None:
-            return _Resolution(None, stripped, ())
+            return Tariff(self.version, None, stripped, ())
         warnings: tuple[str, ...] = ()
         if given is not None:
             warnings = (
                 f"model '{stripped}' is not priced for provider '{given.id}' in price catalog "
                 f"{self.version}; priced as {hit.provider}/{hit.id}",
             )
-        return _Resolution(hit, hit.id, warnings)
+        return Tariff(self.version, hit, hit.id, warnings)
 
     def _search_elsewhere(
         self, model_ref: str, candidates: Sequence[str], given: CatalogProvider | None

@@ -140,6 +140,20 @@ class TestPrice:
         assert quote.cost_micro_usd == (total + 500_000) // 1_000_000
         assert len(quote.warnings) == (cached > inp) + (reasoning > out)
 
+    @settings(max_examples=200, deadline=None)
+    @given(
+        named=st.sampled_from(
+            [("openai", "gpt-4o-mini"), ("OpenAI", "openai/GPT-4o"), ("anthropic", "gpt-4o"), ("acme", "nope-1")]
+        ),
+        tokens=st.tuples(*[st.integers(min_value=0, max_value=3_000_000)] * 4),
+    )
+    def test_a_kept_tariff_prices_like_the_catalog(
+        self, catalog: PriceCatalog, named: tuple[str, str], tokens: tuple[int, int, int, int]
+    ) -> None:
+        """A caller that resolves a model once (the gateway, per request) gets the catalog's quote for every call."""
+        tariff = catalog.tariff(*named)
+        assert tariff.price(AT, *tokens) == catalog.price(*named, AT, *tokens)
+
     def test_naive_datetime_rejected(self, catalog: PriceCatalog) -> None:
         with pytest.raises(ValueError, match="timezone-aware"):
             catalog.price("openai", "gpt-4o-mini", datetime(2025, 6, 1), 1, 1)

@@ -20,7 +20,7 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
 def json_response(
-    body: Mapping[str, Any], status_code: int = 200, headers: Mapping[str, str] | None = None
+    body: Mapping[str, Any] | orjson.Fragment, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(
         content=orjson.dumps(body),

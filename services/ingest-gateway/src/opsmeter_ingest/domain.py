@@ -479,6 +479,38 @@ class EventWriter:
         return OutgoingEvent(event_id, self._key, orjson.dumps(event))
 
 
+class AcceptedAnswers:
+    """The event's own part of accepted answers, as JSON: what a repeat of the event is answered with.
+
+    ``{"eventId", "costUsd", "costMicroUsd", "priced", "modelNormalized", "priceCatalogVersion", "warnings",
+    "duplicate", "spooled"}``. What depends only on the price quote and the warnings is rendered once per
+    request (by orjson, which escapes the model name and warnings); the id, the cost and the flags are
+    text that needs no escaping. The unit tests decode it against the same fields built as a dict.
+    """
+
+    def __init__(self) -> None:
+        self._quoted: dict[tuple[str, bool, str, tuple[str, ...]], str] = {}
+
+    def render(self, event_id: str, pricing: Pricing, warnings: tuple[str, ...], *, spooled: bool) -> bytes:
+        key = (pricing.model_normalized, pricing.priced, pricing.catalog_version, warnings)
+        quoted = self._quoted.get(key)
+        if quoted is None:
+            quoted = self._quoted[key] = orjson.dumps(
+                {
+                    "priced": pricing.priced,
+                    "modelNormalized": pricing.model_normalized,
+                    "priceCatalogVersion": pricing.catalog_version,
+                    "warnings": list(warnings),
+                }
+            ).decode()[1:-1]
+        cost = pricing.cost_micro_usd
+        flag = "true" if spooled else "false"
+        return (
+            f'{{"eventId":"{event_id}","costUsd":"{format_micro_usd(cost)}","costMicroUsd":{cost},{quoted},'
+            f'"duplicate":false,"spooled":{flag}}}'
+        ).encode()
+
+
 def _utc_z(moment: datetime) -> str:
     """RFC 3339 in UTC with ``Z``, as orjson writes an aware datetime (microseconds only when non-zero)."""
     return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()

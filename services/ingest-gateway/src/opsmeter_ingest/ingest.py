@@ -25,6 +25,7 @@ from opsmeter_ingest.adapters.admission import (
 from opsmeter_ingest.adapters.notices import PlanLimitNotices
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.domain import (
+    AcceptedAnswers,
     EventWriter,
     OutgoingEvent,
     PayloadRejected,
@@ -39,15 +40,33 @@ from opsmeter_ingest.domain import (
 from opsmeter_ingest.metrics import DEGRADED_DECISIONS, count_outcomes
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.logs import bind_contextvars, get_logger
-from opsmeter_runtime.money import format_micro_usd
 
 log = get_logger(__name__)
 
 
 @dataclass(slots=True)
 class Outcome:
+    """One event's answer: its HTTP status, its reason (for the metrics) and its body, rendered once.
+
+    The body is JSON without its closing brace, so a batch's 207 numbers each result by appending its
+    position (:meth:`numbered`) and a single answer just closes it (:meth:`answer`): no answer is built
+    or serialised twice.
+    """
+
     status: int
-    body: dict[str, Any]
+    reason: str | None
+    json: bytes
+
+    @classmethod
+    def of(cls, status: int, body: dict[str, Any]) -> "Outcome":
+        return cls(status, body["reason"], orjson.dumps(body)[:-1])
+
+    def answer(self) -> orjson.Fragment:
+        return orjson.Fragment(self.json + b"}")
+
+    def numbered(self, index: int) -> bytes:
+        """This answer as a result of a batch: with its position and its status."""
+        return b'%b,"index":%d,"httpStatus":%d}' % (self.json, index, self.status)
 
 
 @dataclass(frozen=True)
@@ -66,13 +85,19 @@ class _Checked:
     pricing: Pricing
     warnings: tuple[str, ...]
     index: int = 0
-    status: dict[str, Any] | None = None
-    """The status fields of its answer (shared by the events admitted with the same flags)."""
+    status: bytes = b""
+    """The status fields of its answer as open JSON (shared by the events admitted with the same flags)."""
     spooled: bool = False
     durable: bool = False
 
 
 _INVALID = AdmitItem("invalid", "x")
+
+
+def _open_status(body: dict[str, Any]) -> bytes:
+    """An accepted answer's status fields as JSON left open for the event's own part (which has its warnings)."""
+    del body["warnings"]
+    return orjson.dumps(body)[:-1] + b","
 
 
 class Ingestor:
@@ -97,35 +122,38 @@ class Ingestor:
         self._max_age = timedelta(seconds=settings.max_timestamp_age_s)
         self._max_skew = timedelta(seconds=settings.max_timestamp_skew_s)
 
-    def _checked(self, documents: list[Any], principal: Principal, now: datetime) -> list["_Checked | PayloadRejected"]:
+    def _checked(
+        self, documents: list[Any], principal: Principal, now: datetime
+    ) -> tuple[list["_Checked | PayloadRejected"], list[AdmitItem]]:
+        """Each document validated, priced and encoded as its event; and how admission sees each."""
         records = validate_records(documents, now=now, max_age=self._max_age, max_skew=self._max_skew)
         writer = EventWriter(workspace_id=principal.workspace_id, api_key_id=principal.credential_id, now=now)
-        quote = self._prices.quote
+        quote = self._prices.quoter()
         checked: list[_Checked | PayloadRejected] = []
+        items: list[AdmitItem] = []
         for record in records:
             if isinstance(record, PayloadRejected):
                 checked.append(record)
+                items.append(_INVALID)
                 continue
             pricing = quote(record)
             event = writer.event(record, pricing)
             warnings = record.warnings + pricing.warnings if pricing.warnings else record.warnings
             checked.append(_Checked(record, event, pricing, warnings))
-        return checked
+            request = record.request
+            items.append(
+                AdmitItem(
+                    request.external_request_id,
+                    "r" if request.data_mode == "real" else "o",
+                    pricing.cost_micro_usd,
+                    event.event_id,
+                )
+            )
+        return checked, items
 
     async def ingest(self, principal: Principal, documents: list[Any]) -> IngestResult:
         now = datetime.now(UTC)
-        checked = self._checked(documents, principal, now)
-        items = [
-            AdmitItem(
-                c.record.request.external_request_id,
-                "r" if c.record.request.data_mode == "real" else "o",
-                c.pricing.cost_micro_usd,
-                c.event.event_id,
-            )
-            if isinstance(c, _Checked)
-            else _INVALID
-            for c in checked
-        ]
+        checked, items = self._checked(documents, principal, now)
         admission = await self._admit(principal.workspace_id, items)
         flags = PolicyFlags.from_status(
             admission.policy,
@@ -134,13 +162,13 @@ class Ingestor:
         outcomes: list[Outcome | None] = [None] * len(documents)
         admitted: list[_Checked] = []
         waits: list[tuple[int, ValidatedRecord]] = []
-        statuses: dict[str, dict[str, Any]] = {}
+        statuses: dict[str, bytes] = {}
         for index, (code, entry) in enumerate(zip(admission.codes, checked, strict=True)):
             if code[0] == "A" and isinstance(entry, _Checked):
                 status = statuses.get(code)
                 if status is None:
                     these = replace(flags, budget_warning=code[1] == "1", budget_exceeded=code[2] == "1")
-                    status = statuses[code] = answer_body(status="accepted", reason=None, flags=these)
+                    status = statuses[code] = _open_status(answer_body(status="accepted", reason=None, flags=these))
                 entry.index, entry.status = index, status
                 admitted.append(entry)
             elif code == "P" and isinstance(entry, _Checked):
@@ -206,12 +234,14 @@ class Ingestor:
         repeat takes from the workspace's state then); one that is not releases its key (and its quota).
         """
         settlements: list[Settlement] = []
+        answers = AcceptedAnswers()
         for item in admitted:
             request = item.record.request
+            outcome: bytes | str
             if item.durable:
-                first = self._accepted(item)
-                outcomes[item.index] = Outcome(202, {**(item.status or {}), **first})
-                outcome = orjson.dumps(first).decode()
+                # {"eventId": …, "spooled": …}: stored as it is for repeats, and the event's part of its answer.
+                outcome = answers.render(item.event.event_id, item.pricing, item.warnings, spooled=item.spooled)
+                outcomes[item.index] = Outcome(202, None, item.status + outcome[1:-1])
             else:
                 outcomes[item.index] = self._unavailable(flags)
                 outcome = "-" if request.data_mode == "real" else "~"
@@ -221,8 +251,10 @@ class Ingestor:
     def _settle(self, workspace_id: str, admission: Admission, settlements: list[Settlement]) -> None:
         if admission.degraded:
             for settlement in settlements:
-                if settlement.outcome not in ("-", "~"):
-                    self._degraded.record_answer(workspace_id, settlement.external_request_id, settlement.outcome)
+                if isinstance(settlement.outcome, bytes):
+                    self._degraded.record_answer(
+                        workspace_id, settlement.external_request_id, settlement.outcome.decode()
+                    )
                 elif settlement.outcome == "-":
                     key = (workspace_id, admission.period)
                     self._degraded.unreconciled[key] = max(0, self._degraded.unreconciled.get(key, 0) - 1)
@@ -242,27 +274,13 @@ class Ingestor:
             await asyncio.sleep(0.02)
         return self._unavailable(flags, "the same externalRequestId is being processed; retry")
 
-    def _accepted(self, item: _Checked) -> dict[str, Any]:
-        p = item.pricing
-        return {
-            "eventId": item.event.event_id,
-            "costUsd": format_micro_usd(p.cost_micro_usd),
-            "costMicroUsd": p.cost_micro_usd,
-            "priced": p.priced,
-            "modelNormalized": p.model_normalized,
-            "priceCatalogVersion": p.catalog_version,
-            "warnings": list(item.warnings),
-            "duplicate": False,
-            "spooled": item.spooled,
-        }
-
     def _duplicate(self, stored: str, flags: PolicyFlags) -> Outcome:
         first: dict[str, Any] = orjson.loads(stored)
         first["duplicate"] = True
-        return Outcome(202, answer_body(status="accepted", reason=None, flags=flags, **first))
+        return Outcome.of(202, answer_body(status="accepted", reason=None, flags=flags, **first))
 
     def _unavailable(self, flags: PolicyFlags, message: str = "the event could not be made durable") -> Outcome:
-        return Outcome(
+        return Outcome.of(
             503, answer_body(status="rejected", reason="unavailable", flags=flags, message=f"{message}; retry later")
         )
 
@@ -272,7 +290,7 @@ class Ingestor:
         if code.startswith("D"):
             return self._duplicate(code[1:], flags)
         if code == "R":
-            return Outcome(
+            return Outcome.of(
                 429,
                 answer_body(
                     status="rejected",
@@ -283,7 +301,7 @@ class Ingestor:
                 ),
             )
         if code == "X" and isinstance(record, PayloadRejected):
-            return Outcome(
+            return Outcome.of(
                 422,
                 answer_body(
                     status="rejected",
@@ -295,7 +313,7 @@ class Ingestor:
             )
         if code == "Q":
             paused = PolicyFlags(flags.budget_warning, flags.budget_exceeded, flags.policy_mode, True)
-            return Outcome(
+            return Outcome.of(
                 402,
                 answer_body(
                     status="rejected",
@@ -306,7 +324,7 @@ class Ingestor:
                 ),
             )
         if code == "B":
-            return Outcome(
+            return Outcome.of(
                 402,
                 answer_body(
                     status="rejected",

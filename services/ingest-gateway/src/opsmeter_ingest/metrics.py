@@ -39,7 +39,7 @@ class _Answered(Protocol):
     def status(self) -> int: ...
 
     @property
-    def body(self) -> dict[str, Any]: ...
+    def reason(self) -> str | None: ...
 
 
 _EVENT_COUNTERS: dict[tuple[int, str], Any] = {}
@@ -49,7 +49,7 @@ def count_outcomes(outcomes: Iterable[_Answered]) -> None:
     """Count each event's decision (label children resolved once: this runs for every event)."""
     tally: dict[tuple[int, str], int] = {}
     for outcome in outcomes:
-        key = (outcome.status, outcome.body.get("reason") or "accepted")
+        key = (outcome.status, outcome.reason or "accepted")
         tally[key] = tally.get(key, 0) + 1
     for (status, reason), n in tally.items():
         child = _EVENT_COUNTERS.get((status, reason))

@@ -21,6 +21,7 @@ from opsmeter_ingest.domain import (
     parse_json_strict,
     validate_record,
 )
+from opsmeter_runtime.money import format_micro_usd
 from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -221,6 +222,39 @@ class TestAnswer:
             assert key in body
         assert body["providerCallsContinue"] is True
         assert body["isBudgetWarning"] is body["budgetWarning"] is True
+
+
+class TestAcceptedAnswer:
+    """The event's part of an accepted answer, rendered as text, is the JSON of the same fields as a dict."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        cost=st.integers(0, 10**12),
+        model=st.text(min_size=1, max_size=40),
+        priced=st.booleans(),
+        warnings=st.lists(st.text(max_size=60), max_size=3).map(tuple),
+        spooled=st.booleans(),
+    )
+    def test_renders_the_fields(
+        self, cost: int, model: str, priced: bool, warnings: tuple[str, ...], spooled: bool
+    ) -> None:
+        event_id = event_id_for("ws_abc", "req_1")
+        pricing = Pricing(model, priced, cost, "genai-prices-0.2.3+abc", ())
+        answers = domain.AcceptedAnswers()
+        rendered = answers.render(event_id, pricing, warnings, spooled=spooled)
+        expected = {
+            "eventId": event_id,
+            "costUsd": format_micro_usd(cost),
+            "costMicroUsd": cost,
+            "priced": priced,
+            "modelNormalized": model,
+            "priceCatalogVersion": "genai-prices-0.2.3+abc",
+            "warnings": list(warnings),
+            "duplicate": False,
+            "spooled": spooled,
+        }
+        assert json.loads(rendered) == expected
+        assert answers.render(event_id, pricing, warnings, spooled=spooled) == rendered  # the cached part agrees
 
 
 class TestErrorsTogether:

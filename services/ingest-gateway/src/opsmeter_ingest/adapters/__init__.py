@@ -1,5 +1,6 @@
 """Ports the gateway depends on, as small Protocols; real adapters live beside them."""
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from opsmeter_ingest.domain import OutgoingEvent, Pricing, ValidatedRecord
@@ -16,5 +17,8 @@ class PriceBook(Protocol):
 
     def quote(self, record: ValidatedRecord) -> Pricing:
         """The cost of one record at the price effective when the call happened."""
+
+    def quoter(self) -> Callable[[ValidatedRecord], Pricing]:
+        """:meth:`quote` for the records of one request: each model it names is resolved once."""
 
     def public_catalog(self) -> dict[str, Any]: ...

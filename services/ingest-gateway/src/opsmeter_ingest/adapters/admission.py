@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from redis.asyncio import Redis
 
@@ -26,8 +26,7 @@ Kind = Literal["x", "r", "o"]
 ANSWER_TTL_S = 24 * 3600
 
 
-@dataclass(slots=True)
-class AdmitItem:
+class AdmitItem(NamedTuple):
     """One event as admission sees it: its idempotency id, kind, cost and event id."""
 
     external_request_id: str
@@ -36,11 +35,10 @@ class AdmitItem:
     event_id: str = ""
 
 
-@dataclass(slots=True)
-class Settlement:
+class Settlement(NamedTuple):
     external_request_id: str
-    outcome: str
-    """The stored answer (JSON), or '-' to release a real event, '~' to release another."""
+    outcome: bytes | str
+    """The stored answer (JSON bytes), or '-' to release a real event, '~' to release another."""
     event_id: str
 
 
@@ -143,7 +141,7 @@ class RedisAdmission:
 
     async def settle_many(self, batches: list[tuple[str, str, list[Settlement]]]) -> None:
         """Several requests' settlements in one round trip (one write of script calls)."""
-        calls: list[tuple[str, list[str], list[str | int]]] = []
+        calls: list[tuple[str, list[str], list[str | int | bytes]]] = []
         for workspace_id, period, outcomes in batches:
             idem = idempotency_prefix(workspace_id)
             keys = [
@@ -151,7 +149,7 @@ class RedisAdmission:
                 policy_pending_key(workspace_id),
                 *[idem + s.external_request_id for s in outcomes],
             ]
-            args: list[str | int] = [period, ANSWER_TTL_S]
+            args: list[str | int | bytes] = [period, ANSWER_TTL_S]
             for settlement in outcomes:
                 args += (settlement.outcome, settlement.event_id)
             calls.append(("settle", keys, args))
