@@ -130,12 +130,12 @@ class EventPublisher:
             return
         try:
             async with asyncio.timeout_at(group.deadline):
-                for topic, partition, builder, indexes in await self._build_batches(producer, group.records):
+                for topic, partition, builder, ranges in await self._build_batches(producer, group.records):
                     if group.finished:
                         break
                     future = await producer.send_batch(builder, topic, partition=partition)
                     group.pending += 1
-                    future.add_done_callback(functools.partial(group.batch_done, indexes))
+                    future.add_done_callback(functools.partial(group.batch_done, ranges))
         except (TimeoutError, KafkaError, PublishError) as exc:
             log.warning("kafka_batch_not_queued", records=len(group.records), error=f"{type(exc).__name__}: {exc}")
         group.queued = True
@@ -144,24 +144,37 @@ class EventPublisher:
 
     async def _build_batches(
         self, producer: AIOKafkaProducer, records: Sequence[Record]
-    ) -> list[tuple[str, int, Any, list[int]]]:
-        """One record batch per partition (more when one fills up), records in order within each."""
-        batches: list[tuple[str, int, Any, list[int]]] = []
-        open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
-        last: tuple[str, bytes | None] | None = None  # callers' records come in runs of one key
-        partition = 0
-        for index, (topic, key, value) in enumerate(records):
-            if (topic, key) != last:
-                partition, last = await self._partition_for(producer, topic, key), (topic, key)
+    ) -> list[tuple[str, int, Any, list[range]]]:
+        """One record batch per partition (more when one fills up), records in order within each.
+
+        Each batch comes with the ranges of ``records`` it holds. Callers' records come in runs of one
+        key (a request's events share their workspace): each run finds its partition and batch once.
+        """
+        batches: list[tuple[str, int, Any, list[range]]] = []
+        open_batches: dict[tuple[str, int], tuple[Any, list[range]]] = {}
+        start, count = 0, len(records)
+        while start < count:
+            topic, key, _ = records[start]
+            stop = start + 1
+            while stop < count and records[stop][0] == topic and records[stop][1] == key:
+                stop += 1
+            partition = await self._partition_for(producer, topic, key)
             current = open_batches.get((topic, partition))
-            if current is None or current[0].append(timestamp=None, key=key, value=value) is None:
-                builder = producer.create_batch()
-                if builder.append(timestamp=None, key=key, value=value) is None:
-                    raise PublishError(f"{topic}: a record of {len(value)} bytes does not fit a batch")
-                current = (builder, [])
-                open_batches[(topic, partition)] = current
-                batches.append((topic, partition, builder, current[1]))
-            current[1].append(index)
+            first = start
+            for index in range(start, stop):
+                value = records[index][2]
+                if current is None or current[0].append(timestamp=None, key=key, value=value) is None:
+                    if current is not None and index > first:
+                        current[1].append(range(first, index))
+                    builder = producer.create_batch()
+                    if builder.append(timestamp=None, key=key, value=value) is None:
+                        raise PublishError(f"{topic}: a record of {len(value)} bytes does not fit a batch")
+                    current = open_batches[(topic, partition)] = (builder, [])
+                    batches.append((topic, partition, builder, current[1]))
+                    first = index
+            if current is not None:
+                current[1].append(range(first, stop))
+            start = stop
         for _, _, builder, _ in batches:
             builder.close()
         return batches
@@ -217,10 +230,10 @@ class _Group:
         self.acked.extend([False] * len(records))
         return done
 
-    def batch_done(self, indexes: list[int], future: "asyncio.Future[Any]") -> None:
+    def batch_done(self, ranges: list[range], future: "asyncio.Future[Any]") -> None:
         if not future.cancelled() and future.exception() is None:
-            for index in indexes:
-                self.acked[index] = True
+            for held in ranges:
+                self.acked[held.start : held.stop] = [True] * len(held)
         self.pending -= 1
         if self.pending == 0 and self.queued:
             self.finish()

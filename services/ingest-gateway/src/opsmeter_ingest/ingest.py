@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from opsmeter_ingest.adapters import PriceBook, TelemetrySink
+from opsmeter_ingest.adapters import Durability, PriceBook, TelemetrySink
 from opsmeter_ingest.adapters.admission import (
     Admission,
     AdmissionUnavailable,
@@ -87,8 +87,6 @@ class _Checked:
     index: int = 0
     status: bytes = b""
     """The status fields of its answer as open JSON (shared by the events admitted with the same flags)."""
-    spooled: bool = False
-    durable: bool = False
 
 
 _INVALID = AdmitItem("invalid", "x")
@@ -180,8 +178,8 @@ class Ingestor:
 
         if "Q" in admission.codes and admission.quota_limit is not None:
             await self._notices.reached(principal.workspace_id, admission.plan, admission.quota_limit, admission.period)
-        await self._publish(admitted)
-        self._settle(principal.workspace_id, admission, self._answer_admitted(admitted, outcomes, flags))
+        durable = await self._sink.publish_many([i.event for i in admitted]) if admitted else []
+        self._settle(principal.workspace_id, admission, self._answer_admitted(admitted, durable, outcomes, flags))
         for index, record in waits:
             outcomes[index] = await self._await_first(principal.workspace_id, record, flags)
 
@@ -218,15 +216,12 @@ class Ingestor:
             del self._degraded.unreconciled[(ws, period)]
             log.info("quota_reconciled", period=period, events=count)
 
-    async def _publish(self, admitted: list[_Checked]) -> None:
-        if not admitted:
-            return
-        for item, where in zip(admitted, await self._sink.publish_many([i.event for i in admitted]), strict=True):
-            item.durable = where is not None
-            item.spooled = where == "spool"
-
     def _answer_admitted(
-        self, admitted: list[_Checked], outcomes: list[Outcome | None], flags: PolicyFlags
+        self,
+        admitted: list[_Checked],
+        durable: list[Durability | None],
+        outcomes: list[Outcome | None],
+        flags: PolicyFlags,
     ) -> list[Settlement]:
         """Answer each admitted event (202 once durable, else 503); what to settle for it.
 
@@ -235,12 +230,12 @@ class Ingestor:
         """
         settlements: list[Settlement] = []
         answers = AcceptedAnswers()
-        for item in admitted:
+        for item, where in zip(admitted, durable, strict=True):
             request = item.record.request
             outcome: bytes | str
-            if item.durable:
+            if where is not None:
                 # {"eventId": …, "spooled": …}: stored as it is for repeats, and the event's part of its answer.
-                outcome = answers.render(item.event.event_id, item.pricing, item.warnings, spooled=item.spooled)
+                outcome = answers.render(item.event.event_id, item.pricing, item.warnings, spooled=where == "spool")
                 outcomes[item.index] = Outcome(202, None, item.status + outcome[1:-1])
             else:
                 outcomes[item.index] = self._unavailable(flags)

@@ -5,9 +5,12 @@ from typing import Any, Literal, Protocol
 
 from opsmeter_ingest.domain import OutgoingEvent, Pricing, ValidatedRecord
 
+Durability = Literal["kafka", "spool"]
+"""Where an event became durable."""
+
 
 class TelemetrySink(Protocol):
-    async def publish_many(self, events: list[OutgoingEvent]) -> list[Literal["kafka", "spool"] | None]:
+    async def publish_many(self, events: list[OutgoingEvent]) -> list[Durability | None]:
         """Where each event became durable (Kafka or the spool), or None when it could not."""
 
 

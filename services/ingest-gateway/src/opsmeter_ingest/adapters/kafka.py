@@ -2,9 +2,10 @@
 
 import asyncio
 import time
-from typing import Literal
+from collections.abc import Sequence
 
 from opsmeter_contracts import Topics
+from opsmeter_ingest.adapters import Durability
 from opsmeter_ingest.adapters.spool import Spool, SpooledRecord, SpoolUnavailable
 from opsmeter_ingest.domain import OutgoingEvent
 from opsmeter_ingest.metrics import KAFKA_SEND_LATENCY, SPOOL_DEPTH
@@ -12,8 +13,6 @@ from opsmeter_runtime.kafka import EventPublisher, PublishError
 from opsmeter_runtime.logs import get_logger
 
 log = get_logger(__name__)
-
-Durability = Literal["kafka", "spool"]
 
 
 class DurableTelemetrySink:
@@ -31,7 +30,8 @@ class DurableTelemetrySink:
         topic = Topics.TELEMETRY
         records: list[tuple[str, bytes, bytes]] = [(topic, e.key, e.value) for e in events]
         held = {key for key in {e.key for e in events} if self._spool.holds(key)}
-        direct = [i for i, r in enumerate(records) if r[1] not in held] if held else list(range(len(records)))
+        # A key with events in the spool goes to the spool too, behind them, so its order holds.
+        direct: Sequence[int] = [i for i, r in enumerate(records) if r[1] not in held] if held else range(len(records))
         outcome: list[Durability | None] = [None] * len(records)
         if direct:
             started = time.perf_counter()
@@ -41,6 +41,8 @@ class DurableTelemetrySink:
                 linger_s=self._linger_s,
             )
             KAFKA_SEND_LATENCY.observe(time.perf_counter() - started)
+            if not held and all(acked):
+                return ["kafka"] * len(records)  # the common case: the broker took all of them
             for i, ok in zip(direct, acked, strict=True):
                 if ok:
                     outcome[i] = "kafka"
