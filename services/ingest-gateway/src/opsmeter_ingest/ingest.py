@@ -186,7 +186,7 @@ class Ingestor:
         done = [o for o in outcomes if o is not None]
         count_outcomes(done)
         headers = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
-        if any(o.status == 429 for o in done):
+        if "R" in admission.codes:  # rate limited: a 429
             headers["Retry-After"] = str(retry_after_s(admission.window_end, time.time()))
         return IngestResult(done, headers, admission)
 

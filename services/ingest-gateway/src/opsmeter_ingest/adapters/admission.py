@@ -136,7 +136,7 @@ class RedisAdmission:
                 kill_switch=head[9] == "1",
             ),
             plan=head[10] or None,
-            codes=[_text(v) for v in raw[11:]],
+            codes=[code.decode() for code in raw[11:]],  # bulk strings: bytes from hiredis
         )
 
     async def settle_many(self, batches: list[tuple[str, str, list[Settlement]]]) -> None:
