@@ -18,10 +18,9 @@ class PriceBook(Protocol):
     @property
     def version(self) -> str: ...
 
-    def quote(self, record: ValidatedRecord) -> Pricing:
-        """The cost of one record at the price effective when the call happened."""
-
     def quoter(self) -> Callable[[ValidatedRecord], Pricing]:
-        """:meth:`quote` for the records of one request: each model it names is resolved once."""
+        """Prices records at the price effective when each call happened; each model is resolved once.
+
+        One per request (or demo set): it keeps the models it has resolved."""
 
     def public_catalog(self) -> dict[str, Any]: ...

@@ -15,18 +15,6 @@ class CatalogPriceBook:
     def version(self) -> str:
         return self._catalog.version
 
-    def quote(self, record: ValidatedRecord) -> Pricing:
-        r = record.request
-        return self._catalog.price(
-            r.provider,
-            r.model,
-            record.occurred_at,
-            r.input_tokens,
-            r.output_tokens,
-            r.cached_input_tokens or 0,
-            r.reasoning_tokens or 0,
-        )
-
     def quoter(self) -> Callable[[ValidatedRecord], Pricing]:
         tariffs: dict[tuple[str, str], Tariff] = {}
         tariff = self._catalog.tariff

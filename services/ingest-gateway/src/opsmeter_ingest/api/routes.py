@@ -138,12 +138,13 @@ async def ingest_demo(
     principal = await ingest_http.ingest_principal(deps, x_api_key)
     now = datetime.now(UTC)
     demo_set = demo.generate(count=body.events, days=body.days, now=now, seed=secrets.randbits(48))
+    quote = deps.prices.quoter()
     events = [
         build_event(
             record,
             workspace_id=principal.workspace_id,
             api_key_id=principal.credential_id,
-            pricing=deps.prices.quote(record),
+            pricing=quote(record),
             now=now,
         )
         for record in demo_set.records
