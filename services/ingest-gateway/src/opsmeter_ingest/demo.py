@@ -67,5 +67,5 @@ def generate(*, count: int, days: int, now: datetime, seed: int) -> DemoSet:
                 "environment": "prod",
             }
         )
-        records.append(ValidatedRecord(request, at.astimezone(UTC), {}))
+        records.append(ValidatedRecord(request, at.astimezone(UTC)))
     return DemoSet(records, spike_day.isoformat(), f"{SPIKE_ENDPOINT} on {SPIKE_MODEL[1]}")

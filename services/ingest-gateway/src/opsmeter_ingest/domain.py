@@ -1,6 +1,5 @@
 """The ingest contract's pure rules: strict parsing, field rules, the event, the answer. No I/O."""
 
-import hashlib
 import json
 import math
 import re
@@ -18,6 +17,7 @@ from opsmeter_contracts import LlmRequestIngested
 from opsmeter_pricing import PriceQuote
 from opsmeter_runtime.money import format_micro_usd
 from opsmeter_runtime.projections import BudgetWindowStatus, PolicyStatus
+from opsmeter_wire import Answers, Encoder
 
 Pricing = PriceQuote
 """What the gateway needs of a price: the catalog's quote of one call."""
@@ -104,9 +104,6 @@ def parse_json_strict(body: bytes) -> Any:
         raise MalformedJson("JSON nested too deeply") from None
 
 
-MetadataScalar = str | int | float | bool | None
-
-
 _CLEAN_TEXT = r"^(?:[^\x00-\x1f\x7f\s](?:[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s])?)?$"
 Text = Annotated[str, StringConstraints(pattern=_CLEAN_TEXT)]
 """A string without control characters (or lone surrogates) and without whitespace at either end.
@@ -189,8 +186,8 @@ def parse_timestamp(value: str) -> datetime:
 @dataclass(slots=True)
 class ValidatedRecord:
     request: IngestRequest
+    """Its fields as they will be stored (content fields dropped, metadata included)."""
     occurred_at: datetime
-    metadata: dict[str, MetadataScalar]
     warnings: tuple[str, ...] = field(default=())
 
 
@@ -234,9 +231,8 @@ def _finish(
     request: "IngestRequest", warnings: tuple[str, ...], *, now: datetime, max_age: timedelta, max_skew: timedelta
 ) -> ValidatedRecord:
     """The rules across fields, and the time of the call."""
-    metadata = dict(request.metadata) if request.metadata else {}
     if request.timestamp is None and request.total_tokens is None and request.cached_input_tokens is None:
-        return ValidatedRecord(request, now, metadata, warnings)  # the common record: no rule applies
+        return ValidatedRecord(request, now, warnings)  # the common record: no rule applies
     errors: list[FieldError] = []
     if request.total_tokens is not None and request.total_tokens != request.input_tokens + request.output_tokens:
         errors.append(FieldError("totalTokens", "must equal inputTokens + outputTokens"))
@@ -251,7 +247,7 @@ def _finish(
             errors.append(FieldError("timestamp", f"is more than {int(max_skew.total_seconds() // 60)} minutes ahead"))
     if errors:
         raise PayloadRejected(errors)
-    return ValidatedRecord(request, occurred_at, metadata, warnings)
+    return ValidatedRecord(request, occurred_at, warnings)
 
 
 _FIELD_NAMES = frozenset(f.alias or name for name, f in IngestRequest.model_fields.items())
@@ -392,21 +388,16 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
 def event_id_for(workspace_id: str, external_request_id: str) -> str:
     """Deterministic: the same LLM call from the same workspace is the same event everywhere downstream.
 
-    A UUIDv5 in its text form (``uuid.uuid5(EVENT_NAMESPACE, f"{workspace}\\x1f{request}")``), computed
-    without building UUID objects (the hot path does this once per event).
+    A UUIDv5 in its text form: ``str(uuid.uuid5(EVENT_NAMESPACE, f"{workspace}\\x1f{request}"))``.
     """
-    name = _NAMESPACE_BYTES + f"{workspace_id}\x1f{external_request_id}".encode()
-    return _uuid5_text(hashlib.sha1(name, usedforsecurity=False))
+    return _id_encoder(workspace_id).event_id(external_request_id)
 
 
-def _uuid5_text(sha1: "hashlib._Hash") -> str:
-    """``str(uuid.UUID(bytes=digest[:16], version=5))``: version 5 in the 13th hex digit, the RFC 4122
-    variant (10xx) in the 17th."""
-    h = sha1.hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+def _id_encoder(workspace_id: str, parts: tuple[bytes, bytes, bytes, bytes] = (b"", b"", b"", b"")) -> Encoder:
+    """An encoder whose event ids are :func:`event_id_for` the workspace (the namespace and workspace hashed once)."""
+    return Encoder(_NAMESPACE_BYTES + f"{workspace_id}\x1f".encode(), parts, _PAYLOAD_FIELDS)
 
 
-_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 _NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
 
 
@@ -422,61 +413,98 @@ class OutgoingEvent:
 _INGESTED_TYPE = LlmRequestIngested.model_fields["type"].default
 _INGESTED_VERSION = LlmRequestIngested.model_fields["version"].default
 
+_PAYLOAD_LAYOUT: tuple[tuple[str, str] | tuple[str, str, str, str], ...] = (
+    ("external_request_id", "str"),
+    ("provider", "lower"),
+    ("model", "str"),
+    ("endpoint_tag", "or_unknown"),
+    ("prompt_version", "or_null"),
+    ("user_id", "or_unknown"),
+    ("input_tokens", "int_or_zero"),
+    ("output_tokens", "int_or_zero"),
+    ("total_tokens", "sum", "input_tokens", "output_tokens"),
+    ("cached_input_tokens", "int_or_zero"),
+    ("reasoning_tokens", "int_or_zero"),
+    ("latency_ms", "int_or_null"),
+    ("status", "str"),
+    ("error_code", "or_null"),
+    ("data_mode", "str"),
+    ("environment", "str"),
+    ("metadata", "object"),
+)
+"""The payload fields copied from a request (its fields by name, in the model's order), and how each is
+written (``opsmeter_wire.KINDS``): the provider lower-cased, a missing endpoint or user as ``unknown``,
+the total as input + output, missing counts as 0. The cost, the price and the key follow them."""
+
+
+def _payload_fields() -> tuple[tuple[bytes, str, str] | tuple[bytes, str, str, str, str], ...]:
+    """The layout as ``opsmeter_wire`` takes it: each field with the JSON before its value."""
+    fields: list[tuple[bytes, str, str] | tuple[bytes, str, str, str, str]] = []
+    for i, spec in enumerate(_PAYLOAD_LAYOUT):
+        prefix = (b"," if i else b"") + orjson.dumps(spec[0]) + b":"
+        fields.append((prefix, spec[0], spec[1]) if len(spec) == 2 else (prefix, spec[0], spec[1], spec[2], spec[3]))
+    return tuple(fields)
+
+
+_PAYLOAD_FIELDS = _payload_fields()
+
 
 class EventWriter:
     """Encodes the ``LlmRequestIngested`` events of one request as the contract's JSON.
 
-    What the events of a request share (workspace, key, time of ingestion, the id's hash prefix) is
-    prepared once; each event is then one dict and one ``orjson.dumps`` (hot path: no model is built).
-    ``decode_event`` of a value is the contract model, which the unit tests check field by field.
+    What the events of a request share (the envelope, the time of ingestion, the id's hash prefix) is
+    rendered once; each event is then one call into ``opsmeter_wire``, which writes its id and its JSON
+    from the request's fields (hot path: no dict, no model is built). ``decode_event`` of a value is the
+    contract model, which the unit tests check field by field.
     """
 
     def __init__(self, *, workspace_id: str, api_key_id: str, now: datetime) -> None:
-        self._workspace_id = workspace_id
         self._api_key_id = api_key_id
         self._key = workspace_id.encode()
         self._now = now
         self._now_text = _utc_z(now)
-        self._id_prefix = hashlib.sha1(_NAMESPACE_BYTES + f"{workspace_id}\x1f".encode(), usedforsecurity=False)
+        shared = orjson.dumps({"type": _INGESTED_TYPE, "version": _INGESTED_VERSION})[1:-1]
+        self._encoder = _id_encoder(
+            workspace_id,
+            (
+                b'{"event_id":"',
+                b'",' + shared + b',"occurred_at":"',
+                b'","ingested_at":"%b","workspace_id":%b,"payload":{'
+                % (self._now_text.encode(), orjson.dumps(workspace_id)),
+                b',"cost_micro_usd":',
+            ),
+        )
+        self._tails: dict[tuple[str, bool, str], bytes] = {}
 
     def event_id(self, external_request_id: str) -> str:
         """:func:`event_id_for` this request's workspace."""
-        sha1 = self._id_prefix.copy()  # the namespace and workspace hashed once per request
-        sha1.update(external_request_id.encode())
-        return _uuid5_text(sha1)
+        return self._encoder.event_id(external_request_id)
 
     def event(self, record: ValidatedRecord, pricing: Pricing) -> OutgoingEvent:
+        price = (pricing.model_normalized, pricing.priced, pricing.catalog_version)
+        tail = self._tails.get(price)
+        if tail is None:
+            tail = self._tails[price] = self._tail(*price)
         r = record.request
-        event_id = self.event_id(r.external_request_id)
         occurred = record.occurred_at
-        # The payload starts as a copy of the request's fields (a pydantic model keeps them, by field
-        # name, in its __dict__), then the fields that differ from what was sent are set; decoding
-        # with the contract model (extra fields forbidden) is checked by the unit tests.
-        payload = dict(vars(r))
-        del payload["timestamp"]
-        payload["provider"] = r.provider.lower()
-        payload["endpoint_tag"] = r.endpoint_tag or UNKNOWN
-        payload["prompt_version"] = r.prompt_version or None
-        payload["user_id"] = r.user_id or UNKNOWN
-        payload["total_tokens"] = r.input_tokens + r.output_tokens
-        payload["cached_input_tokens"] = r.cached_input_tokens or 0
-        payload["reasoning_tokens"] = r.reasoning_tokens or 0
-        payload["metadata"] = record.metadata
-        payload["model_normalized"] = pricing.model_normalized
-        payload["cost_micro_usd"] = pricing.cost_micro_usd
-        payload["priced"] = pricing.priced
-        payload["price_catalog_version"] = pricing.catalog_version
-        payload["api_key_id"] = self._api_key_id
-        event = {
-            "event_id": event_id,
-            "type": _INGESTED_TYPE,
-            "version": _INGESTED_VERSION,
-            "occurred_at": self._now_text if occurred is self._now else _utc_z(occurred),
-            "ingested_at": self._now_text,
-            "workspace_id": self._workspace_id,
-            "payload": payload,
+        event_id, value = self._encoder.encode(
+            vars(r),
+            r.external_request_id,
+            self._now_text if occurred is self._now else _utc_z(occurred),
+            pricing.cost_micro_usd,
+            tail,
+        )
+        return OutgoingEvent(event_id, self._key, value)
+
+    def _tail(self, model_normalized: str, priced: bool, catalog_version: str) -> bytes:
+        """The payload's end after the cost: the price's fields and the key's id, and the closing braces."""
+        price = {
+            "model_normalized": model_normalized,
+            "priced": priced,
+            "price_catalog_version": catalog_version,
+            "api_key_id": self._api_key_id,
         }
-        return OutgoingEvent(event_id, self._key, orjson.dumps(event))
+        return b"," + orjson.dumps(price)[1:] + b"}"
 
 
 class AcceptedAnswers:
@@ -484,14 +512,21 @@ class AcceptedAnswers:
 
     ``{"eventId", "costUsd", "costMicroUsd", "priced", "modelNormalized", "priceCatalogVersion", "warnings",
     "duplicate", "spooled"}``. What depends only on the price quote and the warnings is rendered once per
-    request (by orjson, which escapes the model name and warnings); the id, the cost and the flags are
-    text that needs no escaping. The unit tests decode it against the same fields built as a dict.
+    request (by orjson, which escapes the model name and warnings); the id, the cost and the flag are
+    written by ``opsmeter_wire``. The unit tests decode it against the same fields built as a dict.
     """
 
-    def __init__(self) -> None:
-        self._quoted: dict[tuple[str, bool, str, tuple[str, ...]], str] = {}
+    _PARTS = (b'{"eventId":', b',"costUsd":"', b'","costMicroUsd":', b",", b',"duplicate":false,"spooled":}')
 
-    def render(self, event_id: str, pricing: Pricing, warnings: tuple[str, ...], *, spooled: bool) -> bytes:
+    def __init__(self) -> None:
+        self._quoted: dict[tuple[str, bool, str, tuple[str, ...]], bytes] = {}
+        self._answers = Answers(self._PARTS)
+
+    def render(
+        self, status: bytes, event_id: str, pricing: Pricing, warnings: tuple[str, ...], *, spooled: bool
+    ) -> tuple[bytes, bytes]:
+        """``(answer, opened)``: the event's part as a JSON object (stored for repeats), and the whole answer
+        as open JSON (``status``, the open status fields, then the event's part, without its closing brace)."""
         key = (pricing.model_normalized, pricing.priced, pricing.catalog_version, warnings)
         quoted = self._quoted.get(key)
         if quoted is None:
@@ -502,13 +537,8 @@ class AcceptedAnswers:
                     "priceCatalogVersion": pricing.catalog_version,
                     "warnings": list(warnings),
                 }
-            ).decode()[1:-1]
-        cost = pricing.cost_micro_usd
-        flag = "true" if spooled else "false"
-        return (
-            f'{{"eventId":"{event_id}","costUsd":"{format_micro_usd(cost)}","costMicroUsd":{cost},{quoted},'
-            f'"duplicate":false,"spooled":{flag}}}'
-        ).encode()
+            )[1:-1]
+        return self._answers.render(status, event_id, pricing.cost_micro_usd, quoted, spooled)
 
 
 def _utc_z(moment: datetime) -> str:

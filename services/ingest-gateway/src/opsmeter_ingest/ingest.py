@@ -235,8 +235,10 @@ class Ingestor:
             outcome: bytes | str
             if where is not None:
                 # {"eventId": …, "spooled": …}: stored as it is for repeats, and the event's part of its answer.
-                outcome = answers.render(item.event.event_id, item.pricing, item.warnings, spooled=where == "spool")
-                outcomes[item.index] = Outcome(202, None, item.status + outcome[1:-1])
+                outcome, opened = answers.render(
+                    item.status, item.event.event_id, item.pricing, item.warnings, spooled=where == "spool"
+                )
+                outcomes[item.index] = Outcome(202, None, opened)
             else:
                 outcomes[item.index] = self._unavailable(flags)
                 outcome = "-" if request.data_mode == "real" else "~"

@@ -146,7 +146,7 @@ class TestContentIsNeverStored:
         record = validate(
             {**EXAMPLE, "prompt": "secret", "messages": [], "metadata": {"completion": "x", "tenantId": "t1"}}
         )
-        assert record.metadata == {"tenantId": "t1"}
+        assert record.request.metadata == {"tenantId": "t1"}
         assert "secret" not in repr(record)
         assert len(record.warnings) == 3
 
@@ -241,7 +241,8 @@ class TestAcceptedAnswer:
         event_id = event_id_for("ws_abc", "req_1")
         pricing = Pricing(model, priced, cost, "genai-prices-0.2.3+abc", ())
         answers = domain.AcceptedAnswers()
-        rendered = answers.render(event_id, pricing, warnings, spooled=spooled)
+        status = b'{"status":"accepted","reason":null,'
+        rendered, opened = answers.render(status, event_id, pricing, warnings, spooled=spooled)
         expected = {
             "eventId": event_id,
             "costUsd": format_micro_usd(cost),
@@ -254,7 +255,9 @@ class TestAcceptedAnswer:
             "spooled": spooled,
         }
         assert json.loads(rendered) == expected
-        assert answers.render(event_id, pricing, warnings, spooled=spooled) == rendered  # the cached part agrees
+        assert json.loads(opened + b"}") == {"status": "accepted", "reason": None, **expected}
+        again = answers.render(status, event_id, pricing, warnings, spooled=spooled)
+        assert again == (rendered, opened)  # the cached part agrees
 
 
 class TestErrorsTogether:

@@ -1,0 +1,700 @@
+/* The ingest hot path's encoders: an event's id (UUIDv5) and its JSON, written straight from the
+ * validated fields into one buffer, with no Python objects built in between.
+ *
+ * What the JSON holds and in which order is declared in Python (the gateway's domain module): an
+ * Encoder is made per request from bytes parts and a field layout, and encodes each event with one
+ * call. The unit tests decode every output against the same fields encoded by orjson. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ SHA-1 (FIPS 180-4) */
+
+typedef struct {
+    uint32_t h[5];
+    uint64_t length; /* bytes hashed so far */
+    uint8_t block[64];
+    size_t used; /* bytes in block */
+} Sha1;
+
+#define ROL(v, n) (((v) << (n)) | ((v) >> (32 - (n))))
+
+static void sha1_init(Sha1 *s) {
+    s->h[0] = 0x67452301u;
+    s->h[1] = 0xEFCDAB89u;
+    s->h[2] = 0x98BADCFEu;
+    s->h[3] = 0x10325476u;
+    s->h[4] = 0xC3D2E1F0u;
+    s->length = 0;
+    s->used = 0;
+}
+
+static void sha1_compress(uint32_t h[5], const uint8_t *p) {
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 80; i++) w[i] = ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5A827999u;
+        } else if (i < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ED9EBA1u;
+        } else if (i < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8F1BBCDCu;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xCA62C1D6u;
+        }
+        uint32_t t = ROL(a, 5) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = ROL(b, 30);
+        b = a;
+        a = t;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+static void sha1_update(Sha1 *s, const uint8_t *p, size_t n) {
+    s->length += n;
+    while (n > 0) {
+        size_t take = 64 - s->used;
+        if (take > n) take = n;
+        memcpy(s->block + s->used, p, take);
+        s->used += take;
+        p += take;
+        n -= take;
+        if (s->used == 64) {
+            sha1_compress(s->h, s->block);
+            s->used = 0;
+        }
+    }
+}
+
+static void sha1_final(Sha1 *s, uint8_t out[20]) {
+    uint64_t bits = s->length * 8;
+    s->block[s->used++] = 0x80;
+    if (s->used > 56) {
+        memset(s->block + s->used, 0, 64 - s->used);
+        sha1_compress(s->h, s->block);
+        s->used = 0;
+    }
+    memset(s->block + s->used, 0, 56 - s->used);
+    for (int i = 0; i < 8; i++) s->block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha1_compress(s->h, s->block);
+    for (int i = 0; i < 5; i++) {
+        out[4 * i] = (uint8_t)(s->h[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(s->h[i] >> 8);
+        out[4 * i + 3] = (uint8_t)s->h[i];
+    }
+}
+
+/* ------------------------------------------------------------------ output buffer */
+
+typedef struct {
+    char *p;
+    Py_ssize_t len, cap;
+    char local[4096];
+} Buf;
+
+static void buf_init(Buf *b) {
+    b->p = b->local;
+    b->len = 0;
+    b->cap = (Py_ssize_t)sizeof b->local;
+}
+
+static void buf_free(Buf *b) {
+    if (b->p != b->local) PyMem_Free(b->p);
+}
+
+static int buf_reserve(Buf *b, Py_ssize_t more) {
+    if (more <= b->cap - b->len) return 0;
+    if (more > PY_SSIZE_T_MAX / 2 - b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t cap = b->cap;
+    while (cap < b->len + more) cap *= 2;
+    char *p = PyMem_Malloc((size_t)cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(p, b->p, (size_t)b->len);
+    buf_free(b);
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(Buf *b, const char *s, Py_ssize_t n) {
+    if (buf_reserve(b, n) < 0) return -1;
+    memcpy(b->p + b->len, s, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static inline int buf_bytes(Buf *b, PyObject *bytes) {
+    return buf_put(b, PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes));
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+/* A JSON string of UTF-8 text: quotes, backslashes and control characters escaped. */
+static int put_json_utf8(Buf *b, const char *u, Py_ssize_t n) {
+    if (n > (PY_SSIZE_T_MAX / 2 - 2) / 6) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (buf_reserve(b, n * 6 + 2) < 0) return -1; /* at most six bytes per byte (\u00XX), and the quotes */
+    char *out = b->p + b->len;
+    *out++ = '"';
+    Py_ssize_t run = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)u[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        memcpy(out, u + run, (size_t)(i - run));
+        out += i - run;
+        run = i + 1;
+        *out++ = '\\';
+        switch (c) {
+            case '"': *out++ = '"'; break;
+            case '\\': *out++ = '\\'; break;
+            case '\n': *out++ = 'n'; break;
+            case '\r': *out++ = 'r'; break;
+            case '\t': *out++ = 't'; break;
+            case '\b': *out++ = 'b'; break;
+            case '\f': *out++ = 'f'; break;
+            default:
+                *out++ = 'u';
+                *out++ = '0';
+                *out++ = '0';
+                *out++ = HEX[c >> 4];
+                *out++ = HEX[c & 15];
+        }
+    }
+    memcpy(out, u + run, (size_t)(n - run));
+    out += n - run;
+    *out++ = '"';
+    b->len = out - b->p;
+    return 0;
+}
+
+static int put_json_str(Buf *b, PyObject *s) {
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "expected str, got %.80s", Py_TYPE(s)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(s, &n);
+    if (u == NULL) return -1;
+    return put_json_utf8(b, u, n);
+}
+
+static int put_int(Buf *b, PyObject *v) {
+    if (!PyLong_Check(v) || PyBool_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "expected int, got %.80s", Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (overflow) { /* int's own text (not a subclass's __str__: no Python code runs while writing) */
+        PyObject *text = PyLong_Type.tp_repr(v);
+        if (text == NULL) return -1;
+        Py_ssize_t n;
+        const char *u = PyUnicode_AsUTF8AndSize(text, &n);
+        int rc = u == NULL ? -1 : buf_put(b, u, n);
+        Py_DECREF(text);
+        return rc;
+    }
+    char digits[24];
+    int i = 24;
+    unsigned long long m = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+    do {
+        digits[--i] = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (x < 0) digits[--i] = '-';
+    return buf_put(b, digits + i, 24 - i);
+}
+
+/* A metadata value: null, true/false, an int, a finite float, or a string. */
+static int put_scalar(Buf *b, PyObject *v) {
+    if (v == Py_None) return buf_put(b, "null", 4);
+    if (v == Py_True) return buf_put(b, "true", 4);
+    if (v == Py_False) return buf_put(b, "false", 5);
+    if (PyLong_Check(v)) return put_int(b, v);
+    if (PyUnicode_Check(v)) return put_json_str(b, v);
+    if (PyFloat_Check(v)) {
+        double d = PyFloat_AS_DOUBLE(v);
+        if (!isfinite(d)) {
+            PyErr_SetString(PyExc_ValueError, "a float that is not finite has no JSON form");
+            return -1;
+        }
+        char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (text == NULL) return -1;
+        int rc = buf_put(b, text, (Py_ssize_t)strlen(text));
+        PyMem_Free(text);
+        return rc;
+    }
+    PyErr_Format(PyExc_TypeError, "metadata values are scalars, got %.80s", Py_TYPE(v)->tp_name);
+    return -1;
+}
+
+static int put_object(Buf *b, PyObject *d) {
+    if (!PyDict_Check(d)) {
+        PyErr_Format(PyExc_TypeError, "expected dict, got %.80s", Py_TYPE(d)->tp_name);
+        return -1;
+    }
+    if (buf_put(b, "{", 1) < 0) return -1;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    int first = 1;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        if (!first && buf_put(b, ",", 1) < 0) return -1;
+        first = 0;
+        if (put_json_str(b, key) < 0 || buf_put(b, ":", 1) < 0 || put_scalar(b, value) < 0) return -1;
+    }
+    return buf_put(b, "}", 1);
+}
+
+/* ------------------------------------------------------------------ the encoder */
+
+enum Kind { K_STR, K_LOWER, K_OR_UNKNOWN, K_OR_NULL, K_INT_OR_NULL, K_INT_OR_ZERO, K_OBJECT, K_SUM };
+
+typedef struct {
+    PyObject *prefix; /* bytes */
+    PyObject *key;    /* str */
+    PyObject *key2;   /* str, for K_SUM: the value is key2's + key3's */
+    PyObject *key3;
+    int kind;
+} Field;
+
+typedef struct {
+    PyObject_HEAD
+    Sha1 id_prefix;
+    PyObject *parts[4]; /* before the id, before occurred_at, before the payload's fields, before the cost */
+    Field *fields;
+    Py_ssize_t nfields;
+} Encoder;
+
+static void Encoder_dealloc(Encoder *self) {
+    for (int i = 0; i < 4; i++) Py_XDECREF(self->parts[i]);
+    for (Py_ssize_t i = 0; i < self->nfields; i++) {
+        Py_XDECREF(self->fields[i].prefix);
+        Py_XDECREF(self->fields[i].key);
+        Py_XDECREF(self->fields[i].key2);
+        Py_XDECREF(self->fields[i].key3);
+    }
+    PyMem_Free(self->fields);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int kind_of(PyObject *name) {
+    const char *k = PyUnicode_AsUTF8(name);
+    if (k == NULL) return -1;
+    static const char *names[] = {"str", "lower", "or_unknown", "or_null", "int_or_null", "int_or_zero", "object", "sum"};
+    for (int i = 0; i < 8; i++)
+        if (strcmp(k, names[i]) == 0) return i;
+    PyErr_Format(PyExc_ValueError, "unknown field kind %R", name);
+    return -1;
+}
+
+static PyObject *Encoder_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"id_prefix", "parts", "fields", NULL};
+    Py_buffer prefix;
+    PyObject *parts, *fields;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*O!O!", kwlist, &prefix, &PyTuple_Type, &parts, &PyTuple_Type,
+                                     &fields))
+        return NULL;
+    Encoder *self = (Encoder *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        PyBuffer_Release(&prefix);
+        return NULL;
+    }
+    sha1_init(&self->id_prefix);
+    sha1_update(&self->id_prefix, prefix.buf, (size_t)prefix.len);
+    PyBuffer_Release(&prefix);
+    if (PyTuple_GET_SIZE(parts) != 4) {
+        PyErr_SetString(PyExc_ValueError, "parts: four bytes");
+        goto fail;
+    }
+    for (int i = 0; i < 4; i++) {
+        PyObject *part = PyTuple_GET_ITEM(parts, i);
+        if (!PyBytes_Check(part)) {
+            PyErr_SetString(PyExc_TypeError, "parts: four bytes");
+            goto fail;
+        }
+        Py_INCREF(part);
+        self->parts[i] = part;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(fields);
+    self->fields = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Field));
+    if (self->fields == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    self->nfields = n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *spec = PyTuple_GET_ITEM(fields, i);
+        PyObject *fprefix, *key, *kind, *key2 = Py_None, *key3 = Py_None;
+        if (!PyTuple_Check(spec) || !PyArg_ParseTuple(spec, "SUU|UU", &fprefix, &key, &kind, &key2, &key3)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "fields: (prefix, key, kind[, key2, key3]) tuples");
+            goto fail;
+        }
+        int k = kind_of(kind);
+        if (k < 0) goto fail;
+        if ((k == K_SUM) != (key3 != Py_None)) {
+            PyErr_SetString(PyExc_TypeError, "a sum, and only a sum, names the two keys it adds");
+            goto fail;
+        }
+        Field *f = &self->fields[i];
+        Py_INCREF(fprefix);
+        f->prefix = fprefix;
+        Py_INCREF(key);
+        f->key = key;
+        if (k == K_SUM) {
+            Py_INCREF(key2);
+            f->key2 = key2;
+            Py_INCREF(key3);
+            f->key3 = key3;
+        }
+        f->kind = k;
+    }
+    return (PyObject *)self;
+fail:
+    Py_DECREF(self);
+    return NULL;
+}
+
+static int put_event_id(Encoder *self, PyObject *ext, char text[36]) {
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(ext, &n);
+    if (u == NULL) return -1;
+    Sha1 s = self->id_prefix;
+    sha1_update(&s, (const uint8_t *)u, (size_t)n);
+    uint8_t digest[20];
+    sha1_final(&s, digest);
+    digest[6] = (uint8_t)((digest[6] & 0x0f) | 0x50);
+    digest[8] = (uint8_t)((digest[8] & 0x3f) | 0x80);
+    int o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) text[o++] = '-';
+        text[o++] = HEX[digest[i] >> 4];
+        text[o++] = HEX[digest[i] & 15];
+    }
+    return 0;
+}
+
+static PyObject *get(PyObject *values, PyObject *key) {
+    PyObject *v = PyDict_GetItemWithError(values, key);
+    if (v == NULL && !PyErr_Occurred()) PyErr_Format(PyExc_KeyError, "%R", key);
+    return v;
+}
+
+static int put_field(Buf *b, Field *f, PyObject *values, PyObject *v) {
+    if (buf_bytes(b, f->prefix) < 0) return -1;
+    switch (f->kind) {
+        case K_STR:
+            return put_json_str(b, v);
+        case K_LOWER: {
+            if (PyUnicode_Check(v) && PyUnicode_IS_ASCII(v)) {
+                Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+                const char *u = (const char *)PyUnicode_DATA(v);
+                char small[256];
+                char *low = n <= 256 ? small : PyMem_Malloc((size_t)n);
+                if (low == NULL) return PyErr_NoMemory(), -1;
+                for (Py_ssize_t i = 0; i < n; i++) low[i] = (char)(u[i] >= 'A' && u[i] <= 'Z' ? u[i] + 32 : u[i]);
+                int rc = put_json_utf8(b, low, n);
+                if (low != small) PyMem_Free(low);
+                return rc;
+            }
+            if (!PyUnicode_Check(v)) return put_json_str(b, v); /* raises the TypeError */
+            PyObject *lowered = PyObject_CallMethod((PyObject *)&PyUnicode_Type, "lower", "O", v); /* str.lower */
+            if (lowered == NULL) return -1;
+            int rc = put_json_str(b, lowered);
+            Py_DECREF(lowered);
+            return rc;
+        }
+        case K_OR_UNKNOWN:
+            if (v == Py_None || (PyUnicode_Check(v) && PyUnicode_GET_LENGTH(v) == 0))
+                return buf_put(b, "\"unknown\"", 9);
+            return put_json_str(b, v);
+        case K_OR_NULL:
+            if (v == Py_None || (PyUnicode_Check(v) && PyUnicode_GET_LENGTH(v) == 0)) return buf_put(b, "null", 4);
+            return put_json_str(b, v);
+        case K_INT_OR_NULL:
+            return v == Py_None ? buf_put(b, "null", 4) : put_int(b, v);
+        case K_INT_OR_ZERO:
+            return v == Py_None ? buf_put(b, "0", 1) : put_int(b, v);
+        case K_OBJECT:
+            return v == Py_None ? buf_put(b, "{}", 2) : put_object(b, v);
+        case K_SUM: {
+            PyObject *x = get(values, f->key2), *y = x == NULL ? NULL : get(values, f->key3);
+            if (y == NULL) return -1;
+            if (!PyLong_CheckExact(x) || !PyLong_CheckExact(y)) {
+                PyErr_SetString(PyExc_TypeError, "a sum adds two ints");
+                return -1;
+            }
+            PyObject *sum = PyNumber_Add(x, y);
+            if (sum == NULL) return -1;
+            int rc = put_int(b, sum);
+            Py_DECREF(sum);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* encode(values, external_request_id, occurred_at, cost, tail) -> (event_id, value) */
+static PyObject *Encoder_encode(Encoder *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "encode(values, external_request_id, occurred_at, cost, tail)");
+        return NULL;
+    }
+    PyObject *values = args[0], *ext = args[1], *occurred = args[2], *cost = args[3], *tail = args[4];
+    if (!PyDict_Check(values) || !PyUnicode_Check(ext) || !PyUnicode_Check(occurred) || !PyBytes_Check(tail)) {
+        PyErr_SetString(PyExc_TypeError, "encode(values: dict, external_request_id: str, occurred_at: str, cost: int, tail: bytes)");
+        return NULL;
+    }
+    char id[36];
+    if (put_event_id(self, ext, id) < 0) return NULL;
+    Buf b;
+    buf_init(&b);
+    Py_ssize_t olen;
+    const char *occ = PyUnicode_AsUTF8AndSize(occurred, &olen);
+    if (occ == NULL || buf_bytes(&b, self->parts[0]) < 0 || buf_put(&b, id, 36) < 0 ||
+        buf_bytes(&b, self->parts[1]) < 0 || buf_put(&b, occ, olen) < 0 || buf_bytes(&b, self->parts[2]) < 0)
+        goto fail;
+    /* The values usually come in the fields' order (a model's __dict__): walk them, and look a key up
+       only where the order differs. */
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t i = 0; i < self->nfields; i++) {
+        Field *f = &self->fields[i];
+        PyObject *key, *v = NULL;
+        Py_ssize_t at = pos;
+        if (PyDict_Next(values, &at, &key, &v) && key == f->key)
+            pos = at;
+        else if ((v = get(values, f->key)) == NULL)
+            goto fail;
+        if (put_field(&b, f, values, v) < 0) goto fail;
+    }
+    if (buf_bytes(&b, self->parts[3]) < 0 || put_int(&b, cost) < 0 || buf_bytes(&b, tail) < 0) goto fail;
+    PyObject *value = PyBytes_FromStringAndSize(b.p, b.len);
+    buf_free(&b);
+    if (value == NULL) return NULL;
+    PyObject *event_id = PyUnicode_FromStringAndSize(id, 36);
+    if (event_id == NULL) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, event_id, value);
+    Py_DECREF(event_id);
+    Py_DECREF(value);
+    return result;
+fail:
+    buf_free(&b);
+    return NULL;
+}
+
+static PyObject *Encoder_event_id(Encoder *self, PyObject *ext) {
+    if (!PyUnicode_Check(ext)) {
+        PyErr_SetString(PyExc_TypeError, "event_id(external_request_id: str)");
+        return NULL;
+    }
+    char id[36];
+    if (put_event_id(self, ext, id) < 0) return NULL;
+    return PyUnicode_FromStringAndSize(id, 36);
+}
+
+static PyMethodDef Encoder_methods[] = {
+    {"encode", (PyCFunction)(void (*)(void))Encoder_encode, METH_FASTCALL, "encode one event"},
+    {"event_id", (PyCFunction)Encoder_event_id, METH_O, "the event id of an external request id"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "opsmeter_wire._wire.Encoder",
+    .tp_basicsize = sizeof(Encoder),
+    .tp_dealloc = (destructor)Encoder_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = Encoder_new,
+    .tp_methods = Encoder_methods,
+};
+
+/* ------------------------------------------------------------------ accepted answers */
+
+/* Exact decimal USD of micro-USD: 1234 -> 0.001234, 2500000 -> 2.5, 0 -> 0. */
+static int put_micro_usd(Buf *b, PyObject *cost) {
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(cost, &overflow);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (overflow || x == LLONG_MIN) {
+        PyErr_SetString(PyExc_OverflowError, "cost out of range");
+        return -1;
+    }
+    char text[32]; /* written from the end: the fraction's six digits (trailing zeros dropped), then the whole */
+    int i = 32, end = 32;
+    unsigned long long m = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+    unsigned long long whole = m / 1000000, fraction = m % 1000000;
+    if (fraction) {
+        while (fraction % 10 == 0) {
+            fraction /= 10;
+            end--;
+        }
+        i = end;
+        for (int d = 32 - end; d < 6; d++) {
+            text[--i] = (char)('0' + fraction % 10);
+            fraction /= 10;
+        }
+        text[--i] = '.';
+    }
+    do {
+        text[--i] = (char)('0' + whole % 10);
+        whole /= 10;
+    } while (whole);
+    if (x < 0) text[--i] = '-';
+    return buf_put(b, text + i, end - i);
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *parts[5];
+} Answers;
+
+static void Answers_dealloc(Answers *self) {
+    for (int i = 0; i < 5; i++) Py_XDECREF(self->parts[i]);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Answers_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"parts", NULL};
+    PyObject *parts;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kwlist, &PyTuple_Type, &parts)) return NULL;
+    if (PyTuple_GET_SIZE(parts) != 5) {
+        PyErr_SetString(PyExc_ValueError, "parts: five bytes");
+        return NULL;
+    }
+    Answers *self = (Answers *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    for (int i = 0; i < 5; i++) {
+        PyObject *part = PyTuple_GET_ITEM(parts, i);
+        if (!PyBytes_Check(part) || PyBytes_GET_SIZE(part) < 1) {
+            PyErr_SetString(PyExc_TypeError, "parts: five non-empty bytes");
+            Py_DECREF(self);
+            return NULL;
+        }
+        Py_INCREF(part);
+        self->parts[i] = part;
+    }
+    return (PyObject *)self;
+}
+
+/* render(open, event_id, cost, quoted, flag) -> (answer, opened)
+ *   answer = parts[0] event_id parts[1] usd(cost) parts[2] cost parts[3] quoted parts[4]-with-flag
+ * where parts[4] ends the answer after the flag (true/false) is written before its last byte;
+ *   opened = open + answer without its first and last byte. */
+static PyObject *Answers_render(Answers *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyBytes_Check(args[0]) || !PyUnicode_Check(args[1]) || !PyLong_Check(args[2]) ||
+        !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "render(open: bytes, event_id: str, cost: int, quoted: bytes, flag: bool)");
+        return NULL;
+    }
+    int flag = PyObject_IsTrue(args[4]);
+    if (flag < 0) return NULL;
+    Py_ssize_t idlen;
+    const char *id = PyUnicode_AsUTF8AndSize(args[1], &idlen);
+    if (id == NULL) return NULL;
+    Buf b;
+    buf_init(&b);
+    PyObject *last = self->parts[4];
+    Py_ssize_t last_len = PyBytes_GET_SIZE(last);
+    if (buf_bytes(&b, self->parts[0]) < 0 || put_json_utf8(&b, id, idlen) < 0 || buf_bytes(&b, self->parts[1]) < 0 ||
+        put_micro_usd(&b, args[2]) < 0 || buf_bytes(&b, self->parts[2]) < 0 || put_int(&b, args[2]) < 0 ||
+        buf_bytes(&b, self->parts[3]) < 0 || buf_bytes(&b, args[3]) < 0 ||
+        buf_put(&b, PyBytes_AS_STRING(last), last_len - 1) < 0 || buf_put(&b, flag ? "true" : "false", flag ? 4 : 5) < 0 ||
+        buf_put(&b, PyBytes_AS_STRING(last) + last_len - 1, 1) < 0) {
+        buf_free(&b);
+        return NULL;
+    }
+    PyObject *answer = PyBytes_FromStringAndSize(b.p, b.len);
+    Py_ssize_t open_len = PyBytes_GET_SIZE(args[0]);
+    PyObject *opened = answer == NULL ? NULL : PyBytes_FromStringAndSize(NULL, open_len + b.len - 2);
+    if (opened != NULL) {
+        memcpy(PyBytes_AS_STRING(opened), PyBytes_AS_STRING(args[0]), (size_t)open_len);
+        memcpy(PyBytes_AS_STRING(opened) + open_len, b.p + 1, (size_t)(b.len - 2));
+    }
+    buf_free(&b);
+    if (opened == NULL) {
+        Py_XDECREF(answer);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, answer, opened);
+    Py_DECREF(answer);
+    Py_DECREF(opened);
+    return result;
+}
+
+static PyMethodDef Answers_methods[] = {
+    {"render", (PyCFunction)(void (*)(void))Answers_render, METH_FASTCALL, "one accepted answer, stored and opened"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject AnswersType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "opsmeter_wire._wire.Answers",
+    .tp_basicsize = sizeof(Answers),
+    .tp_dealloc = (destructor)Answers_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = Answers_new,
+    .tp_methods = Answers_methods,
+};
+
+static PyObject *micro_usd(PyObject *module, PyObject *cost) {
+    (void)module;
+    if (!PyLong_Check(cost)) {
+        PyErr_SetString(PyExc_TypeError, "micro_usd(cost: int)");
+        return NULL;
+    }
+    Buf b;
+    buf_init(&b);
+    if (put_micro_usd(&b, cost) < 0) {
+        buf_free(&b);
+        return NULL;
+    }
+    PyObject *text = PyUnicode_FromStringAndSize(b.p, b.len);
+    buf_free(&b);
+    return text;
+}
+
+static PyMethodDef module_methods[] = {
+    {"micro_usd", (PyCFunction)micro_usd, METH_O, "exact decimal USD text of integer micro-USD"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef wiremodule = {PyModuleDef_HEAD_INIT, "opsmeter_wire._wire", NULL, -1, module_methods};
+
+PyMODINIT_FUNC PyInit__wire(void) {
+    if (PyType_Ready(&EncoderType) < 0 || PyType_Ready(&AnswersType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&wiremodule);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Encoder", (PyObject *)&EncoderType) < 0 ||
+        PyModule_AddObjectRef(m, "Answers", (PyObject *)&AnswersType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

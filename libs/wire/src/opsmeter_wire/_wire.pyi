@@ -1,0 +1,26 @@
+Field = tuple[bytes, str, str] | tuple[bytes, str, str, str, str]
+
+class Encoder:
+    """Events of one request: ``parts`` are the JSON before the id, before ``occurred_at``, before the
+    payload's fields and before the cost; ``fields`` are ``(prefix, key, kind[, key2, key3])``."""
+
+    def __new__(
+        cls, id_prefix: bytes, parts: tuple[bytes, bytes, bytes, bytes], fields: tuple[Field, ...]
+    ) -> Encoder: ...
+    def encode(
+        self, values: dict[str, object], external_request_id: str, occurred_at: str, cost: int, tail: bytes, /
+    ) -> tuple[str, bytes]:
+        """``(event_id, json)`` of one event; ``tail`` closes it after the cost."""
+    def event_id(self, external_request_id: str, /) -> str:
+        """The UUIDv5 text of SHA-1(``id_prefix`` + the id as UTF-8)."""
+
+class Answers:
+    """Accepted answers: ``parts`` are the JSON before the id, before the cost in USD, before the cost in
+    micro-USD, before the quoted price fields, and the end (the flag is written before its last byte)."""
+
+    def __new__(cls, parts: tuple[bytes, bytes, bytes, bytes, bytes]) -> Answers: ...
+    def render(self, open: bytes, event_id: str, cost: int, quoted: bytes, flag: bool, /) -> tuple[bytes, bytes]:
+        """``(answer, opened)``: the answer as a JSON object, and ``open`` followed by its fields (no braces)."""
+
+def micro_usd(cost: int, /) -> str:
+    """Exact decimal USD of integer micro-USD: 1234 → "0.001234", 2_500_000 → "2.5", 0 → "0"."""
