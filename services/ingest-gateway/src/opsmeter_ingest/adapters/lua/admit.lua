@@ -69,12 +69,17 @@ for i = 1, n do
     if kind == 'x' then
       code = 'X'
     else
-      local seen = redis.call('GET', KEYS[5 + i])
-      if seen then
+      -- Mark the key pending if it is new (one call for the common case); an existing key is a repeat.
+      -- A new key refused below (budget, quota) is removed again. No key expires while a script runs.
+      local key = KEYS[5 + i]
+      if not redis.call('SET', key, 'pending', 'NX', 'EX', pending_ttl) then
+        local seen = redis.call('GET', key)
         if seen == 'pending' then code = 'P' else code = 'D' .. seen end
       elseif blocks or (kind == 'r' and enforcing and exceed_head ~= nil and reserved >= exceed_head) then
+        redis.call('DEL', key)
         code = 'B'
       elseif kind == 'r' and quota_limit ~= nil and quota_used >= quota_limit then
+        redis.call('DEL', key)
         code = 'Q'
       else
         local warned, exceeded = policy[1] == '1', policy[2] == '1'
@@ -88,7 +93,6 @@ for i = 1, n do
         end
         if warn_head ~= nil and reserved >= warn_head then warned = true end
         if exceed_head ~= nil and reserved >= exceed_head then exceeded = true end
-        redis.call('SET', KEYS[5 + i], 'pending', 'EX', pending_ttl)
         code = 'A' .. (warned and '1' or '0') .. (exceeded and '1' or '0')
       end
     end
