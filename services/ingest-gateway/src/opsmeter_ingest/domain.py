@@ -209,7 +209,10 @@ def validate_records(
             results.append(document)
             continue
         if isinstance(document, IngestRequest):
-            results.append(_finished_or_rejected(document, now=now, max_age=max_age, max_skew=max_skew))
+            if document.timestamp is None and document.total_tokens is None and document.cached_input_tokens is None:
+                results.append(ValidatedRecord(document, now))  # the common record: no rule across fields applies
+            else:
+                results.append(_finished_or_rejected(document, now=now, max_age=max_age, max_skew=max_skew))
             continue
         try:
             results.append(validate_record(document, now=now, max_age=max_age, max_skew=max_skew))
@@ -231,8 +234,6 @@ def _finish(
     request: "IngestRequest", warnings: tuple[str, ...], *, now: datetime, max_age: timedelta, max_skew: timedelta
 ) -> ValidatedRecord:
     """The rules across fields, and the time of the call."""
-    if request.timestamp is None and request.total_tokens is None and request.cached_input_tokens is None:
-        return ValidatedRecord(request, now, warnings)  # the common record: no rule applies
     errors: list[FieldError] = []
     if request.total_tokens is not None and request.total_tokens != request.input_tokens + request.output_tokens:
         errors.append(FieldError("totalTokens", "must equal inputTokens + outputTokens"))

@@ -18,6 +18,7 @@ from opsmeter_ingest.adapters.admission import (
     AdmissionUnavailable,
     AdmitItem,
     DegradedAdmission,
+    Kind,
     RedisAdmission,
     Settlement,
     Settler,
@@ -89,7 +90,7 @@ class _Checked:
     """The status fields of its answer as open JSON (shared by the events admitted with the same flags)."""
 
 
-_INVALID = AdmitItem("invalid", "x")
+_INVALID: AdmitItem = ("invalid", "x", 0, "")
 
 
 def _open_status(body: dict[str, Any]) -> bytes:
@@ -139,14 +140,8 @@ class Ingestor:
             warnings = record.warnings + pricing.warnings if pricing.warnings else record.warnings
             checked.append(_Checked(record, event, pricing, warnings))
             request = record.request
-            items.append(
-                AdmitItem(
-                    request.external_request_id,
-                    "r" if request.data_mode == "real" else "o",
-                    pricing.cost_micro_usd,
-                    event.event_id,
-                )
-            )
+            kind: Kind = "r" if request.data_mode == "real" else "o"
+            items.append((request.external_request_id, kind, pricing.cost_micro_usd, event.event_id))
         return checked, items
 
     async def ingest(self, principal: Principal, documents: list[Any]) -> IngestResult:
@@ -192,7 +187,7 @@ class Ingestor:
 
     async def admit_unparsed(self, principal: Principal) -> Admission:
         """Count a request whose body is not JSON (or not JSON at all) against the rate limit."""
-        return await self._admit(principal.workspace_id, [AdmitItem("unparsed", "x")])
+        return await self._admit(principal.workspace_id, [("unparsed", "x", 0, "")])
 
     async def _admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
         try:
@@ -242,17 +237,15 @@ class Ingestor:
             else:
                 outcomes[item.index] = self._unavailable(flags)
                 outcome = "-" if request.data_mode == "real" else "~"
-            settlements.append(Settlement(request.external_request_id, outcome, item.event.event_id))
+            settlements.append((request.external_request_id, outcome, item.event.event_id))
         return settlements
 
     def _settle(self, workspace_id: str, admission: Admission, settlements: list[Settlement]) -> None:
         if admission.degraded:
-            for settlement in settlements:
-                if isinstance(settlement.outcome, bytes):
-                    self._degraded.record_answer(
-                        workspace_id, settlement.external_request_id, settlement.outcome.decode()
-                    )
-                elif settlement.outcome == "-":
+            for external_request_id, outcome, _ in settlements:
+                if isinstance(outcome, bytes):
+                    self._degraded.record_answer(workspace_id, external_request_id, outcome.decode())
+                elif outcome == "-":
                     key = (workspace_id, admission.period)
                     self._degraded.unreconciled[key] = max(0, self._degraded.unreconciled.get(key, 0) - 1)
             return

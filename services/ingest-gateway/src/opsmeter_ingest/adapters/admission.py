@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from redis.asyncio import Redis
 
@@ -26,21 +26,15 @@ Kind = Literal["x", "r", "o"]
 ANSWER_TTL_S = 24 * 3600
 
 
-class AdmitItem(NamedTuple):
-    """One event as admission sees it: its idempotency id, kind, cost and event id."""
+AdmitItem = tuple[str, Kind, int, str]
+"""One event as admission sees it: ``(external_request_id, kind, cost in micro-USD, event id or "")``.
 
-    external_request_id: str
-    kind: Kind
-    cost_micro_usd: int = 0
-    event_id: str = ""
+Plain tuples, as :data:`Settlement`: a batch makes one per event, and a tuple costs a fraction of a
+named tuple or a dataclass to build."""
 
-
-class Settlement(NamedTuple):
-    external_request_id: str
-    outcome: bytes | str
-    """The stored answer (JSON bytes), or '-' to release a real event, '~' to release another."""
-    event_id: str
-
+Settlement = tuple[str, bytes | str, str]
+"""``(external_request_id, outcome, event id)``; the outcome is the stored answer (JSON bytes), or '-' to
+release a real event, '~' to release another."""
 
 PENDING_TTL_S = 60
 
@@ -112,11 +106,11 @@ class RedisAdmission:
             rate_key(workspace_id),
             quota_key(workspace_id),
             policy_pending_key(workspace_id),
-            *[idem + item.external_request_id for item in items],
+            *[idem + external_request_id for external_request_id, _, _, _ in items],
         ]
         args: list[str | int] = [*self._head]
-        for item in items:
-            args += (item.kind, item.cost_micro_usd, item.event_id or "-")
+        for _, kind, cost, event_id in items:
+            args += (kind, cost, event_id or "-")
         try:
             raw = await self._scripts.call("admit", keys, args)
         except (ScriptsUnavailable, ScriptError) as exc:
@@ -147,11 +141,11 @@ class RedisAdmission:
             keys = [
                 quota_key(workspace_id),
                 policy_pending_key(workspace_id),
-                *[idem + s.external_request_id for s in outcomes],
+                *[idem + external_request_id for external_request_id, _, _ in outcomes],
             ]
             args: list[str | int | bytes] = [period, ANSWER_TTL_S]
-            for settlement in outcomes:
-                args += (settlement.outcome, settlement.event_id)
+            for _, outcome, event_id in outcomes:
+                args += (outcome, event_id)
             calls.append(("settle", keys, args))
         try:
             await self._scripts.call_many(calls)
@@ -196,19 +190,19 @@ class DegradedAdmission:
         window.limit = limit
         period = month_period(now)
         codes: list[str] = []
-        for item in items:
+        for external_request_id, kind, _, _ in items:
             self.decisions += 1
             if not window.take(now):
                 codes.append("R")
-            elif item.kind == "x":
+            elif kind == "x":
                 codes.append("X")
-            elif (previous := self.seen.get(f"{workspace_id}:{item.external_request_id}")) is not None:
+            elif (previous := self.seen.get(f"{workspace_id}:{external_request_id}")) is not None:
                 codes.append("D" + previous)
             elif policy.blocks_ingest:
                 codes.append("B")
             else:
                 codes.append(f"A{int(policy.budget_warning)}{int(policy.budget_exceeded)}")
-                if item.kind == "r":
+                if kind == "r":
                     key = (workspace_id, period)
                     self.unreconciled[key] = self.unreconciled.get(key, 0) + 1
         return Admission(
