@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from typing import Any, Literal, NamedTuple
 
@@ -179,6 +179,11 @@ class PriceQuote(NamedTuple):
     warnings: tuple[str, ...] = ()
 
 
+_new_quote = partial(tuple.__new__, PriceQuote)
+"""``PriceQuote`` from a tuple of all its fields without the named tuple's ``__new__`` (a Python call):
+the hot path prices every ingested event."""
+
+
 class _Public(BaseModel):
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
 
@@ -255,9 +260,8 @@ class Tariff:
                 + (output_tokens - reasoning_tokens) * flat.output
                 + reasoning_tokens * flat.reasoning
             )
-            return PriceQuote(
-                self.normalized, True, (total + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT, self.version
-            )
+            cost = (total + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT
+            return _new_quote((self.normalized, True, cost, self.version, ()))
         return self._price_by_period(at, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens)
 
     def _price_by_period(
