@@ -15,7 +15,9 @@ Run with ``make bench`` (``.venv/bin/python bench/ingest_bench.py --write docs/b
 * C, "batch", right after D: ``POST /v1/ingest/llm-requests`` with batches of 100 events on 16
   connections (with 8, the gateway waited on Redis and the broker 8-13 % of the time: not its peak;
   with 16 it is busy all the time, as in A); events/s counted from the ``accepted`` field of the 207
-  answers.
+  answers. C runs in slices (``--rounds``, 5) alternating with slices of single events ("A again",
+  on a workspace of its own), and batches are compared with those: the machine's speed drifts within
+  seconds on shared hosts, so only figures measured side by side compare fairly.
 * E: A again with the consumers running beside the gateway (they are paused during A, D and C).
 
 A, C, D and E each use their own enterprise workspace (rate limit 1,000,000/min, the admin API's
@@ -64,6 +66,8 @@ BATCH_PATH = "/v1/ingest/llm-requests"
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BATCH_SIZE = 100
+SLICE_PAUSE_S = 0.5
+"""Between interleaved slices: what the previous slice left in flight is not measured in the next."""
 OPEN_LOOP_TIMEOUT_S = 5.0
 
 # The issue's acceptance targets (issue 3): the verdict lines at the top of the section.
@@ -206,6 +210,37 @@ class LoadResult:
     def unanswered(self) -> int:
         """Requests written without a status read back (cut off at the end, or timed out)."""
         return max(0, self.sent - self.accepted - self.other_status)
+
+
+def combined(name: str, slices: list[LoadResult]) -> LoadResult:
+    """Several runs of one kind as one: counts, durations and CPU summed; latency from the slowest run.
+
+    (Percentiles of separate runs do not merge exactly: p50, p99 and max are the highest of the runs, the
+    mean is weighted by answered requests.)"""
+    answered = sum(r.accepted for r in slices) or 1
+    cpu: dict[str, float] = {}
+    for r in slices:
+        for k, v in r.server_cpu_s.items():
+            cpu[k] = cpu.get(k, 0.0) + v
+    first = slices[0]
+    return LoadResult(
+        name=name,
+        generator=first.generator,
+        duration_s=sum(r.duration_s for r in slices),
+        sent=sum(r.sent for r in slices),
+        accepted=sum(r.accepted for r in slices),
+        other_status=sum(r.other_status for r in slices),
+        socket_errors=sum(r.socket_errors for r in slices),
+        p50_ms=max(r.p50_ms for r in slices),
+        p99_ms=max(r.p99_ms for r in slices),
+        mean_ms=sum(r.mean_ms * r.accepted for r in slices) / answered,
+        max_ms=max(r.max_ms for r in slices),
+        events=sum(r.events for r in slices),
+        rejected_events=sum(r.rejected_events for r in slices),
+        events_per_request=first.events_per_request,
+        generator_cpu_s=sum(r.generator_cpu_s for r in slices),
+        server_cpu_s=cpu,
+    )
 
 
 @dataclass
@@ -864,14 +899,21 @@ def usage_count(reporting: str, workspace_id: str, admin_token: str) -> int:
 def wait_for_arrival(
     reporting: str, workspace_id: str, admin_token: str, *, expected_min: int, expected_max: int, timeout: float
 ) -> Arrival:
-    """Poll reporting until at least ``expected_min`` events are counted and the count holds still."""
+    """Poll reporting until at least ``expected_min`` events are counted and the count holds still.
+
+    It gives up after ``timeout`` seconds without progress (the count not rising), or after ten times that
+    in all: a consumer still catching up on a large phase is waited for, a stuck one is not.
+    """
     started = time.monotonic()
-    deadline = started + timeout
+    hard_deadline = started + 10 * timeout
+    stalled_since = started
     counted, previous = -1, -2
-    while time.monotonic() < deadline:
+    while time.monotonic() < min(hard_deadline, stalled_since + timeout):
         counted = usage_count(reporting, workspace_id, admin_token)
         if counted >= expected_min and counted == previous:
             break
+        if counted > previous:
+            stalled_since = time.monotonic()
         previous = counted
         time.sleep(1.0 if counted >= expected_min else 0.5)
     return Arrival(expected_min, expected_max, counted, time.monotonic() - started)
@@ -946,6 +988,8 @@ class Settings:
     verify_timeout: float
     rate_connections: int
     batch_connections: int
+    rounds: int = 5
+    """C and A again: alternating slices of each (the measured time split between them)."""
 
 
 @dataclass
@@ -966,6 +1010,10 @@ class Report:
     batch: Phase
     shared: Phase
     baseline_after: Phase
+    full_after: Phase
+    """A again, in slices interleaved with C's: batches are compared with single events measured alongside."""
+    rounds: list[tuple[LoadResult, LoadResult]]
+    """The interleaved slices: (A, C) per round."""
     placement: "Placement | None"
     started_at: datetime
     load_at_start: tuple[float, float, float]
@@ -976,7 +1024,7 @@ class Report:
     @property
     def arrival(self) -> Arrival:
         total = Arrival(0, 0, 0, 0.0)
-        for phase in (self.full, self.shared, self.fixed, self.batch):
+        for phase in (self.full, self.shared, self.fixed, self.batch, self.full_after):
             if phase.arrival is not None:
                 total = total + phase.arrival
         return total
@@ -984,7 +1032,8 @@ class Report:
     @property
     def arrivals_match(self) -> bool:
         return all(
-            p.arrival is not None and p.arrival.matches for p in (self.full, self.shared, self.fixed, self.batch)
+            p.arrival is not None and p.arrival.matches
+            for p in (self.full, self.shared, self.fixed, self.batch, self.full_after)
         )
 
 
@@ -1036,7 +1085,7 @@ class Load:
     def warm_and_measure(
         self, name: str, port: int, api_key: str | None, target: Target, server_pids: dict[str, int]
     ) -> Phase:
-        tag = name.split()[0]
+        tag = name.split()[0] + ("2" if name.endswith("again") else "")  # unique ids per run
         say(f"{name}: warm-up {self.settings.warmup:g}s")
         warm = self.run(name, port, api_key, target, self.settings.warmup, f"{tag}-warm")
         say(f"{name}: measuring {self.settings.duration:g}s")
@@ -1050,6 +1099,44 @@ class Load:
             f"rejected events {measured.rejected_events}"
         )
         return Phase(warm, measured)
+
+    def interleaved(
+        self,
+        single: tuple[str, str],
+        batch: tuple[str, str],
+        port: int,
+        server_pids: dict[str, int],
+        rounds: int,
+    ) -> tuple[Phase, Phase, list[tuple[LoadResult, LoadResult]]]:
+        """Single events and batches in alternating slices (``rounds`` of each, the measured time split
+        between them), so both see the same machine: its speed drifts within seconds on shared hosts."""
+        (single_name, single_key), (batch_name, batch_key) = single, batch
+        slice_s = max(1.0, self.settings.duration / rounds)
+        say(f"{single_name} / {batch_name}: warm-up {self.settings.warmup:g}s each")
+        warm_a = self.run(single_name, port, single_key, SINGLE, self.settings.warmup, "A2-warm")
+        warm_c = self.run(batch_name, port, batch_key, BATCH, self.settings.warmup, "C-warm")
+        pairs: list[tuple[LoadResult, LoadResult]] = []
+        for i in range(rounds):
+            measured: list[LoadResult] = []
+            for name, key, target, tag in (
+                (single_name, single_key, SINGLE, "A2"),
+                (batch_name, batch_key, BATCH, "C"),
+            ):
+                time.sleep(SLICE_PAUSE_S)  # what the last slice left in flight finishes before this one starts
+                cpu: dict[str, float] = {}
+                with cpu_meter(server_pids, cpu):
+                    result = self.run(name, port, key, target, slice_s, f"{tag}-run{i}")
+                result.server_cpu_s = cpu
+                measured.append(result)
+            a, c = measured
+            say(
+                f"round {i + 1}/{rounds}: {a.event_rate:,.0f} single events/s, {c.event_rate:,.0f} batched events/s "
+                f"({c.event_rate / a.event_rate if a.event_rate else 0:.1f}x)"
+            )
+            pairs.append((a, c))
+        full = combined(single_name, [a for a, _ in pairs])
+        batched = combined(batch_name, [c for _, c in pairs])
+        return Phase(warm_a, full), Phase(warm_c, batched), pairs
 
     def fixed_rate(self, name: str, port: int, api_key: str, rate: float, server_pids: dict[str, int]) -> Phase:
         s = self.settings
@@ -1142,7 +1229,7 @@ def run_bench(settings: Settings) -> Report:
                 say(f"reporting counts {arrival.counted:,} events after {arrival.waited_s:.1f}s ({verdict})")
                 return arrival
 
-            ws_a, ws_e, ws_d, ws_c = (workspace(tag) for tag in ("A", "E", "D", "C"))
+            ws_a, ws_e, ws_d, ws_c, ws_a2 = (workspace(tag) for tag in ("A", "E", "D", "C", "A2"))
             gateway_port = config.service_ports["ingest-gateway"]
             stack_pids = stack.pids()
             consumers = {k: v for k, v in stack_pids.items() if k not in ("ingest-gateway", "broker", "redis")}
@@ -1175,6 +1262,7 @@ def run_bench(settings: Settings) -> Report:
             checked = check_accepts(gateway_port, ws_a.api_key)
             checked_d = check_accepts(gateway_port, ws_d.api_key)
             checked_c = check_accepts(gateway_port, ws_c.api_key, BATCH)
+            checked_a2 = check_accepts(gateway_port, ws_a2.api_key)
             with paused(consumers):
                 full = load.warm_and_measure("A full path", gateway_port, ws_a.api_key, SINGLE, stack_pids)
                 # D, C and B again right after A: the machine's speed drifts on shared hosts, so "half the peak"
@@ -1187,13 +1275,22 @@ def run_bench(settings: Settings) -> Report:
                     max(1.0, full.measured.rate / 2),
                     stack_pids,
                 )
-                batch = load.warm_and_measure(f"C batch of {BATCH_SIZE}", gateway_port, ws_c.api_key, BATCH, stack_pids)
+                # C in slices alternating with single events (A again): the batch gain is measured on the
+                # same machine state for both.
+                full_after, batch, rounds = load.interleaved(
+                    ("A full path, again (with C)", ws_a2.api_key),
+                    (f"C batch of {BATCH_SIZE}", ws_c.api_key),
+                    gateway_port,
+                    stack_pids,
+                    settings.rounds,
+                )
                 bare_after = load.warm_and_measure("B baseline, again", port, None, SINGLE, pids)
             baseline.stop(timeout=10)
             baseline = None
             full.arrival = arrived(ws_a, checked, full)
             fixed.arrival = arrived(ws_d, checked_d, fixed)
             batch.arrival = arrived(ws_c, checked_c, batch)
+            full_after.arrival = arrived(ws_a2, checked_a2, full_after)
 
             checked = check_accepts(gateway_port, ws_e.api_key)
             shared = load.warm_and_measure(
@@ -1213,6 +1310,8 @@ def run_bench(settings: Settings) -> Report:
         batch=batch,
         shared=shared,
         baseline_after=bare_after,
+        full_after=full_after,
+        rounds=rounds,
         placement=placement,
         started_at=started_at,
         load_at_start=load_at_start,
@@ -1285,15 +1384,18 @@ def _arrival_line(label: str, arrival: Arrival | None) -> str:
 def render(report: Report) -> str:
     s, m = report.settings, report.machine
     a, b, c, d = report.full.measured, report.baseline.measured, report.batch.measured, report.fixed.measured
-    e, b2 = report.shared.measured, report.baseline_after.measured
+    e, b2, a2 = report.shared.measured, report.baseline_after.measured, report.full_after.measured
     bare_rate = (b.rate + b2.rate) / 2
     ratio = a.rate / bare_rate if bare_rate else 0.0
-    gain = c.event_rate / a.event_rate if a.event_rate else 0.0
+    single_rate = a2.event_rate
+    gain = c.event_rate / single_rate if single_rate else 0.0
+    per_round = ", ".join(f"{rc.event_rate / ra.event_rate if ra.event_rate else 0:.1f}x" for ra, rc in report.rounds)
     achieved_ok = d.rate >= 0.95 * d.offered_rate and d.errors == 0 and d.unanswered == 0
     idle_stack = sum(v for k, v in b.server_cpu_s.items() if k.startswith("stack:"))
     cores = os.cpu_count() or 1
-    others = {r.name.split()[0]: foreign_cpu(r) for r in (a, b, c, d, e)}
-    busy_share = max(foreign_cpu(r) / (r.duration_s * cores) for r in (a, b, c, d, e) if r.duration_s > 0)
+    runs = (a, b, c, d, e, a2)
+    others = {r.name.split(",")[0].split()[0] + ("'" if r is a2 else ""): foreign_cpu(r) for r in runs}
+    busy_share = max(foreign_cpu(r) / (r.duration_s * cores) for r in runs if r.duration_s > 0)
     contention = (
         f" **Other processes were busy during the run (up to {busy_share:.0%} of the machine): the figures are "
         "lower and noisier than on a quiet machine.**"
@@ -1338,7 +1440,8 @@ def render(report: Report) -> str:
         f"(Issue 3's acceptance. A {a.rate:,.0f} requests/s vs B {bare_rate:,.0f} (the mean of {b.rate:,.0f} "
         f"before and {b2.rate:,.0f} after A, D and C); D offered {d.offered_rate:,.0f} "
         f"requests/s, achieved {d.rate:,.0f} with {d.errors:,} errors and {d.unanswered:,} unanswered; "
-        f"C {c.event_rate:,.0f} events/s vs A {a.event_rate:,.0f}.)",
+        f"C {c.event_rate:,.0f} events/s vs {single_rate:,.0f} single events/s, measured in "
+        f"{len(report.rounds)} alternating slices of each after D; per round {per_round}.)",
         "",
         f"- Date: {report.started_at:%Y-%m-%d %H:%M} UTC; commit `{m['commit']}`; load average at start "
         f"{load1:.2f} (1 min), {load5:.2f} (5 min)",
@@ -1348,10 +1451,12 @@ def render(report: Report) -> str:
         "- Workers: the gateway and the bare endpoint each run as one uvicorn worker (uvloop + httptools), "
         "with the same process settings (the startup heap frozen out of the cyclic GC, the same GC thresholds)",
         f"- Placement: {_placement(report.placement)}",
-        f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured. Order: B, A, D, C, B again, E (D "
-        "offers half of A's peak right after A, while that peak still holds; the figures compared are measured "
-        "close together, and A is compared with the mean of the two B runs around it, so a drift in the machine's "
-        "speed largely cancels; the two B runs show how much it drifted). During A, D and C the consumers "
+        f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured. Order: B, A, D, then C "
+        "alternating with A again in slices (the measured time split into rounds), B again, E. The figures "
+        "compared are measured close together, as the machine's speed drifts within seconds on shared hosts: "
+        "D offers half of A's peak right after A, while that peak still holds; A is compared with the mean of "
+        "the two B runs around it; C with the single events measured in the slices between its own. The B pair "
+        "and the rounds show how much it drifted. During A, D and C the consumers "
         "(reporting, policy-engine, alerting, billing: separate deployments in production) are paused with "
         "SIGSTOP, so the gateway is measured with what it depends on (Redis and the broker); then they resume "
         "and the bench waits until reporting has counted every event each phase got accepted. E repeats A with "
@@ -1363,6 +1468,7 @@ def render(report: Report) -> str:
         _row(b),
         _row(a),
         _row(c),
+        _row(a2),
         _row(b2),
         _row(e),
         _row(d),
@@ -1377,7 +1483,8 @@ def render(report: Report) -> str:
         "",
         f"**C, batches of {BATCH_SIZE}:** {c.rate:,.0f} requests/s (207), {c.event_rate:,.0f} events/s accepted, "
         f"{c.rejected_events:,} events rejected inside 207s; p50 {c.p50_ms:.2f} ms, p99 {c.p99_ms:.2f} ms per "
-        f"batch. Ratio to A's single events: {gain:.1f}x.",
+        f"batch (the slowest slice's). Ratio to the single events measured between its slices: {gain:.1f}x "
+        f"(per round {per_round}).",
         "",
         f"**E, A with the consumers running:** {e.rate:,.0f} requests/s, p50 {e.p50_ms:.2f} ms, p99 "
         f"{e.p99_ms:.2f} ms ({e.rate / a.rate if a.rate else 0:.2f} of A): on this machine the consumers share "
@@ -1392,6 +1499,7 @@ def render(report: Report) -> str:
         _arrival_line("E", report.shared.arrival),
         _arrival_line("D", report.fixed.arrival),
         _arrival_line("C", report.batch.arrival),
+        _arrival_line("A again", report.full_after.arrival),
         _arrival_line("all together", report.arrival),
         "",
         "**CPU while measuring** (from `/proc`, user + system, over each measured window):",
@@ -1402,12 +1510,14 @@ def render(report: Report) -> str:
         f"- E, {_stack_cpu(e)}",
         f"- D, {_stack_cpu(d)}",
         f"- C, {_stack_cpu(c)}",
+        f"- A again, {_stack_cpu(a2)}",
         f"- the load generator: B {b.generator_cpu_s:.1f} CPU-s, A {a.generator_cpu_s:.1f}, "
-        f"E {e.generator_cpu_s:.1f}, D {d.generator_cpu_s:.1f}, C {c.generator_cpu_s:.1f}",
+        f"E {e.generator_cpu_s:.1f}, D {d.generator_cpu_s:.1f}, C {c.generator_cpu_s:.1f}, "
+        f"A again {a2.generator_cpu_s:.1f}",
         "- other processes on the machine (not this benchmark): "
         + ", ".join(
             f"{k} {v:.1f} CPU-s of {r.duration_s * cores:.0f} available"
-            for (k, v), r in zip(others.items(), (a, b, c, d, e), strict=True)
+            for (k, v), r in zip(others.items(), runs, strict=True)
         )
         + f".{contention}",
         "",
@@ -1462,17 +1572,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=16,
         help="C (batches): connections (default 16; with 8 the gateway waits on Redis and the broker)",
     )
+    parser.add_argument("--rounds", type=int, default=5, help="C: slices alternating with single events (default 5)")
     parser.add_argument(
         "--max-requests", type=int, default=2_000_000, help="Python client: at most this many requests per run"
     )
     parser.add_argument(
-        "--verify-timeout", type=float, default=60.0, help="seconds to wait for reporting's count, per phase"
+        "--verify-timeout",
+        type=float,
+        default=60.0,
+        help="seconds reporting's count may stand still below the expected one, per phase (default 60)",
     )
     parser.add_argument("--write", type=Path, default=None, help="write the markdown report to this file")
     parser.add_argument("--serve-baseline", type=int, default=None, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 300 or not 1 <= args.warmup <= 60:
         parser.error("--duration must be in [1, 300] and --warmup in [1, 60] seconds")
+    if not 1 <= args.rounds <= 50:
+        parser.error("--rounds must be in [1, 50]")
     if not 1 <= args.rate_connections <= 1000 or not 1 <= args.batch_connections <= 1000:
         parser.error("--rate-connections and --batch-connections must be in [1, 1000]")
     return args
@@ -1495,6 +1611,7 @@ def choose_settings(args: argparse.Namespace) -> Settings:
         verify_timeout=args.verify_timeout,
         rate_connections=args.rate_connections,
         batch_connections=args.batch_connections,
+        rounds=args.rounds,
     )
 
 
