@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from opsmeter_wire import Answers, Encoder, micro_usd
 
 NAMESPACE = uuid.UUID("6f1c1d52-5d0e-4d7c-9a5e-6f70736d6574")
-PARTS = (b'{"id":"', b'","at":"', b'","fields":{', b',"cost":')
+PARTS = (b'{"id":"', b'","at":"', b'","in":"', b'","fields":{', b',"cost":')
 LAYOUT = (
     (b'"name":', "name", "str"),
     (b',"provider":', "provider", "lower"),
@@ -46,6 +46,7 @@ def encoder(prefix: str = "ws_a\x1f") -> Encoder:
     b=st.integers(0, 10**7),
     metadata=st.one_of(st.none(), st.dictionaries(text, scalar, max_size=5)),
     external_id=text,
+    at=text,
     cost=st.integers(0, 2**62),
 )
 def test_an_event_is_the_json_of_its_fields(
@@ -59,6 +60,7 @@ def test_an_event_is_the_json_of_its_fields(
     b: int,
     metadata: dict[str, object] | None,
     external_id: str,
+    at: str,
     cost: int,
 ) -> None:
     values: dict[str, object] = {
@@ -73,11 +75,12 @@ def test_an_event_is_the_json_of_its_fields(
         "total": None,
         "metadata": metadata,
     }
-    event_id, value = encoder().encode(values, external_id, "2026-12-01T00:00:00Z", cost, b',"end":true}}')
+    event_id, value = encoder().encode(values, external_id, "2026-12-01T00:00:00Z", at, cost, b',"end":true}}')
     assert event_id == str(uuid.uuid5(NAMESPACE, f"ws_a\x1f{external_id}"))
     assert json.loads(value) == {
         "id": event_id,
         "at": "2026-12-01T00:00:00Z",
+        "in": at,
         "fields": {
             "name": name,
             "provider": provider.lower(),
@@ -106,7 +109,7 @@ def test_fields_in_another_order_than_the_layout_are_found_by_name() -> None:
         "provider": "OpenAI",
         "name": "n",
     }
-    _, value = encoder().encode(values, "r", "t", 0, b"}}")
+    _, value = encoder().encode(values, "r", "t", "t", 0, b"}}")
     assert orjson.loads(value)["fields"] == {
         "name": "n",
         "provider": "openai",
@@ -148,7 +151,7 @@ def test_a_value_it_cannot_write_raises_and_writes_nothing(field: str, value: ob
     }
     values[field] = value
     with pytest.raises(error):
-        encoder().encode(values, "r", "t", 0, b"}}")
+        encoder().encode(values, "r", "t", "t", 0, b"}}")
 
 
 class _Shouting(str):
@@ -169,13 +172,13 @@ def test_no_subclass_method_runs_while_writing() -> None:
         "total": None,
         "metadata": None,
     }
-    _, value = encoder().encode(values, "r", "t", 0, b"}}")
+    _, value = encoder().encode(values, "r", "t", "t", 0, b"}}")
     assert orjson.loads(value)["fields"]["provider"] == "äbc"
 
 
 def test_a_missing_field_raises_key_error() -> None:
     with pytest.raises(KeyError, match="provider"):
-        encoder().encode({"name": "n"}, "r", "t", 0, b"}}")
+        encoder().encode({"name": "n"}, "r", "t", "t", 0, b"}}")
 
 
 def test_a_layout_it_does_not_know_is_refused() -> None:
@@ -183,8 +186,8 @@ def test_a_layout_it_does_not_know_is_refused() -> None:
         Encoder(b"", PARTS, ((b'"x":', "x", "float"),))
     with pytest.raises(TypeError, match="sum"):
         Encoder(b"", PARTS, ((b'"x":', "x", "sum"),))
-    with pytest.raises(ValueError, match="four"):
-        Encoder(b"", PARTS[:3], ())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="five"):
+        Encoder(b"", PARTS[:4], ())  # type: ignore[arg-type]
 
 
 @settings(max_examples=300, deadline=None)

@@ -103,7 +103,9 @@ class RedisScripts:
 
     async def call(self, name: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """Run script ``name``; raise ScriptsUnavailable (no answer in time) or ScriptError (error reply)."""
-        [reply] = await self.call_many([(name, keys, args)])
+        reply = await self._submit(pack("EVALSHA", self._shas[name], len(keys), *keys, *args))
+        if isinstance(reply, hiredis.ReplyError):
+            reply = await self._again(name, keys, args, reply)
         return reply
 
     async def call_many(self, calls: Sequence[tuple[str, Sequence[Arg], Sequence[Arg]]]) -> list[Any]:
@@ -114,15 +116,19 @@ class RedisScripts:
         replies: list[Any] = await asyncio.gather(*futures, return_exceptions=True)
         for index, reply in enumerate(replies):
             if isinstance(reply, hiredis.ReplyError):  # an error reply (an exception class too): the script's
-                name, keys, args = calls[index]
-                if str(reply).startswith("NOSCRIPT"):
-                    reply = await self._submit(pack("EVAL", self._sources[name], len(keys), *keys, *args))
-                if isinstance(reply, hiredis.ReplyError):
-                    raise ScriptError(f"{name}: {reply}")
-                replies[index] = reply
+                replies[index] = await self._again(*calls[index], reply)
             elif isinstance(reply, BaseException):  # no answer: the write failed
                 raise reply
         return replies
+
+    async def _again(self, name: str, keys: Sequence[Arg], args: Sequence[Arg], error: Exception) -> Any:
+        """After an error reply: the script's source once more if Redis lost it, else a ScriptError."""
+        reply: Any = error
+        if str(error).startswith("NOSCRIPT"):
+            reply = await self._submit(pack("EVAL", self._sources[name], len(keys), *keys, *args))
+        if isinstance(reply, hiredis.ReplyError):
+            raise ScriptError(f"{name}: {reply}")
+        return reply
 
     async def close(self) -> None:
         if self._connecting is not None:

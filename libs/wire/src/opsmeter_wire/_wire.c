@@ -193,6 +193,15 @@ static int put_json_utf8(Buf *b, const char *u, Py_ssize_t n) {
     return 0;
 }
 
+/* The inside of a JSON string (escaped, without its quotes): the parts around it hold the quotes. */
+static int put_json_utf8_raw(Buf *b, const char *u, Py_ssize_t n) {
+    Py_ssize_t start = b->len;
+    if (put_json_utf8(b, u, n) < 0) return -1;
+    memmove(b->p + start, b->p + start + 1, (size_t)(b->len - start - 2));
+    b->len -= 2;
+    return 0;
+}
+
 static int put_json_str(Buf *b, PyObject *s) {
     if (!PyUnicode_Check(s)) {
         PyErr_Format(PyExc_TypeError, "expected str, got %.80s", Py_TYPE(s)->tp_name);
@@ -287,13 +296,13 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     Sha1 id_prefix;
-    PyObject *parts[4]; /* before the id, before occurred_at, before the payload's fields, before the cost */
+    PyObject *parts[5]; /* before the id, before occurred_at, before ingested_at, before the fields, before the cost */
     Field *fields;
     Py_ssize_t nfields;
 } Encoder;
 
 static void Encoder_dealloc(Encoder *self) {
-    for (int i = 0; i < 4; i++) Py_XDECREF(self->parts[i]);
+    for (int i = 0; i < 5; i++) Py_XDECREF(self->parts[i]);
     for (Py_ssize_t i = 0; i < self->nfields; i++) {
         Py_XDECREF(self->fields[i].prefix);
         Py_XDECREF(self->fields[i].key);
@@ -329,14 +338,14 @@ static PyObject *Encoder_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     sha1_init(&self->id_prefix);
     sha1_update(&self->id_prefix, prefix.buf, (size_t)prefix.len);
     PyBuffer_Release(&prefix);
-    if (PyTuple_GET_SIZE(parts) != 4) {
-        PyErr_SetString(PyExc_ValueError, "parts: four bytes");
+    if (PyTuple_GET_SIZE(parts) != 5) {
+        PyErr_SetString(PyExc_ValueError, "parts: five bytes");
         goto fail;
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         PyObject *part = PyTuple_GET_ITEM(parts, i);
         if (!PyBytes_Check(part)) {
-            PyErr_SetString(PyExc_TypeError, "parts: four bytes");
+            PyErr_SetString(PyExc_TypeError, "parts: five bytes");
             goto fail;
         }
         Py_INCREF(part);
@@ -460,25 +469,31 @@ static int put_field(Buf *b, Field *f, PyObject *values, PyObject *v) {
     return 0;
 }
 
-/* encode(values, external_request_id, occurred_at, cost, tail) -> (event_id, value) */
+/* encode(values, external_request_id, occurred_at, ingested_at, cost, tail) -> (event_id, value) */
 static PyObject *Encoder_encode(Encoder *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "encode(values, external_request_id, occurred_at, cost, tail)");
+    static const char usage[] =
+        "encode(values: dict, external_request_id: str, occurred_at: str, ingested_at: str, cost: int, tail: bytes)";
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
-    PyObject *values = args[0], *ext = args[1], *occurred = args[2], *cost = args[3], *tail = args[4];
-    if (!PyDict_Check(values) || !PyUnicode_Check(ext) || !PyUnicode_Check(occurred) || !PyBytes_Check(tail)) {
-        PyErr_SetString(PyExc_TypeError, "encode(values: dict, external_request_id: str, occurred_at: str, cost: int, tail: bytes)");
+    PyObject *values = args[0], *ext = args[1], *occurred = args[2], *ingested = args[3], *cost = args[4],
+             *tail = args[5];
+    if (!PyDict_Check(values) || !PyUnicode_Check(ext) || !PyUnicode_Check(occurred) || !PyUnicode_Check(ingested) ||
+        !PyBytes_Check(tail)) {
+        PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
     char id[36];
     if (put_event_id(self, ext, id) < 0) return NULL;
     Buf b;
     buf_init(&b);
-    Py_ssize_t olen;
+    Py_ssize_t olen, ilen;
     const char *occ = PyUnicode_AsUTF8AndSize(occurred, &olen);
-    if (occ == NULL || buf_bytes(&b, self->parts[0]) < 0 || buf_put(&b, id, 36) < 0 ||
-        buf_bytes(&b, self->parts[1]) < 0 || buf_put(&b, occ, olen) < 0 || buf_bytes(&b, self->parts[2]) < 0)
+    const char *ing = occ == NULL ? NULL : PyUnicode_AsUTF8AndSize(ingested, &ilen);
+    if (ing == NULL || buf_bytes(&b, self->parts[0]) < 0 || buf_put(&b, id, 36) < 0 ||
+        buf_bytes(&b, self->parts[1]) < 0 || put_json_utf8_raw(&b, occ, olen) < 0 || buf_bytes(&b, self->parts[2]) < 0 ||
+        put_json_utf8_raw(&b, ing, ilen) < 0 || buf_bytes(&b, self->parts[3]) < 0)
         goto fail;
     /* The values usually come in the fields' order (a model's __dict__): walk them, and look a key up
        only where the order differs. */
@@ -493,7 +508,7 @@ static PyObject *Encoder_encode(Encoder *self, PyObject *const *args, Py_ssize_t
             goto fail;
         if (put_field(&b, f, values, v) < 0) goto fail;
     }
-    if (buf_bytes(&b, self->parts[3]) < 0 || put_int(&b, cost) < 0 || buf_bytes(&b, tail) < 0) goto fail;
+    if (buf_bytes(&b, self->parts[4]) < 0 || put_int(&b, cost) < 0 || buf_bytes(&b, tail) < 0) goto fail;
     PyObject *value = PyBytes_FromStringAndSize(b.p, b.len);
     buf_free(&b);
     if (value == NULL) return NULL;

@@ -1,14 +1,22 @@
 Field = tuple[bytes, str, str] | tuple[bytes, str, str, str, str]
 
 class Encoder:
-    """Events of one request: ``parts`` are the JSON before the id, before ``occurred_at``, before the
-    payload's fields and before the cost; ``fields`` are ``(prefix, key, kind[, key2, key3])``."""
+    """Events of one workspace: ``parts`` are the JSON before the id, before ``occurred_at``, before
+    ``ingested_at``, before the payload's fields and before the cost; ``fields`` are
+    ``(prefix, key, kind[, key2, key3])``. The two times are written escaped, between quotes the parts hold."""
 
     def __new__(
-        cls, id_prefix: bytes, parts: tuple[bytes, bytes, bytes, bytes], fields: tuple[Field, ...]
+        cls, id_prefix: bytes, parts: tuple[bytes, bytes, bytes, bytes, bytes], fields: tuple[Field, ...]
     ) -> Encoder: ...
     def encode(
-        self, values: dict[str, object], external_request_id: str, occurred_at: str, cost: int, tail: bytes, /
+        self,
+        values: dict[str, object],
+        external_request_id: str,
+        occurred_at: str,
+        ingested_at: str,
+        cost: int,
+        tail: bytes,
+        /,
     ) -> tuple[str, bytes]:
         """``(event_id, json)`` of one event; ``tail`` closes it after the cost."""
     def event_id(self, external_request_id: str, /) -> str:

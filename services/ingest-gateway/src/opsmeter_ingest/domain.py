@@ -394,9 +394,28 @@ def event_id_for(workspace_id: str, external_request_id: str) -> str:
     return _id_encoder(workspace_id).event_id(external_request_id)
 
 
-def _id_encoder(workspace_id: str, parts: tuple[bytes, bytes, bytes, bytes] = (b"", b"", b"", b"")) -> Encoder:
-    """An encoder whose event ids are :func:`event_id_for` the workspace (the namespace and workspace hashed once)."""
-    return Encoder(_NAMESPACE_BYTES + f"{workspace_id}\x1f".encode(), parts, _PAYLOAD_FIELDS)
+def _id_encoder(workspace_id: str) -> Encoder:
+    """The workspace's encoder: its event ids are :func:`event_id_for` it (the namespace and workspace are
+    hashed once), its events the contract's JSON. Kept for the workspaces seen lately (one per request
+    otherwise: building one costs about what encoding a few events does)."""
+    encoder = _ENCODERS.get(workspace_id)
+    if encoder is None:
+        if len(_ENCODERS) >= 10_000:
+            _ENCODERS.clear()
+        parts = (
+            b'{"event_id":"',
+            b'",' + orjson.dumps({"type": _INGESTED_TYPE, "version": _INGESTED_VERSION})[1:-1] + b',"occurred_at":"',
+            b'","ingested_at":"',
+            b'","workspace_id":%b,"payload":{' % orjson.dumps(workspace_id),
+            b',"cost_micro_usd":',
+        )
+        encoder = _ENCODERS[workspace_id] = Encoder(
+            _NAMESPACE_BYTES + f"{workspace_id}\x1f".encode(), parts, _PAYLOAD_FIELDS
+        )
+    return encoder
+
+
+_ENCODERS: dict[str, Encoder] = {}
 
 
 _NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
@@ -453,10 +472,10 @@ _PAYLOAD_FIELDS = _payload_fields()
 class EventWriter:
     """Encodes the ``LlmRequestIngested`` events of one request as the contract's JSON.
 
-    What the events of a request share (the envelope, the time of ingestion, the id's hash prefix) is
-    rendered once; each event is then one call into ``opsmeter_wire``, which writes its id and its JSON
-    from the request's fields (hot path: no dict, no model is built). ``decode_event`` of a value is the
-    contract model, which the unit tests check field by field.
+    What the events of a workspace share (the envelope, the id's hash prefix) is rendered once; each event
+    is then one call into ``opsmeter_wire``, which writes its id and its JSON from the request's fields
+    (hot path: no dict, no model is built). ``decode_event`` of a value is the contract model, which the
+    unit tests check field by field.
     """
 
     def __init__(self, *, workspace_id: str, api_key_id: str, now: datetime) -> None:
@@ -464,17 +483,7 @@ class EventWriter:
         self._key = workspace_id.encode()
         self._now = now
         self._now_text = _utc_z(now)
-        shared = orjson.dumps({"type": _INGESTED_TYPE, "version": _INGESTED_VERSION})[1:-1]
-        self._encoder = _id_encoder(
-            workspace_id,
-            (
-                b'{"event_id":"',
-                b'",' + shared + b',"occurred_at":"',
-                b'","ingested_at":"%b","workspace_id":%b,"payload":{'
-                % (self._now_text.encode(), orjson.dumps(workspace_id)),
-                b',"cost_micro_usd":',
-            ),
-        )
+        self._encoder = _id_encoder(workspace_id)
         self._tails: dict[tuple[str, bool, str], bytes] = {}
 
     def event_id(self, external_request_id: str) -> str:
@@ -492,6 +501,7 @@ class EventWriter:
             vars(r),
             r.external_request_id,
             self._now_text if occurred is self._now else _utc_z(occurred),
+            self._now_text,
             pricing.cost_micro_usd,
             tail,
         )
