@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsmeter_wire import Answers, Encoder, micro_usd
+from opsmeter_wire import KINDS, Answers, Encoder, micro_usd
 
 NAMESPACE = uuid.UUID("6f1c1d52-5d0e-4d7c-9a5e-6f70736d6574")
 PARTS = (b'{"id":"', b'","at":"', b'","in":"', b'","fields":{', b',"cost":')
@@ -123,6 +123,14 @@ def test_fields_in_another_order_than_the_layout_are_found_by_name() -> None:
     }
 
 
+def _minimal(**changes: object) -> dict[str, object]:
+    """The layout's fields with plain values (missing ones as None), with ``changes`` applied."""
+    values: dict[str, object] = {"name": "n", "provider": "p", "a": 1, "b": 2}
+    for key in ("tag", "version", "latency", "cached", "total", "metadata"):
+        values[key] = None
+    return {**values, **changes}
+
+
 @pytest.mark.parametrize(
     ("field", "value", "error"),
     [
@@ -137,19 +145,7 @@ def test_fields_in_another_order_than_the_layout_are_found_by_name() -> None:
     ],
 )
 def test_a_value_it_cannot_write_raises_and_writes_nothing(field: str, value: object, error: type[Exception]) -> None:
-    values: dict[str, object] = {
-        "name": "n",
-        "provider": "p",
-        "tag": None,
-        "version": None,
-        "latency": None,
-        "cached": None,
-        "a": 1,
-        "b": 2,
-        "total": None,
-        "metadata": None,
-    }
-    values[field] = value
+    values = _minimal(**{field: value})
     with pytest.raises(error):
         encoder().encode(values, "r", "t", "t", 0, b"}}")
 
@@ -160,18 +156,7 @@ class _Shouting(str):
 
 
 def test_no_subclass_method_runs_while_writing() -> None:
-    values: dict[str, object] = {
-        "name": "n",
-        "provider": _Shouting("ÄBC"),
-        "tag": None,
-        "version": None,
-        "latency": None,
-        "cached": None,
-        "a": 1,
-        "b": 2,
-        "total": None,
-        "metadata": None,
-    }
+    values = _minimal(provider=_Shouting("ÄBC"))
     _, value = encoder().encode(values, "r", "t", "t", 0, b"}}")
     assert orjson.loads(value)["fields"]["provider"] == "äbc"
 
@@ -179,6 +164,12 @@ def test_no_subclass_method_runs_while_writing() -> None:
 def test_a_missing_field_raises_key_error() -> None:
     with pytest.raises(KeyError, match="provider"):
         encoder().encode({"name": "n"}, "r", "t", "t", 0, b"}}")
+
+
+def test_every_kind_it_documents_is_accepted() -> None:
+    for kind in KINDS:
+        extra = ("a", "b") if kind == "sum" else ()
+        Encoder(b"", PARTS, ((b'"x":', "x", kind, *extra),))
 
 
 def test_a_layout_it_does_not_know_is_refused() -> None:

@@ -91,6 +91,7 @@ class _Checked:
 
 
 _INVALID: AdmitItem = ("invalid", "x", 0, "")
+"""How admission sees an event (or a body) that is not valid: counted for the rate limit, nothing else."""
 
 
 def _open_status(body: dict[str, Any]) -> bytes:
@@ -187,7 +188,7 @@ class Ingestor:
 
     async def admit_unparsed(self, principal: Principal) -> Admission:
         """Count a request whose body is not JSON (or not JSON at all) against the rate limit."""
-        return await self._admit(principal.workspace_id, [("unparsed", "x", 0, "")])
+        return await self._admit(principal.workspace_id, [_INVALID])
 
     async def _admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
         try:
