@@ -50,12 +50,12 @@ async def _harness(flags: Path, requests: int, batch: int) -> None:
 
     class Scripts:
         async def call(self, name: str, keys: list[Any], args: list[Any]) -> list[bytes]:
-            pack("EVALSHA", "0" * 40, len(keys), *keys, *args)
+            pack("EVALSHA", "0" * 40, len(keys), keys, args)
             return head + [b"A00"] * (len(keys) - 5)
 
         async def call_many(self, calls: list[tuple[str, list[Any], list[Any]]]) -> list[int]:
             for _, keys, args in calls:
-                pack("EVALSHA", "0" * 40, len(keys), *keys, *args)
+                pack("EVALSHA", "0" * 40, len(keys), keys, args)
             return [0] * len(calls)
 
     class Sink:

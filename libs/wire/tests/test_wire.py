@@ -2,13 +2,14 @@
 
 import json
 import uuid
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsmeter_wire import KINDS, Answers, Encoder, micro_usd
+from opsmeter_wire import KINDS, Answers, Encoder, command, key_ends, micro_usd
 
 NAMESPACE = uuid.UUID("6f1c1d52-5d0e-4d7c-9a5e-6f70736d6574")
 PARTS = (b'{"id":"', b'","at":"', b'","in":"', b'","fields":{', b',"cost":')
@@ -228,3 +229,62 @@ def test_an_answer_is_the_json_of_its_fields(event_id: str, cost: int, quoted: d
     fields = {"id": event_id, "usd": micro_usd_reference(cost), "micro": cost, **quoted, "flag": flag}
     assert json.loads(answer) == fields
     assert json.loads(opened + b"}") == {"status": "ok", **fields}
+
+
+def _resp(values: list[bytes | str | int]) -> bytes:
+    """RESP as the protocol defines it: an array of bulk strings (text as UTF-8, ints as decimal text)."""
+    encoded = [v if isinstance(v, bytes) else str(v).encode() for v in values]
+    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%b\r\n" % (len(v), v) for v in encoded)
+
+
+resp_value = st.one_of(st.binary(max_size=40), text, st.integers(-(2**63), 2**63 - 1))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(resp_value, st.lists(resp_value, max_size=6), st.tuples(resp_value, resp_value)), min_size=1))
+def test_a_command_is_its_values_in_resp_lists_standing_for_their_items(args: list[Any]) -> None:
+    flat: list[bytes | str | int] = []
+    for arg in args:
+        flat.extend(arg if isinstance(arg, list | tuple) else [arg])
+    if not flat:
+        with pytest.raises(ValueError, match="no arguments"):
+            command(*args)
+        return
+    assert command(*args) == _resp(flat)
+
+
+def test_a_command_of_a_script_call() -> None:
+    assert command("EVALSHA", "ab", 1, ["k"], ("v", 20, b"\r\n")) == (
+        b"*7\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n1\r\n$1\r\nk\r\n$1\r\nv\r\n$2\r\n20\r\n$2\r\n\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((True,), TypeError),  # a bool is not sent as 1 or "True" by accident
+        ((1.5,), TypeError),
+        ((None,), TypeError),
+        ((2**63,), OverflowError),
+        ((-(2**63) - 1,), OverflowError),
+        (("\ud800",), UnicodeEncodeError),
+        ((["a", ["nested"]],), TypeError),
+        ((), ValueError),
+    ],
+)
+def test_a_value_a_command_cannot_hold_raises(args: tuple[object, ...], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        command(*args)  # type: ignore[arg-type]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.binary(max_size=200)
+    | st.lists(st.sampled_from([b'"', b":", b" ", b"\t", b"\n", b"\r", b"a", b"\\"])).map(b"".join)
+)
+def test_key_ends_counts_quotes_before_colons_across_whitespace(body: bytes) -> None:
+    assert key_ends(body) == body.translate(None, b" \t\n\r").count(b'":')
+
+
+def test_key_ends_of_a_json_object() -> None:
+    assert key_ends(b'{"a" :1,\n "b"\t: {"c":"d"}, "e": "f:"}') == 4

@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlparse
 
 import hiredis
 
+import opsmeter_wire
+
 Arg = str | int | bytes
 
 
@@ -29,9 +31,19 @@ class ScriptError(Exception):
     """The script itself failed (an error reply): a bug, not an outage."""
 
 
-def pack(*args: Arg) -> bytes:
-    """One RESP command (an array of bulk strings; text as UTF-8), packed by hiredis in C."""
-    return cast(bytes, hiredis.pack_command(args))  # type: ignore[arg-type]  # the stub types a 1-tuple
+def pack(*args: Arg | list[Arg] | tuple[Arg, ...]) -> bytes:
+    """One RESP command (an array of bulk strings; text as UTF-8, ints as decimal text), packed in C.
+
+    A list or tuple argument stands for its items: a script call's keys and arguments are not copied
+    into one tuple first. (hiredis's ``pack_command`` formats every length with ``sprintf``: on a batch
+    of events it cost about a tenth of the gateway's instructions.)
+    """
+    return opsmeter_wire.command(*args)
+
+
+def _items(values: Sequence[Arg]) -> list[Arg] | tuple[Arg, ...]:
+    """A script call's keys or arguments as :func:`pack` takes them (a list or tuple stands for its items)."""
+    return values if isinstance(values, list | tuple) else list(values)
 
 
 class _Protocol(asyncio.Protocol):
@@ -103,7 +115,7 @@ class RedisScripts:
 
     async def call(self, name: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """Run script ``name``; raise ScriptsUnavailable (no answer in time) or ScriptError (error reply)."""
-        reply = await self._submit(pack("EVALSHA", self._shas[name], len(keys), *keys, *args))
+        reply = await self._submit(pack("EVALSHA", self._shas[name], len(keys), _items(keys), _items(args)))
         if isinstance(reply, hiredis.ReplyError):
             reply = await self._again(name, keys, args, reply)
         return reply
@@ -111,7 +123,8 @@ class RedisScripts:
     async def call_many(self, calls: Sequence[tuple[str, Sequence[Arg], Sequence[Arg]]]) -> list[Any]:
         """Several script calls in the same write; their replies in order (raises like :meth:`call`)."""
         futures = [
-            self._submit(pack("EVALSHA", self._shas[name], len(keys), *keys, *args)) for name, keys, args in calls
+            self._submit(pack("EVALSHA", self._shas[name], len(keys), _items(keys), _items(args)))
+            for name, keys, args in calls
         ]
         replies: list[Any] = await asyncio.gather(*futures, return_exceptions=True)
         for index, reply in enumerate(replies):
@@ -125,7 +138,7 @@ class RedisScripts:
         """After an error reply: the script's source once more if Redis lost it, else a ScriptError."""
         reply: Any = error
         if str(error).startswith("NOSCRIPT"):
-            reply = await self._submit(pack("EVAL", self._sources[name], len(keys), *keys, *args))
+            reply = await self._submit(pack("EVAL", self._sources[name], len(keys), _items(keys), _items(args)))
         if isinstance(reply, hiredis.ReplyError):
             raise ScriptError(f"{name}: {reply}")
         return reply

@@ -678,6 +678,156 @@ static PyTypeObject AnswersType = {
     .tp_methods = Answers_methods,
 };
 
+/* ------------------------------------------------------------------ Redis commands (RESP) */
+
+/* One argument of a command as bytes: bytes as they are, str as UTF-8, int as its decimal text
+ * (within the 64 bits Redis's own numbers have). Returns the length, -1 with an exception set. */
+static Py_ssize_t resp_arg(PyObject *v, const char **data, char digits[24]) {
+    if (PyBytes_Check(v)) {
+        *data = PyBytes_AS_STRING(v);
+        return PyBytes_GET_SIZE(v);
+    }
+    if (PyUnicode_Check(v)) {
+        Py_ssize_t n;
+        *data = PyUnicode_AsUTF8AndSize(v, &n);
+        return *data == NULL ? -1 : n;
+    }
+    if (PyLong_Check(v) && !PyBool_Check(v)) {
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (x == -1 && PyErr_Occurred()) return -1;
+        if (overflow) {
+            PyErr_SetString(PyExc_OverflowError, "command: an int beyond 64 bits");
+            return -1;
+        }
+        int i = 24;
+        unsigned long long m = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+        do {
+            digits[--i] = (char)('0' + m % 10);
+            m /= 10;
+        } while (m);
+        if (x < 0) digits[--i] = '-';
+        *data = digits + i;
+        return 24 - i;
+    }
+    PyErr_Format(PyExc_TypeError, "command: arguments are bytes, str or int, got %.80s", Py_TYPE(v)->tp_name);
+    return -1;
+}
+
+static int decimal_len(Py_ssize_t n) {
+    int d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return d;
+}
+
+static char *put_decimal(char *at, Py_ssize_t n) {
+    int d = decimal_len(n);
+    for (int i = d - 1; i >= 0; i--) {
+        at[i] = (char)('0' + n % 10);
+        n /= 10;
+    }
+    return at + d;
+}
+
+/* The values of command(*args), a list or tuple argument standing for its items, walked twice: once
+ * to size the command, once to write it. */
+typedef struct {
+    PyObject *const *args;
+    Py_ssize_t nargs, arg, item;
+} RespWalk;
+
+static PyObject *resp_next(RespWalk *w) {
+    while (w->arg < w->nargs) {
+        PyObject *a = w->args[w->arg];
+        if (PyList_Check(a)) {
+            if (w->item < PyList_GET_SIZE(a)) return PyList_GET_ITEM(a, w->item++);
+        } else if (PyTuple_Check(a)) {
+            if (w->item < PyTuple_GET_SIZE(a)) return PyTuple_GET_ITEM(a, w->item++);
+        } else {
+            w->arg++;
+            return a;
+        }
+        w->arg++;
+        w->item = 0;
+    }
+    return NULL;
+}
+
+/* command(*args) -> bytes: one RESP command, an array of bulk strings. A list or tuple argument stands
+ * for its items (each bytes, str or int; not nested), so a script call needs no tuple of all of them. */
+static PyObject *command(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    RespWalk w = {args, nargs, 0, 0};
+    Py_ssize_t count = 0, size = 0;
+    char digits[24];
+    const char *data;
+    for (PyObject *v; (v = resp_next(&w)) != NULL;) {
+        Py_ssize_t n = resp_arg(v, &data, digits);
+        if (n < 0) return NULL;
+        Py_ssize_t one = 1 + decimal_len(n) + 2 + n + 2;
+        if (one > PY_SSIZE_T_MAX - 64 - size) return PyErr_NoMemory();
+        size += one;
+        count++;
+    }
+    if (count == 0) {
+        PyErr_SetString(PyExc_ValueError, "command: no arguments");
+        return NULL;
+    }
+    size += 1 + decimal_len(count) + 2;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL) return NULL;
+    char *at = PyBytes_AS_STRING(out), *end = at + size;
+    *at++ = '*';
+    at = put_decimal(at, count);
+    *at++ = '\r';
+    *at++ = '\n';
+    w.arg = w.item = 0;
+    for (PyObject *v; (v = resp_next(&w)) != NULL;) {
+        Py_ssize_t n = resp_arg(v, &data, digits); /* the same values: nothing ran in between */
+        if (n < 0 || end - at < 1 + decimal_len(n) + 4 + n) {
+            if (n >= 0) PyErr_SetString(PyExc_RuntimeError, "command: an argument changed while it was packed");
+            Py_DECREF(out);
+            return NULL;
+        }
+        *at++ = '$';
+        at = put_decimal(at, n);
+        *at++ = '\r';
+        *at++ = '\n';
+        memcpy(at, data, (size_t)n);
+        at += n;
+        *at++ = '\r';
+        *at++ = '\n';
+    }
+    if (at != end) {
+        PyErr_SetString(PyExc_RuntimeError, "command: an argument changed while it was packed");
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* key_ends(body) -> int: how many times a quote is followed by a colon, whitespace (space, tab, CR,
+ * LF) between them skipped: the keys of a JSON text that has no such pair inside its strings. */
+static PyObject *key_ends(PyObject *module, PyObject *body) {
+    (void)module;
+    if (!PyBytes_Check(body)) {
+        PyErr_SetString(PyExc_TypeError, "key_ends(body: bytes)");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(body);
+    const unsigned char *end = p + PyBytes_GET_SIZE(body);
+    Py_ssize_t count = 0;
+    while ((p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+        p++;
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+        if (p < end && *p == ':') count++;
+    }
+    return PyLong_FromSsize_t(count);
+}
+
 static PyObject *micro_usd(PyObject *module, PyObject *cost) {
     (void)module;
     if (!PyLong_Check(cost)) {
@@ -697,6 +847,8 @@ static PyObject *micro_usd(PyObject *module, PyObject *cost) {
 
 static PyMethodDef module_methods[] = {
     {"micro_usd", (PyCFunction)micro_usd, METH_O, "exact decimal USD text of integer micro-USD"},
+    {"command", (PyCFunction)(void (*)(void))command, METH_FASTCALL, "one Redis command in RESP"},
+    {"key_ends", (PyCFunction)key_ends, METH_O, "quotes followed by a colon (whitespace between skipped)"},
     {NULL, NULL, 0, NULL},
 };
 

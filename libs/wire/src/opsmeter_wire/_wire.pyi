@@ -32,3 +32,12 @@ class Answers:
 
 def micro_usd(cost: int, /) -> str:
     """Exact decimal USD of integer micro-USD: 1234 → "0.001234", 2_500_000 → "2.5", 0 → "0"."""
+
+Arg = bytes | str | int
+
+def command(*args: Arg | list[Arg] | tuple[Arg, ...]) -> bytes:
+    """One Redis command in RESP (an array of bulk strings): bytes as they are, str as UTF-8, int as its
+    decimal text (64-bit; bool is refused); a list or tuple argument stands for its items."""
+
+def key_ends(body: bytes, /) -> int:
+    """How often a quote is followed by a colon, whitespace (space, tab, CR, LF) between them skipped."""
