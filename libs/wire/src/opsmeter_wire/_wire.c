@@ -678,6 +678,238 @@ static PyTypeObject AnswersType = {
     .tp_methods = Answers_methods,
 };
 
+/* ------------------------------------------------------------------ records as pydantic models */
+
+/* A Records object turns parsed JSON objects (dicts from orjson) into instances of one pydantic model,
+ * for the fields whose rules it knows: text (a length range, no control character or lone surrogate,
+ * an ASCII non-space character at each end), ints in a range (not bools), one of a few strings, and
+ * fields that must be absent (those with a Python validator). It only ever declines: a record it does
+ * not accept as it is goes to pydantic, which names what is wrong. An instance is built as pydantic-core
+ * builds one: the class's tp_new, then __dict__ (every field, in order), __pydantic_fields_set__ (the
+ * fields given), __pydantic_extra__ and __pydantic_private__ (None) set by the generic setattr. */
+
+enum { F_TEXT, F_INT, F_CHOICE, F_ABSENT };
+
+typedef struct {
+    PyObject *alias, *name, *dflt, *choices; /* choices: a tuple of str (F_CHOICE) */
+    int kind, nullable, required;
+    long long lo, hi;
+} FieldRule;
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *model;
+    FieldRule *rules;
+    Py_ssize_t n;
+    PyObject *empty, *s_dict, *s_set, *s_extra, *s_private;
+} Records;
+
+static void Records_dealloc(Records *self) {
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        Py_XDECREF(self->rules[i].alias);
+        Py_XDECREF(self->rules[i].name);
+        Py_XDECREF(self->rules[i].dflt);
+        Py_XDECREF(self->rules[i].choices);
+    }
+    PyMem_Free(self->rules);
+    Py_XDECREF(self->model);
+    Py_XDECREF(self->empty);
+    Py_XDECREF(self->s_dict);
+    Py_XDECREF(self->s_set);
+    Py_XDECREF(self->s_extra);
+    Py_XDECREF(self->s_private);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Records(model, fields): fields are (alias, name, kind, nullable, required, default, lo, hi, choices). */
+static PyObject *Records_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"model", "fields", NULL};
+    PyObject *model, *fields;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!", kwlist, &PyType_Type, &model, &PyTuple_Type, &fields))
+        return NULL;
+    if (((PyTypeObject *)model)->tp_new == NULL) {
+        PyErr_SetString(PyExc_TypeError, "model: a class that can be instantiated");
+        return NULL;
+    }
+    Records *self = (Records *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    Py_INCREF(model);
+    self->model = (PyTypeObject *)model;
+    self->n = 0;
+    self->rules = PyMem_Calloc((size_t)PyTuple_GET_SIZE(fields) + 1, sizeof(FieldRule));
+    self->empty = PyTuple_New(0);
+    self->s_dict = PyUnicode_InternFromString("__dict__");
+    self->s_set = PyUnicode_InternFromString("__pydantic_fields_set__");
+    self->s_extra = PyUnicode_InternFromString("__pydantic_extra__");
+    self->s_private = PyUnicode_InternFromString("__pydantic_private__");
+    if (self->rules == NULL || self->empty == NULL || self->s_dict == NULL || self->s_set == NULL ||
+        self->s_extra == NULL || self->s_private == NULL) {
+        Py_DECREF(self);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    static const char *kinds[] = {"text", "int", "choice", "absent"};
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++) {
+        PyObject *f = PyTuple_GET_ITEM(fields, i);
+        FieldRule *r = &self->rules[i];
+        const char *kind;
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 9 ||
+            !PyArg_ParseTuple(f, "UUsppOLLO!", &r->alias, &r->name, &kind, &r->nullable, &r->required, &r->dflt,
+                              &r->lo, &r->hi, &PyTuple_Type, &r->choices)) {
+            r->alias = r->name = r->dflt = r->choices = NULL;
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_SetString(PyExc_TypeError,
+                                "fields: (alias: str, name: str, kind: str, nullable: bool, required: bool, "
+                                "default, lo: int, hi: int, choices: tuple[str, ...]) each");
+            }
+            Py_DECREF(self);
+            return NULL;
+        }
+        Py_INCREF(r->alias);
+        Py_INCREF(r->name);
+        Py_INCREF(r->dflt);
+        Py_INCREF(r->choices);
+        self->n = i + 1;
+        r->kind = -1;
+        for (int k = 0; k < 4; k++)
+            if (strcmp(kind, kinds[k]) == 0) r->kind = k;
+        int choices_ok = 1;
+        for (Py_ssize_t c = 0; c < PyTuple_GET_SIZE(r->choices); c++)
+            if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(r->choices, c))) choices_ok = 0;
+        if (r->kind < 0 || !choices_ok || !PyUnicode_CheckExact(r->alias) || !PyUnicode_CheckExact(r->name)) {
+            PyErr_Format(PyExc_ValueError, "fields: %U: kind is text, int, choice or absent; choices are str",
+                         r->alias);
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    return (PyObject *)self;
+}
+
+static int clean_text(PyObject *v, long long lo, long long hi) {
+    if (!PyUnicode_CheckExact(v)) return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+    if (n < lo || n > hi) return 0;
+    if (n == 0) return 1;
+    int kind = PyUnicode_KIND(v);
+    const void *data = PyUnicode_DATA(v);
+    Py_UCS4 first = PyUnicode_READ(kind, data, 0), last = PyUnicode_READ(kind, data, n - 1);
+    if (first <= ' ' || first >= 0x7f || last <= ' ' || last >= 0x7f) return 0; /* ends: printable ASCII */
+    if (PyUnicode_IS_ASCII(v)) {
+        const unsigned char *c = data;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (c[i] < 0x20 || c[i] == 0x7f) return 0;
+        return 1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 0x20 || c == 0x7f || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+    }
+    return 1;
+}
+
+/* 1: the value meets the rule; 0: it does not; -1: an error. */
+static int rule_holds(const FieldRule *r, PyObject *v) {
+    if (v == Py_None) return r->nullable && r->kind != F_ABSENT;
+    switch (r->kind) {
+        case F_TEXT:
+            return clean_text(v, r->lo, r->hi);
+        case F_INT: {
+            if (!PyLong_CheckExact(v)) return 0;
+            int overflow;
+            long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+            if (x == -1 && PyErr_Occurred()) return -1;
+            return !overflow && x >= r->lo && x <= r->hi;
+        }
+        case F_CHOICE:
+            if (!PyUnicode_CheckExact(v)) return 0;
+            for (Py_ssize_t c = 0; c < PyTuple_GET_SIZE(r->choices); c++) {
+                int eq = PyUnicode_Compare(v, PyTuple_GET_ITEM(r->choices, c));
+                if (eq == -1 && PyErr_Occurred()) return -1;
+                if (eq == 0) return 1;
+            }
+            return 0;
+        default:
+            return 0;
+    }
+}
+
+/* The model of one record, Py_None when it declines, NULL on an error. */
+static PyObject *Records_one(Records *self, PyObject *doc) {
+    if (!PyDict_CheckExact(doc)) Py_RETURN_NONE;
+    PyObject *values = PyDict_New(), *given = PySet_New(NULL), *obj = NULL;
+    if (values == NULL || given == NULL) goto fail;
+    Py_ssize_t matched = 0;
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        const FieldRule *r = &self->rules[i];
+        PyObject *v = PyDict_GetItemWithError(doc, r->alias); /* borrowed; exact str keys: no Python code */
+        if (v == NULL) {
+            if (PyErr_Occurred()) goto fail;
+            if (r->required) goto decline;
+            v = r->dflt;
+        } else {
+            int holds = rule_holds(r, v);
+            if (holds < 0) goto fail;
+            if (!holds) goto decline;
+            matched++;
+            if (PySet_Add(given, r->name) < 0) goto fail;
+        }
+        if (PyDict_SetItem(values, r->name, v) < 0) goto fail;
+    }
+    if (matched != PyDict_GET_SIZE(doc)) goto decline; /* a key that is no field's */
+    obj = self->model->tp_new(self->model, self->empty, NULL);
+    if (obj == NULL || PyObject_GenericSetAttr(obj, self->s_dict, values) < 0 ||
+        PyObject_GenericSetAttr(obj, self->s_set, given) < 0 || PyObject_GenericSetAttr(obj, self->s_extra, Py_None) < 0 ||
+        PyObject_GenericSetAttr(obj, self->s_private, Py_None) < 0)
+        goto fail;
+    Py_DECREF(values);
+    Py_DECREF(given);
+    return obj;
+decline:
+    Py_DECREF(values);
+    Py_DECREF(given);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(values);
+    Py_XDECREF(given);
+    Py_XDECREF(obj);
+    return NULL;
+}
+
+/* build(documents: list) -> list of models, or None when any record is declined. */
+static PyObject *Records_build(Records *self, PyObject *documents) {
+    if (!PyList_CheckExact(documents)) {
+        PyErr_SetString(PyExc_TypeError, "build(documents: list)");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(documents);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *model = Records_one(self, PyList_GET_ITEM(documents, i));
+        if (model == NULL || model == Py_None) {
+            Py_DECREF(out);
+            return model; /* NULL (an error) or None (declined) */
+        }
+        PyList_SET_ITEM(out, i, model);
+    }
+    return out;
+}
+
+static PyMethodDef Records_methods[] = {
+    {"build", (PyCFunction)Records_build, METH_O, "the models of parsed records, or None if one is declined"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject RecordsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "opsmeter_wire._wire.Records",
+    .tp_basicsize = sizeof(Records),
+    .tp_dealloc = (destructor)Records_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = Records_new,
+    .tp_methods = Records_methods,
+};
+
 /* ------------------------------------------------------------------ Redis commands (RESP) */
 
 /* One argument of a command as bytes: bytes as they are, str as UTF-8, int as its decimal text
@@ -855,11 +1087,12 @@ static PyMethodDef module_methods[] = {
 static struct PyModuleDef wiremodule = {PyModuleDef_HEAD_INIT, "opsmeter_wire._wire", NULL, -1, module_methods};
 
 PyMODINIT_FUNC PyInit__wire(void) {
-    if (PyType_Ready(&EncoderType) < 0 || PyType_Ready(&AnswersType) < 0) return NULL;
+    if (PyType_Ready(&EncoderType) < 0 || PyType_Ready(&AnswersType) < 0 || PyType_Ready(&RecordsType) < 0) return NULL;
     PyObject *m = PyModule_Create(&wiremodule);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "Encoder", (PyObject *)&EncoderType) < 0 ||
-        PyModule_AddObjectRef(m, "Answers", (PyObject *)&AnswersType) < 0) {
+        PyModule_AddObjectRef(m, "Answers", (PyObject *)&AnswersType) < 0 ||
+        PyModule_AddObjectRef(m, "Records", (PyObject *)&RecordsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,3 +1,5 @@
+from typing import Any
+
 Field = tuple[bytes, str, str] | tuple[bytes, str, str, str, str]
 
 class Encoder:
@@ -41,3 +43,16 @@ def command(*args: Arg | list[Arg] | tuple[Arg, ...]) -> bytes:
 
 def key_ends(body: bytes, /) -> int:
     """How often a quote is followed by a colon, whitespace (space, tab, CR, LF) between them skipped."""
+
+Rule = tuple[str, str, str, bool, bool, object, int, int, tuple[str, ...]]
+
+class Records:
+    """Instances of ``model`` built from parsed JSON objects. ``fields`` are, in the model's field order,
+    ``(alias, name, kind, nullable, required, default, lo, hi, choices)``; ``kind`` is ``text`` (a length
+    in [lo, hi], no control character or lone surrogate, a printable ASCII character at each end), ``int``
+    (in [lo, hi], not a bool), ``choice`` (one of ``choices``) or ``absent`` (must not be given)."""
+
+    def __new__(cls, model: type, fields: tuple[Rule, ...]) -> Records: ...
+    def build(self, documents: list[Any], /) -> list[Any] | None:
+        """The model of each document (a dict with only the fields' aliases as keys), or None if any
+        document breaks a rule."""
