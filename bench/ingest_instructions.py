@@ -8,12 +8,14 @@ What runs: ``POST /v1/ingest/llm-requests``'s handler (``ingest_http.batch``) wi
 price catalog, event writer, answers and settler, on batches of SPEC §5's example body; Redis is
 replaced by canned admission replies after the same commands are packed by hiredis, Kafka by building
 the same record batch with aiokafka's builder. No HTTP and no sockets: the per-event Python work only.
-Instrumentation is on for the measured requests alone (imports, start-up and a warm-up are not counted).
+Instrumentation is on for the measured requests alone (imports, start-up and a warm-up are not counted);
+the cyclic collector is set up as the gateway's bootstrap sets it.
 ``--base`` measures another checkout's code (its ``src`` folders first on ``PYTHONPATH``) beside this one.
 """
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -38,6 +40,7 @@ async def _harness(flags: Path, requests: int, batch: int) -> None:
     from opsmeter_ingest.adapters.admission import DegradedAdmission, RedisAdmission, Settler
     from opsmeter_ingest.adapters.pricing import CatalogPriceBook
     from opsmeter_ingest.api import ingest_http
+    from opsmeter_ingest.bootstrap import GC_THRESHOLDS
     from opsmeter_ingest.config import GatewaySettings
     from opsmeter_ingest.domain import OutgoingEvent
     from opsmeter_ingest.ingest import Ingestor
@@ -100,6 +103,9 @@ async def _harness(flags: Path, requests: int, batch: int) -> None:
             raise SystemExit(f"the harness's batch was answered {reply.status}")
         return orjson.dumps(reply.body)
 
+    gc.collect()  # the collector set up as the gateway's bootstrap does
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     for body in bodies[requests:]:  # warm-up: caches, first resolutions
         await send(body)
     await settler.flush()

@@ -99,6 +99,8 @@ class TestBrokerStalled:
         eventually(lambda: usage_requests(own_stack, ws) == 60, timeout=60)
         metrics = httpx.get(f"{own_stack.config.url('ingest-gateway')}/metrics").text
         assert "opsmeter_spool_events 0.0" in metrics
+        spooled = float(metrics.split("\nopsmeter_spooled_events_total ")[1].split()[0])
+        assert spooled >= 30  # the 30 sent while the broker was stopped, at least
 
 
 class TestRedisDown:

@@ -240,7 +240,7 @@ class Tariff:
         reasoning_tokens: int = 0,
     ) -> PriceQuote:
         """Price one call at the period in effect at ``at`` (timezone-aware)."""
-        if at.tzinfo is None or at.utcoffset() is None:
+        if at.tzinfo is not UTC and (at.tzinfo is None or at.utcoffset() is None):
             raise ValueError("at must be a timezone-aware datetime")
         if (input_tokens | output_tokens | cached_input_tokens | reasoning_tokens) < 0:  # any of them negative
             counts = {

@@ -202,15 +202,23 @@ class Ingestor:
         return admission
 
     async def _reconcile(self, workspace_id: str) -> None:
-        pending = [(key, n) for key, n in self._degraded.unreconciled.items() if key[0] == workspace_id]
-        for (ws, period), count in pending:
+        """Count toward the quota what was admitted in-process while Redis was away, once.
+
+        Each tally is taken before the call is awaited: concurrent requests of the workspace find it gone
+        and do not count it again; if Redis fails meanwhile, it is put back (with what was added since).
+        """
+        tallies = self._degraded.unreconciled
+        for key in [key for key in tallies if key[0] == workspace_id]:
+            count = tallies.pop(key, 0)
+            if count <= 0:
+                continue
             try:
-                await self._admission.reconcile(ws, period, count)
+                await self._admission.reconcile(key[0], key[1], count)
             except Exception as exc:  # Redis away again: keep the tally for next time
+                tallies[key] = tallies.get(key, 0) + count
                 log.warning("quota_reconcile_failed", error=str(exc))
                 return
-            del self._degraded.unreconciled[(ws, period)]
-            log.info("quota_reconciled", period=period, events=count)
+            log.info("quota_reconciled", period=key[1], events=count)
 
     def _answer_admitted(
         self,

@@ -27,6 +27,11 @@ KAFKA_SEND_LATENCY = Histogram(
     registry=REGISTRY,
 )
 SPOOL_DEPTH = Gauge("opsmeter_spool_events", "Events in the gateway's local spool", registry=REGISTRY)
+SPOOLED_EVENTS = Counter(
+    "opsmeter_spooled_events_total",
+    "Accepted events written to the local spool (Kafka too slow, or their workspace's earlier events spooled)",
+    registry=REGISTRY,
+)
 DEGRADED_DECISIONS = Counter(
     "opsmeter_degraded_decisions_total",
     "Admission decisions taken in-process because Redis was unreachable",

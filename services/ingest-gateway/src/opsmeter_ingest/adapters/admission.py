@@ -38,6 +38,10 @@ release a real event, '~' to release another."""
 
 PENDING_TTL_S = 60
 
+MAX_SETTLE_EVENTS = 2_000
+"""The most events one settlement write carries: a few milliseconds of Redis's time, well inside the
+scripts' deadline however many full batches are waiting."""
+
 
 def rate_key(workspace_id: str) -> str:
     return f"opsmeter:rl:{workspace_id}"
@@ -279,7 +283,7 @@ class Settler:
             await asyncio.sleep(self._linger_s)
             self._wake.clear()
             while self._queue:
-                batch, self._queue = self._queue[:256], self._queue[256:]
+                batch = self._next_write()
                 try:
                     await self._admission.settle_many(batch)
                     delay = 0.05
@@ -289,6 +293,21 @@ class Settler:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
             self._idle.set()
+
+    def _next_write(self) -> list[tuple[str, str, list[Settlement]]]:
+        """The next requests to settle in one write: at most ``MAX_SETTLE_EVENTS`` events (one request at least).
+
+        Bounded by events, not requests: one write of many full batches would keep Redis busy past the
+        scripts' deadline, fail, and be retried whole, forever, while the idempotency keys stay pending.
+        """
+        events = taken = 0
+        for _, _, outcomes in self._queue:
+            if taken and events + len(outcomes) > MAX_SETTLE_EVENTS:
+                break
+            events += len(outcomes)
+            taken += 1
+        batch, self._queue = self._queue[:taken], self._queue[taken:]
+        return batch
 
     async def flush(self, timeout_s: float = 5.0) -> None:
         """Wait until everything submitted so far is settled (shutdown, tests)."""

@@ -8,7 +8,7 @@ from opsmeter_contracts import Topics
 from opsmeter_ingest.adapters import Durability
 from opsmeter_ingest.adapters.spool import Spool, SpooledRecord, SpoolUnavailable
 from opsmeter_ingest.domain import OutgoingEvent
-from opsmeter_ingest.metrics import KAFKA_SEND_LATENCY, SPOOL_DEPTH
+from opsmeter_ingest.metrics import KAFKA_SEND_LATENCY, SPOOL_DEPTH, SPOOLED_EVENTS
 from opsmeter_runtime.kafka import EventPublisher, PublishError
 from opsmeter_runtime.logs import get_logger
 
@@ -57,6 +57,7 @@ class DurableTelemetrySink:
                 return outcome
             for i in to_spool:
                 outcome[i] = "spool"
+            SPOOLED_EVENTS.inc(len(to_spool))
             SPOOL_DEPTH.set(self._spool.pending)
             self._wake.set()
         return outcome

@@ -4,6 +4,12 @@ Records are length-prefixed ``(topic, key, value)``; ``spool.offset`` holds how 
 published. Appends that arrive together share one write and one fsync (group commit). While a
 workspace (the record key) has spooled records, its new events are spooled too, so each workspace's
 events reach Kafka in the order they were accepted; other workspaces are not held back.
+
+The published prefix is given back while records still wait (under sustained load the spool may never
+be empty at a commit): once it is at least half the file, the unpublished tail is copied into the next
+generation's file (``spool.<n>.log``), fsynced, and only then does ``spool.offset`` (``"<n> 0"``, replaced
+atomically) point at it. A crash in between leaves the previous generation in force; the stray file is
+removed at the next start.
 """
 
 import asyncio
@@ -32,18 +38,27 @@ class SpooledRecord:
     value: bytes
 
 
+COMPACT_MIN_BYTES = 4 << 20
+"""A published prefix smaller than this is not worth copying the tail for."""
+
+
 class Spool:
-    def __init__(self, directory: Path, *, max_bytes: int) -> None:
+    def __init__(self, directory: Path, *, max_bytes: int, compact_min_bytes: int = COMPACT_MIN_BYTES) -> None:
         self._dir = directory
-        self._log_path = directory / "spool.log"
         self._offset_path = directory / "spool.offset"
         self._max_bytes = max_bytes
+        self._compact_min_bytes = compact_min_bytes
         self._lock = asyncio.Lock()
         self._waiting: list[tuple[bytes, int, list[bytes], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
         self._dir.mkdir(parents=True, exist_ok=True)
+        self._generation, self._offset = _read_offset(self._offset_path)
+        self._log_path = _log_path(directory, self._generation)
+        for stray in directory.glob("spool*.log"):  # a generation a crash left before it was switched to
+            if stray != self._log_path:
+                log.warning("spool_stray_generation_removed", file=stray.name)
+                stray.unlink()
         self._size = self._log_path.stat().st_size if self._log_path.exists() else 0
-        self._offset = int(self._offset_path.read_text() or 0) if self._offset_path.exists() else 0
         pending = self._iter_from(self._offset)
         self._by_key: Counter[bytes] = Counter(record.key for _, record in pending)
         good_end = pending[-1][0] if pending else self._offset
@@ -133,7 +148,7 @@ class Spool:
             return await asyncio.to_thread(self._iter_from, self._offset, limit)
 
     async def commit(self, published: list[tuple[int, SpooledRecord]]) -> None:
-        """Mark these records (a prefix of ``peek``) published; truncate when the spool is empty."""
+        """Mark these records (a prefix of ``peek``) published; give the published prefix's space back."""
         if not published:
             return
         async with self._lock:
@@ -148,14 +163,60 @@ class Spool:
                 self._log_path.unlink()
             with contextlib.suppress(FileNotFoundError):
                 self._offset_path.unlink()
-            self._offset = self._size = 0
+            self._generation = self._offset = self._size = 0
+            self._log_path = _log_path(self._dir, 0)
             return
+        if self._offset >= self._compact_min_bytes and self._offset * 2 >= self._size:
+            self._compact()
+            return
+        self._write_offset(self._generation, self._offset)
+
+    def _compact(self) -> None:
+        """The unpublished tail into the next generation's file, then the offset switched to it."""
+        with self._log_path.open("rb") as f:
+            f.seek(self._offset)
+            tail = f.read(self._size - self._offset)
+        generation = self._generation + 1
+        new_path = _log_path(self._dir, generation)
+        with new_path.open("wb") as f:
+            f.write(tail)
+            f.flush()
+            os.fsync(f.fileno())
+        self._write_offset(generation, 0)  # the switch: atomic, after the new file is durable
+        old_path, reclaimed = self._log_path, self._offset
+        self._generation, self._log_path, self._offset, self._size = generation, new_path, 0, len(tail)
+        old_path.unlink()
+        log.info("spool_compacted", generation=generation, reclaimed_bytes=reclaimed, pending_bytes=len(tail))
+
+    def _write_offset(self, generation: int, offset: int) -> None:
         tmp = self._offset_path.with_suffix(".tmp")
         with tmp.open("w") as f:
-            f.write(str(self._offset))
+            f.write(f"{generation} {offset}")
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self._offset_path)
+        directory = os.open(self._dir, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself durable
+        finally:
+            os.close(directory)
+
+
+def _log_path(directory: Path, generation: int) -> Path:
+    return directory / ("spool.log" if generation == 0 else f"spool.{generation}.log")
+
+
+def _read_offset(path: Path) -> tuple[int, int]:
+    """``(generation, offset)`` from ``spool.offset``: ``"<generation> <offset>"``, or an offset alone
+    (generation 0, as earlier versions wrote it); none yet is the start of generation 0."""
+    if not path.exists():
+        return 0, 0
+    parts = path.read_text().split()
+    if len(parts) == 1:
+        return 0, int(parts[0])
+    if len(parts) == 2:
+        return int(parts[0]), int(parts[1])
+    return 0, 0
 
 
 def _encode(record: SpooledRecord) -> bytes:

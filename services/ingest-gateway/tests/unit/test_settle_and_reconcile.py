@@ -1,0 +1,94 @@
+"""Settlement writes stay small whatever waits, and a degraded tally is counted toward the quota once."""
+
+import asyncio
+from typing import Any
+
+from opsmeter_ingest.adapters.admission import MAX_SETTLE_EVENTS, DegradedAdmission, Settlement, Settler
+from opsmeter_ingest.config import GatewaySettings
+from opsmeter_ingest.ingest import Ingestor
+
+
+class RecordingAdmission:
+    """Stands in for Redis (pure batching logic under test): records what each write would carry."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[tuple[str, str, list[Settlement]]]] = []
+        self.reconciled: list[tuple[str, str, int]] = []
+
+    async def settle_many(self, batches: list[tuple[str, str, list[Settlement]]]) -> None:
+        self.writes.append(batches)
+
+    async def reconcile(self, workspace_id: str, period: str, accepted_real: int) -> None:
+        await asyncio.sleep(0.01)  # concurrent requests of the workspace run meanwhile
+        self.reconciled.append((workspace_id, period, accepted_real))
+
+
+def _request(n: int, events: int) -> list[Settlement]:
+    return [(f"r{n}-{i}", b"{}", f"e{n}-{i}") for i in range(events)]
+
+
+async def test_settlements_of_many_full_batches_go_out_in_bounded_writes() -> None:
+    admission = RecordingAdmission()
+    settler = Settler(admission, linger_s=0)  # type: ignore[arg-type]
+    running = asyncio.create_task(settler.run())
+    for n in range(300):  # 300 requests of 500 events each, waiting at once
+        settler.submit("ws_a", "2026-12", _request(n, 500))
+    await settler.flush()
+    running.cancel()
+    sizes = [sum(len(outcomes) for _, _, outcomes in write) for write in admission.writes]
+    assert max(sizes) <= MAX_SETTLE_EVENTS
+    settled = [s for write in admission.writes for _, _, outcomes in write for s in outcomes]
+    assert settled == [s for n in range(300) for s in _request(n, 500)]  # every one, once, in order
+
+
+async def test_a_request_larger_than_a_write_is_settled_alone() -> None:
+    admission = RecordingAdmission()
+    settler = Settler(admission, linger_s=0)  # type: ignore[arg-type]
+    running = asyncio.create_task(settler.run())
+    settler.submit("ws_a", "2026-12", _request(0, 10))
+    settler.submit("ws_a", "2026-12", _request(1, MAX_SETTLE_EVENTS + 1))
+    settler.submit("ws_a", "2026-12", _request(2, 10))
+    await settler.flush()
+    running.cancel()
+    assert [[len(o) for _, _, o in write] for write in admission.writes] == [[10], [MAX_SETTLE_EVENTS + 1], [10]]
+
+
+async def test_a_degraded_tally_is_reconciled_once_by_concurrent_requests() -> None:
+    admission = RecordingAdmission()
+    degraded = DegradedAdmission(120)
+    degraded.unreconciled[("ws_a", "2026-12")] = 7
+    degraded.unreconciled[("ws_b", "2026-12")] = 3
+    ingestor = Ingestor(
+        settings=GatewaySettings(),
+        admission=admission,  # type: ignore[arg-type]
+        degraded=degraded,
+        settler=Settler(admission),  # type: ignore[arg-type]
+        sink=None,  # type: ignore[arg-type]
+        prices=None,  # type: ignore[arg-type]
+        notices=None,  # type: ignore[arg-type]
+    )
+    await asyncio.gather(*(ingestor._reconcile("ws_a") for _ in range(5)))
+    assert admission.reconciled == [("ws_a", "2026-12", 7)]
+    assert degraded.unreconciled == {("ws_b", "2026-12"): 3}
+
+
+async def test_a_tally_whose_reconcile_fails_is_kept_with_what_came_since() -> None:
+    class Failing(RecordingAdmission):
+        async def reconcile(self, workspace_id: str, period: str, accepted_real: int) -> Any:
+            degraded.unreconciled[("ws_a", "2026-12")] = 2  # admitted in-process meanwhile
+            raise ConnectionError("Redis away again")
+
+    degraded = DegradedAdmission(120)
+    degraded.unreconciled[("ws_a", "2026-12")] = 7
+    failing = Failing()
+    ingestor = Ingestor(
+        settings=GatewaySettings(),
+        admission=failing,  # type: ignore[arg-type]
+        degraded=degraded,
+        settler=Settler(failing),  # type: ignore[arg-type]
+        sink=None,  # type: ignore[arg-type]
+        prices=None,  # type: ignore[arg-type]
+        notices=None,  # type: ignore[arg-type]
+    )
+    await ingestor._reconcile("ws_a")
+    assert degraded.unreconciled == {("ws_a", "2026-12"): 9}
