@@ -15,9 +15,11 @@ Run with ``make bench`` (``.venv/bin/python bench/ingest_bench.py --write docs/b
 * C, "batch", right after D: ``POST /v1/ingest/llm-requests`` with batches of 100 events on 16
   connections (with 8, the gateway waited on Redis and the broker 8-13 % of the time: not its peak;
   with 16 it is busy all the time, as in A); events/s counted from the ``accepted`` field of the 207
-  answers. C runs in slices (``--rounds``, 5) alternating with slices of single events ("A again",
-  on a workspace of its own), and batches are compared with those: the machine's speed drifts within
-  seconds on shared hosts, so only figures measured side by side compare fairly.
+  answers. C runs in slices (``--rounds`` 5 of ``--slice`` 4 s) alternating with slices of single
+  events ("A again", on a workspace of its own), and batches are compared with those: the machine's
+  speed drifts within seconds on shared hosts, so only figures measured side by side compare fairly.
+  (Each slice is a closed-loop run, which loses the work in flight when it stops: a batch's latency,
+  ~0.1 s, against ~0.03 s for single events. In 2-s slices that understated batches by ~3.5 %.)
 * E: A again with the consumers running beside the gateway (they are paused during A, D and C).
 
 A, C, D and E each use their own enterprise workspace (rate limit 1,000,000/min, the admin API's
@@ -989,7 +991,10 @@ class Settings:
     rate_connections: int
     batch_connections: int
     rounds: int = 5
-    """C and A again: alternating slices of each (the measured time split between them)."""
+    """C and A again: alternating slices of each."""
+    slice_s: float = 4.0
+    """Seconds of each slice: a closed-loop run loses the work still in flight when it stops (a batch's
+    latency, ~0.1 s, against ~0.03 s for a single event), so short slices understate batches."""
 
 
 @dataclass
@@ -1108,10 +1113,10 @@ class Load:
         server_pids: dict[str, int],
         rounds: int,
     ) -> tuple[Phase, Phase, list[tuple[LoadResult, LoadResult]]]:
-        """Single events and batches in alternating slices (``rounds`` of each, the measured time split
-        between them), so both see the same machine: its speed drifts within seconds on shared hosts."""
+        """Single events and batches in alternating slices (``rounds`` of each, ``slice_s`` seconds each),
+        so both see the same machine: its speed drifts within seconds on shared hosts."""
         (single_name, single_key), (batch_name, batch_key) = single, batch
-        slice_s = max(1.0, self.settings.duration / rounds)
+        slice_s = self.settings.slice_s
         say(f"{single_name} / {batch_name}: warm-up {self.settings.warmup:g}s each")
         warm_a = self.run(single_name, port, single_key, SINGLE, self.settings.warmup, "A2-warm")
         warm_c = self.run(batch_name, port, batch_key, BATCH, self.settings.warmup, "C-warm")
@@ -1441,7 +1446,7 @@ def render(report: Report) -> str:
         f"before and {b2.rate:,.0f} after A, D and C); D offered {d.offered_rate:,.0f} "
         f"requests/s, achieved {d.rate:,.0f} with {d.errors:,} errors and {d.unanswered:,} unanswered; "
         f"C {c.event_rate:,.0f} events/s vs {single_rate:,.0f} single events/s, measured in "
-        f"{len(report.rounds)} alternating slices of each after D; per round {per_round}.)",
+        f"{len(report.rounds)} alternating slices of {s.slice_s:g} s each after D; per round {per_round}.)",
         "",
         f"- Date: {report.started_at:%Y-%m-%d %H:%M} UTC; commit `{m['commit']}`; load average at start "
         f"{load1:.2f} (1 min), {load5:.2f} (5 min)",
@@ -1451,8 +1456,9 @@ def render(report: Report) -> str:
         "- Workers: the gateway and the bare endpoint each run as one uvicorn worker (uvloop + httptools), "
         "with the same process settings (the startup heap frozen out of the cyclic GC, the same GC thresholds)",
         f"- Placement: {_placement(report.placement)}",
-        f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured. Order: B, A, D, then C "
-        "alternating with A again in slices (the measured time split into rounds), B again, E. The figures "
+        f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured (C and A again: {s.rounds} "
+        f"alternating slices of {s.slice_s:g} s each). Order: B, A, D, then C "
+        "alternating with A again in slices, B again, E. The figures "
         "compared are measured close together, as the machine's speed drifts within seconds on shared hosts: "
         "D offers half of A's peak right after A, while that peak still holds; A is compared with the mean of "
         "the two B runs around it; C with the single events measured in the slices between its own. The B pair "
@@ -1574,6 +1580,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, default=5, help="C: slices alternating with single events (default 5)")
     parser.add_argument(
+        "--slice", type=float, default=4.0, help="C and A again: seconds of each alternating slice (default 4)"
+    )
+    parser.add_argument(
         "--max-requests", type=int, default=2_000_000, help="Python client: at most this many requests per run"
     )
     parser.add_argument(
@@ -1587,8 +1596,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 300 or not 1 <= args.warmup <= 60:
         parser.error("--duration must be in [1, 300] and --warmup in [1, 60] seconds")
-    if not 1 <= args.rounds <= 50:
-        parser.error("--rounds must be in [1, 50]")
+    if not 1 <= args.rounds <= 50 or not 1 <= args.slice <= 60:
+        parser.error("--rounds must be in [1, 50] and --slice in [1, 60] seconds")
     if not 1 <= args.rate_connections <= 1000 or not 1 <= args.batch_connections <= 1000:
         parser.error("--rate-connections and --batch-connections must be in [1, 1000]")
     return args
@@ -1612,6 +1621,7 @@ def choose_settings(args: argparse.Namespace) -> Settings:
         rate_connections=args.rate_connections,
         batch_connections=args.batch_connections,
         rounds=args.rounds,
+        slice_s=args.slice,
     )
 
 

@@ -702,6 +702,8 @@ typedef struct {
     FieldRule *rules;
     Py_ssize_t n;
     PyObject *empty, *s_dict, *s_set, *s_extra, *s_private;
+    PyObject *template; /* every field name -> its default (None for a required one), in order: copied per record */
+    PyObject *given_sets; /* mask of the fields given -> frozenset of their names, copied per record */
 } Records;
 
 static void Records_dealloc(Records *self) {
@@ -718,6 +720,8 @@ static void Records_dealloc(Records *self) {
     Py_XDECREF(self->s_set);
     Py_XDECREF(self->s_extra);
     Py_XDECREF(self->s_private);
+    Py_XDECREF(self->template);
+    Py_XDECREF(self->given_sets);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -742,8 +746,15 @@ static PyObject *Records_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->s_set = PyUnicode_InternFromString("__pydantic_fields_set__");
     self->s_extra = PyUnicode_InternFromString("__pydantic_extra__");
     self->s_private = PyUnicode_InternFromString("__pydantic_private__");
+    self->template = PyDict_New();
+    self->given_sets = PyDict_New();
+    if (PyTuple_GET_SIZE(fields) > 64) {
+        PyErr_SetString(PyExc_ValueError, "fields: at most 64");
+        Py_DECREF(self);
+        return NULL;
+    }
     if (self->rules == NULL || self->empty == NULL || self->s_dict == NULL || self->s_set == NULL ||
-        self->s_extra == NULL || self->s_private == NULL) {
+        self->s_extra == NULL || self->s_private == NULL || self->template == NULL || self->given_sets == NULL) {
         Py_DECREF(self);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
@@ -779,6 +790,12 @@ static PyObject *Records_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         if (r->kind < 0 || !choices_ok || !PyUnicode_CheckExact(r->alias) || !PyUnicode_CheckExact(r->name)) {
             PyErr_Format(PyExc_ValueError, "fields: %U: kind is text, int, choice or absent; choices are str",
                          r->alias);
+            Py_DECREF(self);
+            return NULL;
+        }
+        if (PyDict_Contains(self->template, r->name) != 0 ||
+            PyDict_SetItem(self->template, r->name, r->required ? Py_None : r->dflt) < 0) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "fields: %U named twice", r->name);
             Py_DECREF(self);
             return NULL;
         }
@@ -834,29 +851,56 @@ static int rule_holds(const FieldRule *r, PyObject *v) {
     }
 }
 
+/* The names of the fields given (bit i: field i) as a new set, copied from the frozenset kept per mask
+ * (at most 4,096 masks kept; the records of one client mostly give the same fields). */
+static PyObject *given_set(Records *self, unsigned long long mask) {
+    PyObject *key = PyLong_FromUnsignedLongLong(mask);
+    if (key == NULL) return NULL;
+    PyObject *names = PyDict_GetItemWithError(self->given_sets, key); /* borrowed */
+    if (names != NULL || PyErr_Occurred()) {
+        Py_DECREF(key);
+        return names == NULL ? NULL : PySet_New(names);
+    }
+    PyObject *set = PySet_New(NULL);
+    for (Py_ssize_t i = 0; set != NULL && i < self->n; i++)
+        if ((mask >> i & 1) && PySet_Add(set, self->rules[i].name) < 0) Py_CLEAR(set);
+    if (set != NULL && PyDict_GET_SIZE(self->given_sets) < 4096) {
+        PyObject *frozen = PyFrozenSet_New(set);
+        if (frozen == NULL || PyDict_SetItem(self->given_sets, key, frozen) < 0) Py_CLEAR(set);
+        Py_XDECREF(frozen);
+    }
+    Py_DECREF(key);
+    return set;
+}
+
 /* The model of one record, Py_None when it declines, NULL on an error. */
 static PyObject *Records_one(Records *self, PyObject *doc) {
     if (!PyDict_CheckExact(doc)) Py_RETURN_NONE;
-    PyObject *values = PyDict_New(), *given = PySet_New(NULL), *obj = NULL;
-    if (values == NULL || given == NULL) goto fail;
+    unsigned long long mask = 0;
     Py_ssize_t matched = 0;
+    PyObject *found[64];
     for (Py_ssize_t i = 0; i < self->n; i++) {
         const FieldRule *r = &self->rules[i];
         PyObject *v = PyDict_GetItemWithError(doc, r->alias); /* borrowed; exact str keys: no Python code */
+        found[i] = v;
         if (v == NULL) {
-            if (PyErr_Occurred()) goto fail;
-            if (r->required) goto decline;
-            v = r->dflt;
-        } else {
-            int holds = rule_holds(r, v);
-            if (holds < 0) goto fail;
-            if (!holds) goto decline;
-            matched++;
-            if (PySet_Add(given, r->name) < 0) goto fail;
+            if (PyErr_Occurred()) return NULL;
+            if (r->required) Py_RETURN_NONE;
+            continue;
         }
-        if (PyDict_SetItem(values, r->name, v) < 0) goto fail;
+        int holds = rule_holds(r, v);
+        if (holds < 0) return NULL;
+        if (!holds) Py_RETURN_NONE;
+        matched++;
+        mask |= 1ULL << i;
     }
-    if (matched != PyDict_GET_SIZE(doc)) goto decline; /* a key that is no field's */
+    if (matched != PyDict_GET_SIZE(doc)) Py_RETURN_NONE; /* a key that is no field's */
+    PyObject *values = PyDict_Copy(self->template), *given = NULL, *obj = NULL;
+    if (values == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->n; i++)
+        if (found[i] != NULL && PyDict_SetItem(values, self->rules[i].name, found[i]) < 0) goto fail;
+    given = given_set(self, mask);
+    if (given == NULL) goto fail;
     obj = self->model->tp_new(self->model, self->empty, NULL);
     if (obj == NULL || PyObject_GenericSetAttr(obj, self->s_dict, values) < 0 ||
         PyObject_GenericSetAttr(obj, self->s_set, given) < 0 || PyObject_GenericSetAttr(obj, self->s_extra, Py_None) < 0 ||
@@ -865,10 +909,6 @@ static PyObject *Records_one(Records *self, PyObject *doc) {
     Py_DECREF(values);
     Py_DECREF(given);
     return obj;
-decline:
-    Py_DECREF(values);
-    Py_DECREF(given);
-    Py_RETURN_NONE;
 fail:
     Py_XDECREF(values);
     Py_XDECREF(given);

@@ -174,3 +174,28 @@ def test_a_field_it_has_no_rule_for_is_refused_at_import() -> None:
 def test_records_refuse_a_rule_they_do_not_know(fields: tuple[Any, ...]) -> None:
     with pytest.raises((TypeError, ValueError)):
         Records(IngestRequest, fields)
+
+
+def test_each_model_has_its_own_fields_set() -> None:
+    built = domain._RECORDS.build([dict(SPEC_EXAMPLE_BODY), dict(SPEC_EXAMPLE_BODY)])
+    assert built is not None
+    first, second = built
+    assert first.model_fields_set == second.model_fields_set
+    assert first.model_fields_set is not second.model_fields_set  # built from the kept frozenset, not shared
+    assert vars(first) is not vars(second)
+
+
+@given(present=st.sets(st.sampled_from(ALIASES)))
+@settings(max_examples=200, deadline=None)
+def test_the_fields_set_is_the_fields_given_for_any_combination(present: set[str]) -> None:
+    document = {
+        k: v
+        for k, v in SPEC_EXAMPLE_BODY.items()
+        if k in present or k in {"externalRequestId", "provider", "model", "inputTokens", "outputTokens"}
+    }
+    built = domain._RECORDS.build([document])
+    expected = pydantic_model(document)
+    assert built is not None
+    assert expected is not None
+    assert built[0].model_fields_set == expected.model_fields_set
+    assert built[0] == expected
