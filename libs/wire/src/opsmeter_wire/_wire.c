@@ -690,6 +690,8 @@ static PyTypeObject AnswersType = {
 
 enum { F_TEXT, F_INT, F_CHOICE, F_ABSENT };
 
+#define KEYMAP_SIZE 256 /* a power of two; at most half of it filled */
+
 typedef struct {
     PyObject *alias, *name, *dflt, *choices; /* choices: a tuple of str (F_CHOICE) */
     int kind, nullable, required;
@@ -704,6 +706,13 @@ typedef struct {
     PyObject *empty, *s_dict, *s_set, *s_extra, *s_private;
     PyObject *template; /* every field name -> its default (None for a required one), in order: copied per record */
     PyObject *given_sets; /* mask of the fields given -> frozenset of their names, copied per record */
+    PyObject *aliases;    /* alias -> field index */
+    unsigned long long required;
+    /* The key objects seen (a parser reuses the same str for the same key), by address -> field index:
+     * each is held, so an address is never reused while it is here. */
+    PyObject *seen_key[KEYMAP_SIZE];
+    int seen_index[KEYMAP_SIZE];
+    int seen_count;
 } Records;
 
 static void Records_dealloc(Records *self) {
@@ -722,6 +731,8 @@ static void Records_dealloc(Records *self) {
     Py_XDECREF(self->s_private);
     Py_XDECREF(self->template);
     Py_XDECREF(self->given_sets);
+    Py_XDECREF(self->aliases);
+    for (int i = 0; i < KEYMAP_SIZE; i++) Py_XDECREF(self->seen_key[i]);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -748,13 +759,18 @@ static PyObject *Records_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->s_private = PyUnicode_InternFromString("__pydantic_private__");
     self->template = PyDict_New();
     self->given_sets = PyDict_New();
+    self->aliases = PyDict_New();
+    self->required = 0;
+    self->seen_count = 0;
+    memset(self->seen_key, 0, sizeof self->seen_key);
     if (PyTuple_GET_SIZE(fields) > 64) {
         PyErr_SetString(PyExc_ValueError, "fields: at most 64");
         Py_DECREF(self);
         return NULL;
     }
     if (self->rules == NULL || self->empty == NULL || self->s_dict == NULL || self->s_set == NULL ||
-        self->s_extra == NULL || self->s_private == NULL || self->template == NULL || self->given_sets == NULL) {
+        self->s_extra == NULL || self->s_private == NULL || self->template == NULL || self->given_sets == NULL ||
+        self->aliases == NULL) {
         Py_DECREF(self);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
@@ -793,12 +809,17 @@ static PyObject *Records_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             Py_DECREF(self);
             return NULL;
         }
-        if (PyDict_Contains(self->template, r->name) != 0 ||
-            PyDict_SetItem(self->template, r->name, r->required ? Py_None : r->dflt) < 0) {
+        PyObject *index = PyLong_FromSsize_t(i);
+        if (index == NULL || PyDict_Contains(self->template, r->name) != 0 || PyDict_Contains(self->aliases, r->alias) != 0 ||
+            PyDict_SetItem(self->template, r->name, r->required ? Py_None : r->dflt) < 0 ||
+            PyDict_SetItem(self->aliases, r->alias, index) < 0) {
+            Py_XDECREF(index);
             if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "fields: %U named twice", r->name);
             Py_DECREF(self);
             return NULL;
         }
+        Py_DECREF(index);
+        if (r->required) self->required |= 1ULL << i;
     }
     return (PyObject *)self;
 }
@@ -873,32 +894,49 @@ static PyObject *given_set(Records *self, unsigned long long mask) {
     return set;
 }
 
+/* The field index of a key: -1 when it is no field's, -2 on an error. Found by the key object's address
+ * when seen before, else by its text (and then remembered, while the table is at most half full). */
+static int key_index(Records *self, PyObject *key) {
+    size_t slot = ((uintptr_t)key >> 4) & (KEYMAP_SIZE - 1);
+    while (self->seen_key[slot] != NULL) {
+        if (self->seen_key[slot] == key) return self->seen_index[slot];
+        slot = (slot + 1) & (KEYMAP_SIZE - 1);
+    }
+    PyObject *index = PyDict_GetItemWithError(self->aliases, key); /* exact str keys: no Python code */
+    if (index == NULL) return PyErr_Occurred() ? -2 : -1;
+    int i = (int)PyLong_AsLong(index);
+    if (self->seen_count < KEYMAP_SIZE / 2) {
+        Py_INCREF(key);
+        self->seen_key[slot] = key;
+        self->seen_index[slot] = i;
+        self->seen_count++;
+    }
+    return i;
+}
+
 /* The model of one record, Py_None when it declines, NULL on an error. */
 static PyObject *Records_one(Records *self, PyObject *doc) {
     if (!PyDict_CheckExact(doc)) Py_RETURN_NONE;
     unsigned long long mask = 0;
-    Py_ssize_t matched = 0;
     PyObject *found[64];
-    for (Py_ssize_t i = 0; i < self->n; i++) {
-        const FieldRule *r = &self->rules[i];
-        PyObject *v = PyDict_GetItemWithError(doc, r->alias); /* borrowed; exact str keys: no Python code */
-        found[i] = v;
-        if (v == NULL) {
-            if (PyErr_Occurred()) return NULL;
-            if (r->required) Py_RETURN_NONE;
-            continue;
-        }
-        int holds = rule_holds(r, v);
+    Py_ssize_t pos = 0;
+    PyObject *key, *v; /* borrowed: no Python code runs while the items are walked */
+    while (PyDict_Next(doc, &pos, &key, &v)) {
+        if (!PyUnicode_CheckExact(key)) Py_RETURN_NONE;
+        int i = key_index(self, key);
+        if (i == -2) return NULL;
+        if (i < 0) Py_RETURN_NONE; /* a key that is no field's */
+        int holds = rule_holds(&self->rules[i], v);
         if (holds < 0) return NULL;
         if (!holds) Py_RETURN_NONE;
-        matched++;
+        found[i] = v;
         mask |= 1ULL << i;
     }
-    if (matched != PyDict_GET_SIZE(doc)) Py_RETURN_NONE; /* a key that is no field's */
+    if ((mask & self->required) != self->required) Py_RETURN_NONE;
     PyObject *values = PyDict_Copy(self->template), *given = NULL, *obj = NULL;
     if (values == NULL) return NULL;
     for (Py_ssize_t i = 0; i < self->n; i++)
-        if (found[i] != NULL && PyDict_SetItem(values, self->rules[i].name, found[i]) < 0) goto fail;
+        if ((mask >> i & 1) && PyDict_SetItem(values, self->rules[i].name, found[i]) < 0) goto fail;
     given = given_set(self, mask);
     if (given == NULL) goto fail;
     obj = self->model->tp_new(self->model, self->empty, NULL);

@@ -199,3 +199,13 @@ def test_the_fields_set_is_the_fields_given_for_any_combination(present: set[str
     assert expected is not None
     assert built[0].model_fields_set == expected.model_fields_set
     assert built[0] == expected
+
+
+def test_keys_are_found_by_their_text_whatever_the_objects() -> None:
+    # A parser that reuses key objects is found by address; any other by text (after 128 are remembered).
+    documents = [{"".join(list(k)): v for k, v in SPEC_EXAMPLE_BODY.items()} for _ in range(300)]
+    built = domain._RECORDS.build(documents)
+    assert built is not None
+    assert all(model == IngestRequest.model_validate(SPEC_EXAMPLE_BODY) for model in built)
+    assert domain._RECORDS.build([{**SPEC_EXAMPLE_BODY, "".join(["unk", "nown"]): 1}]) is None
+    assert domain._RECORDS.build([{**SPEC_EXAMPLE_BODY, 7: 1}]) is None
