@@ -213,6 +213,18 @@ static int put_json_str(Buf *b, PyObject *s) {
     return put_json_utf8(b, u, n);
 }
 
+/* The decimal text of x, written at the end of digits; returns where it starts. */
+static inline int ll_digits(long long x, char digits[24]) {
+    int i = 24;
+    unsigned long long m = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+    do {
+        digits[--i] = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (x < 0) digits[--i] = '-';
+    return i;
+}
+
 static int put_int(Buf *b, PyObject *v) {
     if (!PyLong_Check(v) || PyBool_Check(v)) {
         PyErr_Format(PyExc_TypeError, "expected int, got %.80s", Py_TYPE(v)->tp_name);
@@ -231,13 +243,7 @@ static int put_int(Buf *b, PyObject *v) {
         return rc;
     }
     char digits[24];
-    int i = 24;
-    unsigned long long m = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
-    do {
-        digits[--i] = (char)('0' + m % 10);
-        m /= 10;
-    } while (m);
-    if (x < 0) digits[--i] = '-';
+    int i = ll_digits(x, digits);
     return buf_put(b, digits + i, 24 - i);
 }
 
@@ -1010,13 +1016,7 @@ static Py_ssize_t resp_arg(PyObject *v, const char **data, char digits[24]) {
             PyErr_SetString(PyExc_OverflowError, "command: an int beyond 64 bits");
             return -1;
         }
-        int i = 24;
-        unsigned long long m = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
-        do {
-            digits[--i] = (char)('0' + m % 10);
-            m /= 10;
-        } while (m);
-        if (x < 0) digits[--i] = '-';
+        int i = ll_digits(x, digits);
         *data = digits + i;
         return 24 - i;
     }

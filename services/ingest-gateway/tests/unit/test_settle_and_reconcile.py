@@ -23,6 +23,19 @@ class RecordingAdmission:
         self.reconciled.append((workspace_id, period, accepted_real))
 
 
+def _ingestor(admission: RecordingAdmission, degraded: DegradedAdmission) -> Ingestor:
+    """An Ingestor for its reconcile step alone (nothing else of it runs in these tests)."""
+    return Ingestor(
+        settings=GatewaySettings(),
+        admission=admission,  # type: ignore[arg-type]
+        degraded=degraded,
+        settler=Settler(admission),  # type: ignore[arg-type]
+        sink=None,  # type: ignore[arg-type]
+        prices=None,  # type: ignore[arg-type]
+        notices=None,  # type: ignore[arg-type]
+    )
+
+
 def _request(n: int, events: int) -> list[Settlement]:
     return [(f"r{n}-{i}", b"{}", f"e{n}-{i}") for i in range(events)]
 
@@ -58,15 +71,7 @@ async def test_a_degraded_tally_is_reconciled_once_by_concurrent_requests() -> N
     degraded = DegradedAdmission(120)
     degraded.unreconciled[("ws_a", "2026-12")] = 7
     degraded.unreconciled[("ws_b", "2026-12")] = 3
-    ingestor = Ingestor(
-        settings=GatewaySettings(),
-        admission=admission,  # type: ignore[arg-type]
-        degraded=degraded,
-        settler=Settler(admission),  # type: ignore[arg-type]
-        sink=None,  # type: ignore[arg-type]
-        prices=None,  # type: ignore[arg-type]
-        notices=None,  # type: ignore[arg-type]
-    )
+    ingestor = _ingestor(admission, degraded)
     await asyncio.gather(*(ingestor._reconcile("ws_a") for _ in range(5)))
     assert admission.reconciled == [("ws_a", "2026-12", 7)]
     assert degraded.unreconciled == {("ws_b", "2026-12"): 3}
@@ -81,14 +86,6 @@ async def test_a_tally_whose_reconcile_fails_is_kept_with_what_came_since() -> N
     degraded = DegradedAdmission(120)
     degraded.unreconciled[("ws_a", "2026-12")] = 7
     failing = Failing()
-    ingestor = Ingestor(
-        settings=GatewaySettings(),
-        admission=failing,  # type: ignore[arg-type]
-        degraded=degraded,
-        settler=Settler(failing),  # type: ignore[arg-type]
-        sink=None,  # type: ignore[arg-type]
-        prices=None,  # type: ignore[arg-type]
-        notices=None,  # type: ignore[arg-type]
-    )
+    ingestor = _ingestor(failing, degraded)
     await ingestor._reconcile("ws_a")
     assert degraded.unreconciled == {("ws_a", "2026-12"): 9}
