@@ -960,6 +960,48 @@ def machine() -> dict[str, str]:
     }
 
 
+CALIBRATION = """
+import json, os, sys, time
+from opsmeter_ingest.domain import parse_fast
+os.sched_setaffinity(0, {int(sys.argv[1])})
+body = sys.stdin.buffer.read()
+def median(gap, n=300):
+    times = []
+    for _ in range(n):
+        if gap:
+            time.sleep(gap)
+        t = time.perf_counter()
+        parse_fast(body, batch=False)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[n // 2] * 1e6
+median(0, 50)
+print(json.dumps({"hot": median(0), "after_1ms": median(0.001), "after_5ms": median(0.005)}))
+"""
+
+
+def cache_calibration(placement: "Placement | None") -> dict[str, float] | None:
+    """The gateway's own parse of the example body, back to back and after idle gaps, on the server's core.
+
+    On a shared host, neighbours evict a core's caches within milliseconds: requests that arrive spaced
+    out (D) then cost several times what they cost back to back (A, C). This shows how strongly, at the
+    time of the run, since it changes from one run to the next.
+    """
+    cpu = min(placement.server) if placement is not None else 0
+    before, after = body_parts()
+    with contextlib.suppress(subprocess.SubprocessError, OSError, ValueError):
+        done = subprocess.run(
+            [sys.executable, "-c", CALIBRATION, str(cpu)],
+            input=before + b"calibration" + after,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        figures: dict[str, float] = json.loads(done.stdout)
+        return figures
+    return None
+
+
 def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -1025,6 +1067,8 @@ class Report:
     wall_s: float
     stack_start_s: float
     machine: dict[str, str]
+    calibration: tuple[dict[str, float] | None, dict[str, float] | None] = (None, None)
+    """:func:`cache_calibration` before B and after E."""
 
     @property
     def arrival(self) -> Arrival:
@@ -1246,6 +1290,8 @@ def run_bench(settings: Settings) -> Report:
                 for name, pid in stack_pids.items():
                     Placement.pin(pid, placement.server if name == "ingest-gateway" else placement.rest)
                 say(f"placement: the server under test on {placement.describe()} for everything else")
+            calibration_start = cache_calibration(placement)
+            say(f"cache calibration at start: {_calibration(calibration_start)}")
 
             # B first: the baseline. The stack is up and idle meanwhile.
             port = free_port()
@@ -1302,6 +1348,8 @@ def run_bench(settings: Settings) -> Report:
                 "E full path, consumers running", gateway_port, ws_e.api_key, SINGLE, stack_pids
             )
             shared.arrival = arrived(ws_e, checked, shared)
+            calibration_end = cache_calibration(placement)
+            say(f"cache calibration at the end: {_calibration(calibration_end)}")
         finally:
             if baseline is not None:
                 baseline.stop(timeout=10)
@@ -1323,10 +1371,21 @@ def run_bench(settings: Settings) -> Report:
         wall_s=time.monotonic() - wall,
         stack_start_s=stack_start_s,
         machine=machine_info,
+        calibration=(calibration_start, calibration_end),
     )
 
 
 # --------------------------------------------------------------------------- output
+
+
+def _calibration(figures: dict[str, float] | None) -> str:
+    if figures is None:
+        return "not measured"
+    hot, one, five = figures["hot"], figures["after_1ms"], figures["after_5ms"]
+    return (
+        f"{hot:.1f} µs back to back, {one:.1f} µs after 1 ms idle ({one / hot:.1f}x), "
+        f"{five:.1f} µs after 5 ms ({five / hot:.1f}x)"
+    )
 
 
 def _placement(placement: Placement | None) -> str:
@@ -1456,6 +1515,11 @@ def render(report: Report) -> str:
         "- Workers: the gateway and the bare endpoint each run as one uvicorn worker (uvloop + httptools), "
         "with the same process settings (the startup heap frozen out of the cyclic GC, the same GC thresholds)",
         f"- Placement: {_placement(report.placement)}",
+        "- Cache calibration (`cache_calibration`: the gateway's own parse and validation of the example body on "
+        "the server's core, the median of 300; neighbours on a shared host evict a core's caches within "
+        "milliseconds, so work that arrives spaced out, as in D, costs more than back to back, as in A and C, "
+        f"and by how much changes from run to run): at start {_calibration(report.calibration[0])}; "
+        f"at the end {_calibration(report.calibration[1])}",
         f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured (C and A again: {s.rounds} "
         f"alternating slices of {s.slice_s:g} s each). Order: B, A, D, then C "
         "alternating with A again in slices, B again, E. The figures "
