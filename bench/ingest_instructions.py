@@ -69,6 +69,9 @@ async def _harness(flags: Path, requests: int, batch: int) -> None:
             builder.build()
             return ["kafka"] * len(events)
 
+        def refuses(self, key: bytes, size: int) -> bool:
+            return False
+
     class Notices:
         async def reached(self, *_: Any) -> None:
             return None

@@ -18,8 +18,7 @@ from opsmeter_runtime.localstack import free_port, port_open, redis_process, wai
 from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY, selected_backend
 
 
-@pytest.fixture(scope="module")
-def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def _stack(tmp_path_factory: pytest.TempPathFactory, **env: str) -> Iterator[Stack]:
     if selected_backend() != "local":
         pytest.skip("fault tests stall and kill the local engine processes; they run in the local mode")
     config = StackConfig(
@@ -27,7 +26,7 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         broker_port=free_port(),
         redis_port=free_port(),
         service_ports={s.name: free_port() for s in SERVICES},
-        extra_env={"OPSMETER_ENV": "test", "OPSMETER_LOG_LEVEL": "WARNING"},
+        extra_env={"OPSMETER_ENV": "test", "OPSMETER_LOG_LEVEL": "WARNING", **env},
     )
     stack = Stack(config)
     stack.start(timeout=180)
@@ -38,6 +37,20 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             if process.pid:
                 os.kill(process.pid, signal.SIGCONT)
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from _stack(tmp_path_factory)
+
+
+SMALL_SPOOL_BYTES = 20_000
+"""About twenty events."""
+
+
+@pytest.fixture(scope="module")
+def small_spool_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from _stack(tmp_path_factory, OPSMETER_INGEST_GATEWAY_SPOOL_MAX_BYTES=str(SMALL_SPOOL_BYTES))
 
 
 def workspace(stack: Stack) -> dict[str, Any]:
@@ -101,6 +114,48 @@ class TestBrokerStalled:
         assert "opsmeter_spool_events 0.0" in metrics
         spooled = float(metrics.split("\nopsmeter_spooled_events_total ")[1].split()[0])
         assert spooled >= 30  # the 30 sent while the broker was stopped, at least
+
+
+class TestSpoolFull:
+    def test_503_with_retry_after_then_refused_at_once_until_the_broker_drains_it(
+        self, small_spool_stack: Stack
+    ) -> None:
+        stack = small_spool_stack
+        ws = workspace(stack)
+        assert send(stack, ws).status_code == 202
+        broker = stack.processes["broker"]
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            answers: list[httpx.Response] = []
+            while len(answers) < 60 and (not answers or answers[-1].status_code == 202):
+                answers.append(send(stack, ws))
+            refused_at_once = send(stack, ws)
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        spooled, full = answers[:-1], answers[-1]
+        assert 5 <= len(spooled) <= SMALL_SPOOL_BYTES // 500  # each ~1 kB as stored
+        assert all(a.json()["spooled"] for a in spooled)
+        # The event that found the spool full: validated and admitted, then refused, never a 2xx.
+        assert full.status_code == 503
+        assert full.json()["reason"] == "unavailable"
+        assert full.headers["Retry-After"] == "5"
+        assert "X-RateLimit-Remaining" in full.headers
+        # The next one of the same workspace is refused before any work on it: it would have to queue
+        # behind the spooled events, and the spool takes nothing until a quarter of it is free again.
+        assert refused_at_once.status_code == 503
+        assert refused_at_once.headers["Retry-After"] == "5"
+        assert "spool is full" in refused_at_once.json()["message"]
+        # Not admitted, not counted: the rate limit as the last admission left it.
+        assert refused_at_once.headers["X-RateLimit-Remaining"] == full.headers["X-RateLimit-Remaining"]
+        metrics = httpx.get(f"{stack.config.url('ingest-gateway')}/metrics").text
+        assert 'opsmeter_ingest_rejected_requests_total{reason="unavailable",status="503"} 1.0' in metrics
+        # The broker back: the spool drains, the workspace is taken again, and every 202 counts once.
+        eventually(lambda: send(stack, ws).status_code == 202, timeout=30)
+        accepted = 1 + len(spooled) + 1
+        eventually(lambda: usage_requests(stack, ws) == accepted, timeout=60)
+        time.sleep(1)
+        assert usage_requests(stack, ws) == accepted
 
 
 class TestRedisDown:

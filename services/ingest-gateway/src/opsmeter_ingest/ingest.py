@@ -90,6 +90,10 @@ class _Checked:
     """The status fields of its answer as open JSON (shared by the events admitted with the same flags)."""
 
 
+UNAVAILABLE_RETRY_AFTER_S = 5
+"""``Retry-After`` of a 503: an event that could not be made durable (Kafka slow and the spool full), or a
+repeat of an event still being processed."""
+
 _INVALID: AdmitItem = ("invalid", "x", 0, "")
 """How admission sees an event (or a body) that is not valid: counted for the rate limit, nothing else."""
 
@@ -182,9 +186,31 @@ class Ingestor:
         done = [o for o in outcomes if o is not None]
         count_outcomes(done)
         headers = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
-        if "R" in admission.codes:  # rate limited: a 429
-            headers["Retry-After"] = str(retry_after_s(admission.window_end, time.time()))
+        retry_after = retry_after_s(admission.window_end, time.time()) if "R" in admission.codes else 0  # a 429
+        if any(o.status == 503 for o in done):
+            retry_after = max(retry_after, UNAVAILABLE_RETRY_AFTER_S)
+        if retry_after:
+            headers["Retry-After"] = str(retry_after)
         return IngestResult(done, headers, admission)
+
+    def refused_early(self, principal: Principal, size: int) -> dict[str, str] | None:
+        """The headers of a 503 for a body of ``size`` bytes that could only get 503s now (see the sink's
+        ``refuses``), before any work on it; None when it may go on.
+
+        It is not admitted, so not counted: its rate-limit headers are those the workspace's last
+        admission here left (a new window: the whole limit).
+        """
+        if not self._sink.refuses(principal.workspace_id.encode(), size):
+            return None
+        now = time.time()
+        known = self._degraded.last_known.get(principal.workspace_id)
+        if known is not None and known.window_end > now:
+            headers = rate_limit_headers(known.rate_limit, known.remaining, known.window_end)
+        else:
+            limit = known.rate_limit if known is not None else self._settings.default_rate_limit_per_minute
+            headers = rate_limit_headers(limit, limit, (int(now) // 60 + 1) * 60)
+        headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+        return headers
 
     async def admit_unparsed(self, principal: Principal) -> Admission:
         """Count a request whose body is not JSON (or not JSON at all) against the rate limit."""

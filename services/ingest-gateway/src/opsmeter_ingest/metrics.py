@@ -13,6 +13,13 @@ INGEST_EVENTS = Counter(
     ["status", "reason"],
     registry=REGISTRY,
 )
+REJECTED_REQUESTS = Counter(
+    "opsmeter_ingest_rejected_requests_total",
+    "Ingest requests refused as a whole before their events were decided (API key, body, spool full), "
+    "by HTTP status and reason",
+    ["status", "reason"],
+    registry=REGISTRY,
+)
 REQUEST_LATENCY = Histogram(
     "opsmeter_ingest_request_seconds",
     "Ingest request latency",

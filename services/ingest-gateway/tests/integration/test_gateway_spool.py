@@ -43,6 +43,21 @@ class TestSpool:
             await spool.append(records(5))
         assert spool.pending == 1
 
+    async def test_once_full_it_refuses_until_a_quarter_is_free_again(self, tmp_path: Path) -> None:
+        one = len(records(1)[0].topic) + 4 + 7 + 12  # one record as stored: header, topic, key, value
+        spool = Spool(tmp_path, max_bytes=10 * one)
+        await spool.append(records(9))
+        assert spool.has_room(one)  # room for one more: nothing refused yet
+        with pytest.raises(SpoolUnavailable):
+            await spool.append(records(2))
+        assert not spool.has_room(one)  # the one it still has room for is not offered any more
+        await spool.commit((await spool.peek(9))[:1])  # one drained: the file is not smaller yet
+        assert not spool.has_room(one)
+        await spool.commit(await spool.peek(9))  # all drained: the file goes, the spool is empty
+        assert spool.has_room(10 * one)
+        await spool.append(records(1))
+        assert spool.pending == 1
+
     async def test_concurrent_appends_share_writes_and_keep_every_record(self, tmp_path: Path) -> None:
         spool = Spool(tmp_path, max_bytes=1 << 20)
         await asyncio.gather(*(spool.append(records(1, start=i)) for i in range(50)))

@@ -13,6 +13,9 @@ class TelemetrySink(Protocol):
     async def publish_many(self, events: list[OutgoingEvent]) -> list[Durability | None]:
         """Where each event became durable (Kafka or the spool), or None when it could not."""
 
+    def refuses(self, key: bytes, size: int) -> bool:
+        """Whether events of ``key`` of about ``size`` bytes could not be made durable now, for certain."""
+
 
 class PriceBook(Protocol):
     @property

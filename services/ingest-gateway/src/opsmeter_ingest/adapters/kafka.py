@@ -14,6 +14,10 @@ from opsmeter_runtime.logs import get_logger
 
 log = get_logger(__name__)
 
+DRAIN_BATCH = 10_000
+"""Spooled events per drain round. Under load every await of a round waits behind a loop iteration full
+of requests, so a round's fixed cost is large; 10,000 events (~9 MB) keep it small per event."""
+
 
 class DurableTelemetrySink:
     """Makes events durable and says where each went; ``None`` for an event that could not be."""
@@ -24,7 +28,17 @@ class DurableTelemetrySink:
         self._timeout_s = timeout_s
         self._linger_s = linger_s
         self._wake = asyncio.Event()
+        self._topics_seen: set[str] = set()
         SPOOL_DEPTH.set(spool.pending)
+
+    def refuses(self, key: bytes, size: int) -> bool:
+        """Whether events of ``key`` of about ``size`` bytes would be refused now, before any work on them.
+
+        That is when the key's earlier events wait in the spool (so these must queue behind them there)
+        and the spool has no room for them. Answering 503 at once, rather than after validating, admitting
+        and pricing them, leaves the event loop to the drainer, which is what makes room again.
+        """
+        return self._spool.holds(key) and not self._spool.has_room(size)
 
     async def publish_many(self, events: list[OutgoingEvent]) -> list[Durability | None]:
         topic = Topics.TELEMETRY
@@ -62,7 +76,7 @@ class DurableTelemetrySink:
             self._wake.set()
         return outcome
 
-    async def drain_forever(self, batch: int = 2000) -> None:
+    async def drain_forever(self, batch: int = DRAIN_BATCH) -> None:
         """Publish spooled events in order whenever Kafka takes them again."""
         delay = 0.2
         while True:
@@ -72,9 +86,11 @@ class DurableTelemetrySink:
                     await asyncio.wait_for(self._wake.wait(), timeout=5.0)
                 except TimeoutError:
                     continue
+                self._topics_seen.clear()  # a new backlog: the broker may have restarted since
             try:
                 drained = await self._drain_once(batch)
             except PublishError as exc:
+                self._topics_seen.clear()
                 log.warning("spool_drain_waiting_for_kafka", pending=self._spool.pending, error=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -87,9 +103,12 @@ class DurableTelemetrySink:
         records = await self._spool.peek(batch)
         if not records:
             return 0
-        topics = {r.topic for _, r in records}
+        # Never publish to a topic the broker lost (a restarted local broker would create it anew, with
+        # other partitions): checked once per backlog, and again after a failure, not every round.
+        topics = {r.topic for _, r in records} - self._topics_seen
         if not all([await self._publisher.topic_exists(t) for t in topics]):
             raise PublishError(f"topics {sorted(topics)} are not on the broker yet")
+        self._topics_seen |= topics
         acked = await self._publisher.publish_many(
             [(r.topic, r.key, r.value) for _, r in records], timeout_s=max(5.0, self._timeout_s * 20)
         )

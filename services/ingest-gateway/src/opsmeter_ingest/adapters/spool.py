@@ -51,6 +51,7 @@ class Spool:
         self._lock = asyncio.Lock()
         self._waiting: list[tuple[bytes, int, list[bytes], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._refusing = False
         self._dir.mkdir(parents=True, exist_ok=True)
         self._generation, self._offset = _read_offset(self._offset_path)
         self._log_path = _log_path(directory, self._generation)
@@ -72,6 +73,19 @@ class Spool:
     def pending(self) -> int:
         """Events spooled and not yet published."""
         return sum(self._by_key.values())
+
+    def has_room(self, size: int) -> bool:
+        """Whether ``size`` more bytes fit now; once an append was refused for want of room, not before a
+        quarter of the spool is free again.
+
+        Until then the drainer has the event loop to itself, rather than sharing it with requests that
+        would be validated, admitted and priced only to be refused (ADR 46).
+        """
+        if self._refusing:
+            if self._size > self._max_bytes - self._max_bytes // 4:
+                return False
+            self._refusing = False
+        return self._size + size <= self._max_bytes
 
     def holds(self, key: bytes) -> bool:
         """Whether events of this key (workspace) wait in the spool: then its new events must queue behind."""
@@ -111,6 +125,7 @@ class Spool:
                 for _, _, keys, done in accepted:
                     self._by_key.update(keys)
                     done.set_result(None)
+                self._refusing = self._refusing or bool(refused)
                 for *_, done in refused:
                     done.set_exception(SpoolUnavailable(f"spool is full ({self._size} of {self._max_bytes} bytes)"))
 

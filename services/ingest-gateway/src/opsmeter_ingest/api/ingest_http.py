@@ -32,7 +32,7 @@ from opsmeter_ingest.errors import (
     Unavailable,
     WrongContentType,
 )
-from opsmeter_ingest.metrics import REQUEST_LATENCY
+from opsmeter_ingest.metrics import REJECTED_REQUESTS, REQUEST_LATENCY
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.logs import bind_contextvars
 
@@ -49,6 +49,8 @@ class Reply:
 
 
 def rejection(error: IngestRejected) -> Reply:
+    """A request refused as a whole (it is counted as such; its events, if any, were not decided)."""
+    REJECTED_REQUESTS.labels(str(error.status_code), error.reason).inc()
     return Reply(error.status_code, error.body(), dict(error.headers))
 
 
@@ -94,6 +96,7 @@ async def _unparsed(deps: GatewayDeps, principal: Principal, error: IngestReject
         )
         return rejection(limited)
     error.flags = flags
+    REJECTED_REQUESTS.labels(str(error.status_code), error.reason).inc()
     return Reply(error.status_code, error.body(), {**headers, **error.headers})
 
 
@@ -106,6 +109,11 @@ async def _principal_and_document(
     except IngestRejected as error:
         return rejection(error)
     bind_contextvars(workspace_id=principal.workspace_id)
+    refused = deps.ingestor.refused_early(principal, len(body))
+    if refused is not None:
+        return rejection(
+            Unavailable("the events cannot be made durable now (the spool is full); retry later", headers=refused)
+        )
     try:
         return principal, _parse(content_type, body, batch=batch)
     except (WrongContentType, NotJson) as error:
