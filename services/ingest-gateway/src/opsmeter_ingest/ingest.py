@@ -18,6 +18,7 @@ from opsmeter_ingest.adapters.admission import (
     AdmissionUnavailable,
     AdmitItem,
     DegradedAdmission,
+    DegradedSettlement,
     Kind,
     RedisAdmission,
     Settlement,
@@ -179,7 +180,8 @@ class Ingestor:
         if "Q" in admission.codes and admission.quota_limit is not None:
             await self._notices.reached(principal.workspace_id, admission.plan, admission.quota_limit, admission.period)
         durable = await self._sink.publish_many([i.event for i in admitted]) if admitted else []
-        self._settle(principal.workspace_id, admission, self._answer_admitted(admitted, durable, outcomes, flags))
+        settlements = self._answer_admitted(admitted, durable, outcomes, flags)
+        self._settle(principal.workspace_id, admission, settlements, admitted)
         for index, record in waits:
             outcomes[index] = await self._await_first(principal.workspace_id, record, flags)
 
@@ -228,23 +230,33 @@ class Ingestor:
         return admission
 
     async def _reconcile(self, workspace_id: str) -> None:
-        """Count toward the quota what was admitted in-process while Redis was away, once.
+        """Settle with Redis what was decided in-process while it was away (or answered too late), once.
 
-        Each tally is taken before the call is awaited: concurrent requests of the workspace find it gone
-        and do not count it again; if Redis fails meanwhile, it is put back (with what was added since).
+        Each list is taken before the call is awaited: concurrent requests of the workspace find it gone
+        and do not send it again; if Redis fails meanwhile, it is put back (before what came since). A
+        reconcile applied twice changes nothing the second time, so putting back a part already applied
+        is safe.
         """
-        tallies = self._degraded.unreconciled
-        for key in [key for key in tallies if key[0] == workspace_id]:
-            count = tallies.pop(key, 0)
-            if count <= 0:
+        pending, overflow = self._degraded.unreconciled, self._degraded.overflow
+        for key in [key for key in pending if key[0] == workspace_id]:
+            settlements = pending.pop(key, [])
+            if not settlements:
                 continue
             try:
-                await self._admission.reconcile(key[0], key[1], count)
-            except Exception as exc:  # Redis away again: keep the tally for next time
-                tallies[key] = tallies.get(key, 0) + count
+                counted = await self._admission.reconcile(key[0], key[1], settlements)
+            except Exception as exc:  # Redis away again: keep them for next time
+                pending[key] = settlements + pending.get(key, [])
                 log.warning("quota_reconcile_failed", error=str(exc))
                 return
-            log.info("quota_reconciled", period=key[1], events=count)
+            log.info("quota_reconciled", period=key[1], events=len(settlements), counted=counted)
+        for key in [key for key in overflow if key[0] == workspace_id]:
+            count = overflow.pop(key, 0)
+            try:
+                await self._admission.reconcile_count(key[0], key[1], count)
+            except Exception as exc:
+                overflow[key] = overflow.get(key, 0) + count
+                log.warning("quota_reconcile_failed", error=str(exc))
+                return
 
     def _answer_admitted(
         self,
@@ -275,14 +287,19 @@ class Ingestor:
             settlements.append((request.external_request_id, outcome, item.event.event_id))
         return settlements
 
-    def _settle(self, workspace_id: str, admission: Admission, settlements: list[Settlement]) -> None:
+    def _settle(
+        self, workspace_id: str, admission: Admission, settlements: list[Settlement], admitted: list[_Checked]
+    ) -> None:
         if admission.degraded:
-            for external_request_id, outcome, _ in settlements:
+            # Decided in-process: kept, as they ended, for the reconcile (which counts each durable real
+            # event once, whatever Redis saw of it). Nothing is counted before an event's end is known.
+            degraded: list[DegradedSettlement] = []
+            for (external_request_id, outcome, event_id), item in zip(settlements, admitted, strict=True):
                 if isinstance(outcome, bytes):
                     self._degraded.record_answer(workspace_id, external_request_id, outcome.decode())
-                elif outcome == "-":
-                    key = (workspace_id, admission.period)
-                    self._degraded.unreconciled[key] = max(0, self._degraded.unreconciled.get(key, 0) - 1)
+                kind = "r" if item.record.request.data_mode == "real" else "o"
+                degraded.append((external_request_id, outcome if isinstance(outcome, bytes) else "-", event_id, kind))
+            self._degraded.settled(workspace_id, admission.period, degraded)
             return
         self._settler.submit(workspace_id, admission.period, settlements)
 

@@ -1,9 +1,16 @@
-"""Settlement writes stay small whatever waits, and a degraded tally is counted toward the quota once."""
+"""Settlement writes stay small whatever waits, and events decided in-process are reconciled once."""
 
 import asyncio
 from typing import Any
 
-from opsmeter_ingest.adapters.admission import MAX_SETTLE_EVENTS, DegradedAdmission, Settlement, Settler
+from opsmeter_ingest.adapters.admission import (
+    MAX_SETTLE_EVENTS,
+    MAX_UNRECONCILED,
+    DegradedAdmission,
+    DegradedSettlement,
+    Settlement,
+    Settler,
+)
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.ingest import Ingestor
 
@@ -13,14 +20,15 @@ class RecordingAdmission:
 
     def __init__(self) -> None:
         self.writes: list[list[tuple[str, str, list[Settlement]]]] = []
-        self.reconciled: list[tuple[str, str, int]] = []
+        self.reconciled: list[tuple[str, str, list[DegradedSettlement]]] = []
 
     async def settle_many(self, batches: list[tuple[str, str, list[Settlement]]]) -> None:
         self.writes.append(batches)
 
-    async def reconcile(self, workspace_id: str, period: str, accepted_real: int) -> None:
+    async def reconcile(self, workspace_id: str, period: str, settlements: list[DegradedSettlement]) -> int:
         await asyncio.sleep(0.01)  # concurrent requests of the workspace run meanwhile
-        self.reconciled.append((workspace_id, period, accepted_real))
+        self.reconciled.append((workspace_id, period, settlements))
+        return len(settlements)
 
 
 def _ingestor(admission: RecordingAdmission, degraded: DegradedAdmission) -> Ingestor:
@@ -66,26 +74,44 @@ async def test_a_request_larger_than_a_write_is_settled_alone() -> None:
     assert [[len(o) for _, _, o in write] for write in admission.writes] == [[10], [MAX_SETTLE_EVENTS + 1], [10]]
 
 
-async def test_a_degraded_tally_is_reconciled_once_by_concurrent_requests() -> None:
+def _degraded(n: int, tag: str = "d") -> list[DegradedSettlement]:
+    return [(f"{tag}{i}", b"{}", f"e{tag}{i}", "r") for i in range(n)]
+
+
+async def test_events_decided_in_process_are_reconciled_once_by_concurrent_requests() -> None:
     admission = RecordingAdmission()
     degraded = DegradedAdmission(120)
-    degraded.unreconciled[("ws_a", "2026-12")] = 7
-    degraded.unreconciled[("ws_b", "2026-12")] = 3
+    degraded.settled("ws_a", "2026-12", _degraded(7))
+    degraded.settled("ws_b", "2026-12", _degraded(3))
     ingestor = _ingestor(admission, degraded)
     await asyncio.gather(*(ingestor._reconcile("ws_a") for _ in range(5)))
-    assert admission.reconciled == [("ws_a", "2026-12", 7)]
-    assert degraded.unreconciled == {("ws_b", "2026-12"): 3}
+    assert admission.reconciled == [("ws_a", "2026-12", _degraded(7))]
+    assert degraded.unreconciled == {("ws_b", "2026-12"): _degraded(3)}
 
 
-async def test_a_tally_whose_reconcile_fails_is_kept_with_what_came_since() -> None:
+async def test_a_reconcile_that_fails_keeps_its_events_before_those_since() -> None:
     class Failing(RecordingAdmission):
-        async def reconcile(self, workspace_id: str, period: str, accepted_real: int) -> Any:
-            degraded.unreconciled[("ws_a", "2026-12")] = 2  # admitted in-process meanwhile
+        async def reconcile(self, workspace_id: str, period: str, settlements: list[DegradedSettlement]) -> Any:
+            degraded.settled("ws_a", "2026-12", _degraded(2, "later"))  # decided in-process meanwhile
             raise ConnectionError("Redis away again")
 
     degraded = DegradedAdmission(120)
-    degraded.unreconciled[("ws_a", "2026-12")] = 7
+    degraded.settled("ws_a", "2026-12", _degraded(7))
     failing = Failing()
     ingestor = _ingestor(failing, degraded)
     await ingestor._reconcile("ws_a")
-    assert degraded.unreconciled == {("ws_a", "2026-12"): 9}
+    assert degraded.unreconciled == {("ws_a", "2026-12"): _degraded(7) + _degraded(2, "later")}
+
+
+def test_beyond_the_kept_events_durable_real_ones_are_still_counted() -> None:
+    degraded = DegradedAdmission(120)
+    degraded.settled("ws_a", "2026-12", _degraded(MAX_UNRECONCILED - 1))
+    over: list[DegradedSettlement] = [
+        ("x1", b"{}", "ex1", "r"),
+        ("x2", "-", "ex2", "r"),
+        ("x3", b"{}", "ex3", "o"),
+        ("x4", b"{}", "ex4", "r"),
+    ]
+    degraded.settled("ws_a", "2026-12", over)
+    assert degraded.unreconciled[("ws_a", "2026-12")][-1] == over[0]  # the room left: kept one by one
+    assert degraded.overflow == {("ws_a", "2026-12"): 1}  # then only x4: durable and real

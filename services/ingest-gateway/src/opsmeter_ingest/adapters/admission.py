@@ -36,6 +36,14 @@ Settlement = tuple[str, bytes | str, str]
 """``(external_request_id, outcome, event id)``; the outcome is the stored answer (JSON bytes), or '-' to
 release a real event, '~' to release another."""
 
+DegradedSettlement = tuple[str, bytes | str, str, str]
+"""An event decided in-process, for :meth:`RedisAdmission.reconcile`: ``(external_request_id, stored answer
+or '-' when it could not be made durable, event id, 'r' for real data or 'o')``."""
+
+MAX_UNRECONCILED = 200_000
+"""Events decided in-process kept one by one for the reconcile; beyond, durable real ones are only counted
+(and may then count twice if Redis had admitted them after all: a reply that came too late)."""
+
 PENDING_TTL_S = 60
 
 MAX_SETTLE_EVENTS = 2_000
@@ -91,7 +99,7 @@ def admission_scripts(url: str, *, timeout_s: float) -> RedisScripts:
     lua = files("opsmeter_ingest.adapters") / "lua"
     return RedisScripts(
         url,
-        {"admit": (lua / "admit.lua").read_text(), "settle": (lua / "settle.lua").read_text()},
+        {name: (lua / f"{name}.lua").read_text() for name in ("admit", "settle", "reconcile")},
         timeout_s=timeout_s,
     )
 
@@ -160,8 +168,29 @@ class RedisAdmission:
         value = await self._redis.get(idempotency_key(workspace_id, external_request_id))
         return None if value is None else _text(value)
 
-    async def reconcile(self, workspace_id: str, period: str, accepted_real: int) -> None:
-        """Count events admitted while Redis was away toward the workspace's quota."""
+    async def reconcile(self, workspace_id: str, period: str, settlements: list[DegradedSettlement]) -> int:
+        """Settle events decided in-process (``reconcile.lua``): each counts toward the quota once, whether
+        Redis never saw it or admitted it with an answer that came too late; what it added to the quota.
+
+        In writes of at most ``MAX_SETTLE_EVENTS``. Applying the same settlements twice changes nothing
+        the second time, so a caller may retry all of them after a failure part way.
+        """
+        idem = idempotency_prefix(workspace_id)
+        delta = 0
+        for start in range(0, len(settlements), MAX_SETTLE_EVENTS):
+            chunk = settlements[start : start + MAX_SETTLE_EVENTS]
+            keys = [quota_key(workspace_id), policy_pending_key(workspace_id), *[idem + s[0] for s in chunk]]
+            args: list[str | int | bytes] = [period, ANSWER_TTL_S]
+            for _, outcome, event_id, kind in chunk:
+                args += (outcome, event_id, kind)
+            try:
+                delta += int(await self._scripts.call("reconcile", keys, args))
+            except (ScriptsUnavailable, ScriptError) as exc:
+                raise AdmissionUnavailable(str(exc)) from exc
+        return delta
+
+    async def reconcile_count(self, workspace_id: str, period: str, accepted_real: int) -> None:
+        """Count durable real events decided in-process beyond ``MAX_UNRECONCILED`` toward the quota."""
         await self._redis.eval(
             "if redis.call('HGET', KEYS[1], 'p') == ARGV[1] then return redis.call('HINCRBY', KEYS[1], 'n', ARGV[2]) "
             "else redis.call('HSET', KEYS[1], 'p', ARGV[1], 'n', ARGV[2]) return tonumber(ARGV[2]) end",
@@ -180,8 +209,22 @@ class DegradedAdmission:
     windows: dict[str, FixedWindow] = field(default_factory=dict)
     last_known: dict[str, Admission] = field(default_factory=dict)
     seen: dict[str, str] = field(default_factory=dict)
-    unreconciled: dict[tuple[str, str], int] = field(default_factory=dict)
+    unreconciled: dict[tuple[str, str], list[DegradedSettlement]] = field(default_factory=dict)
+    """Per (workspace, period): the events decided here, settled, and not yet reconciled with Redis."""
+    overflow: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Durable real events beyond ``MAX_UNRECONCILED``: only counted."""
     decisions: int = 0
+
+    def settled(self, workspace_id: str, period: str, settlements: list[DegradedSettlement]) -> None:
+        """Keep what became of events admitted here, for the reconcile once Redis answers again."""
+        kept = sum(len(v) for v in self.unreconciled.values())
+        room = max(0, MAX_UNRECONCILED - kept)
+        key = (workspace_id, period)
+        if room:
+            self.unreconciled.setdefault(key, []).extend(settlements[:room])
+        beyond = sum(1 for _, outcome, _, kind in settlements[room:] if outcome != "-" and kind == "r")
+        if beyond:
+            self.overflow[key] = self.overflow.get(key, 0) + beyond
 
     def remember(self, workspace_id: str, admission: Admission) -> None:
         self.last_known[workspace_id] = admission
@@ -206,9 +249,6 @@ class DegradedAdmission:
                 codes.append("B")
             else:
                 codes.append(f"A{int(policy.budget_warning)}{int(policy.budget_exceeded)}")
-                if kind == "r":
-                    key = (workspace_id, period)
-                    self.unreconciled[key] = self.unreconciled.get(key, 0) + 1
         return Admission(
             rate_limit=limit,
             rate_used=window.used,

@@ -1,0 +1,43 @@
+-- After Redis was away (or answered too late): settle events the gateway decided in-process, counting
+-- each toward the quota once, whatever Redis saw of them.
+-- KEYS[1] quota period   KEYS[2] unsettled budget spend   KEYS[2+i] idempotency key of event i
+-- ARGV[1] period the events were admitted in   ARGV[2] answer TTL (s)
+-- ARGV[3i], ARGV[3i+1], ARGV[3i+2] event i: the stored answer, or '-' (not durable); its event id; 'r' for
+--   real data (counts toward the quota), else 'o'
+-- A durable event whose key does not exist was never seen by Redis: it counts now. One whose key is
+-- 'pending' was admitted by a script whose answer came too late: already counted, its answer is stored
+-- now. One whose key holds an answer repeats an event settled before: nothing to count. An event that
+-- could not be made durable releases a reservation only if a script made one (its key 'pending').
+local delta = 0
+for i = 1, #KEYS - 2 do
+  local outcome = ARGV[3 * i]
+  local real = ARGV[3 * i + 2] == 'r'
+  local key = KEYS[2 + i]
+  local current = redis.call('GET', key)
+  if outcome == '-' then
+    if current == 'pending' then
+      redis.call('DEL', key)
+      if real then
+        delta = delta - 1
+        local cost = redis.call('HGET', KEYS[2], ARGV[3 * i + 1])
+        if cost then
+          redis.call('HDEL', KEYS[2], ARGV[3 * i + 1])
+          redis.call('HINCRBY', KEYS[2], 'total', -tonumber(cost))
+        end
+      end
+    end
+  elseif not current then
+    redis.call('SET', key, outcome, 'EX', tonumber(ARGV[2]))
+    if real then delta = delta + 1 end
+  elseif current == 'pending' then
+    redis.call('SET', key, outcome, 'EX', tonumber(ARGV[2]))
+  end
+end
+if delta ~= 0 then
+  if redis.call('HGET', KEYS[1], 'p') == ARGV[1] then
+    if redis.call('HINCRBY', KEYS[1], 'n', delta) < 0 then redis.call('HSET', KEYS[1], 'n', 0) end
+  elseif delta > 0 then
+    redis.call('HSET', KEYS[1], 'p', ARGV[1], 'n', delta)
+  end
+end
+return delta
