@@ -29,6 +29,7 @@ from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.domain import (
     AcceptedAnswers,
     EventWriter,
+    IngestRequest,
     OutgoingEvent,
     PayloadRejected,
     PolicyFlags,
@@ -99,6 +100,11 @@ _INVALID: AdmitItem = ("invalid", "x", 0, "")
 """How admission sees an event (or a body) that is not valid: counted for the rate limit, nothing else."""
 
 
+def _kind(request: IngestRequest) -> Kind:
+    """How admission and the reconcile see a valid event: 'r' counts toward the quota (dataMode=real)."""
+    return "r" if request.data_mode == "real" else "o"
+
+
 def _open_status(body: dict[str, Any]) -> bytes:
     """An accepted answer's status fields as JSON left open for the event's own part (which has its warnings)."""
     del body["warnings"]
@@ -146,8 +152,7 @@ class Ingestor:
             warnings = record.warnings + pricing.warnings if pricing.warnings else record.warnings
             checked.append(_Checked(record, event, pricing, warnings))
             request = record.request
-            kind: Kind = "r" if request.data_mode == "real" else "o"
-            items.append((request.external_request_id, kind, pricing.cost_micro_usd, event.event_id))
+            items.append((request.external_request_id, _kind(request), pricing.cost_micro_usd, event.event_id))
         return checked, items
 
     async def ingest(self, principal: Principal, documents: list[Any]) -> IngestResult:
@@ -204,13 +209,7 @@ class Ingestor:
         """
         if not self._sink.refuses(principal.workspace_id.encode(), size):
             return None
-        now = time.time()
-        known = self._degraded.last_known.get(principal.workspace_id)
-        if known is not None and known.window_end > now:
-            headers = rate_limit_headers(known.rate_limit, known.remaining, known.window_end)
-        else:
-            limit = known.rate_limit if known is not None else self._settings.default_rate_limit_per_minute
-            headers = rate_limit_headers(limit, limit, (int(now) // 60 + 1) * 60)
+        headers = rate_limit_headers(*self._degraded.rate_state(principal.workspace_id, time.time()))
         headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
         return headers
 
@@ -297,8 +296,8 @@ class Ingestor:
             for (external_request_id, outcome, event_id), item in zip(settlements, admitted, strict=True):
                 if isinstance(outcome, bytes):
                     self._degraded.record_answer(workspace_id, external_request_id, outcome.decode())
-                kind = "r" if item.record.request.data_mode == "real" else "o"
-                degraded.append((external_request_id, outcome if isinstance(outcome, bytes) else "-", event_id, kind))
+                durable = outcome if isinstance(outcome, bytes) else "-"
+                degraded.append((external_request_id, durable, event_id, _kind(item.record.request)))
             self._degraded.settled(workspace_id, admission.period, degraded)
             return
         self._settler.submit(workspace_id, admission.period, settlements)

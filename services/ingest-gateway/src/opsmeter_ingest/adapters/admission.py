@@ -99,7 +99,14 @@ def admission_scripts(url: str, *, timeout_s: float) -> RedisScripts:
     lua = files("opsmeter_ingest.adapters") / "lua"
     return RedisScripts(
         url,
-        {name: (lua / f"{name}.lua").read_text() for name in ("admit", "settle", "reconcile")},
+        {
+            "admit": (lua / "admit.lua").read_text(),
+            # Both release reservations the same way: one function, prepended to each.
+            **{
+                name: (lua / "release.lua").read_text() + (lua / f"{name}.lua").read_text()
+                for name in ("settle", "reconcile")
+            },
+        },
         timeout_s=timeout_s,
     )
 
@@ -228,6 +235,15 @@ class DegradedAdmission:
 
     def remember(self, workspace_id: str, admission: Admission) -> None:
         self.last_known[workspace_id] = admission
+
+    def rate_state(self, workspace_id: str, now: float) -> tuple[int, int, int]:
+        """``(limit, remaining, window end)`` as the workspace's last admission here left them, for an answer
+        that was not admitted (once that window has passed: the whole limit of the current one)."""
+        known = self.last_known.get(workspace_id)
+        if known is not None and known.window_end > now:
+            return known.rate_limit, known.remaining, known.window_end
+        limit = known.rate_limit if known is not None else self.default_rate_limit
+        return limit, limit, FixedWindow(limit, window=int(now // 60)).window_end
 
     def admit(self, workspace_id: str, items: list[AdmitItem], now: float) -> Admission:
         known = self.last_known.get(workspace_id)

@@ -8,29 +8,22 @@
 -- 'pending' was admitted by a script whose answer came too late: already counted, its answer is stored
 -- now. One whose key holds an answer repeats an event settled before: nothing to count. An event that
 -- could not be made durable releases a reservation only if a script made one (its key 'pending').
+-- (release() comes from release.lua, prepended to this script.)
 local delta = 0
 for i = 1, #KEYS - 2 do
   local outcome = ARGV[3 * i]
   local real = ARGV[3 * i + 2] == 'r'
   local key = KEYS[2 + i]
-  local current = redis.call('GET', key)
   if outcome == '-' then
-    if current == 'pending' then
-      redis.call('DEL', key)
-      if real then
-        delta = delta - 1
-        local cost = redis.call('HGET', KEYS[2], ARGV[3 * i + 1])
-        if cost then
-          redis.call('HDEL', KEYS[2], ARGV[3 * i + 1])
-          redis.call('HINCRBY', KEYS[2], 'total', -tonumber(cost))
-        end
-      end
+    delta = delta - release(key, ARGV[3 * i + 1], real)
+  else
+    local current = redis.call('GET', key)
+    if not current then
+      redis.call('SET', key, outcome, 'EX', tonumber(ARGV[2]))
+      if real then delta = delta + 1 end
+    elseif current == 'pending' then
+      redis.call('SET', key, outcome, 'EX', tonumber(ARGV[2]))
     end
-  elseif not current then
-    redis.call('SET', key, outcome, 'EX', tonumber(ARGV[2]))
-    if real then delta = delta + 1 end
-  elseif current == 'pending' then
-    redis.call('SET', key, outcome, 'EX', tonumber(ARGV[2]))
   end
 end
 if delta ~= 0 then

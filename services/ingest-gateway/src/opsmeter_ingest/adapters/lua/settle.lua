@@ -5,23 +5,13 @@
 -- ARGV[1] period the reservations were made in   ARGV[2] answer TTL (s)
 -- ARGV[1+2i], ARGV[2+2i] event i: the stored answer, or '-' (release a real event) or '~' (release another);
 --   then its event id
+-- (release() comes from release.lua, prepended to this script.)
 local released = 0
 for i = 1, #KEYS - 2 do
   local outcome = ARGV[1 + 2 * i]
   local key = KEYS[2 + i]
   if outcome == '-' or outcome == '~' then
-    if redis.call('GET', key) == 'pending' then
-      redis.call('DEL', key)
-      if outcome == '-' then
-        released = released + 1
-        local event_id = ARGV[2 + 2 * i]
-        local cost = redis.call('HGET', KEYS[2], event_id)
-        if cost then
-          redis.call('HDEL', KEYS[2], event_id)
-          redis.call('HINCRBY', KEYS[2], 'total', -tonumber(cost))
-        end
-      end
-    end
+    released = released + release(key, ARGV[2 + 2 * i], outcome == '-')
   else
     redis.call('SET', key, outcome, 'EX', tonumber(ARGV[2]))
   end
