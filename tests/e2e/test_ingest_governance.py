@@ -159,6 +159,32 @@ class TestIdempotency:
             assert time.monotonic() < deadline
             time.sleep(0.1)
 
+    def test_repeats_of_a_batch_settled_in_one_write_answer_like_the_first(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="starter")
+        wait_for_plan(stack, ws, "starter")
+        gateway = stack.url("ingest-gateway")
+        headers = {"X-API-Key": ws["apiKey"]}
+        events = [body(), body(model="gpt-4o"), body()]
+        first = httpx.post(f"{gateway}/v1/ingest/llm-requests", json={"events": events}, headers=headers).json()
+        assert [r["duplicate"] for r in first["results"]] == [False] * 3
+
+        def part(result: dict[str, Any]) -> tuple[object, ...]:
+            return result["eventId"], result["costUsd"], result["modelNormalized"], result["spooled"]
+
+        deadline = time.monotonic() + 5
+        while True:  # the batch is settled off the answer's path: a repeat meanwhile is answered 202 too
+            again = httpx.post(f"{gateway}/v1/ingest/llm-requests", json={"events": events}, headers=headers).json()
+            if all(r["duplicate"] for r in again["results"]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert [r["httpStatus"] for r in again["results"]] == [202] * 3
+        assert [r["duplicate"] for r in again["results"]] == [True] * 3
+        assert [part(r) for r in again["results"]] == [part(r) for r in first["results"]]
+        single = httpx.post(f"{gateway}/v1/ingest/llm-request", json=events[1], headers=headers).json()
+        assert (single["duplicate"], part(single)) == (True, part(first["results"][1]))
+        status = httpx.get(f"{gateway}/v1/diagnostics/workspace-status", headers=headers).json()
+        assert status["plan"]["currentRequestCount"] == 3
+
 
 class TestBatch:
     def test_a_batch_answers_207_with_one_result_per_event(self, stack: RunningStack) -> None:

@@ -19,6 +19,7 @@ from opsmeter_ingest.adapters.admission import (
     AdmitItem,
     DegradedAdmission,
     DegradedSettlement,
+    Durable,
     Kind,
     RedisAdmission,
     Settlement,
@@ -81,12 +82,16 @@ class IngestResult:
 
 @dataclass(slots=True)
 class _Checked:
-    """One valid event: its record, priced and encoded; once admitted, where its answer goes and how."""
+    """One valid event: its record, priced and encoded, its answer; once admitted, where its answer goes and how."""
 
     record: ValidatedRecord
     event: OutgoingEvent
     pricing: Pricing
     warnings: tuple[str, ...]
+    stored: bytes
+    """Its part of an accepted answer as stored for repeats, as it is once in Kafka (``spooled`` false)."""
+    part: bytes
+    """The same without its braces: what follows the status fields in its own answer."""
     index: int = 0
     status: bytes = b""
     """The status fields of its answer as open JSON (shared by the events admitted with the same flags)."""
@@ -96,7 +101,7 @@ UNAVAILABLE_RETRY_AFTER_S = 5
 """``Retry-After`` of a 503: an event that could not be made durable (Kafka slow and the spool full), or a
 repeat of an event still being processed."""
 
-_INVALID: AdmitItem = ("invalid", "x", 0, "")
+_INVALID: AdmitItem = ("invalid", "x", 0, "", b"")
 """How admission sees an event (or a body) that is not valid: counted for the rate limit, nothing else."""
 
 
@@ -140,6 +145,7 @@ class Ingestor:
         records = validate_records(documents, now=now, max_age=self._max_age, max_skew=self._max_skew)
         writer = EventWriter(workspace_id=principal.workspace_id, api_key_id=principal.credential_id, now=now)
         quote = self._prices.quoter()
+        answers = AcceptedAnswers()
         checked: list[_Checked | PayloadRejected] = []
         items: list[AdmitItem] = []
         for record in records:
@@ -150,9 +156,11 @@ class Ingestor:
             pricing = quote(record)
             event = writer.event(record, pricing)
             warnings = record.warnings + pricing.warnings if pricing.warnings else record.warnings
-            checked.append(_Checked(record, event, pricing, warnings))
+            # Rendered before admission, which stores it with the key: a repeat's answer once this is durable.
+            stored, part = answers.render(b"", event.event_id, pricing, warnings, spooled=False)
+            checked.append(_Checked(record, event, pricing, warnings, stored, part))
             request = record.request
-            items.append((request.external_request_id, _kind(request), pricing.cost_micro_usd, event.event_id))
+            items.append((request.external_request_id, _kind(request), pricing.cost_micro_usd, event.event_id, stored))
         return checked, items
 
     async def ingest(self, principal: Principal, documents: list[Any]) -> IngestResult:
@@ -185,8 +193,8 @@ class Ingestor:
         if "Q" in admission.codes and admission.quota_limit is not None:
             await self._notices.reached(principal.workspace_id, admission.plan, admission.quota_limit, admission.period)
         durable = await self._sink.publish_many([i.event for i in admitted]) if admitted else []
-        settlements = self._answer_admitted(admitted, durable, outcomes, flags)
-        self._settle(principal.workspace_id, admission, settlements, admitted)
+        self._answer_admitted(admitted, durable, outcomes, flags)
+        self._settle(principal.workspace_id, admission, admitted, durable)
         for index, record in waits:
             outcomes[index] = await self._await_first(principal.workspace_id, record, flags)
 
@@ -263,51 +271,66 @@ class Ingestor:
         durable: list[Durability | None],
         outcomes: list[Outcome | None],
         flags: PolicyFlags,
-    ) -> list[Settlement]:
-        """Answer each admitted event (202 once durable, else 503); what to settle for it.
-
-        A durable event's settlement stores its answer for repeats (without the status part, which a
-        repeat takes from the workspace's state then); one that is not releases its key (and its quota).
-        """
-        settlements: list[Settlement] = []
-        answers = AcceptedAnswers()
+    ) -> None:
+        """Answer each admitted event: 202 once durable (with ``spooled`` true if in the spool), else 503."""
+        answers: AcceptedAnswers | None = None
         for item, where in zip(admitted, durable, strict=True):
-            request = item.record.request
-            outcome: bytes | str
-            if where is not None:
-                # {"eventId": …, "spooled": …}: stored as it is for repeats, and the event's part of its answer.
-                outcome, opened = answers.render(
-                    item.status, item.event.event_id, item.pricing, item.warnings, spooled=where == "spool"
+            if where == "kafka":
+                outcomes[item.index] = Outcome(202, None, item.status + item.part)
+            elif where == "spool":
+                answers = answers or AcceptedAnswers()
+                item.stored, item.part = answers.render(
+                    b"", item.event.event_id, item.pricing, item.warnings, spooled=True
                 )
-                outcomes[item.index] = Outcome(202, None, opened)
+                outcomes[item.index] = Outcome(202, None, item.status + item.part)
             else:
                 outcomes[item.index] = self._unavailable(flags)
-                outcome = "-" if request.data_mode == "real" else "~"
-            settlements.append((request.external_request_id, outcome, item.event.event_id))
-        return settlements
 
     def _settle(
-        self, workspace_id: str, admission: Admission, settlements: list[Settlement], admitted: list[_Checked]
+        self, workspace_id: str, admission: Admission, admitted: list[_Checked], durable: list[Durability | None]
     ) -> None:
+        """Make the keys of admitted events answer repeats once durable, and give back those of the others.
+
+        A request of several events that all went the same way is settled with one write (its record, see
+        ``lua/idem.lua``); otherwise each event: its stored answer, or its reservation released ('-' for a
+        real event, '~' another) so that a retry counts as new. (A single event is settled on its own: that
+        is one write too, and its key then holds its answer, without a record beside it for 24 h.)
+        """
+        if not admitted:
+            return
         if admission.degraded:
             # Decided in-process: kept, as they ended, for the reconcile (which counts each durable real
             # event once, whatever Redis saw of it). Nothing is counted before an event's end is known.
             degraded: list[DegradedSettlement] = []
-            for (external_request_id, outcome, event_id), item in zip(settlements, admitted, strict=True):
-                if isinstance(outcome, bytes):
-                    self._degraded.record_answer(workspace_id, external_request_id, outcome.decode())
-                durable = outcome if isinstance(outcome, bytes) else "-"
-                degraded.append((external_request_id, durable, event_id, _kind(item.record.request)))
+            for item, where in zip(admitted, durable, strict=True):
+                request = item.record.request
+                if where is not None:
+                    self._degraded.record_answer(workspace_id, request.external_request_id, item.stored.decode())
+                ended: bytes | str = item.stored if where is not None else "-"
+                degraded.append((request.external_request_id, ended, item.event.event_id, _kind(request)))
             self._degraded.settled(workspace_id, admission.period, degraded)
             return
-        self._settler.submit(workspace_id, admission.period, settlements)
+        first = durable[0]
+        if len(durable) > 1 and first is not None and durable.count(first) == len(durable):
+            uniform: Durable = "k" if first == "kafka" else "s"
+            self._settler.submit(workspace_id, admission.period, admission.token, uniform)
+            return
+        settlements: list[Settlement] = []
+        for item, where in zip(admitted, durable, strict=True):
+            request = item.record.request
+            outcome: bytes | str = item.stored if where is not None else "-" if request.data_mode == "real" else "~"
+            settlements.append((request.external_request_id, outcome, item.event.event_id))
+        self._settler.submit(workspace_id, admission.period, admission.token, settlements)
 
     async def _await_first(self, workspace_id: str, record: ValidatedRecord, flags: PolicyFlags) -> Outcome:
         """The same externalRequestId is in flight: answer like the first once it settles."""
         ext_id = record.request.external_request_id
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
-            stored = await self._admission.read_answer(workspace_id, ext_id)
+            try:
+                stored = await self._admission.read_answer(workspace_id, ext_id)
+            except AdmissionUnavailable:
+                break
             if stored is None:
                 break
             if stored != "pending":

@@ -8,6 +8,7 @@ from opsmeter_ingest.adapters.admission import (
     MAX_UNRECONCILED,
     DegradedAdmission,
     DegradedSettlement,
+    RequestSettlement,
     Settlement,
     Settler,
 )
@@ -19,10 +20,10 @@ class RecordingAdmission:
     """Stands in for Redis (pure batching logic under test): records what each write would carry."""
 
     def __init__(self) -> None:
-        self.writes: list[list[tuple[str, str, list[Settlement]]]] = []
+        self.writes: list[list[RequestSettlement]] = []
         self.reconciled: list[tuple[str, str, list[DegradedSettlement]]] = []
 
-    async def settle_many(self, batches: list[tuple[str, str, list[Settlement]]]) -> None:
+    async def settle_many(self, batches: list[RequestSettlement]) -> None:
         self.writes.append(batches)
 
     async def reconcile(self, workspace_id: str, period: str, settlements: list[DegradedSettlement]) -> int:
@@ -53,25 +54,39 @@ async def test_settlements_of_many_full_batches_go_out_in_bounded_writes() -> No
     settler = Settler(admission, linger_s=0)  # type: ignore[arg-type]
     running = asyncio.create_task(settler.run())
     for n in range(300):  # 300 requests of 500 events each, waiting at once
-        settler.submit("ws_a", "2026-12", _request(n, 500))
+        settler.submit("ws_a", "2026-12", f"t{n}", _request(n, 500))
     await settler.flush()
     running.cancel()
-    sizes = [sum(len(outcomes) for _, _, outcomes in write) for write in admission.writes]
+    sizes = [sum(len(outcomes) for _, _, _, outcomes in write) for write in admission.writes]
     assert max(sizes) <= MAX_SETTLE_EVENTS
-    settled = [s for write in admission.writes for _, _, outcomes in write for s in outcomes]
+    settled = [s for write in admission.writes for _, _, _, outcomes in write for s in outcomes]
     assert settled == [s for n in range(300) for s in _request(n, 500)]  # every one, once, in order
+
+
+async def test_requests_settled_with_their_record_count_as_one_event_in_a_write() -> None:
+    admission = RecordingAdmission()
+    settler = Settler(admission, linger_s=0)  # type: ignore[arg-type]
+    running = asyncio.create_task(settler.run())
+    for n in range(MAX_SETTLE_EVENTS + 10):  # each request's events all in Kafka: one record each
+        settler.submit("ws_a", "2026-12", f"t{n}", "k")
+    await settler.flush()
+    running.cancel()
+    assert [len(write) for write in admission.writes] == [MAX_SETTLE_EVENTS, 10]
+    assert [token for write in admission.writes for _, _, token, _ in write] == [
+        f"t{n}" for n in range(MAX_SETTLE_EVENTS + 10)
+    ]
 
 
 async def test_a_request_larger_than_a_write_is_settled_alone() -> None:
     admission = RecordingAdmission()
     settler = Settler(admission, linger_s=0)  # type: ignore[arg-type]
     running = asyncio.create_task(settler.run())
-    settler.submit("ws_a", "2026-12", _request(0, 10))
-    settler.submit("ws_a", "2026-12", _request(1, MAX_SETTLE_EVENTS + 1))
-    settler.submit("ws_a", "2026-12", _request(2, 10))
+    settler.submit("ws_a", "2026-12", "t0", _request(0, 10))
+    settler.submit("ws_a", "2026-12", "t1", _request(1, MAX_SETTLE_EVENTS + 1))
+    settler.submit("ws_a", "2026-12", "t2", _request(2, 10))
     await settler.flush()
     running.cancel()
-    assert [[len(o) for _, _, o in write] for write in admission.writes] == [[10], [MAX_SETTLE_EVENTS + 1], [10]]
+    assert [[len(o) for _, _, _, o in write] for write in admission.writes] == [[10], [MAX_SETTLE_EVENTS + 1], [10]]
 
 
 def _degraded(n: int, tag: str = "d") -> list[DegradedSettlement]:

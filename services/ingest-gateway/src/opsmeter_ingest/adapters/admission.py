@@ -7,6 +7,8 @@ what it let through, so quotas are reconciled once Redis answers again.
 
 import asyncio
 import contextlib
+import itertools
+import secrets
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Literal
@@ -26,8 +28,9 @@ Kind = Literal["x", "r", "o"]
 ANSWER_TTL_S = 24 * 3600
 
 
-AdmitItem = tuple[str, Kind, int, str]
-"""One event as admission sees it: ``(external_request_id, kind, cost in micro-USD, event id or "")``.
+AdmitItem = tuple[str, Kind, int, str, bytes]
+"""One event as admission sees it: ``(external_request_id, kind, cost in micro-USD, event id or "", its stored
+answer as it is once in Kafka, or b"")``: what a repeat is answered once the event is durable.
 
 Plain tuples, as :data:`Settlement`: a batch makes one per event, and a tuple costs a fraction of a
 named tuple or a dataclass to build."""
@@ -35,6 +38,13 @@ named tuple or a dataclass to build."""
 Settlement = tuple[str, bytes | str, str]
 """``(external_request_id, outcome, event id)``; the outcome is the stored answer (JSON bytes), or '-' to
 release a real event, '~' to release another."""
+
+Durable = Literal["k", "s"]
+"""Where every admitted event of a request went: 'k' Kafka, 's' the spool."""
+
+RequestSettlement = tuple[str, str, str, "Durable | list[Settlement]"]
+"""``(workspace_id, period, token, outcome)``: a request's admitted events, settled with one write when they all
+went the same way (``Durable``), else event by event."""
 
 DegradedSettlement = tuple[str, bytes | str, str, str]
 """An event decided in-process, for :meth:`RedisAdmission.reconcile`: ``(external_request_id, stored answer
@@ -68,6 +78,11 @@ def idempotency_key(workspace_id: str, external_request_id: str) -> str:
     return idempotency_prefix(workspace_id) + external_request_id
 
 
+def record_prefix(workspace_id: str) -> str:
+    """The records of a workspace's requests: this prefix and the request's token (see ``lua/idem.lua``)."""
+    return f"opsmeter:idemreq:{workspace_id}:"
+
+
 @dataclass(frozen=True)
 class Admission:
     rate_limit: int
@@ -80,6 +95,8 @@ class Admission:
     plan: str | None
     codes: list[str]
     degraded: bool = False
+    token: str = ""
+    """The request's token: its events' keys name it until one write settles them all (``lua/idem.lua``)."""
 
     @property
     def remaining(self) -> int:
@@ -97,16 +114,12 @@ def _text(value: bytes | str | int) -> str:
 def admission_scripts(url: str, *, timeout_s: float) -> RedisScripts:
     """The admission and settlement scripts over their own pipelined connection."""
     lua = files("opsmeter_ingest.adapters") / "lua"
+    # Shared rules are functions of their own files, prepended to each script that uses them: what a key's
+    # value says (idem.lua) and how a reservation is released (release.lua).
+    uses = {"admit": ["idem"], "settle": ["release"], "reconcile": ["idem", "release"], "lookup": ["idem"]}
     return RedisScripts(
         url,
-        {
-            "admit": (lua / "admit.lua").read_text(),
-            # Both release reservations the same way: one function, prepended to each.
-            **{
-                name: (lua / "release.lua").read_text() + (lua / f"{name}.lua").read_text()
-                for name in ("settle", "reconcile")
-            },
-        },
+        {name: "".join((lua / f"{part}.lua").read_text() for part in [*parts, name]) for name, parts in uses.items()},
         timeout_s=timeout_s,
     )
 
@@ -115,7 +128,10 @@ class RedisAdmission:
     def __init__(self, redis: Redis, scripts: RedisScripts, *, default_rate_limit: int, default_quota: int) -> None:
         self._redis = redis
         self._scripts = scripts
-        self._head = (str(default_rate_limit), str(default_quota), str(PENDING_TTL_S))
+        self._head = (str(default_rate_limit), str(default_quota), str(PENDING_TTL_S), str(ANSWER_TTL_S))
+        # A request's token: this process's random part and a counter, unique across processes and restarts.
+        self._process = secrets.token_hex(6)
+        self._requests = itertools.count()
 
     async def admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
         idem = idempotency_prefix(workspace_id)
@@ -125,11 +141,12 @@ class RedisAdmission:
             rate_key(workspace_id),
             quota_key(workspace_id),
             policy_pending_key(workspace_id),
-            *[idem + external_request_id for external_request_id, _, _, _ in items],
+            *[idem + item[0] for item in items],
         ]
-        args: list[str | int] = [*self._head]
-        for _, kind, cost, event_id in items:
-            args += (kind, cost, event_id or "-")
+        token = f"{self._process}{next(self._requests):x}"
+        args: list[str | int | bytes] = [*self._head, token, record_prefix(workspace_id)]
+        for _, kind, cost, event_id, answer in items:
+            args += (kind, cost, event_id or "-", answer)
         try:
             raw = await self._scripts.call("admit", keys, args)
         except (ScriptsUnavailable, ScriptError) as exc:
@@ -150,21 +167,22 @@ class RedisAdmission:
             ),
             plan=head[10] or None,
             codes=[code.decode() for code in raw[11:]],  # bulk strings: bytes from hiredis
+            token=token,
         )
 
-    async def settle_many(self, batches: list[tuple[str, str, list[Settlement]]]) -> None:
+    async def settle_many(self, batches: list[RequestSettlement]) -> None:
         """Several requests' settlements in one round trip (one write of script calls)."""
         calls: list[tuple[str, list[str], list[str | int | bytes]]] = []
-        for workspace_id, period, outcomes in batches:
+        for workspace_id, period, token, outcome in batches:
+            keys = [quota_key(workspace_id), policy_pending_key(workspace_id), record_prefix(workspace_id) + token]
+            if isinstance(outcome, str):  # every event the same way: the request's record says it
+                calls.append(("settle", keys, [period, ANSWER_TTL_S, token, outcome]))
+                continue
             idem = idempotency_prefix(workspace_id)
-            keys = [
-                quota_key(workspace_id),
-                policy_pending_key(workspace_id),
-                *[idem + external_request_id for external_request_id, _, _ in outcomes],
-            ]
-            args: list[str | int | bytes] = [period, ANSWER_TTL_S]
-            for _, outcome, event_id in outcomes:
-                args += (outcome, event_id)
+            keys += [idem + external_request_id for external_request_id, _, _ in outcome]
+            args: list[str | int | bytes] = [period, ANSWER_TTL_S, token, "e"]
+            for _, answer, event_id in outcome:
+                args += (answer, event_id)
             calls.append(("settle", keys, args))
         try:
             await self._scripts.call_many(calls)
@@ -172,7 +190,12 @@ class RedisAdmission:
             raise AdmissionUnavailable(str(exc)) from exc
 
     async def read_answer(self, workspace_id: str, external_request_id: str) -> str | None:
-        value = await self._redis.get(idempotency_key(workspace_id, external_request_id))
+        """The stored answer of the event of ``external_request_id``, 'pending' while it is in flight, or None."""
+        try:
+            key = idempotency_key(workspace_id, external_request_id)
+            value = await self._scripts.call("lookup", [key], [record_prefix(workspace_id), PENDING_TTL_S])
+        except (ScriptsUnavailable, ScriptError) as exc:
+            raise AdmissionUnavailable(str(exc)) from exc
         return None if value is None else _text(value)
 
     async def reconcile(self, workspace_id: str, period: str, settlements: list[DegradedSettlement]) -> int:
@@ -187,7 +210,7 @@ class RedisAdmission:
         for start in range(0, len(settlements), MAX_SETTLE_EVENTS):
             chunk = settlements[start : start + MAX_SETTLE_EVENTS]
             keys = [quota_key(workspace_id), policy_pending_key(workspace_id), *[idem + s[0] for s in chunk]]
-            args: list[str | int | bytes] = [period, ANSWER_TTL_S]
+            args: list[str | int | bytes] = [period, ANSWER_TTL_S, record_prefix(workspace_id), PENDING_TTL_S]
             for _, outcome, event_id, kind in chunk:
                 args += (outcome, event_id, kind)
             try:
@@ -253,7 +276,7 @@ class DegradedAdmission:
         window.limit = limit
         period = month_period(now)
         codes: list[str] = []
-        for external_request_id, kind, _, _ in items:
+        for external_request_id, kind, _, _, _ in items:
             self.decisions += 1
             if not window.take(now):
                 codes.append("R")
@@ -319,14 +342,14 @@ class Settler:
     def __init__(self, admission: RedisAdmission, *, linger_s: float = 0.005) -> None:
         self._admission = admission
         self._linger_s = linger_s
-        self._queue: list[tuple[str, str, list[Settlement]]] = []
+        self._queue: list[RequestSettlement] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def submit(self, workspace_id: str, period: str, outcomes: list[Settlement]) -> None:
-        if outcomes:
-            self._queue.append((workspace_id, period, outcomes))
+    def submit(self, workspace_id: str, period: str, token: str, outcome: Durable | list[Settlement]) -> None:
+        if outcome:
+            self._queue.append((workspace_id, period, token, outcome))
             self._idle.clear()
             self._wake.set()
 
@@ -350,17 +373,18 @@ class Settler:
                     delay = min(delay * 2, 2.0)
             self._idle.set()
 
-    def _next_write(self) -> list[tuple[str, str, list[Settlement]]]:
+    def _next_write(self) -> list[RequestSettlement]:
         """The next requests to settle in one write: at most ``MAX_SETTLE_EVENTS`` events (one request at least).
 
         Bounded by events, not requests: one write of many full batches would keep Redis busy past the
         scripts' deadline, fail, and be retried whole, forever, while the idempotency keys stay pending.
         """
         events = taken = 0
-        for _, _, outcomes in self._queue:
-            if taken and events + len(outcomes) > MAX_SETTLE_EVENTS:
+        for _, _, _, outcome in self._queue:
+            size = 1 if isinstance(outcome, str) else len(outcome)
+            if taken and events + size > MAX_SETTLE_EVENTS:
                 break
-            events += len(outcomes)
+            events += size
             taken += 1
         batch, self._queue = self._queue[:taken], self._queue[taken:]
         return batch

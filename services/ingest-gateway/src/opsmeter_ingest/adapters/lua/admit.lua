@@ -4,15 +4,19 @@
 -- KEYS[5] spend admitted but not yet settled by the policy engine (event id -> micro-USD, 'total')
 -- KEYS[5+i] idempotency key of event i
 -- ARGV[1] default rate limit per minute   ARGV[2] default monthly quota   ARGV[3] pending TTL (s)
--- ARGV[1+3i], ARGV[2+3i], ARGV[3+3i] event i: kind, cost (micro-USD), event id. Kind: 'x' invalid,
---   'r' valid and counted toward quota and budgets (dataMode=real), 'o' valid and counted toward neither.
+-- ARGV[4] answer TTL (s)   ARGV[5] this request's token   ARGV[6] the workspace's record prefix
+-- ARGV[3+4i], ARGV[4+4i], ARGV[5+4i], ARGV[6+4i] event i: kind, cost (micro-USD), event id, its stored
+--   answer once in Kafka (see idem.lua). Kind: 'x' invalid, 'r' valid and counted toward quota
+--   and budgets (dataMode=real), 'o' valid and counted toward neither.
 -- Budgets (reserve, then the policy engine settles): with a budget, a real event reserves its cost;
 -- its answer's flags include the reserved spend, and under hard-stop an event is refused once the
 -- reserved spend has reached the budget, so the overshoot is at most the one event that crosses it.
 -- Returns {limit, used, window_end, quota_limit, quota_used, period, budget_warning, budget_exceeded,
 --          enforcement, kill_switch, plan, code_1, ..., code_N}
--- Codes: 'A' admitted (quota reserved, key marked pending), 'R' rate limited, 'X' invalid, 'Q' quota used up,
---        'B' budget hard-stop, 'P' the same id is in flight, 'D' .. stored answer: a duplicate.
+-- Codes: 'A' admitted (quota reserved, key holding the reservation), 'R' rate limited, 'X' invalid,
+--        'Q' quota used up, 'B' budget hard-stop, 'P' the same id is in flight, 'D' .. stored answer: a
+--        duplicate. A key abandoned in flight (see idem.lua) is taken over: the event goes in as new.
+-- (idem_state() comes from idem.lua, prepended to this script.)
 local function year_month(epoch)
   local z = math.floor(epoch / 86400) + 719468
   local era = math.floor(z / 146097)
@@ -57,10 +61,12 @@ if quota[1] == period then quota_used = tonumber(quota[2]) end
 local n = #KEYS - 5
 local codes = {}
 local pending_ttl = tonumber(ARGV[3])
+local answer_ttl = tonumber(ARGV[4])
+local mark = '@' .. now .. ':' .. ARGV[5] .. '|'
 for i = 1, n do
-  local kind = ARGV[1 + 3 * i]
-  local cost = tonumber(ARGV[2 + 3 * i])
-  local event_id = ARGV[3 + 3 * i]
+  local kind = ARGV[3 + 4 * i]
+  local cost = tonumber(ARGV[4 + 4 * i])
+  local event_id = ARGV[5 + 4 * i]
   local code
   if used >= limit then
     code = 'R'
@@ -69,12 +75,22 @@ for i = 1, n do
     if kind == 'x' then
       code = 'X'
     else
-      -- Mark the key pending if it is new (one call for the common case); an existing key is a repeat.
+      -- Reserve the key if it is new (one call for the common case); an existing key is a repeat.
       -- A new key refused below (budget, quota) is removed again. No key expires while a script runs.
       local key = KEYS[5 + i]
-      if not redis.call('SET', key, 'pending', 'NX', 'EX', pending_ttl) then
-        local seen = redis.call('GET', key)
-        if seen == 'pending' then code = 'P' else code = 'D' .. seen end
+      local value = mark .. ARGV[6 + 4 * i]
+      if not redis.call('SET', key, value, 'NX', 'EX', answer_ttl) then
+        local state, answer = idem_state(redis.call('GET', key), ARGV[6], now, pending_ttl)
+        if state == 'pending' then
+          code = 'P'
+        elseif state == 'answer' then
+          code = 'D' .. answer
+        else
+          redis.call('SET', key, value, 'EX', answer_ttl)
+        end
+      end
+      if code then
+        -- a repeat: answered above
       elseif blocks or (kind == 'r' and enforcing and exceed_head ~= nil and reserved >= exceed_head) then
         redis.call('DEL', key)
         code = 'B'

@@ -1,0 +1,21 @@
+-- Prepended to admit.lua, reconcile.lua and lookup.lua (see admission_scripts): what an idempotency key's
+-- value says of its event. Three forms:
+--   '@<at>:<token>|<answer>'  admitted at <at> (Redis's clock, s) by the request <token>; <answer> is the
+--       event's stored answer as it is once in Kafka (ending '"spooled":false}'). The request is settled
+--       with one write, its record <record prefix><token>: 'k' (its events are in Kafka) or 's' (in the
+--       spool: the answer then ends '"spooled":true}').
+--       No record yet: in flight, or, after pending_ttl, abandoned (the gateway never settled it).
+--   an answer (JSON)  settled event by event (some of its request's events were not made durable, or it
+--       was decided in-process and reconciled since)
+--   'pending'  the form before records (kept for keys written by an older gateway; they expire in 60 s)
+-- Returns 'answer', the stored answer | 'pending' | 'abandoned'.
+local function idem_state(value, record_prefix, now, pending_ttl)
+  if value == 'pending' then return 'pending' end
+  if string.sub(value, 1, 1) ~= '@' then return 'answer', value end
+  local at, token, answer = string.match(value, '^@(%d+):([%w]+)|(.*)$')
+  local record = redis.call('GET', record_prefix .. token)
+  if record == 'k' then return 'answer', answer end
+  if record == 's' then return 'answer', string.sub(answer, 1, -7) .. 'true}' end
+  if now - tonumber(at) < pending_ttl then return 'pending' end
+  return 'abandoned'
+end

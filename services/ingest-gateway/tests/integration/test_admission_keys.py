@@ -1,0 +1,178 @@
+"""The gateway's idempotency keys against the real local Redis: settled per request (ADR 47), and the
+reconcile after Redis was away or answered late (ADR 46).
+
+A request's admitted events are settled with one write when they all went the same way: the repeats each
+form of settlement answers, what an unsettled key means (in flight, or abandoned and taken over), the
+event-by-event settlement of a request whose events ended differently; then each event decided
+in-process counted once whatever Redis saw of it.
+"""
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from opsmeter_ingest.adapters.admission import (
+    PENDING_TTL_S,
+    AdmitItem,
+    DegradedSettlement,
+    RedisAdmission,
+    Settlement,
+    admission_scripts,
+    idempotency_key,
+    quota_key,
+    record_prefix,
+)
+from opsmeter_runtime.testing import Engines
+
+PERIOD = "2026-12"
+
+
+@pytest.fixture
+async def admission(engines: Engines) -> AsyncIterator[tuple[RedisAdmission, Redis]]:
+    redis = Redis.from_url(engines.redis_url)
+    scripts = admission_scripts(engines.redis_url, timeout_s=2.0)
+    yield RedisAdmission(redis, scripts, default_rate_limit=120, default_quota=10_000), redis
+    await scripts.close()
+    await redis.aclose()
+
+
+def _answer(event_id: str) -> bytes:
+    """A stored answer as the gateway renders it for an event in Kafka (it ends with ``spooled`` false)."""
+    return orjson.dumps({"eventId": event_id, "costUsd": "0.00022", "duplicate": False, "spooled": False})
+
+
+def _items(*names: str) -> list[AdmitItem]:
+    return [(name, "r", 220, f"ev-{name}", _answer(f"ev-{name}")) for name in names]
+
+
+def _workspace() -> str:
+    return f"ws_rec_{uuid.uuid4().hex[:12]}"
+
+
+async def _quota(redis: Redis, ws: str) -> int:
+    return int(await redis.hget(quota_key(ws), "n") or 0)
+
+
+async def test_a_request_settled_with_its_record_answers_every_repeat_like_the_first(
+    admission: tuple[RedisAdmission, Redis],
+) -> None:
+    gateway, redis = admission
+    ws = _workspace()
+    first = await gateway.admit(ws, _items("a", "b"))
+    assert [c[0] for c in first.codes] == ["A", "A"]
+    # Before the settlement the events are in flight: a repeat waits, whatever Redis is asked.
+    assert (await gateway.admit(ws, _items("a"))).codes == ["P"]
+    assert await gateway.read_answer(ws, "b") == "pending"
+
+    await gateway.settle_many([(ws, first.period, first.token, "k")])
+    repeat = await gateway.admit(ws, _items("a", "b"))
+    assert repeat.codes == ["D" + _answer("ev-a").decode(), "D" + _answer("ev-b").decode()]
+    assert await gateway.read_answer(ws, "b") == _answer("ev-b").decode()
+    assert await _quota(redis, ws) == 2  # each counted once
+
+    spooled = await gateway.admit(ws, _items("c"))
+    await gateway.settle_many([(ws, spooled.period, spooled.token, "s")])
+    stored = orjson.loads((await gateway.admit(ws, _items("c"))).codes[0][1:])
+    assert stored == {"eventId": "ev-c", "costUsd": "0.00022", "duplicate": False, "spooled": True}
+    assert await redis.ttl(record_prefix(ws) + spooled.token) > 24 * 3600 - 60  # as long as its keys
+
+
+async def test_a_key_never_settled_is_taken_over_once_its_request_is_abandoned(
+    admission: tuple[RedisAdmission, Redis],
+) -> None:
+    gateway, redis = admission
+    ws = _workspace()
+    # Admitted by a request whose gateway died before settling it, longer ago than the pending TTL.
+    long_ago = int(time.time()) - PENDING_TTL_S - 5
+    await redis.set(idempotency_key(ws, "lost"), f"@{long_ago}:dead01|{_answer('ev-old').decode()}")
+    assert await gateway.read_answer(ws, "lost") is None  # a waiting repeat may go in as new
+
+    retry = await gateway.admit(ws, _items("lost"))
+    assert retry.codes[0][0] == "A"  # counted as new: the first was never made durable
+    await gateway.settle_many([(ws, retry.period, retry.token, "k")])
+    assert await gateway.read_answer(ws, "lost") == _answer("ev-lost").decode()
+
+
+async def test_events_that_ended_differently_are_settled_one_by_one(admission: tuple[RedisAdmission, Redis]) -> None:
+    gateway, redis = admission
+    ws = _workspace()
+    admitted = await gateway.admit(ws, _items("durable", "lost", "taken-over"))
+    assert await _quota(redis, ws) == 3
+    # The third key was taken over by another request meanwhile (its first abandoned): left as it is.
+    other = f"@{int(time.time())}:0ther|{_answer('ev-other').decode()}"
+    await redis.set(idempotency_key(ws, "taken-over"), other)
+    outcomes: list[Settlement] = [
+        ("durable", _answer("ev-durable"), "ev-durable"),
+        ("lost", "-", "ev-lost"),
+        ("taken-over", "-", "ev-taken-over"),
+    ]
+    await gateway.settle_many([(ws, admitted.period, admitted.token, outcomes)])
+
+    assert await redis.get(idempotency_key(ws, "durable")) == _answer("ev-durable")
+    assert await redis.get(idempotency_key(ws, "lost")) is None  # a retry counts as new
+    assert await redis.get(idempotency_key(ws, "taken-over")) == other.encode()
+    assert await _quota(redis, ws) == 2  # the lost event's unit given back, and only its
+    assert (await gateway.admit(ws, _items("lost"))).codes[0][0] == "A"
+
+
+async def test_each_event_decided_in_process_counts_once_whatever_redis_saw_of_it(
+    admission: tuple[RedisAdmission, Redis],
+) -> None:
+    gateway, redis = admission
+    ws = f"ws_rec_{uuid.uuid4().hex[:12]}"
+    await redis.hset(quota_key(ws), mapping={"p": PERIOD, "n": 10})
+    # A script admitted these (counted, key reserved: no request settled it) but its answer came after the
+    # deadline: one in the current form (see lua/idem.lua), one long ago (abandoned), one in the older form.
+    await redis.set(idempotency_key(ws, "late-durable"), '@1796140000:aa01|{"eventId":"x"}')
+    await redis.set(idempotency_key(ws, "late-lost"), "@1796140000:aa02|{}")
+    await redis.set(idempotency_key(ws, "late-old-form"), "pending")
+    await redis.set(idempotency_key(ws, "settled-before"), '{"eventId":"first"}')
+    # Admitted and settled by a request of another gateway (its record says Kafka): a repeat too.
+    await redis.set(idempotency_key(ws, "settled-by-record"), '@1796140000:bb01|{"eventId":"other"}')
+    await redis.set(record_prefix(ws) + "bb01", "k")
+    settlements: list[DegradedSettlement] = [
+        ("never-seen", b'{"eventId":"e1"}', "e1", "r"),  # Redis away when it came: counts now
+        ("late-durable", b'{"eventId":"e2"}', "e2", "r"),  # counted already: its answer stored
+        ("late-lost", "-", "e3", "r"),  # not durable: the script's reservation released
+        ("late-old-form", b'{"eventId":"e7"}', "e7", "r"),  # counted already: its answer stored
+        ("never-seen-lost", "-", "e4", "r"),  # not durable, never counted: nothing
+        ("settled-before", b'{"eventId":"e5"}', "e5", "r"),  # a repeat of a settled event: nothing
+        ("settled-by-record", b'{"eventId":"e8"}', "e8", "r"),  # the same
+        ("demo", b'{"eventId":"e6"}', "e6", "o"),  # not real data: never counts
+    ]
+    assert await gateway.reconcile(ws, PERIOD, settlements) == 0  # +1 (never-seen) -1 (late-lost)
+
+    async def state() -> tuple[object, list[object]]:
+        names = [s[0] for s in settlements]
+        return await redis.hget(quota_key(ws), "n"), [await redis.get(idempotency_key(ws, n)) for n in names]
+
+    after = await state()
+    assert after == (
+        b"10",
+        [
+            b'{"eventId":"e1"}',
+            b'{"eventId":"e2"}',
+            None,
+            b'{"eventId":"e7"}',
+            None,
+            b'{"eventId":"first"}',
+            b'@1796140000:bb01|{"eventId":"other"}',
+            b'{"eventId":"e6"}',
+        ],
+    )
+    # Sent again (a reconcile put back after failing part way): nothing changes.
+    assert await gateway.reconcile(ws, PERIOD, settlements) == 0
+    assert await state() == after
+
+
+async def test_events_of_a_period_redis_has_not_counted_yet_start_it(admission: tuple[RedisAdmission, Redis]) -> None:
+    gateway, redis = admission
+    ws = f"ws_rec_{uuid.uuid4().hex[:12]}"
+    await redis.hset(quota_key(ws), mapping={"p": "2026-11", "n": 500})
+    many: list[DegradedSettlement] = [(f"r{i}", b"{}", f"e{i}", "r") for i in range(4_500)]  # three writes
+    assert await gateway.reconcile(ws, PERIOD, many) == 4_500
+    assert await redis.hmget(quota_key(ws), ["p", "n"]) == [PERIOD.encode(), b"4500"]
