@@ -19,7 +19,6 @@ from opsmeter_ingest.adapters.admission import (
     AdmitItem,
     DegradedAdmission,
     DegradedSettlement,
-    Durable,
     Kind,
     RedisAdmission,
     Settlement,
@@ -312,8 +311,7 @@ class Ingestor:
             return
         first = durable[0]
         if len(durable) > 1 and first is not None and durable.count(first) == len(durable):
-            uniform: Durable = "k" if first == "kafka" else "s"
-            self._settler.submit(workspace_id, admission.period, admission.token, uniform)
+            self._settler.submit(workspace_id, admission.period, admission.token, first)
             return
         settlements: list[Settlement] = []
         for item, where in zip(admitted, durable, strict=True):

@@ -68,14 +68,14 @@ async def test_a_request_settled_with_its_record_answers_every_repeat_like_the_f
     assert (await gateway.admit(ws, _items("a"))).codes == ["P"]
     assert await gateway.read_answer(ws, "b") == "pending"
 
-    await gateway.settle_many([(ws, first.period, first.token, "k")])
+    await gateway.settle_many([(ws, first.period, first.token, "kafka")])
     repeat = await gateway.admit(ws, _items("a", "b"))
     assert repeat.codes == ["D" + _answer("ev-a").decode(), "D" + _answer("ev-b").decode()]
     assert await gateway.read_answer(ws, "b") == _answer("ev-b").decode()
     assert await _quota(redis, ws) == 2  # each counted once
 
     spooled = await gateway.admit(ws, _items("c"))
-    await gateway.settle_many([(ws, spooled.period, spooled.token, "s")])
+    await gateway.settle_many([(ws, spooled.period, spooled.token, "spool")])
     stored = orjson.loads((await gateway.admit(ws, _items("c"))).codes[0][1:])
     assert stored == {"eventId": "ev-c", "costUsd": "0.00022", "duplicate": False, "spooled": True}
     assert await redis.ttl(record_prefix(ws) + spooled.token) > 24 * 3600 - 60  # as long as its keys
@@ -93,7 +93,7 @@ async def test_a_key_never_settled_is_taken_over_once_its_request_is_abandoned(
 
     retry = await gateway.admit(ws, _items("lost"))
     assert retry.codes[0][0] == "A"  # counted as new: the first was never made durable
-    await gateway.settle_many([(ws, retry.period, retry.token, "k")])
+    await gateway.settle_many([(ws, retry.period, retry.token, "kafka")])
     assert await gateway.read_answer(ws, "lost") == _answer("ev-lost").decode()
 
 

@@ -68,7 +68,7 @@ async def test_requests_settled_with_their_record_count_as_one_event_in_a_write(
     settler = Settler(admission, linger_s=0)  # type: ignore[arg-type]
     running = asyncio.create_task(settler.run())
     for n in range(MAX_SETTLE_EVENTS + 10):  # each request's events all in Kafka: one record each
-        settler.submit("ws_a", "2026-12", f"t{n}", "k")
+        settler.submit("ws_a", "2026-12", f"t{n}", "kafka")
     await settler.flush()
     running.cancel()
     assert [len(write) for write in admission.writes] == [MAX_SETTLE_EVENTS, 10]

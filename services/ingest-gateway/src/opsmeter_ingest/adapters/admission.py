@@ -15,6 +15,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from opsmeter_ingest.adapters import Durability
 from opsmeter_ingest.domain import FixedWindow, month_period
 from opsmeter_runtime.logs import get_logger
 from opsmeter_runtime.projections import PolicyStatus, plan_key, policy_pending_key, policy_status_key
@@ -39,12 +40,12 @@ Settlement = tuple[str, bytes | str, str]
 """``(external_request_id, outcome, event id)``; the outcome is the stored answer (JSON bytes), or '-' to
 release a real event, '~' to release another."""
 
-Durable = Literal["k", "s"]
-"""Where every admitted event of a request went: 'k' Kafka, 's' the spool."""
-
-RequestSettlement = tuple[str, str, str, "Durable | list[Settlement]"]
+RequestSettlement = tuple[str, str, str, "Durability | list[Settlement]"]
 """``(workspace_id, period, token, outcome)``: a request's admitted events, settled with one write when they all
-went the same way (``Durable``), else event by event."""
+went the same way (where they went), else event by event."""
+
+_RECORDS: dict[Durability, str] = {"kafka": "k", "spool": "s"}
+"""What a request's record says (``lua/idem.lua``) of events that all went to Kafka, or all to the spool."""
 
 DegradedSettlement = tuple[str, bytes | str, str, str]
 """An event decided in-process, for :meth:`RedisAdmission.reconcile`: ``(external_request_id, stored answer
@@ -176,7 +177,7 @@ class RedisAdmission:
         for workspace_id, period, token, outcome in batches:
             keys = [quota_key(workspace_id), policy_pending_key(workspace_id), record_prefix(workspace_id) + token]
             if isinstance(outcome, str):  # every event the same way: the request's record says it
-                calls.append(("settle", keys, [period, ANSWER_TTL_S, token, outcome]))
+                calls.append(("settle", keys, [period, ANSWER_TTL_S, token, _RECORDS[outcome]]))
                 continue
             idem = idempotency_prefix(workspace_id)
             keys += [idem + external_request_id for external_request_id, _, _ in outcome]
@@ -347,7 +348,7 @@ class Settler:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def submit(self, workspace_id: str, period: str, token: str, outcome: Durable | list[Settlement]) -> None:
+    def submit(self, workspace_id: str, period: str, token: str, outcome: Durability | list[Settlement]) -> None:
         if outcome:
             self._queue.append((workspace_id, period, token, outcome))
             self._idle.clear()
