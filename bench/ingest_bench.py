@@ -35,6 +35,7 @@ a fixed rate). Every request goes to 127.0.0.1; every loop is bounded in time an
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -50,7 +51,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,6 +194,11 @@ class LoadResult:
     send_p99_ms: float = 0.0
     generator_cpu_s: float = 0.0
     server_cpu_s: dict[str, float] = field(default_factory=dict)
+    window_p99_ms: list[float] = field(default_factory=list)
+    """Open loop: the p99 of the requests due in each window of ``WINDOW_S`` seconds, in order."""
+    slow_bursts: list[int] = field(default_factory=list)
+    """Open loop: the slowest 1 % of due requests, grouped into bursts (due less than ``BURST_GAP_S`` apart);
+    the size of each burst, largest first."""
 
     @property
     def rate(self) -> float:
@@ -444,6 +450,8 @@ class _Tally:
     budget: int = 0
     latencies: list[float] = field(default_factory=list)
     send_latencies: list[float] = field(default_factory=list)
+    due: list[float] = field(default_factory=list)
+    """Open loop: when each answered request was due (seconds from the start of its tally), as ``latencies``."""
 
     def count(self, target: Target, status: int, body: bytes) -> None:
         """Tally one answer; a batch's 207 is parsed and its ``accepted``/``rejected`` fields summed."""
@@ -639,6 +647,7 @@ async def _open_loop(
                     continue
                 answered = time.perf_counter()
                 tally.latencies.append(answered - scheduled)
+                tally.due.append(scheduled - (cutoff if tally is measured else start))
                 tally.send_latencies.append(answered - sent_at)
                 tally.count(requests.target, status, body)
                 if not keep_alive:
@@ -688,6 +697,36 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+WINDOW_S = 10.0
+"""D: the p99 is also given per window of this many seconds, so a reader sees whether the tail is spread
+over the run or comes from one part of it."""
+BURST_GAP_S = 0.02
+"""D: slow requests due less than this far apart count as one burst (one stall of the machine or the server)."""
+
+
+def timeline(due: list[float], latencies: list[float]) -> tuple[list[float], list[int]]:
+    """The p99 (ms) of each ``WINDOW_S`` window of due time, and the bursts of the slowest 1 %, largest first.
+
+    ``due[i]`` is when the request of ``latencies[i]`` was due. A tail made of a few large bursts comes from
+    stalls; one spread over many small ones comes from the server's steady load.
+    """
+    if not due:
+        return [], []
+    windows: dict[int, list[float]] = {}
+    for at, latency in zip(due, latencies, strict=True):
+        windows.setdefault(int(at // WINDOW_S), []).append(latency)
+    per_window = [percentile(sorted(v), 99) * 1000 for _, v in sorted(windows.items())]
+    slow = max(1, len(latencies) // 100)
+    slowest = sorted(due[i] for i in sorted(range(len(latencies)), key=latencies.__getitem__)[-slow:])
+    bursts = [1]
+    for previous, current in itertools.pairwise(slowest):
+        if current - previous < BURST_GAP_S:
+            bursts[-1] += 1
+        else:
+            bursts.append(1)
+    return per_window, sorted(bursts, reverse=True)
+
+
 def _result(
     name: str, target: Target, tally: _Tally, elapsed: float, cpu_s: float, *, open_loop: bool = False
 ) -> LoadResult:
@@ -697,6 +736,7 @@ def _result(
         # to record; it counts as slower than any answer, so it cannot flatter the percentiles.
         latencies += [math.inf] * (tally.sent - tally.accepted - tally.other)
     sends = sorted(tally.send_latencies)
+    per_window, bursts = timeline(tally.due, tally.latencies) if open_loop else ([], [])
     return LoadResult(
         name=name,
         generator="python",
@@ -715,6 +755,8 @@ def _result(
         send_p50_ms=percentile(sends, 50) * 1000,
         send_p99_ms=percentile(sends, 99) * 1000,
         generator_cpu_s=cpu_s,
+        window_p99_ms=per_window,
+        slow_bursts=bursts,
     )
 
 
@@ -783,20 +825,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def machine_busy_seconds() -> float:
-    """CPU-seconds all cores spent busy since boot (user, nice, system, irq, softirq, steal); 0.0 without /proc."""
+def machine_seconds() -> dict[str, float]:
+    """CPU-seconds since boot from ``/proc/stat`` ({} without it): ``*machine``, what all cores spent busy (user,
+    nice, system, irq, softirq), and ``*steal``, what the hypervisor gave to other guests while this machine's
+    virtual CPUs wanted to run, in all and per core (``*steal:cpu0``, …)."""
     try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    except (OSError, IndexError, ValueError):
-        return 0.0
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    times: dict[str, float] = {}
+    for line in lines:
+        name, *fields = line.split()
+        if not name.startswith("cpu") or len(fields) < 8:
+            continue
+        try:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+        except ValueError:
+            continue
+        if name == "cpu":
+            times["*machine"] = (user + nice + system + irq + softirq) / tick
+            times["*steal"] = steal / tick
+        else:
+            times[f"*steal:{name}"] = steal / tick
+    return times
 
 
 def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
     """CPU-seconds so far of each process, of the whole machine (``*machine``) and of this one (``*generator``)."""
     snapshot = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    snapshot["*machine"] = machine_busy_seconds()
+    snapshot.update(machine_seconds())
     snapshot["*generator"] = time.process_time()
     return snapshot
 
@@ -807,7 +865,7 @@ def cpu_meter(pids: dict[str, int], into: dict[str, float]) -> Iterator[None]:
     before = cpu_snapshot(pids)
     yield
     after = cpu_snapshot(pids)
-    into.update({k: after[k] - before[k] for k in after if k != "*generator"})
+    into.update({k: after[k] - before.get(k, 0.0) for k in after if k != "*generator"})
 
 
 @dataclass(frozen=True)
@@ -1032,6 +1090,9 @@ class Settings:
     verify_timeout: float
     rate_connections: int
     batch_connections: int
+    rate_duration: float = 30.0
+    """D: measured seconds. Its p99 is a tail over all of them: in 10 s, one stall of the host of a few
+    hundred milliseconds decides it (ADR 45)."""
     rounds: int = 5
     """C and A again: alternating slices of each."""
     slice_s: float = 4.0
@@ -1189,7 +1250,7 @@ class Load:
 
     def fixed_rate(self, name: str, port: int, api_key: str, rate: float, server_pids: dict[str, int]) -> Phase:
         s = self.settings
-        say(f"{name}: {rate:,.0f} requests/s offered, open loop: {s.warmup:g}s warm-up + {s.duration:g}s measured")
+        say(f"{name}: {rate:,.0f} requests/s offered, open loop: {s.warmup:g}s warm-up + {s.rate_duration:g}s measured")
         warm, measured = run_fixed_rate(
             name=name,
             port=port,
@@ -1197,14 +1258,16 @@ class Load:
             prefix=self.prefix("D"),
             rate=rate,
             warmup=s.warmup,
-            duration=s.duration,
+            duration=s.rate_duration,
             connections=s.rate_connections,
             server_pids=server_pids,
         )
         say(
             f"{name}: achieved {measured.rate:,.0f} requests/s of {rate:,.0f}, p50 {_ms(measured.p50_ms)} ms, "
             f"p99 {_ms(measured.p99_ms)} ms, max {_ms(measured.max_ms, 1)} ms, errors {measured.errors}, "
-            f"unanswered {measured.unanswered}"
+            f"unanswered {measured.unanswered}; p99 per {WINDOW_S:g}s: "
+            + ", ".join(f"{p:.1f}" for p in measured.window_p99_ms)
+            + f" ms; the slowest 1 % in {len(measured.slow_bursts)} bursts"
         )
         return Phase(warm, measured)
 
@@ -1402,6 +1465,21 @@ def _ms(value: float, digits: int = 2) -> str:
     return f"> {OPEN_LOOP_TIMEOUT_S * 1000:.0f}" if math.isinf(value) else f"{value:.{digits}f}"
 
 
+def _tail_line(d: LoadResult) -> str:
+    """Where D's tail came from: the p99 of each window, and how the slowest 1 % bunch together in time."""
+    if not d.window_p99_ms:
+        return ""
+    windows = ", ".join(f"{p:.1f}" for p in d.window_p99_ms)
+    slow = sum(d.slow_bursts)
+    top = d.slow_bursts[:3]
+    return (
+        f"The p99 of each {WINDOW_S:g} s of due time (answered requests): {windows} ms. The slowest 1 % "
+        f"({slow:,} requests) came in {len(d.slow_bursts):,} burst{'s' if len(d.slow_bursts) != 1 else ''} "
+        f"(requests due less than {BURST_GAP_S * 1000:g} ms apart); the largest {len(top)} held {sum(top):,} of "
+        f"them ({', '.join(map(str, top))}): few large bursts are stalls, many small ones a steady load."
+    )
+
+
 def _row(r: LoadResult) -> str:
     return (
         f"| {r.name} | {r.rate:,.0f} | {r.event_rate:,.0f} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {_ms(r.max_ms, 1)} | "
@@ -1427,6 +1505,13 @@ def foreign_cpu(r: LoadResult) -> float:
     """CPU-seconds the machine spent on processes that are neither the servers nor the generator."""
     ours = sum(v for k, v in r.server_cpu_s.items() if not k.startswith("*")) + r.generator_cpu_s
     return max(0.0, r.server_cpu_s.get("*machine", 0.0) - ours)
+
+
+def steal(r: LoadResult, cpus: Iterable[int] | None = None) -> float:
+    """CPU-seconds the hypervisor ran other guests while ``cpus`` (all cores by default) wanted to run."""
+    if cpus is None:
+        return r.server_cpu_s.get("*steal", 0.0)
+    return sum(r.server_cpu_s.get(f"*steal:cpu{c}", 0.0) for c in cpus)
 
 
 def _verdict(ok: bool) -> str:
@@ -1465,6 +1550,24 @@ def render(report: Report) -> str:
         "lower and noisier than on a quiet machine.**"
         if busy_share > 0.1
         else ""
+    )
+    server_cores = sorted(report.placement.server) if report.placement is not None else None
+    stolen = {k: (steal(r), steal(r, server_cores)) for k, r in zip(others, runs, strict=True)}
+    stolen_share = max(
+        (steal(r, server_cores) / (r.duration_s * (len(server_cores) if server_cores else cores)))
+        for r in runs
+        if r.duration_s > 0
+    )
+    stolen_note = (
+        f" **The host took up to {stolen_share:.0%} of the server's core: it was overcommitted, and the figures "
+        "are lower and noisier for it.**"
+        if stolen_share > 0.05
+        else ""
+    )
+    d_steal = steal(d, server_cores)
+    d_steal_line = (
+        f" The hypervisor took {d_steal:.1f} s of the server's core from it during D "
+        f"({d_steal / d.duration_s if d.duration_s else 0:.0%}; steal time from `/proc/stat`)."
     )
     if s.generator == "wrk":
         gen = (
@@ -1520,8 +1623,8 @@ def render(report: Report) -> str:
         "milliseconds, so work that arrives spaced out, as in D, costs more than back to back, as in A and C, "
         f"and by how much changes from run to run): at start {_calibration(report.calibration[0])}; "
         f"at the end {_calibration(report.calibration[1])}",
-        f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured (C and A again: {s.rounds} "
-        f"alternating slices of {s.slice_s:g} s each). Order: B, A, D, then C "
+        f"- Each test: {s.warmup:g} s warm-up, then {s.duration:g} s measured (D: {s.rate_duration:g} s; C and A "
+        f"again: {s.rounds} alternating slices of {s.slice_s:g} s each). Order: B, A, D, then C "
         "alternating with A again in slices, B again, E. The figures "
         "compared are measured close together, as the machine's speed drifts within seconds on shared hosts: "
         "D offers half of A's peak right after A, while that peak still holds; A is compared with the mean of "
@@ -1549,7 +1652,7 @@ def render(report: Report) -> str:
         f"ones only) p50 {d.send_p50_ms:.2f} ms, p99 {d.send_p99_ms:.2f} ms. Errors {d.errors} (non-202 "
         f"{d.other_status}, socket or timeout {d.socket_errors}); {d.unanswered:,} of {d.sent:,} due requests got "
         f"no answer within {OPEN_LOOP_TIMEOUT_S:g} s or before the run ended, and count as slower than "
-        "any answer in the percentiles.",
+        f"any answer in the percentiles. {_tail_line(d)}{d_steal_line}",
         "",
         f"**C, batches of {BATCH_SIZE}:** {c.rate:,.0f} requests/s (207), {c.event_rate:,.0f} events/s accepted, "
         f"{c.rejected_events:,} events rejected inside 207s; p50 {c.p50_ms:.2f} ms, p99 {c.p99_ms:.2f} ms per "
@@ -1590,6 +1693,10 @@ def render(report: Report) -> str:
             for (k, v), r in zip(others.items(), runs, strict=True)
         )
         + f".{contention}",
+        "- steal, the time the hypervisor ran other guests while this machine's cores wanted to run, in all "
+        "(on the server's core): "
+        + ", ".join(f"{k} {v:.1f} ({on_server:.1f}) CPU-s" for k, (v, on_server) in stolen.items())
+        + f".{stolen_note}",
         "",
         "### What is measured",
         "",
@@ -1642,6 +1749,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=16,
         help="C (batches): connections (default 16; with 8 the gateway waits on Redis and the broker)",
     )
+    parser.add_argument(
+        "--rate-duration", type=float, default=30.0, help="D (fixed rate): measured seconds (default 30)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="C: slices alternating with single events (default 5)")
     parser.add_argument(
         "--slice", type=float, default=4.0, help="C and A again: seconds of each alternating slice (default 4)"
@@ -1658,8 +1768,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--write", type=Path, default=None, help="write the markdown report to this file")
     parser.add_argument("--serve-baseline", type=int, default=None, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if not 1 <= args.duration <= 300 or not 1 <= args.warmup <= 60:
-        parser.error("--duration must be in [1, 300] and --warmup in [1, 60] seconds")
+    if not 1 <= args.duration <= 300 or not 1 <= args.rate_duration <= 300 or not 1 <= args.warmup <= 60:
+        parser.error("--duration and --rate-duration must be in [1, 300] and --warmup in [1, 60] seconds")
     if not 1 <= args.rounds <= 50 or not 1 <= args.slice <= 60:
         parser.error("--rounds must be in [1, 50] and --slice in [1, 60] seconds")
     if not 1 <= args.rate_connections <= 1000 or not 1 <= args.batch_connections <= 1000:
@@ -1684,6 +1794,7 @@ def choose_settings(args: argparse.Namespace) -> Settings:
         verify_timeout=args.verify_timeout,
         rate_connections=args.rate_connections,
         batch_connections=args.batch_connections,
+        rate_duration=args.rate_duration,
         rounds=args.rounds,
         slice_s=args.slice,
     )
