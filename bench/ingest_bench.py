@@ -1730,7 +1730,9 @@ def render(report: Report) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per test (default 10)")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="measured seconds per test but D (default 10; D: --rate-duration)"
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each test (default 2)")
     parser.add_argument(
         "--generator",
