@@ -274,16 +274,15 @@ class Ingestor:
         """Answer each admitted event: 202 once durable (with ``spooled`` true if in the spool), else 503."""
         answers: AcceptedAnswers | None = None
         for item, where in zip(admitted, durable, strict=True):
-            if where == "kafka":
-                outcomes[item.index] = Outcome(202, None, item.status + item.part)
-            elif where == "spool":
+            if where is None:
+                outcomes[item.index] = self._unavailable(flags)
+                continue
+            if where == "spool":
                 answers = answers or AcceptedAnswers()
                 item.stored, item.part = answers.render(
                     b"", item.event.event_id, item.pricing, item.warnings, spooled=True
                 )
-                outcomes[item.index] = Outcome(202, None, item.status + item.part)
-            else:
-                outcomes[item.index] = self._unavailable(flags)
+            outcomes[item.index] = Outcome(202, None, item.status + item.part)
 
     def _settle(
         self, workspace_id: str, admission: Admission, admitted: list[_Checked], durable: list[Durability | None]
@@ -316,7 +315,7 @@ class Ingestor:
         settlements: list[Settlement] = []
         for item, where in zip(admitted, durable, strict=True):
             request = item.record.request
-            outcome: bytes | str = item.stored if where is not None else "-" if request.data_mode == "real" else "~"
+            outcome: bytes | str = item.stored if where is not None else "-" if _kind(request) == "r" else "~"
             settlements.append((request.external_request_id, outcome, item.event.event_id))
         self._settler.submit(workspace_id, admission.period, admission.token, settlements)
 

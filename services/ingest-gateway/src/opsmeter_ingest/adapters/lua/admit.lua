@@ -16,7 +16,7 @@
 -- Codes: 'A' admitted (quota reserved, key holding the reservation), 'R' rate limited, 'X' invalid,
 --        'Q' quota used up, 'B' budget hard-stop, 'P' the same id is in flight, 'D' .. stored answer: a
 --        duplicate. A key abandoned in flight (see idem.lua) is taken over: the event goes in as new.
--- (idem_state() comes from idem.lua, prepended to this script.)
+-- (reservation() and idem_state() come from idem.lua, prepended to this script.)
 local function year_month(epoch)
   local z = math.floor(epoch / 86400) + 719468
   local era = math.floor(z / 146097)
@@ -62,7 +62,7 @@ local n = #KEYS - 5
 local codes = {}
 local pending_ttl = tonumber(ARGV[3])
 local answer_ttl = tonumber(ARGV[4])
-local mark = '@' .. now .. ':' .. ARGV[5] .. '|'
+local mark = reservation(now, ARGV[5])
 for i = 1, n do
   local kind = ARGV[3 + 4 * i]
   local cost = tonumber(ARGV[4 + 4 * i])

@@ -8,18 +8,17 @@
 --   the request; 'e' each event on its own, ARGV[3+2i], ARGV[4+2i] event i: its stored answer, or '-'
 --   (release a real event) or '~' (release another); then its event id
 -- A key that no longer holds this request's reservation (taken over after it was abandoned) is left alone.
--- (release() comes from release.lua, prepended to this script.)
+-- (reserved_by() and release() come from idem.lua and release.lua, prepended to this script.)
 if ARGV[4] ~= 'e' then
   redis.call('SET', KEYS[3], ARGV[4], 'EX', tonumber(ARGV[2]))
   return 0
 end
-local mine = '^@%d+:' .. ARGV[3] .. '|'
 local released = 0
 for i = 1, #KEYS - 3 do
   local outcome = ARGV[3 + 2 * i]
   local key = KEYS[3 + i]
   local value = redis.call('GET', key)
-  if value and string.match(value, mine) then
+  if value and reserved_by(value, ARGV[3]) then
     if outcome == '-' or outcome == '~' then
       released = released + release(key, ARGV[4 + 2 * i], outcome == '-')
     else
