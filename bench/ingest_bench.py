@@ -1266,7 +1266,7 @@ class Load:
             f"{name}: achieved {measured.rate:,.0f} requests/s of {rate:,.0f}, p50 {_ms(measured.p50_ms)} ms, "
             f"p99 {_ms(measured.p99_ms)} ms, max {_ms(measured.max_ms, 1)} ms, errors {measured.errors}, "
             f"unanswered {measured.unanswered}; p99 per {WINDOW_S:g}s: "
-            + ", ".join(f"{p:.1f}" for p in measured.window_p99_ms)
+            + _window_p99s(measured)
             + f" ms; the slowest 1 % in {len(measured.slow_bursts)} bursts"
         )
         return Phase(warm, measured)
@@ -1465,11 +1465,16 @@ def _ms(value: float, digits: int = 2) -> str:
     return f"> {OPEN_LOOP_TIMEOUT_S * 1000:.0f}" if math.isinf(value) else f"{value:.{digits}f}"
 
 
+def _window_p99s(r: LoadResult) -> str:
+    """The p99 of each ``WINDOW_S`` window, in ms, as the console line and the report both give them."""
+    return ", ".join(f"{p:.1f}" for p in r.window_p99_ms)
+
+
 def _tail_line(d: LoadResult) -> str:
     """Where D's tail came from: the p99 of each window, and how the slowest 1 % bunch together in time."""
     if not d.window_p99_ms:
         return ""
-    windows = ", ".join(f"{p:.1f}" for p in d.window_p99_ms)
+    windows = _window_p99s(d)
     slow = sum(d.slow_bursts)
     top = d.slow_bursts[:3]
     return (
