@@ -108,6 +108,20 @@ def install_error_handlers(app: FastAPI) -> None:
             {"Retry-After": "2"},
         )
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        error_id = uuid.uuid4().hex
+        log.error("unexpected_error", error_id=error_id, exc_info=exc)
+        return json_response(
+            {
+                "reason": "internal_error",
+                "message": "an unexpected error; telemetry only, provider calls continue",
+                "errorId": error_id,
+                "providerCallsContinue": True,
+            },
+            500,
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
         errors = [

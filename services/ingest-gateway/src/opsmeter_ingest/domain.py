@@ -4,6 +4,7 @@ import json
 import math
 import re
 import types
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,12 +27,50 @@ Pricing = PriceQuote
 """What the gateway needs of a price: the catalog's quote of one call."""
 
 UNKNOWN = "unknown"
-DROPPED_CONTENT_FIELDS = frozenset({"prompt", "prompts", "completion", "completions", "messages"})
+DROPPED_CONTENT_FIELDS = frozenset(
+    {
+        "prompt",
+        "prompts",
+        "completion",
+        "completions",
+        "messages",
+        "systemprompt",
+        "input",
+        "output",
+        "content",
+        "text",
+        "response",
+    }
+)
+"""Names of prompt or completion text, as :func:`content_key` spells them: such a field is never stored."""
+_KEY_NOISE = re.compile(r"[\s_\-.]")
+
+
+def content_key(name: str) -> bool:
+    """Whether a key names prompt or completion text, however it is spelled (ADR 55).
+
+    Compared after Unicode NFKC (full-width letters), case folding, and removing whitespace, format
+    characters (zero-width spaces and joiners) and the separators ``_ - .`` (``system_prompt``,
+    ``systemPrompt``, ``"prompt "``, ``"prompt\u200b"`` and ``ｐｒｏｍｐｔ`` are all content).
+    """
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    kept = "".join(c for c in folded if unicodedata.category(c) != "Cf")
+    return _KEY_NOISE.sub("", kept) in DROPPED_CONTENT_FIELDS
+
+
 MAX_METADATA_KEYS = 20
 MAX_METADATA_BYTES = 4096
 EVENT_NAMESPACE = uuid.UUID("6f1c1d52-5d0e-4d7c-9a5e-6f70736d6574")
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each lone surrogate written as its ``\\uXXXX`` escape, so it can be answered as JSON."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 @dataclass(frozen=True)
@@ -40,7 +79,7 @@ class FieldError:
     message: str
 
     def as_json(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
+        return {"field": printable(self.field), "message": printable(self.message)}
 
 
 class PayloadRejected(Exception):
@@ -58,11 +97,31 @@ class MalformedJson(Exception):
 class _NonFinite:
     """Marks NaN / Infinity / overflowing numbers so the field they sit in is named in the error."""
 
+    message = "is not a finite number"
+
     def __init__(self, literal: str) -> None:
         self.literal = literal
 
     def __repr__(self) -> str:
         return self.literal
+
+
+class _OutOfRange(_NonFinite):
+    """An integer literal longer than any field takes (parsed without building the integer)."""
+
+    message = "is out of range"
+
+    def __repr__(self) -> str:
+        return f"{self.literal[:12]}...({len(self.literal)} digits)"
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MAX_INT_DIGITS = 20
+"""Every integer a record takes is below 2**63; a longer literal is out of range however it ends."""
+
+
+def _int(text: str) -> int | _OutOfRange:
+    return int(text) if len(text.lstrip("-")) <= _MAX_INT_DIGITS else _OutOfRange(text)
 
 
 class _DuplicateKey(Exception):
@@ -88,7 +147,7 @@ def _float(text: str) -> float | _NonFinite:
     return value
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_NonFinite, parse_float=_float)
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_NonFinite, parse_float=_float, parse_int=_int)
 
 
 def parse_json_strict(body: bytes) -> Any:
@@ -98,13 +157,36 @@ def parse_json_strict(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise MalformedJson(f"body is not UTF-8: {exc.reason}") from exc
     try:
-        return _DECODER.decode(text)
+        document = _DECODER.decode(text)
     except _DuplicateKey as exc:
         raise PayloadRejected([FieldError(exc.key, "duplicate key in JSON object")]) from None
     except json.JSONDecodeError as exc:
         raise MalformedJson(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise MalformedJson("JSON nested too deeply") from None
+    if "\\u" not in text:  # a lone surrogate can only come from an escape: UTF-8 cannot carry one
+        return document
+    unpaired = _lone_surrogates(document)
+    if unpaired:
+        raise PayloadRejected(
+            [FieldError(name, "must not contain control characters or lone surrogates") for name in unpaired]
+        )
+    return document
+
+
+def _lone_surrogates(value: Any, name: str = "body") -> list[str]:
+    """The fields (dotted, as errors name them) whose key or text holds a lone surrogate."""
+    if isinstance(value, str):
+        return [name] if _SURROGATE.search(value) else []
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _lone_surrogates(item, f"{name}.{i}")]
+    if isinstance(value, dict):
+        found: list[str] = []
+        for key, item in value.items():
+            path = key if name == "body" else f"{name}.{key}"
+            found.extend([path] if _SURROGATE.search(key) else _lone_surrogates(item, path))
+        return found
+    return []
 
 
 _CLEAN_TEXT = r"^(?:[^\x00-\x1f\x7f\s](?:[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s])?)?$"
@@ -165,6 +247,8 @@ class IngestRequest(BaseModel):
                 raise ValueError(f"key {key[:64]!r} must be 1-64 printable characters")
             if item is not None and not isinstance(item, str | int | float | bool):
                 raise ValueError(f"value of {key!r} must be a string, number, boolean or null")
+            if type(item) is int and not _INT64_MIN <= item <= _INT64_MAX:
+                raise ValueError(f"value of {key!r} is out of range (a 64-bit integer)")
             if isinstance(item, str) and _FORBIDDEN_CHARS.search(item):
                 raise ValueError(f"value of {key!r} must not contain control characters or lone surrogates")
         if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
@@ -355,7 +439,7 @@ def parse_fast(body: bytes, *, batch: bool) -> IngestRequest | dict[str, list[In
         metadata = request.metadata
         if metadata:
             keys += len(metadata)
-            if _has_content_keys(metadata) or any(type(v) is float and not math.isfinite(v) for v in metadata.values()):
+            if _has_content_keys(metadata) or not all(map(_storable_number, metadata.values())):
                 return None
     if _key_ends(body) != keys:
         return None
@@ -379,13 +463,19 @@ def _parse_common(body: bytes, *, batch: bool) -> IngestRequest | dict[str, list
     return {"events": models} if batch else models[0]
 
 
+def _storable_number(value: Any) -> bool:
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is not int or _INT64_MIN <= value <= _INT64_MAX
+
+
 def _clean_metadata_keys(document: dict[str, Any]) -> bool:
     metadata = document.get("metadata")
     return not (isinstance(metadata, dict) and _has_content_keys(metadata))
 
 
 def _has_content_keys(metadata: dict[str, Any]) -> bool:
-    return any(k.lower() in DROPPED_CONTENT_FIELDS for k in metadata)
+    return any(map(content_key, metadata))
 
 
 def _request_fast(document: dict[str, Any]) -> tuple[IngestRequest, tuple[str, ...]] | None:
@@ -407,12 +497,12 @@ def _request(document: dict[str, Any]) -> tuple[IngestRequest, tuple[str, ...]]:
     warnings: list[str] = []
     document = dict(document)
     for name in list(document):
-        if name.lower() in DROPPED_CONTENT_FIELDS:
+        if content_key(name):
             del document[name]
             warnings.append(f"field '{name}' dropped: prompts and completions are never stored")
     metadata_in = document.get("metadata")
     if isinstance(metadata_in, dict):
-        kept = {k: v for k, v in metadata_in.items() if k.lower() not in DROPPED_CONTENT_FIELDS}
+        kept = {k: v for k, v in metadata_in.items() if not content_key(k)}
         for dropped in sorted(set(metadata_in) - set(kept)):
             warnings.append(f"metadata.{dropped} dropped: prompts and completions are never stored")
         document["metadata"] = kept
@@ -438,7 +528,7 @@ def _non_finite_errors(document: Mapping[str, Any], prefix: str = "") -> list[Fi
     for key, value in document.items():
         name = f"{prefix}{key}"
         if isinstance(value, _NonFinite):
-            errors.append(FieldError(name, f"{value.literal} is not a finite number"))
+            errors.append(FieldError(name, f"{value!r} {value.message}"))
         elif isinstance(value, dict):
             errors.extend(_non_finite_errors(value, f"{name}."))
     return errors
@@ -648,7 +738,13 @@ def build_event(
 
 
 Reason = Literal[
-    "invalid_payload", "unauthorized", "rate_limited", "plan_limit_reached", "budget_exceeded", "unavailable"
+    "invalid_payload",
+    "unauthorized",
+    "rate_limited",
+    "plan_limit_reached",
+    "budget_exceeded",
+    "unavailable",
+    "internal_error",
 ]
 
 

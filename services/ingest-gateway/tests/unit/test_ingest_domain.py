@@ -59,6 +59,14 @@ class TestStrictJson:
         body = json.dumps(EXAMPLE)[:-1].encode() + b', "model": "gpt-4o"}'
         assert rejected_fields(body) == {"model": "duplicate key in JSON object"}
 
+    def test_integers_longer_than_any_field_takes_are_out_of_range(self) -> None:
+        body = json.dumps(EXAMPLE).replace('"inputTokens": 812', f'"inputTokens": {"9" * 5000}').encode()
+        assert rejected_fields(body) == {"inputTokens": f"{'9' * 12}...(5000 digits) is out of range"}
+
+    def test_a_metadata_integer_beyond_64_bits_is_out_of_range(self) -> None:
+        body = json.dumps({**EXAMPLE, "metadata": {"n": 2**64}}).encode()
+        assert rejected_fields(body) == {"metadata": "value of 'n' is out of range (a 64-bit integer)"}
+
     def test_lone_surrogates_are_refused(self) -> None:
         body = json.dumps(EXAMPLE).replace('"u_5f2c"', '"u_\\ud800"').encode()
         assert rejected_fields(body) == {"userId": "must not contain control characters or lone surrogates"}
@@ -142,6 +150,18 @@ class TestFieldRules:
 
 
 class TestContentIsNeverStored:
+    @pytest.mark.parametrize(
+        "key",
+        ["prompt", "Prompt ", "prompt\u200b", "\uff50\uff52\uff4f\uff4d\uff50\uff54", "system_prompt", "systemPrompt",
+         "input", "OUTPUT", "content", "text", "response", "completions", "messages", " messages\ufeff"],
+    )  # fmt: skip
+    def test_look_alike_content_keys_are_content(self, key: str) -> None:
+        assert domain.content_key(key)
+
+    @pytest.mark.parametrize("key", ["tenantId", "inputTokens", "prompt_version", "textLength", "feature"])
+    def test_other_keys_are_kept(self, key: str) -> None:
+        assert not domain.content_key(key)
+
     def test_prompts_and_completions_are_dropped_with_a_warning(self) -> None:
         record = validate(
             {**EXAMPLE, "prompt": "secret", "messages": [], "metadata": {"completion": "x", "tenantId": "t1"}}

@@ -57,11 +57,14 @@ class FastIngestPath:
         limit: int = getattr(deps.settings, limit_name)
         try:
             body = await _read_body(receive, declared, limit)
+            reply = await handler(deps, api_key=api_key, content_type=content_type, body=body)
+            content = orjson.dumps(reply.body)
         except BodyTooLarge as error:
             reply = ingest_http.rejection(error)
-        else:
-            reply = await handler(deps, api_key=api_key, content_type=content_type, body=body)
-        content = orjson.dumps(reply.body)
+            content = orjson.dumps(reply.body)
+        except Exception:
+            reply = ingest_http.internal_error()
+            content = orjson.dumps(reply.body)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(content)).encode()),

@@ -5,6 +5,7 @@ these, so the contract is written once.
 """
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,9 @@ from opsmeter_ingest.errors import (
 )
 from opsmeter_ingest.metrics import REJECTED_REQUESTS, REQUEST_LATENCY
 from opsmeter_runtime.auth import Principal
-from opsmeter_runtime.logs import bind_contextvars
+from opsmeter_runtime.logs import bind_contextvars, get_logger
+
+log = get_logger("opsmeter_ingest.api")
 
 _SINGLE_LATENCY = REQUEST_LATENCY.labels("single")
 _BATCH_LATENCY = REQUEST_LATENCY.labels("batch")
@@ -52,6 +55,23 @@ def rejection(error: IngestRejected) -> Reply:
     """A request refused as a whole (it is counted as such; its events, if any, were not decided)."""
     REJECTED_REQUESTS.labels(str(error.status_code), error.reason).inc()
     return Reply(error.status_code, error.body(), dict(error.headers))
+
+
+def internal_error() -> Reply:
+    """Any error nobody foresaw: logged with an id the answer carries, answered with the status fields."""
+    error_id = uuid.uuid4().hex
+    log.exception("ingest_internal_error", error_id=error_id)
+    REJECTED_REQUESTS.labels("500", "internal_error").inc()
+    return Reply(
+        500,
+        answer_body(
+            status="rejected",
+            reason="internal_error",
+            flags=PolicyFlags(),
+            message="an unexpected error; telemetry only, provider calls continue",
+            errorId=error_id,
+        ),
+    )
 
 
 def is_json(content_type: str | None) -> bool:
