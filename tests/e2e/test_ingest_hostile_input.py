@@ -11,6 +11,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from opsmeter_cli.stack import operator_token
 from opsmeter_contracts import Topics
 from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
 from tests.conftest import RunningStack
@@ -138,3 +139,39 @@ def _raw_metadata(stack: RunningStack, ws: dict[str, Any], external_request_id: 
         if rows or time.monotonic() > deadline:
             return [row[0] for row in rows]
         time.sleep(0.2)
+
+
+class TestOperatorAndSettingsInput:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("monthlyRequestQuota", 10**30), ("monthlyRequestQuota", -1), ("rateLimitPerMinute", 10**7)],
+    )
+    def test_a_workspace_beyond_what_the_consumers_hold_is_refused(
+        self, stack: RunningStack, field: str, value: int
+    ) -> None:
+        answer = httpx.post(
+            f"{stack.url('ingest-gateway')}/v1/admin/workspaces",
+            json={"name": "big", "plan": "enterprise", field: value},
+            headers={"X-Operator-Token": operator_token(stack.config)},
+            timeout=30,
+        )
+        assert answer.status_code == 422, answer.text
+        assert [e["field"] for e in answer.json()["errors"]] == [field]
+
+    @pytest.mark.parametrize(
+        ("change", "fields"),
+        [
+            ({"enforcement": None, "killSwitch": 0}, ["enforcement", "killSwitch"]),
+            ({"killSwitch": None}, ["killSwitch"]),
+        ],
+    )
+    def test_a_policy_change_with_null_or_a_number_for_a_boolean_is_refused(
+        self, stack: RunningStack, workspace: dict[str, Any], change: dict[str, Any], fields: list[str]
+    ) -> None:
+        url = f"{stack.url('policy-engine')}/v1/workspaces/{workspace['workspaceId']}/policy"
+        headers = {"Authorization": f"Bearer {workspace['adminToken']}"}
+        before = httpx.get(url, headers=headers).json()
+        answer = httpx.put(url, json=change, headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert [e["field"] for e in answer.json()["errors"]] == fields
+        assert httpx.get(url, headers=headers).json() == before

@@ -1,6 +1,6 @@
 """Event types. Names are dotted and past tense; a ``type`` is never renamed, only versioned."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -44,13 +44,17 @@ class LlmRequestIngested(EventEnvelope[LlmRequestIngestedPayload]):
 
 
 Plan = Literal["free", "starter", "pro", "team", "enterprise"]
+RequestQuota = Annotated[int, Field(ge=0, le=10**12)]
+"""Requests per calendar month; bounded so every consumer and store holds it exactly."""
+RateLimit = Annotated[int, Field(ge=1, le=1_000_000)]
+"""Requests per minute."""
 
 
 class WorkspaceCreatedPayload(Payload):
     name: str = Field(min_length=1, max_length=128)
     plan: Plan
-    rate_limit_per_minute: int | None = Field(default=None, ge=1)
-    monthly_request_quota: int | None = Field(default=None, ge=0)
+    rate_limit_per_minute: RateLimit | None = None
+    monthly_request_quota: RequestQuota | None = None
 
 
 @event
@@ -93,8 +97,8 @@ class WorkspacePlanSetPayload(Payload):
     """An operator set the plan directly (before billing confirms one through Lemon Squeezy)."""
 
     plan: Plan
-    rate_limit_per_minute: int | None = Field(default=None, ge=1)
-    monthly_request_quota: int | None = Field(default=None, ge=0)
+    rate_limit_per_minute: RateLimit | None = None
+    monthly_request_quota: RequestQuota | None = None
 
 
 @event
@@ -122,7 +126,7 @@ class PlanLimitReachedPayload(Payload):
     """The workspace used up its plan's request quota for the period: telemetry is paused, LLM calls continue."""
 
     plan: str = Field(max_length=32)
-    monthly_request_quota: int = Field(ge=0)
+    monthly_request_quota: RequestQuota
     period: str = Field(pattern=r"^\d{4}-\d{2}$", description="The quota period, a calendar month (UTC).")
     period_end: AwareDatetime
 

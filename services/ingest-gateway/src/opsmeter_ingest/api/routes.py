@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from opsmeter_contracts.envelope import WORKSPACE_ID_PATTERN
+from opsmeter_contracts.events import RateLimit, RequestQuota
 from opsmeter_ingest import demo
 from opsmeter_ingest.adapters.admission import quota_snapshot
 from opsmeter_ingest.api import ingest_http
@@ -90,8 +91,8 @@ class CreateWorkspaceBody(BaseModel):
 
     name: str = Field(min_length=1, max_length=128)
     plan: Literal["free", "starter", "pro", "team", "enterprise"] = "free"
-    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
-    monthly_request_quota: int | None = Field(default=None, ge=0)
+    rate_limit_per_minute: RateLimit | None = None
+    monthly_request_quota: RequestQuota | None = None
 
 
 @router.post("/v1/admin/workspaces", status_code=201, tags=["admin"])
@@ -169,8 +170,8 @@ class SetPlanBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
 
     plan: Literal["free", "starter", "pro", "team", "enterprise"]
-    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
-    monthly_request_quota: int | None = Field(default=None, ge=0)
+    rate_limit_per_minute: RateLimit | None = None
+    monthly_request_quota: RequestQuota | None = None
 
 
 @router.put("/v1/admin/workspaces/{workspace_id}/plan", status_code=202, tags=["admin"])

@@ -5,7 +5,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from opsmeter_contracts.policy import PolicySettingsPayload
@@ -56,8 +56,17 @@ class BudgetsBody(Body):
 
 
 class PolicyBody(Body):
+    """A partial change: a field left out keeps its value; a field sent must carry one (``null`` is 422)."""
+
     enforcement: Literal["advisory", "hard_stop"] | None = None
-    kill_switch: bool | None = None
+    kill_switch: StrictBool | None = None
+
+    @field_validator("enforcement", "kill_switch")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:  # runs only for a field sent: a default is not validated
+            raise ValueError("must not be null; leave the field out to keep its value")
+        return value
 
 
 class RuleBody(Body):
