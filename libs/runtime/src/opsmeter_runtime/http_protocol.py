@@ -58,7 +58,46 @@ class HeadWithBody:
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """``uvicorn.Config(http=...)``: uvicorn's httptools protocol with :class:`HeadWithBody` per request."""
+    """``uvicorn.Config(http=...)``: uvicorn's httptools protocol with :class:`HeadWithBody` per request.
+
+    It also closes a connection whose request is not read in full within ``read_timeout_s``
+    (``OPSMETER_HTTP_READ_TIMEOUT_S``): uvicorn has no header or body read timeout, so a client sending a
+    byte a second would hold a connection (and a task) for as long as it liked.
+    """
+
+    read_timeout_s: float = 10.0
+    """A request's head and body must arrive within this of its first byte (of the connection, for the first)."""
+    read_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_read_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_read_deadline()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_read_deadline()
+
+    def on_message_complete(self) -> None:
+        self._disarm_read_deadline()
+        super().on_message_complete()
+
+    def _arm_read_deadline(self) -> None:
+        self._disarm_read_deadline()
+        self.read_deadline = self.loop.call_later(self.read_timeout_s, self._read_timed_out)
+
+    def _disarm_read_deadline(self) -> None:
+        if self.read_deadline is not None:
+            self.read_deadline.cancel()
+            self.read_deadline = None
+
+    def _read_timed_out(self) -> None:
+        self.read_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
         previous = self.cycle
@@ -66,3 +105,8 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not previous and cycle is not None:  # a new request's cycle (not an upgrade)
             cycle.transport = HeadWithBody(self.transport)  # type: ignore[assignment]
+
+
+def http_protocol(read_timeout_s: float) -> type[CoalescingHttpToolsProtocol]:
+    """The protocol class for ``uvicorn.Config(http=...)`` with this read timeout."""
+    return type("HttpProtocol", (CoalescingHttpToolsProtocol,), {"read_timeout_s": read_timeout_s})

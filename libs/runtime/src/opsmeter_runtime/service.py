@@ -3,7 +3,7 @@
 import uvicorn
 from starlette.types import ASGIApp
 
-from opsmeter_runtime.http_protocol import CoalescingHttpToolsProtocol
+from opsmeter_runtime.http_protocol import http_protocol
 from opsmeter_runtime.logs import configure_logging
 from opsmeter_runtime.settings import ServiceSettings
 
@@ -20,6 +20,6 @@ def serve(app: ASGIApp, settings: ServiceSettings, *, service: str) -> None:
         lifespan="on",
         timeout_graceful_shutdown=20,
         loop="uvloop",
-        http=CoalescingHttpToolsProtocol,  # uvicorn's httptools protocol, one write per answer (ADR 48)
+        http=http_protocol(settings.runtime.http_read_timeout_s),  # one write per answer (ADR 48), read timeout
     )
     uvicorn.Server(config).run()

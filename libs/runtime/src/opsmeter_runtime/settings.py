@@ -26,6 +26,9 @@ class RuntimeSettings(BaseSettings):
     kafka_heartbeat_interval_ms: int = 3_000
     redis_url: str = "redis://127.0.0.1:16379/0"
     redis_timeout_s: float = Field(default=0.25, description="Socket timeout: a hung Redis must not hang ingest.")
+    http_read_timeout_s: float = Field(
+        default=10.0, gt=0, description="A request's head and body must arrive within this of its first byte."
+    )
     clickhouse_url: str | None = Field(
         default=None,
         description="A ClickHouse server (http(s)://user:pass@host:8123/db); unset → embedded chDB.",
