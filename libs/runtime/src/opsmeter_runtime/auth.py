@@ -4,6 +4,7 @@ A credential reads ``<prefix>_<credential id>_<secret>``. The id finds the recor
 is compared in constant time. The workspace always comes from the record, never from a request body.
 """
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -15,7 +16,10 @@ from typing import Literal
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from opsmeter_runtime.logs import get_logger
 from opsmeter_runtime.redis import decode_hash
+
+log = get_logger(__name__)
 
 Kind = Literal["api_key", "admin_token"]
 Role = Literal["owner", "admin", "member", "ingest"]
@@ -221,9 +225,11 @@ WRITE_ROLES: frozenset[Role] = frozenset({"owner", "admin"})
 
 
 class CachedCredentials:
-    """Credential checks cached per process: a revoked key fails everywhere within ``ttl_s``.
+    """Credential checks cached per process: a revoked key fails everywhere within ``ttl_s`` (and one check).
 
-    When Redis is unreachable, a credential verified within ``stale_s`` keeps working (ingest fails open).
+    A valid credential seen before is answered from the cache and checked again in the background once
+    ``ttl_s`` has passed, so a slow or unreachable Redis never delays a known caller; one verified within
+    ``stale_s`` keeps working while Redis is away (ingest fails open). Unknown credentials wait for Redis.
     """
 
     def __init__(self, store: CredentialStore, *, ttl_s: float = 5.0, stale_s: float = 3600.0) -> None:
@@ -231,6 +237,7 @@ class CachedCredentials:
         self._ttl_s = ttl_s
         self._stale_s = stale_s
         self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self._checking: dict[str, asyncio.Task[None]] = {}
 
     async def authenticate(self, presented: str | None, kind: Kind) -> Principal | None:
         if not presented:
@@ -238,17 +245,29 @@ class CachedCredentials:
         now = time.monotonic()
         key = f"{kind}:{sha256_hex(presented)}"
         cached = self._entries.get(key)
-        if cached is not None and now - cached[0] < self._ttl_s:
-            return cached[1]
-        try:
-            principal = await self._store.authenticate(presented, kind)
-        except (RedisError, OSError):
-            if cached is not None and now - cached[0] < self._stale_s:
-                return cached[1]
-            raise
+        if cached is not None:
+            verified_at, known = cached
+            if now - verified_at < self._ttl_s:
+                return known
+            if known is not None and now - verified_at < self._stale_s:
+                if key not in self._checking:
+                    self._checking[key] = asyncio.create_task(self._check_again(key, presented, kind))
+                return known
+        return await self._check(key, presented, kind)
+
+    async def _check(self, key: str, presented: str, kind: Kind) -> Principal | None:
+        principal = await self._store.authenticate(presented, kind)
         if len(self._entries) > 100_000:
             self._entries.clear()
-        self._entries[key] = (now, principal)
+        self._entries[key] = (time.monotonic(), principal)
         if principal is not None:
             await self._store.touch(principal.credential_id)
         return principal
+
+    async def _check_again(self, key: str, presented: str, kind: Kind) -> None:
+        try:
+            await self._check(key, presented, kind)
+        except (RedisError, OSError) as exc:
+            log.warning("credential_check_deferred", error=str(exc))
+        finally:
+            del self._checking[key]

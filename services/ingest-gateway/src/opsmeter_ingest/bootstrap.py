@@ -61,7 +61,7 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
         drainer = asyncio.create_task(sink.drain_forever(), name="spool-drainer")
         resources.stack.push_async_callback(_stop, drainer)
         prices = CatalogPriceBook(PriceCatalog.load_default())
-        scripts = admission_scripts(settings.runtime.redis_url, timeout_s=settings.runtime.redis_timeout_s)
+        scripts = admission_scripts(settings.runtime.redis_url, timeout_s=settings.admission_timeout_s)
         resources.stack.push_async_callback(scripts.close)
         admission = RedisAdmission(
             resources.redis,
@@ -77,7 +77,9 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
             settings=settings,
             admission=admission,
             settler=settler,
-            degraded=DegradedAdmission(settings.default_rate_limit_per_minute),
+            degraded=DegradedAdmission(
+                settings.default_rate_limit_per_minute, probe_interval_s=settings.admission_probe_interval_s
+            ),
             sink=sink,
             prices=prices,
             notices=PlanLimitNotices(resources.redis, resources.publisher),

@@ -18,6 +18,10 @@ class GatewaySettings(ServiceSettings):
     default_rate_limit_per_minute: int = 120
     default_monthly_quota: int = 10_000
     publish_timeout_s: float = 0.25
+    admission_timeout_s: float = Field(default=0.1, gt=0, description="Deadline of the admission script's reply.")
+    admission_probe_interval_s: float = Field(
+        default=0.5, gt=0, description="While Redis is away, one request in this interval tries it again."
+    )
     publish_linger_s: float = 0.001
     """How long an idle publisher waits for more requests to share a Kafka produce round trip."""
     spool_max_bytes: int = 256 * 1024 * 1024

@@ -805,6 +805,13 @@ class FixedWindow:
         self.used += 1
         return True
 
+    def continue_from(self, now: float, used: int) -> None:
+        """Count on from ``used`` requests already taken in the window of ``now`` (elsewhere, e.g. Redis)."""
+        current = int(now // 60)
+        if current != self.window:
+            self.window, self.used = current, 0
+        self.used = max(self.used, used)
+
     @property
     def window_end(self) -> int:
         return (self.window + 1) * 60

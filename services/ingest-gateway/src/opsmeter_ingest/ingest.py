@@ -225,13 +225,19 @@ class Ingestor:
         return await self._admit(principal.workspace_id, [_INVALID])
 
     async def _admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
+        degraded = self._degraded
+        if degraded.redis_away(time.monotonic()):
+            DEGRADED_DECISIONS.inc(len(items))
+            return degraded.admit(workspace_id, items, time.time())
         try:
             admission = await self._admission.admit(workspace_id, items)
         except AdmissionUnavailable as exc:
             log.warning("admission_degraded", error=str(exc))
+            degraded.mark_away(time.monotonic())
             DEGRADED_DECISIONS.inc(len(items))
-            return self._degraded.admit(workspace_id, items, time.time())
-        self._degraded.remember(workspace_id, admission)
+            return degraded.admit(workspace_id, items, time.time())
+        degraded.mark_back()
+        degraded.remember(workspace_id, admission)
         await self._reconcile(workspace_id)
         return admission
 

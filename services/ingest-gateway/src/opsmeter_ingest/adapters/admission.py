@@ -245,6 +245,23 @@ class DegradedAdmission:
     overflow: dict[tuple[str, str], int] = field(default_factory=dict)
     """Durable real events beyond ``MAX_UNRECONCILED``: only counted."""
     decisions: int = 0
+    probe_interval_s: float = 0.5
+    away_until: float = 0.0
+    """Until then Redis is taken as away and nobody waits for it; after, one request tries it again."""
+
+    def redis_away(self, now: float) -> bool:
+        """Whether to decide here without trying Redis; claims the next try when it is due."""
+        if now < self.away_until:
+            return True
+        if self.away_until:
+            self.away_until = now + self.probe_interval_s  # this request probes; the others decide here
+        return False
+
+    def mark_away(self, now: float) -> None:
+        self.away_until = now + self.probe_interval_s
+
+    def mark_back(self) -> None:
+        self.away_until = 0.0
 
     def settled(self, workspace_id: str, period: str, settlements: list[DegradedSettlement]) -> None:
         """Keep what became of events admitted here, for the reconcile once Redis answers again."""
@@ -275,6 +292,8 @@ class DegradedAdmission:
         policy = known.policy if known else PolicyStatus()
         window = self.windows.setdefault(workspace_id, FixedWindow(limit))
         window.limit = limit
+        if known is not None and known.window_end == (int(now // 60) + 1) * 60:
+            window.continue_from(now, known.rate_used)  # the count Redis had in this window, not zero
         period = month_period(now)
         codes: list[str] = []
         for external_request_id, kind, _, _, _ in items:

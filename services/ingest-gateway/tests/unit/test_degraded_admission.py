@@ -1,0 +1,58 @@
+"""Deciding in-process while Redis is away: nobody waits for it, and the window counts on from Redis's count."""
+
+from opsmeter_ingest.adapters.admission import Admission, AdmitItem, DegradedAdmission
+from opsmeter_runtime.projections import PolicyStatus
+
+MINUTE = 1_800_000_000 - 1_800_000_000 % 60  # the start of a minute
+
+
+def _items(n: int) -> list[AdmitItem]:
+    return [(f"req{i}", "r", 1, f"e{i}", b"{}") for i in range(n)]
+
+
+def _known(rate_limit: int, rate_used: int, now: float) -> Admission:
+    return Admission(
+        rate_limit=rate_limit,
+        rate_used=rate_used,
+        window_end=(int(now // 60) + 1) * 60,
+        quota_limit=None,
+        quota_used=0,
+        period="2027-01",
+        policy=PolicyStatus(),
+        plan="starter",
+        codes=["A00"],
+    )
+
+
+class TestTheWindowWhileRedisIsAway:
+    def test_it_counts_on_from_what_redis_had_in_this_window(self) -> None:
+        degraded = DegradedAdmission(120)
+        degraded.remember("ws_a", _known(100, 60, MINUTE + 10))
+        codes = degraded.admit("ws_a", _items(50), MINUTE + 20).codes
+        assert codes.count("A00") == 40
+        assert codes.count("R") == 10
+
+    def test_a_new_window_starts_from_zero_with_the_workspace_limit(self) -> None:
+        degraded = DegradedAdmission(120)
+        degraded.remember("ws_a", _known(100, 100, MINUTE + 10))
+        codes = degraded.admit("ws_a", _items(120), MINUTE + 70).codes
+        assert codes.count("A00") == 100
+        assert codes.count("R") == 20
+
+    def test_a_workspace_never_seen_gets_the_default_limit(self) -> None:
+        codes = DegradedAdmission(120).admit("ws_new", _items(130), MINUTE).codes
+        assert codes.count("A00") == 120
+
+
+class TestNobodyWaitsForRedisWhileItIsAway:
+    def test_after_a_failure_requests_decide_here_until_one_probes_again(self) -> None:
+        degraded = DegradedAdmission(120, probe_interval_s=0.5)
+        assert not degraded.redis_away(100.0)
+        degraded.mark_away(100.0)
+        assert degraded.redis_away(100.1)
+        assert degraded.redis_away(100.49)
+        assert not degraded.redis_away(100.5)  # this one tries Redis
+        assert degraded.redis_away(100.6)  # the others do not wait behind the probe
+        degraded.mark_back()
+        assert not degraded.redis_away(100.7)
+        assert not degraded.redis_away(100.8)
