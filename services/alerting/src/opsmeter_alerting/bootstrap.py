@@ -10,7 +10,7 @@ import httpx
 import structlog
 
 from opsmeter_alerting.adapters.channels import Channels
-from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore
+from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore, Sealer
 from opsmeter_alerting.adapters.reports import WeeklyReports
 from opsmeter_alerting.alerts import AlertService, Clock
 from opsmeter_alerting.config import AlertingSettings
@@ -39,7 +39,7 @@ def build_service(
 ) -> AlertService:
     return AlertService(
         alerts=RedisAlertStore(resources.redis),
-        settings=RedisAlertSettingsStore(resources.redis),
+        settings=RedisAlertSettingsStore(resources.redis, Sealer(settings.sealing_keys())),
         channels=Channels(
             http, smtp_url=settings.smtp_url, smtp_from=settings.smtp_from, timeout_s=settings.send_timeout_s
         ),

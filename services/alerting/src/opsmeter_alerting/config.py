@@ -1,4 +1,8 @@
-from pydantic import AliasChoices, Field
+from pathlib import Path
+from typing import Self
+
+from cryptography.fernet import Fernet
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from opsmeter_runtime.settings import ServiceSettings
@@ -15,6 +19,12 @@ class AlertingSettings(ServiceSettings):
         validation_alias=AliasChoices("OPSMETER_SMTP_URL", "smtp_url"),
         description="smtp://[user:pass@]host:port (plain) or smtps://… (TLS); unset: email channels fail.",
     )
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPSMETER_SECRETS_KEY", "secrets_key"),
+        description="Fernet key(s), comma-separated, newest first, sealing channel secrets at rest; "
+        "unset outside prod: generated into the data dir.",
+    )
     smtp_from: str = "Opsmeter alerts <alerts@opsmeter.local>"
     reporting_url: str = "http://127.0.0.1:8084"
     send_timeout_s: float = 10.0
@@ -29,3 +39,20 @@ class AlertingSettings(ServiceSettings):
     )
     delivery_poll_s: float = Field(default=0.5, gt=0)
     schedule_poll_s: float = Field(default=20.0, gt=0)
+
+    @model_validator(mode="after")
+    def _secrets_key_in_prod(self) -> Self:
+        if self.runtime.env == "prod" and self.secrets_key is None:
+            raise ValueError("OPSMETER_SECRETS_KEY is required in prod (channel secrets are sealed with it)")
+        return self
+
+    def sealing_keys(self) -> str:
+        """The configured keys, or outside prod the data dir's own (made once, readable by this user only)."""
+        if self.secrets_key is not None:
+            return self.secrets_key.get_secret_value()
+        path: Path = self.runtime.resolved_data_dir / "secrets-key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_bytes(Fernet.generate_key())
+        return path.read_text().strip()

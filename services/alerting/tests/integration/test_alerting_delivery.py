@@ -7,10 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
 from opsmeter_alerting.adapters.channels import Channels
-from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore
+from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore, Sealer, settings_key
 from opsmeter_alerting.alerts import AlertService
 from opsmeter_alerting.domain import AlertSettings, RetryPolicy, verify_signature
 from opsmeter_alerting.handlers import alert_on_decision
@@ -40,6 +41,9 @@ def http_receiver() -> Iterator[HttpReceiver]:
         yield receiver
 
 
+SEALER = Sealer(Fernet.generate_key().decode())
+
+
 @pytest.fixture(scope="module")
 def smtp_receiver() -> Iterator[SmtpReceiver]:
     with SmtpReceiver() as receiver:
@@ -55,7 +59,7 @@ async def service(
         yield (
             AlertService(
                 alerts=RedisAlertStore(redis_client),
-                settings=RedisAlertSettingsStore(redis_client),
+                settings=RedisAlertSettingsStore(redis_client, SEALER),
                 channels=Channels(http, smtp_url=smtp_receiver.url, smtp_from="alerts@opsmeter.test", timeout_s=5),
                 plans=PlanProjection(redis_client),
                 publisher=publisher,
@@ -270,3 +274,23 @@ class TestSummaries:
         await configure(alerts, ws, http_receiver, modes={"budget": "daily_summary"})
         clock.advance(timedelta(days=2))
         assert await alerts.run_schedules() == 0
+
+
+class TestSecretsAtRest:
+    async def test_channel_urls_and_secrets_are_sealed_in_redis_and_read_back(self, redis_client: Redis) -> None:
+        store = RedisAlertSettingsStore(redis_client, SEALER)
+        secret, url = "s3cr3t-webhook-signing-key", "https://hooks.example.test/T000/B000/XXXX"
+        settings = AlertSettings.model_validate(
+            {"channels": [{"id": "hook", "type": "webhook", "url": url, "secret": secret}]}
+        )
+        await store.save("ws_sealed001", settings, now=START)
+        stored = await redis_client.get(settings_key("ws_sealed001"))
+        assert isinstance(stored, bytes)
+        assert secret.encode() not in stored
+        assert b"hooks.example.test" not in stored
+        read = await store.get("ws_sealed001")
+        assert read is not None
+        assert read.settings == settings
+        other_key = RedisAlertSettingsStore(redis_client, Sealer(Fernet.generate_key().decode()))
+        with pytest.raises(RuntimeError, match="OPSMETER_SECRETS_KEY"):
+            await other_key.get("ws_sealed001")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis.asyncio import Redis
 
 from opsmeter_alerting.domain import AlertSettings
@@ -100,15 +101,36 @@ class StoredSettings:
     """When the workspace first saved settings: its first summary covers only the time since."""
 
 
+class Sealer:
+    """Encrypts a workspace's alert settings at rest (their channel URLs and secrets): Fernet, from
+    ``OPSMETER_SECRETS_KEY``. Several keys (comma-separated, newest first) let a key be rotated."""
+
+    def __init__(self, keys: str) -> None:
+        self._fernet = MultiFernet([Fernet(key.strip().encode()) for key in keys.split(",") if key.strip()])
+
+    def seal(self, plain: bytes) -> bytes:
+        return self._fernet.encrypt(plain)
+
+    def open(self, stored: bytes) -> bytes:
+        """The plain record; one stored before encryption (a JSON object) is read as it is."""
+        if stored.startswith(b"{"):
+            return stored
+        try:
+            return self._fernet.decrypt(stored)
+        except InvalidToken:
+            raise RuntimeError("alert settings sealed with a key not in OPSMETER_SECRETS_KEY") from None
+
+
 class RedisAlertSettingsStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, sealer: Sealer) -> None:
         self._redis = redis
+        self._sealer = sealer
 
     async def get(self, workspace_id: str) -> StoredSettings | None:
         raw = await self._redis.get(settings_key(workspace_id))
         if raw is None:
             return None
-        record = json.loads(raw)
+        record = json.loads(self._sealer.open(raw if isinstance(raw, bytes) else raw.encode()))
         return StoredSettings(
             settings=AlertSettings.model_validate(record["settings"]),
             enabled_at=datetime.fromisoformat(record["enabledAt"]),
@@ -119,7 +141,7 @@ class RedisAlertSettingsStore:
         stored = StoredSettings(settings=settings, enabled_at=previous.enabled_at if previous else now)
         record = {"settings": settings.model_dump(mode="json"), "enabledAt": stored.enabled_at.isoformat()}
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(settings_key(workspace_id), json.dumps(record))
+            pipe.set(settings_key(workspace_id), self._sealer.seal(json.dumps(record).encode()))
             if settings.summary_kinds:
                 pipe.sadd(SCHEDULED_KEY, workspace_id)
             else:
