@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from opsmeter_runtime.auth import CredentialStore
 from opsmeter_runtime.consumer import ConsumerEngine, Dispatcher
 from opsmeter_runtime.http import (
+    ERROR_ANSWERS,
     ReadinessCheck,
     RequestContextMiddleware,
     health_router,
@@ -105,7 +106,7 @@ def create_service_app(
             app.state.deps = deps
             yield
 
-    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan, responses=ERROR_ANSWERS)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for exc_type, handler in (exception_handlers or {}).items():

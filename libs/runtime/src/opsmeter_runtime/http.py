@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +18,72 @@ from opsmeter_runtime.logs import bind_contextvars, clear_contextvars, get_logge
 log = get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorAnswer(BaseModel):
+    """Every error answer: why (``reason``), what to do (``message``), and the fields at fault."""
+
+    model_config = ConfigDict(extra="allow")
+
+    reason: str | None
+    message: str | None = None
+    errors: list[FieldProblem] | None = None
+    errorId: str | None = None
+
+
+ERROR_ANSWERS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorAnswer, "description": description}
+    for status, description in {
+        400: "The body is not JSON",
+        401: "Missing or invalid credentials",
+        402: "Plan limit reached or budget exceeded (ingest)",
+        403: "The role or plan does not allow it",
+        404: "No such workspace or resource (another workspace's is 'not found' too)",
+        409: "Conflicts with the current state",
+        413: "The body is too large",
+        415: "The body is not application/json",
+        422: "A field breaks a rule; each is named in errors",
+        429: "Over the rate limit; see Retry-After",
+        500: "An unexpected error, with an errorId to quote",
+        503: "A backing store is unavailable; see Retry-After",
+    }.items()
+}
+"""The error answers every operation may give, declared once for every service's OpenAPI schema."""
+
+
+def json_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """An OpenAPI request body for an operation that reads its JSON itself (``openapi_extra``)."""
+    schema = model.model_json_schema(by_alias=True)
+    return {
+        "required": required,
+        "content": {"application/json": {"schema": _inlined(schema, schema.get("$defs", {}))}},
+    }
+
+
+def _inlined(node: Any, definitions: Mapping[str, Any]) -> Any:
+    """``node`` with each ``#/$defs/X`` reference replaced by X itself (the models are not recursive)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inlined(definitions[ref.removeprefix("#/$defs/")], definitions)
+        return {k: _inlined(v, definitions) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inlined(item, definitions) for item in node]
+    return node
+
+
+class HealthAnswer(BaseModel):
+    status: str
+
+
+class ReadinessAnswer(BaseModel):
+    status: str
+    checks: dict[str, bool]
 
 
 def json_response(
@@ -34,11 +101,11 @@ def health_router(checks: Callable[[], Mapping[str, ReadinessCheck]]) -> APIRout
     """``/healthz`` answers while the process serves; ``/readyz`` only when every dependency check passes."""
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz")
+    @router.get("/healthz", response_model=HealthAnswer)
     async def healthz() -> Response:
         return json_response({"status": "ok"})
 
-    @router.get("/readyz")
+    @router.get("/readyz", response_model=ReadinessAnswer)
     async def readyz() -> Response:
         results: dict[str, bool] = {}
         for name, check in checks().items():

@@ -4,23 +4,30 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import ValidationError
 
+from opsmeter_alerting.api.answers import AlertLogAnswer, AlertSettingsAnswer, ReplayAnswer, SentTestAlert
 from opsmeter_alerting.api.deps import Deps, WorkspaceReader, WorkspaceWriter
 from opsmeter_alerting.domain import AlertContent, AlertSettings, public_settings
 from opsmeter_alerting.errors import InvalidRequest, PlanRequired
-from opsmeter_runtime.http import json_response
+from opsmeter_runtime.http import json_body, json_response
 from opsmeter_runtime.projections import plan_at_least
 
 router = APIRouter(tags=["alerts"])
 
 
-@router.get("/v1/workspaces/{workspace_id}/alerts/settings")
+@router.get("/v1/workspaces/{workspace_id}/alerts/settings", response_model=AlertSettingsAnswer)
 async def get_settings(principal: WorkspaceReader, deps: Deps) -> Response:
     stored = await deps.alerts.settings.get(principal.workspace_id)
     return json_response(public_settings(stored.settings if stored else AlertSettings()))
 
 
-@router.put("/v1/workspaces/{workspace_id}/alerts/settings")
-async def put_settings(principal: WorkspaceWriter, deps: Deps, body: Annotated[dict[str, Any], Body()]) -> Response:
+@router.put(
+    "/v1/workspaces/{workspace_id}/alerts/settings",
+    response_model=AlertSettingsAnswer,
+    openapi_extra={"requestBody": json_body(AlertSettings)},
+)
+async def put_settings(
+    principal: WorkspaceWriter, deps: Deps, body: Annotated[dict[str, Any], Body(include_in_schema=False)]
+) -> Response:
     stored = await deps.alerts.settings.get(principal.workspace_id)
     previous = stored.settings if stored else AlertSettings()
     try:
@@ -45,13 +52,13 @@ async def put_settings(principal: WorkspaceWriter, deps: Deps, body: Annotated[d
     return json_response(public_settings(saved.settings))
 
 
-@router.get("/v1/workspaces/{workspace_id}/alerts")
+@router.get("/v1/workspaces/{workspace_id}/alerts", response_model=AlertLogAnswer)
 async def alert_log(principal: WorkspaceReader, deps: Deps, limit: int = Query(default=100, ge=1, le=500)) -> Response:
     """Each alert with its deliveries: status, every attempt (time, outcome, HTTP status, error)."""
     return json_response({"alerts": await deps.alerts.log(principal.workspace_id, limit=limit)})
 
 
-@router.post("/v1/workspaces/{workspace_id}/alerts/test")
+@router.post("/v1/workspaces/{workspace_id}/alerts/test", status_code=202, response_model=SentTestAlert)
 async def test_alert(principal: WorkspaceWriter, deps: Deps) -> Response:
     stored = await deps.alerts.settings.get(principal.workspace_id)
     channels = [c.id for c in stored.settings.channels if c.enabled] if stored else []
@@ -71,7 +78,7 @@ async def test_alert(principal: WorkspaceWriter, deps: Deps) -> Response:
     return json_response({"alertId": alert_id, "channels": channels}, 202)
 
 
-@router.post("/v1/workspaces/{workspace_id}/alerts/dead-letters/replay")
+@router.post("/v1/workspaces/{workspace_id}/alerts/dead-letters/replay", status_code=202, response_model=ReplayAnswer)
 async def replay(principal: WorkspaceWriter, deps: Deps) -> Response:
     """Queue every dead-lettered delivery again; receivers see the same idempotency key as before."""
     return json_response({"replayed": await deps.alerts.replay_dead_letters(principal.workspace_id)}, 202)

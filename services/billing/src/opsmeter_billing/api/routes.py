@@ -4,11 +4,20 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from opsmeter_billing.api.answers import (
+    AnyJson,
+    PlanChangePending,
+    PortalAnswer,
+    ReconcileAnswer,
+    SubscriptionAnswer,
+    WebhookReceived,
+    WorkspacePlanAnswer,
+)
 from opsmeter_billing.api.deps import AccountReader, AccountWriter, Deps, Operator, WorkspaceReader
 from opsmeter_billing.domain import BillingAccount
 from opsmeter_billing.errors import InvalidRequest, NotFound
 from opsmeter_contracts.events import Plan
-from opsmeter_runtime.http import json_response
+from opsmeter_runtime.http import json_body, json_response
 
 router = APIRouter(tags=["billing"])
 
@@ -17,7 +26,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-@router.get("/v1/workspaces/{workspace_id}/plan")
+@router.get("/v1/workspaces/{workspace_id}/plan", response_model=WorkspacePlanAnswer)
 async def workspace_plan(principal: WorkspaceReader, deps: Deps) -> Response:
     found = await deps.plans.get(principal.workspace_id)
     if found is None:
@@ -51,7 +60,7 @@ def subscription_view(account: BillingAccount) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/billing/subscription")
+@router.get("/v1/billing/subscription", response_model=SubscriptionAnswer)
 async def subscription(principal: AccountReader, deps: Deps) -> Response:
     return json_response(subscription_view(await deps.billing.account(principal.workspace_id)))
 
@@ -62,7 +71,7 @@ class ChangePlanBody(BaseModel):
     plan: Plan
 
 
-@router.post("/v1/billing/subscription/change-plan")
+@router.post("/v1/billing/subscription/change-plan", status_code=202, response_model=PlanChangePending)
 async def change_plan(
     principal: AccountWriter,
     body: ChangePlanBody,
@@ -75,13 +84,17 @@ async def change_plan(
     return json_response(reply.body, reply.status_code)
 
 
-@router.get("/v1/billing/portal")
+@router.get("/v1/billing/portal", response_model=PortalAnswer)
 async def portal(principal: AccountReader, deps: Deps) -> Response:
     url = await deps.billing.portal_url(principal.workspace_id)
     return json_response({"workspaceId": principal.workspace_id, "url": url, "for": ["payment_method", "invoices"]})
 
 
-@router.post("/v1/billing/webhooks/lemonsqueezy")
+@router.post(
+    "/v1/billing/webhooks/lemonsqueezy",
+    response_model=WebhookReceived,
+    openapi_extra={"requestBody": json_body(AnyJson)},
+)
 async def lemonsqueezy_webhook(
     request: Request, deps: Deps, x_signature: Annotated[str | None, Header()] = None
 ) -> Response:
@@ -98,7 +111,7 @@ class LinkSubscriptionBody(BaseModel):
     test_mode: bool = False
 
 
-@router.post("/v1/admin/billing/subscriptions", tags=["admin"])
+@router.post("/v1/admin/billing/subscriptions", status_code=201, response_model=SubscriptionAnswer, tags=["admin"])
 async def link_subscription(_: Operator, body: LinkSubscriptionBody, deps: Deps) -> Response:
     account = await deps.billing.link_subscription(
         body.workspace_id, body.subscription_id, body.plan, test_mode=body.test_mode
@@ -106,7 +119,7 @@ async def link_subscription(_: Operator, body: LinkSubscriptionBody, deps: Deps)
     return json_response(subscription_view(account), 201)
 
 
-@router.post("/v1/admin/billing/reconcile", tags=["admin"])
+@router.post("/v1/admin/billing/reconcile", response_model=ReconcileAnswer, tags=["admin"])
 async def reconcile(_: Operator, deps: Deps) -> Response:
     report = await deps.billing.reconcile()
     return json_response({"checked": report.checked, "applied": report.applied, "failed": report.failed})
