@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
+from opsmeter_ingest.api.answers import DeletionRequested
 from opsmeter_ingest.api.deps import Deps
 from opsmeter_ingest.commands import delete_telemetry
 from opsmeter_runtime.auth import WRITE_ROLES, Principal, bearer_token
@@ -44,11 +45,11 @@ async def _delete(admin: Principal, deps: Deps, data_mode: Literal["test", "demo
     )
 
 
-@router.delete("/demo-data", status_code=202)
+@router.delete("/demo-data", status_code=202, response_model=DeletionRequested)
 async def delete_demo_data(admin: Admin, deps: Deps, scope: Annotated[Scope, Query()] = "mine") -> Response:
     return await _delete(admin, deps, "demo", scope)
 
 
-@router.delete("/test-data", status_code=202)
+@router.delete("/test-data", status_code=202, response_model=DeletionRequested)
 async def delete_test_data(admin: Admin, deps: Deps, scope: Annotated[Scope, Query()] = "mine") -> Response:
     return await _delete(admin, deps, "test", scope)

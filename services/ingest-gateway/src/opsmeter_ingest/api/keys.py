@@ -5,6 +5,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsmeter_ingest.api.answers import IssuedAdminToken, IssuedKey, KeyList
 from opsmeter_ingest.api.deps import Deps, WorkspaceReader, WorkspaceWriter
 from opsmeter_ingest.commands import create_admin_token, create_api_key, revoke_api_key, rotate_api_key
 from opsmeter_runtime.auth import IssuedCredential
@@ -24,7 +25,7 @@ def _issued(key: IssuedCredential) -> dict[str, Any]:
     return {"apiKeyId": key.credential_id, "apiKey": key.plaintext, "prefix": key.display_prefix}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=IssuedKey)
 async def create_key(admin: WorkspaceWriter, deps: Deps, body: CreateKeyBody | None = None) -> Response:
     body = body or CreateKeyBody()
     key = await create_api_key(
@@ -37,7 +38,7 @@ async def create_key(admin: WorkspaceWriter, deps: Deps, body: CreateKeyBody | N
     return json_response({**_issued(key), "name": body.name, "note": "shown once; stored only as a hash"}, 201)
 
 
-@router.get("")
+@router.get("", response_model=KeyList)
 async def list_keys(reader: WorkspaceReader, deps: Deps) -> Response:
     records = await deps.store.list_for_workspace(reader.workspace_id)
     keys = [
@@ -56,13 +57,13 @@ async def list_keys(reader: WorkspaceReader, deps: Deps) -> Response:
     return json_response({"workspaceId": reader.workspace_id, "apiKeys": keys})
 
 
-@router.post("/{key_id}/rotate", status_code=201)
+@router.post("/{key_id}/rotate", status_code=201, response_model=IssuedKey)
 async def rotate_key(admin: WorkspaceWriter, deps: Deps, key_id: str) -> Response:
     key = await rotate_api_key(admin, key_id, publisher=deps.resources.publisher, credentials=deps.store)
     return json_response({**_issued(key), "rotatedFrom": key_id}, 201)
 
 
-@router.delete("/{key_id}", status_code=204)
+@router.delete("/{key_id}", status_code=204, response_class=Response)
 async def revoke_key(admin: WorkspaceWriter, deps: Deps, key_id: str) -> Response:
     await revoke_api_key(admin, key_id, publisher=deps.resources.publisher, credentials=deps.store)
     return Response(status_code=204)
@@ -78,7 +79,7 @@ class CreateTokenBody(BaseModel):
     name: str = Field(default="", max_length=128)
 
 
-@tokens_router.post("", status_code=201)
+@tokens_router.post("", status_code=201, response_model=IssuedAdminToken)
 async def create_token(owner: WorkspaceWriter, deps: Deps, body: CreateTokenBody) -> Response:
     """Owner only: an admin token (may change settings) or a member token (may read)."""
     token = await create_admin_token(

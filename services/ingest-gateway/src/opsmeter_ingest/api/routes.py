@@ -15,10 +15,21 @@ from opsmeter_contracts.events import RateLimit, RequestQuota
 from opsmeter_ingest import demo
 from opsmeter_ingest.adapters.admission import quota_snapshot
 from opsmeter_ingest.api import ingest_http
+from opsmeter_ingest.api.answers import (
+    BatchAnswer,
+    CreatedWorkspace,
+    DemoLoaded,
+    EventAnswer,
+    IngestBatchBody,
+    PlanSet,
+    PricingCatalog,
+    WorkspaceStatus,
+)
 from opsmeter_ingest.api.deps import Deps
 from opsmeter_ingest.commands import CreateWorkspace, create_workspace, set_plan
 from opsmeter_ingest.domain import (
     PLAN_NAMES,
+    IngestRequest,
     budget_windows,
     build_event,
     iso_z,
@@ -32,7 +43,7 @@ from opsmeter_ingest.errors import (
 from opsmeter_ingest.metrics import REGISTRY
 from opsmeter_runtime.auth import verify_operator_token
 from opsmeter_runtime.errors import Unauthorized as OperatorUnauthorized
-from opsmeter_runtime.http import json_response
+from opsmeter_runtime.http import json_body, json_response
 from opsmeter_runtime.kafka import PublishError
 from opsmeter_runtime.logs import get_logger
 from opsmeter_runtime.projections import PolicyStatusProjection
@@ -57,7 +68,13 @@ def _json(reply: ingest_http.Reply) -> Response:
     return json_response(reply.body, reply.status, reply.headers)
 
 
-@router.post("/v1/ingest/llm-request", status_code=202, tags=["ingest"])
+@router.post(
+    "/v1/ingest/llm-request",
+    status_code=202,
+    response_model=EventAnswer,
+    tags=["ingest"],
+    openapi_extra={"requestBody": json_body(IngestRequest)},
+)
 async def ingest_llm_request(
     request: Request,
     deps: Deps,
@@ -69,7 +86,13 @@ async def ingest_llm_request(
     return _json(await ingest_http.single(deps, api_key=x_api_key, content_type=content_type, body=body))
 
 
-@router.post("/v1/ingest/llm-requests", status_code=207, tags=["ingest"])
+@router.post(
+    "/v1/ingest/llm-requests",
+    status_code=207,
+    response_model=BatchAnswer,
+    tags=["ingest"],
+    openapi_extra={"requestBody": json_body(IngestBatchBody)},
+)
 async def ingest_llm_requests(
     request: Request,
     deps: Deps,
@@ -81,7 +104,7 @@ async def ingest_llm_requests(
     return _json(await ingest_http.batch(deps, api_key=x_api_key, content_type=content_type, body=body))
 
 
-@router.get("/v1/public/pricing-models", tags=["pricing"])
+@router.get("/v1/public/pricing-models", response_model=PricingCatalog, tags=["pricing"])
 async def pricing_models(deps: Deps) -> Response:
     return json_response(deps.prices.public_catalog(), headers={"Cache-Control": "public, max-age=300"})
 
@@ -95,7 +118,7 @@ class CreateWorkspaceBody(BaseModel):
     monthly_request_quota: RequestQuota | None = None
 
 
-@router.post("/v1/admin/workspaces", status_code=201, tags=["admin"])
+@router.post("/v1/admin/workspaces", status_code=201, response_model=CreatedWorkspace, tags=["admin"])
 async def create_workspace_route(
     body: CreateWorkspaceBody,
     deps: Deps,
@@ -129,7 +152,7 @@ class DemoBody(BaseModel):
     days: int = Field(default=14, ge=1, le=30)
 
 
-@router.post("/v1/ingest/demo", status_code=202, tags=["ingest"])
+@router.post("/v1/ingest/demo", status_code=202, response_model=DemoLoaded, tags=["ingest"])
 async def ingest_demo(
     body: DemoBody,
     deps: Deps,
@@ -174,7 +197,7 @@ class SetPlanBody(BaseModel):
     monthly_request_quota: RequestQuota | None = None
 
 
-@router.put("/v1/admin/workspaces/{workspace_id}/plan", status_code=202, tags=["admin"])
+@router.put("/v1/admin/workspaces/{workspace_id}/plan", status_code=202, response_model=PlanSet, tags=["admin"])
 async def set_plan_route(
     workspace_id: Annotated[str, Path(pattern=WORKSPACE_ID_PATTERN)],
     body: SetPlanBody,
@@ -197,7 +220,7 @@ async def set_plan_route(
     return json_response({"status": "accepted", "workspaceId": workspace_id, "plan": body.plan}, 202)
 
 
-@router.get("/v1/diagnostics/workspace-status", tags=["ingest"])
+@router.get("/v1/diagnostics/workspace-status", response_model=WorkspaceStatus, tags=["ingest"])
 async def workspace_status(deps: Deps, x_api_key: Annotated[str | None, Header()] = None) -> Response:
     """Plan counters and budget flags of the caller's workspace, without counting a request."""
     principal = await ingest_http.ingest_principal(deps, x_api_key)
