@@ -27,6 +27,7 @@ DOCUMENTED_TABLES = (
 
 WORKSPACE_PARAMETER = "opsmeter_workspace_id"
 _CTE_PREFIX = "opsmeter_cte_"
+_STRING = exp.DataType.build("String", dialect="clickhouse")
 
 _AGGREGATES = """
 count sum avg min max any anylast anyheavy argmin argmax uniq uniqexact uniqcombined uniqcombined64 uniqhll12
@@ -80,27 +81,76 @@ formatreadablesize formatreadablequantity formatreadabletimedelta formatreadable
 sipHash64 cityhash64 xxhash64 md5 sha256 generateuuidv4 isvalidjson todecimalorzero
 """
 
-ALLOWED_FUNCTIONS = frozenset(_SCALARS.lower().split()) | frozenset(_AGGREGATES.split())
+_AGGREGATE_NAMES = frozenset(_AGGREGATES.split())
+ALLOWED_FUNCTIONS = frozenset(_SCALARS.lower().split()) | _AGGREGATE_NAMES
 """ClickHouse function names (lower case) an analyst query may call; none reads a file, a URL, a table
 or the server's state. Aggregates also take the combinators in ``_COMBINATORS``."""
 
 _SET_MEMBERSHIP = frozenset(
-    "in notin nullin notnullin globalin globalnotin globalnullin globalnotnullin".split()
+    ["in", "notin", "nullin", "notnullin", "globalin", "globalnotin", "globalnullin", "globalnotnullin"]
 )
 """``x IN t`` reads table ``t`` when ``t`` is a bare name, so these functions take no identifier there."""
 
 _AST_NODES = frozenset(
-    """SelectWithUnionQuery SelectIntersectExceptQuery SelectQuery ExpressionList TablesInSelectQuery
-    TablesInSelectQueryElement TableExpression TableIdentifier TableJoin ArrayJoin Subquery WithElement
-    Function Identifier Literal Asterisk QualifiedAsterisk ColumnsListMatcher ColumnsRegexpMatcher
-    QualifiedColumnsListMatcher QualifiedColumnsRegexpMatcher OrderByElement WindowDefinition
-    WindowListElement Alias Interpolate""".split()
+    [
+        "SelectWithUnionQuery",
+        "SelectIntersectExceptQuery",
+        "SelectQuery",
+        "ExpressionList",
+        "TablesInSelectQuery",
+        "TablesInSelectQueryElement",
+        "TableExpression",
+        "TableIdentifier",
+        "TableJoin",
+        "ArrayJoin",
+        "Subquery",
+        "WithElement",
+        "Function",
+        "Identifier",
+        "Literal",
+        "Asterisk",
+        "QualifiedAsterisk",
+        "ColumnsListMatcher",
+        "ColumnsRegexpMatcher",
+        "QualifiedColumnsListMatcher",
+        "QualifiedColumnsRegexpMatcher",
+        "OrderByElement",
+        "WindowDefinition",
+        "WindowListElement",
+        "Alias",
+        "Interpolate",
+    ]
 )
 """Kinds of node in ClickHouse's ``EXPLAIN AST`` that an analyst query may contain (no ``Set``: SETTINGS)."""
 
 
 class AnalystSqlRefused(ValueError):
     """Why a query may not run. The message never repeats the query."""
+
+
+class AnalystBusy(RuntimeError):
+    """The caller already has a query running."""
+
+
+@dataclass(frozen=True)
+class AnalystLimits:
+    """What one analyst query may use; a workspace's are tighter than the operator's."""
+
+    max_execution_s: float
+    max_memory_bytes: int
+    max_threads: int
+
+    def settings(self, max_rows: int) -> dict[str, object]:
+        """ClickHouse settings of the query; ``readonly`` last, since it forbids changing the ones after it."""
+        return {
+            "max_execution_time": self.max_execution_s,
+            "timeout_overflow_mode": "throw",
+            "max_memory_usage": self.max_memory_bytes,
+            "max_threads": self.max_threads,
+            "max_result_rows": max_rows + 1,
+            "result_overflow_mode": "break",
+            "readonly": 1,
+        }
 
 
 @dataclass(frozen=True)
@@ -130,7 +180,7 @@ def prepare(sql: str, workspace_id: str | None) -> AnalystQuery:
     ctes = _rename_ctes(root)
     for table in list(root.find_all(exp.Table)):
         _rewrite_table(table, ctes, workspace_id)
-    rendered = root.sql(dialect="clickhouse")
+    rendered = root.sql(dialect="clickhouse", comments=False)
     parameters = {WORKSPACE_PARAMETER: workspace_id} if workspace_id is not None else {}
     return AnalystQuery(rendered, parameters, workspace_id)
 
@@ -142,7 +192,7 @@ def _where(exc: ParseError | TokenError) -> str:
     return ""
 
 
-def _refuse_clauses(root: exp.Expression) -> None:
+def _refuse_clauses(root: exp.Expr) -> None:
     for node in root.walk():
         if isinstance(node, exp.Command):
             raise AnalystSqlRefused("only SELECT queries run here")
@@ -154,7 +204,7 @@ def _refuse_clauses(root: exp.Expression) -> None:
             raise AnalystSqlRefused("SETTINGS and FORMAT are chosen by the service")
 
 
-def _rename_ctes(root: exp.Expression) -> dict[int, str]:
+def _rename_ctes(root: exp.Expr) -> dict[int, str]:
     """Give every table-like CTE a name no real table has; return ``id(CTE) -> new name``.
 
     A reference the scoping below resolves to a CTE then names the CTE and nothing else: were ClickHouse
@@ -167,7 +217,9 @@ def _rename_ctes(root: exp.Expression) -> dict[int, str]:
         new_name = f"{_CTE_PREFIX}{i}"
         renamed[id(cte)] = new_name
         cte.meta["original_name"] = cte.alias
-        cte.set("alias", exp.TableAlias(this=exp.to_identifier(new_name), columns=cte.args["alias"].args.get("columns")))
+        cte.set(
+            "alias", exp.TableAlias(this=exp.to_identifier(new_name), columns=cte.args["alias"].args.get("columns"))
+        )
     return renamed
 
 
@@ -176,7 +228,7 @@ def _visible_cte(table: exp.Table, name: str, renamed: dict[int, str]) -> str | 
 
     A CTE is visible in the query that declares it and below, and inside a sibling CTE declared after it.
     """
-    child: exp.Expression = table
+    child: exp.Expr = table
     node = table.parent
     while node is not None:
         with_ = node.args.get("with_") if isinstance(node, exp.Query) else None
@@ -193,9 +245,9 @@ def _visible_cte(table: exp.Table, name: str, renamed: dict[int, str]) -> str | 
     return None
 
 
-def _containing(ctes: Sequence[exp.Expression], node: exp.Expression) -> exp.Expression | None:
+def _containing(ctes: Sequence[exp.Expr], node: exp.Expr) -> exp.Expr | None:
     for cte in ctes:
-        parent: exp.Expression | None = node
+        parent: exp.Expr | None = node
         while parent is not None:
             if parent is cte:
                 return cte
@@ -221,8 +273,8 @@ def _rewrite_table(table: exp.Table, renamed: dict[int, str], workspace_id: str 
         return
     if name not in DOCUMENTED_TABLES:
         raise AnalystSqlRefused(f"unknown table {name[:64]!r}; the tables are {', '.join(DOCUMENTED_TABLES)}")
-    target: exp.Expression = table.parent if isinstance(table.parent, exp.Final) else table
-    source: exp.Expression = exp.Table(this=exp.to_identifier(name))
+    target: exp.Expr = table.parent if isinstance(table.parent, exp.Final) else table
+    source: exp.Expr = exp.Table(this=exp.to_identifier(name))
     if target is not table:
         source = exp.Final(this=source)
     inner = exp.select("*").from_(source)
@@ -230,7 +282,9 @@ def _rewrite_table(table: exp.Table, renamed: dict[int, str], workspace_id: str 
         inner = inner.where(
             exp.EQ(
                 this=exp.column("workspace_id"),
-                expression=exp.Placeholder(this=WORKSPACE_PARAMETER, kind=exp.DataType.build("String", dialect="clickhouse")),
+                expression=exp.Placeholder(
+                    this=WORKSPACE_PARAMETER, kind=exp.DataType.build("String", dialect="clickhouse")
+                ),
             )
         )
     alias = table.alias or name
@@ -327,4 +381,6 @@ def allowed_function(name: str) -> bool:
 def allowed_aggregate(lowered: str) -> bool:
     if lowered in frozenset(_AGGREGATES.split()):
         return True
-    return any(lowered.endswith(c) and allowed_aggregate(lowered[: -len(c)]) for c in _COMBINATORS if len(lowered) > len(c))
+    return any(
+        lowered.endswith(c) and allowed_aggregate(lowered[: -len(c)]) for c in _COMBINATORS if len(lowered) > len(c)
+    )

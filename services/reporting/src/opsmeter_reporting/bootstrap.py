@@ -64,10 +64,12 @@ async def run_spike_job(deps: ReportingDeps) -> None:
 @contextlib.asynccontextmanager
 async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]:
     clickhouse = await open_clickhouse(settings)
+    analyst = clickhouse.lane("clickhouse-analyst", settings.analyst_workers)
+    await analyst.connect()
     try:
         async with open_resources(SERVICE, settings.runtime) as resources:
             resources.extra_checks["clickhouse"] = clickhouse.ping
-            store = ClickHouseTelemetryStore(clickhouse)
+            store = ClickHouseTelemetryStore(clickhouse, analyst)
             plans = RedisPlanReader(resources.redis, enterprise=settings.enterprise_retention)
             sink_stats = SinkStats()
             sink = await resources.consume(
@@ -99,4 +101,5 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
     finally:
+        await analyst.close()
         await clickhouse.close()

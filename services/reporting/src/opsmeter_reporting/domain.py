@@ -1,7 +1,6 @@
 """Pure reporting rules: windows, read plans over raw/hourly/daily tiers, spike analysis, plan gates,
 retention, the weekly window, onboarding and tracking quality. No I/O."""
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -546,31 +545,3 @@ def quality_parts(facts: TrackingFacts) -> list[QualityPart]:
 
 def quality_score(parts: list[QualityPart]) -> int:
     return round(sum((p.points for p in parts), Fraction(0)))
-
-
-# --- analyst SQL -----------------------------------------------------------------------------------
-
-_ANALYST_START = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
-_SCOPED_REFUSED = re.compile(
-    r"\b(system|information_schema|INFORMATION_SCHEMA)\s*\.|\bSETTINGS\b|\bINTO\s+OUTFILE\b|\bFORMAT\b",
-    re.IGNORECASE,
-)
-
-
-class AnalystSqlRefused(ValueError):
-    pass
-
-
-def check_analyst_sql(sql: str, *, scoped: bool) -> None:
-    """One read-only SELECT; a workspace-scoped query also may not read system tables or change settings.
-
-    ClickHouse enforces the rest: ``readonly=1`` (no writes, no table functions) and, when scoped, a
-    filter on the workspace for every documented table (ADR 0034).
-    """
-    body = sql.strip().rstrip(";")
-    if not _ANALYST_START.match(body):
-        raise AnalystSqlRefused("only SELECT (or WITH … SELECT) queries run here")
-    if ";" in body:
-        raise AnalystSqlRefused("one statement at a time")
-    if scoped and _SCOPED_REFUSED.search(body):
-        raise AnalystSqlRefused("a workspace-scoped query may read only the documented tables, without SETTINGS/FORMAT")

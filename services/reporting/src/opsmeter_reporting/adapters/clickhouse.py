@@ -10,13 +10,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from opsmeter_contracts import LlmRequestIngested, SpikeDetected
-from opsmeter_reporting.adapters import SinkResult, StoredDecision
+from opsmeter_reporting.adapters import AnalystResult, SinkResult, StoredDecision
+from opsmeter_reporting.analyst_sql import AnalystBusy, AnalystLimits, AnalystQuery, check_ast
 from opsmeter_reporting.domain import (
     DAY,
     GROUP_COLUMNS,
@@ -43,15 +44,6 @@ RAW_COLUMNS = (
     "data_mode", "environment", "cost_micro_usd", "priced", "price_catalog_version", "metadata",
     "raw_retention_days", "summary_retention_days", "api_key_id",
 )  # fmt: skip
-
-ANALYST_TABLES = (
-    "llm_requests_raw",
-    "llm_requests_hourly",
-    "llm_requests_daily",
-    "llm_requests_duplicates",
-    "reporting_decisions",
-)
-"""The documented tables (docs/reporting-tables.md); a workspace-scoped query sees only its rows of each."""
 
 UNKNOWN_RETENTION = Retention(3650, 3650)
 """Rows of a workspace whose plan the caller did not say are kept (the columns' defaults)."""
@@ -156,9 +148,12 @@ def _totals(row: Mapping[str, Any]) -> Totals:
 
 
 class ClickHouseTelemetryStore:
-    def __init__(self, clickhouse: ClickHouse) -> None:
+    def __init__(self, clickhouse: ClickHouse, analyst: ClickHouse | None = None) -> None:
+        """``analyst``: the lane analyst SQL runs on, so it never queues ahead of the sink and the APIs."""
         self._ch = clickhouse
+        self._analyst = analyst or clickhouse
         self._writes = asyncio.Lock()
+        self._running_sql: set[str] = set()
 
     async def _guard(self, call: Any) -> Any:
         try:
@@ -386,17 +381,25 @@ class ClickHouseTelemetryStore:
         )
         return [str(r["workspace_id"]) for r in rows]
 
-    async def run_sql(self, sql: str, workspace_id: str | None, max_rows: int) -> tuple[list[str], list[list[Any]]]:
-        settings: dict[str, Any] = {
-            "readonly": 1,
-            "max_result_rows": max_rows,
-            "result_overflow_mode": "break",
-            "max_execution_time": 30,
-        }
-        if workspace_id is not None:
-            quoted = workspace_id.replace("\\", "\\\\").replace("'", "\\'")
-            filters = ", ".join(f"'{t}': 'workspace_id = ''{quoted}'''" for t in ANALYST_TABLES)
-            settings["additional_table_filters"] = "{" + filters + "}"
-        rows = await self._ch.query(sql, settings=settings)
+    async def run_sql(self, query: AnalystQuery, max_rows: int, limits: AnalystLimits) -> AnalystResult:
+        """A prepared analyst query on the analyst lane: at most one at a time per workspace, checked by
+        ClickHouse's own parser first, under memory, row and time limits, killed if abandoned."""
+        caller = query.workspace_id or "operator"
+        if caller in self._running_sql:
+            raise AnalystBusy("a query of this workspace is still running; send the next one when it has answered")
+        self._running_sql.add(caller)
+        tag = f"opsmeter-analyst-{uuid4()}"
+        settings = {"log_comment": tag, **limits.settings(max_rows)}
+        try:
+            plan = await self._analyst.query(f"EXPLAIN AST {query.sql}", query.parameters, settings={"readonly": 1})
+            check_ast([str(next(iter(r.values()))) for r in plan], query.workspace_id)
+            rows = await asyncio.wait_for(
+                self._analyst.query(query.sql, query.parameters, settings=settings), limits.max_execution_s + 5
+            )
+        except (asyncio.CancelledError, TimeoutError):
+            await asyncio.shield(self._ch.kill(tag))
+            raise
+        finally:
+            self._running_sql.discard(caller)
         columns = list(rows[0]) if rows else []
-        return columns, [list(r.values()) for r in rows[:max_rows]]
+        return AnalystResult(columns, [list(r.values()) for r in rows[:max_rows]], truncated=len(rows) > max_rows)
