@@ -391,7 +391,7 @@ class ClickHouseTelemetryStore:
         tag = f"opsmeter-analyst-{uuid4()}"
         settings = {"log_comment": tag, **limits.settings(max_rows)}
         try:
-            plan = await self._analyst.query(f"EXPLAIN AST {query.sql}", query.parameters, settings={"readonly": 1})
+            plan = await self._analyst.query(f"EXPLAIN AST {query.sql}", query.parameters)
             check_ast([str(next(iter(r.values()))) for r in plan], query.workspace_id)
             rows = await asyncio.wait_for(
                 self._analyst.query(query.sql, query.parameters, settings=settings), limits.max_execution_s + 5
