@@ -45,11 +45,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _invalid(exc: InvalidRange) -> InvalidRequest:
+    return InvalidRequest(str(exc), errors=[{"field": exc.field or "from", "message": str(exc)}])
+
+
 def _window(start: datetime | None, end: datetime | None) -> UsageWindow:
     try:
         return UsageWindow.parse(start, end, now=_now())
     except InvalidRange as exc:
-        raise InvalidRequest(str(exc)) from None
+        raise _invalid(exc) from None
 
 
 @router.get("/v1/workspaces/{workspace_id}/usage", tags=["reports"])
@@ -108,7 +112,7 @@ async def spike(
     try:
         current, previous = spike_windows(window, from_, to, now=_now())
     except InvalidRange as exc:
-        raise InvalidRequest(str(exc)) from None
+        raise _invalid(exc) from None
     analysis = await investigate(deps.store, principal.workspace_id, current, previous, data_mode)
     return json_response(
         {"workspaceId": principal.workspace_id, "window": window, "dataMode": data_mode, **analysis_json(analysis)}
@@ -145,7 +149,7 @@ async def board_pack_export(
     try:
         start, end = parse_range_bound(from_, end=False), parse_range_bound(to, end=True)
     except InvalidRange as exc:
-        raise InvalidRequest(str(exc)) from None
+        raise _invalid(exc) from None
     window = _window(start, end)
     ws = principal.workspace_id
     policy = await deps.policy.get(ws)
