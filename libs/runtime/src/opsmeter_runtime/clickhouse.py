@@ -50,9 +50,10 @@ class ClickHouse:
     def from_settings(cls, settings: RuntimeSettings) -> "ClickHouse":
         return cls(clickhouse_dsn(settings))
 
-    def lane(self, name: str, workers: int) -> "ClickHouse":
-        """Another pool of threads and clients on the same database, for work that must not queue here."""
-        return ClickHouse(self.dsn, workers=workers, name=name)
+    def lane(self, name: str, workers: int, dsn: str | None = None) -> "ClickHouse":
+        """Another pool of threads and clients on the same database (as another user with ``dsn``), for
+        work that must not queue behind this pool's."""
+        return ClickHouse(dsn or self.dsn, workers=workers, name=name)
 
     async def connect(self) -> None:
         self._connected = True

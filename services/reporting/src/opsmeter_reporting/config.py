@@ -23,6 +23,11 @@ class ReportingSettings(ServiceSettings):
     spike_min_delta_micro_usd: int = Field(default=1_000_000, ge=0)
     enterprise_raw_retention_days: int = Field(default=365, ge=1, le=3650)
     enterprise_summary_retention_days: int = Field(default=1095, ge=1, le=3650)
+    analyst_clickhouse_url: str | None = Field(
+        default=None,
+        description="The ClickHouse user workspace SQL runs as (deploy/clickhouse/analyst-user.sql: SELECT on the "
+        "documented tables, a row policy per workspace); required in prod. Unset: the service's own connection.",
+    )
     analyst_workers: int = Field(default=2, ge=1, le=16, description="Threads (and connections) for analyst SQL.")
     analyst_max_execution_s: float = Field(default=10.0, gt=0, le=300, description="A workspace's SQL query.")
     analyst_max_memory_bytes: int = Field(default=512 * 1024**2, ge=16 * 1024**2)
@@ -34,6 +39,8 @@ class ReportingSettings(ServiceSettings):
     def _server_in_prod(self) -> Self:
         if self.runtime.env == "prod" and self.runtime.clickhouse_url is None:
             raise ValueError("OPSMETER_CLICKHOUSE_URL must point at a ClickHouse server in prod")
+        if self.runtime.env == "prod" and self.analyst_clickhouse_url is None:
+            raise ValueError("OPSMETER_REPORTING_ANALYST_CLICKHOUSE_URL must name the analyst user in prod (ADR 0051)")
         Fraction(self.spike_min_increase)
         return self
 

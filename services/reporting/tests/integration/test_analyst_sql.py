@@ -14,7 +14,7 @@ from services.reporting.tests.conftest import build_telemetry
 from opsmeter_contracts import SpikeDetected
 from opsmeter_contracts.reporting import SpikeDetectedPayload
 from opsmeter_reporting.adapters import AnalystResult
-from opsmeter_reporting.adapters.clickhouse import ClickHouseTelemetryStore
+from opsmeter_reporting.adapters.clickhouse import AnalystLanes, ClickHouseTelemetryStore
 from opsmeter_reporting.analyst_sql import AnalystBusy, AnalystLimits, AnalystSqlRefused, prepare
 from opsmeter_reporting.domain import UsageWindow
 from opsmeter_runtime.clickhouse import ClickHouse
@@ -28,9 +28,12 @@ B_MODEL = "model-only-b-uses"
 async def analyst(clickhouse: ClickHouse, store: ClickHouseTelemetryStore) -> AsyncIterator[ClickHouseTelemetryStore]:
     """The store as reporting wires it: analyst SQL on a lane of its own."""
     lane = clickhouse.lane("clickhouse-analyst-test", workers=2)
+    operator = clickhouse.lane("clickhouse-operator-test", workers=1)
     await lane.connect()
-    yield ClickHouseTelemetryStore(clickhouse, lane)
+    await operator.connect()
+    yield ClickHouseTelemetryStore(clickhouse, AnalystLanes(lane, operator))
     await lane.close()
+    await operator.close()
 
 
 @pytest.fixture

@@ -54,4 +54,7 @@ class TestReportingSettings:
         with pytest.raises(ValidationError, match="OPSMETER_CLICKHOUSE_URL"):
             ReportingSettings(runtime=prod)
         served = prod.model_copy(update={"clickhouse_url": "https://ch.internal:8443/opsmeter"})
-        assert ReportingSettings(runtime=served).runtime.clickhouse_url
+        with pytest.raises(ValidationError, match="OPSMETER_REPORTING_ANALYST_CLICKHOUSE_URL"):
+            ReportingSettings(runtime=served)
+        analyst = "https://opsmeter_analyst:pw@ch.internal:8443/opsmeter"
+        assert ReportingSettings(runtime=served, analyst_clickhouse_url=analyst).runtime.clickhouse_url

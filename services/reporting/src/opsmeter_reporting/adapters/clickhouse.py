@@ -8,6 +8,7 @@ lock it shares with ``rebuild``. Reads split a window into raw edges, whole hour
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -147,11 +148,24 @@ def _totals(row: Mapping[str, Any]) -> Totals:
     )
 
 
+@dataclass(frozen=True)
+class AnalystLanes:
+    """Where analyst SQL runs, so it never queues ahead of the sink and the APIs (ADR 0051)."""
+
+    workspace: ClickHouse
+    """Workspace queries; on a server, as the analyst user of deploy/clickhouse/analyst-user.sql."""
+    operator: ClickHouse
+    row_policy: bool = False
+    """The workspace lane's user has the row policy: send it the caller's workspace as a setting."""
+
+
+ROW_POLICY_SETTING = "SQL_opsmeter_workspace_id"
+
+
 class ClickHouseTelemetryStore:
-    def __init__(self, clickhouse: ClickHouse, analyst: ClickHouse | None = None) -> None:
-        """``analyst``: the lane analyst SQL runs on, so it never queues ahead of the sink and the APIs."""
+    def __init__(self, clickhouse: ClickHouse, analyst: AnalystLanes | None = None) -> None:
         self._ch = clickhouse
-        self._analyst = analyst or clickhouse
+        self._lanes = analyst or AnalystLanes(clickhouse, clickhouse)
         self._writes = asyncio.Lock()
         self._running_sql: set[str] = set()
 
@@ -388,16 +402,20 @@ class ClickHouseTelemetryStore:
         if caller in self._running_sql:
             raise AnalystBusy("a query of this workspace is still running; send the next one when it has answered")
         self._running_sql.add(caller)
+        lane = self._lanes.operator if query.workspace_id is None else self._lanes.workspace
         tag = f"opsmeter-analyst-{uuid4()}"
-        settings = {"log_comment": tag, **limits.settings(max_rows)}
+        settings: dict[str, Any] = {"log_comment": tag}
+        if query.workspace_id is not None and self._lanes.row_policy:
+            settings[ROW_POLICY_SETTING] = query.workspace_id
+        settings.update(limits.settings(max_rows))
         try:
-            plan = await self._analyst.query(f"EXPLAIN AST {query.sql}", query.parameters)
+            plan = await lane.query(f"EXPLAIN AST {query.sql}", query.parameters)
             check_ast([str(next(iter(r.values()))) for r in plan], query.workspace_id)
             rows = await asyncio.wait_for(
-                self._analyst.query(query.sql, query.parameters, settings=settings), limits.max_execution_s + 5
+                lane.query(query.sql, query.parameters, settings=settings), limits.max_execution_s + 5
             )
         except (asyncio.CancelledError, TimeoutError):
-            await asyncio.shield(self._ch.kill(tag))
+            await asyncio.shield(self._ch.kill(tag))  # the service's own user may kill any query
             raise
         finally:
             self._running_sql.discard(caller)
