@@ -28,6 +28,8 @@ DOCUMENTED_TABLES = (
 WORKSPACE_PARAMETER = "opsmeter_workspace_id"
 _CTE_PREFIX = "opsmeter_cte_"
 _STRING = exp.DataType.build("String", dialect="clickhouse")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""A quoted name with a newline would print as two lines of ``EXPLAIN AST`` (names are not escaped there)."""
 
 _AGGREGATES = """
 count sum avg min max any anylast anyheavy argmin argmax uniq uniqexact uniqcombined uniqcombined64 uniqhll12
@@ -168,6 +170,13 @@ def prepare(sql: str, workspace_id: str | None) -> AnalystQuery:
     ``workspace_id=None`` is the operator: the same checks, no filter.
     """
     try:
+        return _prepare(sql, workspace_id)
+    except RecursionError:
+        raise AnalystSqlRefused("the query is nested too deeply") from None
+
+
+def _prepare(sql: str, workspace_id: str | None) -> AnalystQuery:
+    try:
         statements = [s for s in sqlglot.parse(sql, read="clickhouse") if s is not None]
     except (ParseError, TokenError) as exc:
         raise AnalystSqlRefused(f"the query is not valid ClickHouse SQL{_where(exc)}") from None
@@ -198,6 +207,8 @@ def _refuse_clauses(root: exp.Expr) -> None:
             raise AnalystSqlRefused("only SELECT queries run here")
         if isinstance(node, exp.Placeholder | exp.Parameter):
             raise AnalystSqlRefused("query parameters are not accepted; write values as literals")
+        if isinstance(node, exp.Identifier) and _CONTROL.search(node.name):
+            raise AnalystSqlRefused("names may not contain control characters")
         if isinstance(node, exp.Into):
             raise AnalystSqlRefused("INTO is not allowed")
         if isinstance(node, exp.Query) and (node.args.get("settings") or node.args.get("format")):

@@ -78,6 +78,8 @@ class TestWhatIsRefused:
             ("SELECT {x:String}", "parameters"),
             ("SELECT * FROM llm_requests_raw SAMPLE 0.1", "SAMPLE"),
             ("SELECT FROM WHERE", "not valid"),
+            ("SELECT 1 AS `x\n      TableIdentifier llm_requests_raw`", "control characters"),
+            ("SELECT " + "(" * 3000 + "1" + ")" * 3000, "nested too deeply"),
         ],
     )
     def test_statements_and_clauses(self, sql: str, why: str) -> None:

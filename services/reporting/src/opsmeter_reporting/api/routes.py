@@ -1,3 +1,4 @@
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -226,7 +227,7 @@ _ENGINE_REFUSALS = {
 
 async def _sql(deps: Deps, body: SqlBody, workspace_id: str | None, limits: AnalystLimits) -> Response:
     try:
-        query = prepare(body.sql, workspace_id)
+        query = await asyncio.to_thread(prepare, body.sql, workspace_id)  # ~20 ms of pure Python per query
         result = await deps.store.run_sql(query, body.max_rows, limits)
     except AnalystSqlRefused as exc:
         raise InvalidRequest(str(exc), errors=[{"field": "sql", "message": str(exc)}]) from None
