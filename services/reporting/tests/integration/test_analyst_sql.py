@@ -222,3 +222,32 @@ class TestOneTenantCannotStallTheOthers:
         with pytest.raises(DatabaseError) as stopped:
             await run(analyst, greedy, heavy)
         assert stopped.value.name == "MEMORY_LIMIT_EXCEEDED"
+
+
+EVERYDAY_QUERIES = [
+    "SELECT endpoint_tag, sum(cost_micro_usd) AS cost FROM llm_requests_daily WHERE day >= today() - 7 "
+    "GROUP BY endpoint_tag ORDER BY cost DESC LIMIT 10",
+    "SELECT model, sum(cost_micro_usd) OVER (PARTITION BY model ORDER BY occurred_at) AS running FROM llm_requests_raw",
+    "SELECT toStartOfHour(occurred_at) AS h, formatDateTime(h, '%Y-%m-%d %H'), count() FROM llm_requests_raw "
+    "GROUP BY h",
+    "SELECT quantile(0.95)(latency_ms), quantileIf(0.5)(latency_ms, status = 'success'), uniqExact(user_id), "
+    "argMax(model, cost_micro_usd) FROM llm_requests_raw",
+    "SELECT * FROM llm_requests_raw AS r FINAL WHERE r.model LIKE '%of-a%' AND r.occurred_at > now() - INTERVAL 1 DAY",
+    "SELECT model, p FROM llm_requests_raw ARRAY JOIN splitByChar('-', model) AS p",
+    "SELECT JSONExtractString(metadata, 'tenantId') AS tenant, count() FROM llm_requests_raw GROUP BY tenant",
+    "SELECT a.model, b.n FROM llm_requests_raw AS a "
+    "JOIN (SELECT model, count() AS n FROM llm_requests_raw GROUP BY model) AS b ON a.model = b.model",
+    "SELECT model FROM llm_requests_raw EXCEPT SELECT model FROM llm_requests_daily",
+    "SELECT CAST(cost_micro_usd AS Float64) / 1000000, toString(event_id), ifNull(latency_ms, 0) FROM llm_requests_raw",
+]
+
+
+class TestAnalystsStillGetTheirAnswers:
+    @pytest.mark.parametrize("sql", EVERYDAY_QUERIES)
+    async def test_everyday_queries_run(
+        self, analyst: ClickHouseTelemetryStore, two_workspaces: tuple[str, str], sql: str
+    ) -> None:
+        a, _ = two_workspaces
+        result = await run(analyst, sql, a)
+        assert result.columns
+        assert B_MODEL not in repr(result.rows)
