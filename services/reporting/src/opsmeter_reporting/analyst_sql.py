@@ -27,7 +27,6 @@ DOCUMENTED_TABLES = (
 
 WORKSPACE_PARAMETER = "opsmeter_workspace_id"
 _CTE_PREFIX = "opsmeter_cte_"
-_STRING = exp.DataType.build("String", dialect="clickhouse")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """A quoted name with a newline would print as two lines of ``EXPLAIN AST`` (names are not escaped there)."""
 
@@ -272,7 +271,9 @@ def _rewrite_table(table: exp.Table, renamed: dict[int, str], workspace_id: str 
         raise AnalystSqlRefused(f"table functions{f' ({function})' if function else ''} are not allowed")
     if table.args.get("db") or table.args.get("catalog"):
         raise AnalystSqlRefused(f"name tables without a database; the tables are {', '.join(DOCUMENTED_TABLES)}")
-    extra = [k for k, v in table.args.items() if v and k not in ("this", "alias", "joins", "laterals")]
+    extra = [k for k, v in table.args.items() if v and k not in ("this", "alias")]
+    if extra in (["joins"], ["laterals"]):
+        raise AnalystSqlRefused("write joins without parentheses around them")
     if extra:
         raise AnalystSqlRefused(f"{extra[0].upper()} is not supported on a table here")
     name = table.name

@@ -78,6 +78,7 @@ class TestWhatIsRefused:
             ("SELECT {x:String}", "parameters"),
             ("SELECT * FROM llm_requests_raw SAMPLE 0.1", "SAMPLE"),
             ("SELECT FROM WHERE", "not valid"),
+            ("SELECT * FROM (llm_requests_raw AS a JOIN llm_requests_daily AS b ON a.model = b.model)", "parentheses"),
             ("SELECT 1 AS `x\n      TableIdentifier llm_requests_raw`", "control characters"),
             ("SELECT " + "(" * 3000 + "1" + ")" * 3000, "nested too deeply"),
         ],
