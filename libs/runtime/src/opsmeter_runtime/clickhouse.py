@@ -40,6 +40,7 @@ class ClickHouse:
         self.dsn = dsn
         self.embedded = dsn.startswith("chdb://")
         self.name = name
+        self.workers = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._local = threading.local()
         self._clients: list[Any] = []

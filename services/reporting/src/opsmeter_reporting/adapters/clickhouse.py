@@ -168,6 +168,10 @@ class ClickHouseTelemetryStore:
         self._lanes = analyst or AnalystLanes(clickhouse, clickhouse)
         self._writes = asyncio.Lock()
         self._running_sql: set[str] = set()
+        self._slots: dict[int, asyncio.Semaphore] = {}
+
+    def _lane_slots(self, lane: ClickHouse) -> asyncio.Semaphore:
+        return self._slots.setdefault(id(lane), asyncio.Semaphore(lane.workers))
 
     async def _guard(self, call: Any) -> Any:
         try:
@@ -409,14 +413,16 @@ class ClickHouseTelemetryStore:
             settings[ROW_POLICY_SETTING] = query.workspace_id
         settings.update(limits.settings(max_rows))
         try:
-            plan = await lane.query(f"EXPLAIN AST {query.sql}", query.parameters)
-            check_ast([str(next(iter(r.values()))) for r in plan], query.workspace_id)
-            rows = await asyncio.wait_for(
-                lane.query(query.sql, query.parameters, settings=settings), limits.max_execution_s + 5
-            )
-        except (asyncio.CancelledError, TimeoutError):
-            await asyncio.shield(self._ch.kill(tag))  # the service's own user may kill any query
-            raise
+            async with self._lane_slots(lane):  # wait here, not queued in the lane: a cancelled wait costs nothing
+                plan = await lane.query(f"EXPLAIN AST {query.sql}", query.parameters)
+                check_ast([str(next(iter(r.values()))) for r in plan], query.workspace_id)
+                try:
+                    rows = await asyncio.wait_for(
+                        lane.query(query.sql, query.parameters, settings=settings), limits.max_execution_s + 5
+                    )
+                except (asyncio.CancelledError, TimeoutError):
+                    await asyncio.shield(self._ch.kill(tag))  # the service's own user may kill any query
+                    raise
         finally:
             self._running_sql.discard(caller)
         columns = list(rows[0]) if rows else []
