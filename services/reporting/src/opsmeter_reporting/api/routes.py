@@ -2,7 +2,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from clickhouse_connect.driver.exceptions import DatabaseError
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,7 +33,7 @@ from opsmeter_reporting.errors import QueryRunning
 from opsmeter_reporting.metrics import prometheus_text
 from opsmeter_reporting.reports import board_pack, investigate, tracking_facts, weekly_report
 from opsmeter_runtime.auth import Principal
-from opsmeter_runtime.errors import InvalidRequest
+from opsmeter_runtime.errors import InvalidRequest, Unavailable
 from opsmeter_runtime.http import json_response
 from opsmeter_runtime.money import format_micro_usd
 
@@ -233,6 +233,8 @@ async def _sql(deps: Deps, body: SqlBody, workspace_id: str | None, limits: Anal
         raise InvalidRequest(str(exc), errors=[{"field": "sql", "message": str(exc)}]) from None
     except AnalystBusy as exc:
         raise QueryRunning(str(exc)) from None
+    except OperationalError:
+        raise Unavailable("ClickHouse is unreachable; retry shortly", headers={"Retry-After": "2"}) from None
     except DatabaseError as exc:
         template = _ENGINE_REFUSALS.get(exc.name or "", "ClickHouse could not run the query ({name})")
         message = template.format(limit=limits.max_execution_s, name=exc.name or f"code {exc.code}")
