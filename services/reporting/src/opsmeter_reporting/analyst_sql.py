@@ -349,6 +349,8 @@ def _check_node(node: AstNode, workspace_id: str | None, parents: list[AstNode])
             arguments = node.children[0].children if node.children else []
             if len(arguments) > 1 and arguments[1].kind in ("Identifier", "TableIdentifier"):
                 raise AnalystSqlRefused("IN takes a list or a subquery, not a table name")
+    if node.kind == "TableExpression" and any(child.kind == "Function" for child in node.children):
+        raise AnalystSqlRefused("table functions are not allowed")
     if node.kind == "TableIdentifier":
         _check_table(node, workspace_id, parents)
     for child in node.children:

@@ -196,6 +196,19 @@ class TestTheEnginesParse:
         with pytest.raises(AnalystSqlRefused, match="function file"):
             check_ast(lines, WS)
 
+    def test_a_table_function_is_refused_even_when_its_name_is_an_allowed_function(self) -> None:
+        lines = [
+            "SelectWithUnionQuery (children 1)",
+            " ExpressionList (children 1)",
+            "  SelectQuery (children 2)",
+            "   TablesInSelectQuery (children 1)",
+            "    TablesInSelectQueryElement (children 1)",
+            "     TableExpression (children 1)",
+            "      Function format (children 1)",
+        ]
+        with pytest.raises(AnalystSqlRefused, match="table functions"):
+            check_ast(lines, None)
+
     def test_other_tables_settings_and_in_a_table_are_refused(self) -> None:
         with pytest.raises(AnalystSqlRefused, match="unknown table"):
             check_ast(
