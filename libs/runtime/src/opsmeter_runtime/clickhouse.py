@@ -1,12 +1,15 @@
 """One ClickHouse adapter: a server through clickhouse-connect, or the embedded chDB engine.
 
-The SQL is the same on both; only the DSN differs. chDB has no async client and one process owns a
-path, so every call runs on one worker thread.
+The SQL is the same on both; only the DSN differs. The clients are synchronous, so calls run on a pool
+of threads, each with its own client: chDB runs queries from separate connections to one path in
+parallel (a connection serialises its own calls), as a server does. A :meth:`ClickHouse.lane` is a
+second pool with its own threads, so slow queries there never queue ahead of this one's (ADR 0051).
 """
 
 import asyncio
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -31,52 +34,70 @@ def clickhouse_dsn(settings: RuntimeSettings) -> str:
 
 
 class ClickHouse:
-    """Async facade over a synchronous clickhouse-connect client."""
+    """Async facade over synchronous clickhouse-connect clients, one per worker thread."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, workers: int = 4, name: str = "clickhouse") -> None:
         self.dsn = dsn
         self.embedded = dsn.startswith("chdb://")
-        self._executor = ThreadPoolExecutor(max_workers=1 if self.embedded else 4, thread_name_prefix="clickhouse")
-        self._client: Any = None
+        self.name = name
+        self.workers = workers
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._clients_lock = threading.Lock()
+        self._connected = False
 
     @classmethod
     def from_settings(cls, settings: RuntimeSettings) -> "ClickHouse":
         return cls(clickhouse_dsn(settings))
 
+    def lane(self, name: str, workers: int, dsn: str | None = None) -> "ClickHouse":
+        """Another pool of threads and clients on the same database (as another user with ``dsn``), for
+        work that must not queue behind this pool's."""
+        return ClickHouse(dsn or self.dsn, workers=workers, name=name)
+
     async def connect(self) -> None:
-        self._client = await self._run(lambda: clickhouse_connect.get_client(dsn=self.dsn))
+        self._connected = True
+        await self._run(self._thread_client)
 
     async def close(self) -> None:
-        if self._client is not None:
-            client = self._client
-            self._client = None
-            await self._run(client.close)
-        self._executor.shutdown(wait=True)
+        self._connected = False
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            await asyncio.to_thread(client.close)
 
-    async def _run(self, fn: Any) -> Any:
+    def _thread_client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if not self._connected:
+                raise RuntimeError("ClickHouse is not connected")
+            client = clickhouse_connect.get_client(dsn=self.dsn)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    async def _run(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            raise RuntimeError("ClickHouse is not connected")
-        return self._client
+    async def _call(self, fn: Callable[[Any], Any]) -> Any:
+        return await self._run(lambda: fn(self._thread_client()))
 
     async def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
-        client = self.client
-        return await self._run(lambda: client.command(sql, parameters=dict(parameters or {})))
+        return await self._call(lambda client: client.command(sql, parameters=dict(parameters or {})))
 
     async def query(
         self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """Rows as dicts; bind values with ``{name:Type}`` placeholders, never by formatting."""
-        client = self.client
 
-        def run() -> list[dict[str, Any]]:
+        def run(client: Any) -> list[dict[str, Any]]:
             result = client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
             return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
-        rows: list[dict[str, Any]] = await self._run(run)
+        rows: list[dict[str, Any]] = await self._call(run)
         return rows
 
     async def insert(
@@ -86,9 +107,16 @@ class ClickHouse:
         column_names: Sequence[str],
         settings: Mapping[str, Any] | None = None,
     ) -> None:
-        client = self.client
-        await self._run(
-            lambda: client.insert(table, list(rows), column_names=list(column_names), settings=dict(settings or {}))
+        await self._call(
+            lambda client: client.insert(
+                table, list(rows), column_names=list(column_names), settings=dict(settings or {})
+            )
+        )
+
+    async def kill(self, log_comment: str) -> None:
+        """Cancel the running queries that carry this ``log_comment`` setting."""
+        await self.command(
+            "KILL QUERY WHERE Settings['log_comment'] = {log_comment:String} ASYNC", {"log_comment": log_comment}
         )
 
     async def ping(self) -> bool:

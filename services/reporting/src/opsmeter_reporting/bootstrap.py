@@ -9,7 +9,7 @@ from importlib.resources import files
 
 from opsmeter_contracts import Topics
 from opsmeter_reporting.adapters import PlanReader, SpikeState, TelemetryStore
-from opsmeter_reporting.adapters.clickhouse import ClickHouseTelemetryStore
+from opsmeter_reporting.adapters.clickhouse import AnalystLanes, ClickHouseTelemetryStore
 from opsmeter_reporting.adapters.redis import RedisPlanReader, RedisSpikeState
 from opsmeter_reporting.config import ReportingSettings
 from opsmeter_reporting.handlers import BATCH_HANDLERS, EVENT_HANDLERS
@@ -64,10 +64,17 @@ async def run_spike_job(deps: ReportingDeps) -> None:
 @contextlib.asynccontextmanager
 async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]:
     clickhouse = await open_clickhouse(settings)
+    analyst = clickhouse.lane("clickhouse-analyst", settings.analyst_workers, settings.analyst_clickhouse_url)
+    operator_sql = clickhouse.lane("clickhouse-operator-sql", 1)
+    await analyst.connect()
+    await operator_sql.connect()
     try:
         async with open_resources(SERVICE, settings.runtime) as resources:
             resources.extra_checks["clickhouse"] = clickhouse.ping
-            store = ClickHouseTelemetryStore(clickhouse)
+            store = ClickHouseTelemetryStore(
+                clickhouse,
+                AnalystLanes(analyst, operator_sql, row_policy=settings.analyst_clickhouse_url is not None),
+            )
             plans = RedisPlanReader(resources.redis, enterprise=settings.enterprise_retention)
             sink_stats = SinkStats()
             sink = await resources.consume(
@@ -99,4 +106,6 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
     finally:
+        await analyst.close()
+        await operator_sql.close()
         await clickhouse.close()

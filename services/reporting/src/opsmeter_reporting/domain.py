@@ -1,7 +1,6 @@
 """Pure reporting rules: windows, read plans over raw/hourly/daily tiers, spike analysis, plan gates,
 retention, the weekly window, onboarding and tracking quality. No I/O."""
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,13 +24,24 @@ DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Times a query may name: ClickHouse's DateTime types cannot hold much beyond these."""
+
+
 class InvalidRange(ValueError):
-    pass
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _require_offset(name: str, value: datetime | None) -> None:
-    if value is not None and value.tzinfo is None:
-        raise InvalidRange(f"{name} must carry a UTC offset, e.g. 2026-11-01T00:00:00Z")
+    if value is None:
+        return
+    if value.tzinfo is None:
+        raise InvalidRange(f"{name} must carry a UTC offset, e.g. 2026-11-01T00:00:00Z", name)
+    if not EARLIEST <= value <= LATEST:
+        raise InvalidRange(f"{name} must be from 1970-01-01 up to 2200-01-01 (UTC)", name)
 
 
 @dataclass(frozen=True)
@@ -51,9 +61,9 @@ class UsageWindow:
         end_utc = (end or now).astimezone(UTC)
         start_utc = (start or end_utc - default).astimezone(UTC)
         if start_utc >= end_utc:
-            raise InvalidRange("from must be before to")
+            raise InvalidRange("from must be before to", "from")
         if end_utc - start_utc > MAX_RANGE:
-            raise InvalidRange(f"the range must be at most {MAX_RANGE.days} days")
+            raise InvalidRange(f"the range must be at most {MAX_RANGE.days} days", "from")
         return cls(start_utc, end_utc)
 
     @property
@@ -77,14 +87,17 @@ class UsageRow:
 
 def parse_range_bound(value: str, *, end: bool) -> datetime:
     """A date (``2026-11-01``: the whole UTC day, so as ``to`` it is included) or a time with an offset."""
+    name = "to" if end else "from"
     try:
         if len(value) == 10:
-            start = datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
-            return start + DAY if end else start
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+        else:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidRange(f"{value!r} is neither a date (YYYY-MM-DD) nor a time with an offset") from None
-    _require_offset("from/to", parsed)
+        raise InvalidRange(f"{name} is neither a date (YYYY-MM-DD) nor a time with an offset", name) from None
+    _require_offset(name, parsed)
+    if len(value) == 10:
+        return parsed + DAY if end else parsed
     return parsed.astimezone(UTC)
 
 
@@ -343,7 +356,7 @@ def spike_windows(
 ) -> tuple[UsageWindow, UsageWindow]:
     """The current window (a named one ending now, or ``from``/``to``) and the one just before it."""
     if window is not None and (start is not None or end is not None):
-        raise InvalidRange("use either window or from/to, not both")
+        raise InvalidRange("use either window or from/to, not both", "window")
     if window is not None:
         current = UsageWindow(now - SPIKE_WINDOWS[window], now)
     elif start is None and end is None:
@@ -351,7 +364,7 @@ def spike_windows(
     else:
         current = UsageWindow.parse(start, end, now=now, default=SPIKE_WINDOWS["24h"])
     if current.duration > MAX_RANGE / 2:
-        raise InvalidRange(f"the window must be at most {MAX_RANGE.days // 2} days")
+        raise InvalidRange(f"the window must be at most {MAX_RANGE.days // 2} days", "from")
     return current, current.previous()
 
 
@@ -546,31 +559,3 @@ def quality_parts(facts: TrackingFacts) -> list[QualityPart]:
 
 def quality_score(parts: list[QualityPart]) -> int:
     return round(sum((p.points for p in parts), Fraction(0)))
-
-
-# --- analyst SQL -----------------------------------------------------------------------------------
-
-_ANALYST_START = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
-_SCOPED_REFUSED = re.compile(
-    r"\b(system|information_schema|INFORMATION_SCHEMA)\s*\.|\bSETTINGS\b|\bINTO\s+OUTFILE\b|\bFORMAT\b",
-    re.IGNORECASE,
-)
-
-
-class AnalystSqlRefused(ValueError):
-    pass
-
-
-def check_analyst_sql(sql: str, *, scoped: bool) -> None:
-    """One read-only SELECT; a workspace-scoped query also may not read system tables or change settings.
-
-    ClickHouse enforces the rest: ``readonly=1`` (no writes, no table functions) and, when scoped, a
-    filter on the workspace for every documented table (ADR 0034).
-    """
-    body = sql.strip().rstrip(";")
-    if not _ANALYST_START.match(body):
-        raise AnalystSqlRefused("only SELECT (or WITH … SELECT) queries run here")
-    if ";" in body:
-        raise AnalystSqlRefused("one statement at a time")
-    if scoped and _SCOPED_REFUSED.search(body):
-        raise AnalystSqlRefused("a workspace-scoped query may read only the documented tables, without SETTINGS/FORMAT")

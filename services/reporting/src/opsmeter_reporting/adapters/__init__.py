@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from opsmeter_contracts import LlmRequestIngested, SpikeDetected
+from opsmeter_reporting.analyst_sql import AnalystLimits, AnalystQuery
 from opsmeter_reporting.domain import (
     BreakdownRow,
     GroupBy,
@@ -23,6 +24,13 @@ class StoredDecision:
     occurred_at: datetime
     type: str
     summary: str
+
+
+@dataclass(frozen=True)
+class AnalystResult:
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool
 
 
 @dataclass(frozen=True)
@@ -65,8 +73,8 @@ class TelemetryStore(Protocol):
 
     async def active_workspaces(self, since: datetime) -> list[str]: ...
 
-    async def run_sql(self, sql: str, workspace_id: str | None, max_rows: int) -> tuple[list[str], list[list[Any]]]:
-        """Read-only SQL; with a workspace, every documented table is filtered to it."""
+    async def run_sql(self, query: AnalystQuery, max_rows: int, limits: AnalystLimits) -> AnalystResult:
+        """A prepared analyst query (``analyst_sql.prepare``) under ``limits``."""
 
 
 class PlanReader(Protocol):

@@ -8,15 +8,17 @@ lock it shares with ``rebuild``. Reads split a window into raw edges, whole hour
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from opsmeter_contracts import LlmRequestIngested, SpikeDetected
-from opsmeter_reporting.adapters import SinkResult, StoredDecision
+from opsmeter_reporting.adapters import AnalystResult, SinkResult, StoredDecision
+from opsmeter_reporting.analyst_sql import AnalystBusy, AnalystLimits, AnalystQuery, check_ast
 from opsmeter_reporting.domain import (
     DAY,
     GROUP_COLUMNS,
@@ -43,15 +45,6 @@ RAW_COLUMNS = (
     "data_mode", "environment", "cost_micro_usd", "priced", "price_catalog_version", "metadata",
     "raw_retention_days", "summary_retention_days", "api_key_id",
 )  # fmt: skip
-
-ANALYST_TABLES = (
-    "llm_requests_raw",
-    "llm_requests_hourly",
-    "llm_requests_daily",
-    "llm_requests_duplicates",
-    "reporting_decisions",
-)
-"""The documented tables (docs/reporting-tables.md); a workspace-scoped query sees only its rows of each."""
 
 UNKNOWN_RETENTION = Retention(3650, 3650)
 """Rows of a workspace whose plan the caller did not say are kept (the columns' defaults)."""
@@ -155,10 +148,30 @@ def _totals(row: Mapping[str, Any]) -> Totals:
     )
 
 
+@dataclass(frozen=True)
+class AnalystLanes:
+    """Where analyst SQL runs, so it never queues ahead of the sink and the APIs (ADR 0051)."""
+
+    workspace: ClickHouse
+    """Workspace queries; on a server, as the analyst user of deploy/clickhouse/analyst-user.sql."""
+    operator: ClickHouse
+    row_policy: bool = False
+    """The workspace lane's user has the row policy: send it the caller's workspace as a setting."""
+
+
+ROW_POLICY_SETTING = "SQL_opsmeter_workspace_id"
+
+
 class ClickHouseTelemetryStore:
-    def __init__(self, clickhouse: ClickHouse) -> None:
+    def __init__(self, clickhouse: ClickHouse, analyst: AnalystLanes | None = None) -> None:
         self._ch = clickhouse
+        self._lanes = analyst or AnalystLanes(clickhouse, clickhouse)
         self._writes = asyncio.Lock()
+        self._running_sql: set[str] = set()
+        self._slots: dict[int, asyncio.Semaphore] = {}
+
+    def _lane_slots(self, lane: ClickHouse) -> asyncio.Semaphore:
+        return self._slots.setdefault(id(lane), asyncio.Semaphore(lane.workers))
 
     async def _guard(self, call: Any) -> Any:
         try:
@@ -386,17 +399,31 @@ class ClickHouseTelemetryStore:
         )
         return [str(r["workspace_id"]) for r in rows]
 
-    async def run_sql(self, sql: str, workspace_id: str | None, max_rows: int) -> tuple[list[str], list[list[Any]]]:
-        settings: dict[str, Any] = {
-            "readonly": 1,
-            "max_result_rows": max_rows,
-            "result_overflow_mode": "break",
-            "max_execution_time": 30,
-        }
-        if workspace_id is not None:
-            quoted = workspace_id.replace("\\", "\\\\").replace("'", "\\'")
-            filters = ", ".join(f"'{t}': 'workspace_id = ''{quoted}'''" for t in ANALYST_TABLES)
-            settings["additional_table_filters"] = "{" + filters + "}"
-        rows = await self._ch.query(sql, settings=settings)
+    async def run_sql(self, query: AnalystQuery, max_rows: int, limits: AnalystLimits) -> AnalystResult:
+        """A prepared analyst query on the analyst lane: at most one at a time per workspace, checked by
+        ClickHouse's own parser first, under memory, row and time limits, killed if abandoned."""
+        caller = query.workspace_id or "operator"
+        if caller in self._running_sql:
+            raise AnalystBusy("a query of this workspace is still running; send the next one when it has answered")
+        self._running_sql.add(caller)
+        lane = self._lanes.operator if query.workspace_id is None else self._lanes.workspace
+        tag = f"opsmeter-analyst-{uuid4()}"
+        settings: dict[str, Any] = {"log_comment": tag}
+        if query.workspace_id is not None and self._lanes.row_policy:
+            settings[ROW_POLICY_SETTING] = query.workspace_id
+        settings.update(limits.settings(max_rows))
+        try:
+            async with self._lane_slots(lane):  # wait here, not queued in the lane: a cancelled wait costs nothing
+                plan = await lane.query(f"EXPLAIN AST {query.sql}", query.parameters)
+                check_ast([str(next(iter(r.values()))) for r in plan], query.workspace_id)
+                try:
+                    rows = await asyncio.wait_for(
+                        lane.query(query.sql, query.parameters, settings=settings), limits.max_execution_s + 5
+                    )
+                except (asyncio.CancelledError, TimeoutError):
+                    await asyncio.shield(self._ch.kill(tag))  # the service's own user may kill any query
+                    raise
+        finally:
+            self._running_sql.discard(caller)
         columns = list(rows[0]) if rows else []
-        return columns, [list(r.values()) for r in rows[:max_rows]]
+        return AnalystResult(columns, [list(r.values()) for r in rows[:max_rows]], truncated=len(rows) > max_rows)

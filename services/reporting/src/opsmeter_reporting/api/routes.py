@@ -1,11 +1,14 @@
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsmeter_reporting import render
+from opsmeter_reporting.analyst_sql import AnalystBusy, AnalystLimits, AnalystSqlRefused, prepare
 from opsmeter_reporting.api.deps import Deps, Operator, ProReader, StarterReader, TeamReader, WorkspaceReader
 from opsmeter_reporting.api.views import (
     analysis_json,
@@ -16,22 +19,21 @@ from opsmeter_reporting.api.views import (
     weekly_json,
 )
 from opsmeter_reporting.domain import (
-    AnalystSqlRefused,
     GroupBy,
     InvalidRange,
     SpikeWindowName,
     UsageWindow,
-    check_analyst_sql,
     onboarding_checklist,
     parse_range_bound,
     quality_parts,
     quality_score,
     spike_windows,
 )
+from opsmeter_reporting.errors import QueryRunning
 from opsmeter_reporting.metrics import prometheus_text
 from opsmeter_reporting.reports import board_pack, investigate, tracking_facts, weekly_report
 from opsmeter_runtime.auth import Principal
-from opsmeter_runtime.errors import InvalidRequest
+from opsmeter_runtime.errors import InvalidRequest, Unavailable
 from opsmeter_runtime.http import json_response
 from opsmeter_runtime.money import format_micro_usd
 
@@ -44,11 +46,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _invalid(exc: InvalidRange) -> InvalidRequest:
+    return InvalidRequest(str(exc), errors=[{"field": exc.field or "from", "message": str(exc)}])
+
+
 def _window(start: datetime | None, end: datetime | None) -> UsageWindow:
     try:
         return UsageWindow.parse(start, end, now=_now())
     except InvalidRange as exc:
-        raise InvalidRequest(str(exc)) from None
+        raise _invalid(exc) from None
 
 
 @router.get("/v1/workspaces/{workspace_id}/usage", tags=["reports"])
@@ -107,7 +113,7 @@ async def spike(
     try:
         current, previous = spike_windows(window, from_, to, now=_now())
     except InvalidRange as exc:
-        raise InvalidRequest(str(exc)) from None
+        raise _invalid(exc) from None
     analysis = await investigate(deps.store, principal.workspace_id, current, previous, data_mode)
     return json_response(
         {"workspaceId": principal.workspace_id, "window": window, "dataMode": data_mode, **analysis_json(analysis)}
@@ -144,7 +150,7 @@ async def board_pack_export(
     try:
         start, end = parse_range_bound(from_, end=False), parse_range_bound(to, end=True)
     except InvalidRange as exc:
-        raise InvalidRequest(str(exc)) from None
+        raise _invalid(exc) from None
     window = _window(start, end)
     ws = principal.workspace_id
     policy = await deps.policy.get(ws)
@@ -207,28 +213,47 @@ class SqlBody(BaseModel):
     max_rows: int = Field(default=1000, ge=1, le=100_000, alias="maxRows")
 
 
-async def _sql(deps: Deps, body: SqlBody, workspace_id: str | None) -> Response:
+_ENGINE_REFUSALS = {
+    "TIMEOUT_EXCEEDED": "the query ran longer than its time limit ({limit:g} s); narrow the time range or aggregate",
+    "QUERY_WAS_CANCELLED": "the query was cancelled",
+    "MEMORY_LIMIT_EXCEEDED": "the query needed more memory than its limit; aggregate more or read fewer rows",
+    "UNKNOWN_IDENTIFIER": "a column or alias the query names does not exist in the tables it reads",
+    "SYNTAX_ERROR": "ClickHouse could not parse the rewritten query",
+    "ILLEGAL_TYPE_OF_ARGUMENT": "a function got an argument of the wrong type",
+    "NUMBER_OF_ARGUMENTS_DOESNT_MATCH": "a function got the wrong number of arguments",
+    "NOT_AN_AGGREGATE": "a selected column is neither aggregated nor in GROUP BY",
+}
+
+
+async def _sql(deps: Deps, body: SqlBody, workspace_id: str | None, limits: AnalystLimits) -> Response:
     try:
-        check_analyst_sql(body.sql, scoped=workspace_id is not None)
+        query = await asyncio.to_thread(prepare, body.sql, workspace_id)  # ~20 ms of pure Python per query
+        result = await deps.store.run_sql(query, body.max_rows, limits)
     except AnalystSqlRefused as exc:
-        raise InvalidRequest(str(exc)) from None
-    try:
-        columns, rows = await deps.store.run_sql(body.sql, workspace_id, body.max_rows)
-    except Exception as exc:
-        raise InvalidRequest(f"ClickHouse refused the query: {str(exc).splitlines()[0][:500]}") from None
-    return json_response({"workspaceId": workspace_id, "columns": columns, "rows": rows})
+        raise InvalidRequest(str(exc), errors=[{"field": "sql", "message": str(exc)}]) from None
+    except AnalystBusy as exc:
+        raise QueryRunning(str(exc)) from None
+    except OperationalError:
+        raise Unavailable("ClickHouse is unreachable; retry shortly", headers={"Retry-After": "2"}) from None
+    except DatabaseError as exc:
+        template = _ENGINE_REFUSALS.get(exc.name or "", "ClickHouse could not run the query ({name})")
+        message = template.format(limit=limits.max_execution_s, name=exc.name or f"code {exc.code}")
+        raise InvalidRequest(message, errors=[{"field": "sql", "message": message}]) from None
+    return json_response(
+        {"workspaceId": workspace_id, "columns": result.columns, "rows": result.rows, "truncated": result.truncated}
+    )
 
 
 @router.post("/v1/workspaces/{workspace_id}/sql", tags=["analysts"])
 async def workspace_sql(principal: WorkspaceReader, deps: Deps, body: SqlBody) -> Response:
-    """Read-only SQL over the documented tables, filtered to the caller's workspace."""
-    return await _sql(deps, body, principal.workspace_id)
+    """Read-only SQL over the documented tables, each filtered to the caller's workspace (ADR 0051)."""
+    return await _sql(deps, body, principal.workspace_id, deps.settings.workspace_sql_limits)
 
 
 @router.post("/v1/admin/sql", tags=["analysts"])
 async def operator_sql(_: Operator, deps: Deps, body: SqlBody) -> Response:
-    """Read-only SQL over every workspace (operator token)."""
-    return await _sql(deps, body, None)
+    """Read-only SQL over the documented tables of every workspace (operator token)."""
+    return await _sql(deps, body, None, deps.settings.operator_sql_limits)
 
 
 class RebuildBody(BaseModel):
