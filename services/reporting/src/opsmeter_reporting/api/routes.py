@@ -9,6 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsmeter_reporting import render
 from opsmeter_reporting.analyst_sql import AnalystBusy, AnalystLimits, AnalystSqlRefused, prepare
+from opsmeter_reporting.api.answers import (
+    BoardPackAnswer,
+    ChecklistAnswer,
+    QualityAnswer,
+    RebuildAnswer,
+    SpikeAnswer,
+    SqlAnswer,
+    UsageAnswer,
+    WeeklyAnswer,
+)
 from opsmeter_reporting.api.deps import Deps, Operator, ProReader, StarterReader, TeamReader, WorkspaceReader
 from opsmeter_reporting.api.views import (
     analysis_json,
@@ -57,7 +67,7 @@ def _window(start: datetime | None, end: datetime | None) -> UsageWindow:
         raise _invalid(exc) from None
 
 
-@router.get("/v1/workspaces/{workspace_id}/usage", tags=["reports"])
+@router.get("/v1/workspaces/{workspace_id}/usage", response_model=UsageAnswer, tags=["reports"])
 async def usage(
     principal: WorkspaceReader,
     deps: Deps,
@@ -100,7 +110,7 @@ async def usage(
     )
 
 
-@router.get("/v1/workspaces/{workspace_id}/spike", tags=["reports"])
+@router.get("/v1/workspaces/{workspace_id}/spike", response_model=SpikeAnswer, tags=["reports"])
 async def spike(
     principal: WorkspaceReader,
     deps: Deps,
@@ -126,18 +136,27 @@ async def _weekly(principal: Principal, deps: Deps, data_mode: str) -> dict[str,
     return weekly_json(principal.workspace_id, report, data_mode)
 
 
-@router.get("/v1/workspaces/{workspace_id}/reports/weekly-executive", tags=["reports"])
+@router.get("/v1/workspaces/{workspace_id}/reports/weekly-executive", response_model=WeeklyAnswer, tags=["reports"])
 async def weekly_executive(principal: TeamReader, deps: Deps, data_mode: DataMode = "real") -> Response:
     """The last completed 7 UTC days against the 7 before (Team and above)."""
     return json_response(await _weekly(principal, deps, data_mode))
 
 
-@router.get("/v1/workspaces/{workspace_id}/reports/weekly-executive.html", tags=["reports"])
+@router.get(
+    "/v1/workspaces/{workspace_id}/reports/weekly-executive.html",
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+    tags=["reports"],
+)
 async def weekly_executive_html(principal: TeamReader, deps: Deps, data_mode: DataMode = "real") -> Response:
     return HTMLResponse(render.weekly_html(await _weekly(principal, deps, data_mode)))
 
 
-@router.get("/v1/workspaces/{workspace_id}/exports/board-pack", tags=["reports"])
+@router.get(
+    "/v1/workspaces/{workspace_id}/exports/board-pack",
+    response_model=BoardPackAnswer,
+    responses={200: {"content": {"text/csv": {}, "application/pdf": {}}}},
+    tags=["reports"],
+)
 async def board_pack_export(
     principal: WorkspaceReader,
     deps: Deps,
@@ -174,7 +193,7 @@ async def board_pack_export(
     )
 
 
-@router.get("/v1/workspaces/{workspace_id}/onboarding/checklist", tags=["onboarding"])
+@router.get("/v1/workspaces/{workspace_id}/onboarding/checklist", response_model=ChecklistAnswer, tags=["onboarding"])
 async def checklist(principal: StarterReader, deps: Deps) -> Response:
     """First-ingest checklist (Starter and above)."""
     facts = await tracking_facts(deps.store, principal.workspace_id, now=_now())
@@ -189,7 +208,7 @@ async def checklist(principal: StarterReader, deps: Deps) -> Response:
     )
 
 
-@router.get("/v1/workspaces/{workspace_id}/quality-score", tags=["onboarding"])
+@router.get("/v1/workspaces/{workspace_id}/quality-score", response_model=QualityAnswer, tags=["onboarding"])
 async def quality(principal: ProReader, deps: Deps) -> Response:
     """Tracking quality score 0–100 over the last 7 days of real events (Pro and above)."""
     facts = await tracking_facts(deps.store, principal.workspace_id, now=_now())
@@ -244,13 +263,13 @@ async def _sql(deps: Deps, body: SqlBody, workspace_id: str | None, limits: Anal
     )
 
 
-@router.post("/v1/workspaces/{workspace_id}/sql", tags=["analysts"])
+@router.post("/v1/workspaces/{workspace_id}/sql", response_model=SqlAnswer, tags=["analysts"])
 async def workspace_sql(principal: WorkspaceReader, deps: Deps, body: SqlBody) -> Response:
     """Read-only SQL over the documented tables, each filtered to the caller's workspace (ADR 0051)."""
     return await _sql(deps, body, principal.workspace_id, deps.settings.workspace_sql_limits)
 
 
-@router.post("/v1/admin/sql", tags=["analysts"])
+@router.post("/v1/admin/sql", response_model=SqlAnswer, tags=["analysts"])
 async def operator_sql(_: Operator, deps: Deps, body: SqlBody) -> Response:
     """Read-only SQL over the documented tables of every workspace (operator token)."""
     return await _sql(deps, body, None, deps.settings.operator_sql_limits)
@@ -264,7 +283,7 @@ class RebuildBody(BaseModel):
     workspace_id: str | None = Field(default=None, alias="workspaceId")
 
 
-@router.post("/v1/admin/rollups/rebuild", tags=["operations"])
+@router.post("/v1/admin/rollups/rebuild", response_model=RebuildAnswer, tags=["operations"])
 async def rebuild(_: Operator, deps: Deps, body: RebuildBody) -> Response:
     """Recompute hourly rollups and daily summaries of the UTC days covering ``[from, to)`` from raw rows."""
     window = _window(body.from_, body.to)

@@ -1,0 +1,215 @@
+"""The JSON the reporting API answers with, as models: its OpenAPI schema documents them (``views.py``
+writes the JSON; these describe it)."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsmeter_reporting.domain import DIMENSIONS
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class UsageTotals(_Answer):
+    requests: int
+    input_tokens: int = Field(alias="inputTokens")
+    output_tokens: int = Field(alias="outputTokens")
+    total_tokens: int = Field(alias="totalTokens")
+    cost_usd: str = Field(alias="costUsd")
+    cost_micro_usd: int = Field(alias="costMicroUsd")
+
+
+class UsageRow(UsageTotals):
+    key: str
+
+
+class UsageAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    from_: str = Field(alias="from")
+    to: str
+    group_by: str = Field(alias="groupBy")
+    data_mode: str = Field(alias="dataMode")
+    totals: UsageTotals
+    rows: list[UsageRow]
+
+
+class Totals(_Answer):
+    cost_usd: str = Field(alias="costUsd")
+    cost_micro_usd: int = Field(alias="costMicroUsd")
+    requests: int
+    input_tokens: int = Field(alias="inputTokens")
+    output_tokens: int = Field(alias="outputTokens")
+    tokens: int
+    cost_per_request_usd: str | None = Field(alias="costPerRequestUsd")
+    cost_per_request_micro_usd: int | None = Field(alias="costPerRequestMicroUsd")
+
+
+class WindowTotals(Totals):
+    from_: str = Field(alias="from")
+    to: str
+
+
+class Delta(_Answer):
+    cost_usd: str = Field(alias="costUsd")
+    cost_micro_usd: int = Field(alias="costMicroUsd")
+    cost_change_ratio: str | None = Field(alias="costChangeRatio")
+    requests: int
+    tokens: int
+    cost_per_request_usd: str | None = Field(alias="costPerRequestUsd")
+    cost_per_request_micro_usd: int | None = Field(alias="costPerRequestMicroUsd")
+
+
+class Driver(_Answer):
+    dimension: str
+    key: str
+    current_cost_usd: str = Field(alias="currentCostUsd")
+    previous_cost_usd: str = Field(alias="previousCostUsd")
+    cost_delta_usd: str = Field(alias="costDeltaUsd")
+    cost_delta_micro_usd: int = Field(alias="costDeltaMicroUsd")
+    current_requests: int = Field(alias="currentRequests")
+    previous_requests: int = Field(alias="previousRequests")
+    share_of_change: str | None = Field(alias="shareOfChange")
+    is_new: bool = Field(alias="isNew")
+
+
+class Money(_Answer):
+    usd: str
+    micro_usd: int = Field(alias="microUsd")
+
+
+class Decomposition(_Answer):
+    segment: str
+    volume: Money
+    unit_cost: Money = Field(alias="unitCost")
+    mix: Money
+    total: Money
+
+
+class SpikeAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    window: str | None
+    data_mode: str = Field(alias="dataMode")
+    current: WindowTotals
+    previous: WindowTotals
+    delta: Delta
+    drivers: dict[str, list[Driver]] = Field(description=f"One ranked list per dimension: {', '.join(DIMENSIONS)}")
+    new_drivers: list[Driver] = Field(alias="newDrivers")
+    decomposition: Decomposition
+
+
+class Range(_Answer):
+    from_: str = Field(alias="from")
+    to: str
+
+
+class DayTotals(Totals):
+    day: str
+
+
+class WeekSummary(_Answer):
+    current: Totals
+    previous: Totals
+    delta: Delta
+
+
+class BudgetFlags(_Answer):
+    budget_warning: bool = Field(alias="budgetWarning")
+    budget_exceeded: bool = Field(alias="budgetExceeded")
+    enforcement: str
+    policy_mode: str | None = Field(default=None, alias="policyMode")
+
+
+class AlertCounts(_Answer):
+    week: int
+    baseline: int
+    by_type: dict[str, int] = Field(alias="byType")
+
+
+class WeeklyAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    data_mode: str = Field(alias="dataMode")
+    week: Range
+    baseline: Range
+    summary: WeekSummary
+    days: list[DayTotals]
+    baseline_days: list[DayTotals] = Field(alias="baselineDays")
+    top_movers: list[Driver] = Field(alias="topMovers")
+    new_drivers: list[Driver] = Field(alias="newDrivers")
+    budget_status: BudgetFlags = Field(alias="budgetStatus")
+    alerts: AlertCounts
+
+
+class KeyTotals(Totals):
+    key: str
+
+
+class Decision(_Answer):
+    at: str
+    type: str
+    summary: str
+
+
+class BoardPackAnswer(_Answer):
+    """``format=json``; ``csv`` and ``pdf`` are the same pack as files."""
+
+    model_config = ConfigDict(extra="allow")
+
+    workspace_id: str = Field(alias="workspaceId")
+    data_mode: str = Field(alias="dataMode")
+    range: Range
+    retention_window_applied: bool = Field(alias="retentionWindowApplied")
+    notice: str | None
+    raw_retention_days: int | None = Field(alias="rawRetentionDays")
+    summary_retention_days: int | None = Field(alias="summaryRetentionDays")
+    summary: Totals
+    trend: list[DayTotals]
+    top_drivers: dict[str, list[KeyTotals]] = Field(alias="topDrivers")
+    budget_history: list[Decision] = Field(alias="budgetHistory")
+    budget_status: BudgetFlags = Field(alias="budgetStatus")
+
+
+class ChecklistItem(_Answer):
+    id: str
+    title: str
+    done: bool
+    tip: str | None
+
+
+class ChecklistAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    complete: bool
+    first_event_at: str | None = Field(alias="firstEventAt")
+    items: list[ChecklistItem]
+
+
+class QualityPart(_Answer):
+    id: str
+    weight: int | float
+    ratio: str | None
+    points: str | None
+    tip: str | None
+
+
+class QualityAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    score: int | float
+    events: int
+    freshness_p95_seconds: float | int | None = Field(alias="freshnessP95Seconds")
+    duplicates_seen: int = Field(alias="duplicatesSeen")
+    parts: list[QualityPart]
+
+
+class SqlAnswer(_Answer):
+    workspace_id: str | None = Field(alias="workspaceId")
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool
+
+
+class RebuildAnswer(_Answer):
+    from_: str = Field(alias="from")
+    to: str
+    workspace_id: str | None = Field(alias="workspaceId")
+    raw_events: int = Field(alias="rawEvents")
