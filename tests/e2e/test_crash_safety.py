@@ -227,6 +227,9 @@ class TestKilledService:
             name: 1 if name in killed else 0 for name in status
         }
         assert all(p["running"] for p in status.values())
+        shown = {line.split()[0]: line for line in supervised.cli("stack", "status").splitlines()[1:]}
+        assert shown["reporting"].endswith("running  restarts 1")
+        assert shown["billing"].endswith("running  restarts 0")
         log = (supervised.config.data_dir / "logs" / "stack.log").read_text()
         restarts = [json.loads(line) for line in log.splitlines() if '"service_restarted"' in line]
         assert {(r["child"], r["restarts"]) for r in restarts} == {("reporting", 1), ("policy-engine", 1)}
@@ -307,6 +310,8 @@ class TestDeadLetters:
         assert {letter["errorType"] for letter in poison} == {"DecodeError"}
         assert {letter["eventId"] for letter in poison} == {None}
         assert ws.usage() == 1
+        listed = supervised.cli("dlq", "list", "--topic", Topics.TELEMETRY, "--pending")
+        assert any("pending" in line and "poison" in line and "DecodeError" in line for line in listed.splitlines())
 
         replay = json.loads(supervised.cli("dlq", "replay", "--topic", TELEMETRY_DLQ, "--json"))
         assert replay["replayed"] == 2  # the lost event once (it had two dead letters), the poison record once

@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from opsmeter_contracts import DecodeError
+
 
 class OpsmeterError(Exception):
     """Base error: ``status_code`` and ``reason`` are what one HTTP handler renders."""
@@ -89,7 +91,7 @@ def _qualified_names(exc: BaseException) -> set[str]:
 
 
 def _own_failure(exc: BaseException) -> Failure | None:
-    if isinstance(exc, PoisonMessage | ValidationError) or type(exc).__name__ == "DecodeError":
+    if isinstance(exc, PoisonMessage | ValidationError | DecodeError):
         return Failure.POISON
     if isinstance(exc, TransientError | OSError):
         return Failure.TRANSIENT
