@@ -306,16 +306,21 @@ class ConsumerEngine:
                     )
                     if self._draining.is_set() or self._stopping.is_set():
                         raise _StopRequested from exc
-                elif attempt >= attempts:
-                    raise
+                    wake_on_drain = True
                 else:
+                    if self._stopping.is_set():
+                        raise _StopRequested from exc
+                    if attempt >= attempts:
+                        raise
                     log.warning("handler_failed_retrying", group=self.group_id, attempt=attempt, error=repr(exc))
-            await self._pause(delay)
+                    wake_on_drain = False
+            await self._pause(delay, wake_on_drain=wake_on_drain)
             delay = min(delay * 2, self.max_backoff_s)
 
-    async def _pause(self, delay: float) -> None:
-        """Sleep ``delay`` seconds, or less if a stop or drain is asked for meanwhile."""
-        waiters = [asyncio.ensure_future(self._draining.wait()), asyncio.ensure_future(self._stopping.wait())]
+    async def _pause(self, delay: float, *, wake_on_drain: bool) -> None:
+        """Sleep ``delay`` seconds, or less if a stop (or, when asked, a drain) comes meanwhile."""
+        events = [self._stopping, self._draining] if wake_on_drain else [self._stopping]
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
         try:
             await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
         finally:

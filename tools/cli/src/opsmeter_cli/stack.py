@@ -223,12 +223,13 @@ class Stack:
         return {name: self.backoff[name].restarts if name in self.backoff else 0 for name in self.processes}
 
     def supervise(self) -> bool:
-        """Restart every service (and Redis) that died, after its backoff; whether a process was restarted.
+        """Restart every service (and Redis) that died, after its backoff; whether anything changed (an exit
+        seen, a restart made), so the caller rewrites the state file.
 
         Raises :class:`BrokerExited` if the broker died: nothing else stops the stack.
         """
         now = time.monotonic()
-        restarted = False
+        changed = False
         for name, process in self.processes.items():
             if process.alive():
                 continue
@@ -242,6 +243,7 @@ class Stack:
                 backoff = self.backoff.setdefault(name, RestartBackoff())
                 delay = backoff.delay_after_exit(ran_for)
                 self.restart_due[name] = now + delay
+                changed = True
                 log.warning(
                     "service_exited",
                     child=name,
@@ -255,9 +257,9 @@ class Stack:
                 del self.restart_due[name]
                 process.stop(timeout=0)
                 process.start()
-                restarted = True
+                changed = True
                 log.warning("service_restarted", child=name, pid=process.pid, restarts=self.backoff[name].restarts)
-        return restarted
+        return changed
 
 
 def write_state(config: StackConfig, state: str, pids: dict[str, int], restarts: dict[str, int] | None = None) -> None:
