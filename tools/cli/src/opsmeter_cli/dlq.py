@@ -115,8 +115,8 @@ async def _read(bootstrap: str, topic: str) -> tuple[list[DeadLetter], AIOKafkaC
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    await consumer.start()
     try:
+        await consumer.start()
         if topic not in await consumer.topics():
             raise typer.BadParameter(f"no topic {topic!r} on {bootstrap}", param_hint="--topic")
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
