@@ -42,7 +42,7 @@ class SupervisedStack:
     env: dict[str, str]
     config: StackConfig
 
-    def start(self, *args: str) -> None:
+    def stack_command(self, *args: str) -> None:
         """``opsmeter stack up|down``: the supervisor runs as its own process, as after ``make up``."""
         done = subprocess.run(
             [OPSMETER, "stack", *args], env={**os.environ, **self.env}, capture_output=True, text=True, timeout=240
@@ -84,14 +84,14 @@ def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedS
         **{f"{s.env_prefix}PORT": str(ports[s.name]) for s in SERVICES},
     }
     stack = SupervisedStack(env, config)
-    stack.start("up")
+    stack.stack_command("up")
     try:
         yield stack
     finally:
         for name in ("redis", *ports):
             with contextlib.suppress(ProcessLookupError, KeyError, TypeError):
                 os.kill(stack.pid(name), signal.SIGCONT)
-        stack.start("down")
+        stack.stack_command("down")
 
 
 @dataclass
@@ -249,12 +249,15 @@ class TestRedisStalled:
         finally:
             os.kill(redis_pid, signal.SIGCONT)
         load.join(120)
+        assert len(load.statuses) == load.total
         expected = 1 + load.accepted
         assert load.accepted > 0
         eventually(lambda: ws.spend() == expected * cost, 90, f"spend == {expected} x {cost}")
         eventually(lambda: ws.usage() == expected, 60, f"usage == {expected}")
         assert supervised.dead_letters(ws.id) == []
         assert supervised.pid("redis") == redis_pid  # stalled, not restarted
+        policy_log = (supervised.config.data_dir / "logs" / "policy-engine.log").read_text()
+        assert '"handler_transient_failure"' in policy_log  # the stall did reach the consumer, which held
 
 
 class TestDeadLetters:

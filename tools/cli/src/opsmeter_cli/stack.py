@@ -209,7 +209,8 @@ class Stack:
 
     def stop(self) -> None:
         """Gateway first, then the consumers (each drains and commits), then Redis, then the broker."""
-        order = ["ingest-gateway", "reporting", "policy-engine", "alerting", "billing", "redis", "broker"]
+        services = [s.name for s in SERVICES if s.name != "ingest-gateway"]
+        order = ["ingest-gateway", *services, "redis", "broker"]
         for name in order:
             process = self.processes.get(name)
             if process is not None:
