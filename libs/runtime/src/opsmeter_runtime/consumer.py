@@ -1,10 +1,17 @@
 """The one consumer engine: decode → handlers → commit, with retries and dead letters.
 
 At-least-once: offsets are committed only after the handlers of a batch returned, so a crash replays
-the batch and handlers must be idempotent (they dedupe by ``event_id``). A message that cannot be
-decoded, or whose handler keeps failing with a non-transient error, goes to ``<topic>.dlq`` with the
-error in its headers; it is never dropped. A :class:`TransientError` (a store is down) is retried
-with capped backoff for as long as it lasts, holding the partition rather than dead-lettering.
+the batch and handlers must be idempotent (they dedupe by ``event_id``). Every handler failure is
+classified (:func:`opsmeter_runtime.errors.classify_failure`):
+
+- transient (Redis, ClickHouse or the broker unavailable): retried with capped backoff for as long as
+  it lasts, holding the partition and committing nothing; a stop while it lasts leaves the batch
+  uncommitted, so it replays on the next start;
+- poison (undecodable, invalid, or a handler that says so): to ``<topic>.dlq`` at once;
+- unknown (a bug): ``max_attempts`` tries, then ``<topic>.dlq``.
+
+A dead letter carries the error in its headers and is never dropped; ``opsmeter dlq replay`` sends it
+back to its topic.
 """
 
 import asyncio
@@ -22,7 +29,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from opsmeter_contracts import AnyEvent, DecodeError, decode_event
 from opsmeter_contracts.topics import dead_letter_topic
-from opsmeter_runtime.errors import PoisonMessage, TransientError
+from opsmeter_runtime.errors import Failure, classify_failure
 from opsmeter_runtime.kafka import EventPublisher, PublishError
 from opsmeter_runtime.logs import bound_contextvars, get_logger
 from opsmeter_runtime.settings import RuntimeSettings
@@ -32,6 +39,21 @@ log = get_logger(__name__)
 EventHandler = Callable[[Any], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
 Dispatcher = Callable[[Sequence[AnyEvent]], Awaitable[None]]
+
+DEAD_LETTER_HEADERS = frozenset(
+    {
+        "x-error",
+        "x-error-type",
+        "x-failure",
+        "x-error-trace",
+        "x-original-topic",
+        "x-original-partition",
+        "x-original-offset",
+        "x-consumer-group",
+        "x-failed-at",
+    }
+)
+"""The headers the engine adds to a dead letter (a replay drops them again)."""
 
 
 def inject(handler: Callable[..., Awaitable[None]], deps: Mapping[str, object]) -> Callable[[Any], Awaitable[None]]:
@@ -82,7 +104,7 @@ def build_dispatcher(
 
 
 class _StopRequested(Exception):
-    """Stopping while a store is down: leave the batch uncommitted so it replays on the next start."""
+    """Stopping (or draining) while a store is down: leave the batch uncommitted so it replays on the next start."""
 
 
 @dataclass
@@ -205,7 +227,11 @@ class ConsumerEngine:
                 or (time.monotonic() - lingering_since) * 1000 >= self.linger_ms
             )
             if due:
-                await self._flush()
+                try:
+                    await self._flush()
+                except _StopRequested:
+                    self._drained.set()
+                    return
                 lingering_since = None
 
     async def _flush(self) -> None:
@@ -234,10 +260,7 @@ class ConsumerEngine:
                 except DecodeError as exc:
                     await self._dead_letter(record, exc)
         if decoded:
-            try:
-                await self._handle(decoded)
-            except _StopRequested:
-                return
+            await self._handle(decoded)
         for tp, records in buffer.items():
             self.processed += len(records)
             await self._commit(tp, records[-1].offset + 1)
@@ -269,24 +292,47 @@ class ConsumerEngine:
             try:
                 await self.dispatch(events)
                 return
-            except PoisonMessage:
-                raise
-            except TransientError as exc:
-                log.warning("handler_transient_failure", group=self.group_id, attempt=attempt, error=str(exc))
-                if self._stopping.is_set():
-                    raise _StopRequested from exc
             except Exception as exc:
-                if attempt >= attempts:
+                failure = classify_failure(exc)
+                if failure is Failure.POISON:
                     raise
-                log.warning("handler_failed_retrying", group=self.group_id, attempt=attempt, error=repr(exc))
-            await asyncio.sleep(delay)
+                if failure is Failure.TRANSIENT:
+                    log.warning(
+                        "handler_transient_failure",
+                        group=self.group_id,
+                        attempt=attempt,
+                        retry_in_s=delay,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                    if self._draining.is_set() or self._stopping.is_set():
+                        raise _StopRequested from exc
+                    wake_on_drain = True
+                else:
+                    if self._stopping.is_set():
+                        raise _StopRequested from exc
+                    if attempt >= attempts:
+                        raise
+                    log.warning("handler_failed_retrying", group=self.group_id, attempt=attempt, error=repr(exc))
+                    wake_on_drain = False
+            await self._pause(delay, wake_on_drain=wake_on_drain)
             delay = min(delay * 2, self.max_backoff_s)
+
+    async def _pause(self, delay: float, *, wake_on_drain: bool) -> None:
+        """Sleep ``delay`` seconds, or less if a stop (or, when asked, a drain) comes meanwhile."""
+        events = [self._stopping, self._draining] if wake_on_drain else [self._stopping]
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: BaseException) -> None:
         headers = [
             *(record.headers or ()),
             ("x-error", str(exc)[:4000].encode()),
             ("x-error-type", type(exc).__name__.encode()),
+            ("x-failure", classify_failure(exc).value.encode()),
             ("x-error-trace", "".join(traceback.format_exception(exc))[-4000:].encode()),
             ("x-original-topic", record.topic.encode()),
             ("x-original-partition", str(record.partition).encode()),

@@ -69,9 +69,12 @@ class ManagedProcess:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    started_at: float | None = None
+    """``time.monotonic()`` of the last start."""
 
     def start(self) -> "ManagedProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.started_at = time.monotonic()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - argv built from trusted local paths
             list(self.argv),
@@ -91,6 +94,11 @@ class ManagedProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit status once it has exited (negative: the signal that killed it), else None."""
+        return self.process.poll() if self.process is not None else None
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait up to ``timeout``, then SIGKILL the whole group."""
@@ -114,6 +122,28 @@ class ManagedProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+@dataclass
+class RestartBackoff:
+    """When to restart a child that died: soon after a crash, ever later while it keeps crashing.
+
+    The n-th restart in a row waits ``first_s * 2**(n-1)``, capped at ``max_s``; a child that stayed
+    up ``stable_after_s`` starts the count again.
+    """
+
+    first_s: float = 0.5
+    max_s: float = 30.0
+    stable_after_s: float = 60.0
+    restarts: int = 0
+    """Restarts since the supervisor started (what ``opsmeter stack status`` shows)."""
+    in_a_row: int = 0
+
+    def delay_after_exit(self, ran_for_s: float) -> float:
+        """Count one more restart of a child that ran ``ran_for_s`` seconds; the wait before it."""
+        self.in_a_row = 1 if ran_for_s >= self.stable_after_s else self.in_a_row + 1
+        self.restarts += 1
+        return float(min(self.max_s, self.first_s * 2 ** (self.in_a_row - 1)))
 
 
 def wait_for(

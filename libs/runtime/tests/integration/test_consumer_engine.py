@@ -4,11 +4,13 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+import redis.exceptions
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from opsmeter_contracts import AnyEvent, WorkspaceCreated, WorkspaceCreatedPayload
 from opsmeter_contracts.topics import dead_letter_topic
 from opsmeter_runtime.consumer import ConsumerEngine
+from opsmeter_runtime.errors import PoisonMessage
 from opsmeter_runtime.kafka import EventPublisher, ensure_topics
 from opsmeter_runtime.settings import RuntimeSettings
 
@@ -148,3 +150,101 @@ class TestConsumerEngine:
         finally:
             await second.stop()
         assert seen == ["before-restart", "after-restart"]
+
+
+class TestTransientIsNotPoison:
+    async def test_a_store_outage_is_retried_past_max_attempts_and_nothing_is_dead_lettered(
+        self, runtime_settings: RuntimeSettings, topic: str, publisher: EventPublisher, unique: str
+    ) -> None:
+        attempts = 0
+        handled: list[str] = []
+
+        async def dispatch(events: Sequence[AnyEvent]) -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts <= 8:
+                raise redis.exceptions.TimeoutError("Timeout reading from 127.0.0.1:6379")
+            handled.extend(e.payload.name for e in events)
+
+        await publisher.publish(topic, workspace_event("during-outage"))
+        engine = ConsumerEngine(
+            settings=runtime_settings,
+            group_id=f"g-{unique}",
+            topics=[topic],
+            dispatch=dispatch,
+            dead_letters=publisher,
+            max_attempts=3,
+            backoff_s=0.01,
+            max_backoff_s=0.05,
+        )
+        await engine.start()
+        try:
+            await wait_until(lambda: handled == ["during-outage"])
+        finally:
+            await engine.stop()
+        assert attempts == 9
+        assert engine.dead_lettered == 0
+
+    async def test_stop_during_an_outage_returns_at_once_and_leaves_the_event_uncommitted(
+        self, runtime_settings: RuntimeSettings, topic: str, publisher: EventPublisher, unique: str
+    ) -> None:
+        attempts = 0
+
+        async def dispatch(events: Sequence[AnyEvent]) -> None:
+            nonlocal attempts
+            attempts += 1
+            raise ConnectionRefusedError("ClickHouse unreachable")
+
+        await publisher.publish(topic, workspace_event("held"))
+        engine = ConsumerEngine(
+            settings=runtime_settings,
+            group_id=f"g-{unique}",
+            topics=[topic],
+            dispatch=dispatch,
+            dead_letters=publisher,
+            backoff_s=10.0,
+        )
+        await engine.start()
+        await wait_until(lambda: attempts >= 1)
+        started = asyncio.get_running_loop().time()
+        await engine.stop(drain_timeout_s=30)
+        assert asyncio.get_running_loop().time() - started < 5  # not the 10 s backoff, not the 30 s drain
+        assert engine.dead_lettered == 0
+        # Nothing committed: the group's next member starts at the held event.
+        reader = AIOKafkaConsumer(bootstrap_servers=runtime_settings.kafka_bootstrap, group_id=f"g-{unique}")
+        await reader.start()
+        try:
+            assert await reader.committed(TopicPartition(topic, 0)) in (None, 0)
+        finally:
+            await reader.stop()
+
+    async def test_a_handler_that_says_poison_dead_letters_at_once(
+        self, runtime_settings: RuntimeSettings, topic: str, publisher: EventPublisher, unique: str
+    ) -> None:
+        attempts: dict[str, int] = {}
+
+        async def dispatch(events: Sequence[AnyEvent]) -> None:
+            for e in events:
+                attempts[e.payload.name] = attempts.get(e.payload.name, 0) + 1
+                if e.payload.name == "bad":
+                    raise PoisonMessage("unknown plan in payload")
+
+        await publisher.publish(topic, workspace_event("bad"))
+        engine = ConsumerEngine(
+            settings=runtime_settings,
+            group_id=f"g-{unique}",
+            topics=[topic],
+            dispatch=dispatch,
+            dead_letters=publisher,
+            max_attempts=5,
+            backoff_s=0.01,
+        )
+        await engine.start()
+        try:
+            await wait_until(lambda: engine.dead_lettered == 1)
+        finally:
+            await engine.stop()
+        assert attempts["bad"] == 1
+        [(_, headers)] = await read_all(runtime_settings, dead_letter_topic(topic), 1)
+        assert headers["x-failure"] == b"poison"
+        assert headers["x-error-type"] == b"PoisonMessage"

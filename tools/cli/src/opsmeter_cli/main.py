@@ -14,9 +14,19 @@ import httpx
 import typer
 
 from opsmeter_cli.billing import app as billing_app
+from opsmeter_cli.dlq import app as dlq_app
 from opsmeter_cli.reporting import commands as reporting_commands
-from opsmeter_cli.stack import SERVICES, Stack, StackConfig, operator_token, read_state, write_state
+from opsmeter_cli.stack import (
+    SERVICES,
+    BrokerExited,
+    Stack,
+    StackConfig,
+    operator_token,
+    read_state,
+    write_state,
+)
 from opsmeter_runtime.localstack import LocalStackError
+from opsmeter_runtime.logs import configure_logging
 
 app = typer.Typer(help="Opsmeter: LLM-cost telemetry and governance.", no_args_is_help=True)
 stack_app = typer.Typer(
@@ -25,6 +35,7 @@ stack_app = typer.Typer(
 workspace_app = typer.Typer(help="Workspaces and their credentials.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(workspace_app, name="workspace")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(reporting_commands)
 workspace_app.add_typer(billing_app)
 
@@ -53,8 +64,12 @@ def _pid_alive(pid: int) -> bool:
 
 @stack_app.command("run")
 def stack_run() -> None:
-    """Run the stack in the foreground until Ctrl-C or SIGTERM, then stop everything in order."""
+    """Run the stack in the foreground until Ctrl-C or SIGTERM, then stop everything in order.
+
+    A service (or Redis) that dies is restarted with backoff; only the broker's death stops the stack.
+    """
     config = StackConfig.from_env()
+    configure_logging("stack", os.environ.get("OPSMETER_LOG_LEVEL", "INFO"))
     stack = Stack(config)
     signal.signal(signal.SIGINT, _raise_shutdown)
     signal.signal(signal.SIGTERM, _raise_shutdown)
@@ -62,32 +77,30 @@ def stack_run() -> None:
     try:
         write_state(config, "starting", {})
         stack.start(on_step=lambda m: typer.echo(f"  ✓ {m}"))
-        write_state(config, "ready", stack.pids())
+        write_state(config, "ready", stack.pids(), stack.restarts())
         typer.echo(
             f"\nOpsmeter is up. Ingest: {config.url('ingest-gateway')}/v1/ingest/llm-request\n"
             f"Create a workspace: .venv/bin/opsmeter workspace create --name acme --plan starter --json\n"
             f"Logs: {config.data_dir / 'logs'}   Stop: Ctrl-C (or make down)\n"
-            "The broker keeps its topics in memory; Redis (AOF) and ClickHouse keep their data under "
-            f"{config.data_dir}."
+            "A service that dies is restarted. The broker keeps its topics in memory (its death ends the stack); "
+            f"Redis (AOF) and ClickHouse keep their data under {config.data_dir}."
         )
         while True:
-            dead = [name for name, alive in stack.alive().items() if not alive]
-            if dead:
-                typer.echo(
-                    f"stopping: {', '.join(dead)} exited unexpectedly (see {config.data_dir / 'logs'})", err=True
-                )
-                code = 1
-                break
-            time.sleep(0.5)
+            if stack.supervise():
+                write_state(config, "ready", stack.pids(), stack.restarts())
+            time.sleep(0.25)
     except _Shutdown as signame:
         typer.echo(f"\n{signame}: stopping (gateway, consumers drain and commit, Redis, broker)…")
+    except BrokerExited as exc:
+        typer.echo(f"stopping: {exc} (see {config.data_dir / 'logs' / 'broker.log'})", err=True)
+        code = 1
     except LocalStackError as exc:
         typer.echo(f"stack failed to start: {exc}", err=True)
         code = 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        write_state(config, "stopping", stack.pids())
+        write_state(config, "stopping", stack.pids(), stack.restarts())
         stack.stop()
         config.state_file.unlink(missing_ok=True)
         typer.echo("stopped")
@@ -158,17 +171,27 @@ def stack_down(timeout: float = 150.0) -> None:
 
 
 @stack_app.command("status")
-def stack_status() -> None:
-    """Show the background stack's processes."""
+def stack_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON only")] = False) -> None:
+    """Show the background stack's processes and how often the supervisor restarted each."""
     config = StackConfig.from_env()
     state = read_state(config)
     if not state:
         typer.echo("not running")
         raise typer.Exit(1)
     pids: dict[str, int] = state.get("pids") or {}  # type: ignore[assignment]
+    restarts: dict[str, int] = state.get("restarts") or {}  # type: ignore[assignment]
+    processes = {
+        name: {"pid": pid, "running": _pid_alive(pid), "restarts": restarts.get(name, 0)} for name, pid in pids.items()
+    }
+    if as_json:
+        typer.echo(
+            json.dumps({"state": state.get("state"), "supervisor": state.get("supervisor"), "processes": processes})
+        )
+        return
     typer.echo(f"state: {state.get('state')}  supervisor: {state.get('supervisor')}")
-    for name, pid in pids.items():
-        typer.echo(f"  {name:<15} pid {pid:<8} {'running' if _pid_alive(pid) else 'gone'}")
+    for name, p in processes.items():
+        running = "running" if p["running"] else "gone"
+        typer.echo(f"  {name:<15} pid {p['pid']:<8} {running:<8} restarts {p['restarts']}")
 
 
 def _gateway_url(config: StackConfig) -> str:

@@ -2,6 +2,8 @@
 
 Start: broker → Redis → topics → consumers (reporting, policy-engine, alerting, billing) → gateway.
 Stop: gateway first (no new ingest) → each consumer drains its topics and commits → Redis → broker.
+While it runs, :meth:`Stack.supervise` restarts a service or Redis that died (with backoff); only the
+broker's own death ends the stack, since its topics live in its memory and cannot come back.
 """
 
 import asyncio
@@ -22,11 +24,15 @@ from opsmeter_runtime.kafka import ensure_topics
 from opsmeter_runtime.localstack import (
     LocalStackError,
     ManagedProcess,
+    RestartBackoff,
     broker_process,
     port_open,
     redis_process,
     wait_for,
 )
+from opsmeter_runtime.logs import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,10 +124,16 @@ def http_ready(url: str) -> bool:
         return False
 
 
+class BrokerExited(LocalStackError):
+    """The local broker died: its topics were in memory, so the stack cannot carry on."""
+
+
 @dataclass
 class Stack:
     config: StackConfig
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    backoff: dict[str, RestartBackoff] = field(default_factory=dict)
+    restart_due: dict[str, float] = field(default_factory=dict)
 
     def _log(self, name: str) -> Path:
         return self.config.data_dir / "logs" / f"{name}.log"
@@ -197,7 +209,8 @@ class Stack:
 
     def stop(self) -> None:
         """Gateway first, then the consumers (each drains and commits), then Redis, then the broker."""
-        order = ["ingest-gateway", "reporting", "policy-engine", "alerting", "billing", "redis", "broker"]
+        services = [s.name for s in SERVICES if s.name != "ingest-gateway"]
+        order = ["ingest-gateway", *services, "redis", "broker"]
         for name in order:
             process = self.processes.get(name)
             if process is not None:
@@ -207,12 +220,65 @@ class Stack:
     def alive(self) -> dict[str, bool]:
         return {name: p.alive() for name, p in self.processes.items()}
 
+    def restarts(self) -> dict[str, int]:
+        return {name: self.backoff[name].restarts if name in self.backoff else 0 for name in self.processes}
 
-def write_state(config: StackConfig, state: str, pids: dict[str, int]) -> None:
+    def supervise(self) -> bool:
+        """Restart every service (and Redis) that died, after its backoff; whether anything changed (an exit
+        seen, a restart made), so the caller rewrites the state file.
+
+        Raises :class:`BrokerExited` if the broker died: nothing else stops the stack.
+        """
+        now = time.monotonic()
+        changed = False
+        for name, process in self.processes.items():
+            if process.alive():
+                continue
+            if name == "broker":
+                raise BrokerExited(
+                    f"the broker exited (code {process.exit_code}); its topics were in memory and are gone"
+                )
+            due = self.restart_due.get(name)
+            if due is None:
+                ran_for = now - (process.started_at or now)
+                backoff = self.backoff.setdefault(name, RestartBackoff())
+                delay = backoff.delay_after_exit(ran_for)
+                self.restart_due[name] = now + delay
+                changed = True
+                log.warning(
+                    "service_exited",
+                    child=name,
+                    exit_code=process.exit_code,
+                    ran_for_s=round(ran_for, 1),
+                    restart=backoff.restarts,
+                    restart_in_s=delay,
+                    log_file=str(process.log_path),
+                )
+            elif now >= due:
+                del self.restart_due[name]
+                process.stop(timeout=0)
+                process.start()
+                changed = True
+                log.warning("service_restarted", child=name, pid=process.pid, restarts=self.backoff[name].restarts)
+        return changed
+
+
+def write_state(config: StackConfig, state: str, pids: dict[str, int], restarts: dict[str, int] | None = None) -> None:
+    """The supervisor's state for ``stack up|down|status``, replaced atomically."""
     config.state_file.parent.mkdir(parents=True, exist_ok=True)
-    config.state_file.write_text(
-        json.dumps({"state": state, "supervisor": os.getpid(), "pids": pids, "updated": time.time()})
+    written = config.state_file.with_suffix(".json.tmp")
+    written.write_text(
+        json.dumps(
+            {
+                "state": state,
+                "supervisor": os.getpid(),
+                "pids": pids,
+                "restarts": restarts or {},
+                "updated": time.time(),
+            }
+        )
     )
+    written.replace(config.state_file)
 
 
 def read_state(config: StackConfig) -> dict[str, object] | None:
