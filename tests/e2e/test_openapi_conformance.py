@@ -2,9 +2,12 @@
 for every operation, with the caller's own credentials and workspace, and checks each answer: no 5xx, a
 documented status code and content type, a body matching the declared model."""
 
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +20,7 @@ from schemathesis.checks import (
 from schemathesis.core.result import Ok
 
 from opsmeter_cli.stack import operator_token
+from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
 from tests.conftest import RunningStack
 
 SERVICES = ["ingest-gateway", "reporting", "policy-engine", "alerting", "billing"]
@@ -59,6 +63,27 @@ def test_every_operation_answers_as_documented(stack: RunningStack, workspace: d
             )(check)
         )()
     assert not failures, "\n".join(failures)
+    _still_counts_a_new_event(stack)
+
+
+def _still_counts_a_new_event(stack: RunningStack) -> None:
+    """After the fuzzing (deletions, rebuilds, plan changes), a new workspace's event still reaches /usage."""
+    fresh = stack.create_workspace()
+    body = {**SPEC_EXAMPLE_BODY, "externalRequestId": f"req_{uuid.uuid4().hex}"}
+    answer = httpx.post(
+        f"{stack.url('ingest-gateway')}/v1/ingest/llm-request", json=body, headers={"X-API-Key": fresh["apiKey"]}
+    )
+    assert answer.status_code == 202, answer.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        usage = httpx.get(
+            f"{stack.url('reporting')}/v1/workspaces/{fresh['workspaceId']}/usage",
+            headers={"Authorization": f"Bearer {fresh['adminToken']}"},
+        )
+        if usage.status_code == 200 and usage.json()["totals"]["requests"] == 1:
+            return
+        time.sleep(0.2)
+    raise AssertionError("a new event did not reach /usage within 60 s after the fuzzing")
 
 
 def _checker(

@@ -1,5 +1,5 @@
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
@@ -275,6 +275,9 @@ async def operator_sql(_: Operator, deps: Deps, body: SqlBody) -> Response:
     return await _sql(deps, body, None, deps.settings.operator_sql_limits)
 
 
+MAX_REBUILD_RANGE = timedelta(days=92)
+
+
 class RebuildBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -287,6 +290,9 @@ class RebuildBody(BaseModel):
 async def rebuild(_: Operator, deps: Deps, body: RebuildBody) -> Response:
     """Recompute hourly rollups and daily summaries of the UTC days covering ``[from, to)`` from raw rows."""
     window = _window(body.from_, body.to)
+    if window.end - window.start > MAX_REBUILD_RANGE:
+        message = f"at most {MAX_REBUILD_RANGE.days} days per rebuild: the sink waits while rollups are rewritten"
+        raise InvalidRequest(message, errors=[{"field": "to", "message": message}])
     events = await deps.store.rebuild(window, body.workspace_id)
     return json_response(
         {"from": iso(window.start), "to": iso(window.end), "workspaceId": body.workspace_id, "rawEvents": events}
