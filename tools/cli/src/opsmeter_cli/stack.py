@@ -43,6 +43,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("alerting", "opsmeter_alerting.main", "OPSMETER_ALERTING_", 8082),
     ServiceSpec("billing", "opsmeter_billing.main", "OPSMETER_BILLING_", 8083),
     ServiceSpec("ingest-gateway", "opsmeter_ingest.main", "OPSMETER_INGEST_GATEWAY_", 8080),
+    ServiceSpec("console", "opsmeter_console.main", "OPSMETER_CONSOLE_", 8090),
 )
 
 
@@ -197,7 +198,7 @@ class Stack:
 
     def stop(self) -> None:
         """Gateway first, then the consumers (each drains and commits), then Redis, then the broker."""
-        order = ["ingest-gateway", "reporting", "policy-engine", "alerting", "billing", "redis", "broker"]
+        order = ["console", "ingest-gateway", "reporting", "policy-engine", "alerting", "billing", "redis", "broker"]
         for name in order:
             process = self.processes.get(name)
             if process is not None:
