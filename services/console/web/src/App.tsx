@@ -79,7 +79,8 @@ function Layout({ session }: { session: Session }) {
 
   const signOut = async () => {
     await sessions.signOut();
-    client.clear();
+    client.removeQueries({ predicate: (q) => q.queryKey[0] !== "session" });
+    client.setQueryData(["session"], null);
     navigate("/", { replace: true });
   };
   if (dataMode === undefined) return <Loading what="the workspace" />;

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Cookie, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsmeter_console.api.deps import Deps, Session
@@ -34,7 +34,7 @@ async def sign_in(body: SignInBody, deps: Deps, request: Request) -> Response:
     principal = await deps.credentials.authenticate(body.token, "admin_token")
     if principal is None:
         raise Unauthorized("that admin token is not valid (an om_adm_... token of the owner, an admin or a member)")
-    answer = json_response(_who(principal))
+    answer = json_response({"signedIn": True, **_who(principal)})
     answer.set_cookie(
         SESSION_COOKIE,
         body.token.strip(),
@@ -49,8 +49,14 @@ async def sign_in(body: SignInBody, deps: Deps, request: Request) -> Response:
 
 
 @router.get("/session")
-async def whoami(session: Session) -> Response:
-    return json_response(_who(session.principal))
+async def whoami(
+    deps: Deps, session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None
+) -> Response:
+    """Who is signed in; ``signedIn: false`` (not a 401) so the sign-in page loads without an error."""
+    principal = await deps.credentials.authenticate(session, "admin_token") if session else None
+    if principal is None:
+        return json_response({"signedIn": False})
+    return json_response({"signedIn": True, **_who(principal)})
 
 
 @router.delete("/session")

@@ -110,15 +110,15 @@ export const api = {
 };
 
 export interface Session {
+  signedIn: true;
   workspaceId: string;
   role: "owner" | "admin" | "member";
 }
 
 export const session = {
   async current(): Promise<Session | null> {
-    const answer = await fetch("/api/session", { credentials: "same-origin" });
-    if (answer.status === 401) return null;
-    return parse<Session>(answer);
+    const who = await parse<Session | { signedIn: false }>(await fetch("/api/session", { credentials: "same-origin" }));
+    return who.signedIn ? who : null;
   },
   async signIn(token: string): Promise<Session> {
     return parse<Session>(

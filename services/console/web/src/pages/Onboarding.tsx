@@ -4,6 +4,7 @@ import { useWorkspace } from "../context";
 import { Failed, Loading } from "../components/States";
 import { Time } from "../components/Time";
 import { share } from "../format";
+import { planAtLeast, usePlanTier } from "../plans";
 
 function Gate({ plan, what }: { plan: string; what: string }) {
   return (
@@ -15,15 +16,19 @@ function Gate({ plan, what }: { plan: string; what: string }) {
 
 export function Onboarding() {
   const { session } = useWorkspace();
-  const checklist = useQuery({ queryKey: ["checklist", session.workspaceId], queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/onboarding/checklist"), retry: false });
-  const quality = useQuery({ queryKey: ["quality", session.workspaceId], queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/quality-score"), retry: false });
+  const plan = usePlanTier();
+  const starter = plan !== undefined && planAtLeast(plan, "starter");
+  const pro = plan !== undefined && planAtLeast(plan, "pro");
+  const checklist = useQuery({ queryKey: ["checklist", session.workspaceId], queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/onboarding/checklist"), retry: false, enabled: starter });
+  const quality = useQuery({ queryKey: ["quality", session.workspaceId], queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/quality-score"), retry: false, enabled: pro });
   const gated = (e: unknown) => e instanceof ApiError && e.reason === "plan_required";
+  if (plan === undefined) return <div className="page"><div className="page-head"><h1>Onboarding</h1></div><Loading what="the plan" /></div>;
   return (
     <div className="page">
       <div className="page-head"><h1>Onboarding</h1></div>
       <section className="card">
         <h2>First-ingest checklist <span className="badge">Starter+</span></h2>
-        {gated(checklist.error) ? <Gate plan="Starter" what="The first-ingest checklist" /> : checklist.error ? <Failed error={checklist.error} /> : checklist.isPending ? <Loading what="the checklist" /> : (
+        {!starter || gated(checklist.error) ? <Gate plan="Starter" what="The first-ingest checklist" /> : checklist.error ? <Failed error={checklist.error} /> : checklist.isPending ? <Loading what="the checklist" /> : (
           <>
             <p className="muted small">{checklist.data!.firstEventAt ? <>First event <Time iso={checklist.data!.firstEventAt} /></> : "No event yet."}</p>
             <ul className="checklist">
@@ -38,7 +43,7 @@ export function Onboarding() {
       </section>
       <section className="card">
         <h2>Tracking quality score <span className="badge">Pro+</span></h2>
-        {gated(quality.error) ? <Gate plan="Pro" what="The tracking quality score" /> : quality.error ? <Failed error={quality.error} /> : quality.isPending ? <Loading what="the score" /> : (
+        {!pro || gated(quality.error) ? <Gate plan="Pro" what="The tracking quality score" /> : quality.error ? <Failed error={quality.error} /> : quality.isPending ? <Loading what="the score" /> : (
           <>
             <div className="big">{quality.data!.score}<span className="muted"> / 100</span></div>
             <table className="table">

@@ -8,6 +8,7 @@ import { Time } from "../components/Time";
 import { change, compact, day, money, share, tokens } from "../format";
 import { dayRange, isoDay } from "../period";
 import { PLANS } from "./Billing";
+import { planAtLeast, usePlanTier } from "../plans";
 
 export function Reports() {
   return (
@@ -21,18 +22,22 @@ export function Reports() {
 
 function WeeklyReport() {
   const { dataMode, session, timeZone } = useWorkspace();
+  const plan = usePlanTier();
+  const included = plan !== undefined && planAtLeast(plan, "team");
   const q = useQuery({
     queryKey: ["weekly", session.workspaceId, dataMode],
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/reports/weekly-executive", { query: { dataMode } }),
     retry: false,
+    enabled: included,
   });
-  if (q.error instanceof ApiError && q.error.reason === "plan_required") {
+  if (plan === undefined) return <section className="card"><h2>Weekly executive report</h2><Loading what="the plan" /></section>;
+  if (!included || (q.error instanceof ApiError && q.error.reason === "plan_required")) {
     const team = PLANS.find((p) => p.tier === "team")!;
     return (
       <section className="card gate" data-testid="weekly-gate">
         <h2>Weekly executive report <span className="badge">Team+</span></h2>
         <p>The weekly executive report (the last completed 7 UTC days against the 7 before, by email or here) is on the Team plan and above.</p>
-        <p className="muted small">Your plan includes: {PLANS.filter((p) => ["free", "starter", "pro"].includes(p.tier)).map((p) => `${p.name}: ${p.adds}`).join(" · ")}</p>
+        <p className="muted small">Your plan ({PLANS.find((p) => p.tier === plan)?.name}) includes: {PLANS.filter((p) => planAtLeast(plan, p.tier)).map((p) => p.adds).join(" ")}.</p>
         <p>Team: {team.rate}, {team.quota}, {team.adds}. <a href="/billing">Upgrade in Billing</a> · the board pack below works on every plan.</p>
       </section>
     );
