@@ -12,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from opsmeter_cli.main import app as cli
+from opsmeter_cli.stack import operator_token
 from opsmeter_runtime.lemonsqueezy_double import LemonSqueezyDouble
 from tests.conftest import RunningStack
 from tests.e2e.console_browser import (
@@ -103,6 +106,35 @@ class TestSignIn:
             headers={"Origin": "https://elsewhere.example"},
         )
         assert other.status_code in (403, 405)
+
+
+class TestNewUser:
+    def test_opsmeter_demo_prints_the_console_url_and_its_token_signs_in(
+        self, browser: Browser, stack: RunningStack
+    ) -> None:
+        env = {
+            "OPSMETER_GATEWAY_URL": stack.url("ingest-gateway"),
+            "OPSMETER_REPORTING_URL": stack.url("reporting"),
+            "OPSMETER_CONSOLE_URL": stack.url("console"),
+            "OPSMETER_OPERATOR_TOKEN": operator_token(stack.config),
+        }
+        result = CliRunner().invoke(cli, ["demo", "--events", "200", "--days", "7"], env=env)
+        assert result.exit_code == 0, result.output
+        url = re.search(r"Open the console: (\S+)", result.output)
+        token = re.search(r"adminToken (om_adm_\S+)", result.output)
+        assert url is not None
+        assert token is not None
+        assert url.group(1) == stack.url("console")
+        workspace_id = re.search(r"demo workspace (\S+):", result.output).group(1)  # type: ignore[union-attr]
+        ws = Workspace(stack, workspace_id, "", token.group(1))
+        eventually(lambda: ws.usage(dataMode="demo")["totals"]["requests"] >= 200, "the demo events are stored", 60)
+
+        page = browser.page()
+        sign_in(page, url.group(1), token.group(1))
+        assert page.get_by_label("Data mode").input_value() == "demo"
+        spend = page.get_by_test_id("kpi-spend").locator(".value").inner_text()
+        assert spend.startswith("$")
+        assert spend != "$0.00"
 
 
 class TestOverview:

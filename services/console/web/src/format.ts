@@ -67,7 +67,9 @@ export function share(ratio: string | number | null | undefined): string {
   const n = toNumber(ratio);
   if (n === null) return "—";
   const pct = n * 100;
-  return `${Math.abs(pct) < 1 && pct !== 0 ? pct.toFixed(1) : Math.round(pct)} %`;
+  if (Math.abs(pct) < 0.05) return "0 %";
+  const digits = Math.abs(pct) < 1 ? 1 : 0;
+  return `${pct < 0 ? "−" : ""}${Math.abs(pct).toFixed(digits)} %`;
 }
 
 /** A time in the workspace's timezone: `Dec 7, 2026, 14:05`. */

@@ -46,6 +46,7 @@ export function Onboarding() {
         {!pro || gated(quality.error) ? <Gate plan="Pro" what="The tracking quality score" /> : quality.error ? <Failed error={quality.error} /> : quality.isPending ? <Loading what="the score" /> : (
           <>
             <div className="big">{quality.data!.score}<span className="muted"> / 100</span></div>
+            <p className="muted small">Over the last 7 days of real events ({quality.data!.events.toLocaleString("en-US")}); demo and test data do not count.</p>
             <table className="table">
               <thead><tr><th>Part</th><th className="num">Weight</th><th className="num">Met</th><th className="num">Points</th><th>Tip</th></tr></thead>
               <tbody>

@@ -58,27 +58,19 @@ export function Spike() {
 function Decomposition({ s }: { s: SpikeAnswer }) {
   const d = s.decomposition;
   const option = useMemo(() => {
-    const parts = [["Volume", d.volume.microUsd], ["Unit cost", d.unitCost.microUsd], ["Mix", d.mix.microUsd]] as const;
-    let running = 0;
-    const base: number[] = [];
-    const up: (number | string)[] = [];
-    const down: (number | string)[] = [];
-    for (const [, v] of parts) {
-      const next = running + v;
-      base.push(Math.min(running, next) / 1e6);
-      up.push(v >= 0 ? v / 1e6 : "-");
-      down.push(v < 0 ? -v / 1e6 : "-");
-      running = next;
-    }
+    const parts: [string, number][] = [["Volume", d.volume.microUsd], ["Unit cost", d.unitCost.microUsd], ["Mix", d.mix.microUsd], ["Total change", d.total.microUsd]];
     return {
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, valueFormatter: (v: number) => money(v) },
-      grid: { left: 64, right: 16, top: 16, bottom: 32 },
-      xAxis: { type: "category", data: [...parts.map((p) => p[0]), "Total change"] },
+      grid: { left: 64, right: 16, top: 24, bottom: 32 },
+      xAxis: { type: "category", data: parts.map((p) => p[0]) },
       yAxis: { type: "value", axisLabel: { formatter: (v: number) => money(v) } },
       series: [
-        { type: "bar", stack: "w", itemStyle: { color: "transparent" }, emphasis: { disabled: true }, data: [...base, Math.min(0, d.total.microUsd) / 1e6], tooltip: { show: false } },
-        { name: "increase", type: "bar", stack: "w", itemStyle: { color: "#dc2626" }, data: [...up, d.total.microUsd >= 0 ? d.total.microUsd / 1e6 : "-"], label: { show: true, position: "top", formatter: (p: { value: number }) => money(p.value) } },
-        { name: "decrease", type: "bar", stack: "w", itemStyle: { color: "#16a34a" }, data: [...down, d.total.microUsd < 0 ? -d.total.microUsd / 1e6 : "-"], label: { show: true, position: "top", formatter: (p: { value: number }) => `−${money(p.value)}` } },
+        {
+          name: "cost change",
+          type: "bar",
+          data: parts.map(([, v], i) => ({ value: v / 1e6, itemStyle: { color: i === 3 ? "#111827" : v >= 0 ? "#dc2626" : "#16a34a" } })),
+          label: { show: true, position: "top", formatter: (p: { value: number }) => `${p.value > 0 ? "+" : ""}${money(p.value)}` },
+        },
       ],
     };
   }, [d]);

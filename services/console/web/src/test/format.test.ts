@@ -46,6 +46,8 @@ describe("change", () => {
   it("formats shares", () => {
     expect(share("0.253")).toBe("25 %");
     expect(share(0.004)).toBe("0.4 %");
+    expect(share(-0.0004)).toBe("0 %");
+    expect(share("-0.05")).toBe("−5 %");
   });
 });
 
