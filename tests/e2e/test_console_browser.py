@@ -8,12 +8,14 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+from opsmeter_alerting.testing import SmtpReceiver
 from opsmeter_cli.main import app as cli
 from opsmeter_cli.stack import operator_token
 from opsmeter_runtime.lemonsqueezy_double import LemonSqueezyDouble
@@ -227,6 +229,66 @@ class TestSettings:
         browser.errors[:] = [e for e in browser.errors if "403" not in e]
         screenshot(page, "settings-member-read-only")
 
+    def test_an_owner_changes_alerts_sends_a_test_and_sees_the_delivery_log(
+        self, browser: Browser, console: str, stack: RunningStack, smtp_receiver: SmtpReceiver
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        address = f"ops-{ws.id}@example.com"
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_label("Budget alerts").select_option("daily_summary")
+        page.get_by_label("Timezone").select_option("Europe/Berlin")
+        page.get_by_role("button", name="Add email").click()
+        page.get_by_label("Email recipients").fill(address)
+        with page.expect_response(lambda r: r.url.endswith("/alerts/settings") and r.request.method == "PUT") as put:
+            page.get_by_role("button", name="Save alert settings").click()
+        assert put.value.status == 200, put.value.text()
+        saved = put.value.json()
+        assert (saved["modes"]["budget"], saved["schedule"]["timezone"]) == ("daily_summary", "Europe/Berlin")
+        page.get_by_role("button", name="Send test").click()
+        page.get_by_role("status").filter(has_text="Test alert queued").wait_for()
+        eventually(lambda: smtp_receiver.to(address) or None, "the test email arrives", timeout=30)
+        page.get_by_role("cell", name="Opsmeter test alert").wait_for(timeout=30_000)
+        screenshot(page, "settings-alerts-delivery-log")
+
+    def test_the_kill_switch_asks_first_and_says_what_observe_mode_means(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_role("button", name="Turn kill switch on").click()
+        dialog = page.get_by_role("dialog", name="Confirm kill switch")
+        assert "rules are still evaluated" in dialog.inner_text()
+        assert "not applied until you turn the kill switch off" in dialog.inner_text()
+        page.get_by_role("button", name="Turn on observe mode").click()
+        page.get_by_text("on (observe mode)").wait_for()
+        eventually(lambda: ws.ingest().json()["policyMode"] == "observe", "ingest answers in observe mode")
+
+    def test_a_new_api_key_is_shown_once_and_can_be_rotated_and_revoked(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_label("New key name").fill("checkout-service")
+        page.get_by_role("button", name="Create key").click()
+        key = page.get_by_test_id("new-key").inner_text()
+        assert key.startswith("om_live_")
+        assert Workspace(stack, ws.id, key, ws.token).ingest().status_code == 202
+        page.get_by_role("button", name="Done").click()
+        page.reload()
+        page.get_by_role("cell", name="checkout-service").wait_for()
+        assert key not in page.content(), "a key is shown only once"
+        row = page.get_by_role("row").filter(has_text="checkout-service")
+        row.get_by_role("button", name="Revoke").click()
+        row.get_by_text("revoked").wait_for()
+        revoked = Workspace(stack, ws.id, key, ws.token)
+        eventually(lambda: revoked.ingest().status_code == 401, "the revoked key is refused (gateway cache: 5 s)")
+
 
 class TestBilling:
     def test_change_plan_shows_pending_until_the_signed_webhook(
@@ -323,6 +385,19 @@ class TestEveryPage:
         if width == "phone":
             width_px = page.evaluate("document.documentElement.scrollWidth")
             assert width_px <= PHONE["width"] + 1, "the page scrolls sideways at phone width"
+
+    def test_reports_download_the_board_pack_pdf_and_csv(self, browser: Browser, console: str, demo: Workspace) -> None:
+        page = browser.page()
+        sign_in(page, console, demo.token)
+        page.goto(f"{console}/reports")
+        page.get_by_text(re.compile(r"^\$[\d,.]+ over [\d.KM]+ requests")).wait_for()
+        with page.expect_download() as pdf:
+            page.get_by_role("link", name="Download PDF").click()
+        assert pdf.value.suggested_filename.endswith(".pdf")
+        assert Path(pdf.value.path()).read_bytes()[:5] == b"%PDF-"
+        with page.expect_download() as csv:
+            page.get_by_role("link", name="Download CSV").click()
+        assert Path(csv.value.path()).read_text(encoding="utf-8").startswith("section,")
 
     def test_investigate_spike_drills_down_to_raw_events(self, browser: Browser, console: str, demo: Workspace) -> None:
         page = browser.page()

@@ -18,6 +18,13 @@ export function money(value: string | number | null | undefined): string {
   return (n < 0 ? "-$" : "$") + abs.toFixed(digits);
 }
 
+/** A change of money with its sign: `+$0.87`, `−$0.85`. */
+export function signedMoney(value: string | number | null | undefined): string {
+  const text = money(value);
+  if (text === "—" || text === "$0.00") return text;
+  return text.startsWith("-") ? `−${text.slice(1)}` : `+${text}`;
+}
+
 /** Money from integer micro-USD. */
 export function microMoney(micro: number | null | undefined): string {
   return micro === null || micro === undefined ? "—" : money(micro / 1_000_000);

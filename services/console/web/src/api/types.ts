@@ -251,6 +251,7 @@ export interface Weekly {
   baseline: { from: string; to: string };
   summary: { current: Totals; previous: Totals; delta: Spike["delta"] };
   days: (Totals & { day: string })[];
+  baselineDays: (Totals & { day: string })[];
   topMovers: Driver[];
   newDrivers: Driver[];
   budgetStatus: { budgetWarning: boolean; budgetExceeded: boolean; enforcement: string; policyMode: string };

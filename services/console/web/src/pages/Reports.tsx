@@ -5,7 +5,9 @@ import { useWorkspace } from "../context";
 import { Chart } from "../components/Chart";
 import { Empty, Failed, Loading } from "../components/States";
 import { Time } from "../components/Time";
-import { change, compact, day, money, share, tokens } from "../format";
+import { change, compact, day, money, share, signedMoney, tokens } from "../format";
+
+const DIMENSIONS: Record<string, string> = { model: "Model", provider: "Provider", endpointTag: "Endpoint", userId: "User", promptVersion: "Prompt version" };
 import { dayRange, isoDay } from "../period";
 import { PLANS } from "./Billing";
 import { planAtLeast, usePlanTier } from "../plans";
@@ -55,6 +57,7 @@ function WeeklyReport() {
           yAxis: { type: "value", axisLabel: { formatter: (v: number) => money(v) } },
           series: [
             { name: "this week", type: "bar", data: w.days.map((d) => d.costMicroUsd / 1e6), color: "#2563eb" },
+            { name: "the 7 days before", type: "bar", data: w.baselineDays.map((d) => d.costMicroUsd / 1e6), color: "#cbd5e1" },
           ],
         };
         return (
@@ -70,7 +73,7 @@ function WeeklyReport() {
             <h3>Top movers</h3>
             {w.topMovers.length === 0 ? <Empty>No change worth naming.</Empty> : (
               <table className="table"><thead><tr><th>Driver</th><th className="num">Δ cost</th><th className="num">Share</th></tr></thead>
-                <tbody>{w.topMovers.map((d) => <tr key={d.dimension + d.key}><td>{d.dimension}: {d.key}{d.isNew && <span className="badge new">new</span>}</td><td className="num">{money(d.costDeltaUsd)}</td><td className="num">{share(d.shareOfChange)}</td></tr>)}</tbody>
+                <tbody>{w.topMovers.map((d) => <tr key={d.dimension + d.key}><td>{DIMENSIONS[d.dimension] ?? d.dimension}: {d.key}{d.isNew && <span className="badge new">new</span>}</td><td className="num">{signedMoney(d.costDeltaUsd)}</td><td className="num">{share(d.shareOfChange)}</td></tr>)}</tbody>
               </table>
             )}
             <p><a href={api.href("reporting", "/v1/workspaces/{workspace_id}/reports/weekly-executive.html", { dataMode })} target="_blank" rel="noopener">Open the HTML report</a></p>

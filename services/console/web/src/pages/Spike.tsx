@@ -1,4 +1,4 @@
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import type { Driver, Spike as SpikeAnswer } from "../api/types";
@@ -7,7 +7,7 @@ import { Chart } from "../components/Chart";
 import { PeriodPicker } from "../components/PeriodPicker";
 import { Empty, Query } from "../components/States";
 import { Time } from "../components/Time";
-import { change, compact, microMoney, money, share, tokens } from "../format";
+import { change, compact, microMoney, money, share, signedMoney, tokens } from "../format";
 import { presetPeriod, type Period, type Preset } from "../period";
 
 const DIMENSION_LABELS: Record<string, string> = { model: "Model", provider: "Provider", endpointTag: "Endpoint", userId: "User", promptVersion: "Prompt version" };
@@ -33,7 +33,7 @@ export function Spike() {
             <p className="muted small">Current <Time iso={s.current.from} /> – <Time iso={s.current.to} /> against previous <Time iso={s.previous.from} /> – <Time iso={s.previous.to} />.</p>
             <section className="kpis">
               <div className="kpi card"><div className="label">Spend now</div><div className="value">{money(s.current.costUsd)}</div><div className="delta">before: {money(s.previous.costUsd)}</div></div>
-              <div className="kpi card" data-testid="spike-change"><div className="label">Change</div><div className="value">{money(s.delta.costUsd)}</div><div className="delta">{change(s.delta.costChangeRatio)}</div></div>
+              <div className="kpi card" data-testid="spike-change"><div className="label">Change</div><div className="value">{signedMoney(s.delta.costUsd)}</div><div className="delta">{change(s.delta.costChangeRatio)}</div></div>
               <div className="kpi card"><div className="label">Requests</div><div className="value">{compact(s.current.requests)}</div><div className="delta">before: {compact(s.previous.requests)}</div></div>
               <div className="kpi card"><div className="label">Tokens</div><div className="value">{tokens(s.current.tokens)}</div><div className="delta">before: {tokens(s.previous.tokens)}</div></div>
               <div className="kpi card"><div className="label">Cost per request</div><div className="value">{money(s.current.costPerRequestUsd)}</div><div className="delta">before: {money(s.previous.costPerRequestUsd)}</div></div>
@@ -69,7 +69,7 @@ function Decomposition({ s }: { s: SpikeAnswer }) {
           name: "cost change",
           type: "bar",
           data: parts.map(([, v], i) => ({ value: v / 1e6, itemStyle: { color: i === 3 ? "#111827" : v >= 0 ? "#dc2626" : "#16a34a" } })),
-          label: { show: true, position: "top", formatter: (p: { value: number }) => `${p.value > 0 ? "+" : ""}${money(p.value)}` },
+          label: { show: true, position: "top", formatter: (p: { value: number }) => signedMoney(p.value) },
         },
       ],
     };
@@ -94,7 +94,7 @@ function DriverTable({ dimension, drivers, onDrill }: { dimension: string; drive
             {rows.map((d) => (
               <tr key={d.key} className="clickable" onClick={() => onDrill(d)}>
                 <td className="name"><button className="link" onClick={() => onDrill(d)}>{d.key || "unknown"}</button>{d.isNew && <span className="badge new">new</span>}</td>
-                <td className={`num ${d.costDeltaMicroUsd > 0 ? "bad" : d.costDeltaMicroUsd < 0 ? "good" : ""}`}>{d.costDeltaMicroUsd > 0 ? "+" : ""}{money(d.costDeltaUsd)}</td>
+                <td className={`num ${d.costDeltaMicroUsd > 0 ? "bad" : d.costDeltaMicroUsd < 0 ? "good" : ""}`}>{signedMoney(d.costDeltaUsd)}</td>
                 <td className="num">{share(d.shareOfChange)}</td>
                 <td className="num">{money(d.currentCostUsd)}</td>
                 <td className="num">{money(d.previousCostUsd)}</td>
@@ -108,8 +108,10 @@ function DriverTable({ dimension, drivers, onDrill }: { dimension: string; drive
 }
 
 function DrillDown({ driver, s, onClose }: { driver: Driver; s: SpikeAnswer; onClose: () => void }) {
+  const ref = useRef<HTMLElement>(null);
+  useEffect(() => ref.current?.scrollIntoView({ behavior: "smooth", block: "start" }), [driver]);
   return (
-    <section className="card drill" aria-label="Raw events">
+    <section ref={ref} className="card drill" aria-label="Raw events">
       <div className="section-head">
         <h2>Raw events: {DIMENSION_LABELS[driver.dimension] ?? driver.dimension} = {driver.key || "unknown"}</h2>
         <button onClick={onClose}>Close</button>

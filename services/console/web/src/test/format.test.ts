@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { change, changeRatio, compact, dateTime, microMoney, money, share, tokens, utcTitle } from "../format";
+import { change, changeRatio, compact, dateTime, microMoney, money, share, signedMoney, tokens, utcTitle } from "../format";
 
 describe("money", () => {
   it("reads dollars and cents, not six decimals", () => {
@@ -15,6 +15,11 @@ describe("money", () => {
   it("shows a dash when there is no amount", () => {
     expect(money(null)).toBe("—");
     expect(money("")).toBe("—");
+  });
+  it("signs a change of money", () => {
+    expect(signedMoney("0.87")).toBe("+$0.87");
+    expect(signedMoney("-0.854")).toBe("−$0.85");
+    expect(signedMoney("0")).toBe("$0.00");
   });
   it("converts micro-USD", () => {
     expect(microMoney(13_219_875)).toBe("$13.22");
