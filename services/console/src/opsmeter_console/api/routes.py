@@ -49,9 +49,7 @@ async def sign_in(body: SignInBody, deps: Deps, request: Request) -> Response:
 
 
 @router.get("/session")
-async def whoami(
-    deps: Deps, session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None
-) -> Response:
+async def whoami(deps: Deps, session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None) -> Response:
     """Who is signed in; ``signedIn: false`` (not a 401) so the sign-in page loads without an error."""
     principal = await deps.credentials.authenticate(session, "admin_token") if session else None
     if principal is None:
