@@ -335,6 +335,8 @@ class TestComparePages:
         page.get_by_test_id("stale-badge").wait_for()
         assert "re-check the vendor's docs" in page.get_by_role("alert").inner_text()
         assert page.locator('meta[name="robots"]').get_attribute("content") == "index,follow"
+        assert httpx.get(f"{console}/compare/langfuse").headers["X-Robots-Tag"] == "index, follow"
+        assert httpx.get(f"{console}/settings").headers["X-Robots-Tag"] == "noindex, nofollow"
         assert page.get_by_role("link", name="Langfuse docs").get_attribute("href") == "https://langfuse.com/docs"
         screenshot(page, "compare-langfuse-stale")
 

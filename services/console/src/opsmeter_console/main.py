@@ -68,7 +68,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         index = settings.web_dir / "index.html"
         if not index.is_file():
             return Response("the console's web app is not built: run `make install`", status_code=503)
-        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+        public = page.startswith(("compare", "guides/"))
+        robots = "index, follow" if public else "noindex, nofollow"
+        return FileResponse(index, headers={"Cache-Control": "no-cache", "X-Robots-Tag": robots})
 
     return app
 

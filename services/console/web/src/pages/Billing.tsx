@@ -39,6 +39,7 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
   });
   const current = plan.data?.planTier;
   const pending = sub.data?.pendingChange;
+  const linked = !!sub.data?.subscriptionId;
   return (
     <div className="page">
       <div className="page-head"><h1>Billing</h1></div>
@@ -90,17 +91,18 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
           </tbody>
         </table>
         <div className="actions">
-          <button className="primary" disabled={!canChange || wanted === current || !!pending || change.isPending} onClick={() => change.mutate()}>
+          <button className="primary" disabled={!canChange || !linked || wanted === current || !!pending || change.isPending} onClick={() => change.mutate()}>
             {change.isPending ? "Requesting…" : `Change to ${PLANS.find((x) => x.tier === wanted)?.name}`}
           </button>{" "}
           {!canChange && <span className="muted">Owner or admin only.</span>}
+          {canChange && !sub.isPending && !linked && <span className="muted">No Lemon Squeezy subscription is linked to this workspace yet (the operator links it: opsmeter workspace link-subscription).</span>}
           {change.isError && <span className="error" role="alert">{String(change.error instanceof Error ? change.error.message : change.error)}</span>}
         </div>
       </section>
       <section className="card">
         <h2>Payment method and invoices</h2>
         <p className="muted small">The billing portal is for payment method and invoices only; change plans above.</p>
-        <button onClick={() => portal.mutate()} disabled={portal.isPending}>Open billing portal</button>
+        <button onClick={() => portal.mutate()} disabled={portal.isPending || !linked}>Open billing portal</button>
         {portal.isError && <span className="error"> {portal.error instanceof Error ? portal.error.message : String(portal.error)}</span>}
       </section>
     </div>
