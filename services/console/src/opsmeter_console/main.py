@@ -1,9 +1,9 @@
 """Entrypoint: ``create_app()`` for ASGI servers, ``run()`` for the ``opsmeter-console`` command."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
@@ -54,8 +54,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         app.mount("/assets", StaticFiles(directory=assets), name="assets")
 
     @app.middleware("http")
-    async def security_headers(request, call_next):  # type: ignore[no-untyped-def]
-        answer: Response = await call_next(request)
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        answer = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             answer.headers.setdefault(name, value)
         return answer

@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Cookie, Depends
@@ -11,12 +12,12 @@ from opsmeter_runtime.errors import Unauthorized
 Deps = Annotated[ConsoleDeps, Depends(app_deps(ConsoleDeps))]
 
 
+@dataclass(frozen=True)
 class SignedIn:
     """The session's admin token and who it belongs to; checked against the credentials on every call."""
 
-    def __init__(self, token: str, principal: Principal) -> None:
-        self.token = token
-        self.principal = principal
+    token: str
+    principal: Principal
 
 
 async def _signed_in(deps: Deps, session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None) -> SignedIn:
