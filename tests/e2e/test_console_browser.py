@@ -147,9 +147,9 @@ class TestOverview:
         sign_in(page, console, demo.token)
         first, last = date.today() - timedelta(days=13), date.today()
         with page.expect_response(lambda r: "/usage?" in r.url and f"from={first.isoformat()}" in r.url) as shown:
-            page.get_by_role("button", name="custom").click()
-            page.get_by_label("From").fill(first.isoformat())
-            page.get_by_label("To").fill(last.isoformat())
+            page.get_by_role("button", name="custom", exact=True).click()
+            page.get_by_label("From", exact=True).fill(first.isoformat())
+            page.get_by_label("To", exact=True).fill(last.isoformat())
         assert shown.value.status == 200
         start = datetime(first.year, first.month, first.day, tzinfo=UTC)
         end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
@@ -405,10 +405,10 @@ class TestEveryPage:
         page = browser.page()
         sign_in(page, console, demo.token)
         page.goto(f"{console}/spike")
-        page.get_by_role("button", name="7d").click()
-        page.get_by_role("heading", name="Endpoint").wait_for()
+        page.get_by_role("button", name="7d", exact=True).click()
+        page.get_by_role("heading", name="Endpoint", exact=True).wait_for()
         page.get_by_role("img", name="Cost change decomposition").wait_for()
-        first = page.locator(".card", has=page.get_by_role("heading", name="Endpoint")).locator("button.link").first
+        first = page.locator(".card", has=page.get_by_role("heading", name="Endpoint", exact=True)).locator("button.link").first
         key = first.inner_text()
         first.click()
         page.get_by_role("heading", name=f"Raw events: Endpoint = {key}").wait_for()
