@@ -408,7 +408,8 @@ class TestEveryPage:
         page.get_by_role("button", name="7d", exact=True).click()
         page.get_by_role("heading", name="Endpoint", exact=True).wait_for()
         page.get_by_role("img", name="Cost change decomposition").wait_for()
-        first = page.locator(".card", has=page.get_by_role("heading", name="Endpoint", exact=True)).locator("button.link").first
+        endpoints = page.locator(".card", has=page.get_by_role("heading", name="Endpoint", exact=True))
+        first = endpoints.locator("button.link").first
         key = first.inner_text()
         first.click()
         page.get_by_role("heading", name=f"Raw events: Endpoint = {key}").wait_for()
