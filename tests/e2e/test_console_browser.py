@@ -184,7 +184,7 @@ class TestOverview:
             "an ingest answer carrying budgetWarning",
             timeout=30,
         )
-        assert (flagged["budgetWarning"], flagged["budgetExceeded"]) == (True, False)
+        assert (flagged["budgetWarning"], flagged["isBudgetWarning"]) == (True, True)
         toast = page.get_by_role("status").filter(has_text=WARNING_TOAST)
         toast.wait_for(timeout=20_000)
         assert "Starter and above include basic budget alerts." in toast.inner_text()
