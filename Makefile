@@ -1,4 +1,4 @@
-# Opsmeter — `make help` lists the targets. Needs only Python 3.11, gcc and git.
+# Opsmeter — `make help` lists the targets. Needs only Python 3.11, gcc, git, Node.js and npm.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DEFAULT_GOAL := help
@@ -7,12 +7,14 @@ PYTHON ?= python3.11
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
+WEB := services/console/web
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/scripts -type f 2>/dev/null) $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_LINK_MODE := copy
 
-.PHONY: help install run up down status test test-unit test-integration test-containers lint typecheck bench schemas prices clean
+.PHONY: help install web run up down status test test-unit test-web test-integration test-containers lint typecheck bench schemas prices clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,7 +27,16 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml s
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
-install: $(VENV)/.synced ## Create .venv and install every package, the broker and Redis binaries (uv, one lockfile)
+$(WEB)/node_modules/.ci-stamp: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WEB)/dist/index.html: $(WEB)/node_modules/.ci-stamp $(WEB_SOURCES)
+	cd $(WEB) && npm run --silent build
+
+install: $(VENV)/.synced $(WEB)/dist/index.html ## Create .venv and install every package, the broker and Redis binaries (uv, one lockfile); build the console (npm)
+
+web: $(WEB)/dist/index.html ## Build the console's web app (npm ci, vite build; needs Node.js and npm)
 
 run: install ## Run the whole stack in the foreground on the embedded local components (Ctrl-C stops it)
 	$(VENV)/bin/opsmeter stack run
@@ -40,12 +51,15 @@ status: install ## Show which parts of the background stack are running
 	$(VENV)/bin/opsmeter stack status
 
 test: install ## Run every test: lint, types, unit, integration on the real local engines
-	$(MAKE) --no-print-directory lint typecheck
+	$(MAKE) --no-print-directory lint typecheck test-web
 	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -q -rfEs --no-header | tail -n 25
 	$(VENV)/bin/pytest
 
 test-unit: install ## Unit tests only (no broker, Redis or ClickHouse)
 	$(VENV)/bin/pytest -m "not integration"
+
+test-web: install ## The console's component tests (Vitest)
+	cd $(WEB) && npx vitest run
 
 test-containers: install ## The integration tests on testcontainers (needs a Docker engine; skipped without one)
 	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -rs
@@ -67,4 +81,4 @@ prices: install ## Re-snapshot the price catalog from the installed genai-prices
 	$(VENV)/bin/python -m opsmeter_pricing.snapshot --write
 
 clean: ## Remove .venv, .tools and local data (.data)
-	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache $(WEB)/node_modules $(WEB)/dist

@@ -71,7 +71,8 @@ def _inlined(node: Any, definitions: Mapping[str, Any]) -> Any:
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
             return _inlined(definitions[ref.removeprefix("#/$defs/")], definitions)
-        return {k: _inlined(v, definitions) for k, v in node.items() if k != "$defs"}
+        # A discriminator maps to definitions by reference; inlined, the ``oneOf`` alone says the same.
+        return {k: _inlined(v, definitions) for k, v in node.items() if k not in ("$defs", "discriminator")}
     if isinstance(node, list):
         return [_inlined(item, definitions) for item in node]
     return node

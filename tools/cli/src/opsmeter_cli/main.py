@@ -198,6 +198,10 @@ def _gateway_url(config: StackConfig) -> str:
     return os.environ.get("OPSMETER_GATEWAY_URL", config.url("ingest-gateway"))
 
 
+def _console_url(config: StackConfig) -> str:
+    return os.environ.get("OPSMETER_CONSOLE_URL", config.url("console"))
+
+
 def _operator_token(config: StackConfig) -> str:
     return os.environ.get("OPSMETER_OPERATOR_TOKEN") or operator_token(config)
 
@@ -248,7 +252,8 @@ def workspace_create(
         f"workspace  {result['workspaceId']}  ({plan})\n"
         f"apiKey     {result['apiKey']}\n"
         f"adminToken {result['adminToken']}\n"
-        "Both are shown once and stored only as hashes."
+        "Both are shown once and stored only as hashes.\n"
+        f"Console    {_console_url(config)}  (sign in with the adminToken)"
     )
 
 
@@ -286,7 +291,9 @@ def demo(
     typer.echo(
         f"demo workspace {ws}: {loaded['accepted']} events over {days} days "
         f"(spike on {loaded['spikeDay']} in {loaded['spikeDriver']})\n"
-        f"apiKey     {created['apiKey']}\nadminToken {token}\n\nWhere to look:\n"
+        f"apiKey     {created['apiKey']}\nadminToken {token}\n\n"
+        f"Open the console: {_console_url(config)}  (sign in with the adminToken; the data switch shows demo)\n\n"
+        "Or the APIs:\n"
         f"  curl -s -H 'Authorization: Bearer {token}' "
         f"'{reporting}/v1/workspaces/{ws}/usage?groupBy=day&dataMode=demo'\n"
         f"  curl -s -H 'Authorization: Bearer {token}' "

@@ -49,6 +49,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("alerting", "opsmeter_alerting.main", "OPSMETER_ALERTING_", 8082),
     ServiceSpec("billing", "opsmeter_billing.main", "OPSMETER_BILLING_", 8083),
     ServiceSpec("ingest-gateway", "opsmeter_ingest.main", "OPSMETER_INGEST_GATEWAY_", 8080),
+    ServiceSpec("console", "opsmeter_console.main", "OPSMETER_CONSOLE_", 8090),
 )
 
 

@@ -25,7 +25,8 @@ from opsmeter_ingest.api.answers import (
     PricingCatalog,
     WorkspaceStatus,
 )
-from opsmeter_ingest.api.deps import Deps
+from opsmeter_ingest.api.deps import Deps, WorkspaceReader
+from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.commands import CreateWorkspace, create_workspace, set_plan
 from opsmeter_ingest.domain import (
     PLAN_NAMES,
@@ -224,13 +225,23 @@ async def set_plan_route(
 async def workspace_status(deps: Deps, x_api_key: Annotated[str | None, Header()] = None) -> Response:
     """Plan counters and budget flags of the caller's workspace, without counting a request."""
     principal = await ingest_http.ingest_principal(deps, x_api_key)
+    return json_response(await _status_body(deps, principal.workspace_id))
+
+
+@router.get("/v1/workspaces/{workspace_id}/status", response_model=WorkspaceStatus, tags=["ingest"])
+async def workspace_status_for_admins(principal: WorkspaceReader, deps: Deps) -> Response:
+    """The same status for an admin token of the workspace (any role): what the console shows."""
+    return json_response(await _status_body(deps, principal.workspace_id))
+
+
+async def _status_body(deps: GatewayDeps, workspace_id: str) -> dict[str, Any]:
     now = time.time()
     period = month_period(now)
     redis = deps.resources.redis
     snapshot = await quota_snapshot(
-        redis, principal.workspace_id, default_quota=deps.settings.default_monthly_quota, period=period
+        redis, workspace_id, default_quota=deps.settings.default_monthly_quota, period=period
     )
-    policy = await PolicyStatusProjection(redis).get(principal.workspace_id)
+    policy = await PolicyStatusProjection(redis).get(workspace_id)
     start, end = period_bounds(period)
     limit = snapshot.quota_limit
     plan_limit_reached = limit is not None and snapshot.used >= limit
@@ -241,30 +252,28 @@ async def workspace_status(deps: Deps, x_api_key: Annotated[str | None, Header()
         else ("warning" if policy.budget_warning or (limit is not None and snapshot.used >= 0.8 * limit) else "ok")
     )
     plan_tier = snapshot.plan or "free"
-    return json_response(
-        {
-            "workspaceId": principal.workspace_id,
-            "isPlanLimitReached": plan_limit_reached,
-            "telemetryPaused": paused,
-            "providerCallsContinue": True,
-            "isBudgetWarning": policy.budget_warning,
-            "isBudgetExceeded": policy.budget_exceeded,
-            "budgetWarning": policy.budget_warning,
-            "budgetExceeded": policy.budget_exceeded,
-            "policyMode": policy.policy_mode,
-            "severity": severity,
-            "plan": {
-                "planTier": plan_tier,
-                "planName": PLAN_NAMES.get(plan_tier, plan_tier.title()),
-                "currentRequestCount": snapshot.used,
-                "planRequestLimit": limit,
-                "remainingRequestCount": None if limit is None else max(0, limit - snapshot.used),
-                "periodStart": iso_z(start),
-                "periodEnd": iso_z(end),
-            },
-            "budget": budget_windows(policy, datetime.now(UTC)),
-        }
-    )
+    return {
+        "workspaceId": workspace_id,
+        "isPlanLimitReached": plan_limit_reached,
+        "telemetryPaused": paused,
+        "providerCallsContinue": True,
+        "isBudgetWarning": policy.budget_warning,
+        "isBudgetExceeded": policy.budget_exceeded,
+        "budgetWarning": policy.budget_warning,
+        "budgetExceeded": policy.budget_exceeded,
+        "policyMode": policy.policy_mode,
+        "severity": severity,
+        "plan": {
+            "planTier": plan_tier,
+            "planName": PLAN_NAMES.get(plan_tier, plan_tier.title()),
+            "currentRequestCount": snapshot.used,
+            "planRequestLimit": limit,
+            "remainingRequestCount": None if limit is None else max(0, limit - snapshot.used),
+            "periodStart": iso_z(start),
+            "periodEnd": iso_z(end),
+        },
+        "budget": budget_windows(policy, datetime.now(UTC)),
+    }
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -16,6 +16,7 @@ from opsmeter_reporting.domain import (
     UsageRow,
     UsageWindow,
 )
+from opsmeter_reporting.explore import EventsQuery, SeriesBucket, SeriesPoint, StackBy
 from opsmeter_runtime.projections import PlanTier
 
 
@@ -49,6 +50,13 @@ class TelemetryStore(Protocol):
     async def usage(
         self, workspace_id: str, window: UsageWindow, group_by: GroupBy, data_mode: str
     ) -> list[UsageRow]: ...
+
+    async def series(
+        self, workspace_id: str, window: UsageWindow, bucket: SeriesBucket, stack_by: StackBy, data_mode: str
+    ) -> list[SeriesPoint]: ...
+
+    async def events(self, workspace_id: str, query: EventsQuery) -> list[dict[str, Any]]:
+        """Raw events, newest first (time, then id), at most ``query.limit``."""
 
     async def breakdown(
         self, workspace_id: str, periods: Mapping[str, UsageWindow], data_mode: str

@@ -35,6 +35,15 @@ from opsmeter_reporting.domain import (
     floor_to,
     read_plan,
 )
+from opsmeter_reporting.explore import (
+    EVENT_FILTER_COLUMNS,
+    STACK_COLUMNS,
+    EventsQuery,
+    SeriesBucket,
+    SeriesPoint,
+    StackBy,
+    aware,
+)
 from opsmeter_runtime.clickhouse import ClickHouse
 from opsmeter_runtime.errors import TransientError
 
@@ -246,6 +255,71 @@ class ClickHouseTelemetryStore:
             {"workspace_id": workspace_id, "start": window.start, "end": window.end, "data_mode": data_mode},
         )
         return [UsageRow(key=str(r["key"]), **_totals(r).__dict__) for r in rows]
+
+    async def series(
+        self, workspace_id: str, window: UsageWindow, bucket: SeriesBucket, stack_by: StackBy, data_mode: str
+    ) -> list[SeriesPoint]:
+        """Cost and requests per time bucket and per model or provider, with the errors among them."""
+        column = STACK_COLUMNS[stack_by]
+        start = "toStartOfHour(occurred_at)" if bucket == "hour" else "toStartOfDay(occurred_at)"
+        rows = await self._ch.query(
+            f"""
+            SELECT {start} AS bucket, {column} AS key, count() AS requests, countIf(status = 'error') AS errors,
+                   sum(total_tokens) AS total_tokens, sum(cost_micro_usd) AS cost_micro_usd
+            FROM llm_requests_raw FINAL
+            WHERE workspace_id = {{workspace_id:String}}
+              AND occurred_at >= {{start:DateTime64(3, 'UTC')}}
+              AND occurred_at < {{end:DateTime64(3, 'UTC')}}
+              AND data_mode = {{data_mode:String}}
+            GROUP BY bucket, key
+            ORDER BY bucket, key
+            """,  # noqa: S608 - the only interpolations are expressions from fixed maps
+            {"workspace_id": workspace_id, "start": window.start, "end": window.end, "data_mode": data_mode},
+        )
+        return [
+            SeriesPoint(
+                bucket=aware(r["bucket"]),
+                key=str(r["key"]),
+                requests=int(r["requests"]),
+                errors=int(r["errors"]),
+                total_tokens=int(r["total_tokens"]),
+                cost_micro_usd=int(r["cost_micro_usd"]),
+            )
+            for r in rows
+        ]
+
+    async def events(self, workspace_id: str, query: EventsQuery) -> list[dict[str, Any]]:
+        """Raw events of a window, newest first, optionally of one driver (dimension = key), before a cursor."""
+        params: dict[str, Any] = {
+            "workspace_id": workspace_id,
+            "start": query.window.start,
+            "end": query.window.end,
+            "data_mode": query.data_mode,
+            "limit": query.limit,
+        }
+        filters = ""
+        if query.dimension is not None:
+            filters += f" AND toString({EVENT_FILTER_COLUMNS[query.dimension]}) = {{key:String}}"
+            params["key"] = query.key
+        if query.before is not None:
+            filters += " AND (occurred_at, toString(event_id)) < ({before:DateTime64(3, 'UTC')}, {before_id:String})"
+            params["before"], params["before_id"] = query.before
+        rows = await self._ch.query(
+            f"""
+            SELECT toString(event_id) AS event_id, occurred_at, toString(provider) AS provider,
+                   model_normalized AS model, endpoint_tag, user_id, prompt_version, toString(status) AS status,
+                   error_code, input_tokens, output_tokens, latency_ms, cost_micro_usd
+            FROM llm_requests_raw FINAL
+            WHERE workspace_id = {{workspace_id:String}}
+              AND occurred_at >= {{start:DateTime64(3, 'UTC')}}
+              AND occurred_at < {{end:DateTime64(3, 'UTC')}}
+              AND data_mode = {{data_mode:String}}{filters}
+            ORDER BY occurred_at DESC, event_id DESC
+            LIMIT {{limit:UInt32}}
+            """,  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
+            params,
+        )
+        return [{**r, "occurred_at": aware(r["occurred_at"])} for r in rows]
 
     async def breakdown(
         self,

@@ -1,0 +1,235 @@
+import { useMemo, useState } from "react";
+import { useQuery } from "@tanstack/react-query";
+import { api } from "../api/client";
+import type { Driver, Series, Spend, Usage, WorkspaceStatus } from "../api/types";
+import { useWorkspace } from "../context";
+import { Chart } from "../components/Chart";
+import { PeriodPicker } from "../components/PeriodPicker";
+import { Empty, Failed, Loading, Query } from "../components/States";
+import { Time } from "../components/Time";
+import { change, changeRatio, compact, dateTime, day, microMoney, money, requests, share, tokens } from "../format";
+import { presetPeriod, previousPeriod, type Period, type Preset } from "../period";
+
+
+function useUsage(period: Period) {
+  const { dataMode, session } = useWorkspace();
+  return useQuery({
+    queryKey: ["usage", session.workspaceId, dataMode, period],
+    queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/usage", { query: { from: period.from, to: period.to, groupBy: "model", dataMode } }),
+  });
+}
+
+function useSeries(period: Period, stackBy: "model" | "provider") {
+  const { dataMode, session } = useWorkspace();
+  return useQuery({
+    queryKey: ["series", session.workspaceId, dataMode, period, stackBy],
+    queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/usage/series", { query: { from: period.from, to: period.to, stackBy, dataMode } }),
+  });
+}
+
+function Kpi({ label, value, current, previous, invert = false, testId }: { label: string; value: string; current: number | null; previous: number | null; invert?: boolean; testId: string }) {
+  const ratio = current !== null && previous !== null ? changeRatio(current, previous) : null;
+  const up = ratio !== null && ratio > 0;
+  const tone = ratio === null || Math.round(ratio * 100) === 0 ? "flat" : up !== invert ? "bad" : "good";
+  return (
+    <div className="kpi card" data-testid={testId}>
+      <div className="label">{label}</div>
+      <div className="value">{value}</div>
+      <div className={`delta ${tone}`} title="against the previous period of the same length">
+        {previous === null ? "" : ratio === null ? (current ? "new vs previous period" : "no change") : `${change(ratio)} vs previous`}
+      </div>
+    </div>
+  );
+}
+
+export function Overview({ status }: { status: WorkspaceStatus | undefined }) {
+  const { dataMode, session, timeZone } = useWorkspace();
+  const [preset, setPreset] = useState<Preset>("7d");
+  const [period, setPeriod] = useState<Period>(() => presetPeriod("7d"));
+  const [stackBy, setStackBy] = useState<"model" | "provider">("model");
+  const previous = useMemo(() => previousPeriod(period), [period]);
+  const current = useUsage(period);
+  const before = useUsage(previous);
+  const series = useSeries(period, stackBy);
+  const seriesBefore = useSeries(previous, stackBy);
+  const spike = useQuery({
+    queryKey: ["spike", session.workspaceId, dataMode, period],
+    queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/spike", { query: { from: period.from, to: period.to, dataMode } }),
+  });
+  const spend = useQuery({
+    queryKey: ["spend", session.workspaceId],
+    queryFn: () => api.get("policy", "/v1/workspaces/{workspace_id}/spend"),
+    refetchInterval: 10_000,
+  });
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <h1>Overview</h1>
+        <PeriodPicker presets={["24h", "7d", "30d"]} value={preset} onChange={(p, range) => { setPreset(p); setPeriod(range); }} />
+      </div>
+      <p className="muted small">
+        <Time iso={period.from} /> – <Time iso={period.to} /> against the previous {preset === "custom" ? "period of the same length" : preset}; {dataMode} data.
+      </p>
+      {current.error ? <Failed error={current.error} /> : current.isPending ? <Loading what="usage" /> : (
+        <Kpis usage={current.data!} before={before.data} errors={series.data?.totals.errors ?? null} errorsBefore={seriesBefore.data?.totals.errors ?? null} />
+      )}
+      <section className="card">
+        <div className="section-head">
+          <h2>Cost over time</h2>
+          <div className="toggle" role="group" aria-label="Stack by">
+            {(["model", "provider"] as const).map((s) => (
+              <button key={s} className={stackBy === s ? "active" : ""} aria-pressed={stackBy === s} onClick={() => setStackBy(s)}>by {s}</button>
+            ))}
+          </div>
+        </div>
+        <Query q={series} what="the cost series">
+          {(s) => (s.points.length === 0 ? <Empty>No {dataMode} events in this period.</Empty> : <CostChart series={s} timeZone={timeZone} />)}
+        </Query>
+      </section>
+      <section className="grid2">
+        <Query q={spike} what="the top drivers">
+          {(s) => (
+            <>
+              <TopList title="Top endpoints" drivers={s.drivers.endpointTag} total={s.current.costMicroUsd} />
+              <TopList title="Top users" drivers={s.drivers.userId} total={s.current.costMicroUsd} />
+              <TopList title="Top prompt versions" drivers={s.drivers.promptVersion} total={s.current.costMicroUsd} />
+              <TopList title="Top models" drivers={s.drivers.model} total={s.current.costMicroUsd} />
+            </>
+          )}
+        </Query>
+      </section>
+      <section className="grid2">
+        <div className="card">
+          <h2>Budget burn</h2>
+          <Query q={spend} what="budgets">
+            {(s) => <BudgetBurn spend={s} />}
+          </Query>
+        </div>
+        <div className="card" data-testid="plan-counter">
+          <h2>Plan requests this month</h2>
+          {status ? <PlanCounter status={status} /> : <Loading what="the plan" />}
+        </div>
+      </section>
+    </div>
+  );
+}
+
+function Kpis({ usage, before, errors, errorsBefore }: { usage: Usage; before: Usage | undefined; errors: number | null; errorsBefore: number | null }) {
+  const t = usage.totals;
+  const b = before?.totals;
+  const cpr = t.requests ? t.costMicroUsd / t.requests : null;
+  const cprBefore = b && b.requests ? b.costMicroUsd / b.requests : null;
+  const errorRate = errors !== null && t.requests ? errors / t.requests : null;
+  const errorRateBefore = errorsBefore !== null && b && b.requests ? errorsBefore / b.requests : null;
+  if (t.requests === 0 && (!b || b.requests === 0)) {
+    return <Empty>No events in this period. Send telemetry (or switch the data mode) and it shows up here within seconds.</Empty>;
+  }
+  return (
+    <section className="kpis">
+      <Kpi testId="kpi-spend" label="Spend" value={money(t.costUsd)} current={t.costMicroUsd} previous={b ? b.costMicroUsd : null} />
+      <Kpi testId="kpi-requests" label="Requests" value={compact(t.requests)} current={t.requests} previous={b ? b.requests : null} />
+      <Kpi testId="kpi-tokens" label="Tokens" value={tokens(t.totalTokens)} current={t.totalTokens} previous={b ? b.totalTokens : null} />
+      <Kpi testId="kpi-cpr" label="Cost per request" value={microMoney(cpr)} current={cpr} previous={cprBefore} />
+      <Kpi testId="kpi-errors" label="Error rate" value={errorRate === null ? "—" : share(errorRate)} current={errorRate} previous={errorRateBefore} />
+    </section>
+  );
+}
+
+const PALETTE = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c", "#475569"];
+
+function CostChart({ series, timeZone }: { series: Series; timeZone: string }) {
+  const option = useMemo(() => {
+    const times = [...new Set(series.points.map((p) => p.at))].sort();
+    const totals = new Map<string, number>();
+    for (const p of series.points) totals.set(p.key, (totals.get(p.key) ?? 0) + p.costMicroUsd);
+    const keys = [...totals.keys()].sort((a, b) => totals.get(b)! - totals.get(a)!);
+    const shown = keys.slice(0, 8);
+    const label = (at: string) => (series.bucket === "hour" ? dateTime(at, timeZone).replace(/^.*, /, "") : day(at, timeZone));
+    const valueOf = (key: string | null, at: string) =>
+      series.points.filter((p) => p.at === at && (key === null ? !shown.includes(p.key) : p.key === key)).reduce((s, p) => s + p.costMicroUsd, 0) / 1e6;
+    const stacks = [...shown.map((k) => ({ name: k || "unknown", key: k as string | null })), ...(keys.length > shown.length ? [{ name: "other", key: null }] : [])];
+    return {
+      color: PALETTE,
+      tooltip: { trigger: "axis", valueFormatter: (v: number) => money(v) },
+      legend: { type: "scroll", bottom: 0 },
+      grid: { left: 56, right: 16, top: 16, bottom: 48 },
+      xAxis: { type: "category", data: times.map(label) },
+      yAxis: { type: "value", axisLabel: { formatter: (v: number) => money(v) } },
+      series: stacks.map((s) => ({ name: s.name, type: "bar", stack: "cost", data: times.map((at) => valueOf(s.key, at)) })),
+    };
+  }, [series, timeZone]);
+  return <Chart option={option} label="Cost over time" />;
+}
+
+function TopList({ title, drivers, total }: { title: string; drivers: Driver[] | undefined; total: number }) {
+  const rows = [...(drivers ?? [])].filter((d) => Number(d.currentCostUsd) > 0 || d.currentRequests > 0).sort((a, b) => Number(b.currentCostUsd) - Number(a.currentCostUsd)).slice(0, 6);
+  return (
+    <div className="card">
+      <h2>{title}</h2>
+      {rows.length === 0 ? <Empty>Nothing in this period.</Empty> : (
+        <table className="table">
+          <thead><tr><th>Name</th><th className="num">Cost</th><th className="num">Share</th><th className="num">Requests</th></tr></thead>
+          <tbody>
+            {rows.map((d) => {
+              const ratio = total ? (Number(d.currentCostUsd) * 1e6) / total : null;
+              return (
+                <tr key={d.key}>
+                  <td className="name">{d.key || "unknown"}</td>
+                  <td className="num">{money(d.currentCostUsd)}</td>
+                  <td className="num"><span className="sharebar" style={{ width: `${Math.round((ratio ?? 0) * 60)}px` }} />{share(ratio)}</td>
+                  <td className="num">{compact(d.currentRequests)}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
+function BudgetBurn({ spend }: { spend: Spend }) {
+  const rows = [
+    { name: "Today (UTC)", w: spend.daily, projected: null as string | null },
+    { name: "This month (UTC)", w: spend.monthly, projected: spend.projectedEndOfPeriodUsd },
+  ];
+  return (
+    <div className="burn">
+      {rows.map(({ name, w, projected }) => {
+        const limit = w.budget?.limitUsd ? Number(w.budget.limitUsd) : null;
+        const spent = Number(w.currentSpendUsd);
+        const pct = limit ? Math.min(100, (spent / limit) * 100) : 0;
+        const warn = limit ? spend.warningThresholdRatio * 100 : null;
+        return (
+          <div key={name} className="burn-row">
+            <div className="burn-label">
+              <strong>{name}</strong>
+              <span>{money(spent)}{limit !== null ? ` of ${money(limit)}` : " · no budget set"}</span>
+            </div>
+            {limit !== null && (
+              <div className={`meter ${w.budget?.isExceeded ? "exceeded" : w.budget?.isWarning ? "warning" : ""}`} role="meter" aria-valuenow={Math.round(pct)} aria-valuemin={0} aria-valuemax={100} aria-label={`${name} budget used`}>
+                <div className="fill" style={{ width: `${pct}%` }} />
+                {warn !== null && <div className="line" style={{ left: `${warn}%` }} title={`warning at ${share(spend.warningThresholdRatio)}`} />}
+              </div>
+            )}
+            {projected !== null && <div className="muted small">Projected end of month: {money(projected)}</div>}
+          </div>
+        );
+      })}
+      <p className="muted small">Budgets count real data only; warning line at {share(spend.warningThresholdRatio)} of each budget.</p>
+    </div>
+  );
+}
+
+function PlanCounter({ status }: { status: WorkspaceStatus }) {
+  const p = status.plan;
+  const pct = p.planRequestLimit ? Math.min(100, (p.currentRequestCount / p.planRequestLimit) * 100) : 0;
+  return (
+    <div>
+      <div className="big">{p.currentRequestCount.toLocaleString("en-US")}{p.planRequestLimit !== null && <span className="muted"> / {p.planRequestLimit.toLocaleString("en-US")}</span>}</div>
+      <div className={`meter ${status.isPlanLimitReached ? "exceeded" : pct >= 80 ? "warning" : ""}`}><div className="fill" style={{ width: `${pct}%` }} /></div>
+      <p className="muted small">{p.planName} plan · {requests(p.remainingRequestCount)} left · resets <Time iso={p.periodEnd} /></p>
+    </div>
+  );
+}

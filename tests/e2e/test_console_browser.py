@@ -1,0 +1,419 @@
+"""The console in a real browser (Playwright driving the system's Chromium) on the whole local stack.
+
+Each test signs in as a user would and checks what the user sees. Screenshots of every page are
+kept under .data/test-artifacts/console/ (OPSMETER_TEST_ARTIFACTS moves them).
+"""
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from opsmeter_alerting.testing import SmtpReceiver
+from opsmeter_cli.main import app as cli
+from opsmeter_cli.stack import operator_token
+from opsmeter_runtime.lemonsqueezy_double import LemonSqueezyDouble
+from tests.conftest import RunningStack
+from tests.e2e.console_browser import (
+    PHONE,
+    Browser,
+    Workspace,
+    eventually,
+    open_browser,
+    screenshot,
+    sign_in,
+    usd,
+)
+from tests.e2e.test_billing_lemonsqueezy import Billing
+
+WARNING_TOAST = "Budget warning threshold reached"
+BANNER = "Telemetry paused. Plan limit reached. Provider calls continue."
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from open_browser()
+
+
+@pytest.fixture(autouse=True)
+def no_console_errors(browser: Browser) -> Iterator[None]:
+    browser.errors.clear()
+    yield
+    assert browser.errors == [], "the browser console showed errors"
+
+
+@pytest.fixture(scope="module")
+def console(stack: RunningStack) -> str:
+    return stack.url("console")
+
+
+@pytest.fixture(scope="module")
+def demo(stack: RunningStack) -> Workspace:
+    """A Team workspace holding only demo data, as `opsmeter demo` makes it (fewer events)."""
+    ws = Workspace.create(stack, "team")
+    ws.load_demo(events=400, days=14)
+    return ws
+
+
+class TestSignIn:
+    def test_the_console_answers_health_and_readiness(self, console: str) -> None:
+        assert httpx.get(f"{console}/healthz").status_code == 200
+        ready = httpx.get(f"{console}/readyz")
+        assert ready.status_code == 200, ready.text
+
+    def test_sign_in_keeps_the_token_in_an_httponly_cookie_and_sign_out_clears_it(
+        self, browser: Browser, console: str, demo: Workspace
+    ) -> None:
+        page = browser.page()
+        page.goto(f"{console}/")
+        screenshot(page, "sign-in")
+        sign_in(page, console, demo.token)
+        cookies = {c["name"]: c for c in page.context.cookies()}
+        session = cookies["opsmeter_session"]
+        assert (session["httpOnly"], session["sameSite"]) == (True, "Strict")
+        assert page.evaluate("document.cookie") == ""
+        assert page.evaluate("JSON.stringify(localStorage)") == "{}"
+        assert page.get_by_label("Data mode").input_value() == "demo"
+
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_label("Admin token").wait_for()
+        assert "opsmeter_session" not in {c["name"] for c in page.context.cookies()}
+        page.goto(f"{console}/settings")
+        page.get_by_label("Admin token").wait_for()
+
+    def test_a_wrong_token_is_refused_with_a_message(self, browser: Browser, console: str) -> None:
+        page = browser.page()
+        browser.errors.clear()
+        page.goto(f"{console}/")
+        page.get_by_label("Admin token").fill("om_adm_nosuchtoken_0123456789abcdef")
+        with page.expect_response(re.compile(r"/api/session$")) as answer:
+            page.get_by_role("button", name="Sign in").click()
+        assert answer.value.status == 401
+        page.get_by_role("alert").filter(has_text="not valid").wait_for()
+        browser.errors[:] = [e for e in browser.errors if "401" not in e]
+
+    def test_the_proxy_needs_a_session_and_forwards_no_operator_route(self, console: str, demo: Workspace) -> None:
+        assert httpx.get(f"{console}/api/reporting/v1/workspaces/{demo.id}/usage").status_code == 401
+        cookies = {"opsmeter_session": demo.token}
+        assert httpx.post(f"{console}/api/gateway/v1/admin/workspaces", cookies=cookies, json={}).status_code == 404
+        other = httpx.post(
+            f"{console}/api/policy/v1/workspaces/{demo.id}/budgets",
+            cookies=cookies,
+            headers={"Origin": "https://elsewhere.example"},
+        )
+        assert other.status_code in (403, 405)
+
+
+class TestNewUser:
+    def test_opsmeter_demo_prints_the_console_url_and_its_token_signs_in(
+        self, browser: Browser, stack: RunningStack
+    ) -> None:
+        env = {
+            "OPSMETER_GATEWAY_URL": stack.url("ingest-gateway"),
+            "OPSMETER_REPORTING_URL": stack.url("reporting"),
+            "OPSMETER_CONSOLE_URL": stack.url("console"),
+            "OPSMETER_OPERATOR_TOKEN": operator_token(stack.config),
+        }
+        result = CliRunner().invoke(cli, ["demo", "--events", "200", "--days", "7"], env=env)
+        assert result.exit_code == 0, result.output
+        url = re.search(r"Open the console: (\S+)", result.output)
+        token = re.search(r"adminToken (om_adm_\S+)", result.output)
+        assert url is not None
+        assert token is not None
+        assert url.group(1) == stack.url("console")
+        workspace_id = re.search(r"demo workspace (\S+):", result.output).group(1)  # type: ignore[union-attr]
+        ws = Workspace(stack, workspace_id, "", token.group(1))
+        eventually(lambda: ws.usage(dataMode="demo")["totals"]["requests"] >= 200, "the demo events are stored", 60)
+
+        page = browser.page()
+        sign_in(page, url.group(1), token.group(1))
+        assert page.get_by_label("Data mode").input_value() == "demo"
+        spend = page.get_by_test_id("kpi-spend").locator(".value").inner_text()
+        assert spend.startswith("$")
+        assert spend != "$0.00"
+
+
+class TestOverview:
+    def test_the_total_equals_the_usage_report_for_the_same_range(
+        self, browser: Browser, console: str, demo: Workspace
+    ) -> None:
+        page = browser.page()
+        sign_in(page, console, demo.token)
+        first, last = date.today() - timedelta(days=13), date.today()
+        with page.expect_response(lambda r: "/usage?" in r.url and f"from={first.isoformat()}" in r.url) as shown:
+            page.get_by_role("button", name="custom", exact=True).click()
+            page.get_by_label("From", exact=True).fill(first.isoformat())
+            page.get_by_label("To", exact=True).fill(last.isoformat())
+        assert shown.value.status == 200
+        start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+        expected = demo.usage(
+            **{"from": start.isoformat(), "to": end.isoformat(), "groupBy": "day", "dataMode": "demo"}
+        )
+        assert expected["totals"]["requests"] > 0
+        spend = page.get_by_test_id("kpi-spend")
+        spend.get_by_text(usd(expected["totals"]["costUsd"]), exact=True).wait_for()
+        page.get_by_role("img", name="Cost over time").wait_for()
+        page.get_by_role("heading", name="Top endpoints").wait_for()
+        time.sleep(0.5)
+        screenshot(page, "overview")
+
+    def test_the_warning_threshold_set_in_settings_reaches_ingest_and_shows_the_toast(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_label("Daily budget (USD)").fill("10")
+        page.get_by_label("Warning threshold (%)").fill("1")
+        with page.expect_response(lambda r: r.url.endswith("/budgets") and r.request.method == "PUT") as saved:
+            page.get_by_role("button", name="Save budgets").click()
+        assert saved.value.status == 200
+        page.get_by_role("status").filter(has_text="Saved").wait_for()
+
+        thirty_cents = {"inputTokens": 2_000_000, "outputTokens": 0}
+        flagged = eventually(
+            lambda: (a := ws.ingest(**thirty_cents).json()).get("budgetWarning") and a,
+            "an ingest answer carrying budgetWarning",
+            timeout=30,
+        )
+        assert (flagged["budgetWarning"], flagged["isBudgetWarning"]) == (True, True)
+        toast = page.get_by_role("status").filter(has_text=WARNING_TOAST)
+        toast.wait_for(timeout=20_000)
+        assert "Starter and above include basic budget alerts." in toast.inner_text()
+        screenshot(page, "settings-toast")
+
+    def test_a_workspace_at_its_plan_limit_shows_the_banner(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter", monthlyRequestQuota=2)
+        answers = [ws.ingest() for _ in range(3)]
+        assert answers[-1].status_code == 402
+        assert answers[-1].json()["reason"] == "plan_limit_reached"
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        banner = page.get_by_role("alert").filter(has_text=BANNER)
+        banner.wait_for()
+        assert banner.get_by_text(BANNER, exact=True).is_visible()
+        assert banner.get_by_role("link", name="Upgrade plan").is_visible()
+        screenshot(page, "overview-plan-limit-banner")
+
+
+class TestSettings:
+    def test_a_member_sees_settings_read_only_and_cannot_change_them(
+        self, browser: Browser, console: str, demo: Workspace
+    ) -> None:
+        member = demo.member_token("member")
+        page = browser.page()
+        sign_in(page, console, member)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_role("note").filter(has_text="read-only").wait_for()
+        page.get_by_label("Warning threshold (%)").wait_for()
+        assert page.get_by_label("Warning threshold (%)").is_disabled()
+        assert page.get_by_role("button", name="Save budgets").is_disabled()
+        assert page.get_by_role("button", name="Create key").is_disabled()
+        put = page.evaluate(
+            """async (ws) => (await fetch(`/api/policy/v1/workspaces/${ws}/budgets`, {
+                 method: 'PUT', headers: {'Content-Type': 'application/json'},
+                 body: JSON.stringify({warningThresholdRatio: 0.1})})).status""",
+            demo.id,
+        )
+        assert put == 403
+        browser.errors[:] = [e for e in browser.errors if "403" not in e]
+        screenshot(page, "settings-member-read-only")
+
+    def test_an_owner_changes_alerts_sends_a_test_and_sees_the_delivery_log(
+        self, browser: Browser, console: str, stack: RunningStack, smtp_receiver: SmtpReceiver
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        address = f"ops-{ws.id}@example.com"
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_label("Budget alerts").select_option("daily_summary")
+        page.get_by_label("Timezone").select_option("Europe/Berlin")
+        page.get_by_role("button", name="Add email").click()
+        page.get_by_label("Email recipients").fill(address)
+        with page.expect_response(lambda r: r.url.endswith("/alerts/settings") and r.request.method == "PUT") as put:
+            page.get_by_role("button", name="Save alert settings").click()
+        assert put.value.status == 200, put.value.text()
+        saved = put.value.json()
+        assert (saved["modes"]["budget"], saved["schedule"]["timezone"]) == ("daily_summary", "Europe/Berlin")
+        page.get_by_role("button", name="Send test").click()
+        page.get_by_role("status").filter(has_text="Test alert queued").wait_for()
+        eventually(lambda: smtp_receiver.to(address) or None, "the test email arrives", timeout=30)
+        page.get_by_role("cell", name="Opsmeter test alert").wait_for(timeout=30_000)
+        screenshot(page, "settings-alerts-delivery-log")
+
+    def test_the_kill_switch_asks_first_and_says_what_observe_mode_means(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_role("button", name="Turn kill switch on").click()
+        dialog = page.get_by_role("dialog", name="Confirm kill switch")
+        assert "rules are still evaluated" in dialog.inner_text()
+        assert "not applied until you turn the kill switch off" in dialog.inner_text()
+        page.get_by_role("button", name="Turn on observe mode").click()
+        page.get_by_text("on (observe mode)").wait_for()
+        eventually(lambda: ws.ingest().json()["policyMode"] == "observe", "ingest answers in observe mode")
+
+    def test_a_new_api_key_is_shown_once_and_can_be_rotated_and_revoked(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_label("New key name").fill("checkout-service")
+        page.get_by_role("button", name="Create key").click()
+        key = page.get_by_test_id("new-key").inner_text()
+        assert key.startswith("om_live_")
+        assert Workspace(stack, ws.id, key, ws.token).ingest().status_code == 202
+        page.get_by_role("button", name="Done").click()
+        page.reload()
+        page.get_by_role("cell", name="checkout-service").wait_for()
+        assert key not in page.content(), "a key is shown only once"
+        row = page.get_by_role("row").filter(has_text="checkout-service")
+        row.get_by_role("button", name="Revoke").click()
+        row.get_by_text("revoked").wait_for()
+        revoked = Workspace(stack, ws.id, key, ws.token)
+        eventually(lambda: revoked.ingest().status_code == 401, "the revoked key is refused (gateway cache: 5 s)")
+
+
+class TestBilling:
+    def test_change_plan_shows_pending_until_the_signed_webhook(
+        self, browser: Browser, console: str, stack: RunningStack, lemonsqueezy: LemonSqueezyDouble
+    ) -> None:
+        billing = Billing(stack, lemonsqueezy)
+        token = billing.headers["Authorization"].removeprefix("Bearer ")
+        page = browser.page()
+        sign_in(page, console, token)
+        page.get_by_role("link", name="Billing").click()
+        page.get_by_test_id("current-plan").filter(has_text="Starter").wait_for()
+        page.get_by_role("radio", name="Pro").check()
+        with page.expect_response(lambda r: r.url.endswith("/change-plan")) as changed:
+            page.get_by_role("button", name="Change to Pro").click()
+        assert changed.value.status == 202
+        assert changed.value.json()["status"] == "pending_webhook"
+        pending = page.get_by_test_id("pending-change")
+        pending.wait_for()
+        assert "Change to Pro pending" in pending.inner_text()
+        screenshot(page, "billing-pending")
+        time.sleep(2.5)
+        assert pending.is_visible(), "the pending state stays until the webhook confirms"
+        assert billing.plan()["planTier"] == "starter"
+
+        assert billing.deliver(billing.delivery()) == 200
+        pending.wait_for(state="detached", timeout=20_000)
+        page.reload()
+        page.get_by_test_id("current-plan").filter(has_text="Pro").wait_for()
+        screenshot(page, "billing-confirmed")
+
+
+class TestComparePages:
+    def _verified(self, page: Any, console: str) -> date:
+        page.goto(f"{console}/compare/langfuse")
+        text = page.get_by_text(re.compile(r"^Last verified \d{4}-\d{2}-\d{2}")).inner_text()
+        return date.fromisoformat(re.search(r"\d{4}-\d{2}-\d{2}", text).group(0))  # type: ignore[union-attr]
+
+    def test_a_page_verified_31_days_ago_is_stale_and_stays_indexable(self, browser: Browser, console: str) -> None:
+        page = browser.page()
+        verified = self._verified(page, console)
+        at = datetime(verified.year, verified.month, verified.day, 12, tzinfo=UTC) + timedelta(days=31)
+        page.clock.set_fixed_time(at)
+        page.goto(f"{console}/compare/langfuse")
+        page.get_by_test_id("stale-badge").wait_for()
+        assert "re-check the vendor's docs" in page.get_by_role("alert").inner_text()
+        assert page.locator('meta[name="robots"]').get_attribute("content") == "index,follow"
+        assert httpx.get(f"{console}/compare/langfuse").headers["X-Robots-Tag"] == "index, follow"
+        assert httpx.get(f"{console}/settings").headers["X-Robots-Tag"] == "noindex, nofollow"
+        assert page.get_by_role("link", name="Langfuse docs").get_attribute("href") == "https://langfuse.com/docs"
+        screenshot(page, "compare-langfuse-stale")
+
+    def test_a_page_verified_29_days_ago_is_not_stale(self, browser: Browser, console: str) -> None:
+        page = browser.page()
+        verified = self._verified(page, console)
+        at = datetime(verified.year, verified.month, verified.day, 12, tzinfo=UTC) + timedelta(days=29)
+        page.clock.set_fixed_time(at)
+        page.goto(f"{console}/compare/langfuse")
+        page.get_by_text("Last verified").first.wait_for()
+        assert page.get_by_test_id("stale-badge").count() == 0
+
+    def test_the_index_and_the_spike_guide_are_public(self, browser: Browser, console: str) -> None:
+        page = browser.page()
+        page.goto(f"{console}/compare")
+        for vendor in ("Langfuse", "Helicone", "LiteLLM"):
+            page.get_by_role("link", name=f"Opsmeter vs {vendor}").wait_for()
+        screenshot(page, "compare-index")
+        page.goto(f"{console}/guides/ai-cost-spike")
+        for step in ("1. Detect", "2. Investigate", "3. Contain", "4. Review"):
+            page.get_by_role("heading", name=step).wait_for()
+        screenshot(page, "guide-ai-cost-spike")
+
+
+class TestEveryPage:
+    PAGES = (
+        ("overview", "Overview", "Cost over time"),
+        ("spike", "Investigate Spike", "Why the cost changed: volume × unit cost × mix"),
+        ("reports", "Reports", "Weekly executive report"),
+        ("settings", "Settings", "Budgets"),
+        ("billing", "Billing", "Plan"),
+        ("onboarding", "Onboarding", "First-ingest checklist"),
+    )
+
+    @pytest.mark.parametrize("width", ["desktop", "phone"])
+    def test_each_page_shows_the_demo_workspace(
+        self, browser: Browser, console: str, demo: Workspace, width: str
+    ) -> None:
+        page = browser.page(PHONE if width == "phone" else {"width": 1280, "height": 900})
+        sign_in(page, console, demo.token)
+        for path, heading, section in self.PAGES:
+            page.goto(f"{console}/{path}")
+            page.get_by_role("heading", name=heading, exact=True).wait_for()
+            page.get_by_role("heading", name=section).first.wait_for()
+            eventually(lambda: page.locator(".state.loading").count() == 0, f"{path} finished loading", timeout=20)
+            time.sleep(0.4)
+            screenshot(page, f"{path}-{width}")
+        if width == "phone":
+            width_px = page.evaluate("document.documentElement.scrollWidth")
+            assert width_px <= PHONE["width"] + 1, "the page scrolls sideways at phone width"
+
+    def test_reports_download_the_board_pack_pdf_and_csv(self, browser: Browser, console: str, demo: Workspace) -> None:
+        page = browser.page()
+        sign_in(page, console, demo.token)
+        page.goto(f"{console}/reports")
+        page.get_by_text(re.compile(r"^\$[\d,.]+ over [\d.KM]+ requests")).wait_for()
+        with page.expect_download() as pdf:
+            page.get_by_role("link", name="Download PDF").click()
+        assert pdf.value.suggested_filename.endswith(".pdf")
+        assert Path(pdf.value.path()).read_bytes()[:5] == b"%PDF-"
+        with page.expect_download() as csv:
+            page.get_by_role("link", name="Download CSV").click()
+        assert Path(csv.value.path()).read_text(encoding="utf-8").startswith("section,")
+
+    def test_investigate_spike_drills_down_to_raw_events(self, browser: Browser, console: str, demo: Workspace) -> None:
+        page = browser.page()
+        sign_in(page, console, demo.token)
+        page.goto(f"{console}/spike")
+        page.get_by_role("button", name="7d", exact=True).click()
+        page.get_by_role("heading", name="Endpoint", exact=True).wait_for()
+        page.get_by_role("img", name="Cost change decomposition").wait_for()
+        endpoints = page.locator(".card", has=page.get_by_role("heading", name="Endpoint", exact=True))
+        first = endpoints.locator("button.link").first
+        key = first.inner_text()
+        first.click()
+        page.get_by_role("heading", name=f"Raw events: Endpoint = {key}").wait_for()
+        events = page.get_by_test_id("raw-events").first
+        events.wait_for()
+        assert events.locator("tbody tr").count() > 0
+        screenshot(page, "spike-drill-down")
