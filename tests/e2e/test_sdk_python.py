@@ -83,7 +83,8 @@ class TestDelivery:
         ids = [record_one(om, n) for n in range(10_000)]
         took = time.perf_counter() - started
         assert took < 1.0, f"10,000 record() calls took {took:.2f}s"
-        assert None not in ids and len(set(ids)) == 10_000
+        assert None not in ids
+        assert len(set(ids)) == 10_000
         assert om.flush(timeout=120), om.stats()
         stats = om.stats()
         assert stats.accepted + stats.duplicates == 10_000, stats
@@ -147,7 +148,9 @@ class TestDelivery:
         assert stats.accepted == 50, stats
         assert stats.dropped == {"plan_limit_reached": 70}, stats
         assert stats.sent == 80
-        assert len(seen) == 1 and seen[0].plan_limit_reached and seen[0].telemetry_paused
+        assert len(seen) == 1
+        assert seen[0].plan_limit_reached
+        assert seen[0].telemetry_paused
         assert om.flags.plan_limit_reached
 
     def test_the_pause_lifts_when_the_status_says_telemetry_is_back(

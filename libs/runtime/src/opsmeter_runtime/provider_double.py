@@ -82,7 +82,8 @@ class RecordedCall:
 
 
 class ProviderDouble:
-    """Start with ``with ProviderDouble() as fake:``; OpenAI's base URL is ``fake.openai_url``, Anthropic's ``fake.url``."""
+    """Start with ``with ProviderDouble() as fake:``; OpenAI's base URL is ``fake.openai_url``, Anthropic's
+    ``fake.url``."""
 
     def __init__(self, *, port: int = 0) -> None:
         self.openai_usage = OpenAIUsage()
