@@ -12,7 +12,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_LINK_MODE := copy
 
-.PHONY: help install run up down status test test-unit test-integration test-containers lint typecheck bench schemas prices clean
+.PHONY: help install run up down status sdk-ts test test-unit test-integration test-containers lint typecheck bench schemas prices clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,7 +39,10 @@ down: install ## Stop the background stack in order (drain, commit, then the bro
 status: install ## Show which parts of the background stack are running
 	$(VENV)/bin/opsmeter stack status
 
-test: install ## Run every test: lint, types, unit, integration on the real local engines
+sdk-ts: ## Install (npm ci, committed lockfile) and build the TypeScript SDK; needs Node 18+
+	cd sdk/typescript && npm ci --no-audit --no-fund && npm run build
+
+test: install sdk-ts ## Run every test: lint, types, unit, integration on the real local engines
 	$(MAKE) --no-print-directory lint typecheck
 	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -q -rfEs --no-header | tail -n 25
 	$(VENV)/bin/pytest
