@@ -66,3 +66,21 @@ class TestWire:
             om.record(provider="p", model="m", input_tokens=1, output_tokens=1, timestamp=datetime(2026, 1, 1)) is None
         )
         assert om.stats().dropped == {"disabled": 1, "client_error": 1}
+
+
+class TestRequestIds:
+    def test_ids_are_unique_and_a_forked_child_draws_new_ones(self) -> None:
+        import os
+
+        from opsmeter._wire import new_request_id
+
+        ids = {new_request_id() for _ in range(10_000)}
+        assert len(ids) == 10_000
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.write(write, new_request_id().encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        child = os.read(read, 200).decode()
+        assert child[:23] != new_request_id()[:23]

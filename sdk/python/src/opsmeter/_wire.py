@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -32,8 +34,23 @@ FIELDS = {
 """Python argument → wire field, for every field the gateway knows (SPEC §5)."""
 
 
+_PREFIX = uuid.uuid4().hex[:20]
+_COUNTER = itertools.count(1)
+
+
+def _reseed() -> None:
+    """A forked child must not repeat its parent's ids (the gateway would count them as repeats)."""
+    global _PREFIX, _COUNTER
+    _PREFIX, _COUNTER = uuid.uuid4().hex[:20], itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed)
+
+
 def new_request_id() -> str:
-    return f"om_{uuid.uuid4().hex}"
+    """``om_`` + 80 random bits drawn once per process + a counter: unique without a syscall per record."""
+    return f"om_{_PREFIX}{next(_COUNTER):012x}"
 
 
 def rfc3339(at: datetime | None = None) -> str:

@@ -158,14 +158,14 @@ class Opsmeter:
         Cache reads and writes count inside ``input_tokens``, reasoning inside ``output_tokens``.
         """
         try:
-            given = current().merged(endpoint_tag=endpoint_tag, user_id=user_id, prompt_version=prompt_version)
+            context = current()
             values = {
                 "external_request_id": external_request_id,
                 "provider": provider,
                 "model": model,
-                "endpoint_tag": given.endpoint_tag,
-                "prompt_version": given.prompt_version,
-                "user_id": given.user_id,
+                "endpoint_tag": endpoint_tag if endpoint_tag is not None else context.endpoint_tag,
+                "prompt_version": prompt_version if prompt_version is not None else context.prompt_version,
+                "user_id": user_id if user_id is not None else context.user_id,
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
                 "total_tokens": total_tokens,
@@ -328,17 +328,22 @@ class Opsmeter:
         self._update_flags(WorkspaceFlags.from_answer(answer.json()))
 
     def _take_batch(self) -> list[bytes]:
+        """Up to the batch limits; records are taken under the lock but encoded outside it, so a
+        ``record()`` never waits for the sender's JSON work."""
+        with self._cond:
+            taken = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch_events))]
+            self._in_flight = len(taken)
         batch: list[bytes] = []
         size = 16
-        with self._cond:
-            while self._queue and len(batch) < self._max_batch_events:
-                encoded = json.dumps(self._queue[0], separators=(",", ":")).encode()
-                if batch and size + len(encoded) + 1 > self._max_batch_bytes:
-                    break
-                self._queue.popleft()
-                batch.append(encoded)
-                size += len(encoded) + 1
-            self._in_flight = len(batch)
+        for index, record in enumerate(taken):
+            encoded = json.dumps(record, separators=(",", ":")).encode()
+            if batch and size + len(encoded) + 1 > self._max_batch_bytes:
+                with self._cond:
+                    self._queue.extendleft(reversed(taken[index:]))
+                    self._in_flight = len(batch)
+                break
+            batch.append(encoded)
+            size += len(encoded) + 1
         return batch
 
     def _drain(self, http: httpx.Client) -> None:

@@ -16,7 +16,8 @@ class Attribution:
 
     def merged(self, **given: str | None) -> Attribution:
         """This attribution with the given non-None values taking precedence."""
-        return replace(self, **{k: v for k, v in given.items() if v is not None})
+        changes = {k: v for k, v in given.items() if v is not None}
+        return replace(self, **changes) if changes else self
 
 
 _EMPTY = Attribution()
