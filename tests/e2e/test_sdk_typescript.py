@@ -14,6 +14,7 @@ from genai_prices import Usage, calc_price
 from opsmeter_runtime.provider_double import ProviderDouble
 from tests.conftest import RunningStack
 from tests.e2e.test_sdk_python import eventually, usage_requests, workspace
+from tests.e2e.test_sdk_wrappers import exceeded_workspace
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sdk" / "typescript"
 
@@ -45,6 +46,7 @@ def test_the_typescript_sdk_against_the_stack(stack: RunningStack) -> None:
     free = workspace(stack, plan="free")
     quota = workspace(stack, plan="enterprise", rateLimitPerMinute=100_000, monthlyRequestQuota=50)
     wrap = workspace(stack, plan="team")
+    enforce = exceeded_workspace(stack)
     with ProviderDouble() as fake:
         done = subprocess.run(
             [node, "--test", "test/"],
@@ -56,6 +58,10 @@ def test_the_typescript_sdk_against_the_stack(stack: RunningStack) -> None:
                 "FREE_KEY": free["apiKey"],
                 "QUOTA_KEY": quota["apiKey"],
                 "WRAP_KEY": wrap["apiKey"],
+                "ENFORCE_KEY": enforce["apiKey"],
+                "ENFORCE_WORKSPACE": enforce["workspaceId"],
+                "ENFORCE_ADMIN": enforce["adminToken"],
+                "POLICY_URL": stack.url("policy-engine"),
                 "FAKE_OPENAI_URL": fake.openai_url,
                 "FAKE_ANTHROPIC_URL": fake.url,
             },
@@ -65,8 +71,9 @@ def test_the_typescript_sdk_against_the_stack(stack: RunningStack) -> None:
             check=False,
         )
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-        assert "# pass 5" in done.stdout, done.stdout[-2000:]
-        assert [c.body.get("stream_options") for c in fake.calls_to("openai")] == [None, {"include_usage": True}]
+        assert "# pass 8" in done.stdout, done.stdout[-2000:]
+        streamed = [c.body for c in fake.calls_to("openai") if c.body.get("stream")]
+        assert [body.get("stream_options") for body in streamed] == [{"include_usage": True}]
     assert eventually(lambda: usage_requests(stack, bulk) == 10_000, timeout=60)
     assert eventually(lambda: usage_requests(stack, free) == 160, timeout=60)
     rows = eventually(
@@ -110,3 +117,35 @@ def test_the_typescript_sdk_against_the_stack(stack: RunningStack) -> None:
         if expected[tag][3] is not None:
             assert got[3] == expected[tag][3]
         assert row["cost_micro_usd"] == int((prices[tag] * 1_000_000).to_integral_value()), json.dumps(row)
+
+    enforced = eventually(
+        lambda: (
+            found
+            if len(
+                found := sql(
+                    stack,
+                    enforce,
+                    "SELECT endpoint_tag, model, status, error_code, metadata FROM llm_requests_raw "
+                    "WHERE startsWith(endpoint_tag, 'ts.enforce.') ORDER BY endpoint_tag",
+                )
+            )
+            == 6
+            else None
+        ),
+        timeout=30,
+    )
+    seen = {row["endpoint_tag"]: (row["model"], json.loads(row["metadata"])) for row in enforced}
+    assert seen["ts.enforce.block"][1]["opsmeterAction"] == "block"
+    assert seen["ts.enforce.fallback"] == (
+        "gpt-4o-mini",
+        {
+            "opsmeterAction": "fallback",
+            "opsmeterActionMode": "applied",
+            "opsmeterActionDetail": "model gpt-4o->gpt-4o-mini",
+        },
+    )
+    assert seen["ts.enforce.clamp"][1]["opsmeterActionDetail"] == "max_tokens 4096->64"
+    for action in ("block", "clamp", "fallback"):
+        model, metadata = seen[f"ts.enforce.observe.{action}"]
+        assert model == "gpt-4o"
+        assert (metadata["opsmeterAction"], metadata["opsmeterActionMode"]) == (action, "observed")

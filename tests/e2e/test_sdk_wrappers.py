@@ -194,6 +194,25 @@ def runtime_policy(stack: RunningStack, ws: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def exceeded_workspace(stack: RunningStack) -> dict[str, Any]:
+    """A workspace whose daily budget is exceeded (advisory: ingest stays open, so actions are recorded)."""
+    created = workspace(stack, plan="team")
+    put(stack, created, "budgets", {"dailyUsd": 0.01})
+    httpx.post(
+        f"{stack.url('ingest-gateway')}/v1/ingest/llm-request",
+        json={
+            "externalRequestId": uuid.uuid4().hex,
+            "provider": "openai",
+            "model": "gpt-4o",
+            "inputTokens": 1_000_000,
+            "outputTokens": 0,
+        },
+        headers={"X-API-Key": created["apiKey"]},
+    ).raise_for_status()
+    eventually(lambda: runtime_policy(stack, created)["budgetExceeded"], timeout=30)
+    return created
+
+
 ACTIONS: dict[str, dict[str, Any]] = {
     "block": {"onBudgetExceeded": "block"},
     "clamp": {"onBudgetExceeded": "clamp", "clampMaxTokens": 64},
@@ -205,22 +224,7 @@ ACTIONS: dict[str, dict[str, Any]] = {
 class TestRuntimeEnforcement:
     @pytest.fixture(scope="class")
     def ws(self, stack: RunningStack) -> dict[str, Any]:
-        """A workspace whose daily budget is exceeded (advisory: ingest stays open, so actions are recorded)."""
-        created = workspace(stack, plan="team")
-        put(stack, created, "budgets", {"dailyUsd": 0.01})
-        httpx.post(
-            f"{stack.url('ingest-gateway')}/v1/ingest/llm-request",
-            json={
-                "externalRequestId": uuid.uuid4().hex,
-                "provider": "openai",
-                "model": "gpt-4o",
-                "inputTokens": 1_000_000,
-                "outputTokens": 0,
-            },
-            headers={"X-API-Key": created["apiKey"]},
-        ).raise_for_status()
-        eventually(lambda: runtime_policy(stack, created)["budgetExceeded"], timeout=30)
-        return created
+        return exceeded_workspace(stack)
 
     @pytest.fixture
     def om(self, stack: RunningStack, ws: dict[str, Any]) -> Iterator[Opsmeter]:

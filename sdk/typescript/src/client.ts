@@ -63,9 +63,15 @@ export interface OpsmeterOptions {
   onPlanLimit?: FlagsCallback;
   /** Send cacheWriteInputTokens on the wire (only once the gateway accepts the field; ADR 54). */
   sendCacheWriteTokens?: boolean;
+  /** Runtime enforcement of the workspace's runtimeActions before wrapped calls (opt-in). */
+  enforcement?: boolean;
+  /** Where GET /v1/runtime/policy is served (default: baseUrl). */
+  policyUrl?: string;
+  policyRefreshIntervalMs?: number;
   fetch?: typeof fetch;
 }
 
+import { RuntimePolicy } from "./enforcement.js";
 import { wrapAnthropic, wrapOpenAI } from "./wrappers.js";
 
 const BATCH_PATH = "/v1/ingest/llm-requests";
@@ -98,7 +104,14 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export class Opsmeter {
   readonly apiKey: string;
   readonly baseUrl: string;
-  private readonly o: Required<Omit<OpsmeterOptions, "onBudgetWarning" | "onBudgetExceeded" | "onPlanLimit" | "fetch">>;
+  private readonly o: Required<
+    Omit<
+      OpsmeterOptions,
+      "onBudgetWarning" | "onBudgetExceeded" | "onPlanLimit" | "fetch" | "enforcement" | "policyUrl" | "policyRefreshIntervalMs"
+    >
+  >;
+  readonly policy: RuntimePolicy;
+  private flagsTime = 0;
   private readonly callbacks: Record<"budgetWarning" | "budgetExceeded" | "planLimitReached", FlagsCallback | undefined>;
   private readonly fetchImpl: typeof fetch;
   private queue: Wire[] = [];
@@ -146,6 +159,15 @@ export class Opsmeter {
       planLimitReached: options.onPlanLimit,
     };
     this.fetchImpl = options.fetch ?? ((...args: Parameters<typeof fetch>) => fetch(...args));
+    this.policy = new RuntimePolicy(
+      options.enforcement ?? false,
+      `${(options.policyUrl ?? this.baseUrl).replace(/\/+$/, "")}/v1/runtime/policy`,
+      apiKey,
+      options.policyRefreshIntervalMs ?? 10_000,
+      this.o.timeoutMs,
+      this,
+      this.fetchImpl,
+    );
     const proc = (globalThis as { process?: { once?: (e: string, f: () => void) => void } }).process;
     proc?.once?.("beforeExit", this.onExit);
   }
@@ -183,7 +205,7 @@ export class Opsmeter {
     const deadline = Date.now() + timeoutMs;
     while (this.queue.length > 0 || this.inFlight > 0) {
       if (Date.now() >= deadline) return false;
-      if (!this.sending) this.sending = this.drain().finally(() => (this.sending = null));
+      this.startDrain();
       await Promise.race([this.sending, sleep(Math.max(0, Math.min(100, deadline - Date.now())))]);
     }
     return true;
@@ -212,6 +234,11 @@ export class Opsmeter {
     return this.flagsValue;
   }
 
+  /** When the flags were last updated (Date.now()). */
+  get flagsAt(): number {
+    return this.flagsTime;
+  }
+
   /** The same OpenAI client (v4+), its chat completions recorded. */
   wrapOpenAI<T>(client: T): T {
     return wrapOpenAI(this, client);
@@ -230,9 +257,17 @@ export class Opsmeter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (!this.sending) this.sending = this.drain().finally(() => (this.sending = null));
+      this.startDrain();
     }, delayMs);
     (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  private startDrain(): void {
+    if (this.sending) return;
+    this.sending = this.drain().finally(() => {
+      this.sending = null;
+      if (this.queue.length > 0) this.schedule(this.o.flushIntervalMs);
+    });
   }
 
   private async drain(): Promise<void> {
@@ -392,6 +427,7 @@ export class Opsmeter {
     if (this.paused && fromAnswer) next = { ...next, telemetryPaused: true, planLimitReached: true };
     if (this.paused && !fromAnswer && !next.telemetryPaused) this.paused = false;
     this.flagsValue = next;
+    this.flagsTime = Date.now();
     for (const name of ["budgetWarning", "budgetExceeded", "planLimitReached"] as const) {
       const callback = this.callbacks[name];
       if (callback && old[name] !== next[name]) {

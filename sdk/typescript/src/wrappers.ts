@@ -2,6 +2,7 @@
 // messages.create (Anthropic) replaced by a recording one; streams are recorded from their final usage.
 
 import type { Opsmeter, RecordInput } from "./client.js";
+import { BudgetExceededError, type Decision } from "./enforcement.js";
 
 export interface Tokens {
   inputTokens: number;
@@ -56,15 +57,25 @@ function instrument(
   tokens: (usage: Obj | undefined) => Tokens | undefined,
   streamUsage: () => { observe: (item: Obj) => void; tokens: () => Tokens | undefined; model: () => string | undefined },
   prepare: (params: Obj) => Obj,
+  tokensParam: (params: Obj) => string,
 ): void {
   const original = resource.create as ((...args: any[]) => any) & { __opsmeter?: boolean };
   if (original.__opsmeter) return;
   const create = async (body: Obj, options?: Obj): Promise<unknown> => {
     const { [OWN]: own, ...rest } = body ?? {};
     const attribution = (own ?? {}) as Attribution;
-    const params = prepare(rest);
-    const started = Date.now();
+    let params = prepare(rest);
+    let started = Date.now();
+    let decision: Decision | null = null;
     const record = (t: Tokens | undefined, model: string | undefined, status: "success" | "error", errorCode?: string) => {
+      const tags = decision
+        ? {
+            opsmeterAction: decision.action,
+            opsmeterActionMode: decision.mode,
+            ...(decision.detail ? { opsmeterActionDetail: decision.detail.slice(0, 200) } : {}),
+          }
+        : {};
+      const metadata = { ...(attribution.metadata ?? {}), ...tags };
       om.record({
         provider,
         model: String(model ?? params.model ?? "unknown"),
@@ -75,9 +86,30 @@ function instrument(
         endpointTag: attribution.endpointTag,
         userId: attribution.userId,
         promptVersion: attribution.promptVersion,
-        metadata: attribution.metadata,
+        metadata: Object.keys(metadata).length ? metadata : undefined,
       });
     };
+    if (om.policy.enabled) {
+      await om.policy.fresh();
+      const param = tokensParam(params);
+      decision = om.policy.decide(provider, params, param);
+      if (decision && decision.action === "queue" && decision.mode === "applied") {
+        const waited = Date.now();
+        try {
+          await om.policy.waitInQueue(provider, params, param);
+        } catch (error) {
+          record(undefined, undefined, "error", "budget_blocked");
+          throw error;
+        }
+        decision.detail = `waited ${((Date.now() - waited) / 1000).toFixed(1)}s for the budget window`;
+      }
+      if (decision && decision.action === "block" && decision.mode === "applied") {
+        record(undefined, undefined, "error", "budget_blocked");
+        throw new BudgetExceededError("the workspace budget is exceeded; its runtime action blocks provider calls", "block");
+      }
+      if (decision) params = decision.params;
+      started = Date.now();
+    }
     let result: Obj;
     try {
       result = await original.call(resource, params, options);
@@ -137,6 +169,7 @@ export function wrapOpenAI<T>(om: Opsmeter, client: T): T {
       };
     },
     (params) => (params.stream && !("stream_options" in params) ? { ...params, stream_options: { include_usage: true } } : params),
+    (params) => ("max_tokens" in params && !("max_completion_tokens" in params) ? "max_tokens" : "max_completion_tokens"),
   );
   return client;
 }
@@ -166,6 +199,7 @@ export function wrapAnthropic<T>(om: Opsmeter, client: T): T {
       };
     },
     (params) => params,
+    () => "max_tokens",
   );
   return client;
 }

@@ -10,8 +10,9 @@ OpenTelemetry ingest). The real ``openai`` and ``anthropic`` packages (and npm c
 - ``POST /v1/messages``: a ``message`` object whose ``usage`` has ``input_tokens`` apart from
   ``cache_read_input_tokens`` and ``cache_creation_input_tokens``; with ``stream: true`` the event stream
   ``message_start`` (input usage) … ``content_block_delta`` … ``message_delta`` (output usage) ``message_stop``.
-- Every call is counted and its JSON body kept (:attr:`ProviderDouble.calls`); :meth:`fail_next` makes the next
-  calls answer an error status with the provider's error shape.
+- Every call is counted and its JSON body kept (:attr:`ProviderDouble.calls`, and ``GET /_double/calls`` for
+  clients in other processes); :meth:`fail_next` makes the next calls answer an error status with the
+  provider's error shape.
 """
 
 import json
@@ -272,6 +273,19 @@ def _error(provider: str, status: int) -> dict[str, Any]:
 def _handler_for(double: ProviderDouble) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/_double/calls":
+                self.send_error(404)
+                return
+            with double._lock:
+                data = json.dumps([{"provider": c.provider, "path": c.path, "body": c.body} for c in double.calls])
+            encoded = data.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(encoded)))
+            self.end_headers()
+            self.wfile.write(encoded)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
