@@ -279,6 +279,23 @@ class TestRuntimeEnforcement:
         assert row["metadata"]["opsmeterActionMode"] == "applied"
         assert (row["status"], row["error_code"]) == ("error", "budget_blocked")
 
+    def test_under_hard_stop_block_still_raises_and_the_refused_record_is_counted(
+        self, stack: RunningStack, ws: dict[str, Any], om: Opsmeter, fake: ProviderDouble
+    ) -> None:
+        put(stack, ws, "policy", {"enforcement": "hard_stop"})
+        try:
+            self.configure(stack, ws, om, "block", kill_switch=False)
+            client = om.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=fake.openai_url, max_retries=0))
+            before = len(fake.calls_to("openai"))
+            with pytest.raises(BudgetExceededError):
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            assert len(fake.calls_to("openai")) == before
+            assert om.flush(timeout=30)
+            assert om.stats().dropped == {"budget_exceeded": 1}  # the gateway's hard stop refuses the record too
+            assert om.flags.budget_exceeded
+        finally:
+            put(stack, ws, "policy", {"enforcement": "advisory"})
+
     def test_clamp_lowers_max_tokens_in_the_request_the_provider_gets(
         self, stack: RunningStack, ws: dict[str, Any], om: Opsmeter, fake: ProviderDouble
     ) -> None:
