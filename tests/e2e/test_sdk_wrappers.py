@@ -29,6 +29,16 @@ def fake() -> Iterator[ProviderDouble]:
         yield double
 
 
+@pytest.fixture(scope="module")
+def wrapped_workspace(stack: RunningStack) -> dict[str, Any]:
+    return workspace(stack, plan="team")
+
+
+@pytest.fixture(scope="module")
+def enforced_workspace(stack: RunningStack) -> dict[str, Any]:
+    return exceeded_workspace(stack)
+
+
 def rows(stack: RunningStack, ws: dict[str, Any], endpoint_tag: str, expected: int) -> list[dict[str, Any]]:
     """The workspace's raw rows for one endpoint tag, once ``expected`` of them are there."""
 
@@ -60,9 +70,9 @@ def micro(usd: Decimal) -> int:
 
 
 class TestWrappers:
-    @pytest.fixture(scope="class")
-    def ws(self, stack: RunningStack) -> dict[str, Any]:
-        return workspace(stack, plan="team")
+    @pytest.fixture
+    def ws(self, wrapped_workspace: dict[str, Any]) -> dict[str, Any]:
+        return wrapped_workspace
 
     @pytest.fixture
     def om(self, stack: RunningStack, ws: dict[str, Any]) -> Iterator[Opsmeter]:
@@ -222,9 +232,9 @@ ACTIONS: dict[str, dict[str, Any]] = {
 
 
 class TestRuntimeEnforcement:
-    @pytest.fixture(scope="class")
-    def ws(self, stack: RunningStack) -> dict[str, Any]:
-        return exceeded_workspace(stack)
+    @pytest.fixture
+    def ws(self, enforced_workspace: dict[str, Any]) -> dict[str, Any]:
+        return enforced_workspace
 
     @pytest.fixture
     def om(self, stack: RunningStack, ws: dict[str, Any]) -> Iterator[Opsmeter]:
@@ -278,6 +288,27 @@ class TestRuntimeEnforcement:
         assert row["metadata"]["opsmeterAction"] == "block"
         assert row["metadata"]["opsmeterActionMode"] == "applied"
         assert (row["status"], row["error_code"]) == ("error", "budget_blocked")
+
+    def test_the_first_wrapped_call_waits_for_the_policy(
+        self, stack: RunningStack, ws: dict[str, Any], fake: ProviderDouble
+    ) -> None:
+        put(stack, ws, "policy", {"killSwitch": False, "runtimeActions": ACTIONS["block"]})
+        fresh = Opsmeter(
+            ws["apiKey"],
+            base_url=stack.url("ingest-gateway"),
+            policy_url=stack.url("policy-engine"),
+            enforcement=True,
+            policy_refresh_interval=3600,
+            flush_interval=3600,  # the sender thread does not fetch the policy before the call
+        )
+        try:
+            client = fresh.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=fake.openai_url, max_retries=0))
+            before = len(fake.calls_to("openai"))
+            with pytest.raises(BudgetExceededError):
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            assert len(fake.calls_to("openai")) == before
+        finally:
+            fresh.shutdown(timeout=5)
 
     def test_under_hard_stop_block_still_raises_and_the_refused_record_is_counted(
         self, stack: RunningStack, ws: dict[str, Any], om: Opsmeter, fake: ProviderDouble

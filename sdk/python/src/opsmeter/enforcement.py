@@ -111,6 +111,11 @@ class RuntimePolicy:
         if self.enabled and time.monotonic() - self._last_try >= self._refresh_interval:
             self._fetch(http)
 
+    def ensure(self) -> None:
+        """Before a wrapped call: with no snapshot yet, fetch one now (bounded by the client's timeout)."""
+        if self.enabled and self._snapshot is None and time.monotonic() - self._last_try >= self._refresh_interval:
+            self.refresh()
+
     def refresh(self) -> PolicySnapshot | None:
         """Fetch the policy now (at most the client's timeout); the last snapshot if that fails."""
         with httpx.Client(timeout=self._client.timeout, headers={"X-API-Key": self._client.api_key}) as http:

@@ -9,6 +9,7 @@ Per call, ``opsmeter_endpoint_tag=``, ``opsmeter_user_id=``, ``opsmeter_prompt_v
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import time
@@ -57,6 +58,7 @@ class _Call:
         raise BudgetExceededError(message, action=action)
 
     def before(self) -> dict[str, Any]:
+        self.om.policy.ensure()
         decision = self._decide()
         if decision is not None and decision.action == "queue" and decision.mode == "applied":
             waited = time.perf_counter()
@@ -70,6 +72,8 @@ class _Call:
         return self._after_decision(decision)
 
     async def before_async(self) -> dict[str, Any]:
+        if self.om.policy.enabled and self.om.policy.snapshot is None:
+            await asyncio.to_thread(self.om.policy.ensure)
         decision = self._decide()
         if decision is not None and decision.action == "queue" and decision.mode == "applied":
             waited = time.perf_counter()
