@@ -3,6 +3,7 @@ recording into the real stack; and runtime enforcement driven by the policy engi
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -368,6 +369,34 @@ class TestRuntimeEnforcement:
         assert raised.value.action == "queue"
         assert 0.9 <= time.monotonic() - started < 5
         assert len(fake.calls_to("openai")) == before
+
+    def test_queue_goes_ahead_once_the_budget_allows_it(self, stack: RunningStack, fake: ProviderDouble) -> None:
+        own = exceeded_workspace(stack)
+        put(stack, own, "policy", {"runtimeActions": {"onBudgetExceeded": "queue", "queueMaxWaitSeconds": 20}})
+        om = Opsmeter(
+            own["apiKey"],
+            base_url=stack.url("ingest-gateway"),
+            policy_url=stack.url("policy-engine"),
+            enforcement=True,
+            policy_refresh_interval=0.5,
+        )
+        try:
+            client = om.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=fake.openai_url, max_retries=0))
+            raise_budget = threading.Timer(1.5, lambda: put(stack, own, "budgets", {"dailyUsd": 1000}))
+            raise_budget.start()
+            started = time.monotonic()
+            with om.attribution(endpoint_tag="enforce.queue"):
+                reply = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            waited = time.monotonic() - started
+            raise_budget.join()
+            assert reply.model == "gpt-4o"
+            assert 1.5 <= waited < 15
+            assert om.flush(timeout=30)
+            [row] = rows(stack, own, "enforce.queue", 1)
+            assert row["metadata"]["opsmeterAction"] == "queue"
+            assert row["metadata"]["opsmeterActionDetail"].startswith("waited ")
+        finally:
+            om.shutdown(timeout=5)
 
     @pytest.mark.parametrize("action", ["block", "clamp", "fallback"])
     def test_with_the_kill_switch_on_nothing_changes_but_the_record_says_what_would_have(
