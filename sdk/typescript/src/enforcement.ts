@@ -129,34 +129,7 @@ export class RuntimePolicy {
 
   decide(provider: string, params: Record<string, unknown>, tokensParam: string): Decision | null {
     const state = this.enabled ? this.state() : null;
-    if (!state) return null;
-    const chosen = state.budgetExceeded
-      ? state.actions.onBudgetExceeded
-      : state.budgetWarning
-        ? state.actions.onBudgetWarning
-        : "none";
-    if (chosen === "none") return null;
-    const mode = state.policyMode === "observe" ? "observed" : "applied";
-    const next: Record<string, unknown> = { ...params };
-    let detail = "";
-    if (chosen === "clamp") {
-      const cap = state.actions.clampMaxTokens;
-      const asked = params[tokensParam];
-      if (cap === null || (typeof asked === "number" && asked <= cap)) return null;
-      next[tokensParam] = cap;
-      detail = `${tokensParam} ${asked ?? "unset"}->${cap}`;
-    } else if (chosen === "fallback") {
-      const model = String(params.model);
-      const cheaper = state.actions.fallbackModels[model] ?? state.actions.fallbackModels[`${provider}/${model}`];
-      if (!cheaper || cheaper === model) return null;
-      next.model = cheaper;
-      detail = `model ${model}->${cheaper}`;
-    } else if (chosen === "block") {
-      detail = state.budgetExceeded ? "budget exceeded" : "budget warning";
-    } else {
-      detail = `wait up to ${state.actions.queueMaxWaitSeconds}s for the budget window to reset`;
-    }
-    return { action: chosen, mode, params: mode === "applied" ? next : { ...params }, detail };
+    return state ? decide(state, provider, params, tokensParam) : null;
   }
 
   /** For an applied "queue": wait (polling the policy) until the action lifts or the deadline; throws then. */
@@ -177,4 +150,40 @@ export class RuntimePolicy {
     }
     return decision;
   }
+}
+
+/** What the workspace's runtime actions do to a call with these params in this state (null: nothing). */
+export function decide(
+  state: PolicySnapshot,
+  provider: string,
+  params: Record<string, unknown>,
+  tokensParam: string,
+): Decision | null {
+  const chosen = state.budgetExceeded
+    ? state.actions.onBudgetExceeded
+    : state.budgetWarning
+      ? state.actions.onBudgetWarning
+      : "none";
+  if (chosen === "none") return null;
+  const mode = state.policyMode === "observe" ? "observed" : "applied";
+  const next: Record<string, unknown> = { ...params };
+  let detail = "";
+  if (chosen === "clamp") {
+    const cap = state.actions.clampMaxTokens;
+    const asked = params[tokensParam];
+    if (cap === null || (typeof asked === "number" && asked <= cap)) return null;
+    next[tokensParam] = cap;
+    detail = `${tokensParam} ${asked ?? "unset"}->${cap}`;
+  } else if (chosen === "fallback") {
+    const model = String(params.model);
+    const cheaper = state.actions.fallbackModels[model] ?? state.actions.fallbackModels[`${provider}/${model}`];
+    if (!cheaper || cheaper === model) return null;
+    next.model = cheaper;
+    detail = `model ${model}->${cheaper}`;
+  } else if (chosen === "block") {
+    detail = state.budgetExceeded ? "budget exceeded" : "budget warning";
+  } else {
+    detail = `wait up to ${state.actions.queueMaxWaitSeconds}s for the budget window to reset`;
+  }
+  return { action: chosen, mode, params: mode === "applied" ? next : { ...params }, detail };
 }

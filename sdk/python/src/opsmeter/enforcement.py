@@ -152,40 +152,7 @@ class RuntimePolicy:
     def decide(self, provider: str, params: Mapping[str, Any], *, tokens_param: str) -> Decision | None:
         """The decision for a call with these params; None when no action is configured for the state."""
         state = self._state() if self.enabled else None
-        if state is None:
-            return None
-        if state.budget_exceeded:
-            action = state.actions.on_budget_exceeded
-        elif state.budget_warning:
-            action = state.actions.on_budget_warning
-        else:
-            return None
-        if action == "none":
-            return None
-        mode = "observed" if state.policy_mode == "observe" else "applied"
-        new = dict(params)
-        detail = ""
-        if action == "clamp":
-            cap = state.actions.clamp_max_tokens
-            asked = params.get(tokens_param)
-            if cap is None or (isinstance(asked, int) and asked <= cap):
-                return None
-            new[tokens_param] = cap
-            detail = f"{tokens_param} {asked if asked is not None else 'unset'}->{cap}"
-        elif action == "fallback":
-            model = str(params.get("model"))
-            cheaper = state.actions.fallback_models.get(model) or state.actions.fallback_models.get(
-                f"{provider}/{model}"
-            )
-            if not cheaper or cheaper == model:
-                return None
-            new["model"] = cheaper
-            detail = f"model {model}->{cheaper}"
-        elif action == "block":
-            detail = "budget exceeded" if state.budget_exceeded else "budget warning"
-        elif action == "queue":
-            detail = f"wait up to {state.actions.queue_max_wait_seconds:g}s for the budget window to reset"
-        return Decision(action, mode, new if mode == "applied" else dict(params), detail)
+        return None if state is None else decide(state, provider, params, tokens_param=tokens_param)
 
     def _queue_deadline(self) -> float:
         state = self._state()
@@ -227,3 +194,37 @@ class RuntimePolicy:
             await asyncio.to_thread(self.refresh)
             decision = self.decide(provider, params, tokens_param=tokens_param)
         return decision
+
+
+def decide(state: PolicySnapshot, provider: str, params: Mapping[str, Any], *, tokens_param: str) -> Decision | None:
+    """What the workspace's runtime actions do to a call with these params in this state (None: nothing)."""
+    if state.budget_exceeded:
+        action = state.actions.on_budget_exceeded
+    elif state.budget_warning:
+        action = state.actions.on_budget_warning
+    else:
+        return None
+    if action == "none":
+        return None
+    mode = "observed" if state.policy_mode == "observe" else "applied"
+    new = dict(params)
+    detail = ""
+    if action == "clamp":
+        cap = state.actions.clamp_max_tokens
+        asked = params.get(tokens_param)
+        if cap is None or (isinstance(asked, int) and asked <= cap):
+            return None
+        new[tokens_param] = cap
+        detail = f"{tokens_param} {asked if asked is not None else 'unset'}->{cap}"
+    elif action == "fallback":
+        model = str(params.get("model"))
+        cheaper = state.actions.fallback_models.get(model) or state.actions.fallback_models.get(f"{provider}/{model}")
+        if not cheaper or cheaper == model:
+            return None
+        new["model"] = cheaper
+        detail = f"model {model}->{cheaper}"
+    elif action == "block":
+        detail = "budget exceeded" if state.budget_exceeded else "budget warning"
+    elif action == "queue":
+        detail = f"wait up to {state.actions.queue_max_wait_seconds:g}s for the budget window to reset"
+    return Decision(action, mode, new if mode == "applied" else dict(params), detail)
