@@ -14,7 +14,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_LINK_MODE := copy
 
-.PHONY: help install web run up down status test test-unit test-web test-integration test-containers lint typecheck bench schemas prices clean
+.PHONY: help install web run up down status sdk-ts test test-unit test-web test-integration test-containers lint typecheck bench schemas prices clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,7 +50,10 @@ down: install ## Stop the background stack in order (drain, commit, then the bro
 status: install ## Show which parts of the background stack are running
 	$(VENV)/bin/opsmeter stack status
 
-test: install ## Run every test: lint, types, unit, integration on the real local engines
+sdk-ts: ## Install (npm ci, committed lockfile) and build the TypeScript SDK; needs Node 18+
+	cd sdk/typescript && npm ci --no-audit --no-fund && npm run build
+
+test: install sdk-ts ## Run every test: lint, types, unit, integration on the real local engines
 	$(MAKE) --no-print-directory lint typecheck test-web
 	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -q -rfEs --no-header | tail -n 25
 	$(VENV)/bin/pytest
@@ -69,7 +72,7 @@ lint: install ## ruff check and format check
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install ## mypy --strict over every package
-	$(VENV)/bin/mypy libs services tools tests bench conftest.py
+	$(VENV)/bin/mypy libs services tools tests bench conftest.py sdk/python/src sdk/python/tests
 
 bench: install ## Run every benchmark (bench/*_bench.py); each writes its section of docs/benchmarks.md
 	@for script in bench/*_bench.py; do echo "== $$script"; $(VENV)/bin/python $$script --write docs/benchmarks.md || exit 1; done

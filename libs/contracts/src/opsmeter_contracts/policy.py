@@ -18,6 +18,7 @@ Enforcement = Literal["advisory", "hard_stop"]
 PolicyMode = Literal["enforce", "observe"]
 SettingsSection = Literal["budgets", "policy", "rules"]
 UnitCostMetric = Literal["cost_per_request", "cost_per_1k_tokens"]
+RuntimeAction = Literal["none", "block", "clamp", "fallback", "queue"]
 Ratio = float
 
 
@@ -43,6 +44,26 @@ class UnitCostRule(Payload):
     enabled: bool = True
 
 
+class FallbackModel(Payload):
+    """A cheaper model an SDK calls instead of ``from_model`` when the ``fallback`` action applies."""
+
+    from_model: str = Field(min_length=1, max_length=128)
+    to_model: str = Field(min_length=1, max_length=128)
+
+
+class RuntimeActions(Payload):
+    """What SDKs in runtime enforcement mode do before a provider call, by budget state (ADR 54).
+
+    Applied only while the kill switch is off; with it on, SDKs report what they would have done.
+    """
+
+    on_budget_warning: RuntimeAction = "none"
+    on_budget_exceeded: RuntimeAction = "none"
+    clamp_max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    fallback_models: tuple[FallbackModel, ...] = Field(default=(), max_length=50)
+    queue_max_wait_seconds: int = Field(default=30, ge=1, le=3600)
+
+
 class PolicySettingsPayload(Payload):
     """The whole policy of a workspace at ``version``, and who changed which section."""
 
@@ -57,6 +78,7 @@ class PolicySettingsPayload(Payload):
     enforcement: Enforcement = "advisory"
     kill_switch: bool = False
     unit_cost_rules: tuple[UnitCostRule, ...] = ()
+    runtime_actions: RuntimeActions = Field(default_factory=RuntimeActions)
     changed_sections: tuple[SettingsSection, ...] = ()
     changed_by_credential_id: str = Field(max_length=64)
     changed_by_role: Literal["owner", "admin", "member", "ingest", "system"]

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -12,6 +12,7 @@ from opsmeter_contracts.policy import PolicySettingsPayload
 from opsmeter_policy.api.deps import Deps, WorkspaceReader, WorkspaceWriter
 from opsmeter_policy.commands import change_settings
 from opsmeter_policy.domain import day_window, evaluate_budgets, month_window, settings_counters
+from opsmeter_runtime.errors import Unauthorized
 from opsmeter_runtime.http import json_response
 from opsmeter_runtime.money import MICRO, format_micro_usd
 from opsmeter_runtime.projections import BudgetWindowStatus
@@ -55,13 +56,38 @@ class BudgetsBody(Body):
     scoped: list[ScopedBudgetBody] = Field(default_factory=list, max_length=100)
 
 
+RuntimeAction = Literal["none", "block", "clamp", "fallback", "queue"]
+
+
+class RuntimeActionsBody(Body):
+    """What SDKs in runtime enforcement mode do before a provider call (ADR 54)."""
+
+    on_budget_warning: RuntimeAction = "none"
+    on_budget_exceeded: RuntimeAction = "none"
+    clamp_max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    fallback_models: dict[
+        Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(min_length=1, max_length=128)]
+    ] = Field(default_factory=dict, max_length=50)
+    queue_max_wait_seconds: int = Field(default=30, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _configured(self) -> "RuntimeActionsBody":
+        used = {self.on_budget_warning, self.on_budget_exceeded}
+        if "clamp" in used and self.clamp_max_tokens is None:
+            raise ValueError("clamp needs clampMaxTokens")
+        if "fallback" in used and not self.fallback_models:
+            raise ValueError("fallback needs fallbackModels")
+        return self
+
+
 class PolicyBody(Body):
     """A partial change: a field left out keeps its value; a field sent must carry one (``null`` is 422)."""
 
     enforcement: Literal["advisory", "hard_stop"] | None = None
     kill_switch: StrictBool | None = None
+    runtime_actions: RuntimeActionsBody | None = None
 
-    @field_validator("enforcement", "kill_switch")
+    @field_validator("enforcement", "kill_switch", "runtime_actions")
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:  # runs only for a field sent: a default is not validated
@@ -118,11 +144,23 @@ def budgets_view(s: PolicySettingsPayload) -> dict[str, Any]:
     }
 
 
+def runtime_actions_view(s: PolicySettingsPayload) -> dict[str, Any]:
+    actions = s.runtime_actions
+    return {
+        "onBudgetWarning": actions.on_budget_warning,
+        "onBudgetExceeded": actions.on_budget_exceeded,
+        "clampMaxTokens": actions.clamp_max_tokens,
+        "fallbackModels": {f.from_model: f.to_model for f in actions.fallback_models},
+        "queueMaxWaitSeconds": actions.queue_max_wait_seconds,
+    }
+
+
 def policy_view(s: PolicySettingsPayload) -> dict[str, Any]:
     return {
         "enforcement": s.enforcement,
         "killSwitch": s.kill_switch,
         "policyMode": "observe" if s.kill_switch else "enforce",
+        "runtimeActions": runtime_actions_view(s),
         **audit(s),
     }
 
@@ -178,7 +216,13 @@ async def get_policy(principal: WorkspaceReader, deps: Deps) -> Response:
 
 @router.put("/v1/workspaces/{workspace_id}/policy")
 async def put_policy(body: PolicyBody, principal: WorkspaceWriter, deps: Deps) -> Response:
-    wanted = {"enforcement": body.enforcement, "kill_switch": body.kill_switch}
+    wanted: dict[str, Any] = {"enforcement": body.enforcement, "kill_switch": body.kill_switch}
+    if body.runtime_actions is not None:
+        actions = body.runtime_actions
+        wanted["runtime_actions"] = {
+            **actions.model_dump(exclude={"fallback_models"}),
+            "fallback_models": [{"from_model": k, "to_model": v} for k, v in actions.fallback_models.items()],
+        }
     changes = {k: v for k, v in wanted.items() if v is not None}
     return json_response(policy_view(await change_settings(deps.evaluator, principal, "policy", changes)))
 
@@ -253,3 +297,30 @@ async def current_spend(principal: WorkspaceReader, deps: Deps) -> Response:
             "budget": window_view(budget),
         }
     return json_response(body)
+
+
+@router.get("/v1/runtime/policy", tags=["runtime"])
+async def runtime_policy(deps: Deps, x_api_key: Annotated[str | None, Header()] = None) -> Response:
+    """What an SDK in runtime enforcement mode needs (ingest key): budget state, policy mode, runtime actions."""
+    principal = await deps.resources.credentials.authenticate(x_api_key, "api_key")
+    if principal is None:
+        raise Unauthorized("a valid API key is required (X-API-Key)")
+    workspace_id = principal.workspace_id
+    now = datetime.now(UTC)
+    settings = await deps.evaluator.settings_of(workspace_id)
+    status = evaluate_budgets(settings, await deps.ledger.totals(workspace_id, settings_counters(settings, now)), now)
+    windows = {"daily": status.status.daily, "monthly": status.status.monthly}
+    return json_response(
+        {
+            "workspaceId": workspace_id,
+            "policyMode": status.status.policy_mode,
+            "enforcement": status.status.enforcement,
+            "killSwitch": settings.kill_switch,
+            "budgetWarning": status.status.budget_warning,
+            "budgetExceeded": status.status.budget_exceeded,
+            "exceededWindows": [
+                {"window": name, "periodEnd": iso(w.period_end)} for name, w in windows.items() if w and w.is_exceeded
+            ],
+            "runtimeActions": runtime_actions_view(settings),
+        }
+    )

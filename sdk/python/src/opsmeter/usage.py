@@ -1,0 +1,93 @@
+"""Provider usage → SPEC §5 token counts.
+
+SPEC §5 counts cache reads and cache writes inside ``inputTokens`` and reasoning inside ``outputTokens``.
+OpenAI already does (``prompt_tokens`` includes ``prompt_tokens_details.cached_tokens``); Anthropic reports
+``cache_read_input_tokens`` and ``cache_creation_input_tokens`` apart from ``input_tokens``, so they are added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Tokens:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def openai_tokens(usage: Any) -> Tokens | None:
+    """From a chat completion's (or the final stream chunk's) ``usage``; None when there is none."""
+    if usage is None:
+        return None
+    prompt = _get(usage, "prompt_tokens_details")
+    completion = _get(usage, "completion_tokens_details")
+    return Tokens(
+        input_tokens=_int(_get(usage, "prompt_tokens")) or 0,
+        output_tokens=_int(_get(usage, "completion_tokens")) or 0,
+        cached_input_tokens=_int(_get(prompt, "cached_tokens")),
+        cache_write_input_tokens=_int(_get(prompt, "cache_write_tokens")),
+        reasoning_tokens=_int(_get(completion, "reasoning_tokens")),
+    )
+
+
+def anthropic_tokens(usage: Any) -> Tokens | None:
+    """From a message's ``usage`` (or the usage a stream accumulated); None when there is none."""
+    if usage is None:
+        return None
+    reads = _int(_get(usage, "cache_read_input_tokens"))
+    writes = _int(_get(usage, "cache_creation_input_tokens"))
+    details = _get(usage, "output_tokens_details")
+    return Tokens(
+        input_tokens=(_int(_get(usage, "input_tokens")) or 0) + (reads or 0) + (writes or 0),
+        output_tokens=_int(_get(usage, "output_tokens")) or 0,
+        cached_input_tokens=reads,
+        cache_write_input_tokens=writes,
+        reasoning_tokens=_int(_get(details, "thinking_tokens")),
+    )
+
+
+class AnthropicStreamUsage:
+    """Usage across a stream's events: ``message_start`` carries the input side, ``message_delta`` the
+    cumulative output (and, on newer API versions, cumulative input and cache fields)."""
+
+    FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.model: str | None = None
+
+    def observe(self, event: Any) -> None:
+        kind = _get(event, "type")
+        if kind == "message_start":
+            message = _get(event, "message")
+            self.model = _get(message, "model") or self.model
+            self._take(_get(message, "usage"))
+        elif kind == "message_delta":
+            self._take(_get(event, "usage"))
+
+    def _take(self, usage: Any) -> None:
+        for name in (*self.FIELDS, "output_tokens_details"):
+            value = _get(usage, name)
+            if value is not None:
+                self.values[name] = value
+
+    def tokens(self) -> Tokens | None:
+        return anthropic_tokens(self.values) if self.values else None

@@ -1,0 +1,284 @@
+"""Instrumented provider clients: ``om.wrap_openai(client)`` and ``om.wrap_anthropic(client)``.
+
+The client object is returned as it was given, with its ``chat.completions.create`` (OpenAI) or
+``messages.create`` (Anthropic) replaced by a recording one — sync or async, streaming included. Each call
+is recorded once: provider, model, tokens (SPEC §5's meaning), latency, status, error code, attribution.
+Per call, ``opsmeter_endpoint_tag=``, ``opsmeter_user_id=``, ``opsmeter_prompt_version=`` and
+``opsmeter_metadata=`` are taken off the arguments before the provider sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, Callable, TypeVar
+
+from opsmeter.enforcement import Decision, RuntimePolicy
+from opsmeter.errors import BudgetExceededError
+from opsmeter.usage import AnthropicStreamUsage, Tokens, anthropic_tokens, openai_tokens
+
+ClientT = TypeVar("ClientT")
+OPSMETER_KWARGS = ("opsmeter_endpoint_tag", "opsmeter_user_id", "opsmeter_prompt_version", "opsmeter_metadata")
+MARK = "__opsmeter_wrapped__"
+
+
+class _Call:
+    """One provider call: enforcement before, one record after."""
+
+    def __init__(self, om: Any, provider: str, kwargs: dict[str, Any], tokens_param: str) -> None:
+        self.om = om
+        self.provider = provider
+        self.own = {name: kwargs.pop(name, None) for name in OPSMETER_KWARGS}
+        self.kwargs = kwargs
+        self.tokens_param = tokens_param
+        self.decision: Decision | None = None
+        self.started = time.perf_counter()
+        self.recorded = False
+
+    def _decide(self) -> Decision | None:
+        policy: RuntimePolicy = self.om.policy
+        return policy.decide(self.provider, self.kwargs, tokens_param=self.tokens_param)
+
+    def _after_decision(self, decision: Decision | None) -> dict[str, Any]:
+        self.decision = decision
+        if decision is None:
+            return self.kwargs
+        if decision.action == "block" and decision.mode == "applied":
+            self.blocked("the workspace budget is exceeded; its runtime action blocks provider calls")
+        self.kwargs = decision.params
+        return self.kwargs
+
+    def blocked(self, message: str, action: str = "block") -> None:
+        if self.decision is None or self.decision.action != action:
+            self.decision = Decision(action, "applied", dict(self.kwargs), message)
+        self.record(None, status="error", error_code="budget_blocked")
+        raise BudgetExceededError(message, action=action)
+
+    def before(self) -> dict[str, Any]:
+        self.om.policy.ensure()
+        decision = self._decide()
+        if decision is not None and decision.action == "queue" and decision.mode == "applied":
+            waited = time.perf_counter()
+            try:
+                self.om.policy.wait_in_queue(self.provider, self.kwargs, tokens_param=self.tokens_param)
+            except BudgetExceededError as exc:
+                self.decision = decision
+                self.blocked(str(exc), action="queue")
+            decision.detail = f"waited {time.perf_counter() - waited:.1f}s for the budget window"
+        self.started = time.perf_counter()
+        return self._after_decision(decision)
+
+    async def before_async(self) -> dict[str, Any]:
+        if self.om.policy.enabled and self.om.policy.snapshot is None:
+            await asyncio.to_thread(self.om.policy.ensure)
+        decision = self._decide()
+        if decision is not None and decision.action == "queue" and decision.mode == "applied":
+            waited = time.perf_counter()
+            try:
+                await self.om.policy.wait_in_queue_async(self.provider, self.kwargs, tokens_param=self.tokens_param)
+            except BudgetExceededError as exc:
+                self.decision = decision
+                self.blocked(str(exc), action="queue")
+            decision.detail = f"waited {time.perf_counter() - waited:.1f}s for the budget window"
+        self.started = time.perf_counter()
+        return self._after_decision(decision)
+
+    def record(
+        self, tokens: Tokens | None, *, model: str | None = None, status: str = "success", error_code: Any = None
+    ) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        try:
+            metadata: dict[str, Any] = dict(self.own["opsmeter_metadata"] or {})
+            if self.decision is not None:
+                metadata.update(self.decision.metadata())
+            counted = tokens or Tokens()
+            self.om.record(
+                provider=self.provider,
+                model=str(model or self.kwargs.get("model") or "unknown"),
+                input_tokens=counted.input_tokens,
+                output_tokens=counted.output_tokens,
+                cached_input_tokens=counted.cached_input_tokens,
+                cache_write_input_tokens=counted.cache_write_input_tokens,
+                reasoning_tokens=counted.reasoning_tokens,
+                latency_ms=int((time.perf_counter() - self.started) * 1000),
+                status=status,
+                error_code=str(error_code)[:64] if error_code else None,
+                endpoint_tag=self.own["opsmeter_endpoint_tag"],
+                user_id=self.own["opsmeter_user_id"],
+                prompt_version=self.own["opsmeter_prompt_version"],
+                metadata=metadata or None,
+            )
+        except Exception:  # recording must never break the provider call
+            return
+
+    def failed(self, exc: BaseException) -> None:
+        code = getattr(exc, "status_code", None)
+        self.record(None, status="error", error_code=f"http_{code}" if code else type(exc).__name__)
+
+
+class _RecordedStream:
+    """The provider's stream, passed through chunk by chunk; recorded once it ends, fails or is closed."""
+
+    def __init__(self, stream: Any, call: _Call, observe: Callable[[Any], None], finish: Callable[[], None]) -> None:
+        self._stream = stream
+        self._call = call
+        self._observe = observe
+        self._finish = finish
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            for item in self._stream:
+                self._observe(item)
+                yield item
+        except Exception as exc:
+            self._call.failed(exc)
+            raise
+        finally:
+            self._finish()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._aiter()
+
+    async def _aiter(self) -> AsyncIterator[Any]:
+        try:
+            async for item in self._stream:
+                self._observe(item)
+                yield item
+        except Exception as exc:
+            self._call.failed(exc)
+            raise
+        finally:
+            self._finish()
+
+    def __enter__(self) -> _RecordedStream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> _RecordedStream:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._stream.close()
+        self._finish()
+
+    def close(self) -> None:
+        self._stream.close()
+        self._finish()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _openai_tokens_param(kwargs: Mapping[str, Any]) -> str:
+    return "max_tokens" if "max_tokens" in kwargs and "max_completion_tokens" not in kwargs else "max_completion_tokens"
+
+
+def _openai_stream(call: _Call, stream: Any) -> _RecordedStream:
+    seen: dict[str, Any] = {}
+
+    def observe(chunk: Any) -> None:
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            seen["usage"] = usage
+        seen["model"] = getattr(chunk, "model", None) or seen.get("model")
+
+    def finish() -> None:
+        call.record(openai_tokens(seen.get("usage")), model=seen.get("model"))
+
+    return _RecordedStream(stream, call, observe, finish)
+
+
+def _anthropic_stream(call: _Call, stream: Any) -> _RecordedStream:
+    usage = AnthropicStreamUsage()
+    return _RecordedStream(stream, call, usage.observe, lambda: call.record(usage.tokens(), model=usage.model))
+
+
+def _instrument(
+    om: Any,
+    resource: Any,
+    provider: str,
+    tokens_param: Callable[[Mapping[str, Any]], str],
+    tokens: Callable[[Any], Tokens | None],
+    stream: Callable[[_Call, Any], _RecordedStream],
+    prepare: Callable[[dict[str, Any]], None],
+) -> None:
+    original = resource.create
+    if getattr(original, MARK, False):
+        return
+    if inspect.iscoroutinefunction(original) or type(resource).__name__.startswith("Async"):
+
+        @functools.wraps(original)
+        async def create_async(*args: Any, **kwargs: Any) -> Any:
+            call = _Call(om, provider, kwargs, tokens_param(kwargs))
+            params = await call.before_async()
+            prepare(params)
+            try:
+                result = await original(*args, **params)
+            except Exception as exc:
+                call.failed(exc)
+                raise
+            if params.get("stream"):
+                return stream(call, result)
+            call.record(tokens(getattr(result, "usage", None)), model=getattr(result, "model", None))
+            return result
+
+        setattr(create_async, MARK, True)
+        resource.create = create_async
+    else:
+
+        @functools.wraps(original)
+        def create(*args: Any, **kwargs: Any) -> Any:
+            call = _Call(om, provider, kwargs, tokens_param(kwargs))
+            params = call.before()
+            prepare(params)
+            try:
+                result = original(*args, **params)
+            except Exception as exc:
+                call.failed(exc)
+                raise
+            if params.get("stream"):
+                return stream(call, result)
+            call.record(tokens(getattr(result, "usage", None)), model=getattr(result, "model", None))
+            return result
+
+        setattr(create, MARK, True)
+        resource.create = create
+
+
+def _ask_openai_for_stream_usage(params: dict[str, Any]) -> None:
+    """A stream reports usage only when asked (a final chunk with empty ``choices``): ask unless told otherwise."""
+    if params.get("stream") and "stream_options" not in params:
+        params["stream_options"] = {"include_usage": True}
+
+
+def wrap_openai(om: Any, client: ClientT) -> ClientT:
+    _instrument(
+        om,
+        client.chat.completions,  # type: ignore[attr-defined]
+        "openai",
+        _openai_tokens_param,
+        openai_tokens,
+        _openai_stream,
+        _ask_openai_for_stream_usage,
+    )
+    return client
+
+
+def wrap_anthropic(om: Any, client: ClientT) -> ClientT:
+    _instrument(
+        om,
+        client.messages,  # type: ignore[attr-defined]
+        "anthropic",
+        lambda _: "max_tokens",
+        anthropic_tokens,
+        _anthropic_stream,
+        lambda _: None,
+    )
+    return client
