@@ -208,8 +208,9 @@ def forecast_month(
     projected = spend_micro_usd + math.ceil(rate * remaining)
     exhaust_at = None
     if limit_micro_usd is not None and rate > 0 and spend_micro_usd < limit_micro_usd:
-        at = now + timedelta(seconds=(limit_micro_usd - spend_micro_usd) / rate)
-        exhaust_at = at if at < month.end else None
+        seconds_left = (limit_micro_usd - spend_micro_usd) / rate
+        # Compared as seconds first: a tiny rate puts the date past what a datetime can hold.
+        exhaust_at = now + timedelta(seconds=seconds_left) if seconds_left < remaining else None
     return Forecast(projected, exhaust_at)
 
 

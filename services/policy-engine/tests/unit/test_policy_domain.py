@@ -100,6 +100,17 @@ class TestForecast:
         assert forecast.projected_exhaust_at < datetime(2026, 12, 1, tzinfo=UTC)
 
 
+    def test_a_tiny_burn_rate_against_a_large_limit_exhausts_nothing_this_month(self) -> None:
+        forecast = forecast_month(
+            spend_micro_usd=1,
+            limit_micro_usd=3_000_000,
+            recent_micro_usd=1,
+            recent_since=datetime(2026, 11, 1, tzinfo=UTC),
+            now=datetime(2026, 11, 29, tzinfo=UTC),
+        )
+        assert forecast.projected_exhaust_at is None
+
+
 class TestUnitCost:
     def test_average_cost_per_1k_tokens_over_the_window_breaches_above_the_max(self) -> None:
         rule = UnitCostRule(rule_id="r", metric="cost_per_1k_tokens", max_micro_usd=500, window_seconds=120)
