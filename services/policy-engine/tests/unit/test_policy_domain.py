@@ -99,7 +99,6 @@ class TestForecast:
         assert forecast.projected_exhaust_at is not None
         assert forecast.projected_exhaust_at < datetime(2026, 12, 1, tzinfo=UTC)
 
-
     def test_a_tiny_burn_rate_against_a_large_limit_exhausts_nothing_this_month(self) -> None:
         forecast = forecast_month(
             spend_micro_usd=1,

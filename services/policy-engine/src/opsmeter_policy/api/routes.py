@@ -9,6 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 from pydantic.alias_generators import to_camel
 
 from opsmeter_contracts.policy import PolicySettingsPayload
+from opsmeter_policy.api.answers import (
+    BudgetsAnswer,
+    PolicyAnswer,
+    RulesAnswer,
+    RuntimePolicyAnswer,
+    SpendAnswer,
+)
 from opsmeter_policy.api.deps import Deps, WorkspaceReader, WorkspaceWriter
 from opsmeter_policy.commands import change_settings
 from opsmeter_policy.domain import day_window, evaluate_budgets, month_window, settings_counters
@@ -184,12 +191,12 @@ def rules_view(s: PolicySettingsPayload) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/workspaces/{workspace_id}/budgets")
+@router.get("/v1/workspaces/{workspace_id}/budgets", response_model=BudgetsAnswer)
 async def get_budgets(principal: WorkspaceReader, deps: Deps) -> Response:
     return json_response(budgets_view(await deps.evaluator.settings_of(principal.workspace_id)))
 
 
-@router.put("/v1/workspaces/{workspace_id}/budgets")
+@router.put("/v1/workspaces/{workspace_id}/budgets", response_model=BudgetsAnswer)
 async def put_budgets(body: BudgetsBody, principal: WorkspaceWriter, deps: Deps) -> Response:
     changes = {
         "daily_limit_micro_usd": to_micro(body.daily_usd),
@@ -209,12 +216,12 @@ async def put_budgets(body: BudgetsBody, principal: WorkspaceWriter, deps: Deps)
     return json_response(budgets_view(await change_settings(deps.evaluator, principal, "budgets", changes)))
 
 
-@router.get("/v1/workspaces/{workspace_id}/policy")
+@router.get("/v1/workspaces/{workspace_id}/policy", response_model=PolicyAnswer)
 async def get_policy(principal: WorkspaceReader, deps: Deps) -> Response:
     return json_response(policy_view(await deps.evaluator.settings_of(principal.workspace_id)))
 
 
-@router.put("/v1/workspaces/{workspace_id}/policy")
+@router.put("/v1/workspaces/{workspace_id}/policy", response_model=PolicyAnswer)
 async def put_policy(body: PolicyBody, principal: WorkspaceWriter, deps: Deps) -> Response:
     wanted: dict[str, Any] = {"enforcement": body.enforcement, "kill_switch": body.kill_switch}
     if body.runtime_actions is not None:
@@ -227,12 +234,12 @@ async def put_policy(body: PolicyBody, principal: WorkspaceWriter, deps: Deps) -
     return json_response(policy_view(await change_settings(deps.evaluator, principal, "policy", changes)))
 
 
-@router.get("/v1/workspaces/{workspace_id}/rules")
+@router.get("/v1/workspaces/{workspace_id}/rules", response_model=RulesAnswer)
 async def get_rules(principal: WorkspaceReader, deps: Deps) -> Response:
     return json_response(rules_view(await deps.evaluator.settings_of(principal.workspace_id)))
 
 
-@router.put("/v1/workspaces/{workspace_id}/rules")
+@router.put("/v1/workspaces/{workspace_id}/rules", response_model=RulesAnswer)
 async def put_rules(body: RulesBody, principal: WorkspaceWriter, deps: Deps) -> Response:
     changes = {
         "unit_cost_rules": [
@@ -266,7 +273,7 @@ def window_view(window: BudgetWindowStatus | None) -> dict[str, Any] | None:
     }
 
 
-@router.get("/v1/workspaces/{workspace_id}/spend")
+@router.get("/v1/workspaces/{workspace_id}/spend", response_model=SpendAnswer)
 async def current_spend(principal: WorkspaceReader, deps: Deps) -> Response:
     """Spend so far in the current UTC day and month, with the budgets' state and the monthly forecast."""
     workspace_id = principal.workspace_id
@@ -299,7 +306,7 @@ async def current_spend(principal: WorkspaceReader, deps: Deps) -> Response:
     return json_response(body)
 
 
-@router.get("/v1/runtime/policy", tags=["runtime"])
+@router.get("/v1/runtime/policy", response_model=RuntimePolicyAnswer, tags=["runtime"])
 async def runtime_policy(deps: Deps, x_api_key: Annotated[str | None, Header()] = None) -> Response:
     """What an SDK in runtime enforcement mode needs (ingest key): budget state, policy mode, runtime actions."""
     principal = await deps.resources.credentials.authenticate(x_api_key, "api_key")

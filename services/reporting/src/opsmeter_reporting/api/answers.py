@@ -213,3 +213,61 @@ class RebuildAnswer(_Answer):
     to: str
     workspace_id: str | None = Field(alias="workspaceId")
     raw_events: int = Field(alias="rawEvents")
+
+
+class SeriesTotals(_Answer):
+    requests: int
+    errors: int
+    tokens: int
+    cost_micro_usd: int = Field(alias="costMicroUsd")
+
+
+class SeriesBucket(_Answer):
+    at: str
+    requests: int
+    errors: int
+    cost_micro_usd: int = Field(alias="costMicroUsd")
+
+
+class SeriesPoint(SeriesBucket):
+    key: str
+    cost_usd: str = Field(alias="costUsd")
+
+
+class SeriesAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    from_: str = Field(alias="from")
+    to: str
+    bucket: str
+    stack_by: str = Field(alias="stackBy")
+    data_mode: str = Field(alias="dataMode")
+    totals: SeriesTotals
+    buckets: list[SeriesBucket]
+    points: list[SeriesPoint]
+
+
+class RawEvent(_Answer):
+    event_id: str = Field(alias="eventId")
+    occurred_at: str = Field(alias="occurredAt")
+    provider: str
+    model: str
+    endpoint_tag: str | None = Field(alias="endpointTag")
+    user_id: str | None = Field(alias="userId")
+    prompt_version: str | None = Field(alias="promptVersion")
+    status: str
+    error_code: str | None = Field(alias="errorCode")
+    input_tokens: int = Field(alias="inputTokens")
+    output_tokens: int = Field(alias="outputTokens")
+    latency_ms: int | None = Field(alias="latencyMs")
+    cost_usd: str = Field(alias="costUsd")
+    cost_micro_usd: int = Field(alias="costMicroUsd")
+
+
+class EventsPage(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    from_: str = Field(alias="from")
+    to: str
+    dimension: str | None
+    key: str | None
+    events: list[RawEvent]
+    next_before: str | None = Field(alias="nextBefore")

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from opsmeter_reporting.api.answers import EventsPage, SeriesAnswer
 from opsmeter_reporting.api.deps import Deps, WorkspaceReader
 from opsmeter_reporting.api.routes import DataMode, _now
 from opsmeter_reporting.api.views import iso
@@ -25,7 +26,7 @@ def _window(start: datetime | None, end: datetime | None) -> UsageWindow:
         raise InvalidRequest(str(exc)) from None
 
 
-@router.get("/v1/workspaces/{workspace_id}/usage/series")
+@router.get("/v1/workspaces/{workspace_id}/usage/series", response_model=SeriesAnswer)
 async def usage_series(
     principal: WorkspaceReader,
     deps: Deps,
@@ -78,7 +79,7 @@ async def usage_series(
     )
 
 
-@router.get("/v1/workspaces/{workspace_id}/events")
+@router.get("/v1/workspaces/{workspace_id}/events", response_model=EventsPage)
 async def raw_events(
     principal: WorkspaceReader,
     deps: Deps,

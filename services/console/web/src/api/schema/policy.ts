@@ -34,6 +34,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/runtime/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Runtime Policy
+         * @description What an SDK in runtime enforcement mode needs (ingest key): budget state, policy mode, runtime actions.
+         */
+        get: operations["runtime_policy_v1_runtime_policy_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{workspace_id}/budgets": {
         parameters: {
             query?: never;
@@ -112,6 +132,39 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** BudgetWindow */
+        BudgetWindow: {
+            /** Currentspendusd */
+            currentSpendUsd: string | null;
+            /** Isexceeded */
+            isExceeded: boolean;
+            /** Iswarning */
+            isWarning: boolean;
+            /** Limitusd */
+            limitUsd: string | null;
+            /** Periodend */
+            periodEnd: string;
+            /** Periodstart */
+            periodStart: string;
+            /** Utilizationratio */
+            utilizationRatio: number;
+        };
+        /** BudgetsAnswer */
+        BudgetsAnswer: {
+            /** Alertthresholds */
+            alertThresholds: number[];
+            changedBy: components["schemas"]["ChangedBy"];
+            /** Dailyusd */
+            dailyUsd: string | null;
+            /** Monthlyusd */
+            monthlyUsd: string | null;
+            /** Scoped */
+            scoped: components["schemas"]["ScopedBudget"][];
+            /** Version */
+            version: number;
+            /** Warningthresholdratio */
+            warningThresholdRatio: number;
+        };
         /** BudgetsBody */
         BudgetsBody: {
             /** Alertthresholds */
@@ -127,6 +180,13 @@ export interface components {
              * @default 0.8
              */
             warningThresholdRatio: number;
+        };
+        /** ChangedBy */
+        ChangedBy: {
+            /** Credentialid */
+            credentialId: string | null;
+            /** Role */
+            role: string | null;
         };
         /**
          * ErrorAnswer
@@ -144,6 +204,16 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** ExceededWindow */
+        ExceededWindow: {
+            /** Periodend */
+            periodEnd: string;
+            /**
+             * Window
+             * @enum {string}
+             */
+            window: "daily" | "monthly";
+        };
         /** FieldProblem */
         FieldProblem: {
             /** Field */
@@ -156,6 +226,25 @@ export interface components {
             /** Status */
             status: string;
         };
+        /** PolicyAnswer */
+        PolicyAnswer: {
+            changedBy: components["schemas"]["ChangedBy"];
+            /**
+             * Enforcement
+             * @enum {string}
+             */
+            enforcement: "advisory" | "hard_stop";
+            /** Killswitch */
+            killSwitch: boolean;
+            /**
+             * Policymode
+             * @enum {string}
+             */
+            policyMode: "enforce" | "observe";
+            runtimeActions: components["schemas"]["RuntimeActionsAnswer"];
+            /** Version */
+            version: number;
+        };
         /**
          * PolicyBody
          * @description A partial change: a field left out keeps its value; a field sent must carry one (``null`` is 422).
@@ -165,6 +254,7 @@ export interface components {
             enforcement?: ("advisory" | "hard_stop") | null;
             /** Killswitch */
             killSwitch?: boolean | null;
+            runtimeActions?: components["schemas"]["RuntimeActionsBody"] | null;
         };
         /** ReadinessAnswer */
         ReadinessAnswer: {
@@ -174,6 +264,28 @@ export interface components {
             };
             /** Status */
             status: string;
+        };
+        /** Rule */
+        Rule: {
+            /** Enabled */
+            enabled: boolean;
+            /** Endpointtag */
+            endpointTag: string | null;
+            /** Id */
+            id: string;
+            /** Maxusd */
+            maxUsd: string;
+            /**
+             * Metric
+             * @enum {string}
+             */
+            metric: "costPerRequest" | "costPer1kTokens";
+            /** Minrequests */
+            minRequests: number;
+            /** Model */
+            model: string | null;
+            /** Windowminutes */
+            windowMinutes: number;
         };
         /** RuleBody */
         RuleBody: {
@@ -206,10 +318,106 @@ export interface components {
              */
             windowMinutes: number;
         };
+        /** RulesAnswer */
+        RulesAnswer: {
+            changedBy: components["schemas"]["ChangedBy"];
+            /** Rules */
+            rules: components["schemas"]["Rule"][];
+            /** Version */
+            version: number;
+        };
         /** RulesBody */
         RulesBody: {
             /** Rules */
             rules: components["schemas"]["RuleBody"][];
+        };
+        /** RuntimeActionsAnswer */
+        RuntimeActionsAnswer: {
+            /** Clampmaxtokens */
+            clampMaxTokens: number | null;
+            /** Fallbackmodels */
+            fallbackModels: {
+                [key: string]: string;
+            };
+            /**
+             * Onbudgetexceeded
+             * @enum {string}
+             */
+            onBudgetExceeded: "none" | "block" | "clamp" | "fallback" | "queue";
+            /**
+             * Onbudgetwarning
+             * @enum {string}
+             */
+            onBudgetWarning: "none" | "block" | "clamp" | "fallback" | "queue";
+            /** Queuemaxwaitseconds */
+            queueMaxWaitSeconds: number;
+        };
+        /**
+         * RuntimeActionsBody
+         * @description What SDKs in runtime enforcement mode do before a provider call (ADR 54).
+         */
+        RuntimeActionsBody: {
+            /** Clampmaxtokens */
+            clampMaxTokens?: number | null;
+            /** Fallbackmodels */
+            fallbackModels?: {
+                [key: string]: string;
+            };
+            /**
+             * Onbudgetexceeded
+             * @default none
+             * @enum {string}
+             */
+            onBudgetExceeded: "none" | "block" | "clamp" | "fallback" | "queue";
+            /**
+             * Onbudgetwarning
+             * @default none
+             * @enum {string}
+             */
+            onBudgetWarning: "none" | "block" | "clamp" | "fallback" | "queue";
+            /**
+             * Queuemaxwaitseconds
+             * @default 30
+             */
+            queueMaxWaitSeconds: number;
+        };
+        /** RuntimePolicyAnswer */
+        RuntimePolicyAnswer: {
+            /** Budgetexceeded */
+            budgetExceeded: boolean;
+            /** Budgetwarning */
+            budgetWarning: boolean;
+            /**
+             * Enforcement
+             * @enum {string}
+             */
+            enforcement: "advisory" | "hard_stop";
+            /** Exceededwindows */
+            exceededWindows: components["schemas"]["ExceededWindow"][];
+            /** Killswitch */
+            killSwitch: boolean;
+            /**
+             * Policymode
+             * @enum {string}
+             */
+            policyMode: "enforce" | "observe";
+            runtimeActions: components["schemas"]["RuntimeActionsAnswer"];
+            /** Workspaceid */
+            workspaceId: string;
+        };
+        /** ScopedBudget */
+        ScopedBudget: {
+            /** Dailyusd */
+            dailyUsd: string | null;
+            /**
+             * Dimension
+             * @enum {string}
+             */
+            dimension: "endpointTag" | "model" | "userId";
+            /** Monthlyusd */
+            monthlyUsd: string | null;
+            /** Value */
+            value: string;
         };
         /** ScopedBudgetBody */
         ScopedBudgetBody: {
@@ -224,6 +432,45 @@ export interface components {
             monthlyUsd?: number | string | null;
             /** Value */
             value: string;
+        };
+        /** SpendAnswer */
+        SpendAnswer: {
+            /** Budgetexceeded */
+            budgetExceeded: boolean;
+            /** Budgetwarning */
+            budgetWarning: boolean;
+            daily: components["schemas"]["SpendWindow"];
+            /**
+             * Enforcement
+             * @enum {string}
+             */
+            enforcement: "advisory" | "hard_stop";
+            monthly: components["schemas"]["SpendWindow"];
+            /**
+             * Policymode
+             * @enum {string}
+             */
+            policyMode: "enforce" | "observe";
+            /** Projectedendofperiodusd */
+            projectedEndOfPeriodUsd: string | null;
+            /** Projectedexhaustat */
+            projectedExhaustAt: string | null;
+            /** Warningthresholdratio */
+            warningThresholdRatio: number;
+            /** Workspaceid */
+            workspaceId: string;
+        };
+        /** SpendWindow */
+        SpendWindow: {
+            budget: components["schemas"]["BudgetWindow"] | null;
+            /** Currentspendmicrousd */
+            currentSpendMicroUsd: number;
+            /** Currentspendusd */
+            currentSpendUsd: string;
+            /** Periodend */
+            periodEnd: string;
+            /** Periodstart */
+            periodStart: string;
         };
     };
     responses: never;
@@ -490,6 +737,136 @@ export interface operations {
             };
         };
     };
+    runtime_policy_v1_runtime_policy_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuntimePolicyAnswer"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
     get_budgets_v1_workspaces__workspace_id__budgets_get: {
         parameters: {
             query?: never;
@@ -510,7 +887,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["BudgetsAnswer"];
                 };
             };
             /** @description The body is not JSON */
@@ -646,7 +1023,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["BudgetsAnswer"];
                 };
             };
             /** @description The body is not JSON */
@@ -779,7 +1156,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["PolicyAnswer"];
                 };
             };
             /** @description The body is not JSON */
@@ -915,7 +1292,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["PolicyAnswer"];
                 };
             };
             /** @description The body is not JSON */
@@ -1048,7 +1425,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["RulesAnswer"];
                 };
             };
             /** @description The body is not JSON */
@@ -1184,7 +1561,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["RulesAnswer"];
                 };
             };
             /** @description The body is not JSON */
@@ -1317,7 +1694,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["SpendAnswer"];
                 };
             };
             /** @description The body is not JSON */

@@ -442,6 +442,23 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** EventsPage */
+        EventsPage: {
+            /** Dimension */
+            dimension: string | null;
+            /** Events */
+            events: components["schemas"]["RawEvent"][];
+            /** From */
+            from: string;
+            /** Key */
+            key: string | null;
+            /** Nextbefore */
+            nextBefore: string | null;
+            /** To */
+            to: string;
+            /** Workspaceid */
+            workspaceId: string;
+        };
         /** FieldProblem */
         FieldProblem: {
             /** Field */
@@ -517,6 +534,37 @@ export interface components {
             /** To */
             to: string;
         };
+        /** RawEvent */
+        RawEvent: {
+            /** Costmicrousd */
+            costMicroUsd: number;
+            /** Costusd */
+            costUsd: string;
+            /** Endpointtag */
+            endpointTag: string | null;
+            /** Errorcode */
+            errorCode: string | null;
+            /** Eventid */
+            eventId: string;
+            /** Inputtokens */
+            inputTokens: number;
+            /** Latencyms */
+            latencyMs: number | null;
+            /** Model */
+            model: string;
+            /** Occurredat */
+            occurredAt: string;
+            /** Outputtokens */
+            outputTokens: number;
+            /** Promptversion */
+            promptVersion: string | null;
+            /** Provider */
+            provider: string;
+            /** Status */
+            status: string;
+            /** Userid */
+            userId: string | null;
+        };
         /** ReadinessAnswer */
         ReadinessAnswer: {
             /** Checks */
@@ -551,6 +599,63 @@ export interface components {
             to: string;
             /** Workspaceid */
             workspaceId?: string | null;
+        };
+        /** SeriesAnswer */
+        SeriesAnswer: {
+            /** Bucket */
+            bucket: string;
+            /** Buckets */
+            buckets: components["schemas"]["SeriesBucket"][];
+            /** Datamode */
+            dataMode: string;
+            /** From */
+            from: string;
+            /** Points */
+            points: components["schemas"]["SeriesPoint"][];
+            /** Stackby */
+            stackBy: string;
+            /** To */
+            to: string;
+            totals: components["schemas"]["SeriesTotals"];
+            /** Workspaceid */
+            workspaceId: string;
+        };
+        /** SeriesBucket */
+        SeriesBucket: {
+            /** At */
+            at: string;
+            /** Costmicrousd */
+            costMicroUsd: number;
+            /** Errors */
+            errors: number;
+            /** Requests */
+            requests: number;
+        };
+        /** SeriesPoint */
+        SeriesPoint: {
+            /** At */
+            at: string;
+            /** Costmicrousd */
+            costMicroUsd: number;
+            /** Costusd */
+            costUsd: string;
+            /** Errors */
+            errors: number;
+            /** Key */
+            key: string;
+            /** Requests */
+            requests: number;
+        };
+        /** SeriesTotals */
+        SeriesTotals: {
+            /** Costmicrousd */
+            costMicroUsd: number;
+            /** Errors */
+            errors: number;
+            /** Requests */
+            requests: number;
+            /** Tokens */
+            tokens: number;
         };
         /** SpikeAnswer */
         SpikeAnswer: {
@@ -1272,7 +1377,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["EventsPage"];
                 };
             };
             /** @description The body is not JSON */
@@ -2501,7 +2606,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["SeriesAnswer"];
                 };
             };
             /** @description The body is not JSON */
