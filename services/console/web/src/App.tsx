@@ -78,9 +78,11 @@ function Layout({ session }: { session: Session }) {
   useEffect(() => setMenuOpen(false), [dataMode]);
 
   const signOut = async () => {
-    await sessions.signOut();
-    client.removeQueries({ predicate: (q) => q.queryKey[0] !== "session" });
+    // Signed-out view first and the workspace's queries gone, then the cookie: no query runs without it.
     client.setQueryData(["session"], null);
+    await client.cancelQueries({ predicate: (q) => q.queryKey[0] !== "session" });
+    client.removeQueries({ predicate: (q) => q.queryKey[0] !== "session" });
+    await sessions.signOut();
     navigate("/", { replace: true });
   };
   if (dataMode === undefined) return <Loading what="the workspace" />;

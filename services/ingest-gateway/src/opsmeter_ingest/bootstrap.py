@@ -84,6 +84,8 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
             prices=prices,
             notices=PlanLimitNotices(resources.redis, resources.publisher),
         )
+        reconciling = asyncio.create_task(ingestor.reconcile_forever(), name="reconcile")
+        resources.stack.push_async_callback(_stop, reconciling)
         # Everything loaded so far (modules, schemas, the price catalog) lives as long as the process:
         # keep it out of the cyclic collector's full passes, which otherwise rescan it under load.
         gc.collect()

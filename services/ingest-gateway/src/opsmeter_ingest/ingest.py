@@ -241,6 +241,15 @@ class Ingestor:
         await self._reconcile(workspace_id)
         return admission
 
+    async def reconcile_forever(self, interval_s: float = 0.5) -> None:
+        """Settle what was decided in-process as soon as Redis answers again, whether or not requests come."""
+        while True:
+            await asyncio.sleep(interval_s)
+            for workspace_id in self._degraded.pending_workspaces():
+                if self._degraded.redis_away(time.monotonic()):
+                    break
+                await self._reconcile(workspace_id)
+
     async def _reconcile(self, workspace_id: str) -> None:
         """Settle with Redis what was decided in-process while it was away (or answered too late), once.
 
@@ -258,8 +267,10 @@ class Ingestor:
                 counted = await self._admission.reconcile(key[0], key[1], settlements)
             except Exception as exc:  # Redis away again: keep them for next time
                 pending[key] = settlements + pending.get(key, [])
+                self._degraded.mark_away(time.monotonic())
                 log.warning("quota_reconcile_failed", error=str(exc))
                 return
+            self._degraded.mark_back()
             log.info("quota_reconciled", period=key[1], events=len(settlements), counted=counted)
         for key in [key for key in overflow if key[0] == workspace_id]:
             count = overflow.pop(key, 0)

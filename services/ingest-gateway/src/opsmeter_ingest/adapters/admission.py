@@ -257,6 +257,10 @@ class DegradedAdmission:
             self.away_until = now + self.probe_interval_s  # this request probes; the others decide here
         return False
 
+    def pending_workspaces(self) -> list[str]:
+        """Workspaces with events decided here that Redis has not counted yet."""
+        return sorted({workspace_id for workspace_id, _ in [*self.unreconciled, *self.overflow]})
+
     def mark_away(self, now: float) -> None:
         self.away_until = now + self.probe_interval_s
 
