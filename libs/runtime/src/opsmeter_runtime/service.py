@@ -3,8 +3,8 @@
 import uvicorn
 from starlette.types import ASGIApp
 
-from opsmeter_runtime.http_protocol import http_protocol
 from opsmeter_runtime.logs import configure_logging
+from opsmeter_runtime.read_deadline import read_deadline_protocol
 from opsmeter_runtime.settings import ServiceSettings
 
 
@@ -20,6 +20,6 @@ def serve(app: ASGIApp, settings: ServiceSettings, *, service: str) -> None:
         lifespan="on",
         timeout_graceful_shutdown=20,
         loop="uvloop",
-        http=http_protocol(settings.runtime.http_read_timeout_s),  # one write per answer (ADR 48), read timeout
+        http=read_deadline_protocol(settings.runtime.http_read_timeout_s),
     )
     uvicorn.Server(config).run()

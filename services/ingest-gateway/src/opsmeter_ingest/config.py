@@ -22,8 +22,6 @@ class GatewaySettings(ServiceSettings):
     admission_probe_interval_s: float = Field(
         default=0.5, gt=0, description="While Redis is away, one request in this interval tries it again."
     )
-    publish_linger_s: float = 0.001
-    """How long an idle publisher waits for more requests to share a Kafka produce round trip."""
     spool_max_bytes: int = 256 * 1024 * 1024
     instance: str = Field(default_factory=socket.gethostname, description="Names this process's spool directory.")
     max_timestamp_age_s: int = 7 * 24 * 3600

@@ -1,9 +1,7 @@
 """Entrypoint: ``create_app()`` for ASGI servers, ``run()`` for the ``opsmeter-ingest`` command."""
 
-from fastapi import Request, Response
-from starlette.types import ASGIApp
+from fastapi import FastAPI, Request, Response
 
-from opsmeter_ingest.api.fast import FastIngestPath
 from opsmeter_ingest.api.hygiene import router as hygiene_router
 from opsmeter_ingest.api.keys import router as keys_router
 from opsmeter_ingest.api.keys import tokens_router
@@ -20,16 +18,14 @@ async def render_rejection(_: Request, exc: IngestRejected) -> Response:
     return json_response(exc.body(), exc.status_code, exc.headers)
 
 
-def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
-    """The FastAPI app behind the raw ASGI fast path for the two ingest endpoints."""
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    app = create_service_app(
+    return create_service_app(
         title="Opsmeter ingest gateway",
         bootstrap=lambda: bootstrap(settings),
         routers=[router, keys_router, tokens_router, hygiene_router],
         exception_handlers={IngestRejected: render_rejection},
     )
-    return FastIngestPath(app, lambda: app.state.deps)
 
 
 def run() -> None:
