@@ -43,7 +43,8 @@ class RedisScripts:
             url,
             decode_responses=False,
             socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), retries=0),
+            retry=Retry(NoBackoff(), retries=1),  # once more on a fresh connection: a restarted Redis closed the old
+            retry_on_error=[RedisConnectionError],
             max_connections=256,
         )
         self._scripts: dict[str, AsyncScript] = {

@@ -79,10 +79,11 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
         degraded = DegradedAdmission(
             settings.default_rate_limit_per_minute, probe_interval_s=settings.admission_probe_interval_s
         )
+        admission = FailOpenAdmission(redis_admission, degraded, PlanLimitNotices(resources.redis, resources.publisher))
+        reconciling = asyncio.create_task(admission.reconcile_forever(), name="reconciler")
+        resources.stack.push_async_callback(_stop, reconciling)
         ingestor = Ingestor(
-            admission=FailOpenAdmission(
-                redis_admission, degraded, PlanLimitNotices(resources.redis, resources.publisher)
-            ),
+            admission=admission,
             sink=sink,
             prices=prices,
             settlement=Settlements(settler, degraded),

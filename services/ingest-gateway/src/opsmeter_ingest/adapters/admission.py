@@ -463,6 +463,14 @@ class FailOpenAdmission:
     def rate_state(self, workspace_id: str, now: float) -> tuple[int, int, int]:
         return self._degraded.rate_state(workspace_id, now)
 
+    async def reconcile_forever(self, interval_s: float = 1.0) -> None:
+        """Reconcile what was decided in-process as soon as Redis answers again, whether or not requests come."""
+        while True:
+            await asyncio.sleep(interval_s)
+            degraded = self._degraded
+            for workspace_id in {key[0] for key in [*degraded.unreconciled, *degraded.overflow]}:
+                await self._reconcile(workspace_id)
+
     def _in_process(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
         DEGRADED_DECISIONS.inc(len(items))
         return self._degraded.admit(workspace_id, items, time.time())
