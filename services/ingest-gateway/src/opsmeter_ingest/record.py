@@ -246,6 +246,7 @@ class IngestRequest(BaseModel):
     output_tokens: int = Field(ge=0, le=10_000_000)
     total_tokens: int | None = Field(default=None, ge=0, le=20_000_000)
     cached_input_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
+    cache_write_input_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
     reasoning_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
     latency_ms: int | None = Field(default=None, ge=0, le=3_600_000)
     status: Literal["success", "error"] = "success"

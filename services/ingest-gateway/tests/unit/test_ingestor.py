@@ -122,3 +122,11 @@ class TestIngest:
         result = await world.ingestor.ingest(CALLER, [body("a"), body("b", outputTokens=-1), body("a")])
         assert [type(o) for o in result.outcomes] == [Accepted, Invalid, Duplicate]  # "a" again: like the first
         assert len(world.sink.published) == 1
+
+    async def test_every_field_of_the_record_reaches_the_event_by_name(self) -> None:
+        world = World()
+        await world.one(body(cachedInputTokens=100, cacheWriteInputTokens=50, reasoningTokens=7))
+        event = decode_event(world.sink.published[0].value)
+        assert isinstance(event, LlmRequestIngested)
+        payload = event.payload
+        assert (payload.cached_input_tokens, payload.cache_write_input_tokens, payload.reasoning_tokens) == (100, 50, 7)

@@ -199,6 +199,7 @@ class TestEvent:
             "output_tokens": 164,
             "total_tokens": 976,
             "cached_input_tokens": 0,
+            "cache_write_input_tokens": 0,
             "reasoning_tokens": 0,
             "latency_ms": 930,
             "status": "success",
