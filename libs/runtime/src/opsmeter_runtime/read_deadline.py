@@ -9,11 +9,14 @@ naming its connection, set while uvicorn parses the bytes that complete the head
 """
 
 import asyncio
+import functools
 from contextvars import ContextVar
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from opsmeter_runtime.settings import RuntimeSettings
 
 _CONNECTION: ContextVar["ReadDeadlineProtocol | None"] = ContextVar("opsmeter_http_connection", default=None)
 
@@ -21,10 +24,12 @@ _CONNECTION: ContextVar["ReadDeadlineProtocol | None"] = ContextVar("opsmeter_ht
 class ReadDeadlineProtocol(asyncio.Protocol):
     """uvicorn's httptools protocol, with a deadline from each request's first byte until it has been read."""
 
-    timeout_s: float = 10.0
+    timeout_s: float | None = None
+    """The deadline; by default ``OPSMETER_HTTP_READ_TIMEOUT_S`` (10 s)."""
 
     def __init__(self, **uvicorn_args: Any) -> None:
         self._inner = HttpToolsProtocol(**uvicorn_args)
+        self._timeout_s = self.timeout_s or _configured_timeout_s()
         self._loop = uvicorn_args.get("_loop") or asyncio.get_event_loop()
         self._transport: asyncio.BaseTransport | None = None
         self._deadline: asyncio.TimerHandle | None = None
@@ -35,7 +40,7 @@ class ReadDeadlineProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._deadline is None:
-            self._deadline = self._loop.call_later(self.timeout_s, self._timed_out)
+            self._deadline = self._loop.call_later(self._timeout_s, self._timed_out)
         token = _CONNECTION.set(self)
         try:
             self._inner.data_received(data)
@@ -67,9 +72,9 @@ class ReadDeadlineProtocol(asyncio.Protocol):
             self._transport.close()
 
 
-def read_deadline_protocol(timeout_s: float) -> type[ReadDeadlineProtocol]:
-    """The protocol class for ``uvicorn.Config(http=...)`` with this deadline."""
-    return type("HttpProtocol", (ReadDeadlineProtocol,), {"timeout_s": timeout_s})
+@functools.cache
+def _configured_timeout_s() -> float:
+    return RuntimeSettings().http_read_timeout_s
 
 
 class ReadDeadlineMiddleware:

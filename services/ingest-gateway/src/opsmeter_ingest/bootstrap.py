@@ -18,7 +18,7 @@ from opsmeter_ingest.adapters.admission import (
 from opsmeter_ingest.adapters.kafka import DurableTelemetrySink
 from opsmeter_ingest.adapters.notices import PlanLimitNotices
 from opsmeter_ingest.adapters.pricing import CatalogPriceBook
-from opsmeter_ingest.adapters.spool import Spool
+from opsmeter_ingest.adapters.spool import Spool, claim_spool_directory
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.handlers import EVENT_HANDLERS
 from opsmeter_ingest.ingest import Ingestor
@@ -57,9 +57,9 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
             [Topics.WORKSPACES],
             build_dispatcher(event_handlers=EVENT_HANDLERS, deps={"credentials": credentials}),
         )
-        spool = Spool(
-            settings.runtime.resolved_data_dir / "spool" / settings.instance, max_bytes=settings.spool_max_bytes
-        )
+        spool_dir, spool_lock = claim_spool_directory(settings.runtime.resolved_data_dir / "spool", settings.instance)
+        resources.stack.callback(spool_lock.close)
+        spool = Spool(spool_dir, max_bytes=settings.spool_max_bytes)
         sink = DurableTelemetrySink(resources.publisher, spool, timeout_s=settings.publish_timeout_s)
         drainer = asyncio.create_task(sink.drain_forever(), name="spool-drainer")
         resources.stack.push_async_callback(_stop, drainer)

@@ -12,6 +12,9 @@ class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="OPSMETER_INGEST_GATEWAY_", extra="ignore", frozen=True)
 
     port: int = 8080
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Processes sharing the port, each with its own spool directory."
+    )
     max_body_bytes: int = 64 * 1024
     max_batch_bytes: int = 1024 * 1024
     max_batch_events: int = 500

@@ -11,6 +11,7 @@ from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.errors import IngestRejected
 from opsmeter_runtime.app import create_service_app
 from opsmeter_runtime.http import json_response
+from opsmeter_runtime.logs import configure_logging
 from opsmeter_runtime.service import serve
 
 
@@ -28,6 +29,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
 
 
+def worker_app() -> FastAPI:
+    """The app of one of several worker processes (``OPSMETER_INGEST_GATEWAY_WORKERS`` > 1)."""
+    settings = GatewaySettings()
+    configure_logging(SERVICE, settings.runtime.log_level)
+    return create_app(settings)
+
+
 def run() -> None:
     settings = GatewaySettings()
-    serve(create_app(settings), settings, service=SERVICE)
+    serve(create_app(settings), settings, service=SERVICE, workers=settings.workers, factory=f"{__name__}:worker_app")
