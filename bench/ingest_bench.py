@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -154,6 +155,8 @@ def wait_until_answers(url: str, timeout_s: float = 30) -> None:
         try:
             urllib.request.urlopen(url, timeout=1)
             return
+        except urllib.error.HTTPError:
+            return  # it answers
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout_s} s")

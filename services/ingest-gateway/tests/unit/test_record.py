@@ -269,7 +269,7 @@ class TestFastPathAgrees:
             slow = None
         if fast is not None:
             assert fast == slow
-        if slow is not None and slow[1] == ():  # accepted with nothing dropped: the fast path takes it too
+        if slow is not None and slow[1] == ():  # accepted with nothing dropped: the one-step validation takes it too
             assert fast == slow
 
     @given(
