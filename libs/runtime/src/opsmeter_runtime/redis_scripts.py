@@ -52,10 +52,11 @@ class RedisScripts:
         }
         self._timeout_s = timeout_s
 
-    async def call(self, name: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
-        """Run script ``name``; raise ScriptsUnavailable (no answer in time) or ScriptError (error reply)."""
+    async def call(self, name: str, keys: Sequence[Arg], args: Sequence[Arg], *, timeout_s: float = 0) -> Any:
+        """Run script ``name``; raise ScriptsUnavailable (no answer within ``timeout_s``, by default the client's)
+        or ScriptError (error reply)."""
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(timeout_s or self._timeout_s):
                 return await self._scripts[name](keys=_encoded(keys), args=_encoded(args))
         except ResponseError as exc:
             raise ScriptError(f"{name}: {exc}") from exc
@@ -64,10 +65,12 @@ class RedisScripts:
         except (RedisConnectionError, OSError) as exc:
             raise ScriptsUnavailable(f"{name}: cannot reach Redis: {exc}") from exc
 
-    async def call_many(self, calls: Sequence[tuple[str, Sequence[Arg], Sequence[Arg]]]) -> list[Any]:
+    async def call_many(
+        self, calls: Sequence[tuple[str, Sequence[Arg], Sequence[Arg]]], *, timeout_s: float = 0
+    ) -> list[Any]:
         """Several script calls in one pipeline; their replies in order (raises like :meth:`call`)."""
         try:
-            async with asyncio.timeout(self._timeout_s), self._redis.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(timeout_s or self._timeout_s), self._redis.pipeline(transaction=False) as pipe:
                 for name, keys, args in calls:
                     await self._scripts[name](keys=_encoded(keys), args=_encoded(args), client=pipe)
                 replies: list[Any] = await pipe.execute()

@@ -60,6 +60,10 @@ MAX_UNRECONCILED = 200_000
 
 PENDING_TTL_S = 60
 
+SETTLE_TIMEOUT_S = 2.0
+"""Deadline of a settlement or reconcile write: off the answer's path, so not the admission's 100 ms (a write
+of thousands of events that timed out would be retried whole, again and again)."""
+
 MAX_SETTLE_EVENTS = 2_000
 """The most events one settlement write carries: a few milliseconds of Redis's time, well inside the
 scripts' deadline however many full batches are waiting."""
@@ -192,7 +196,7 @@ class RedisAdmission:
                 args += (answer, event_id)
             calls.append(("settle", keys, args))
         try:
-            await self._scripts.call_many(calls)
+            await self._scripts.call_many(calls, timeout_s=SETTLE_TIMEOUT_S)
         except (ScriptsUnavailable, ScriptError) as exc:
             raise AdmissionUnavailable(str(exc)) from exc
 
@@ -228,7 +232,7 @@ class RedisAdmission:
             for _, outcome, event_id, kind in chunk:
                 args += (outcome, event_id, kind)
             try:
-                delta += int(await self._scripts.call("reconcile", keys, args))
+                delta += int(await self._scripts.call("reconcile", keys, args, timeout_s=SETTLE_TIMEOUT_S))
             except (ScriptsUnavailable, ScriptError) as exc:
                 raise AdmissionUnavailable(str(exc)) from exc
         return delta
