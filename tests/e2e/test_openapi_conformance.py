@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -41,9 +40,7 @@ def _operations(stack: RunningStack, service: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_every_operation_answers_as_documented(
-    stack: RunningStack, workspace: dict[str, Any], service: str
-) -> None:
+def test_every_operation_answers_as_documented(stack: RunningStack, workspace: dict[str, Any], service: str) -> None:
     failures: list[str] = []
     for operation in _operations(stack, service):
         check = _checker(stack, workspace, operation, failures)
