@@ -14,6 +14,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.result import Err
 
 from opsmeter_cli.stack import operator_token
 from tests.conftest import RunningStack
@@ -36,7 +37,12 @@ def _headers(stack: RunningStack, workspace: dict[str, Any], path: str) -> dict[
 
 def _operations(stack: RunningStack, service: str) -> list[Any]:
     schema = schemathesis.openapi.from_url(f"{stack.url(service)}/openapi.json")
-    return [result.ok() for result in schema.get_all_operations()]
+    operations: list[Any] = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
+    return operations
 
 
 @pytest.mark.parametrize("service", SERVICES)
