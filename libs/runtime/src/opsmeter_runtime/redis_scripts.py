@@ -21,7 +21,12 @@ Arg = str | int | bytes
 
 
 class ScriptsUnavailable(Exception):
-    """Redis did not answer in time (or cannot be reached); nothing is known of the calls' effect."""
+    """Redis did not answer in time (``timed_out``), or refused the connection; nothing is known of the calls'
+    effect."""
+
+    def __init__(self, message: str, *, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class ScriptError(Exception):
@@ -61,9 +66,9 @@ class RedisScripts:
         except ResponseError as exc:
             raise ScriptError(f"{name}: {exc}") from exc
         except (TimeoutError, RedisTimeoutError) as exc:
-            raise ScriptsUnavailable(f"{name}: no reply from Redis within {self._timeout_s}s") from exc
+            raise ScriptsUnavailable(f"{name}: no reply from Redis in time", timed_out=True) from exc
         except (RedisConnectionError, OSError) as exc:
-            raise ScriptsUnavailable(f"{name}: cannot reach Redis: {exc}") from exc
+            raise ScriptsUnavailable(f"{name}: cannot reach Redis: {exc}", timed_out=False) from exc
 
     async def call_many(
         self, calls: Sequence[tuple[str, Sequence[Arg], Sequence[Arg]]], *, timeout_s: float = 0
@@ -78,9 +83,9 @@ class RedisScripts:
         except ResponseError as exc:
             raise ScriptError(str(exc)) from exc
         except (TimeoutError, RedisTimeoutError) as exc:
-            raise ScriptsUnavailable(f"no reply from Redis within {self._timeout_s}s") from exc
+            raise ScriptsUnavailable("no reply from Redis in time", timed_out=True) from exc
         except (RedisConnectionError, OSError) as exc:
-            raise ScriptsUnavailable(f"cannot reach Redis: {exc}") from exc
+            raise ScriptsUnavailable(f"cannot reach Redis: {exc}", timed_out=False) from exc
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -114,4 +114,8 @@ class PriceBook(Protocol):
 
 
 class AdmissionUnavailable(Exception):
-    """Admission could not be asked (Redis did not answer in time)."""
+    """Admission could not be asked: Redis did not answer in time (``timed_out``) or refused the connection."""
+
+    def __init__(self, message: str, *, timed_out: bool = True) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out

@@ -159,7 +159,9 @@ class RedisAdmission:
             args += (kind, cost, event_id or "-", answer)
         try:
             raw = await self._scripts.call("admit", keys, args)
-        except (ScriptsUnavailable, ScriptError) as exc:
+        except ScriptsUnavailable as exc:
+            raise AdmissionUnavailable(str(exc), timed_out=exc.timed_out) from exc
+        except ScriptError as exc:
             raise AdmissionUnavailable(str(exc)) from exc
         reply = orjson.loads(raw)
         rate, quota, policy = reply["rate"], reply["quota"], reply["policy"]
@@ -197,7 +199,9 @@ class RedisAdmission:
             calls.append(("settle", keys, args))
         try:
             await self._scripts.call_many(calls, timeout_s=SETTLE_TIMEOUT_S)
-        except (ScriptsUnavailable, ScriptError) as exc:
+        except ScriptsUnavailable as exc:
+            raise AdmissionUnavailable(str(exc), timed_out=exc.timed_out) from exc
+        except ScriptError as exc:
             raise AdmissionUnavailable(str(exc)) from exc
 
     async def first_answer(
@@ -207,7 +211,9 @@ class RedisAdmission:
         try:
             key = idempotency_key(workspace_id, external_request_id)
             raw = await self._scripts.call("lookup", [key], [record_prefix(workspace_id), PENDING_TTL_S])
-        except (ScriptsUnavailable, ScriptError) as exc:
+        except ScriptsUnavailable as exc:
+            raise AdmissionUnavailable(str(exc), timed_out=exc.timed_out) from exc
+        except ScriptError as exc:
             raise AdmissionUnavailable(str(exc)) from exc
         if raw is None:
             return None
@@ -450,7 +456,8 @@ class FailOpenAdmission:
             admission = await self._redis.admit(workspace_id, items)
         except AdmissionUnavailable as exc:
             log.warning("admission_degraded", error=str(exc))
-            degraded.mark_away(time.monotonic())
+            if exc.timed_out:  # a stalled Redis: only one request in a while waits for it again
+                degraded.mark_away(time.monotonic())
             return self._in_process(workspace_id, items)
         degraded.mark_back()
         degraded.remember(workspace_id, admission)
