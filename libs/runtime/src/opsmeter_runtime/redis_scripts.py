@@ -1,4 +1,4 @@
-"""Named Lua scripts with a deadline, through redis-py's public script API (hiredis parses the replies).
+"""Named Lua scripts with a deadline, through redis-py's public pipeline API (hiredis parses the replies).
 
 A script call that gets no reply within the deadline fails with :class:`ScriptsUnavailable` and the
 caller decides without Redis; redis-py drops the connection of a cancelled call, so a late reply is
@@ -12,9 +12,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Arg = str | int | bytes
@@ -37,10 +36,15 @@ def _encoded(values: Sequence[Arg]) -> list[str | bytes]:
     return [str(v) if isinstance(v, int) else v for v in values]
 
 
+_Queued = tuple[str, list[str | bytes], list[str | bytes], float, "asyncio.Future[Any]"]
+
+
 class RedisScripts:
     """``await call(name, keys, args)``: the script's reply (bytes, int, list), or one of the errors above.
 
-    The scripts are loaded by SHA and loaded again when Redis lost them (``SCRIPT FLUSH``, a restart).
+    Calls made in the same event-loop turn go out together as one redis-py pipeline (one round trip, one
+    connection). The scripts are called by SHA and loaded again when Redis lost them (``SCRIPT FLUSH``, a
+    restart).
     """
 
     def __init__(self, url: str, scripts: dict[str, str], *, timeout_s: float) -> None:
@@ -50,42 +54,75 @@ class RedisScripts:
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), retries=1),  # once more on a fresh connection: a restarted Redis closed the old
             retry_on_error=[RedisConnectionError],
-            max_connections=256,
+            max_connections=64,
         )
-        self._scripts: dict[str, AsyncScript] = {
-            name: self._redis.register_script(src) for name, src in scripts.items()
-        }
+        self._sources = dict(scripts)
+        self._shas = {name: self._redis.register_script(src).sha for name, src in scripts.items()}
         self._timeout_s = timeout_s
+        self._queued: list[_Queued] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def call(self, name: str, keys: Sequence[Arg], args: Sequence[Arg], *, timeout_s: float = 0) -> Any:
         """Run script ``name``; raise ScriptsUnavailable (no answer within ``timeout_s``, by default the client's)
         or ScriptError (error reply)."""
+        deadline_s = timeout_s or self._timeout_s
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._send_queued)
+        self._queued.append((name, _encoded(keys), _encoded(args), deadline_s, done))
         try:
-            async with asyncio.timeout(timeout_s or self._timeout_s):
-                return await self._scripts[name](keys=_encoded(keys), args=_encoded(args))
-        except ResponseError as exc:
-            raise ScriptError(f"{name}: {exc}") from exc
-        except (TimeoutError, RedisTimeoutError) as exc:
+            async with asyncio.timeout(deadline_s):
+                reply = await asyncio.shield(done)
+        except TimeoutError as exc:
             raise ScriptsUnavailable(f"{name}: no reply from Redis in time", timed_out=True) from exc
-        except (RedisConnectionError, OSError) as exc:
-            raise ScriptsUnavailable(f"{name}: cannot reach Redis: {exc}", timed_out=False) from exc
+        if isinstance(reply, ResponseError):
+            raise ScriptError(f"{name}: {reply}") from reply
+        if isinstance(reply, TimeoutError | RedisTimeoutError):
+            raise ScriptsUnavailable(f"{name}: no reply from Redis in time", timed_out=True) from reply
+        if isinstance(reply, RedisConnectionError | OSError):
+            raise ScriptsUnavailable(f"{name}: cannot reach Redis: {reply}", timed_out=False) from reply
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
 
     async def call_many(
         self, calls: Sequence[tuple[str, Sequence[Arg], Sequence[Arg]]], *, timeout_s: float = 0
     ) -> list[Any]:
-        """Several script calls in one pipeline; their replies in order (raises like :meth:`call`)."""
-        try:
-            async with asyncio.timeout(timeout_s or self._timeout_s), self._redis.pipeline(transaction=False) as pipe:
-                for name, keys, args in calls:
-                    await self._scripts[name](keys=_encoded(keys), args=_encoded(args), client=pipe)
-                replies: list[Any] = await pipe.execute()
-                return replies
-        except ResponseError as exc:
-            raise ScriptError(str(exc)) from exc
-        except (TimeoutError, RedisTimeoutError) as exc:
-            raise ScriptsUnavailable("no reply from Redis in time", timed_out=True) from exc
-        except (RedisConnectionError, OSError) as exc:
-            raise ScriptsUnavailable(f"cannot reach Redis: {exc}", timed_out=False) from exc
+        """Several script calls (in the same pipeline); their replies in order (raises like :meth:`call`)."""
+        return list(await asyncio.gather(*(self.call(n, k, a, timeout_s=timeout_s) for n, k, a in calls)))
 
     async def close(self) -> None:
+        for task in list(self._sending):
+            task.cancel()
         await self._redis.aclose()
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        task = asyncio.get_running_loop().create_task(self._send(queued))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, queued: list[_Queued]) -> None:
+        replies: list[Any]
+        try:
+            async with asyncio.timeout(max(q[3] for q in queued)):
+                replies = await self._pipeline(queued)
+                lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+                if lost:  # Redis lost the scripts (a restart, SCRIPT FLUSH): load them, then those calls again
+                    for source in self._sources.values():
+                        await self._redis.script_load(source)
+                    for i, reply in zip(lost, await self._pipeline([queued[i] for i in lost]), strict=True):
+                        replies[i] = reply
+        except Exception as exc:  # never leave a caller waiting
+            replies = [exc] * len(queued)
+        for (*_, done), reply in zip(queued, replies, strict=True):
+            if not done.done():
+                done.set_result(reply)
+
+    async def _pipeline(self, queued: list[_Queued]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name, keys, args, _, _ in queued:
+                pipe.evalsha(self._shas[name], len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            return replies
