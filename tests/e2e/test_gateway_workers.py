@@ -42,6 +42,9 @@ def free_workspace(stack: Stack) -> dict[str, Any]:
 
 def test_two_workers_accept_exactly_120_per_minute_on_free_then_429(two_workers: Stack) -> None:
     spools = two_workers.config.data_dir / "spool"
+    deadline = time.monotonic() + 60  # the stack is ready once one worker answers; the other may still start
+    while len(list(spools.glob("*.lock"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert len(list(spools.glob("*.lock"))) == 2  # two processes, each holding a spool of its own
     ws = free_workspace(two_workers)
     wait_for_fresh_window()
