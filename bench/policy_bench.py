@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from ingest_bench import machine, percentile
 from redis.asyncio import Redis
-from report import write_section
+from report import machine, percentile, write_section
 
 from opsmeter_cli.stack import http_ready
 from opsmeter_contracts import LlmRequestIngested, LlmRequestIngestedPayload, Topics, decode_event, encode_event

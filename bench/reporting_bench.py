@@ -26,8 +26,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from ingest_bench import machine
-from report import write_section
+from report import machine, write_section
 
 from opsmeter_contracts import LlmRequestIngested, LlmRequestIngestedPayload, Topics
 from opsmeter_contracts.topics import ALL_TOPICS

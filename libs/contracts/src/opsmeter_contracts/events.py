@@ -24,6 +24,7 @@ class LlmRequestIngestedPayload(Payload):
     output_tokens: int = Field(ge=0, le=10_000_000)
     total_tokens: int = Field(ge=0, le=20_000_000)
     cached_input_tokens: int = Field(default=0, ge=0, le=10_000_000)
+    cache_write_input_tokens: int = Field(default=0, ge=0, le=10_000_000)
     reasoning_tokens: int = Field(default=0, ge=0, le=10_000_000)
     latency_ms: int | None = Field(default=None, ge=0, le=3_600_000)
     status: Literal["success", "error"] = "success"

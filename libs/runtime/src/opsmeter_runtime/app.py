@@ -19,6 +19,7 @@ from opsmeter_runtime.http import (
     install_error_handlers,
 )
 from opsmeter_runtime.kafka import EventPublisher
+from opsmeter_runtime.read_deadline import ReadDeadlineMiddleware
 from opsmeter_runtime.redis import connect_redis
 from opsmeter_runtime.settings import RuntimeSettings
 
@@ -108,6 +109,7 @@ def create_service_app(
 
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan, responses=ERROR_ANSWERS)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(ReadDeadlineMiddleware)  # outermost: a request is read whatever the app does
     install_error_handlers(app)
     for exc_type, handler in (exception_handlers or {}).items():
         app.add_exception_handler(exc_type, handler)

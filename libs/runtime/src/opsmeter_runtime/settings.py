@@ -22,6 +22,12 @@ class RuntimeSettings(BaseSettings):
         default=False, description="Enable on Apache Kafka; the local Tansu broker cannot (InitProducerId)."
     )
     kafka_send_timeout_s: float = 5.0
+    kafka_linger_ms: int = Field(
+        default=1, ge=0, description="How long the producer waits for more records to share a batch (aiokafka)."
+    )
+    kafka_max_batch_bytes: int = Field(
+        default=512 * 1024, gt=0, description="A record batch's size; under the broker's message.max.bytes."
+    )
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
     redis_url: str = "redis://127.0.0.1:16379/0"

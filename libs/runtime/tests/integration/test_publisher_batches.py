@@ -1,4 +1,4 @@
-"""Batched and coalesced publishing against the real local broker."""
+"""Publishing many records (concurrent callers, batches larger than one record batch) against the real local broker."""
 
 import asyncio
 
@@ -34,7 +34,7 @@ async def test_concurrent_callers_are_acknowledged_and_each_key_stays_in_order(
 
     async def caller(c: int) -> list[bool]:
         records = [(topic, keys[(c + i) % 5], f"{c}:{i}".encode()) for i in range(20)]
-        return await publisher.publish_coalesced(records, timeout_s=5.0)
+        return await publisher.publish_many(records, timeout_s=5.0)
 
     acks = await asyncio.gather(*(caller(c) for c in range(40)))
     assert all(all(a) and len(a) == 20 for a in acks)
@@ -67,4 +67,4 @@ async def test_a_large_batch_spans_several_record_batches(
 
 async def test_an_unstarted_publisher_acknowledges_nothing(runtime_settings: RuntimeSettings) -> None:
     idle = EventPublisher(runtime_settings, client_id="idle")
-    assert await idle.publish_coalesced([("t", b"k", b"v")], timeout_s=0.1) == [False]
+    assert await idle.publish_many([("t", b"k", b"v")], timeout_s=0.1) == [False]

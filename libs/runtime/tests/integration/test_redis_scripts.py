@@ -1,4 +1,4 @@
-"""The hot path's pipelined script client against the real local Redis."""
+"""The script client (redis-py's scripts with a deadline) against the real local Redis."""
 
 import asyncio
 import socket
@@ -30,9 +30,9 @@ async def scripts(engines: Engines) -> AsyncIterator[RedisScripts]:
     await client.close()
 
 
-async def test_concurrent_calls_share_a_write_and_each_gets_its_own_answer(scripts: RedisScripts, unique: str) -> None:
-    answers = await asyncio.gather(*(scripts.call("echo", [f"k{i}-{unique}"], [i]) for i in range(200)))
-    assert answers == [[f"k{i}-{unique}".encode(), str(i).encode()] for i in range(200)]
+async def test_concurrent_calls_each_get_their_own_answer(scripts: RedisScripts, unique: str) -> None:
+    answers = await asyncio.gather(*(scripts.call("echo", [f"k{i}-{unique}"], [i]) for i in range(50)))
+    assert answers == [[f"k{i}-{unique}".encode(), str(i).encode()] for i in range(50)]
     totals = await asyncio.gather(*(scripts.call("incr", [f"n-{unique}"], [1]) for _ in range(50)))
     assert sorted(totals) == list(range(1, 51))
 

@@ -12,6 +12,9 @@ class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="OPSMETER_INGEST_GATEWAY_", extra="ignore", frozen=True)
 
     port: int = 8080
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Processes sharing the port, each with its own spool directory."
+    )
     max_body_bytes: int = 64 * 1024
     max_batch_bytes: int = 1024 * 1024
     max_batch_events: int = 500
@@ -22,8 +25,6 @@ class GatewaySettings(ServiceSettings):
     admission_probe_interval_s: float = Field(
         default=0.5, gt=0, description="While Redis is away, one request in this interval tries it again."
     )
-    publish_linger_s: float = 0.001
-    """How long an idle publisher waits for more requests to share a Kafka produce round trip."""
     spool_max_bytes: int = 256 * 1024 * 1024
     instance: str = Field(default_factory=socket.gethostname, description="Names this process's spool directory.")
     max_timestamp_age_s: int = 7 * 24 * 3600

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from opsmeter_ingest.domain import IngestRequest, ValidatedRecord
+from opsmeter_ingest.record import IngestRequest, ValidatedRecord
 
 MODELS = (
     ("openai", "gpt-4o-mini", 0.40, (600, 2500), (80, 400)),

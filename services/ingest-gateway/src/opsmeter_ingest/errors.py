@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from opsmeter_ingest.domain import FieldError, PolicyFlags, Reason, answer_body
+from opsmeter_ingest.answer import PolicyFlags, Reason, answer_body
+from opsmeter_ingest.record import FieldError
 
 
 class IngestRejected(Exception):

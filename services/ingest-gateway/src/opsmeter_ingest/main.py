@@ -1,9 +1,7 @@
 """Entrypoint: ``create_app()`` for ASGI servers, ``run()`` for the ``opsmeter-ingest`` command."""
 
-from fastapi import Request, Response
-from starlette.types import ASGIApp
+from fastapi import FastAPI, Request, Response
 
-from opsmeter_ingest.api.fast import FastIngestPath
 from opsmeter_ingest.api.hygiene import router as hygiene_router
 from opsmeter_ingest.api.keys import router as keys_router
 from opsmeter_ingest.api.keys import tokens_router
@@ -13,6 +11,7 @@ from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.errors import IngestRejected
 from opsmeter_runtime.app import create_service_app
 from opsmeter_runtime.http import json_response
+from opsmeter_runtime.logs import configure_logging
 from opsmeter_runtime.service import serve
 
 
@@ -20,18 +19,23 @@ async def render_rejection(_: Request, exc: IngestRejected) -> Response:
     return json_response(exc.body(), exc.status_code, exc.headers)
 
 
-def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
-    """The FastAPI app behind the raw ASGI fast path for the two ingest endpoints."""
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    app = create_service_app(
+    return create_service_app(
         title="Opsmeter ingest gateway",
         bootstrap=lambda: bootstrap(settings),
         routers=[router, keys_router, tokens_router, hygiene_router],
         exception_handlers={IngestRejected: render_rejection},
     )
-    return FastIngestPath(app, lambda: app.state.deps)
+
+
+def worker_app() -> FastAPI:
+    """The app of one of several worker processes (``OPSMETER_INGEST_GATEWAY_WORKERS`` > 1)."""
+    settings = GatewaySettings()
+    configure_logging(SERVICE, settings.runtime.log_level)
+    return create_app(settings)
 
 
 def run() -> None:
     settings = GatewaySettings()
-    serve(create_app(settings), settings, service=SERVICE)
+    serve(create_app(settings), settings, service=SERVICE, workers=settings.workers, factory=f"{__name__}:worker_app")

@@ -17,7 +17,6 @@ from redis.asyncio import Redis
 
 from opsmeter_ingest.adapters.admission import (
     PENDING_TTL_S,
-    AdmitItem,
     DegradedSettlement,
     RedisAdmission,
     Settlement,
@@ -26,6 +25,7 @@ from opsmeter_ingest.adapters.admission import (
     quota_key,
     record_prefix,
 )
+from opsmeter_ingest.ports import AdmitItem, Admitted, Repeat
 from opsmeter_runtime.testing import Engines
 
 PERIOD = "2026-12"
@@ -41,8 +41,13 @@ async def admission(engines: Engines) -> AsyncIterator[tuple[RedisAdmission, Red
 
 
 def _answer(event_id: str) -> bytes:
-    """A stored answer as the gateway renders it for an event in Kafka (it ends with ``spooled`` false)."""
-    return orjson.dumps({"eventId": event_id, "costUsd": "0.00022", "duplicate": False, "spooled": False})
+    """A stored answer as the gateway writes it at admission (its request's record then says where it went)."""
+    return orjson.dumps({"eventId": event_id, "costUsd": "0.00022"})
+
+
+def _in(event_id: str, *, spooled: bool = False) -> dict[str, object]:
+    """The stored answer as a repeat gets it: with where its event went."""
+    return {**orjson.loads(_answer(event_id)), "spooled": spooled}
 
 
 def _items(*names: str) -> list[AdmitItem]:
@@ -63,21 +68,20 @@ async def test_a_request_settled_with_its_record_answers_every_repeat_like_the_f
     gateway, redis = admission
     ws = _workspace()
     first = await gateway.admit(ws, _items("a", "b"))
-    assert [c[0] for c in first.codes] == ["A", "A"]
+    assert first.decisions == [Admitted(), Admitted()]
     # Before the settlement the events are in flight: a repeat waits, whatever Redis is asked.
-    assert (await gateway.admit(ws, _items("a"))).codes == ["P"]
-    assert await gateway.read_answer(ws, "b") == "pending"
+    assert (await gateway.admit(ws, _items("a"))).decisions == ["in_flight"]
+    assert await gateway.first_answer(ws, "b") == "pending"
 
     await gateway.settle_many([(ws, first.period, first.token, "kafka")])
     repeat = await gateway.admit(ws, _items("a", "b"))
-    assert repeat.codes == ["D" + _answer("ev-a").decode(), "D" + _answer("ev-b").decode()]
-    assert await gateway.read_answer(ws, "b") == _answer("ev-b").decode()
+    assert repeat.decisions == [Repeat(_in("ev-a")), Repeat(_in("ev-b"))]
+    assert await gateway.first_answer(ws, "b") == _in("ev-b")
     assert await _quota(redis, ws) == 2  # each counted once
 
     spooled = await gateway.admit(ws, _items("c"))
     await gateway.settle_many([(ws, spooled.period, spooled.token, "spool")])
-    stored = orjson.loads((await gateway.admit(ws, _items("c"))).codes[0][1:])
-    assert stored == {"eventId": "ev-c", "costUsd": "0.00022", "duplicate": False, "spooled": True}
+    assert (await gateway.admit(ws, _items("c"))).decisions == [Repeat(_in("ev-c", spooled=True))]
     assert await redis.ttl(record_prefix(ws) + spooled.token) > 24 * 3600 - 60  # as long as its keys
 
 
@@ -89,12 +93,12 @@ async def test_a_key_never_settled_is_taken_over_once_its_request_is_abandoned(
     # Admitted by a request whose gateway died before settling it, longer ago than the pending TTL.
     long_ago = int(time.time()) - PENDING_TTL_S - 5
     await redis.set(idempotency_key(ws, "lost"), f"@{long_ago}:dead01|{_answer('ev-old').decode()}")
-    assert await gateway.read_answer(ws, "lost") is None  # a waiting repeat may go in as new
+    assert await gateway.first_answer(ws, "lost") is None  # a waiting repeat may go in as new
 
     retry = await gateway.admit(ws, _items("lost"))
-    assert retry.codes[0][0] == "A"  # counted as new: the first was never made durable
+    assert retry.decisions == [Admitted()]  # counted as new: the first was never made durable
     await gateway.settle_many([(ws, retry.period, retry.token, "kafka")])
-    assert await gateway.read_answer(ws, "lost") == _answer("ev-lost").decode()
+    assert await gateway.first_answer(ws, "lost") == _in("ev-lost")
 
 
 async def test_events_that_ended_differently_are_settled_one_by_one(admission: tuple[RedisAdmission, Redis]) -> None:
@@ -116,7 +120,7 @@ async def test_events_that_ended_differently_are_settled_one_by_one(admission: t
     assert await redis.get(idempotency_key(ws, "lost")) is None  # a retry counts as new
     assert await redis.get(idempotency_key(ws, "taken-over")) == other.encode()
     assert await _quota(redis, ws) == 2  # the lost event's unit given back, and only its
-    assert (await gateway.admit(ws, _items("lost"))).codes[0][0] == "A"
+    assert (await gateway.admit(ws, _items("lost"))).decisions == [Admitted()]
 
 
 async def test_each_event_decided_in_process_counts_once_whatever_redis_saw_of_it(

@@ -1,6 +1,7 @@
 """Deciding in-process while Redis is away: nobody waits for it, and the window counts on from Redis's count."""
 
-from opsmeter_ingest.adapters.admission import Admission, AdmitItem, DegradedAdmission
+from opsmeter_ingest.adapters.admission import DegradedAdmission
+from opsmeter_ingest.ports import Admission, AdmitItem, Admitted
 from opsmeter_runtime.projections import PolicyStatus
 
 MINUTE = 1_800_000_000 - 1_800_000_000 % 60  # the start of a minute
@@ -20,7 +21,7 @@ def _known(rate_limit: int, rate_used: int, now: float) -> Admission:
         period="2027-01",
         policy=PolicyStatus(),
         plan="starter",
-        codes=["A00"],
+        decisions=[Admitted()],
     )
 
 
@@ -28,20 +29,20 @@ class TestTheWindowWhileRedisIsAway:
     def test_it_counts_on_from_what_redis_had_in_this_window(self) -> None:
         degraded = DegradedAdmission(120)
         degraded.remember("ws_a", _known(100, 60, MINUTE + 10))
-        codes = degraded.admit("ws_a", _items(50), MINUTE + 20).codes
-        assert codes.count("A00") == 40
-        assert codes.count("R") == 10
+        decisions = degraded.admit("ws_a", _items(50), MINUTE + 20).decisions
+        assert decisions.count(Admitted()) == 40
+        assert decisions.count("rate_limited") == 10
 
     def test_a_new_window_starts_from_zero_with_the_workspace_limit(self) -> None:
         degraded = DegradedAdmission(120)
         degraded.remember("ws_a", _known(100, 100, MINUTE + 10))
-        codes = degraded.admit("ws_a", _items(120), MINUTE + 70).codes
-        assert codes.count("A00") == 100
-        assert codes.count("R") == 20
+        decisions = degraded.admit("ws_a", _items(120), MINUTE + 70).decisions
+        assert decisions.count(Admitted()) == 100
+        assert decisions.count("rate_limited") == 20
 
     def test_a_workspace_never_seen_gets_the_default_limit(self) -> None:
-        codes = DegradedAdmission(120).admit("ws_new", _items(130), MINUTE).codes
-        assert codes.count("A00") == 120
+        decisions = DegradedAdmission(120).admit("ws_new", _items(130), MINUTE).decisions
+        assert decisions.count(Admitted()) == 120
 
 
 class TestNobodyWaitsForRedisWhileItIsAway:

@@ -8,12 +8,11 @@ from opsmeter_ingest.adapters.admission import (
     MAX_UNRECONCILED,
     DegradedAdmission,
     DegradedSettlement,
+    FailOpenAdmission,
     RequestSettlement,
     Settlement,
     Settler,
 )
-from opsmeter_ingest.config import GatewaySettings
-from opsmeter_ingest.ingest import Ingestor
 
 
 class RecordingAdmission:
@@ -32,17 +31,9 @@ class RecordingAdmission:
         return len(settlements)
 
 
-def _ingestor(admission: RecordingAdmission, degraded: DegradedAdmission) -> Ingestor:
-    """An Ingestor for its reconcile step alone (nothing else of it runs in these tests)."""
-    return Ingestor(
-        settings=GatewaySettings(),
-        admission=admission,  # type: ignore[arg-type]
-        degraded=degraded,
-        settler=Settler(admission),  # type: ignore[arg-type]
-        sink=None,  # type: ignore[arg-type]
-        prices=None,  # type: ignore[arg-type]
-        notices=None,  # type: ignore[arg-type]
-    )
+def _fail_open(admission: RecordingAdmission, degraded: DegradedAdmission) -> FailOpenAdmission:
+    """The fail-open admission for its reconcile step alone (nothing else of it runs in these tests)."""
+    return FailOpenAdmission(admission, degraded, notices=None)  # type: ignore[arg-type]
 
 
 def _request(n: int, events: int) -> list[Settlement]:
@@ -98,8 +89,8 @@ async def test_events_decided_in_process_are_reconciled_once_by_concurrent_reque
     degraded = DegradedAdmission(120)
     degraded.settled("ws_a", "2026-12", _degraded(7))
     degraded.settled("ws_b", "2026-12", _degraded(3))
-    ingestor = _ingestor(admission, degraded)
-    await asyncio.gather(*(ingestor._reconcile("ws_a") for _ in range(5)))
+    fail_open = _fail_open(admission, degraded)
+    await asyncio.gather(*(fail_open._reconcile("ws_a") for _ in range(5)))
     assert admission.reconciled == [("ws_a", "2026-12", _degraded(7))]
     assert degraded.unreconciled == {("ws_b", "2026-12"): _degraded(3)}
 
@@ -113,8 +104,8 @@ async def test_a_reconcile_that_fails_keeps_its_events_before_those_since() -> N
     degraded = DegradedAdmission(120)
     degraded.settled("ws_a", "2026-12", _degraded(7))
     failing = Failing()
-    ingestor = _ingestor(failing, degraded)
-    await ingestor._reconcile("ws_a")
+    fail_open = _fail_open(failing, degraded)
+    await fail_open._reconcile("ws_a")
     assert degraded.unreconciled == {("ws_a", "2026-12"): _degraded(7) + _degraded(2, "later")}
 
 

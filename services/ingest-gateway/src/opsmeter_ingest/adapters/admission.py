@@ -9,32 +9,35 @@ import asyncio
 import contextlib
 import itertools
 import secrets
+import time
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Literal
+from typing import Any, Literal
 
+import orjson
 from redis.asyncio import Redis
 
-from opsmeter_ingest.adapters import Durability
-from opsmeter_ingest.domain import FixedWindow, month_period
+from opsmeter_ingest.adapters.notices import PlanLimitNotices
+from opsmeter_ingest.metrics import DEGRADED_DECISIONS
+from opsmeter_ingest.ports import (
+    Admission,
+    AdmissionUnavailable,
+    AdmitItem,
+    Admitted,
+    Decision,
+    Durability,
+    Repeat,
+    SettledEvent,
+)
+from opsmeter_ingest.windows import FixedWindow, month_period
 from opsmeter_runtime.logs import get_logger
 from opsmeter_runtime.projections import PolicyStatus, plan_key, policy_pending_key, policy_status_key
 from opsmeter_runtime.redis_scripts import RedisScripts, ScriptError, ScriptsUnavailable
 
 log = get_logger(__name__)
 
-Kind = Literal["x", "r", "o"]
-"""'x' invalid, 'r' valid and counted toward the quota (dataMode=real), 'o' valid and not counted."""
-
 ANSWER_TTL_S = 24 * 3600
 
-
-AdmitItem = tuple[str, Kind, int, str, bytes]
-"""One event as admission sees it: ``(external_request_id, kind, cost in micro-USD, event id or "", its stored
-answer as it is once in Kafka, or b"")``: what a repeat is answered once the event is durable.
-
-Plain tuples, as :data:`Settlement`: a batch makes one per event, and a tuple costs a fraction of a
-named tuple or a dataclass to build."""
 
 Settlement = tuple[str, bytes | str, str]
 """``(external_request_id, outcome, event id)``; the outcome is the stored answer (JSON bytes), or '-' to
@@ -56,6 +59,10 @@ MAX_UNRECONCILED = 200_000
 (and may then count twice if Redis had admitted them after all: a reply that came too late)."""
 
 PENDING_TTL_S = 60
+
+SETTLE_TIMEOUT_S = 2.0
+"""Deadline of a settlement or reconcile write: off the answer's path, so not the admission's 100 ms (a write
+of thousands of events that timed out would be retried whole, again and again)."""
 
 MAX_SETTLE_EVENTS = 2_000
 """The most events one settlement write carries: a few milliseconds of Redis's time, well inside the
@@ -84,28 +91,30 @@ def record_prefix(workspace_id: str) -> str:
     return f"opsmeter:idemreq:{workspace_id}:"
 
 
-@dataclass(frozen=True)
-class Admission:
-    rate_limit: int
-    rate_used: int
-    window_end: int
-    quota_limit: int | None
-    quota_used: int
-    period: str
-    policy: PolicyStatus
-    plan: str | None
-    codes: list[str]
-    degraded: bool = False
-    token: str = ""
-    """The request's token: its events' keys name it until one write settles them all (``lua/idem.lua``)."""
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.rate_limit - self.rate_used)
+def _stored_answer(answer: str, spooled: bool | None) -> dict[str, Any]:
+    """A stored answer as data; ``spooled`` from the request's record when it says (else the answer does)."""
+    stored: dict[str, Any] = orjson.loads(answer)
+    if spooled is not None:
+        stored["spooled"] = spooled
+    return stored
 
 
-class AdmissionUnavailable(Exception):
-    """Redis did not answer; the caller falls back to degraded admission."""
+_REFUSALS: dict[str, Decision] = {
+    "rate_limited": "rate_limited",
+    "invalid": "invalid",
+    "in_flight": "in_flight",
+    "plan_limit": "plan_limit",
+    "budget_stop": "budget_stop",
+}
+
+
+def _decision(reply: dict[str, Any]) -> Decision:
+    outcome = reply["outcome"]
+    if outcome == "admitted":
+        return Admitted(reply["budget_warning"], reply["budget_exceeded"])
+    if outcome == "repeat":
+        return Repeat(_stored_answer(reply["answer"], reply.get("spooled")))
+    return _REFUSALS[outcome]
 
 
 def _text(value: bytes | str | int) -> str:
@@ -150,24 +159,27 @@ class RedisAdmission:
             args += (kind, cost, event_id or "-", answer)
         try:
             raw = await self._scripts.call("admit", keys, args)
-        except (ScriptsUnavailable, ScriptError) as exc:
+        except ScriptsUnavailable as exc:
+            raise AdmissionUnavailable(str(exc), timed_out=exc.timed_out) from exc
+        except ScriptError as exc:
             raise AdmissionUnavailable(str(exc)) from exc
-        head = [_text(v) for v in raw[:11]]
+        reply = orjson.loads(raw)
+        rate, quota, policy = reply["rate"], reply["quota"], reply["policy"]
         return Admission(
-            rate_limit=int(head[0]),
-            rate_used=int(head[1]),
-            window_end=int(head[2]),
-            quota_limit=None if int(head[3]) < 0 else int(head[3]),
-            quota_used=int(head[4]),
-            period=head[5],
+            rate_limit=rate["limit"],
+            rate_used=rate["used"],
+            window_end=rate["window_end"],
+            quota_limit=quota.get("limit"),
+            quota_used=quota["used"],
+            period=quota["period"],
             policy=PolicyStatus(
-                budget_warning=head[6] == "1",
-                budget_exceeded=head[7] == "1",
-                enforcement="hard_stop" if head[8] == "hard_stop" else "advisory",
-                kill_switch=head[9] == "1",
+                budget_warning=policy["budget_warning"],
+                budget_exceeded=policy["budget_exceeded"],
+                enforcement="hard_stop" if policy["enforcement"] == "hard_stop" else "advisory",
+                kill_switch=policy["kill_switch"],
             ),
-            plan=head[10] or None,
-            codes=[code.decode() for code in raw[11:]],  # bulk strings: bytes from hiredis
+            plan=reply.get("plan"),
+            decisions=[_decision(d) for d in reply["decisions"]],
             token=token,
         )
 
@@ -186,18 +198,29 @@ class RedisAdmission:
                 args += (answer, event_id)
             calls.append(("settle", keys, args))
         try:
-            await self._scripts.call_many(calls)
-        except (ScriptsUnavailable, ScriptError) as exc:
+            await self._scripts.call_many(calls, timeout_s=SETTLE_TIMEOUT_S)
+        except ScriptsUnavailable as exc:
+            raise AdmissionUnavailable(str(exc), timed_out=exc.timed_out) from exc
+        except ScriptError as exc:
             raise AdmissionUnavailable(str(exc)) from exc
 
-    async def read_answer(self, workspace_id: str, external_request_id: str) -> str | None:
+    async def first_answer(
+        self, workspace_id: str, external_request_id: str
+    ) -> dict[str, Any] | Literal["pending"] | None:
         """The stored answer of the event of ``external_request_id``, 'pending' while it is in flight, or None."""
         try:
             key = idempotency_key(workspace_id, external_request_id)
-            value = await self._scripts.call("lookup", [key], [record_prefix(workspace_id), PENDING_TTL_S])
-        except (ScriptsUnavailable, ScriptError) as exc:
+            raw = await self._scripts.call("lookup", [key], [record_prefix(workspace_id), PENDING_TTL_S])
+        except ScriptsUnavailable as exc:
+            raise AdmissionUnavailable(str(exc), timed_out=exc.timed_out) from exc
+        except ScriptError as exc:
             raise AdmissionUnavailable(str(exc)) from exc
-        return None if value is None else _text(value)
+        if raw is None:
+            return None
+        found = orjson.loads(raw)
+        if found["state"] == "pending":
+            return "pending"
+        return _stored_answer(found["answer"], found.get("spooled"))
 
     async def reconcile(self, workspace_id: str, period: str, settlements: list[DegradedSettlement]) -> int:
         """Settle events decided in-process (``reconcile.lua``): each counts toward the quota once, whether
@@ -215,7 +238,7 @@ class RedisAdmission:
             for _, outcome, event_id, kind in chunk:
                 args += (outcome, event_id, kind)
             try:
-                delta += int(await self._scripts.call("reconcile", keys, args))
+                delta += int(await self._scripts.call("reconcile", keys, args, timeout_s=SETTLE_TIMEOUT_S))
             except (ScriptsUnavailable, ScriptError) as exc:
                 raise AdmissionUnavailable(str(exc)) from exc
         return delta
@@ -239,7 +262,7 @@ class DegradedAdmission:
     default_rate_limit: int
     windows: dict[str, FixedWindow] = field(default_factory=dict)
     last_known: dict[str, Admission] = field(default_factory=dict)
-    seen: dict[str, str] = field(default_factory=dict)
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)
     unreconciled: dict[tuple[str, str], list[DegradedSettlement]] = field(default_factory=dict)
     """Per (workspace, period): the events decided here, settled, and not yet reconciled with Redis."""
     overflow: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -299,19 +322,19 @@ class DegradedAdmission:
         if known is not None and known.window_end == (int(now // 60) + 1) * 60:
             window.continue_from(now, known.rate_used)  # the count Redis had in this window, not zero
         period = month_period(now)
-        codes: list[str] = []
+        decisions: list[Decision] = []
         for external_request_id, kind, _, _, _ in items:
             self.decisions += 1
             if not window.take(now):
-                codes.append("R")
+                decisions.append("rate_limited")
             elif kind == "x":
-                codes.append("X")
+                decisions.append("invalid")
             elif (previous := self.seen.get(f"{workspace_id}:{external_request_id}")) is not None:
-                codes.append("D" + previous)
+                decisions.append(Repeat(previous))
             elif policy.blocks_ingest:
-                codes.append("B")
+                decisions.append("budget_stop")
             else:
-                codes.append(f"A{int(policy.budget_warning)}{int(policy.budget_exceeded)}")
+                decisions.append(Admitted(policy.budget_warning, policy.budget_exceeded))
         return Admission(
             rate_limit=limit,
             rate_used=window.used,
@@ -321,11 +344,11 @@ class DegradedAdmission:
             period=period,
             policy=policy,
             plan=known.plan if known else None,
-            codes=codes,
+            decisions=decisions,
             degraded=True,
         )
 
-    def record_answer(self, workspace_id: str, external_request_id: str, answer: str) -> None:
+    def record_answer(self, workspace_id: str, external_request_id: str, answer: dict[str, Any]) -> None:
         if len(self.seen) > 100_000:
             self.seen.clear()
         self.seen[f"{workspace_id}:{external_request_id}"] = answer
@@ -417,3 +440,121 @@ class Settler:
         """Wait until everything submitted so far is settled (shutdown, tests)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout_s)
+
+
+class FailOpenAdmission:
+    """The gateway's :class:`~opsmeter_ingest.ports.AdmissionPort`: Redis's atomic decision, or, while Redis is
+    away (no reply within the deadline), the in-process one; what was decided here is reconciled with Redis
+    once it answers again. A quota reached is announced (once per period) to the workspace's owners."""
+
+    def __init__(self, redis: RedisAdmission, degraded: DegradedAdmission, notices: PlanLimitNotices) -> None:
+        self._redis = redis
+        self._degraded = degraded
+        self._notices = notices
+
+    async def admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
+        degraded = self._degraded
+        if degraded.redis_away(time.monotonic()):
+            return self._in_process(workspace_id, items)
+        try:
+            admission = await self._redis.admit(workspace_id, items)
+        except AdmissionUnavailable as exc:
+            log.warning("admission_degraded", error=str(exc))
+            if exc.timed_out:  # a stalled Redis: only one request in a while waits for it again
+                degraded.mark_away(time.monotonic())
+            return self._in_process(workspace_id, items)
+        degraded.mark_back()
+        degraded.remember(workspace_id, admission)
+        await self._reconcile(workspace_id)
+        if "plan_limit" in admission.decisions and admission.quota_limit is not None:
+            await self._notices.reached(workspace_id, admission.plan, admission.quota_limit, admission.period)
+        return admission
+
+    async def first_answer(
+        self, workspace_id: str, external_request_id: str
+    ) -> dict[str, Any] | Literal["pending"] | None:
+        return await self._redis.first_answer(workspace_id, external_request_id)
+
+    def rate_state(self, workspace_id: str, now: float) -> tuple[int, int, int]:
+        return self._degraded.rate_state(workspace_id, now)
+
+    async def reconcile_forever(self, interval_s: float = 1.0) -> None:
+        """Reconcile what was decided in-process as soon as Redis answers again, whether or not requests come."""
+        while True:
+            await asyncio.sleep(interval_s)
+            degraded = self._degraded
+            for workspace_id in {key[0] for key in [*degraded.unreconciled, *degraded.overflow]}:
+                await self._reconcile(workspace_id)
+
+    def _in_process(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
+        DEGRADED_DECISIONS.inc(len(items))
+        return self._degraded.admit(workspace_id, items, time.time())
+
+    async def _reconcile(self, workspace_id: str) -> None:
+        """Settle with Redis what was decided in-process while it was away (or answered too late), once.
+
+        Each list is taken before the call is awaited: concurrent requests of the workspace find it gone
+        and do not send it again; if Redis fails meanwhile, it is put back (before what came since). A
+        reconcile applied twice changes nothing the second time, so putting back a part already applied
+        is safe.
+        """
+        pending, overflow = self._degraded.unreconciled, self._degraded.overflow
+        for key in [key for key in pending if key[0] == workspace_id]:
+            settlements = pending.pop(key, [])
+            if not settlements:
+                continue
+            try:
+                counted = await self._redis.reconcile(key[0], key[1], settlements)
+            except Exception as exc:  # Redis away again: keep them for next time
+                pending[key] = settlements + pending.get(key, [])
+                log.warning("quota_reconcile_failed", error=str(exc))
+                return
+            log.info("quota_reconciled", period=key[1], events=len(settlements), counted=counted)
+        for key in [key for key in overflow if key[0] == workspace_id]:
+            count = overflow.pop(key, 0)
+            try:
+                await self._redis.reconcile_count(key[0], key[1], count)
+            except Exception as exc:
+                overflow[key] = overflow.get(key, 0) + count
+                log.warning("quota_reconcile_failed", error=str(exc))
+                return
+
+
+class Settlements:
+    """The gateway's :class:`~opsmeter_ingest.ports.Settlement`: admitted events' keys made to answer repeats.
+
+    A request of several events that all went the same way is settled with one write (its record, see
+    ``lua/idem.lua``); otherwise each event: its stored answer, or its reservation released ('-' for a real
+    event, '~' another) so that a retry counts as new. Events decided in-process are kept for the reconcile.
+    """
+
+    def __init__(self, settler: "Settler", degraded: DegradedAdmission) -> None:
+        self._settler = settler
+        self._degraded = degraded
+
+    def settle(self, workspace_id: str, admission: Admission, events: list[SettledEvent]) -> None:
+        if not events:
+            return
+        if admission.degraded:
+            kept: list[DegradedSettlement] = []
+            for (external_request_id, kind, _, event_id, answer), where in events:
+                stored = _with_spooled(answer, where)
+                if where is not None:
+                    self._degraded.record_answer(workspace_id, external_request_id, orjson.loads(stored))
+                kept.append((external_request_id, stored if where is not None else "-", event_id, kind))
+            self._degraded.settled(workspace_id, admission.period, kept)
+            return
+        first = events[0][1]
+        if len(events) > 1 and first is not None and all(where == first for _, where in events):
+            self._settler.submit(workspace_id, admission.period, admission.token, first)
+            return
+        settlements: list[Settlement] = []
+        for (external_request_id, kind, _, event_id, answer), where in events:
+            outcome: bytes | str = _with_spooled(answer, where) if where is not None else "-" if kind == "r" else "~"
+            settlements.append((external_request_id, outcome, event_id))
+        self._settler.submit(workspace_id, admission.period, admission.token, settlements)
+
+
+def _with_spooled(answer: bytes, where: Durability | None) -> bytes:
+    """A stored answer that says itself whether its event is in the spool (settled without a record)."""
+    return orjson.dumps({**orjson.loads(answer), "spooled": where == "spool"})

@@ -5,10 +5,10 @@ import time
 from collections.abc import Sequence
 
 from opsmeter_contracts import Topics
-from opsmeter_ingest.adapters import Durability
 from opsmeter_ingest.adapters.spool import Spool, SpooledRecord, SpoolUnavailable
-from opsmeter_ingest.domain import OutgoingEvent
+from opsmeter_ingest.event import OutgoingEvent
 from opsmeter_ingest.metrics import KAFKA_SEND_LATENCY, SPOOL_DEPTH, SPOOLED_EVENTS
+from opsmeter_ingest.ports import Durability
 from opsmeter_runtime.kafka import EventPublisher, PublishError
 from opsmeter_runtime.logs import get_logger
 
@@ -22,11 +22,10 @@ of requests, so a round's fixed cost is large; 10,000 events (~9 MB) keep it sma
 class DurableTelemetrySink:
     """Makes events durable and says where each went; ``None`` for an event that could not be."""
 
-    def __init__(self, publisher: EventPublisher, spool: Spool, *, timeout_s: float, linger_s: float = 0.0) -> None:
+    def __init__(self, publisher: EventPublisher, spool: Spool, *, timeout_s: float) -> None:
         self._publisher = publisher
         self._spool = spool
         self._timeout_s = timeout_s
-        self._linger_s = linger_s
         self._wake = asyncio.Event()
         self._topics_seen: set[str] = set()
         SPOOL_DEPTH.set(spool.pending)
@@ -49,10 +48,8 @@ class DurableTelemetrySink:
         outcome: list[Durability | None] = [None] * len(records)
         if direct:
             started = time.perf_counter()
-            acked = await self._publisher.publish_coalesced(
-                [records[i] for i in direct] if held else records,
-                timeout_s=self._timeout_s,
-                linger_s=self._linger_s,
+            acked = await self._publisher.publish_many(
+                [records[i] for i in direct] if held else records, timeout_s=self._timeout_s
             )
             KAFKA_SEND_LATENCY.observe(time.perf_counter() - started)
             if not held and all(acked):

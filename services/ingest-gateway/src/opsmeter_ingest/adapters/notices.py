@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 
 from opsmeter_contracts import Topics
 from opsmeter_contracts.events import PlanLimitReached, PlanLimitReachedPayload
-from opsmeter_ingest.domain import period_bounds
+from opsmeter_ingest.windows import period_bounds
 from opsmeter_runtime.kafka import EventPublisher, PublishError
 from opsmeter_runtime.logs import get_logger
 

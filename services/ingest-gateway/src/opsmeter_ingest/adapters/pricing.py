@@ -1,7 +1,8 @@
 from collections.abc import Callable
 from typing import Any
 
-from opsmeter_ingest.domain import Pricing, ValidatedRecord
+from opsmeter_ingest.event import Pricing
+from opsmeter_ingest.record import ValidatedRecord
 from opsmeter_pricing import PriceCatalog, Tariff
 
 

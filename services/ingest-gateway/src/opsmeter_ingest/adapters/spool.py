@@ -14,11 +14,14 @@ removed at the next start.
 
 import asyncio
 import contextlib
+import fcntl
+import itertools
 import os
 import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from opsmeter_runtime.logs import get_logger
 
@@ -237,3 +240,23 @@ def _read_offset(path: Path) -> tuple[int, int]:
 def _encode(record: SpooledRecord) -> bytes:
     topic = record.topic.encode()
     return _HEADER.pack(len(topic), len(record.key), len(record.value)) + topic + record.key + record.value
+
+
+def claim_spool_directory(root: Path, instance: str) -> tuple[Path, IO[bytes]]:
+    """A spool directory under ``root`` that no other live process of this instance uses, and its lock.
+
+    Worker processes sharing a port each take the first free one (``<instance>``, ``<instance>-1``, ...):
+    after a restart they take the same ones again, so what a worker left in its spool is drained. The
+    lock (``flock``, released when the process ends) stays held while the returned file is open.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    for index in itertools.count():
+        name = instance if index == 0 else f"{instance}-{index}"
+        lock = (root / f"{name}.lock").open("wb")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return root / name, lock
+    raise AssertionError("unreachable")

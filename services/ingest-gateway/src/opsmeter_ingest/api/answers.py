@@ -1,12 +1,13 @@
 """The JSON the gateway answers with, as models: its OpenAPI schema documents them (the ingest answers are
-written by ``domain.answer_body``; these describe them)."""
+written by ``answer.answer_body``; these describe them)."""
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsmeter_contracts.events import Plan
-from opsmeter_ingest.domain import IngestRequest, Reason
+from opsmeter_ingest.answer import Reason
+from opsmeter_ingest.record import IngestRequest
 from opsmeter_runtime.http import FieldProblem
 
 

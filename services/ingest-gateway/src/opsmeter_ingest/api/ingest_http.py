@@ -1,29 +1,17 @@
-"""The two ingest endpoints without a web framework: headers and body in, a reply out.
-
-Both the FastAPI routes (for the OpenAPI schema) and the raw ASGI fast path (``api/fast.py``) call
-these, so the contract is written once.
-"""
+"""The two ingest endpoints' work between the route and the use case: the key, the body's JSON, and the
+rendering of the use case's typed outcomes as the answers and headers of SPEC §5."""
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
 from redis.exceptions import RedisError
 
+from opsmeter_ingest import outcomes
+from opsmeter_ingest.answer import PolicyFlags, answer_body, rate_limit_headers
 from opsmeter_ingest.bootstrap import GatewayDeps
-from opsmeter_ingest.domain import (
-    FieldError,
-    MalformedJson,
-    PayloadRejected,
-    PolicyFlags,
-    answer_body,
-    parse_fast,
-    parse_json_strict,
-    rate_limit_headers,
-    retry_after_s,
-)
 from opsmeter_ingest.errors import (
     IngestRejected,
     InvalidPayload,
@@ -33,7 +21,10 @@ from opsmeter_ingest.errors import (
     Unavailable,
     WrongContentType,
 )
-from opsmeter_ingest.metrics import REJECTED_REQUESTS, REQUEST_LATENCY
+from opsmeter_ingest.ingest import UNAVAILABLE_RETRY_AFTER_S
+from opsmeter_ingest.metrics import REJECTED_REQUESTS, REQUEST_LATENCY, count_outcomes
+from opsmeter_ingest.record import FieldError, MalformedJson, PayloadRejected, parse_json
+from opsmeter_ingest.windows import retry_after_s
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.logs import bind_contextvars, get_logger
 
@@ -46,9 +37,76 @@ _BATCH_LATENCY = REQUEST_LATENCY.labels("batch")
 @dataclass(frozen=True)
 class Reply:
     status: int
-    body: dict[str, Any] | orjson.Fragment
-    """The answer; an admitted event's is already JSON (a fragment that orjson writes as it is)."""
+    body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str | None:
+        reason: str | None = self.body["reason"]
+        return reason
+
+
+def render(outcome: outcomes.Outcome, flags: PolicyFlags) -> Reply:
+    """One event's answer: its status and its body with every status field."""
+    match outcome:
+        case outcomes.Accepted(event, budget_warning, budget_exceeded):
+            these = replace(flags, budget_warning=budget_warning, budget_exceeded=budget_exceeded)
+            return Reply(202, answer_body(status="accepted", reason=None, flags=these, **event))
+        case outcomes.Duplicate(event):
+            return Reply(202, answer_body(status="accepted", reason=None, flags=flags, **event))
+        case outcomes.Invalid(errors):
+            return Reply(
+                422,
+                answer_body(
+                    status="rejected",
+                    reason="invalid_payload",
+                    flags=flags,
+                    message="a field breaks a rule",
+                    errors=[e.as_json() for e in errors],
+                ),
+            )
+        case outcomes.RateLimited(limit, retry_after):
+            message = f"over {limit} requests per minute; telemetry only, provider calls continue"
+            return Reply(
+                429,
+                answer_body(
+                    status="rejected",
+                    reason="rate_limited",
+                    flags=flags,
+                    message=message,
+                    retryAfterSeconds=retry_after,
+                ),
+            )
+        case outcomes.PlanLimited():
+            paused = replace(flags, plan_limit_reached=True)
+            message = "Telemetry paused due to plan limit. LLM calls keep running."
+            return Reply(
+                402,
+                answer_body(
+                    status="rejected", reason="plan_limit_reached", flags=paused, telemetry_paused=True, message=message
+                ),
+            )
+        case outcomes.BudgetStopped():
+            message = "budget exceeded and the workspace enforces hard-stop; provider calls continue"
+            return Reply(
+                402,
+                answer_body(
+                    status="rejected", reason="budget_exceeded", flags=flags, telemetry_paused=True, message=message
+                ),
+            )
+        case outcomes.Unavailable(message):
+            message = f"{message}; retry later"
+            return Reply(503, answer_body(status="rejected", reason="unavailable", flags=flags, message=message))
+
+
+def result_headers(result: outcomes.IngestResult) -> dict[str, str]:
+    headers = rate_limit_headers(result.rate_limit, result.remaining, result.window_end)
+    if result.retry_after_s:
+        headers["Retry-After"] = str(result.retry_after_s)
+    return headers
+
+
+Handler = Callable[..., Awaitable[Reply]]
 
 
 def rejection(error: IngestRejected) -> Reply:
@@ -94,11 +152,8 @@ async def ingest_principal(deps: GatewayDeps, api_key: str | None) -> Principal:
 def _parse(content_type: str | None, body: bytes, *, batch: bool) -> Any:
     if not is_json(content_type):
         raise WrongContentType("Content-Type must be application/json")
-    fast = parse_fast(body, batch=batch)
-    if fast is not None:
-        return fast
     try:
-        return parse_json_strict(body)
+        return parse_json(body)
     except MalformedJson as exc:
         raise NotJson(str(exc)) from None
 
@@ -108,7 +163,7 @@ async def _unparsed(deps: GatewayDeps, principal: Principal, error: IngestReject
     admission = await deps.ingestor.admit_unparsed(principal)
     headers = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
     flags = PolicyFlags.from_status(admission.policy)
-    if admission.codes == ["R"]:
+    if admission.decisions == ["rate_limited"]:
         limited = RateLimited(
             f"over {admission.rate_limit} requests per minute; telemetry only, provider calls continue",
             flags=flags,
@@ -131,8 +186,9 @@ async def _principal_and_document(
     bind_contextvars(workspace_id=principal.workspace_id)
     refused = deps.ingestor.refused_early(principal, len(body))
     if refused is not None:
+        headers = {**rate_limit_headers(*refused), "Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
         return rejection(
-            Unavailable("the events cannot be made durable now (the spool is full); retry later", headers=refused)
+            Unavailable("the events cannot be made durable now (the spool is full); retry later", headers=headers)
         )
     try:
         return principal, _parse(content_type, body, batch=batch)
@@ -150,9 +206,10 @@ async def single(deps: GatewayDeps, *, api_key: str | None, content_type: str | 
         return checked
     principal, document = checked
     result = await deps.ingestor.ingest(principal, [document])
-    [outcome] = result.outcomes
+    [reply] = [render(outcome, result.flags) for outcome in result.outcomes]
+    count_outcomes([reply])
     _SINGLE_LATENCY.observe(time.perf_counter() - started)
-    return Reply(outcome.status, outcome.answer(), result.headers)
+    return Reply(reply.status, reply.body, result_headers(result))
 
 
 async def batch(deps: GatewayDeps, *, api_key: str | None, content_type: str | None, body: bytes) -> Reply:
@@ -174,17 +231,19 @@ async def batch(deps: GatewayDeps, *, api_key: str | None, content_type: str | N
             deps, principal, InvalidPayload("a field breaks a rule", errors=[FieldError(field_name, message)])
         )
     result = await deps.ingestor.ingest(principal, events)
+    replies = [render(outcome, result.flags) for outcome in result.outcomes]
+    count_outcomes(replies)
     _BATCH_LATENCY.observe(time.perf_counter() - started)
-    accepted = [o.status for o in result.outcomes].count(202)
+    accepted = [r.status for r in replies].count(202)
     return Reply(
         207,
         answer_body(
-            status="accepted" if accepted == len(result.outcomes) else "rejected",
+            status="accepted" if accepted == len(replies) else "rejected",
             reason=None,
-            flags=PolicyFlags.from_status(result.admission.policy),
+            flags=replace(result.flags, plan_limit_reached=False),
             accepted=accepted,
-            rejected=len(result.outcomes) - accepted,
-            results=orjson.Fragment(b"[%b]" % b",".join([o.numbered(i) for i, o in enumerate(result.outcomes)])),
+            rejected=len(replies) - accepted,
+            results=[{**r.body, "index": i, "httpStatus": r.status} for i, r in enumerate(replies)],
         ),
-        result.headers,
+        result_headers(result),
     )

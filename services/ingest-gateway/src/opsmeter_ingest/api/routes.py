@@ -28,20 +28,12 @@ from opsmeter_ingest.api.answers import (
 from opsmeter_ingest.api.deps import Deps, WorkspaceReader
 from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.commands import CreateWorkspace, create_workspace, set_plan
-from opsmeter_ingest.domain import (
-    PLAN_NAMES,
-    IngestRequest,
-    budget_windows,
-    build_event,
-    iso_z,
-    month_period,
-    period_bounds,
-)
-from opsmeter_ingest.errors import (
-    BodyTooLarge,
-    Unavailable,
-)
+from opsmeter_ingest.errors import BodyTooLarge, Unavailable
+from opsmeter_ingest.event import build_event
 from opsmeter_ingest.metrics import REGISTRY
+from opsmeter_ingest.record import IngestRequest
+from opsmeter_ingest.status_view import PLAN_NAMES, budget_windows, iso_z
+from opsmeter_ingest.windows import month_period, period_bounds
 from opsmeter_runtime.auth import verify_operator_token
 from opsmeter_runtime.errors import Unauthorized as OperatorUnauthorized
 from opsmeter_runtime.http import json_body, json_response
@@ -51,6 +43,9 @@ from opsmeter_runtime.projections import PolicyStatusProjection
 
 log = get_logger(__name__)
 router = APIRouter()
+
+API_KEY_HEADER = {"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"}}
+"""The ingest routes' key, as their OpenAPI parameters document it (missing or unknown: 401)."""
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
@@ -65,7 +60,20 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _json(reply: ingest_http.Reply) -> Response:
+async def _answer(handler: ingest_http.Handler, request: Request, deps: GatewayDeps, limit: int) -> Response:
+    """Read the body (at most ``limit`` bytes), run the endpoint, render its reply; any error nobody foresaw is
+    a JSON 500 with every status field. (The two ingest routes take the request alone: FastAPI's dependency
+    solving cost more than the rest of the route; their header is documented with ``API_KEY_HEADER``.)"""
+    headers = request.headers
+    try:
+        body = await read_limited_body(request, limit)
+        reply = await handler(
+            deps, api_key=headers.get("x-api-key"), content_type=headers.get("content-type"), body=body
+        )
+    except BodyTooLarge as error:
+        reply = ingest_http.rejection(error)
+    except Exception:
+        reply = ingest_http.internal_error()
     return json_response(reply.body, reply.status, reply.headers)
 
 
@@ -74,17 +82,12 @@ def _json(reply: ingest_http.Reply) -> Response:
     status_code=202,
     response_model=EventAnswer,
     tags=["ingest"],
-    openapi_extra={"requestBody": json_body(IngestRequest)},
+    openapi_extra={"requestBody": json_body(IngestRequest), "parameters": [API_KEY_HEADER]},
 )
-async def ingest_llm_request(
-    request: Request,
-    deps: Deps,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Response:
-    """One LLM call's telemetry; 202 once durable. (Served by the raw ASGI fast path; same contract.)"""
-    body = await read_limited_body(request, deps.settings.max_body_bytes)
-    content_type = request.headers.get("content-type")
-    return _json(await ingest_http.single(deps, api_key=x_api_key, content_type=content_type, body=body))
+async def ingest_llm_request(request: Request) -> Response:
+    """One LLM call's telemetry; 202 once durable (or a rejection with every status field, SPEC §5)."""
+    deps: GatewayDeps = request.app.state.deps
+    return await _answer(ingest_http.single, request, deps, deps.settings.max_body_bytes)
 
 
 @router.post(
@@ -92,17 +95,12 @@ async def ingest_llm_request(
     status_code=207,
     response_model=BatchAnswer,
     tags=["ingest"],
-    openapi_extra={"requestBody": json_body(IngestBatchBody)},
+    openapi_extra={"requestBody": json_body(IngestBatchBody), "parameters": [API_KEY_HEADER]},
 )
-async def ingest_llm_requests(
-    request: Request,
-    deps: Deps,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Response:
+async def ingest_llm_requests(request: Request) -> Response:
     """Up to 500 events in ``{"events": [...]}``; 207 with one result per event, in order."""
-    body = await read_limited_body(request, deps.settings.max_batch_bytes)
-    content_type = request.headers.get("content-type")
-    return _json(await ingest_http.batch(deps, api_key=x_api_key, content_type=content_type, body=body))
+    deps: GatewayDeps = request.app.state.deps
+    return await _answer(ingest_http.batch, request, deps, deps.settings.max_batch_bytes)
 
 
 @router.get("/v1/public/pricing-models", response_model=PricingCatalog, tags=["pricing"])

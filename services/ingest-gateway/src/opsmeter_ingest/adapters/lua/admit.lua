@@ -11,11 +11,12 @@
 -- Budgets (reserve, then the policy engine settles): with a budget, a real event reserves its cost;
 -- its answer's flags include the reserved spend, and under hard-stop an event is refused once the
 -- reserved spend has reached the budget, so the overshoot is at most the one event that crosses it.
--- Returns {limit, used, window_end, quota_limit, quota_used, period, budget_warning, budget_exceeded,
---          enforcement, kill_switch, plan, code_1, ..., code_N}
--- Codes: 'A' admitted (quota reserved, key holding the reservation), 'R' rate limited, 'X' invalid,
---        'Q' quota used up, 'B' budget hard-stop, 'P' the same id is in flight, 'D' .. stored answer: a
---        duplicate. A key abandoned in flight (see idem.lua) is taken over: the event goes in as new.
+-- Returns JSON: {rate = {limit, used, window_end}, quota = {limit (absent: none), used, period},
+--   policy = {budget_warning, budget_exceeded, enforcement, kill_switch}, plan (absent: none),
+--   decisions = one per event, in order: {outcome = 'admitted', budget_warning, budget_exceeded} (quota
+--   reserved, key holding the reservation) | {outcome = 'repeat', answer = the first's stored answer,
+--   spooled} | {outcome = 'rate_limited' | 'invalid' | 'in_flight' | 'plan_limit' | 'budget_stop'}}.
+-- A key abandoned in flight (see idem.lua) is taken over: the event goes in as new.
 -- (reservation() and idem_state() come from idem.lua, prepended to this script.)
 local function year_month(epoch)
   local z = math.floor(epoch / 86400) + 719468
@@ -69,22 +70,22 @@ for i = 1, n do
   local event_id = ARGV[5 + 4 * i]
   local code
   if used >= limit then
-    code = 'R'
+    code = {outcome = 'rate_limited'}
   else
     used = used + 1
     if kind == 'x' then
-      code = 'X'
+      code = {outcome = 'invalid'}
     else
       -- Reserve the key if it is new (one call for the common case); an existing key is a repeat.
       -- A new key refused below (budget, quota) is removed again. No key expires while a script runs.
       local key = KEYS[5 + i]
       local value = mark .. ARGV[6 + 4 * i]
       if not redis.call('SET', key, value, 'NX', 'EX', answer_ttl) then
-        local state, answer = idem_state(redis.call('GET', key), ARGV[6], now, pending_ttl)
+        local state, answer, spooled = idem_state(redis.call('GET', key), ARGV[6], now, pending_ttl)
         if state == 'pending' then
-          code = 'P'
+          code = {outcome = 'in_flight'}
         elseif state == 'answer' then
-          code = 'D' .. answer
+          code = {outcome = 'repeat', answer = answer, spooled = spooled}
         else
           redis.call('SET', key, value, 'EX', answer_ttl)
         end
@@ -93,10 +94,10 @@ for i = 1, n do
         -- a repeat: answered above
       elseif blocks or (kind == 'r' and enforcing and exceed_head ~= nil and reserved >= exceed_head) then
         redis.call('DEL', key)
-        code = 'B'
+        code = {outcome = 'budget_stop'}
       elseif kind == 'r' and quota_limit ~= nil and quota_used >= quota_limit then
         redis.call('DEL', key)
-        code = 'Q'
+        code = {outcome = 'plan_limit'}
       else
         local warned, exceeded = policy[1] == '1', policy[2] == '1'
         if kind == 'r' then
@@ -109,7 +110,7 @@ for i = 1, n do
         end
         if warn_head ~= nil and reserved >= warn_head then warned = true end
         if exceed_head ~= nil and reserved >= exceed_head then exceeded = true end
-        code = 'A' .. (warned and '1' or '0') .. (exceeded and '1' or '0')
+        code = {outcome = 'admitted', budget_warning = warned, budget_exceeded = exceeded}
       end
     end
   end
@@ -122,9 +123,11 @@ redis.call('HSET', KEYS[4], 'p', period, 'n', quota_used)
 redis.call('EXPIRE', KEYS[4], 40 * 86400)
 if budgeted then redis.call('EXPIRE', KEYS[5], 2 * 86400) end
 
-local result = {
-  limit, used, window_end, quota_limit or -1, quota_used, period,
-  policy[1] or '0', policy[2] or '0', policy[3] or 'advisory', policy[4] or '0', plan[1] or ''
-}
-for i = 1, n do result[#result + 1] = codes[i] end
-return result
+return cjson.encode({
+  rate = {limit = limit, used = used, window_end = window_end},
+  quota = {limit = quota_limit, used = quota_used, period = period},
+  policy = {budget_warning = policy[1] == '1', budget_exceeded = policy[2] == '1',
+            enforcement = policy[3] or 'advisory', kill_switch = policy[4] == '1'},
+  plan = plan[1] or nil,
+  decisions = codes,
+})

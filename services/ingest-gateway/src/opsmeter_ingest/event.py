@@ -1,0 +1,65 @@
+"""The ``LlmRequestIngested`` event of an accepted record: built from the record's model, validated by the contract."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from opsmeter_contracts import LlmRequestIngested, encode_event
+from opsmeter_contracts.events import LlmRequestIngestedPayload
+from opsmeter_ingest.record import UNKNOWN, ValidatedRecord
+from opsmeter_pricing import PriceQuote
+
+Pricing = PriceQuote
+"""What the gateway needs of a price: the catalog's quote of one call."""
+
+EVENT_NAMESPACE = uuid.UUID("6f1c1d52-5d0e-4d7c-9a5e-6f70736d6574")
+
+_NOT_IN_EVENT = {"timestamp"}
+"""Record fields the event carries otherwise (the call's time is its ``occurred_at``)."""
+
+
+def event_id_for(workspace_id: str, external_request_id: str) -> str:
+    """Deterministic: the same LLM call from the same workspace is the same event everywhere downstream."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{workspace_id}\x1f{external_request_id}"))
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An event ready for the topic: its id, partition key and the contract's JSON."""
+
+    event_id: str
+    key: bytes
+    value: bytes
+
+
+def build_event(
+    record: ValidatedRecord, *, workspace_id: str, api_key_id: str, pricing: Pricing, now: datetime
+) -> OutgoingEvent:
+    """The record's event: every field it has by name, the server's defaults and the price; checked by the contract.
+
+    A field added to the record and to the contract's payload flows through here without a change.
+    """
+    request = record.request
+    payload = LlmRequestIngestedPayload.model_validate(
+        {
+            **request.model_dump(exclude_none=True, exclude=_NOT_IN_EVENT),
+            "provider": request.provider.lower(),
+            "endpoint_tag": request.endpoint_tag or UNKNOWN,
+            "user_id": request.user_id or UNKNOWN,
+            "total_tokens": request.input_tokens + request.output_tokens,
+            "model_normalized": pricing.model_normalized,
+            "cost_micro_usd": pricing.cost_micro_usd,
+            "priced": pricing.priced,
+            "price_catalog_version": pricing.catalog_version,
+            "api_key_id": api_key_id,
+        }
+    )
+    event_id = event_id_for(workspace_id, request.external_request_id)
+    event = LlmRequestIngested(
+        event_id=uuid.UUID(event_id),
+        occurred_at=record.occurred_at,
+        ingested_at=now,
+        workspace_id=workspace_id,
+        payload=payload,
+    )
+    return OutgoingEvent(event_id, event.key, encode_event(event))

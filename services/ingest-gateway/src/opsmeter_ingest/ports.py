@@ -1,0 +1,121 @@
+"""What the ingest use case needs from the world, as small Protocols (real adapters in ``adapters/``,
+in-memory ones in ``testing``), and the typed values that cross them."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from opsmeter_ingest.event import OutgoingEvent, Pricing
+from opsmeter_ingest.record import ValidatedRecord
+from opsmeter_runtime.projections import PolicyStatus
+
+Kind = Literal["x", "r", "o"]
+"""How admission sees an event: 'x' invalid, 'r' valid and counted toward the quota (dataMode=real), 'o' valid
+and not counted."""
+
+AdmitItem = tuple[str, Kind, int, str, bytes]
+"""One event as admission sees it: ``(external_request_id, kind, cost in micro-USD, event id, its stored answer)``;
+the stored answer (JSON) is what a repeat is answered with once the event is durable."""
+
+Durability = Literal["kafka", "spool"]
+"""Where an event became durable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """The event may go in (its quota unit and budget reserved); the budget flags its answer shows."""
+
+    budget_warning: bool = False
+    budget_exceeded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """The externalRequestId was accepted before: the first event's stored answer, as data."""
+
+    answer: dict[str, Any]
+
+
+Refusal = Literal["rate_limited", "invalid", "in_flight", "plan_limit", "budget_stop"]
+"""An event admission did not let in: over the rate limit, invalid (counted for the rate limit only), the same
+externalRequestId still in flight, the plan quota used up, or the budget's hard-stop."""
+
+Decision = Admitted | Repeat | Refusal
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Admission's answer for one request: the workspace's counters and one decision per event, in order."""
+
+    rate_limit: int
+    rate_used: int
+    window_end: int
+    quota_limit: int | None
+    quota_used: int
+    period: str
+    policy: PolicyStatus
+    plan: str | None
+    decisions: list[Decision]
+    degraded: bool = False
+    """Decided in-process while Redis was away."""
+    token: str = ""
+    """The request's token: its events' keys name it until one write settles them all (``lua/idem.lua``)."""
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.rate_limit - self.rate_used)
+
+    @property
+    def plan_limit_reached(self) -> bool:
+        return self.quota_limit is not None and self.quota_used >= self.quota_limit
+
+
+class AdmissionPort(Protocol):
+    """Rate limit, idempotency, budget hard-stop and plan quota, decided atomically for a request's events."""
+
+    async def admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission: ...
+
+    async def first_answer(
+        self, workspace_id: str, external_request_id: str
+    ) -> dict[str, Any] | Literal["pending"] | None:
+        """A repeat's wait: the first event's stored answer, 'pending' while in flight, None when it may go in anew."""
+
+    def rate_state(self, workspace_id: str, now: float) -> tuple[int, int, int]:
+        """``(limit, remaining, window end)`` as the last admission left them, for an answer that was not admitted."""
+
+
+SettledEvent = tuple[AdmitItem, Durability | None]
+"""An admitted event and where it became durable (None: it could not be, its reservation is released)."""
+
+
+class Settlement(Protocol):
+    """Makes admitted events' keys answer repeats once they are durable (off the answer's path)."""
+
+    def settle(self, workspace_id: str, admission: Admission, events: list[SettledEvent]) -> None: ...
+
+
+class TelemetrySink(Protocol):
+    async def publish_many(self, events: list[OutgoingEvent]) -> list[Durability | None]:
+        """Where each event became durable (Kafka or the spool), or None when it could not."""
+
+    def refuses(self, key: bytes, size: int) -> bool:
+        """Whether events of ``key`` of about ``size`` bytes could not be made durable now, for certain."""
+
+
+class PriceBook(Protocol):
+    @property
+    def version(self) -> str: ...
+
+    def quoter(self) -> Callable[[ValidatedRecord], Pricing]:
+        """Prices records at the price effective when each call happened; one per request (it keeps what it
+        resolved)."""
+
+    def public_catalog(self) -> dict[str, Any]: ...
+
+
+class AdmissionUnavailable(Exception):
+    """Admission could not be asked: Redis did not answer in time (``timed_out``) or refused the connection."""
+
+    def __init__(self, message: str, *, timed_out: bool = True) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out

@@ -1,0 +1,57 @@
+"""The gateway scales by processes: two workers share the port, each with its own spool, and every limit
+stays exact across them (they count in the same Redis)."""
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from opsmeter_cli.stack import Stack, operator_token
+from tests.e2e.test_ingest_faults import _stack
+from tests.e2e.test_ingest_governance import body, post_many, wait_for_fresh_window
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from _stack(tmp_path_factory, OPSMETER_INGEST_GATEWAY_WORKERS="2")
+
+
+def free_workspace(stack: Stack) -> dict[str, Any]:
+    answer = httpx.post(
+        f"{stack.config.url('ingest-gateway')}/v1/admin/workspaces",
+        json={"name": "workers", "plan": "free"},
+        headers={"X-Operator-Token": operator_token(stack.config)},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        plan = httpx.get(
+            f"{stack.config.url('billing')}/v1/workspaces/{created['workspaceId']}/plan",
+            headers={"Authorization": f"Bearer {created['adminToken']}"},
+        )
+        if plan.status_code == 200 and plan.json()["planTier"] == "free":
+            return created
+        time.sleep(0.05)
+    raise AssertionError("billing did not project the free plan")
+
+
+def test_two_workers_accept_exactly_120_per_minute_on_free_then_429(two_workers: Stack) -> None:
+    spools = two_workers.config.data_dir / "spool"
+    deadline = time.monotonic() + 60  # the stack is ready once one worker answers; the other may still start
+    while len(list(spools.glob("*.lock"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(list(spools.glob("*.lock"))) == 2  # two processes, each holding a spool of its own
+    ws = free_workspace(two_workers)
+    wait_for_fresh_window()
+    url = f"{two_workers.config.url('ingest-gateway')}/v1/ingest/llm-request"
+    answers = asyncio.run(post_many(url, ws["apiKey"], [body() for _ in range(130)], clients=8))
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(202) == 120
+    assert statuses.count(429) == 10
+    remaining = sorted(int(a.headers["X-RateLimit-Remaining"]) for a in answers if a.status_code == 202)
+    assert remaining == list(range(120))
