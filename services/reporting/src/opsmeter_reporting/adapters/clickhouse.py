@@ -387,6 +387,14 @@ class ClickHouseTelemetryStore:
         keys = "AND api_key_id IN {keys:Array(String)}" if api_key_ids is not None else ""
         scope = "AND workspace_id = {workspace_id:String} AND data_mode = {data_mode:String}"
         async with self._writes:
+            # A mutation rewrites parts and holds the sink meanwhile (about a second each on chDB): none when
+            # nothing matches, as for a repeated deletion. Rollups only hold what raw rows held.
+            [found] = await self._ch.query(
+                f"SELECT count() AS n FROM llm_requests_raw WHERE 1 {scope} {keys}",  # noqa: S608 - fixed fragments
+                params,
+            )
+            if int(found["n"]) == 0:
+                return
             await self._ch.command(
                 f"ALTER TABLE llm_requests_raw DELETE WHERE 1 {scope} {keys} SETTINGS mutations_sync = 2",
                 params,
