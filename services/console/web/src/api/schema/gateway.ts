@@ -139,7 +139,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest Llm Request
-         * @description One LLM call's telemetry; 202 once durable. (Served by the raw ASGI fast path; same contract.)
+         * @description One LLM call's telemetry; 202 once durable (or a rejection with every status field, SPEC §5).
          */
         post: operations["ingest_llm_request_v1_ingest_llm_request_post"];
         delete?: never;
@@ -1742,7 +1742,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                "x-api-key"?: string | null;
+                "X-API-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -1750,6 +1750,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** Cachewriteinputtokens */
+                    cacheWriteInputTokens?: number | null;
                     /** Cachedinputtokens */
                     cachedInputTokens?: number | null;
                     /**
@@ -1927,7 +1929,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                "x-api-key"?: string | null;
+                "X-API-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -1937,6 +1939,8 @@ export interface operations {
                 "application/json": {
                     /** Events */
                     events: {
+                        /** Cachewriteinputtokens */
+                        cacheWriteInputTokens?: number | null;
                         /** Cachedinputtokens */
                         cachedInputTokens?: number | null;
                         /**
