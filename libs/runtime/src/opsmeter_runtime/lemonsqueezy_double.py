@@ -21,8 +21,10 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from opsmeter_runtime.http_double import LocalHttpDouble
 
 JSON_API = "application/vnd.api+json"
 VARIANTS = "101=starter,102=pro,103=team,104=enterprise"
@@ -53,7 +55,7 @@ class RecordedRequest:
     body: Any
 
 
-class LemonSqueezyDouble:
+class LemonSqueezyDouble(LocalHttpDouble):
     """Start with ``with LemonSqueezyDouble(api_key=..., webhook_secret=...) as ls:``; ``ls.url`` is its base URL."""
 
     def __init__(
@@ -73,37 +75,12 @@ class LemonSqueezyDouble:
         self._next_id = 1000
         self._clock = datetime.now(UTC).replace(microsecond=0)
         self._lock = threading.Lock()
-        self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(port=port)
 
-    # --- lifecycle -----------------------------------------------------------------------------------
+    thread_name = "lemonsqueezy-double"
 
-    def start(self) -> "LemonSqueezyDouble":
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="lemonsqueezy-double", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> "LemonSqueezyDouble":
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the double first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def service_env(self) -> dict[str, str]:
         """What billing needs to talk to this double (``OPSMETER_LEMONSQUEEZY_*``)."""

@@ -21,8 +21,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from opsmeter_runtime.http_double import LocalHttpDouble
 
 REPLY = "The quick brown fox jumps over the lazy dog."
 
@@ -82,7 +84,7 @@ class RecordedCall:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class ProviderDouble:
+class ProviderDouble(LocalHttpDouble):
     """Start with ``with ProviderDouble() as fake:``; OpenAI's base URL is ``fake.openai_url``, Anthropic's
     ``fake.url``."""
 
@@ -92,35 +94,12 @@ class ProviderDouble:
         self.calls: list[RecordedCall] = []
         self._failures: list[int] = []
         self._lock = threading.Lock()
-        self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(port=port)
 
-    def start(self) -> "ProviderDouble":
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="provider-double", daemon=True)
-        self._thread.start()
-        return self
+    thread_name = "provider-double"
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> "ProviderDouble":
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the double first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     @property
     def openai_url(self) -> str:
