@@ -1,8 +1,10 @@
 """The lifecycle every local HTTP test double shares: a threaded server on loopback, started and stopped."""
 
+import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
 
 
 class LocalHttpDouble:
@@ -43,3 +45,12 @@ class LocalHttpDouble:
     def url(self) -> str:
         assert self._server is not None, "start() the double first"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def serve_until_interrupted(self, announce: dict[str, Any]) -> None:
+        """Serve (started) until Ctrl-C, after printing ``announce`` as one JSON line (for other processes)."""
+        print(json.dumps(announce), flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

@@ -292,15 +292,9 @@ def _handler_for(double: LemonSqueezyDouble) -> type[BaseHTTPRequestHandler]:
 def main() -> None:
     """``python -m opsmeter_runtime.lemonsqueezy_double [PORT]``: serve the double until Ctrl-C."""
     import sys
-    import time
 
     with LemonSqueezyDouble(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0) as double:
-        print(json.dumps(double.service_env()), flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        double.serve_until_interrupted(double.service_env())
 
 
 if __name__ == "__main__":

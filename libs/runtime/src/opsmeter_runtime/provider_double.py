@@ -299,12 +299,7 @@ def main() -> None:
     import sys
 
     with ProviderDouble(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0) as double:
-        print(json.dumps({"openaiBaseUrl": double.openai_url, "anthropicBaseUrl": double.url}), flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        double.serve_until_interrupted({"openaiBaseUrl": double.openai_url, "anthropicBaseUrl": double.url})
 
 
 if __name__ == "__main__":

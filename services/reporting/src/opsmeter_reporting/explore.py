@@ -39,7 +39,7 @@ def series_bucket(window: UsageWindow, wanted: SeriesBucket | None) -> SeriesBuc
     if wanted is None:
         return "hour" if window.duration.total_seconds() <= 2 * 86_400 else "day"
     if wanted == "hour" and window.duration.total_seconds() > MAX_HOURLY_BUCKETS * 3600:
-        raise InvalidRange("an hourly series covers at most 31 days")
+        raise InvalidRange("an hourly series covers at most 31 days", "bucket")
     return wanted
 
 
@@ -65,7 +65,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         moment, event_id = raw.split("|", 1)
         at = datetime.fromisoformat(moment)
     except ValueError:
-        raise InvalidRange("before is not a cursor this API gave out") from None
+        raise InvalidRange("before is not a cursor this API gave out", "before") from None
     if at.tzinfo is None or not event_id:
-        raise InvalidRange("before is not a cursor this API gave out")
+        raise InvalidRange("before is not a cursor this API gave out", "before")
     return at, event_id

@@ -8,22 +8,14 @@ from fastapi import APIRouter, Query, Response
 
 from opsmeter_reporting.api.answers import EventsPage, SeriesAnswer
 from opsmeter_reporting.api.deps import Deps, WorkspaceReader
-from opsmeter_reporting.api.routes import DataMode, _now
+from opsmeter_reporting.api.routes import DataMode, _invalid, _window
 from opsmeter_reporting.api.views import iso
-from opsmeter_reporting.domain import Dimension, InvalidRange, UsageWindow
+from opsmeter_reporting.domain import Dimension, InvalidRange
 from opsmeter_reporting.explore import EventsQuery, SeriesBucket, StackBy, decode_cursor, encode_cursor, series_bucket
-from opsmeter_runtime.errors import InvalidRequest
 from opsmeter_runtime.http import json_response
 from opsmeter_runtime.money import format_micro_usd
 
 router = APIRouter(tags=["reports"])
-
-
-def _window(start: datetime | None, end: datetime | None) -> UsageWindow:
-    try:
-        return UsageWindow.parse(start, end, now=_now())
-    except InvalidRange as exc:
-        raise InvalidRequest(str(exc)) from None
 
 
 @router.get("/v1/workspaces/{workspace_id}/usage/series", response_model=SeriesAnswer)
@@ -41,7 +33,7 @@ async def usage_series(
     try:
         size = series_bucket(window, bucket)
     except InvalidRange as exc:
-        raise InvalidRequest(str(exc)) from None
+        raise _invalid(exc) from None
     points = await deps.store.series(principal.workspace_id, window, size, stack_by, data_mode)
     buckets: dict[str, dict[str, Any]] = defaultdict(lambda: {"requests": 0, "errors": 0, "costMicroUsd": 0})
     for p in points:
@@ -95,7 +87,7 @@ async def raw_events(
     try:
         cursor = decode_cursor(before) if before else None
     except InvalidRange as exc:
-        raise InvalidRequest(str(exc)) from None
+        raise _invalid(exc) from None
     query = EventsQuery(_window(from_, to), data_mode, limit + 1, dimension, key, cursor)
     rows = await deps.store.events(principal.workspace_id, query)
     page, more = rows[:limit], len(rows) > limit
