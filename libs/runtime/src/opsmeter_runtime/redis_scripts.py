@@ -18,6 +18,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Arg = str | int | bytes
 
+LATE_LOOP_S = 0.02
+"""A deadline timer that fired this much later than it was due says the event loop was busy (not Redis slow)."""
+
 
 class ScriptsUnavailable(Exception):
     """Redis did not answer in time (``timed_out``), or refused the connection; nothing is known of the calls'
@@ -34,6 +37,24 @@ class ScriptError(Exception):
 
 def _encoded(values: Sequence[Arg]) -> list[str | bytes]:
     return [str(v) if isinstance(v, int) else v for v in values]
+
+
+async def _within(future: "asyncio.Future[Any]", deadline_s: float) -> Any:
+    """The future's result within ``deadline_s`` (TimeoutError otherwise; the future is left running).
+
+    A busy event loop fires its timers late, and before it reads the sockets: then a reply may be waiting
+    unread, and Redis's silence is no evidence. So when the timer fired late, wait once more, as long again.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with asyncio.timeout(deadline_s):
+            return await asyncio.shield(future)
+    except TimeoutError:
+        if loop.time() - started - deadline_s < LATE_LOOP_S:
+            raise
+    async with asyncio.timeout(deadline_s):
+        return await asyncio.shield(future)
 
 
 _Queued = tuple[str, list[str | bytes], list[str | bytes], float, "asyncio.Future[Any]"]
@@ -72,8 +93,7 @@ class RedisScripts:
             loop.call_soon(self._send_queued)
         self._queued.append((name, _encoded(keys), _encoded(args), deadline_s, done))
         try:
-            async with asyncio.timeout(deadline_s):
-                reply = await asyncio.shield(done)
+            reply = await _within(done, deadline_s)
         except TimeoutError as exc:
             raise ScriptsUnavailable(f"{name}: no reply from Redis in time", timed_out=True) from exc
         if isinstance(reply, ResponseError):
@@ -105,20 +125,26 @@ class RedisScripts:
 
     async def _send(self, queued: list[_Queued]) -> None:
         replies: list[Any]
+        work = asyncio.ensure_future(self._replies(queued))
         try:
-            async with asyncio.timeout(max(q[3] for q in queued)):
-                replies = await self._pipeline(queued)
-                lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-                if lost:  # Redis lost the scripts (a restart, SCRIPT FLUSH): load them, then those calls again
-                    for source in self._sources.values():
-                        await self._redis.script_load(source)
-                    for i, reply in zip(lost, await self._pipeline([queued[i] for i in lost]), strict=True):
-                        replies[i] = reply
+            replies = await _within(work, max(q[3] for q in queued))
         except Exception as exc:  # never leave a caller waiting
             replies = [exc] * len(queued)
+        finally:
+            work.cancel()  # when still running (no reply in time, or closing): redis-py drops its connection
         for (*_, done), reply in zip(queued, replies, strict=True):
             if not done.done():
                 done.set_result(reply)
+
+    async def _replies(self, queued: list[_Queued]) -> list[Any]:
+        replies = await self._pipeline(queued)
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if lost:  # Redis lost the scripts (a restart, SCRIPT FLUSH): load them, then those calls again
+            for source in self._sources.values():
+                await self._redis.script_load(source)
+            for i, reply in zip(lost, await self._pipeline([queued[i] for i in lost]), strict=True):
+                replies[i] = reply
+        return replies
 
     async def _pipeline(self, queued: list[_Queued]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:

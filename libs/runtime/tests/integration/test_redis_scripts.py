@@ -2,6 +2,7 @@
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -70,6 +71,17 @@ async def test_a_late_reply_fails_its_callers_and_is_never_given_to_a_later_call
     assert loop.time() - started < 0.5  # the timeout, not the script's 600 ms
     await asyncio.sleep(0.5)  # the late 'late' arrives on the dropped connection, if anywhere
     assert await scripts.call("echo", [unique], ["after"]) == [unique.encode(), b"after"]
+
+
+async def test_a_reply_that_came_in_time_is_read_even_when_the_event_loop_was_busy_past_the_deadline(
+    scripts: RedisScripts,
+) -> None:
+    """Under CPU load the loop reads Redis's reply late; that is not Redis being away (the gateway would then
+    decide in-process and answer 429 with the default limit to a workspace far below its own)."""
+    loop = asyncio.get_running_loop()
+    call = asyncio.ensure_future(scripts.call("slow", [], [30], timeout_s=0.1))
+    loop.call_later(0.01, time.sleep, 0.3)  # the loop is stuck from 10 ms to 310 ms; Redis answers at ~30 ms
+    assert await call == b"late"
 
 
 async def test_an_unreachable_redis_fails_fast() -> None:
