@@ -131,10 +131,36 @@ class Result:
     max_ms: float
     errors: int
     seconds: float
+    cpu_us: float = 0.0
+    """CPU the server's processes spent per event (µs), warm-up excluded: less at the mercy of the host's
+    other loads than requests/s on this shared machine."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and its children, alive or reaped (uvicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(v) for v in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            pending += [int(c) for c in children]
+    return total
 
 
 def run_wrk(
-    name: str, url: str, *, api_key: str, batch: int, connections: int, seconds: int, delay_ms: int = 0
+    name: str,
+    url: str,
+    *,
+    api_key: str,
+    batch: int,
+    connections: int,
+    seconds: int,
+    delay_ms: int = 0,
+    server_pid: int | None = None,
 ) -> Result:
     before, after = json.dumps({**SPEC_EXAMPLE_BODY, "externalRequestId": ID_MARKER}, separators=(",", ":")).split(
         ID_MARKER
@@ -142,15 +168,17 @@ def run_wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT.substitute(before=before, after=after, batch=batch, delay_ms=delay_ms, api_key=api_key))
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", script.name, url]
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     done = subprocess.run([*argv, "--", f"{name}-{time.monotonic_ns()}"], capture_output=True, text=True, check=False)
     os.unlink(script.name)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
     r = json.loads(line.removeprefix("BENCH_JSON "))
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     return Result(
         name, r["ok"] / r["seconds"], r["events"] / r["seconds"], r["p50_ms"], r["p99_ms"], r["max_ms"],
-        r["bad"] + r["socket_errors"], r["seconds"],
+        r["bad"] + r["socket_errors"], r["seconds"], cpu * 1e6 / max(r["events"], 1),
     )  # fmt: skip
 
 
@@ -173,8 +201,9 @@ def measure_bare(port: int, connections: int, seconds: int) -> Result:
         wait_until_answers(f"http://{HOST}:{port}/docs")
         run_wrk("warm", f"http://{HOST}:{port}{SINGLE_PATH}", api_key="", batch=0, connections=connections, seconds=2)
         return run_wrk(
-            "bare", f"http://{HOST}:{port}{SINGLE_PATH}", api_key="", batch=0, connections=connections, seconds=seconds
-        )
+            "bare", f"http://{HOST}:{port}{SINGLE_PATH}", api_key="", batch=0, connections=connections,
+            seconds=seconds, server_pid=server.pid,
+        )  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -236,7 +265,7 @@ def measure_stack(workers: int, connections: int, seconds: int, *, full: bool) -
                 delay_ms = max(0, round(interval_ms - warm.p50_ms)) if rate else 0
                 return run_wrk(
                     name, gateway + path, api_key=key, batch=batch, connections=conns, seconds=seconds,
-                    delay_ms=delay_ms,
+                    delay_ms=delay_ms, server_pid=stack.pids()["ingest-gateway"],
                 )  # fmt: skip
 
             label = "single" if workers == 1 else f"single, {workers} workers"
@@ -252,12 +281,13 @@ def measure_stack(workers: int, connections: int, seconds: int, *, full: bool) -
 def markdown(results: dict[str, Result], bare: float, args: argparse.Namespace) -> str:
     single, batch, two = results["single"], results["batch of 100"], results["single, 2 workers"]
     fixed = results[f"fixed rate ~{FIXED_RATE}/s"]
-    ratio, gain = single.requests_s / bare, batch.events_s / single.events_s
+    ratio, gain = single.requests_s / bare, batch.events_s / max(single.events_s, 1)
+    bare_cpu = (results["bare"].cpu_us + results["bare, again"].cpu_us) / 2
     m = machine()
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split(" Copyright")[0]
     rows = "\n".join(
         f"| {r.name} | {r.requests_s:,.0f} | {r.events_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.max_ms:.1f} "
-        f"| {r.errors} | {r.seconds:.1f} |"
+        f"| {r.errors} | {r.seconds:.1f} | {r.cpu_us:,.0f} |"
         for r in results.values()
     )
     verdict = {True: "PASS", False: "FAIL"}
@@ -267,8 +297,12 @@ def markdown(results: dict[str, Result], bare: float, args: argparse.Namespace) 
         f"single / bare = {ratio:.2f} (target ≥ {TARGET_SINGLE_RATIO}): {verdict[ratio >= TARGET_SINGLE_RATIO]}",
         f"batch events/s / single events/s = {gain:.1f} (target ≥ {TARGET_BATCH_GAIN:.0f}): "
         + verdict[gain >= TARGET_BATCH_GAIN],
-        f"2 workers / 1 worker = {two.requests_s / single.requests_s:.2f} (reported: with {m['cores']} cores the "
+        f"2 workers / 1 worker = {two.requests_s / max(single.requests_s, 1):.2f} (reported: with {m['cores']} cores the "
         "second worker shares a core with Redis, the broker, the consumers and wrk)",
+        f"CPU per event (the server's processes): bare {bare_cpu:,.0f} µs, single {single.cpu_us:,.0f} µs "
+        f"(bare / single = {bare_cpu / max(single.cpu_us, 1):.2f}), batch {batch.cpu_us:,.0f} µs (single / batch = "
+        f"{single.cpu_us / max(batch.cpu_us, 1):.1f}) (reported: what one core could carry, less at the mercy of "
+        "the host's other loads than requests/s)",
         f"at ~{FIXED_RATE:,}/s offered ({fixed.requests_s:,.0f}/s answered): p50 {fixed.p50_ms:.2f} ms, "
         f"p99 {fixed.p99_ms:.2f} ms (reported)",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit `{m['commit']}`; {m['cpu']}, {m['cores']}, "
@@ -277,8 +311,8 @@ def markdown(results: dict[str, Result], bare: float, args: argparse.Namespace) 
         f"{PACED_CONNECTIONS}, each paced by `delay()`), 2-3 s warm-up, {args.seconds} s measured; bare is the mean "
         "of a run before "
         f"and after the stacks ({bare:,.0f} requests/s)",
-        "| test | requests/s | events/s | p50 ms | p99 ms | max ms | errors | seconds |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|\n" + rows,
+        "| test | requests/s | events/s | p50 ms | p99 ms | max ms | errors | seconds | server CPU µs/event |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + rows,
     ]
     return "\n\n".join(lines) + "\n"
 
