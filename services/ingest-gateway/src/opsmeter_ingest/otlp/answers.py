@@ -4,6 +4,9 @@ OTLP/HTTP has no answer per span: 200 with ``partial_success`` counts the spans 
 limit, budget hard-stop) and says why; a span refused for now (rate limit, not durable) makes the whole export
 429 or 503 with ``Retry-After``, and the exporter sends it again. That is safe because every span is idempotent
 by its ``externalRequestId``: the spans accepted the first time are answered as repeats and counted once.
+
+Repeats count toward the rate limit like any record, so an export holding more model spans than a whole minute
+allows could never get through by retrying: its rate-limited spans are rejected in ``partial_success`` instead.
 """
 
 from dataclasses import dataclass
@@ -27,8 +30,8 @@ class ExportAnswer:
 def export_answer(records: list[SpanRecord], result: outcomes.IngestResult) -> ExportAnswer:
     pairs = list(zip(records, result.outcomes, strict=True))
     retry_after = max(1, result.retry_after_s or 1)
-    if any(isinstance(o, outcomes.RateLimited) for _, o in pairs):
-        limit = next(o.limit for _, o in pairs if isinstance(o, outcomes.RateLimited))
+    if any(isinstance(o, outcomes.RateLimited) for _, o in pairs) and len(pairs) <= result.rate_limit:
+        limit = result.rate_limit
         return ExportAnswer(
             429, message=f"over {limit} model calls per minute; retry after {retry_after} s", retry_after_s=retry_after
         )
@@ -50,4 +53,6 @@ def _refusal(outcome: outcomes.Outcome) -> str | None:
             return "plan_limit_reached (the plan's monthly request quota is used up; telemetry paused)"
         case outcomes.BudgetStopped():
             return "budget_exceeded (the workspace enforces hard-stop)"
+        case outcomes.RateLimited(limit, _):
+            return f"rate_limited (the export holds more model spans than the {limit} per minute allowed)"
     return None
