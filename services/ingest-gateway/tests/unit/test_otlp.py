@@ -50,7 +50,7 @@ def span(
     *,
     status: int = Status.STATUS_CODE_UNSET,
     duration_ms: int = 930,
-    **attributes: Any,
+    attributes: dict[str, Any] | None = None,
 ) -> Span:
     return Span(
         trace_id=TRACE,
@@ -60,11 +60,11 @@ def span(
         start_time_unix_nano=NOW_NS - duration_ms * 1_000_000,
         end_time_unix_nano=NOW_NS,
         status=Status(code=status),  # type: ignore[arg-type]
-        attributes=[KeyValue(key=k.replace("__", "."), value=value(v)) for k, v in attributes.items()],
+        attributes=[KeyValue(key=k, value=value(v)) for k, v in (attributes or {}).items()],
     )
 
 
-def chat(span_id: int = 2, parent: int | None = None, **attributes: Any) -> Span:
+def chat(span_id: int = 2, parent: int | None = None, extra: dict[str, Any] | None = None) -> Span:
     """A chat span as the official OpenAI instrumentation writes one (current names)."""
     fields: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
@@ -76,9 +76,9 @@ def chat(span_id: int = 2, parent: int | None = None, **attributes: Any) -> Span
         "gen_ai.usage.output_tokens": 300,
         "gen_ai.usage.cache_read.input_tokens": 1024,
         "gen_ai.usage.reasoning.output_tokens": 128,
-        **attributes,
+        **(extra or {}),
     }
-    return span(span_id, "chat gpt-4o-mini", parent, **{k.replace(".", "__"): v for k, v in fields.items()})
+    return span(span_id, "chat gpt-4o-mini", parent, attributes=fields)
 
 
 def request(*spans: Span, resource: dict[str, Any] | None = None) -> ExportTraceServiceRequest:
@@ -181,12 +181,12 @@ class TestMapping:
         old = span(
             3,
             "openai.chat",
-            **{
-                "gen_ai__system": "openai",
-                "llm__request__type": "chat",
-                "gen_ai__request__model": "gpt-4o",
-                "gen_ai__usage__prompt_tokens": 500,
-                "gen_ai__usage__completion_tokens": 40,
+            attributes={
+                "gen_ai.system": "openai",
+                "llm.request.type": "chat",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.prompt_tokens": 500,
+                "gen_ai.usage.completion_tokens": 40,
             },
         )
         [document] = documents(request(old))
@@ -202,18 +202,18 @@ class TestMapping:
         llm = span(
             4,
             "ChatCompletion",
-            **{
-                "openinference__span__kind": "LLM",
-                "llm__provider": "anthropic",
-                "llm__model_name": "claude-3-5-haiku-latest",
-                "llm__token_count__prompt": 2650,
-                "llm__token_count__completion": 400,
-                "llm__token_count__prompt_details__cache_read": 2000,
-                "llm__token_count__prompt_details__cache_write": 500,
-                "llm__cost__total": 0.0123,
-                "llm__input_messages__0__message__content": "secret prompt",
-                "input__value": "secret prompt",
-                "output__value": "secret answer",
+            attributes={
+                "openinference.span.kind": "LLM",
+                "llm.provider": "anthropic",
+                "llm.model_name": "claude-3-5-haiku-latest",
+                "llm.token_count.prompt": 2650,
+                "llm.token_count.completion": 400,
+                "llm.token_count.prompt_details.cache_read": 2000,
+                "llm.token_count.prompt_details.cache_write": 500,
+                "llm.cost.total": 0.0123,
+                "llm.input_messages.0.message.content": "secret prompt",
+                "input.value": "secret prompt",
+                "output.value": "secret answer",
             },
         )
         [document] = documents(request(llm))
@@ -225,7 +225,7 @@ class TestMapping:
 
     def test_cache_parts_reported_apart_are_added_to_input(self) -> None:
         anthropic_style = chat(
-            **{
+            extra={
                 "gen_ai.provider.name": "anthropic",
                 "gen_ai.usage.input_tokens": 150,
                 "gen_ai.usage.cache_read.input_tokens": 2000,
@@ -238,10 +238,10 @@ class TestMapping:
         IngestRequest.model_validate(document)
 
     def test_agent_tool_and_workflow_spans_are_skipped_and_attribution_comes_from_ancestors(self) -> None:
-        root = span(1, "POST /checkout", **{"user__id": "u_5f2c", "opsmeter__prompt_version": "v12"})
-        agent = span(10, "invoke_agent shopper", 1, **{"gen_ai__operation__name": "invoke_agent"})
-        tool = span(11, "execute_tool lookup", 10, **{"gen_ai__operation__name": "execute_tool"})
-        chain = span(12, "chain", 10, **{"openinference__span__kind": "CHAIN"})
+        root = span(1, "POST /checkout", attributes={"user.id": "u_5f2c", "opsmeter.prompt_version": "v12"})
+        agent = span(10, "invoke_agent shopper", 1, attributes={"gen_ai.operation.name": "invoke_agent"})
+        tool = span(11, "execute_tool lookup", 10, attributes={"gen_ai.operation.name": "execute_tool"})
+        chain = span(12, "chain", 10, attributes={"openinference.span.kind": "CHAIN"})
         traces = request(root, agent, tool, chain, chat(20, 10), chat(21, 10))
         mapped = map_request(traces, AttributeNames())
         assert mapped.skipped == 4
@@ -251,7 +251,7 @@ class TestMapping:
             assert (record.document["userId"], record.document["promptVersion"]) == ("u_5f2c", "v12")
 
     def test_a_workspaces_own_attribute_names(self) -> None:
-        call = chat(**{"app.feature": "checkout.ai_summary", "opsmeter.endpoint_tag": "ignored", "app.user": "u_1"})
+        call = chat(extra={"app.feature": "checkout.ai_summary", "opsmeter.endpoint_tag": "ignored", "app.user": "u_1"})
         names = AttributeNames(endpoint_tag=("app.feature",), user_id=("app.user",), prompt_version=())
         [document] = documents(request(call, resource={"app.prompt_version": "v3"}), names)
         assert (document["endpointTag"], document["userId"]) == ("checkout.ai_summary", "u_1")
@@ -270,11 +270,11 @@ class TestMapping:
             6,
             "chat gpt-4o",
             status=Status.STATUS_CODE_ERROR,
-            **{
-                "gen_ai__operation__name": "chat",
-                "gen_ai__provider__name": "openai",
-                "gen_ai__request__model": "gpt-4o",
-                "error__type": "RateLimitError",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "error.type": "RateLimitError",
             },
         )
         [document] = documents(request(failed))
@@ -298,7 +298,7 @@ class TestMapping:
             assert content_attribute(name), name
         for name in ("llm.token_count.prompt", "gen_ai.usage.input_tokens", "user.id", "opsmeter.endpoint_tag"):
             assert not content_attribute(name), name
-        leaky = chat(**{"app.prompt": "secret", "gen_ai.input.messages": "secret"})
+        leaky = chat(extra={"app.prompt": "secret", "gen_ai.input.messages": "secret"})
         [document] = documents(request(leaky), AttributeNames(endpoint_tag=("app.prompt",)))
         assert "secret" not in orjson.dumps(document).decode()
 
@@ -334,7 +334,7 @@ class TestExportAnswer:
         assert f"span {(3).to_bytes(8, 'big').hex()}: plan_limit_reached" in answer.message
 
     async def test_an_invalid_span_is_rejected_naming_the_field(self) -> None:
-        no_model = span(7, "chat", **{"gen_ai__operation__name": "chat", "gen_ai__provider__name": "openai"})
+        no_model = span(7, "chat", attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"})
         answer = await World().export(request(no_model, chat(2)))
         assert (answer.status, answer.rejected) == (200, 1)
         assert "invalid_payload (model: is required)" in answer.message
@@ -344,7 +344,8 @@ class TestExportAnswer:
         await world.export(request(chat(1)))
         first = await world.export(request(chat(2), chat(3), chat(4), chat(5)))
         assert first.status == 429
-        assert first.retry_after_s is not None and first.retry_after_s >= 1
+        assert first.retry_after_s is not None
+        assert first.retry_after_s >= 1
         assert len(world.sink.published) == 4
         world.admission.rate_used = 0  # the next window
         again = await world.export(request(chat(2), chat(3), chat(4), chat(5)))
