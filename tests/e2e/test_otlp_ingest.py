@@ -46,6 +46,7 @@ class Exchange:
     gateway_status: int
     gateway_headers: httpx.Headers
     answered_status: int
+    at: float
 
 
 class ExportProxy(LocalHttpDouble):
@@ -85,7 +86,9 @@ class ExportProxy(LocalHttpDouble):
                     proxy._lost -= lose
                 status, body = (503, b"") if lose else (answer.status_code, answer.content)
                 out = httpx.Headers({"Retry-After": "1"} if lose else answer.headers)
-                proxy.exchanges.append(Exchange(headers, raw, answer.status_code, answer.headers, status))
+                proxy.exchanges.append(
+                    Exchange(headers, raw, answer.status_code, answer.headers, status, time.monotonic())
+                )
                 self.send_response(status)
                 for name in ("Content-Type", "Retry-After"):
                     value = out.get(name)
@@ -368,7 +371,10 @@ class TestLimits:
         assert limited, [e.answered_status for e in proxy.exchanges]
         retry_after = int(limited[0].gateway_headers["retry-after"])
         assert 1 <= retry_after <= 60
-        assert SpanExportResult.FAILURE in exporters.results[-4:]
+        resent = [e for e in proxy.exchanges if e.body == limited[0].body and e.at > limited[0].at]
+        # The exporter waits Retry-After before sending the spans again, or gives up when that is past its timeout.
+        assert all(e.at - limited[0].at >= retry_after - 0.1 for e in resent)
+        assert resent or SpanExportResult.FAILURE in exporters.results[-4:]
 
 
 class TestRefusals:

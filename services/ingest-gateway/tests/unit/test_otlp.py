@@ -17,11 +17,18 @@ from opsmeter_ingest.otlp.decode import (
     BodyTooLarge,
     OtlpRejected,
     UnsupportedMediaType,
-    decode_request,
+    decode_spans,
     decompress,
     encoding_of,
 )
-from opsmeter_ingest.otlp.mapping import HAS_REPORTED_COST, AttributeNames, content_attribute, map_request
+from opsmeter_ingest.otlp.mapping import (
+    HAS_REPORTED_COST,
+    AttributeNames,
+    MappedRequest,
+    content_attribute,
+    map_spans,
+    wanted_attributes,
+)
 from opsmeter_ingest.record import IngestRequest
 from opsmeter_ingest.testing import FlatPriceBook, InMemoryAdmission, InMemorySettlement, InMemorySink
 from opsmeter_runtime.auth import Principal
@@ -88,17 +95,26 @@ def request(*spans: Span, resource: dict[str, Any] | None = None) -> ExportTrace
     return ExportTraceServiceRequest(resource_spans=[resource_spans])
 
 
-def documents(traces: ExportTraceServiceRequest, names: AttributeNames | None = None) -> list[dict[str, Any]]:
-    return [r.document for r in map_request(traces, names or AttributeNames()).records]
+def mapped(
+    traces: ExportTraceServiceRequest | bytes, names: AttributeNames | None = None, encoding: Any = "protobuf"
+) -> MappedRequest:
+    names = names or AttributeNames()
+    body = traces if isinstance(traces, bytes) else traces.SerializeToString()
+    return map_spans(decode_spans(body, encoding, wanted_attributes(names)), names)
+
+
+def documents(
+    traces: ExportTraceServiceRequest | bytes, names: AttributeNames | None = None, encoding: Any = "protobuf"
+) -> list[dict[str, Any]]:
+    return [r.document for r in mapped(traces, names, encoding).records]
 
 
 class TestDecode:
     def test_protobuf_gzip_and_json_give_the_same_request(self) -> None:
         traces = request(chat())
         protobuf = gzip.compress(traces.SerializeToString())
-        from_protobuf = decode_request(
-            decompress(protobuf, "gzip", limit=1 << 20), encoding_of("application/x-protobuf")
-        )
+        from_protobuf = decompress(protobuf, "gzip", limit=1 << 20)
+        assert encoding_of("application/x-protobuf") == "protobuf"
         as_json = {
             "resourceSpans": [
                 {
@@ -127,27 +143,60 @@ class TestDecode:
                 }
             ]
         }
-        from_json = decode_request(orjson.dumps(as_json), encoding_of("application/json; charset=utf-8"))
-        assert documents(from_json) == documents(from_protobuf)
-        [document] = documents(from_json)
+        assert encoding_of("application/json; charset=utf-8") == "json"
+        from_json = documents(orjson.dumps(as_json), encoding="json")
+        assert from_json == documents(from_protobuf)
+        [document] = from_json
         assert document["metadata"]["otel.trace_id"] == TRACE.hex()
 
     def test_bad_bodies_are_refused_with_what_is_wrong(self) -> None:
         with pytest.raises(UnsupportedMediaType):
             encoding_of("text/plain")
         with pytest.raises(OtlpRejected, match="not an ExportTraceServiceRequest"):
-            decode_request(b"\xff\xff\xff", "protobuf")
+            decode_spans(b"\xff\xff\xff", "protobuf", frozenset())
         with pytest.raises(OtlpRejected, match=r"spans\[0\]\.traceId must be 32 hex digits"):
-            decode_request(
+            decode_spans(
                 orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "AAAA", "spanId": "00"}]}]}]}),
                 "json",
+                frozenset(),
             )
         with pytest.raises(OtlpRejected, match="not JSON"):
-            decode_request(b"{", "json")
+            decode_spans(b"{", "json", frozenset())
         with pytest.raises(OtlpRejected, match="not valid gzip"):
             decompress(b"not gzip", "gzip", limit=100)
         with pytest.raises(UnsupportedMediaType):
             decompress(b"x", "br", limit=100)
+
+    def test_json_numbers_arrays_and_status_as_the_otlp_json_encoding_writes_them(self) -> None:
+        def body(*extra: dict[str, Any]) -> bytes:
+            span = {
+                "traceId": TRACE.hex(),
+                "spanId": "00000000000000aa",
+                "parentSpanId": "",
+                "name": "chat",
+                "startTimeUnixNano": NOW_NS - 5_000_000,
+                "endTimeUnixNano": str(NOW_NS),
+                "status": {"code": 2, "message": "boom"},
+                "attributes": [
+                    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                    {"key": "gen_ai.system", "value": {"stringValue": "openai"}},
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                    {"key": "gen_ai.usage.input_tokens", "value": {"intValue": 7}},
+                    {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "3"}},
+                    {"key": "user.id", "value": {"arrayValue": {"values": [{"stringValue": "a"}]}}},
+                    {"key": "enduser.id", "value": {"stringValue": "u_2"}},
+                    {"key": "gen_ai.input.messages", "value": {"kvlistValue": {"values": []}}},
+                    *extra,
+                ],
+            }
+            return orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+
+        [document] = documents(body(), encoding="json")
+        assert (document["inputTokens"], document["outputTokens"], document["latencyMs"]) == (7, 3, 5)
+        assert document["status"] == "error"
+        assert document["userId"] == "u_2"  # an array is no user id: the next name is
+        with pytest.raises(OtlpRejected, match=r"spans\[0\]\.attributes\[8\]\.value\.intValue must be a 64-bit"):
+            documents(body({"key": "gen_ai.usage.cost", "value": {"intValue": "1.5"}}), encoding="json")
 
     def test_a_gzip_bomb_is_refused_before_it_is_unpacked(self) -> None:
         bomb = gzip.compress(b"\0" * (10 << 20))
@@ -243,18 +292,18 @@ class TestMapping:
         tool = span(11, "execute_tool lookup", 10, attributes={"gen_ai.operation.name": "execute_tool"})
         chain = span(12, "chain", 10, attributes={"openinference.span.kind": "CHAIN"})
         traces = request(root, agent, tool, chain, chat(20, 10), chat(21, 10))
-        mapped = map_request(traces, AttributeNames())
-        assert mapped.skipped == 4
-        assert [r.document["externalRequestId"] for r in mapped.records] == ["chatcmpl-20", "chatcmpl-21"]
-        for record in mapped.records:
+        found = mapped(traces)
+        assert found.skipped == 4
+        assert [r.document["externalRequestId"] for r in found.records] == ["chatcmpl-20", "chatcmpl-21"]
+        for record in found.records:
             assert record.document["endpointTag"] == "POST /checkout"
             assert (record.document["userId"], record.document["promptVersion"]) == ("u_5f2c", "v12")
 
     def test_a_workspaces_own_attribute_names(self) -> None:
-        call = chat(extra={"app.feature": "checkout.ai_summary", "opsmeter.endpoint_tag": "ignored", "app.user": "u_1"})
+        call = chat(extra={"app.feature": "checkout.ai_summary", "opsmeter.endpoint_tag": "ignored", "app.user": 4711})
         names = AttributeNames(endpoint_tag=("app.feature",), user_id=("app.user",), prompt_version=())
         [document] = documents(request(call, resource={"app.prompt_version": "v3"}), names)
-        assert (document["endpointTag"], document["userId"]) == ("checkout.ai_summary", "u_1")
+        assert (document["endpointTag"], document["userId"]) == ("checkout.ai_summary", "4711")
         assert "promptVersion" not in document
         names = AttributeNames(prompt_version=("app.prompt_version",), endpoint_tag_from_root_span=False)
         [document] = documents(request(chat(5, parent=99), resource={"app.prompt_version": "v3"}), names)
@@ -315,9 +364,9 @@ class World:
         )
 
     async def export(self, traces: ExportTraceServiceRequest) -> Any:
-        mapped = map_request(traces, AttributeNames())
-        result = await self.ingestor.ingest(CALLER, [r.document for r in mapped.records])
-        return export_answer(mapped.records, result)
+        records = mapped(traces).records
+        result = await self.ingestor.ingest(CALLER, [r.document for r in records])
+        return export_answer(records, result)
 
 
 class TestExportAnswer:

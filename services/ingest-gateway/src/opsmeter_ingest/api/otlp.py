@@ -27,14 +27,14 @@ from opsmeter_ingest.otlp.decode import (
     PROTOBUF_MEDIA_TYPE,
     Encoding,
     OtlpRejected,
-    decode_request,
+    decode_spans,
     decompress,
     encode_response,
     encode_status,
     encoding_of,
     media_type_of,
 )
-from opsmeter_ingest.otlp.mapping import AttributeNames, content_attribute, map_request
+from opsmeter_ingest.otlp.mapping import AttributeNames, content_attribute, map_spans, wanted_attributes
 from opsmeter_ingest.windows import retry_after_s
 from opsmeter_runtime.errors import Unavailable as ServiceUnavailable
 from opsmeter_runtime.http import json_response
@@ -147,10 +147,11 @@ async def _export(deps: GatewayDeps, headers: Mapping[str, str], body: bytes, en
     if refused is not None:
         limits = {**rate_limit_headers(*refused), "Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
         return _refused(503, "the spans cannot be made durable now (the spool is full)", encoding, limits)
+    names = await deps.otel_attributes.get(principal.workspace_id)
     try:
         encoding = encoding_of(headers.get("content-type"))
         decoded = decompress(body, headers.get("content-encoding"), limit=deps.settings.otlp_max_decoded_bytes)
-        traces = decode_request(decoded, encoding)
+        spans = decode_spans(decoded, encoding, wanted_attributes(names))
     except OtlpRejected as error:
         REJECTED_REQUESTS.labels(str(error.status), "invalid_payload").inc()
         admission = await deps.ingestor.admit_unparsed(principal)
@@ -160,7 +161,7 @@ async def _export(deps: GatewayDeps, headers: Mapping[str, str], body: bytes, en
             return _refused(429, "over the rate limit", encoding, {**limits, "Retry-After": str(wait)})
         return _refused(error.status, error.message, encoding, limits)
 
-    mapped = map_request(traces, await deps.otel_attributes.get(principal.workspace_id))
+    mapped = map_spans(spans, names)
     if not mapped.records:
         return _answered(ExportTraceServiceResponse(), encoding, 200, {})
     result = await deps.ingestor.ingest(principal, [record.document for record in mapped.records])

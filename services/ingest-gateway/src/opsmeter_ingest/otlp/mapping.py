@@ -1,8 +1,9 @@
 """Model-operation spans as ingest records (the body of ``/v1/ingest/llm-request``), by the GenAI semantic
 conventions (current and deprecated names) and OpenInference's. No I/O; ADR 58 records the choices.
 
-Only the attributes named here are read into a record, so a span's prompt and completion content (its
-``gen_ai.input.messages``, ``llm.input_messages.*``, ``input.value``, events...) is never copied anywhere.
+Only the attributes named here (and a workspace's own names, never a content attribute) are read at all, so a
+span's prompt and completion content (``gen_ai.input.messages``, ``llm.input_messages.*``, ``input.value``, its
+events...) is never copied into a record, an event or a log line.
 """
 
 import re
@@ -12,14 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-
+from opsmeter_ingest.otlp.decode import Attributes, AttributeValue, OtlpSpan, Scalar
 from opsmeter_ingest.record import IngestRequest, content_key
-
-Scalar = str | int | float | bool
-Attributes = Mapping[str, Scalar | tuple[Scalar, ...]]
 
 MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 """``gen_ai.operation.name`` of the spans that are one model call each (agent, tool and workflow spans are not)."""
@@ -101,17 +96,9 @@ class MappedRequest:
     """Spans that are not a model call (agent, tool, workflow, HTTP...): not counted, not rejected."""
 
 
-@dataclass(frozen=True)
-class _Span:
-    span: Span
-    attributes: Attributes
-    resource: Attributes
-
-
-def map_request(request: ExportTraceServiceRequest, names: AttributeNames) -> MappedRequest:
-    """Every model-operation span of the request as an ingest document, in order; the others only counted."""
-    spans = list(_spans(request))
-    by_id = {(s.span.trace_id, s.span.span_id): s for s in spans}
+def map_spans(spans: list[OtlpSpan], names: AttributeNames) -> MappedRequest:
+    """Every model-operation span as an ingest document, in order; the others only counted."""
+    by_id = {(s.trace_id, s.span_id): s for s in spans}
     mapped = MappedRequest()
     for span in spans:
         operation = _operation(span.attributes)
@@ -119,46 +106,34 @@ def map_request(request: ExportTraceServiceRequest, names: AttributeNames) -> Ma
             mapped.skipped += 1
             continue
         ancestors = list(_ancestors(span, by_id))
-        mapped.records.append(
-            SpanRecord(_document(span, operation, ancestors, names), span.span.trace_id.hex(), span.span.span_id.hex())
-        )
+        mapped.records.append(SpanRecord(_document(span, operation, ancestors, names), span.trace_id, span.span_id))
     return mapped
 
 
-def _spans(request: ExportTraceServiceRequest) -> Iterator[_Span]:
-    for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                yield _Span(span, _attributes(span.attributes), resource)
+_READ = frozenset(
+    {
+        *PROVIDER,
+        *MODEL,
+        *INPUT_TOKENS,
+        *OUTPUT_TOKENS,
+        *CACHE_READ_TOKENS,
+        *CACHE_WRITE_TOKENS,
+        *REASONING_TOKENS,
+        *COST,
+        RESPONSE_ID,
+        ERROR_TYPE,
+        "gen_ai.operation.name",
+        "openinference.span.kind",
+        "llm.request.type",
+    }
+)
+"""Every attribute a record is made of, whatever the workspace's names."""
 
 
-def _attributes(pairs: Iterable[KeyValue]) -> dict[str, Scalar | tuple[Scalar, ...]]:
-    """Scalar and array attributes by name; content attributes are never read (nor maps and bytes)."""
-    found: dict[str, Scalar | tuple[Scalar, ...]] = {}
-    for pair in pairs:
-        if content_attribute(pair.key):
-            continue
-        value = _value(pair.value)
-        if value is not None:
-            found[pair.key] = value
-    return found
-
-
-def _value(value: AnyValue) -> Scalar | tuple[Scalar, ...] | None:
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "array_value":
-        items = [_value(v) for v in value.array_value.values]
-        return tuple(v for v in items if v is not None and not isinstance(v, tuple))
-    return None
+def wanted_attributes(names: AttributeNames) -> frozenset[str]:
+    """The attributes to read of each span for a workspace: no other is read at all (never a content one)."""
+    configured = {*names.endpoint_tag, *names.user_id, *names.prompt_version}
+    return _READ | {name for name in configured if not content_attribute(name)}
 
 
 def _operation(attributes: Attributes) -> str | None:
@@ -174,52 +149,50 @@ def _operation(attributes: Attributes) -> str | None:
     return LEGACY_REQUEST_TYPES.get(legacy) if isinstance(legacy, str) else None
 
 
-def _ancestors(span: _Span, by_id: Mapping[tuple[bytes, bytes], _Span]) -> Iterator[_Span]:
+def _ancestors(span: OtlpSpan, by_id: Mapping[tuple[str, str], OtlpSpan]) -> Iterator[OtlpSpan]:
     """The span's parent, grandparent... as far as the request holds them."""
-    seen = {span.span.span_id}
-    parent = span.span.parent_span_id
+    seen = {span.span_id}
+    parent = span.parent_span_id
     while parent and parent not in seen:
-        found = by_id.get((span.span.trace_id, parent))
+        found = by_id.get((span.trace_id, parent))
         if found is None:
             return
         yield found
         seen.add(parent)
-        parent = found.span.parent_span_id
+        parent = found.parent_span_id
 
 
-def _first(attributes: Attributes, names: Iterable[str]) -> Scalar | tuple[Scalar, ...] | None:
+def _first(attributes: Attributes, names: Iterable[str]) -> AttributeValue | None:
     for name in names:
         if name in attributes:
             return attributes[name]
     return None
 
 
-def _int(value: Scalar | tuple[Scalar, ...] | None) -> int | None:
+def _int(value: AttributeValue | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _document(span: _Span, operation: str, ancestors: list[_Span], names: AttributeNames) -> dict[str, Any]:
-    attributes, raw = span.attributes, span.span
+def _document(span: OtlpSpan, operation: str, ancestors: list[OtlpSpan], names: AttributeNames) -> dict[str, Any]:
+    attributes = span.attributes
     document: dict[str, Any] = {}
 
     response_id = attributes.get(RESPONSE_ID)
-    trace_id, span_id = raw.trace_id.hex(), raw.span_id.hex()
     usable_id = isinstance(response_id, str) and 0 < len(response_id) <= 128 and response_id.isprintable()
-    document["externalRequestId"] = response_id if usable_id else f"otel:{trace_id}:{span_id}"
+    document["externalRequestId"] = response_id if usable_id else f"otel:{span.trace_id}:{span.span_id}"
     for name, value in (("provider", _first(attributes, PROVIDER)), ("model", _first(attributes, MODEL))):
         if value is not None:
             document[name] = value
 
     document.update(_tokens(attributes, operation))
-    if raw.start_time_unix_nano:
-        started = datetime.fromtimestamp(raw.start_time_unix_nano // 1_000_000_000, UTC)
-        nanos = raw.start_time_unix_nano % 1_000_000_000
-        document["timestamp"] = started.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
-        if raw.end_time_unix_nano >= raw.start_time_unix_nano:
-            document["latencyMs"] = round((raw.end_time_unix_nano - raw.start_time_unix_nano) / 1_000_000)
+    if span.start_ns:
+        started = datetime.fromtimestamp(span.start_ns // 1_000_000_000, UTC)
+        document["timestamp"] = f"{started:%Y-%m-%dT%H:%M:%S}.{span.start_ns % 1_000_000_000:09d}Z"
+        if span.end_ns >= span.start_ns:
+            document["latencyMs"] = round((span.end_ns - span.start_ns) / 1_000_000)
 
     error_type = attributes.get(ERROR_TYPE)
-    if raw.status.code == Status.STATUS_CODE_ERROR or error_type is not None:
+    if span.error or error_type is not None:
         document["status"] = "error"
         if isinstance(error_type, str) and error_type:
             document["errorCode"] = error_type[:64]
@@ -227,7 +200,7 @@ def _document(span: _Span, operation: str, ancestors: list[_Span], names: Attrib
     chain = [attributes, *(a.attributes for a in ancestors), span.resource]
     endpoint_tag = _looked_up(chain, names.endpoint_tag)
     if endpoint_tag is None and names.endpoint_tag_from_root_span:
-        root = ancestors[-1].span if ancestors else raw
+        root = ancestors[-1] if ancestors else span
         if not root.parent_span_id:
             endpoint_tag = _clean_name(root.name)
     for name, value in (
@@ -241,7 +214,11 @@ def _document(span: _Span, operation: str, ancestors: list[_Span], names: Attrib
     cost = _cost(_first(attributes, COST))
     if cost is not None and HAS_REPORTED_COST:
         document["reportedCostUsd"] = cost
-    document["metadata"] = {"otel.trace_id": trace_id, "otel.span_id": span_id, "gen_ai.operation.name": operation}
+    document["metadata"] = {
+        "otel.trace_id": span.trace_id,
+        "otel.span_id": span.span_id,
+        "gen_ai.operation.name": operation,
+    }
     return document
 
 
@@ -277,10 +254,14 @@ def _tokens(attributes: Attributes, operation: str) -> dict[str, Any]:
 
 
 def _looked_up(chain: list[Attributes], names: tuple[str, ...]) -> Scalar | None:
+    """The first of ``names`` with a scalar value, on the span, then each ancestor, then the resource."""
     for attributes in chain:
-        value = _first(attributes, names)
-        if value is not None and not isinstance(value, tuple):
-            return value
+        for name in names:
+            value = attributes.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return str(value)  # a numeric user id is still an id
+            if value is not None and not isinstance(value, tuple):
+                return value
     return None
 
 
@@ -290,7 +271,7 @@ def _clean_name(name: str) -> str | None:
     return cleaned if cleaned and cleaned.isprintable() else None
 
 
-def _cost(value: Scalar | tuple[Scalar, ...] | None) -> str | None:
+def _cost(value: AttributeValue | None) -> str | None:
     """A reported cost as a decimal string (never through a float's repr beyond what the span sent)."""
     if isinstance(value, bool) or value is None or isinstance(value, tuple):
         return None
