@@ -15,6 +15,7 @@ from opsmeter_contracts.events import AttributeName
 from opsmeter_ingest.answer import rate_limit_headers
 from opsmeter_ingest.api.deps import Deps, WorkspaceReader, WorkspaceWriter
 from opsmeter_ingest.api.ingest_http import ingest_principal, internal_error, render, result_headers
+from opsmeter_ingest.api.otlp_models import ExportTraceAnswer, ExportTraceRequest, OtlpStatus
 from opsmeter_ingest.api.routes import API_KEY_HEADER, read_limited_body
 from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.commands import set_otel_attributes
@@ -23,7 +24,6 @@ from opsmeter_ingest.ingest import UNAVAILABLE_RETRY_AFTER_S
 from opsmeter_ingest.metrics import REJECTED_REQUESTS, REQUEST_LATENCY, count_outcomes
 from opsmeter_ingest.otlp.answers import export_answer
 from opsmeter_ingest.otlp.decode import (
-    JSON_MEDIA_TYPE,
     PROTOBUF_MEDIA_TYPE,
     Encoding,
     OtlpRejected,
@@ -37,7 +37,7 @@ from opsmeter_ingest.otlp.decode import (
 from opsmeter_ingest.otlp.mapping import AttributeNames, content_attribute, map_spans, wanted_attributes
 from opsmeter_ingest.windows import retry_after_s
 from opsmeter_runtime.errors import Unavailable as ServiceUnavailable
-from opsmeter_runtime.http import json_response
+from opsmeter_runtime.http import json_body, json_response
 from opsmeter_runtime.kafka import PublishError
 from opsmeter_runtime.logs import bind_contextvars, get_logger
 
@@ -51,33 +51,11 @@ _GRPC_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
 RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE)."""
 
 
-class OtlpStatus(BaseModel):
-    """A refused export's body (``google.rpc.Status``), in the request's encoding."""
-
-    code: int | None = None
-    message: str | None = None
-    details: list[dict[str, Any]] | None = None
-
-
-class PartialSuccess(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    rejected_spans: str | int | None = Field(default=None, alias="rejectedSpans")
-    error_message: str | None = Field(default=None, alias="errorMessage")
-
-
-class ExportTraceAnswer(BaseModel):
-    """``ExportTraceServiceResponse``: empty when every span was taken, else the spans rejected and why."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    partial_success: PartialSuccess | None = Field(default=None, alias="partialSuccess")
-
-
 def _both_encodings(model: type[BaseModel]) -> dict[str, Any]:
+    """JSON as the model says, protobuf as the same message in binary."""
     return {
-        JSON_MEDIA_TYPE: {"schema": model.model_json_schema(by_alias=True)},
         PROTOBUF_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        **json_body(model)["content"],
     }
 
 
@@ -96,13 +74,7 @@ _REFUSALS = {
     "/v1/traces",
     status_code=200,
     openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                PROTOBUF_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
-                JSON_MEDIA_TYPE: {"schema": {"type": "object", "additionalProperties": True}},
-            },
-        },
+        "requestBody": {"required": True, "content": _both_encodings(ExportTraceRequest)},
         "parameters": [
             API_KEY_HEADER,
             {"name": "Content-Encoding", "in": "header", "required": False, "schema": {"type": "string"}},
