@@ -392,5 +392,13 @@ class TestRefusals:
         wrong = httpx.post(traces_url(stack), content=b"{}", headers={**key, "Content-Type": "text/plain"})
         assert wrong.status_code == 415
         assert wrong.json()["code"] == 3
+        bomb = gzip.compress(b"\0" * (17 << 20))  # 17 MiB of zeros in ~17 KB
+        too_large = httpx.post(
+            traces_url(stack),
+            content=bomb,
+            headers={**key, "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+        )
+        assert too_large.status_code == 413
+        assert "decompressed" in Status.FromString(too_large.content).message
         empty = httpx.post(traces_url(stack), content=b"{}", headers={**key, "Content-Type": "application/json"})
         assert (empty.status_code, empty.json()) == (200, {})

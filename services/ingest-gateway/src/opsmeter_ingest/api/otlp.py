@@ -19,7 +19,7 @@ from opsmeter_ingest.api.otlp_models import ExportTraceAnswer, ExportTraceReques
 from opsmeter_ingest.api.routes import API_KEY_HEADER, read_limited_body
 from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.commands import set_otel_attributes
-from opsmeter_ingest.errors import BodyTooLarge, IngestRejected
+from opsmeter_ingest.errors import IngestRejected
 from opsmeter_ingest.ingest import UNAVAILABLE_RETRY_AFTER_S
 from opsmeter_ingest.metrics import REJECTED_REQUESTS, REQUEST_LATENCY, count_outcomes
 from opsmeter_ingest.otlp.answers import export_answer
@@ -100,9 +100,7 @@ async def export_traces(request: Request) -> Response:
     try:
         body = await read_limited_body(request, deps.settings.otlp_max_body_bytes)
         return await _export(deps, headers, body, encoding)
-    except BodyTooLarge as error:
-        return _refused(413, error.message, encoding)
-    except IngestRejected as error:
+    except IngestRejected as error:  # the key, the size as sent, Redis away while checking the key
         REJECTED_REQUESTS.labels(str(error.status_code), error.reason).inc()
         return _refused(error.status_code, error.message, encoding, error.headers)
     except Exception:
