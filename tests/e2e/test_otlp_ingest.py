@@ -19,6 +19,7 @@ import pytest
 from genai_prices import Usage, calc_price
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
+from openai.types.chat import ChatCompletionMessageParam
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -34,7 +35,7 @@ from tests.conftest import RunningStack
 from tests.e2e.test_sdk_python import eventually, workspace
 from tests.e2e.test_sdk_wrappers import micro, rows
 
-MESSAGES = [{"role": "user", "content": "Summarise the order for customer 4711."}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Summarise the order for customer 4711."}]
 
 
 @dataclass
@@ -181,8 +182,15 @@ class TestOfficialOpenAIInstrumentation:
         proxy.exchanges.clear()
         proxy.lose_next_answers(1)
         client = openai.OpenAI(base_url=fake.openai_url, api_key="sk-test", max_retries=0)
-        for _ in range(2):
-            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        for _ in stream:
+            pass
 
         assert exporters.results[-2:] == [SpanExportResult.SUCCESS, SpanExportResult.SUCCESS]
         first, retried, second = proxy.exchanges
@@ -366,7 +374,7 @@ class TestLimits:
         proxy.exchanges.clear()
         client = openai.OpenAI(base_url=fake.openai_url, api_key="sk-test", max_retries=0)
         for _ in range(4):  # two per minute: one of the third and fourth is over, whichever minute they fall in
-            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         limited = [e for e in proxy.exchanges if e.answered_status == 429]
         assert limited, [e.answered_status for e in proxy.exchanges]
         retry_after = int(limited[0].gateway_headers["retry-after"])
