@@ -35,7 +35,9 @@ from tests.conftest import RunningStack
 from tests.e2e.test_sdk_python import eventually, workspace
 from tests.e2e.test_sdk_wrappers import micro, rows
 
-MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Summarise the order for customer 4711."}]
+SECRET = "zebra-4711"
+"""In every prompt: captured into the spans, and never to be found in what Opsmeter stores or logs."""
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": f"Summarise the order of {SECRET}."}]
 
 
 @dataclass
@@ -138,9 +140,12 @@ def exporters() -> Iterator[Exporters]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(chosen))
     instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    yield chosen
-    instrumentor.uninstrument()
+    with pytest.MonkeyPatch.context() as env:  # the instrumentation captures prompts and completions into spans
+        env.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+        env.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+        instrumentor.instrument(tracer_provider=provider)
+        yield chosen
+        instrumentor.uninstrument()
     provider.shutdown()
 
 
@@ -202,6 +207,7 @@ class TestOfficialOpenAIInstrumentation:
         sent = ExportTraceServiceRequest.FromString(gzip.decompress(first.body))
         [span] = [s for r in sent.resource_spans for sc in r.scope_spans for s in sc.spans]
         assert {a.key for a in span.attributes} >= {"gen_ai.operation.name", "gen_ai.usage.input_tokens"}
+        assert SECRET.encode() in gzip.decompress(first.body), "the span carries the prompt"
 
         usage = fake.openai_usage
         found = usage_by(stack, ws, "model", 2)
@@ -224,7 +230,8 @@ class TestOfficialOpenAIInstrumentation:
         [stored, _] = rows(stack, ws, "chat gpt-4o-mini", 2)
         assert stored["cached_input_tokens"] == usage.cached_tokens
         assert stored["reasoning_tokens"] == usage.reasoning_tokens
-        assert "4711" not in json.dumps(stored["metadata"])
+        assert SECRET not in json.dumps(stored)
+        assert SECRET not in (stack.config.data_dir / "logs" / "ingest-gateway.log").read_text()
 
 
 def llm_span(
@@ -249,9 +256,9 @@ def llm_span(
             {"key": "llm.token_count.completion", "value": {"intValue": completion}},
             {"key": "llm.token_count.total", "value": {"intValue": str(prompt + completion)}},
             {"key": "llm.cost.total", "value": {"doubleValue": 0.00042}},
-            {"key": "input.value", "value": {"stringValue": "Summarise the order for customer 4711."}},
-            {"key": "llm.input_messages.0.message.content", "value": {"stringValue": "customer 4711"}},
-            {"key": "output.value", "value": {"stringValue": "Order 4711 ships today."}},
+            {"key": "input.value", "value": {"stringValue": f"Summarise the order of {SECRET}."}},
+            {"key": "llm.input_messages.0.message.content", "value": {"stringValue": f"The order of {SECRET}"}},
+            {"key": "output.value", "value": {"stringValue": f"{SECRET} ships today."}},
         ],
     }
 
@@ -329,7 +336,8 @@ class TestOpenInferenceJson:
         assert row["costMicroUsd"] == expected
         stored = rows(stack, ws, "orders.summary", 2)
         assert {r["user_id"] for r in stored} == {"u_5f2c"}
-        assert all("4711" not in json.dumps(r) for r in stored)
+        assert all(SECRET not in json.dumps(r) for r in stored)
+        assert SECRET not in (stack.config.data_dir / "logs" / "ingest-gateway.log").read_text()
 
 
 def encoded(*spans: dict[str, Any]) -> bytes:
