@@ -27,6 +27,7 @@ from opsmeter_ingest.otlp.mapping import (
     MappedRequest,
     content_attribute,
     map_spans,
+    reported_cost_usd,
     wanted_attributes,
 )
 from opsmeter_ingest.record import IngestRequest
@@ -271,6 +272,24 @@ class TestMapping:
         assert "secret" not in orjson.dumps(document).decode()
         # The cost attribute goes to reportedCostUsd once the record has that field (the pricing issue; ADR 58).
         assert document.get("reportedCostUsd") == ("0.0123" if HAS_REPORTED_COST else None)
+
+    @pytest.mark.parametrize(
+        ("attribute", "decimal"),
+        [
+            (0.0123, "0.0123"),
+            (0.1 + 0.2, "0.3"),
+            (1.23e-05, "0.0000123"),
+            (2, "2"),
+            ("0.5", "0.5"),
+            (-1.0, None),
+            (1e12, None),
+            (float("nan"), None),
+            ("abc", None),
+            (True, None),
+        ],
+    )
+    def test_a_reported_cost_as_the_records_decimal_string(self, attribute: Any, decimal: str | None) -> None:
+        assert reported_cost_usd(attribute) == decimal
 
     def test_cache_parts_reported_apart_are_added_to_input(self) -> None:
         anthropic_style = chat(

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from opsmeter_ingest.otlp.decode import Attributes, AttributeValue, OtlpSpan, Scalar
@@ -211,7 +211,7 @@ def _document(span: OtlpSpan, operation: str, ancestors: list[OtlpSpan], names: 
         if value is not None:
             document[name] = value
 
-    cost = _cost(_first(attributes, COST))
+    cost = reported_cost_usd(_first(attributes, COST))
     if cost is not None and HAS_REPORTED_COST:
         document["reportedCostUsd"] = cost
     document["metadata"] = {
@@ -271,12 +271,18 @@ def _clean_name(name: str) -> str | None:
     return cleaned if cleaned and cleaned.isprintable() else None
 
 
-def _cost(value: AttributeValue | None) -> str | None:
-    """A reported cost as a decimal string (never through a float's repr beyond what the span sent)."""
+def reported_cost_usd(value: AttributeValue | None) -> str | None:
+    """A reported cost as the record's decimal string of USD: to 12 decimals (a double's ``0.30000000000000004``
+    is ``0.3``), never negative, below a billion; anything else is no reported cost."""
     if isinstance(value, bool) or value is None or isinstance(value, tuple):
         return None
     try:
-        amount = Decimal(str(value))
+        amount = Decimal(str(value)).quantize(_COST_QUANTUM, ROUND_HALF_UP)
     except InvalidOperation:
         return None
-    return format(amount, "f") if amount.is_finite() and amount >= 0 else None
+    if not amount.is_finite() or not 0 <= amount < 10**9:
+        return None
+    return format(amount.normalize(), "f")
+
+
+_COST_QUANTUM = Decimal("1e-12")
