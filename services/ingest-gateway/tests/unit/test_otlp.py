@@ -426,3 +426,21 @@ class TestExportAnswer:
         assert (answer.status, answer.rejected) == (200, 1)
         assert "rate_limited" in answer.message
         assert len(world.sink.published) == 3
+
+    async def test_spans_that_cannot_be_made_durable_make_the_export_503_and_its_retry_takes_them(self) -> None:
+        world = World()
+        world.sink.full = True
+        answer = await world.export(request(chat(2), chat(3)))
+        assert answer.status == 503
+        assert answer.retry_after_s == 5
+        world.sink.full = False
+        again = await world.export(request(chat(2), chat(3)))
+        assert (again.status, again.rejected) == (200, 0)
+        assert len(world.sink.published) == 2
+
+    async def test_spans_spooled_while_kafka_is_away_are_taken(self) -> None:
+        world = World()
+        world.sink.kafka_down = True
+        answer = await world.export(request(chat(2)))
+        assert (answer.status, answer.rejected) == (200, 0)
+        assert len(world.sink.spooled) == 1
