@@ -5,6 +5,7 @@ double; OpenInference spans in the JSON encoding; the plan limit and the rate li
 import base64
 import gzip
 import json
+import re
 import threading
 import time
 import uuid
@@ -298,6 +299,12 @@ def agent_trace(feature: str, user: str) -> dict[str, Any]:
     }
 
 
+def skipped_spans(stack: RunningStack) -> float:
+    metrics = httpx.get(f"{stack.url('ingest-gateway')}/metrics").text
+    found = re.search(r'^opsmeter_otlp_spans_total\{kind="skipped"\} (\S+)$', metrics, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
 class TestOpenInferenceJson:
     def test_only_the_llm_spans_of_an_agent_trace_are_counted(self, stack: RunningStack) -> None:
         ws = workspace(stack, plan="team")
@@ -311,6 +318,7 @@ class TestOpenInferenceJson:
         assert changed.status_code == 200, changed.text
         assert changed.json()["userIdAttributes"] == ["user.id", "enduser.id"]
 
+        skipped_before = skipped_spans(stack)
         body = agent_trace("orders.summary", "u_5f2c")
         headers = {"X-API-Key": ws["apiKey"], "Content-Type": "application/json"}
         for _ in range(2):  # sent twice, as an exporter retrying would: counted once
@@ -319,6 +327,7 @@ class TestOpenInferenceJson:
             assert answer.headers["content-type"] == "application/json"
             assert answer.json() == {}
 
+        assert skipped_spans(stack) - skipped_before == 6, "the root, agent and tool spans of both exports"
         found = usage_by(stack, ws, "endpointTag", 2)
         time.sleep(1.0)
         found = usage_by(stack, ws, "endpointTag", 2)

@@ -21,7 +21,7 @@ from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.commands import set_otel_attributes
 from opsmeter_ingest.errors import IngestRejected
 from opsmeter_ingest.ingest import UNAVAILABLE_RETRY_AFTER_S
-from opsmeter_ingest.metrics import REJECTED_REQUESTS, REQUEST_LATENCY, count_outcomes
+from opsmeter_ingest.metrics import OTLP_SPANS, REJECTED_REQUESTS, REQUEST_LATENCY, count_outcomes
 from opsmeter_ingest.otlp.answers import export_answer
 from opsmeter_ingest.otlp.decode import (
     PROTOBUF_MEDIA_TYPE,
@@ -45,6 +45,7 @@ log = get_logger(__name__)
 router = APIRouter(tags=["opentelemetry"])
 
 _LATENCY = REQUEST_LATENCY.labels("otlp")
+_MODEL_SPANS, _SKIPPED_SPANS = OTLP_SPANS.labels("model"), OTLP_SPANS.labels("skipped")
 
 _GRPC_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
 """The ``google.rpc.Status`` code of each HTTP status an export may get (INVALID_ARGUMENT, UNAUTHENTICATED,
@@ -132,6 +133,8 @@ async def _export(deps: GatewayDeps, headers: Mapping[str, str], body: bytes, en
         return _refused(error.status, error.message, encoding, limits)
 
     mapped = map_spans(spans, names)
+    _MODEL_SPANS.inc(len(mapped.records))
+    _SKIPPED_SPANS.inc(mapped.skipped)
     if not mapped.records:
         return _answered(ExportTraceServiceResponse(), encoding, 200, {})
     result = await deps.ingestor.ingest(principal, [record.document for record in mapped.records])
