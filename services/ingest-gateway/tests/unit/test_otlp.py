@@ -161,6 +161,9 @@ class TestDecode:
                 "json",
                 frozenset(),
             )
+        no_ids = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[Span()])])])
+        with pytest.raises(OtlpRejected, match=r"spans\[0\] must have a 16-byte traceId"):
+            decode_spans(no_ids.SerializeToString(), "protobuf", frozenset())
         with pytest.raises(OtlpRejected, match="not JSON"):
             decode_spans(b"{", "json", frozenset())
         with pytest.raises(OtlpRejected, match="not valid gzip"):

@@ -113,10 +113,13 @@ def _protobuf_spans(body: bytes, wanted: frozenset[str]) -> list[OtlpSpan]:
     except DecodeError as exc:
         raise OtlpRejected(f"the body is not an ExportTraceServiceRequest: {exc}") from None
     spans: list[OtlpSpan] = []
-    for resource_spans in request.resource_spans:
+    for r, resource_spans in enumerate(request.resource_spans):
         resource = _proto_attributes(resource_spans.resource.attributes, wanted)
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            for i, span in enumerate(scope_spans.spans):
+                if len(span.trace_id) != 16 or len(span.span_id) != 8 or len(span.parent_span_id) not in (0, 8):
+                    where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
+                    raise OtlpRejected(f"{where} must have a 16-byte traceId, an 8-byte spanId and parentSpanId")
                 spans.append(
                     OtlpSpan(
                         trace_id=span.trace_id.hex(),
