@@ -138,3 +138,24 @@ class PlanLimitReached(EventEnvelope[PlanLimitReachedPayload]):
 
     type: Literal["ingest.plan_limit_reached"] = "ingest.plan_limit_reached"
     version: Literal[1] = 1
+
+
+AttributeName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/\-]+$")]
+"""An OpenTelemetry attribute name (``user.id``, ``app.feature``)."""
+
+
+class OtelAttributesSetPayload(Payload):
+    """Where a workspace's OpenTelemetry spans say their endpoint tag, user and prompt version (ADR 58): the
+    whole setting, so the last event per workspace is the current one. The first name a span has wins."""
+
+    endpoint_tag_attributes: tuple[AttributeName, ...] = Field(max_length=10)
+    endpoint_tag_from_root_span: bool = Field(description="Without such an attribute, the trace's root span name.")
+    user_id_attributes: tuple[AttributeName, ...] = Field(max_length=10)
+    prompt_version_attributes: tuple[AttributeName, ...] = Field(max_length=10)
+    changed_by: str = Field(max_length=64, description="Credential id of the admin who set it.")
+
+
+@event
+class OtelAttributesSet(EventEnvelope[OtelAttributesSetPayload]):
+    type: Literal["workspace.otel_attributes_set"] = "workspace.otel_attributes_set"
+    version: Literal[1] = 1

@@ -17,6 +17,7 @@ from opsmeter_ingest.adapters.admission import (
 )
 from opsmeter_ingest.adapters.kafka import DurableTelemetrySink
 from opsmeter_ingest.adapters.notices import PlanLimitNotices
+from opsmeter_ingest.adapters.otel_attributes import OtelAttributeStore
 from opsmeter_ingest.adapters.pricing import CatalogPriceBook
 from opsmeter_ingest.adapters.spool import Spool, claim_spool_directory
 from opsmeter_ingest.config import GatewaySettings
@@ -40,6 +41,7 @@ class GatewayDeps:
     credentials: CachedCredentials
     store: CredentialStore
     ingestor: Ingestor
+    otel_attributes: OtelAttributeStore
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
@@ -52,10 +54,13 @@ async def _stop(task: asyncio.Task[None]) -> None:
 async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
     async with open_resources(SERVICE, settings.runtime) as resources:
         credentials = CredentialStore(resources.redis)
+        otel_attributes = OtelAttributeStore(resources.redis)
         await resources.consume(
             "credentials",
             [Topics.WORKSPACES],
-            build_dispatcher(event_handlers=EVENT_HANDLERS, deps={"credentials": credentials}),
+            build_dispatcher(
+                event_handlers=EVENT_HANDLERS, deps={"credentials": credentials, "otel_attributes": otel_attributes}
+            ),
         )
         spool_dir, spool_lock = claim_spool_directory(settings.runtime.resolved_data_dir / "spool", settings.instance)
         resources.stack.callback(spool_lock.close)
@@ -98,4 +103,5 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
             credentials=CachedCredentials(credentials),
             store=credentials,
             ingestor=ingestor,
+            otel_attributes=otel_attributes,
         )

@@ -9,6 +9,8 @@ from opsmeter_contracts.events import (
     CredentialIssuedPayload,
     CredentialRevoked,
     CredentialRevokedPayload,
+    OtelAttributesSet,
+    OtelAttributesSetPayload,
     Plan,
     TelemetryDataDeleted,
     TelemetryDataDeletedPayload,
@@ -18,6 +20,8 @@ from opsmeter_contracts.events import (
     WorkspacePlanSetPayload,
 )
 from opsmeter_contracts.topics import Topics
+from opsmeter_ingest.adapters.otel_attributes import OtelAttributeStore
+from opsmeter_ingest.otlp.mapping import AttributeNames
 from opsmeter_runtime.auth import CredentialStore, IssuedCredential, Principal, issue_credential, new_id
 from opsmeter_runtime.errors import Forbidden, NotFound
 from opsmeter_runtime.kafka import EventPublisher
@@ -236,3 +240,23 @@ async def create_admin_token(
     token = issue_credential("admin_token", role)
     await _issue_by(owner, token, name=name, publisher=publisher, credentials=credentials)
     return token
+
+
+async def set_otel_attributes(
+    admin: Principal,
+    names: AttributeNames,
+    *,
+    publisher: EventPublisher,
+    store: OtelAttributeStore,
+) -> OtelAttributesSetPayload:
+    """Where the workspace's spans say their endpoint tag, user and prompt version; durable on Kafka first."""
+    payload = OtelAttributesSetPayload(
+        endpoint_tag_attributes=names.endpoint_tag,
+        endpoint_tag_from_root_span=names.endpoint_tag_from_root_span,
+        user_id_attributes=names.user_id,
+        prompt_version_attributes=names.prompt_version,
+        changed_by=admin.credential_id,
+    )
+    await publisher.publish(Topics.WORKSPACES, OtelAttributesSet.new(admin.workspace_id, payload))
+    await store.save(admin.workspace_id, payload)
+    return payload

@@ -18,6 +18,8 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = 64 * 1024
     max_batch_bytes: int = 1024 * 1024
     max_batch_events: int = 500
+    otlp_max_body_bytes: int = Field(default=4 * 1024 * 1024, description="An OTLP export as sent (compressed).")
+    otlp_max_decoded_bytes: int = Field(default=16 * 1024 * 1024, description="An OTLP export once decompressed.")
     default_rate_limit_per_minute: int = 120
     default_monthly_quota: int = 10_000
     publish_timeout_s: float = 0.25

@@ -1,8 +1,10 @@
-"""The gateway's projection of workspace credentials, rebuilt from ``workspaces.events``."""
+"""The gateway's projections of workspace credentials and OpenTelemetry attribute names, rebuilt from
+``workspaces.events``."""
 
 from collections.abc import Awaitable, Callable
 
-from opsmeter_contracts.events import CredentialIssued, CredentialRevoked
+from opsmeter_contracts.events import CredentialIssued, CredentialRevoked, OtelAttributesSet
+from opsmeter_ingest.adapters.otel_attributes import OtelAttributeStore
 from opsmeter_runtime.auth import CredentialStore, StoredCredential
 
 
@@ -27,7 +29,12 @@ async def on_credential_revoked(event: CredentialRevoked, *, credentials: Creden
     await credentials.revoke(event.payload.credential_id, revoked_at=event.occurred_at)
 
 
+async def on_otel_attributes_set(event: OtelAttributesSet, *, otel_attributes: OtelAttributeStore) -> None:
+    await otel_attributes.save(event.workspace_id, event.payload)
+
+
 EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     CredentialIssued: [on_credential_issued],
     CredentialRevoked: [on_credential_revoked],
+    OtelAttributesSet: [on_otel_attributes_set],
 }

@@ -33,6 +33,12 @@ KAFKA_SEND_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 2.5),
     registry=REGISTRY,
 )
+OTLP_SPANS = Counter(
+    "opsmeter_otlp_spans_total",
+    "Spans received on /v1/traces: model calls (each then an ingest decision) and the others, skipped",
+    ["kind"],
+    registry=REGISTRY,
+)
 SPOOL_DEPTH = Gauge("opsmeter_spool_events", "Events in the gateway's local spool", registry=REGISTRY)
 SPOOLED_EVENTS = Counter(
     "opsmeter_spooled_events_total",

@@ -202,6 +202,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/traces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export Traces
+         * @description OTLP/HTTP trace export: each model-operation span becomes one ingest record (agent, tool and workflow spans
+         *     are skipped); answered with ``ExportTraceServiceResponse`` and its ``partial_success``.
+         */
+        post: operations["export_traces_v1_traces_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{workspace_id}/admin-tokens": {
         parameters: {
             query?: never;
@@ -268,6 +289,30 @@ export interface paths {
         put?: never;
         /** Rotate Key */
         post: operations["rotate_key_v1_workspaces__workspace_id__api_keys__key_id__rotate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{workspace_id}/otel-attributes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Otel Attributes
+         * @description The attribute names ``/v1/traces`` reads for this workspace (the defaults until an admin sets others).
+         */
+        get: operations["get_otel_attributes_v1_workspaces__workspace_id__otel_attributes_get"];
+        /**
+         * Put Otel Attributes
+         * @description Owner or admin: set them (an event on ``workspaces.events``); every gateway reads them within 5 s.
+         */
+        put: operations["put_otel_attributes_v1_workspaces__workspace_id__otel_attributes_put"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -684,6 +729,71 @@ export interface components {
             apiKeys: components["schemas"]["KeyInfo"][];
             /** Workspaceid */
             workspaceId: string;
+        };
+        /** OtelAttributesAnswer */
+        OtelAttributesAnswer: {
+            /**
+             * Endpointtagattributes
+             * @default [
+             *       "opsmeter.endpoint_tag"
+             *     ]
+             */
+            endpointTagAttributes: string[];
+            /**
+             * Endpointtagfromrootspan
+             * @default true
+             */
+            endpointTagFromRootSpan: boolean;
+            /**
+             * Promptversionattributes
+             * @default [
+             *       "opsmeter.prompt_version"
+             *     ]
+             */
+            promptVersionAttributes: string[];
+            /**
+             * Useridattributes
+             * @default [
+             *       "user.id",
+             *       "enduser.id"
+             *     ]
+             */
+            userIdAttributes: string[];
+            /** Workspaceid */
+            workspaceId: string;
+        };
+        /**
+         * OtelAttributesBody
+         * @description Where the workspace's spans say their endpoint tag, user and prompt version (the first name found wins).
+         */
+        OtelAttributesBody: {
+            /**
+             * Endpointtagattributes
+             * @default [
+             *       "opsmeter.endpoint_tag"
+             *     ]
+             */
+            endpointTagAttributes: string[];
+            /**
+             * Endpointtagfromrootspan
+             * @default true
+             */
+            endpointTagFromRootSpan: boolean;
+            /**
+             * Promptversionattributes
+             * @default [
+             *       "opsmeter.prompt_version"
+             *     ]
+             */
+            promptVersionAttributes: string[];
+            /**
+             * Useridattributes
+             * @default [
+             *       "user.id",
+             *       "enduser.id"
+             *     ]
+             */
+            userIdAttributes: string[];
         };
         /** PlanCounters */
         PlanCounters: {
@@ -2375,6 +2485,339 @@ export interface operations {
             };
         };
     };
+    export_traces_v1_traces_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-API-Key"?: string;
+                "Content-Encoding"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Resourcespans
+                     * @default []
+                     */
+                    resourceSpans?: ({
+                        resource?: ({
+                            /**
+                             * Attributes
+                             * @default []
+                             */
+                            attributes?: ({
+                                /** Key */
+                                key: string;
+                                /** AnyValue */
+                                value: {
+                                    /** Arrayvalue */
+                                    arrayValue?: {
+                                        [key: string]: unknown;
+                                    } | null;
+                                    /** Boolvalue */
+                                    boolValue?: boolean | null;
+                                    /** Doublevalue */
+                                    doubleValue?: number | null;
+                                    /** Intvalue */
+                                    intValue?: number | string | null;
+                                    /** Stringvalue */
+                                    stringValue?: string | null;
+                                } & {
+                                    [key: string]: unknown;
+                                };
+                            } & {
+                                [key: string]: unknown;
+                            })[];
+                        } & {
+                            [key: string]: unknown;
+                        }) | null;
+                        /**
+                         * Scopespans
+                         * @default []
+                         */
+                        scopeSpans?: ({
+                            /**
+                             * Spans
+                             * @default []
+                             */
+                            spans?: ({
+                                /**
+                                 * Attributes
+                                 * @default []
+                                 */
+                                attributes?: ({
+                                    /** Key */
+                                    key: string;
+                                    /** AnyValue */
+                                    value: {
+                                        /** Arrayvalue */
+                                        arrayValue?: {
+                                            [key: string]: unknown;
+                                        } | null;
+                                        /** Boolvalue */
+                                        boolValue?: boolean | null;
+                                        /** Doublevalue */
+                                        doubleValue?: number | null;
+                                        /** Intvalue */
+                                        intValue?: number | string | null;
+                                        /** Stringvalue */
+                                        stringValue?: string | null;
+                                    } & {
+                                        [key: string]: unknown;
+                                    };
+                                } & {
+                                    [key: string]: unknown;
+                                })[];
+                                /**
+                                 * Endtimeunixnano
+                                 * @default 0
+                                 */
+                                endTimeUnixNano?: number | string;
+                                /** Kind */
+                                kind?: number | null;
+                                /**
+                                 * Name
+                                 * @default
+                                 */
+                                name?: string;
+                                /** Parentspanid */
+                                parentSpanId?: string | null;
+                                /** Spanid */
+                                spanId: string;
+                                /**
+                                 * Starttimeunixnano
+                                 * @default 0
+                                 */
+                                startTimeUnixNano?: number | string;
+                                status?: ({
+                                    /**
+                                     * Code
+                                     * @description 0 unset, 1 ok, 2 error
+                                     */
+                                    code?: number | null;
+                                    /** Message */
+                                    message?: string | null;
+                                } & {
+                                    [key: string]: unknown;
+                                }) | null;
+                                /** Traceid */
+                                traceId: string;
+                            } & {
+                                [key: string]: unknown;
+                            })[];
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                    } & {
+                        [key: string]: unknown;
+                    })[];
+                } & {
+                    [key: string]: unknown;
+                };
+                "application/x-protobuf": string;
+            };
+        };
+        responses: {
+            /** @description Taken (see partialSuccess) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        partialSuccess?: {
+                            /** Errormessage */
+                            errorMessage?: string | null;
+                            /** Rejectedspans */
+                            rejectedSpans?: string | number | null;
+                        } | null;
+                    };
+                    "application/x-protobuf": string;
+                };
+            };
+            /** @description The body is not an ExportTraceServiceRequest */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Code */
+                        code?: number | null;
+                        /** Details */
+                        details?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Message */
+                        message?: string | null;
+                    };
+                    "application/x-protobuf": string;
+                };
+            };
+            /** @description Missing or invalid X-API-Key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Code */
+                        code?: number | null;
+                        /** Details */
+                        details?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Message */
+                        message?: string | null;
+                    };
+                    "application/x-protobuf": string;
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large (as sent or decompressed) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Code */
+                        code?: number | null;
+                        /** Details */
+                        details?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Message */
+                        message?: string | null;
+                    };
+                    "application/x-protobuf": string;
+                };
+            };
+            /** @description Not application/x-protobuf or application/json, or an unknown Content-Encoding */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Code */
+                        code?: number | null;
+                        /** Details */
+                        details?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Message */
+                        message?: string | null;
+                    };
+                    "application/x-protobuf": string;
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit: retry after Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Code */
+                        code?: number | null;
+                        /** Details */
+                        details?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Message */
+                        message?: string | null;
+                    };
+                    "application/x-protobuf": string;
+                };
+            };
+            /** @description An unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Code */
+                        code?: number | null;
+                        /** Details */
+                        details?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Message */
+                        message?: string | null;
+                    };
+                    "application/x-protobuf": string;
+                };
+            };
+            /** @description The spans could not be made durable now: retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Code */
+                        code?: number | null;
+                        /** Details */
+                        details?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Message */
+                        message?: string | null;
+                    };
+                    "application/x-protobuf": string;
+                };
+            };
+        };
+    };
     create_token_v1_workspaces__workspace_id__admin_tokens_post: {
         parameters: {
             query?: never;
@@ -2932,6 +3375,275 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["IssuedKey"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    get_otel_attributes_v1_workspaces__workspace_id__otel_attributes_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-service-token"?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OtelAttributesAnswer"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    put_otel_attributes_v1_workspaces__workspace_id__otel_attributes_put: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OtelAttributesBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OtelAttributesAnswer"];
                 };
             };
             /** @description The body is not JSON */
