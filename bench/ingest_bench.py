@@ -297,8 +297,8 @@ def markdown(results: dict[str, Result], bare: float, args: argparse.Namespace) 
         f"single / bare = {ratio:.2f} (target ≥ {TARGET_SINGLE_RATIO}): {verdict[ratio >= TARGET_SINGLE_RATIO]}",
         f"batch events/s / single events/s = {gain:.1f} (target ≥ {TARGET_BATCH_GAIN:.0f}): "
         + verdict[gain >= TARGET_BATCH_GAIN],
-        f"2 workers / 1 worker = {two.requests_s / max(single.requests_s, 1):.2f} (reported: with {m['cores']} cores the "
-        "second worker shares a core with Redis, the broker, the consumers and wrk)",
+        f"2 workers / 1 worker = {two.requests_s / max(single.requests_s, 1):.2f} (reported: with {m['cores']} cores "
+        "the second worker shares a core with Redis, the broker, the consumers and wrk)",
         f"CPU per event (the server's processes): bare {bare_cpu:,.0f} µs, single {single.cpu_us:,.0f} µs "
         f"(bare / single = {bare_cpu / max(single.cpu_us, 1):.2f}), batch {batch.cpu_us:,.0f} µs (single / batch = "
         f"{single.cpu_us / max(batch.cpu_us, 1):.1f}) (reported: what one core could carry, less at the mercy of "
