@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 from opsmeter_contracts import Topics
 from opsmeter_reporting.adapters import PlanReader, SpikeState, TelemetryStore
@@ -40,8 +41,14 @@ class ReportingDeps:
 async def open_clickhouse(settings: ReportingSettings) -> ClickHouse:
     clickhouse = ClickHouse.from_settings(settings.runtime)
     await clickhouse.connect()
-    await clickhouse.migrate(files("opsmeter_reporting") / "migrations")
+    await clickhouse.migrate(schema_migrations(settings))
     return clickhouse
+
+
+def schema_migrations(settings: ReportingSettings) -> Traversable:
+    """The single-node DDL, or its twin for a sharded, replicated cluster (ADR 0059)."""
+    folder = "migrations_cluster" if settings.clickhouse_topology == "cluster" else "migrations"
+    return files("opsmeter_reporting") / folder
 
 
 async def run_spike_job(deps: ReportingDeps) -> None:
