@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 
 from opsmeter_alerting.domain import AlertSettings
 
-_P = "opsmeter:alerting"
+# One hash tag for all of alerting (ADR 0059): its scripts join the shared delivery queue with per-alert keys.
+_P = "opsmeter:{alerting}"
 QUEUE_KEY = f"{_P}:queue"
 OPEN_CONDITIONS_KEY = f"{_P}:open"
 SCHEDULED_KEY = f"{_P}:scheduled"

@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 
 from opsmeter_reporting.domain import RETENTION, Retention
 from opsmeter_runtime.projections import PlanProjection, PlanTier
+from opsmeter_runtime.redis import workspace_tag
 
 
 class RedisPlanReader:
@@ -35,7 +36,7 @@ class RedisPlanReader:
 
 
 def spike_key(workspace_id: str) -> str:
-    return f"opsmeter:reporting:spike:{workspace_id}"
+    return f"opsmeter:reporting:spike:{workspace_tag(workspace_id)}"
 
 
 class RedisSpikeState:
