@@ -42,8 +42,6 @@ from opsmeter_runtime.localstack import (
 )
 from opsmeter_runtime.testing import build_telemetry, produce_telemetry, selected_backend
 
-pytestmark = pytest.mark.integration
-
 PARTITIONS = 6
 EVENTS = 4_000
 WORKSPACES = 12

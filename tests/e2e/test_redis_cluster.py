@@ -35,8 +35,6 @@ from opsmeter_runtime.localstack import ManagedProcess, free_port, port_open, re
 from opsmeter_runtime.projections import PlanProjection, PlanRecord, plan_key, policy_pending_key, policy_status_key
 from opsmeter_runtime.redis import redis_client
 
-pytestmark = pytest.mark.integration
-
 SLOTS = 16384
 
 
