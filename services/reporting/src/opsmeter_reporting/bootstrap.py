@@ -56,6 +56,8 @@ async def run_spike_job(deps: ReportingDeps) -> None:
     while True:
         await asyncio.sleep(deps.settings.spike_interval_s)
         try:
+            if not await deps.spike_state.take_turn(deps.settings.spike_interval_s):
+                continue  # another replica runs it this interval
             await detect_spikes(
                 store=deps.store,
                 spike_state=deps.spike_state,
