@@ -16,12 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from opsmeter_reporting.adapters.clickhouse import mutable_table
 from opsmeter_reporting.bootstrap import schema_migrations
 from opsmeter_reporting.config import ReportingSettings
 from opsmeter_runtime.settings import RuntimeSettings
 
 PACKAGE = Path(__file__).resolve().parents[2] / "services" / "reporting" / "src" / "opsmeter_reporting"
 CLUSTER_SQL = PACKAGE / "migrations_cluster" / "0001_cluster_schema.sql"
+MUTATED = ("llm_requests_raw", "llm_requests_hourly", "llm_requests_daily")
+"""The tables the demo/test-data deletion and the rollup rebuild mutate."""
 
 # One subprocess: chDB opens one path per process, and the test session may hold another.
 PROBE = textwrap.dedent(
@@ -83,7 +86,11 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     statements = _statements(CLUSTER_SQL.read_text())
     runnable = [_as_single_node(s) for s in statements if "ENGINE = Distributed" not in s]
     work = tmp_path_factory.mktemp("cluster-ddl")
-    (work / "statements.json").write_text(json.dumps({"all": statements, "runnable": runnable}))
+    mutations = [
+        f"ALTER TABLE {mutable_table(t, cluster=True)} DELETE WHERE workspace_id = 'ws_x' SETTINGS mutations_sync = 2"
+        for t in MUTATED
+    ]
+    (work / "statements.json").write_text(json.dumps({"all": statements + mutations, "runnable": runnable}))
     result = subprocess.run(
         [sys.executable, "-c", PROBE, str(work / "chdb"), str(PACKAGE / "migrations"), str(work / "statements.json")],
         capture_output=True,
@@ -134,6 +141,15 @@ class TestClusterDdl:
                 assert "ENGINE = Replicated" in s, s[:80]
             if "ENGINE = Distributed" in s:
                 assert "cityHash64(workspace_id)" in s, "one workspace's rows on one shard keep FINAL exact"
+
+    def test_mutations_on_a_cluster_address_the_local_tables_on_every_node(self, probe: dict[str, object]) -> None:
+        columns = probe["columns"]
+        assert isinstance(columns, dict)
+        for table in MUTATED:
+            target = mutable_table(table, cluster=True)
+            assert target == f"{table}_local ON CLUSTER '{{cluster}}'"
+            assert f"{table}_local" in columns  # created by the cluster DDL
+            assert mutable_table(table, cluster=False) == table
 
     def test_the_local_views_feed_the_local_rollups(self, probe: dict[str, object]) -> None:
         assert probe["rollups"] == {"llm_requests_hourly_local": 7, "llm_requests_daily_local": 7}

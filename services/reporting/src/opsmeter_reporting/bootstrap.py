@@ -83,6 +83,7 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
             store = ClickHouseTelemetryStore(
                 clickhouse,
                 AnalystLanes(analyst, operator_sql, row_policy=settings.analyst_clickhouse_url is not None),
+                cluster=settings.clickhouse_topology == "cluster",
             )
             plans = RedisPlanReader(resources.redis, enterprise=settings.enterprise_retention)
             sink_stats = SinkStats()
