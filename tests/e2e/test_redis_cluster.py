@@ -5,6 +5,7 @@ its pipelines run on one node; different workspaces land on different masters an
 """
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,10 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from opsmeter_alerting.adapters import redis as alerting_keys
+from opsmeter_alerting.adapters.redis import RedisAlertStore
 from opsmeter_billing.adapters import redis as billing_keys
+from opsmeter_billing.adapters.redis import RedisAccountStore
+from opsmeter_billing.domain import BillingAccount
 from opsmeter_ingest.adapters.admission import (
     RedisAdmission,
     admission_scripts,
@@ -234,3 +238,34 @@ async def test_settings_and_credentials_work_on_the_cluster(cluster: Redis) -> N
     assert principal is not None
     assert principal.workspace_id == ws
     assert [c["credential_id"] for c in await credentials.list_for_workspace(ws)] == [issued.credential_id]
+
+
+async def test_alerting_records_and_claims_deliveries_on_the_cluster(cluster: Redis) -> None:
+    store = RedisAlertStore(cluster)
+    now = datetime.now(UTC)
+    ws = _workspaces_on_every_master()[2]
+    recorded = []
+    for cooldown in (None, (alerting_keys.cooldown_key(ws, "budget_exceeded", "workspace"), 300)):
+        alert_id, delivery_id = f"al_{uuid.uuid4().hex}", f"dl_{uuid.uuid4().hex}"
+        alert = {"alertId": alert_id, "workspaceId": ws, "createdAt": now.isoformat()}
+        delivery = {"deliveryId": delivery_id, "workspaceId": ws}
+        guard = f"decision:{uuid.uuid4()}"
+        assert await store.record(alert, [delivery], guard=guard, cooldown=cooldown, due=now) == 1
+        assert await store.record(alert, [delivery], guard=guard, cooldown=cooldown, due=now) == 0  # seen before
+        recorded.append(delivery_id)
+    claimed = await store.claim_due(now + timedelta(seconds=1), lease_s=60)
+    assert set(recorded) <= set(claimed)
+
+
+async def test_billing_changes_an_account_and_its_due_entry_in_one_transaction(cluster: Redis) -> None:
+    store = RedisAccountStore(cluster)
+    ws = _workspaces_on_every_master()[0]
+    linked = BillingAccount(workspace_id=ws, plan="pro", subscription_id="sub_1", needs_poll=True)
+
+    def link(current: BillingAccount | None) -> tuple[BillingAccount | None, str]:
+        assert current is None
+        return linked, "linked"
+
+    assert await store.update(ws, link) == "linked"
+    assert await store.get(ws) == linked
+    assert ws in await store.due_for_reconciliation(time.time(), limit=1000)  # a fresh link is polled first
