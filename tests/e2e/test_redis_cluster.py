@@ -38,6 +38,7 @@ from opsmeter_runtime.auth import CredentialStore, issue_credential, workspace_c
 from opsmeter_runtime.localstack import ManagedProcess, free_port, port_open, redis_server_binary, wait_for
 from opsmeter_runtime.projections import PlanProjection, PlanRecord, plan_key, policy_pending_key, policy_status_key
 from opsmeter_runtime.redis import redis_client
+from opsmeter_runtime.testing import selected_backend
 
 SLOTS = 16384
 
@@ -85,6 +86,8 @@ class TestHashTags:
 @pytest.fixture(scope="module")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Three masters, no replicas, slots split in three; the URL names the first node."""
+    if selected_backend() != "local":
+        pytest.skip("the cluster runs from the local redis-server binary; it runs in the local mode")
     root = tmp_path_factory.mktemp("redis-cluster")
     ports = [_cluster_port() for _ in range(3)]
     nodes = [
