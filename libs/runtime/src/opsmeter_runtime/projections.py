@@ -1,7 +1,7 @@
 """Redis projections shared across services: one writer each, read by the gateway on every ingest.
 
-- ``opsmeter:plan:<ws>`` — the workspace's plan and limits; written by billing.
-- ``opsmeter:policy:status:<ws>`` — budget flags, enforcement and kill switch; written by the policy engine.
+- ``opsmeter:plan:{<ws>}`` — the workspace's plan and limits; written by billing.
+- ``opsmeter:policy:status:{<ws>}`` — budget flags, enforcement and kill switch; written by the policy engine.
 """
 
 from collections.abc import Sequence
@@ -98,7 +98,7 @@ class PolicyStatus:
     The fields after ``kill_switch`` are details for diagnostics and for reserve-then-settle (ADR 10):
     ``*_headroom_micro_usd`` is how much more spend, beyond what the engine has settled, raises the flag
     (None: no budget), so a caller that adds the spend it admitted but the engine has not settled yet
-    (``opsmeter:policy:pending:<ws>``, field ``total``) can tell the flags after its own event.
+    (``opsmeter:policy:pending:{<ws>}``, field ``total``) can tell the flags after its own event.
     """
 
     budget_warning: bool = False

@@ -1,10 +1,10 @@
 """Billing's state in Redis: one hash per workspace account, subscription owners, delivery marks, idempotency.
 
-- ``opsmeter:billing:account:<ws>`` — the account (plan, subscription, pending change)
-- ``opsmeter:billing:subscription:<id>`` — the workspace a Lemon Squeezy subscription belongs to
-- ``opsmeter:billing:due`` — sorted set of workspaces to reconcile: score 0 = now, else the renewal time
-- ``opsmeter:billing:delivery:<sha256>`` — a webhook delivery already applied
-- ``opsmeter:billing:idempotency:<ws>:<sha256(key)>`` — change-plan answers by ``Idempotency-Key``
+- ``opsmeter:{billing}:account:<ws>`` — the account (plan, subscription, pending change)
+- ``opsmeter:{billing}:subscription:<id>`` — the workspace a Lemon Squeezy subscription belongs to
+- ``opsmeter:{billing}:due`` — sorted set of workspaces to reconcile: score 0 = now, else the renewal time
+- ``opsmeter:{billing}:delivery:<sha256>`` — a webhook delivery already applied
+- ``opsmeter:{billing}:idempotency:<ws>:<sha256(key)>`` — change-plan answers by ``Idempotency-Key``
 """
 
 import hashlib
