@@ -48,14 +48,14 @@ WORKSPACES = 12
 
 
 @dataclass(frozen=True)
-class Engines:
+class SixPartitionEngines:
     kafka_bootstrap: str
     redis_url: str
     root: Path
 
 
 @pytest.fixture(scope="module")
-def six_partitions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
+def six_partitions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SixPartitionEngines]:
     """A broker of its own whose topics have 6 partitions, and a Redis of its own."""
     if selected_backend() != "local":
         pytest.skip("SIGKILLs local service processes; runs in the local mode")
@@ -68,13 +68,13 @@ def six_partitions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines
         wait_for(lambda: port_open(redis_port), timeout=30, what="Redis", process=redis)
         bootstrap = f"127.0.0.1:{broker_port}"
         asyncio.run(ensure_topics(bootstrap, ALL_TOPICS, partitions=PARTITIONS, compacted=COMPACTED_TOPICS))
-        yield Engines(bootstrap, f"redis://127.0.0.1:{redis_port}/0", root)
+        yield SixPartitionEngines(bootstrap, f"redis://127.0.0.1:{redis_port}/0", root)
     finally:
         redis.stop()
         broker.stop()
 
 
-def member(engines: Engines, service: str, module: str, name: str) -> tuple[ManagedProcess, int]:
+def member(engines: SixPartitionEngines, service: str, module: str, name: str) -> tuple[ManagedProcess, int]:
     """One group member as its own process (its own data dir: reporting's chDB, a gateway's spool)."""
     port = free_port()
     prefix = {"policy-engine": "OPSMETER_POLICY_ENGINE_", "reporting": "OPSMETER_REPORTING_"}[service]
@@ -169,7 +169,9 @@ def telemetry() -> tuple[list[LlmRequestIngested], Counter[str]]:
     return events, expected
 
 
-def test_two_members_each_one_killed_mid_run_count_and_store_every_event_once(six_partitions: Engines) -> None:
+def test_two_members_each_one_killed_mid_run_count_and_store_every_event_once(
+    six_partitions: SixPartitionEngines,
+) -> None:
     events, expected = telemetry()
     month = spend_counter(month_window(events[0].occurred_at))
     keys = [counter_key(ws, month) for ws in expected]
