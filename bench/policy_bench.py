@@ -9,7 +9,7 @@ daily budget that its events cross (warning at 80 %, exceeded at 100 %).
 * burst: N events produced as fast as the broker takes them; events/s = N / (first send → last event
   counted in Redis); decision latency = event sent → its ``policy.budget_*`` decision read back.
 * paced: 1,000 events/s for 10 s (the issue's target load); projection latency = the crossing event
-  sent → ``budget_warning`` visible in ``opsmeter:policy:status:<ws>`` (what the gateway reads).
+  sent → ``budget_warning`` visible in ``opsmeter:policy:status:{<ws>}`` (what the gateway reads).
 * baseline, same run: a bare aiokafka consumer reading the burst's events (no decode, no Redis).
 Everything talks to 127.0.0.1 only; every loop is bounded in count and time.
 """

@@ -16,6 +16,7 @@ from opsmeter_cli.main import app as cli
 from opsmeter_cli.stack import operator_token
 from opsmeter_contracts import AnyEvent, Topics, decode_event
 from opsmeter_runtime.lemonsqueezy_double import LemonSqueezyDouble
+from opsmeter_runtime.projections import plan_key
 from tests.conftest import RunningStack
 
 T = TypeVar("T")
@@ -304,7 +305,7 @@ def _plan_of(stack: RunningStack, workspace_id: str) -> str | None:
 
     client = redis.Redis.from_url(stack.engines.redis_url)
     try:
-        plan = client.hget(f"opsmeter:plan:{workspace_id}", "plan")
+        plan = client.hget(plan_key(workspace_id), "plan")
     finally:
         client.close()
     return plan.decode() if isinstance(plan, bytes) else None

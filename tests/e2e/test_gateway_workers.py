@@ -1,7 +1,9 @@
-"""The gateway scales by processes: two workers share the port, each with its own spool, and every limit
-stays exact across them (they count in the same Redis)."""
+"""The gateway scales by processes: two workers share the port, or two gateways listen on two ports (as two pods
+behind a Service), each with its own spool, and every limit stays exact across them (they count in the same
+Redis)."""
 
 import asyncio
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -9,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from opsmeter_cli.stack import Stack, operator_token
+from opsmeter_cli.stack import Stack, http_ready, operator_token
+from opsmeter_runtime.localstack import ManagedProcess, free_port, wait_for
 from tests.e2e.test_ingest_faults import _stack
 from tests.e2e.test_ingest_governance import body, post_many, wait_for_fresh_window
 
@@ -55,3 +58,44 @@ def test_two_workers_accept_exactly_120_per_minute_on_free_then_429(two_workers:
     assert statuses.count(429) == 10
     remaining = sorted(int(a.headers["X-RateLimit-Remaining"]) for a in answers if a.status_code == 202)
     assert remaining == list(range(120))
+
+
+def test_two_gateways_on_two_ports_share_the_limits_exactly(two_workers: Stack) -> None:
+    port = free_port()
+    second = ManagedProcess(
+        name="second-gateway",
+        argv=[sys.executable, "-c", "from opsmeter_ingest.main import run; run()"],
+        log_path=two_workers.config.data_dir / "logs" / "second-gateway.log",
+        env={
+            **two_workers.service_env(),
+            "OPSMETER_INGEST_GATEWAY_PORT": str(port),
+            "OPSMETER_INGEST_GATEWAY_WORKERS": "1",
+            "OPSMETER_INGEST_GATEWAY_INSTANCE": "second-gateway",
+        },
+    ).start()
+    try:
+        wait_for(lambda: http_ready(f"http://127.0.0.1:{port}"), timeout=90, what="the second gateway", process=second)
+        ws = free_workspace(two_workers)
+        wait_for_fresh_window()
+        first_url = f"{two_workers.config.url('ingest-gateway')}/v1/ingest/llm-request"
+        second_url = f"http://127.0.0.1:{port}/v1/ingest/llm-request"
+
+        async def both() -> list[httpx.Response]:
+            halves = await asyncio.gather(
+                post_many(first_url, ws["apiKey"], [body() for _ in range(65)], clients=4),
+                post_many(second_url, ws["apiKey"], [body() for _ in range(65)], clients=4),
+            )
+            return [*halves[0], *halves[1]]
+
+        answers = asyncio.run(both())
+        statuses = [a.status_code for a in answers]
+        assert statuses.count(202) == 120
+        assert statuses.count(429) == 10
+        remaining = sorted(int(a.headers["X-RateLimit-Remaining"]) for a in answers if a.status_code == 202)
+        assert remaining == list(range(120))
+        assert {a.url.port for a in answers if a.status_code == 202} == {
+            two_workers.config.service_ports["ingest-gateway"],
+            port,
+        }
+    finally:
+        second.stop()

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from opsmeter_runtime.logs import get_logger
-from opsmeter_runtime.redis import decode_hash
+from opsmeter_runtime.redis import decode_hash, workspace_tag
 
 log = get_logger(__name__)
 
@@ -33,11 +33,11 @@ def credential_key(credential_id: str) -> str:
 
 
 def workspace_key(workspace_id: str) -> str:
-    return f"opsmeter:ws:{workspace_id}"
+    return f"opsmeter:ws:{workspace_tag(workspace_id)}"
 
 
 def workspace_credentials_key(workspace_id: str) -> str:
-    return f"opsmeter:ws:{workspace_id}:credentials"
+    return f"opsmeter:ws:{workspace_tag(workspace_id)}:credentials"
 
 
 def _text(value: bytes | str) -> str:
@@ -127,6 +127,9 @@ class CredentialStore:
     ) -> None:
         """Record a credential; replaying the same issue never un-revokes it."""
         key = credential_key(credential.credential_id)
+        # The credential is found by its id alone, so its key has no workspace tag and another slot than the
+        # workspace's list (Redis Cluster): listed first, then written; a listed id with no record is skipped.
+        await self._redis.sadd(workspace_credentials_key(workspace_id), credential.credential_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(
                 key,
@@ -142,7 +145,6 @@ class CredentialStore:
             )
             pipe.hsetnx(key, "created_at", (created_at or datetime.now(UTC)).isoformat())
             pipe.hsetnx(key, "revoked", "0")
-            pipe.sadd(workspace_credentials_key(workspace_id), credential.credential_id)
             await pipe.execute()
 
     async def revoke(self, credential_id: str, *, revoked_at: datetime | None = None) -> None:

@@ -1,7 +1,7 @@
 """Redis projections shared across services: one writer each, read by the gateway on every ingest.
 
-- ``opsmeter:plan:<ws>`` — the workspace's plan and limits; written by billing.
-- ``opsmeter:policy:status:<ws>`` — budget flags, enforcement and kill switch; written by the policy engine.
+- ``opsmeter:plan:{<ws>}`` — the workspace's plan and limits; written by billing.
+- ``opsmeter:policy:status:{<ws>}`` — budget flags, enforcement and kill switch; written by the policy engine.
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from typing import Literal, cast
 
 from redis.asyncio import Redis
 
-from opsmeter_runtime.redis import decode_hash
+from opsmeter_runtime.redis import decode_hash, run_script_many, workspace_tag
 
 PlanTier = Literal["free", "starter", "pro", "team", "enterprise"]
 Enforcement = Literal["advisory", "hard_stop"]
@@ -25,11 +25,11 @@ def plan_at_least(plan: PlanTier, required: PlanTier) -> bool:
 
 
 def plan_key(workspace_id: str) -> str:
-    return f"opsmeter:plan:{workspace_id}"
+    return f"opsmeter:plan:{workspace_tag(workspace_id)}"
 
 
 def policy_status_key(workspace_id: str) -> str:
-    return f"opsmeter:policy:status:{workspace_id}"
+    return f"opsmeter:policy:status:{workspace_tag(workspace_id)}"
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class PolicyStatus:
     The fields after ``kill_switch`` are details for diagnostics and for reserve-then-settle (ADR 10):
     ``*_headroom_micro_usd`` is how much more spend, beyond what the engine has settled, raises the flag
     (None: no budget), so a caller that adds the spend it admitted but the engine has not settled yet
-    (``opsmeter:policy:pending:<ws>``, field ``total``) can tell the flags after its own event.
+    (``opsmeter:policy:pending:{<ws>}``, field ``total``) can tell the flags after its own event.
     """
 
     budget_warning: bool = False
@@ -125,7 +125,7 @@ class PolicyStatus:
 
 def policy_pending_key(workspace_id: str) -> str:
     """Spend admitted by the gateway and not yet settled by the policy engine: event id → micro-USD, ``total``."""
-    return f"opsmeter:policy:pending:{workspace_id}"
+    return f"opsmeter:policy:pending:{workspace_tag(workspace_id)}"
 
 
 _SAVE_POLICY_STATUS = """
@@ -159,15 +159,16 @@ class PolicyStatusProjection:
 
     async def save_many(self, items: Sequence[tuple[str, PolicyStatus, Sequence[str]]]) -> list[bool]:
         """``save`` for several workspaces in one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
+        calls = []
         for workspace_id, status, settled in items:
             flat = [item for pair in _policy_status_fields(status).items() for item in pair]
-            await self._save(
-                keys=[policy_status_key(workspace_id), policy_pending_key(workspace_id)],
-                args=[status.settings_version, len(flat), *flat, *settled],
-                client=pipe,
+            calls.append(
+                (
+                    [policy_status_key(workspace_id), policy_pending_key(workspace_id)],
+                    [status.settings_version, len(flat), *flat, *settled],
+                )
             )
-        return [bool(saved) for saved in await pipe.execute()]
+        return [bool(saved) for saved in await run_script_many(self._redis, self._save, calls)]
 
     async def get(self, workspace_id: str) -> PolicyStatus:
         return policy_status_from_hash(decode_hash(await self._redis.hgetall(policy_status_key(workspace_id))))

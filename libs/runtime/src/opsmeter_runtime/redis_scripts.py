@@ -9,12 +9,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from opsmeter_runtime.redis import redis_client
 
 Arg = str | int | bytes
 
@@ -68,15 +67,11 @@ class RedisScripts:
     restart).
     """
 
-    def __init__(self, url: str, scripts: dict[str, str], *, timeout_s: float) -> None:
-        self._redis = Redis.from_url(
-            url,
-            decode_responses=False,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), retries=1),  # once more on a fresh connection: a restarted Redis closed the old
-            retry_on_error=[RedisConnectionError],
-            max_connections=64,
-        )
+    def __init__(self, url: str, scripts: dict[str, str], *, timeout_s: float, cluster: bool = False) -> None:
+        # Once more on a fresh connection: a restarted Redis closed the old. On a Redis Cluster the pipeline
+        # sends each call to the node of its keys' slot (one workspace's keys share one, ADR 0059).
+        self._redis = redis_client(url, cluster=cluster, socket_connect_timeout=timeout_s, max_connections=64)
+        self._cluster = cluster
         self._sources = dict(scripts)
         self._shas = {name: self._redis.register_script(src).sha for name, src in scripts.items()}
         self._timeout_s = timeout_s
@@ -147,6 +142,12 @@ class RedisScripts:
         return replies
 
     async def _pipeline(self, queued: list[_Queued]) -> list[Any]:
+        if self._cluster:  # redis-py refuses EVALSHA in a cluster pipeline: the calls go out together, one each
+            await self._redis.initialize()  # the slot map, once, before the burst
+            calls = (
+                self._redis.evalsha(self._shas[name], len(keys), *keys, *args) for name, keys, args, _, _ in queued
+            )
+            return list(await asyncio.gather(*calls, return_exceptions=True))
         async with self._redis.pipeline(transaction=False) as pipe:
             for name, keys, args, _, _ in queued:
                 pipe.evalsha(self._shas[name], len(keys), *keys, *args)

@@ -32,6 +32,10 @@ class RuntimeSettings(BaseSettings):
     kafka_heartbeat_interval_ms: int = 3_000
     redis_url: str = "redis://127.0.0.1:16379/0"
     redis_timeout_s: float = Field(default=0.25, description="Socket timeout: a hung Redis must not hang ingest.")
+    redis_cluster: bool = Field(
+        default=False,
+        description="OPSMETER_REDIS_URL names one node of a Redis Cluster: use redis-py's cluster client (ADR 0059).",
+    )
     http_read_timeout_s: float = Field(
         default=10.0, gt=0, description="A request's head and body must arrive within this of its first byte."
     )

@@ -8,13 +8,16 @@ server through testcontainers; skipped, with the reason, when no Docker engine a
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from opsmeter_contracts import LlmRequestIngested, LlmRequestIngestedPayload, Topics, encode_event
 from opsmeter_contracts.topics import ALL_TOPICS, COMPACTED_TOPICS
 from opsmeter_runtime.clickhouse import ClickHouse
 from opsmeter_runtime.kafka import EventPublisher, ensure_topics
@@ -162,3 +165,49 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/integration/" in str(item.path) or "/e2e/" in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+def build_telemetry(
+    workspace_id: str,
+    cost: int,
+    mode: str = "real",
+    at: datetime | None = None,
+    tag: str = "checkout",
+    model: str = "gpt-4o-mini",
+    tokens: int = 20,
+) -> LlmRequestIngested:
+    """An accepted LLM call as the gateway publishes it, with a fresh event id."""
+    at = at or datetime.now(UTC)
+    return LlmRequestIngested(
+        event_id=uuid.uuid4(),
+        occurred_at=at,
+        ingested_at=at,
+        workspace_id=workspace_id,
+        payload=LlmRequestIngestedPayload(
+            external_request_id=uuid.uuid4().hex,
+            provider="openai",
+            model=model,
+            model_normalized=model,
+            endpoint_tag=tag,
+            user_id="u",
+            input_tokens=tokens,
+            output_tokens=0,
+            total_tokens=tokens,
+            data_mode=mode,
+            cost_micro_usd=cost,
+            priced=True,
+            price_catalog_version="test",
+            api_key_id="k",
+        ),
+    )
+
+
+async def produce_telemetry(kafka_bootstrap: str, events: Sequence[LlmRequestIngested]) -> None:
+    """Publish ``events`` to the telemetry topic, keyed by workspace, acknowledged by the broker."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        sends = [await producer.send(Topics.TELEMETRY, encode_event(e), key=e.key) for e in events]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()

@@ -69,7 +69,9 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
         drainer = asyncio.create_task(sink.drain_forever(), name="spool-drainer")
         resources.stack.push_async_callback(_stop, drainer)
         prices = CatalogPriceBook(PriceCatalog.load_default())
-        scripts = admission_scripts(settings.runtime.redis_url, timeout_s=settings.admission_timeout_s)
+        scripts = admission_scripts(
+            settings.runtime.redis_url, timeout_s=settings.admission_timeout_s, cluster=settings.runtime.redis_cluster
+        )
         resources.stack.push_async_callback(scripts.close)
         redis_admission = RedisAdmission(
             resources.redis,

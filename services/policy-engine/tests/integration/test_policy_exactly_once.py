@@ -15,13 +15,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from opsmeter_cli.stack import http_ready
-from opsmeter_contracts import LlmRequestIngested, LlmRequestIngestedPayload, Topics, encode_event
+from opsmeter_contracts import LlmRequestIngested
 from opsmeter_contracts.envelope import EventEnvelope
 from opsmeter_contracts.policy import PolicySettingsPayload, ScopedBudget
 from opsmeter_policy.adapters.redis import RedisDecisionMarks, RedisSettingsStore, RedisSpendLedger, counter_key
@@ -30,43 +29,9 @@ from opsmeter_policy.evaluator import PolicyEvaluator
 from opsmeter_policy.handlers import account_spend, facts_of
 from opsmeter_runtime.localstack import ManagedProcess, free_port, wait_for
 from opsmeter_runtime.projections import PolicyStatusProjection
-from opsmeter_runtime.testing import Engines
+from opsmeter_runtime.testing import Engines, build_telemetry, produce_telemetry
 
 NOW = datetime.now(UTC)
-
-
-def build_telemetry(
-    workspace_id: str,
-    cost: int,
-    mode: str = "real",
-    at: datetime | None = None,
-    tag: str = "checkout",
-    model: str = "gpt-4o-mini",
-    tokens: int = 20,
-) -> LlmRequestIngested:
-    at = at or datetime.now(UTC)
-    return LlmRequestIngested(
-        event_id=uuid.uuid4(),
-        occurred_at=at,
-        ingested_at=at,
-        workspace_id=workspace_id,
-        payload=LlmRequestIngestedPayload(
-            external_request_id=uuid.uuid4().hex,
-            provider="openai",
-            model=model,
-            model_normalized=model,
-            endpoint_tag=tag,
-            user_id="u",
-            input_tokens=tokens,
-            output_tokens=0,
-            total_tokens=tokens,
-            data_mode=mode,
-            cost_micro_usd=cost,
-            priced=True,
-            price_catalog_version="test",
-            api_key_id="k",
-        ),
-    )
 
 
 class RecordingPublisher:
@@ -187,13 +152,7 @@ def engine_process(engines: Engines, suffix: str, data_dir: Path, port: int) -> 
 
 
 async def produce(engines: Engines, events: list[LlmRequestIngested]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        sends = [await producer.send(Topics.TELEMETRY, encode_event(e), key=e.key) for e in events]
-        await asyncio.gather(*sends)
-    finally:
-        await producer.stop()
+    await produce_telemetry(engines.kafka_bootstrap, events)
 
 
 class TestKillAndRestart:

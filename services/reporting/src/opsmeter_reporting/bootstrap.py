@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 from opsmeter_contracts import Topics
 from opsmeter_reporting.adapters import PlanReader, SpikeState, TelemetryStore
@@ -40,8 +41,14 @@ class ReportingDeps:
 async def open_clickhouse(settings: ReportingSettings) -> ClickHouse:
     clickhouse = ClickHouse.from_settings(settings.runtime)
     await clickhouse.connect()
-    await clickhouse.migrate(files("opsmeter_reporting") / "migrations")
+    await clickhouse.migrate(schema_migrations(settings))
     return clickhouse
+
+
+def schema_migrations(settings: ReportingSettings) -> Traversable:
+    """The single-node DDL, or its twin for a sharded, replicated cluster (ADR 0059)."""
+    folder = "migrations_cluster" if settings.clickhouse_topology == "cluster" else "migrations"
+    return files("opsmeter_reporting") / folder
 
 
 async def run_spike_job(deps: ReportingDeps) -> None:
@@ -49,6 +56,8 @@ async def run_spike_job(deps: ReportingDeps) -> None:
     while True:
         await asyncio.sleep(deps.settings.spike_interval_s)
         try:
+            if not await deps.spike_state.take_turn(deps.settings.spike_interval_s):
+                continue  # another replica runs it this interval
             await detect_spikes(
                 store=deps.store,
                 spike_state=deps.spike_state,
@@ -74,6 +83,7 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
             store = ClickHouseTelemetryStore(
                 clickhouse,
                 AnalystLanes(analyst, operator_sql, row_policy=settings.analyst_clickhouse_url is not None),
+                cluster=settings.clickhouse_topology == "cluster",
             )
             plans = RedisPlanReader(resources.redis, enterprise=settings.enterprise_retention)
             sink_stats = SinkStats()

@@ -34,6 +34,11 @@ class ReportingSettings(ServiceSettings):
     analyst_max_threads: int = Field(default=1, ge=1, le=64)
     operator_sql_max_execution_s: float = Field(default=30.0, gt=0, le=3600)
     operator_sql_max_memory_bytes: int = Field(default=2 * 1024**3, ge=16 * 1024**2)
+    clickhouse_topology: Literal["single", "cluster"] = Field(
+        default="single",
+        description="`cluster`: a sharded, replicated ClickHouse server cluster gets migrations_cluster/ "
+        "(Replicated tables under Distributed ones, ON CLUSTER '{cluster}'; ADR 0059). The embedded chDB is single.",
+    )
 
     @model_validator(mode="after")
     def _server_in_prod(self) -> Self:
@@ -41,6 +46,8 @@ class ReportingSettings(ServiceSettings):
             raise ValueError("OPSMETER_CLICKHOUSE_URL must point at a ClickHouse server in prod")
         if self.runtime.env == "prod" and self.analyst_clickhouse_url is None:
             raise ValueError("OPSMETER_REPORTING_ANALYST_CLICKHOUSE_URL must name the analyst user in prod (ADR 0051)")
+        if self.clickhouse_topology == "cluster" and self.runtime.clickhouse_url is None:
+            raise ValueError("OPSMETER_REPORTING_CLICKHOUSE_TOPOLOGY=cluster needs OPSMETER_CLICKHOUSE_URL (a server)")
         Fraction(self.spike_min_increase)
         return self
 

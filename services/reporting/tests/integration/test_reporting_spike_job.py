@@ -1,3 +1,4 @@
+import asyncio
 from datetime import datetime, timedelta
 from fractions import Fraction
 
@@ -6,7 +7,7 @@ from services.reporting.tests.conftest import TelemetryFactory
 from services.reporting.tests.integration.test_reporting_rollups import BASE
 
 from opsmeter_reporting.adapters.clickhouse import ClickHouseTelemetryStore
-from opsmeter_reporting.adapters.redis import RedisSpikeState
+from opsmeter_reporting.adapters.redis import SPIKE_JOB_KEY, RedisSpikeState
 from opsmeter_reporting.domain import HOUR, SpikeRule, UsageWindow
 from opsmeter_reporting.reports import detect_spikes
 from opsmeter_runtime.kafka import EventPublisher
@@ -56,3 +57,11 @@ class TestSpikeDetection:
         assert any(d.dimension == "endpointTag" and d.key == "agent.loop" for d in decision.payload.top_drivers)
         stored = await store.decisions(ws, UsageWindow(now - HOUR, now + HOUR))
         assert [d.type for d in stored] == ["reporting.spike_detected"] * 2
+
+    async def test_one_replica_at_a_time_runs_the_job(self, redis_client: Redis) -> None:
+        first, second = RedisSpikeState(redis_client), RedisSpikeState(redis_client)
+        await redis_client.delete(SPIKE_JOB_KEY)
+        assert await first.take_turn(0.2) is True
+        assert await second.take_turn(0.2) is False
+        await asyncio.sleep(0.25)  # the turn lasts 90 % of an interval: the next interval is anyone's
+        assert await second.take_turn(0.2) is True

@@ -1,5 +1,6 @@
 """``opsmeter``: the operator's command line — the local stack, workspaces, the demo."""
 
+import asyncio
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ import typer
 
 from opsmeter_cli.billing import app as billing_app
 from opsmeter_cli.dlq import app as dlq_app
+from opsmeter_cli.loadgen import LoadgenError, Urls
+from opsmeter_cli.loadgen import run as run_loadgen
 from opsmeter_cli.reporting import commands as reporting_commands
 from opsmeter_cli.stack import (
     SERVICES,
@@ -299,6 +302,48 @@ def demo(
         f"  curl -s -H 'Authorization: Bearer {token}' "
         f"'{reporting}/v1/workspaces/{ws}/usage?groupBy=endpointTag&dataMode=demo'"
     )
+
+
+@app.command("loadgen")
+def loadgen(
+    rate: Annotated[int, typer.Option(help="Requests per second, over all workspaces (at most 2,000)")] = 50,
+    duration: Annotated[int, typer.Option(help="Seconds of load (at most 300)")] = 10,
+    workspaces: Annotated[int, typer.Option(help="New workspaces to spread the load over (at most 50)")] = 2,
+    plan: Annotated[str, typer.Option(help="Their plan: free|starter|pro|team (free: 120/min, so some 429s)")] = "team",
+    log: Annotated[Path, typer.Option(help="The answer log (JSON lines)")] = Path(".data/loadgen/answers.jsonl"),
+    settle_timeout: Annotated[float, typer.Option(help="Seconds to wait for every count to agree")] = 60.0,
+) -> None:
+    """A bounded load on the local gateway (loopback only), then an oracle: every 2xx counted once, to the
+    micro-dollar, in /usage, the policy engine's spend and the plan counter; every rejection under its reason.
+    The per-reason check reads the gateway's /metrics: exact when the loadgen is its only client and it runs one
+    worker."""
+    _plan_body(plan, None, None)
+    config = StackConfig.from_env()
+    urls = Urls(
+        gateway=_gateway_url(config),
+        reporting=os.environ.get("OPSMETER_REPORTING_URL", config.url("reporting")),
+        policy=os.environ.get("OPSMETER_POLICY_ENGINE_URL", config.url("policy-engine")),
+        billing=os.environ.get("OPSMETER_BILLING_URL", config.url("billing")),
+    )
+    try:
+        report = asyncio.run(
+            run_loadgen(
+                urls,
+                _operator_token(config),
+                rate=rate,
+                duration_s=duration,
+                workspaces=workspaces,
+                plan=plan,
+                log_path=log,
+                settle_timeout_s=settle_timeout,
+            )
+        )
+    except (LoadgenError, httpx.HTTPError) as exc:
+        typer.echo(f"loadgen: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo("\n".join([*report.lines(), f"answer log {log}"]))
+    if report.problems:
+        raise typer.Exit(1)
 
 
 @app.callback()

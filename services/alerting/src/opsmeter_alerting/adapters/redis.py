@@ -15,10 +15,14 @@ from redis.asyncio import Redis
 
 from opsmeter_alerting.domain import AlertSettings
 
-_P = "opsmeter:alerting"
+# One hash tag for all of alerting (ADR 0059): its scripts join the shared delivery queue with per-alert keys.
+_P = "opsmeter:{alerting}"
 QUEUE_KEY = f"{_P}:queue"
 OPEN_CONDITIONS_KEY = f"{_P}:open"
 SCHEDULED_KEY = f"{_P}:scheduled"
+NO_COOLDOWN_KEY = f"{_P}:no-cooldown"
+"""Stands in the record script's cooldown slot when there is none (with a cooldown of 0 s it is never written):
+a key of alerting's own slot, where an empty name would hash to another (Redis Cluster)."""
 RETENTION_S = 90 * 86_400
 
 
@@ -62,7 +66,7 @@ def _ts(at: datetime) -> float:
     return at.timestamp()
 
 
-# KEYS: guard, alert, index, queue, cooldown ("" for none), then one key per delivery.
+# KEYS: guard, alert, index, queue, cooldown (NO_COOLDOWN_KEY for none), then one key per delivery.
 # ARGV: alert id, alert json, suppressed alert json, created ts, retention s, cooldown s, due ts,
 #       then (delivery id, delivery json) per delivery. Returns 0 (seen before), 1 (recorded), 2 (suppressed).
 _RECORD = """
@@ -175,7 +179,7 @@ class RedisAlertStore:
             alert_key(alert["alertId"]),
             alerts_index_key(alert["workspaceId"]),
             QUEUE_KEY,
-            cooldown[0] if cooldown else "",
+            cooldown[0] if cooldown else NO_COOLDOWN_KEY,
             *(delivery_key(d["deliveryId"]) for d in deliveries),
         ]
         args: list[Any] = [

@@ -1,10 +1,10 @@
 """Billing's state in Redis: one hash per workspace account, subscription owners, delivery marks, idempotency.
 
-- ``opsmeter:billing:account:<ws>`` — the account (plan, subscription, pending change)
-- ``opsmeter:billing:subscription:<id>`` — the workspace a Lemon Squeezy subscription belongs to
-- ``opsmeter:billing:due`` — sorted set of workspaces to reconcile: score 0 = now, else the renewal time
-- ``opsmeter:billing:delivery:<sha256>`` — a webhook delivery already applied
-- ``opsmeter:billing:idempotency:<ws>:<sha256(key)>`` — change-plan answers by ``Idempotency-Key``
+- ``opsmeter:{billing}:account:<ws>`` — the account (plan, subscription, pending change)
+- ``opsmeter:{billing}:subscription:<id>`` — the workspace a Lemon Squeezy subscription belongs to
+- ``opsmeter:{billing}:due`` — sorted set of workspaces to reconcile: score 0 = now, else the renewal time
+- ``opsmeter:{billing}:delivery:<sha256>`` — a webhook delivery already applied
+- ``opsmeter:{billing}:idempotency:<ws>:<sha256(key)>`` — change-plan answers by ``Idempotency-Key``
 """
 
 import hashlib
@@ -22,18 +22,20 @@ from opsmeter_runtime.redis import decode_hash
 
 T = TypeVar("T")
 
-DUE_KEY = "opsmeter:billing:due"
+# One hash tag for all of billing (ADR 0059): an account changes in one transaction with the shared due set.
+_P = "opsmeter:{billing}"
+DUE_KEY = f"{_P}:due"
 DELIVERY_TTL = timedelta(days=7)
 IDEMPOTENCY_TTL = timedelta(hours=24)
 IN_PROGRESS_TTL = timedelta(minutes=2)
 
 
 def account_key(workspace_id: str) -> str:
-    return f"opsmeter:billing:account:{workspace_id}"
+    return f"{_P}:account:{workspace_id}"
 
 
 def owner_key(subscription_id: str) -> str:
-    return f"opsmeter:billing:subscription:{subscription_id}"
+    return f"{_P}:subscription:{subscription_id}"
 
 
 class RedisAccountStore:
@@ -77,10 +79,10 @@ class RedisAccountStore:
         return owner or workspace_id
 
     async def delivery_seen(self, delivery_id: str) -> bool:
-        return bool(await self._redis.exists(f"opsmeter:billing:delivery:{delivery_id}"))
+        return bool(await self._redis.exists(f"{_P}:delivery:{delivery_id}"))
 
     async def mark_delivery(self, delivery_id: str) -> None:
-        await self._redis.set(f"opsmeter:billing:delivery:{delivery_id}", "1", ex=DELIVERY_TTL)
+        await self._redis.set(f"{_P}:delivery:{delivery_id}", "1", ex=DELIVERY_TTL)
 
     async def due_for_reconciliation(self, renewed_before_epoch: float, limit: int) -> list[str]:
         members = await self._redis.zrangebyscore(DUE_KEY, 0, renewed_before_epoch, start=0, num=limit)
@@ -165,7 +167,7 @@ class RedisIdempotencyStore:
 
     @staticmethod
     def _key(workspace_id: str, key: str) -> str:
-        return f"opsmeter:billing:idempotency:{workspace_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+        return f"{_P}:idempotency:{workspace_id}:{hashlib.sha256(key.encode()).hexdigest()}"
 
     async def begin(self, workspace_id: str, key: str, fingerprint: str) -> StoredReply | str | None:
         redis_key = self._key(workspace_id, key)

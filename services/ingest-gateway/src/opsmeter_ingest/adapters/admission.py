@@ -32,6 +32,7 @@ from opsmeter_ingest.ports import (
 from opsmeter_ingest.windows import FixedWindow, month_period
 from opsmeter_runtime.logs import get_logger
 from opsmeter_runtime.projections import PolicyStatus, plan_key, policy_pending_key, policy_status_key
+from opsmeter_runtime.redis import workspace_tag
 from opsmeter_runtime.redis_scripts import RedisScripts, ScriptError, ScriptsUnavailable
 
 log = get_logger(__name__)
@@ -70,16 +71,16 @@ scripts' deadline however many full batches are waiting."""
 
 
 def rate_key(workspace_id: str) -> str:
-    return f"opsmeter:rl:{workspace_id}"
+    return f"opsmeter:rl:{workspace_tag(workspace_id)}"
 
 
 def quota_key(workspace_id: str) -> str:
-    return f"opsmeter:quota:{workspace_id}"
+    return f"opsmeter:quota:{workspace_tag(workspace_id)}"
 
 
 def idempotency_prefix(workspace_id: str) -> str:
     """The idempotency keys of a workspace: this prefix and the ``externalRequestId``."""
-    return f"opsmeter:idem:{workspace_id}:"
+    return f"opsmeter:idem:{workspace_tag(workspace_id)}:"
 
 
 def idempotency_key(workspace_id: str, external_request_id: str) -> str:
@@ -88,7 +89,7 @@ def idempotency_key(workspace_id: str, external_request_id: str) -> str:
 
 def record_prefix(workspace_id: str) -> str:
     """The records of a workspace's requests: this prefix and the request's token (see ``lua/idem.lua``)."""
-    return f"opsmeter:idemreq:{workspace_id}:"
+    return f"opsmeter:idemreq:{workspace_tag(workspace_id)}:"
 
 
 def _stored_answer(answer: str, spooled: bool | None) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def _text(value: bytes | str | int) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def admission_scripts(url: str, *, timeout_s: float) -> RedisScripts:
+def admission_scripts(url: str, *, timeout_s: float, cluster: bool = False) -> RedisScripts:
     """The admission and settlement scripts over their own pipelined connection."""
     lua = files("opsmeter_ingest.adapters") / "lua"
     # Shared rules are functions of their own files, prepended to each script that uses them: what a key's
@@ -131,6 +132,7 @@ def admission_scripts(url: str, *, timeout_s: float) -> RedisScripts:
         url,
         {name: "".join((lua / f"{part}.lua").read_text() for part in [*parts, name]) for name, parts in uses.items()},
         timeout_s=timeout_s,
+        cluster=cluster,
     )
 
 

@@ -10,12 +10,13 @@ from opsmeter_contracts.events import PlanLimitReached, PlanLimitReachedPayload
 from opsmeter_ingest.windows import period_bounds
 from opsmeter_runtime.kafka import EventPublisher, PublishError
 from opsmeter_runtime.logs import get_logger
+from opsmeter_runtime.redis import workspace_tag
 
 log = get_logger(__name__)
 
 
 def notice_key(workspace_id: str, period: str) -> str:
-    return f"opsmeter:quota:{workspace_id}:plan-limit-notice:{period}"
+    return f"opsmeter:quota:{workspace_tag(workspace_id)}:plan-limit-notice:{period}"
 
 
 class PlanLimitNotices:

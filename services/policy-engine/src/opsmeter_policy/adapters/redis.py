@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 from uuid import UUID
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from opsmeter_contracts.policy import PolicySettingsPayload
 from opsmeter_policy.domain import KEEP_AFTER_WINDOW, Crossing, Increment, SpendWindow, spend_counter
 from opsmeter_runtime.errors import TransientError
+from opsmeter_runtime.redis import run_script_many, workspace_tag
 
 _ADD_ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
@@ -32,7 +33,6 @@ _APPLY_SETTINGS = """
 local stored = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
 if stored >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'settings', ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
 return 1
 """
 
@@ -46,11 +46,11 @@ PREFIX = "opsmeter:policy"
 
 
 def counter_key(workspace_id: str, counter: str) -> str:
-    return f"{PREFIX}:spend:{workspace_id}:{counter}"
+    return f"{PREFIX}:spend:{workspace_tag(workspace_id)}:{counter}"
 
 
-def seen_key(event_id: UUID) -> str:
-    return f"{PREFIX}:seen:{event_id}"
+def seen_key(workspace_id: str, event_id: UUID) -> str:
+    return f"{PREFIX}:seen:{workspace_tag(workspace_id)}:{event_id}"
 
 
 class RedisSpendLedger:
@@ -59,7 +59,7 @@ class RedisSpendLedger:
         self._script = redis.register_script(_ADD_ONCE)
 
     def _call(self, workspace_id: str, event_id: UUID, increments: Sequence[Increment]) -> tuple[list[str], list[int]]:
-        keys = [seen_key(event_id), *(counter_key(workspace_id, i.counter) for i in increments)]
+        keys = [seen_key(workspace_id, event_id), *(counter_key(workspace_id, i.counter) for i in increments)]
         args = [int(SEEN_TTL.total_seconds())]
         for increment in increments:
             args += [increment.amount, int(increment.expires_at.timestamp())]
@@ -72,11 +72,8 @@ class RedisSpendLedger:
     async def add_many(self, items: Sequence[tuple[str, UUID, Sequence[Increment]]]) -> list[bool]:
         if not items:
             return []
-        pipe = self._redis.pipeline(transaction=False)
-        for workspace_id, event_id, increments in items:
-            keys, args = self._call(workspace_id, event_id, increments)
-            await self._script(keys=keys, args=args, client=pipe)
-        return [bool(r) for r in await pipe.execute()]
+        calls = [self._call(workspace_id, event_id, increments) for workspace_id, event_id, increments in items]
+        return [bool(r) for r in await run_script_many(self._redis, self._script, calls)]
 
     async def totals(self, workspace_id: str, counters: Sequence[str]) -> dict[str, int]:
         if not counters:
@@ -85,11 +82,20 @@ class RedisSpendLedger:
         return {c: int(v or 0) for c, v in zip(counters, values, strict=True)}
 
     async def totals_many(self, wanted: Mapping[str, Sequence[str]]) -> dict[str, dict[str, int]]:
-        pairs = [(ws, c) for ws, counters in wanted.items() for c in counters]
-        values = await self._redis.mget([counter_key(ws, c) for ws, c in pairs]) if pairs else []
+        workspaces = [ws for ws, counters in wanted.items() if counters]
+        # One MGET per workspace: its counters share a slot, other workspaces' may not (Redis Cluster, where
+        # redis-py refuses MGET in a pipeline: there they go out concurrently).
+        gets = [[counter_key(ws, c) for c in wanted[ws]] for ws in workspaces]
+        if isinstance(self._redis, RedisCluster):
+            replies = list(await asyncio.gather(*(self._redis.mget(keys) for keys in gets)))
+        else:
+            pipe = self._redis.pipeline(transaction=False)
+            for keys in gets:
+                pipe.mget(keys)
+            replies = await pipe.execute() if gets else []
         result: dict[str, dict[str, int]] = {ws: {} for ws in wanted}
-        for (ws, c), v in zip(pairs, values, strict=True):
-            result[ws][c] = int(v or 0)
+        for ws, values in zip(workspaces, replies, strict=True):
+            result[ws] = {c: int(v or 0) for c, v in zip(wanted[ws], values, strict=True)}
         return result
 
     async def spend(self, workspace_id: str, window: SpendWindow) -> int:
@@ -107,7 +113,7 @@ class RedisSettingsStore:
 
     @staticmethod
     def _key(workspace_id: str) -> str:
-        return f"{PREFIX}:settings:{workspace_id}"
+        return f"{PREFIX}:settings:{workspace_tag(workspace_id)}"
 
     _tracked = f"{PREFIX}:workspaces"
 
@@ -126,12 +132,17 @@ class RedisSettingsStore:
         }
 
     async def apply(self, workspace_id: str, settings: PolicySettingsPayload) -> bool:
-        keys = [self._key(workspace_id), self._tracked]
-        return bool(await self._apply(keys=keys, args=[settings.version, settings.model_dump_json(), workspace_id]))
+        applied = bool(
+            await self._apply(keys=[self._key(workspace_id)], args=[settings.version, settings.model_dump_json()])
+        )
+        # The set of all workspaces has a slot of its own (Redis Cluster): added after the snapshot, every time,
+        # so a crash between the two is mended by the redelivery.
+        await self._redis.sadd(self._tracked, workspace_id)
+        return applied
 
     @contextlib.asynccontextmanager
     async def locked(self, workspace_id: str) -> AsyncIterator[None]:
-        key, token = f"{PREFIX}:settings-lock:{workspace_id}", secrets.token_hex(8)
+        key, token = f"{PREFIX}:settings-lock:{workspace_tag(workspace_id)}", secrets.token_hex(8)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._lock_timeout_s
         while not await self._redis.set(key, token, nx=True, px=int(self._lock_timeout_s * 1000)):
@@ -160,7 +171,7 @@ class RedisDecisionMarks:
 
     @staticmethod
     def _key(workspace_id: str, period: SpendWindow) -> str:
-        return f"{PREFIX}:crossed:{workspace_id}:{period.name}"
+        return f"{PREFIX}:crossed:{workspace_tag(workspace_id)}:{period.name}"
 
     async def unmarked(self, crossings: Sequence[tuple[str, Crossing]]) -> list[tuple[str, Crossing]]:
         if not crossings:
@@ -183,12 +194,12 @@ class RedisDecisionMarks:
 
     async def unit_cost_state(self, workspace_id: str, rule_id: str) -> tuple[bool, int]:
         breached, episodes = await self._redis.hmget(
-            f"{PREFIX}:unit-cost:{workspace_id}", [f"{rule_id}:breached", f"{rule_id}:episodes"]
+            f"{PREFIX}:unit-cost:{workspace_tag(workspace_id)}", [f"{rule_id}:breached", f"{rule_id}:episodes"]
         )
         return breached == b"1", int(episodes or 0)
 
     async def set_unit_cost_state(self, workspace_id: str, rule_id: str, breached: bool, episodes: int) -> None:
         await self._redis.hset(
-            f"{PREFIX}:unit-cost:{workspace_id}",
+            f"{PREFIX}:unit-cost:{workspace_tag(workspace_id)}",
             mapping={f"{rule_id}:breached": int(breached), f"{rule_id}:episodes": episodes},
         )

@@ -171,9 +171,16 @@ class AnalystLanes:
 ROW_POLICY_SETTING = "SQL_opsmeter_workspace_id"
 
 
+def mutable_table(table: str, *, cluster: bool) -> str:
+    """The table a mutation addresses: on a cluster the Distributed table refuses ``ALTER … DELETE``, so it goes
+    to the local tables on every node (migrations_cluster/, ADR 0059)."""
+    return f"{table}_local ON CLUSTER '{{cluster}}'" if cluster else table
+
+
 class ClickHouseTelemetryStore:
-    def __init__(self, clickhouse: ClickHouse, analyst: AnalystLanes | None = None) -> None:
+    def __init__(self, clickhouse: ClickHouse, analyst: AnalystLanes | None = None, *, cluster: bool = False) -> None:
         self._ch = clickhouse
+        self._cluster = cluster
         self._lanes = analyst or AnalystLanes(clickhouse, clickhouse)
         self._writes = asyncio.Lock()
         self._running_sql: set[str] = set()
@@ -357,7 +364,7 @@ class ClickHouseTelemetryStore:
             for table, bucket_name, bucket, retention in _ROLLUPS:
                 await self._ch.command(
                     f"""
-                    ALTER TABLE {table} DELETE
+                    ALTER TABLE {mutable_table(table, cluster=self._cluster)} DELETE
                     WHERE (workspace_id, {bucket_name}) IN (
                         SELECT DISTINCT workspace_id, {bucket} FROM llm_requests_raw
                         WHERE occurred_at >= {{start:DateTime64(3, 'UTC')}}
@@ -396,12 +403,14 @@ class ClickHouseTelemetryStore:
             if int(found["n"]) == 0:
                 return
             await self._ch.command(
-                f"ALTER TABLE llm_requests_raw DELETE WHERE 1 {scope} {keys} SETTINGS mutations_sync = 2",
+                f"ALTER TABLE {mutable_table('llm_requests_raw', cluster=self._cluster)} DELETE WHERE 1 {scope} {keys} "
+                "SETTINGS mutations_sync = 2",
                 params,
             )
             for table, bucket_name, bucket, retention in _ROLLUPS:
                 await self._ch.command(
-                    f"ALTER TABLE {table} DELETE WHERE 1 {scope} SETTINGS mutations_sync = 2",
+                    f"ALTER TABLE {mutable_table(table, cluster=self._cluster)} DELETE WHERE 1 {scope} "
+                    "SETTINGS mutations_sync = 2",
                     params,
                 )
                 if api_key_ids is not None:

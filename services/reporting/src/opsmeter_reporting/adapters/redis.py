@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 
 from opsmeter_reporting.domain import RETENTION, Retention
 from opsmeter_runtime.projections import PlanProjection, PlanTier
+from opsmeter_runtime.redis import workspace_tag
 
 
 class RedisPlanReader:
@@ -34,8 +35,11 @@ class RedisPlanReader:
         return self._enterprise if plan == "enterprise" else RETENTION[plan]
 
 
+SPIKE_JOB_KEY = "opsmeter:reporting:spike-job"
+
+
 def spike_key(workspace_id: str) -> str:
-    return f"opsmeter:reporting:spike:{workspace_id}"
+    return f"opsmeter:reporting:spike:{workspace_tag(workspace_id)}"
 
 
 class RedisSpikeState:
@@ -50,3 +54,8 @@ class RedisSpikeState:
             await self._redis.set(spike_key(workspace_id), "1")
         else:
             await self._redis.delete(spike_key(workspace_id))
+
+    async def take_turn(self, interval_s: float) -> bool:
+        """Whether this replica runs the spike job this interval: the first to ask holds it for 90 % of one
+        (ADR 0059), so replicas scaled out by the HPA never check and emit the same spike side by side."""
+        return bool(await self._redis.set(SPIKE_JOB_KEY, "1", nx=True, px=max(1, int(interval_s * 900))))

@@ -1,0 +1,364 @@
+"""``opsmeter loadgen``: a bounded load on the local gateway, and an oracle over every answer it got.
+
+Each request's answer is logged (workspace, externalRequestId, status, reason, eventId, costUsd, duplicate). After
+the run the log is compared with what the system says: reporting's ``/usage`` (requests, micro-USD), the policy
+engine's spend, the gateway's plan counter, and the gateway's per-reason counters. Every 2xx must be counted once,
+to the micro-dollar, and every rejection once under its reason. It sends only to loopback addresses.
+"""
+
+import asyncio
+import ipaddress
+import json
+import random
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+MAX_RATE = 2_000
+MAX_DURATION_S = 300
+MAX_WORKSPACES = 50
+REPEAT_EVERY = 20
+"""Every 20th request repeats an earlier externalRequestId of its workspace: answered as a duplicate, counted once."""
+MICRO = Decimal(1_000_000)
+_EVENTS_METRIC = re.compile(r"^opsmeter_ingest_events_total\{([^}]*)\} ([0-9.e+]+)$")
+_REASON = re.compile(r'reason="([^"]*)"')
+
+
+class LoadgenError(Exception):
+    """A setting out of bounds, a target that is not loopback, or a stack that does not answer."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One line of the answer log."""
+
+    workspace_id: str
+    external_request_id: str
+    status: int
+    reason: str | None
+    event_id: str | None
+    cost_micro_usd: int | None
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What one workspace's answers say the system must now hold."""
+
+    events: int
+    cost_micro_usd: int
+    rejections: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the system holds for one workspace."""
+
+    usage_requests: int
+    usage_cost_micro_usd: int
+    policy_spend_micro_usd: int
+    plan_requests: int
+
+
+def check_target(url: str) -> None:
+    """Refuse any gateway that is not on this machine's loopback."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise LoadgenError(f"the gateway must be a loopback address (127.0.0.0/8, ::1, localhost), not {host!r}")
+
+
+def check_bounds(rate: int, duration_s: int, workspaces: int) -> None:
+    for name, value, top in (
+        ("--rate", rate, MAX_RATE),
+        ("--duration", duration_s, MAX_DURATION_S),
+        ("--workspaces", workspaces, MAX_WORKSPACES),
+    ):
+        if not 1 <= value <= top:
+            raise LoadgenError(f"{name} must be between 1 and {top} (got {value})")
+
+
+def micro_usd(value: str) -> int:
+    """An exact decimal USD string as integer micro-USD; refuses a fraction of a micro-dollar."""
+    micro = Decimal(value) * MICRO
+    if micro != micro.to_integral_value():
+        raise LoadgenError(f"costUsd {value!r} is not a whole number of micro-USD")
+    return int(micro)
+
+
+def expected_from(answers: Iterable[Answer]) -> dict[str, Expected]:
+    """Per workspace: distinct accepted events and their cost (first answers only), rejections by reason."""
+    events: dict[str, dict[str, int]] = {}
+    rejections: dict[str, Counter[str]] = {}
+    for a in answers:
+        events.setdefault(a.workspace_id, {})
+        rejections.setdefault(a.workspace_id, Counter())
+        if 200 <= a.status < 300:
+            if a.event_id is None or a.cost_micro_usd is None:
+                raise LoadgenError(f"a {a.status} for {a.external_request_id} has no eventId or costUsd")
+            first = events[a.workspace_id].setdefault(a.event_id, a.cost_micro_usd)
+            if first != a.cost_micro_usd:
+                raise LoadgenError(f"event {a.event_id} was answered with two costs")
+        else:
+            rejections[a.workspace_id][a.reason or f"http_{a.status}"] += 1
+    return {ws: Expected(len(ids), sum(ids.values()), rejections[ws]) for ws, ids in sorted(events.items())}
+
+
+def mismatches(expected: dict[str, Expected], observed: dict[str, Observed]) -> list[str]:
+    """Each way the system disagrees with the answer log, in words; empty when it agrees exactly."""
+    found = []
+    for ws, want in expected.items():
+        got = observed[ws]
+        for what, have, should in (
+            ("/usage requests", got.usage_requests, want.events),
+            ("/usage micro-USD", got.usage_cost_micro_usd, want.cost_micro_usd),
+            ("policy engine spend micro-USD", got.policy_spend_micro_usd, want.cost_micro_usd),
+            ("plan counter", got.plan_requests, want.events),
+        ):
+            if have != should:
+                found.append(f"{ws}: {what} {have}, answers say {should}")
+    return found
+
+
+def rejection_mismatches(expected: dict[str, Expected], counted: Counter[str]) -> list[str]:
+    """The gateway's per-reason counters (their increase over the run) against the rejections answered."""
+    answered: Counter[str] = Counter()
+    for want in expected.values():
+        answered.update(want.rejections)
+    return [
+        f"rejections {reason}: gateway counted {counted.get(reason, 0)}, answers say {answered.get(reason, 0)}"
+        for reason in sorted(set(answered) | set(counted))
+        if counted.get(reason, 0) != answered.get(reason, 0)
+    ]
+
+
+def _body(external_request_id: str, rng: random.Random) -> dict[str, Any]:
+    return {
+        "externalRequestId": external_request_id,
+        "provider": "openai",
+        "model": rng.choice(["gpt-4o-mini", "gpt-4o", "claude-3-5-haiku"]),
+        "endpointTag": rng.choice(["checkout.ai_summary", "search.rerank", "support.reply"]),
+        "userId": f"u_{rng.randrange(50)}",
+        "inputTokens": rng.randrange(1, 4_000),
+        "outputTokens": rng.randrange(0, 1_000),
+        "latencyMs": rng.randrange(50, 3_000),
+    }
+
+
+@dataclass(frozen=True)
+class Workspace:
+    workspace_id: str
+    api_key: str
+    admin_token: str
+
+
+@dataclass
+class Urls:
+    gateway: str
+    reporting: str
+    policy: str
+    billing: str
+
+
+async def create_workspaces(
+    http: httpx.AsyncClient, urls: Urls, operator_token: str, count: int, plan: str
+) -> list[Workspace]:
+    """``count`` new workspaces on ``plan``, returned once billing has projected the plan (limits then apply)."""
+    created = []
+    for i in range(count):
+        answer = await http.post(
+            f"{urls.gateway}/v1/admin/workspaces",
+            json={"name": f"loadgen {i}", "plan": plan},
+            headers={"X-Operator-Token": operator_token},
+        )
+        if answer.status_code != 201:
+            raise LoadgenError(f"creating a workspace answered {answer.status_code}: {answer.text}")
+        body = answer.json()
+        created.append(Workspace(body["workspaceId"], body["apiKey"], body["adminToken"]))
+    deadline = time.monotonic() + 30
+    for ws in created:
+        while True:
+            plan_answer = await http.get(f"{urls.billing}/v1/workspaces/{ws.workspace_id}/plan", headers=_bearer(ws))
+            if plan_answer.status_code == 200 and plan_answer.json()["planTier"] == plan:
+                break
+            if time.monotonic() > deadline:
+                raise LoadgenError(f"billing did not project the {plan} plan of {ws.workspace_id}")
+            await asyncio.sleep(0.05)
+    return created
+
+
+def _bearer(ws: Workspace) -> dict[str, str]:
+    return {"Authorization": f"Bearer {ws.admin_token}"}
+
+
+async def send(
+    http: httpx.AsyncClient,
+    gateway: str,
+    workspaces: Sequence[Workspace],
+    *,
+    rate: int,
+    duration_s: int,
+    seed: int = 0,
+) -> list[Answer]:
+    """``rate × duration_s`` requests paced evenly, round-robin over the workspaces; every answer, in order sent."""
+    rng = random.Random(seed)
+    total = rate * duration_s
+    sent: dict[str, list[dict[str, Any]]] = {ws.workspace_id: [] for ws in workspaces}
+    plan: list[tuple[Workspace, dict[str, Any]]] = []
+    for i in range(total):
+        ws = workspaces[i % len(workspaces)]
+        earlier = sent[ws.workspace_id]
+        if i % REPEAT_EVERY == REPEAT_EVERY - 1 and earlier:
+            body = rng.choice(earlier)
+        else:
+            body = _body(f"lg_{uuid.uuid4().hex}", rng)
+            earlier.append(body)
+        plan.append((ws, body))
+    answers: list[Answer | None] = [None] * total
+    start = time.monotonic()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            ws, body = plan[i]
+            answer = await http.post(f"{gateway}/v1/ingest/llm-request", json=body, headers={"X-API-Key": ws.api_key})
+            answers[i] = _answer(ws.workspace_id, body["externalRequestId"], answer)
+
+    await asyncio.gather(*(worker() for _ in range(min(64, total))))
+    return [a for a in answers if a is not None]
+
+
+def write_log(path: Path, answers: Sequence[Answer]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(asdict(a)) + "\n" for a in answers))
+
+
+def _answer(workspace_id: str, external_request_id: str, answer: httpx.Response) -> Answer:
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {}
+    cost = body.get("costUsd")
+    return Answer(
+        workspace_id=workspace_id,
+        external_request_id=external_request_id,
+        status=answer.status_code,
+        reason=body.get("reason"),
+        event_id=body.get("eventId"),
+        cost_micro_usd=None if cost is None else micro_usd(cost),
+        duplicate=bool(body.get("duplicate", False)),
+    )
+
+
+async def observe(http: httpx.AsyncClient, urls: Urls, ws: Workspace) -> Observed:
+    usage = (await http.get(f"{urls.reporting}/v1/workspaces/{ws.workspace_id}/usage", headers=_bearer(ws))).json()
+    spend = (await http.get(f"{urls.policy}/v1/workspaces/{ws.workspace_id}/spend", headers=_bearer(ws))).json()
+    status = (
+        await http.get(f"{urls.gateway}/v1/diagnostics/workspace-status", headers={"X-API-Key": ws.api_key})
+    ).json()
+    return Observed(
+        usage_requests=int(usage["totals"]["requests"]),
+        usage_cost_micro_usd=int(usage["totals"]["costMicroUsd"]),
+        policy_spend_micro_usd=int(spend["monthly"]["currentSpendMicroUsd"]),
+        plan_requests=int(status["plan"]["currentRequestCount"]),
+    )
+
+
+async def gateway_rejections(http: httpx.AsyncClient, gateway: str) -> Counter[str]:
+    """The gateway's event decisions by reason (``/metrics``), rejections only."""
+    counted: Counter[str] = Counter()
+    for line in (await http.get(f"{gateway}/metrics")).text.splitlines():
+        match = _EVENTS_METRIC.match(line)
+        reason = _REASON.search(match.group(1)) if match else None
+        if match and reason and reason.group(1) != "accepted":
+            counted[reason.group(1)] += int(float(match.group(2)))
+    return counted
+
+
+@dataclass
+class Report:
+    answers: int
+    by_status: dict[int, int]
+    expected: dict[str, Expected]
+    observed: dict[str, Observed]
+    problems: list[str]
+    seconds_to_agree: float | None
+
+    def lines(self) -> list[str]:
+        accepted = sum(e.events for e in self.expected.values())
+        cost = sum(e.cost_micro_usd for e in self.expected.values())
+        rejected: Counter[str] = Counter()
+        for e in self.expected.values():
+            rejected.update(e.rejections)
+        out = [
+            f"answers   {self.answers}  by status {dict(sorted(self.by_status.items()))}",
+            f"accepted  {accepted} distinct events, {cost} micro-USD",
+            f"rejected  {dict(sorted(rejected.items())) or 'none'}",
+        ]
+        if self.problems:
+            out += ["MISMATCH", *(f"  {p}" for p in self.problems)]
+        else:
+            out.append(
+                f"exact: /usage, policy spend, plan counters and rejection counters agree with every answer "
+                f"({self.seconds_to_agree:.1f} s after the last answer)"
+            )
+        return out
+
+
+async def run(
+    urls: Urls,
+    operator_token: str,
+    *,
+    rate: int,
+    duration_s: int,
+    workspaces: int,
+    plan: str,
+    log_path: Path,
+    settle_timeout_s: float,
+) -> Report:
+    check_target(urls.gateway)
+    check_bounds(rate, duration_s, workspaces)
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as http:
+        created = await create_workspaces(http, urls, operator_token, workspaces, plan)
+        before = await gateway_rejections(http, urls.gateway)
+        answers = await send(http, urls.gateway, created, rate=rate, duration_s=duration_s)
+        done = time.monotonic()
+        await asyncio.to_thread(write_log, log_path, answers)
+        expected = expected_from(answers)
+        counted = await gateway_rejections(http, urls.gateway)
+        counted.subtract(before)
+        problems = rejection_mismatches(expected, +counted)
+        while True:
+            observed = {ws.workspace_id: await observe(http, urls, ws) for ws in created}
+            found = mismatches(expected, observed)
+            if not found or time.monotonic() - done > settle_timeout_s:
+                break
+            await asyncio.sleep(0.5)
+        return Report(
+            answers=len(answers),
+            by_status=dict(Counter(a.status for a in answers)),
+            expected=expected,
+            observed=observed,
+            problems=problems + found,
+            seconds_to_agree=None if found else time.monotonic() - done,
+        )
