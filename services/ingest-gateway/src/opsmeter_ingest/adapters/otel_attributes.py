@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from opsmeter_contracts.events import OtelAttributesSetPayload
 from opsmeter_ingest.otlp.mapping import AttributeNames
 from opsmeter_runtime.logs import get_logger
+from opsmeter_runtime.redis import workspace_tag
 
 log = get_logger(__name__)
 
@@ -21,7 +22,7 @@ CACHE_TTL_S = 5.0
 
 
 def otel_attributes_key(workspace_id: str) -> str:
-    return f"opsmeter:otel-attributes:{workspace_id}"
+    return f"opsmeter:otel-attributes:{workspace_tag(workspace_id)}"
 
 
 def names_of(payload: OtelAttributesSetPayload) -> AttributeNames:
