@@ -51,6 +51,8 @@ def build_event(
             "cost_micro_usd": pricing.cost_micro_usd,
             "priced": pricing.priced,
             "price_catalog_version": pricing.catalog_version,
+            "price_row": pricing.price_row,
+            "price_tier_start_tokens": pricing.tier_start,
             "api_key_id": api_key_id,
         }
     )

@@ -346,8 +346,16 @@ def _finish(
     errors: list[FieldError] = []
     if request.total_tokens is not None and request.total_tokens != request.input_tokens + request.output_tokens:
         errors.append(FieldError("totalTokens", "must equal inputTokens + outputTokens"))
-    if request.cached_input_tokens is not None and request.cached_input_tokens > request.input_tokens:
+    cache_reads, cache_writes = request.cached_input_tokens or 0, request.cache_write_input_tokens or 0
+    if cache_reads > request.input_tokens:
         errors.append(FieldError("cachedInputTokens", "must not exceed inputTokens"))
+    elif cache_reads + cache_writes > request.input_tokens:
+        errors.append(
+            FieldError(
+                "cacheWriteInputTokens",
+                "cachedInputTokens + cacheWriteInputTokens must not exceed inputTokens (both are part of it)",
+            )
+        )
     occurred_at = now
     if request.timestamp is not None:
         occurred_at = parse_timestamp(request.timestamp)

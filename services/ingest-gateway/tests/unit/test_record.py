@@ -168,7 +168,7 @@ class TestEvent:
             validate(document),
             workspace_id="ws_abcdefgh12",
             api_key_id="k1",
-            pricing=Pricing("gpt-4o-mini", True, 220, "v1", ()),
+            pricing=Pricing("gpt-4o-mini", True, 220, "v1", (), "openai/gpt-4o-mini", None),
             now=NOW,
         )
         decoded = decode_event(event.value)  # the contract model validates every field on the way in
@@ -210,6 +210,8 @@ class TestEvent:
             "cost_micro_usd": 220,
             "priced": True,
             "price_catalog_version": "v1",
+            "price_row": "openai/gpt-4o-mini",
+            "price_tier_start_tokens": None,
             "api_key_id": "k1",
         }
 

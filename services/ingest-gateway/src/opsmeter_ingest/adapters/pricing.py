@@ -32,6 +32,7 @@ class CatalogPriceBook:
                 r.output_tokens,
                 r.cached_input_tokens or 0,
                 r.reasoning_tokens or 0,
+                r.cache_write_input_tokens or 0,
             )
 
         return quote

@@ -52,7 +52,8 @@ RAW_COLUMNS = (
     "model_normalized", "endpoint_tag", "user_id", "prompt_version", "input_tokens", "output_tokens",
     "total_tokens", "cached_input_tokens", "reasoning_tokens", "latency_ms", "status", "error_code",
     "data_mode", "environment", "cost_micro_usd", "priced", "price_catalog_version", "metadata",
-    "raw_retention_days", "summary_retention_days", "api_key_id",
+    "raw_retention_days", "summary_retention_days", "api_key_id", "cache_write_input_tokens", "price_row",
+    "price_tier_start_tokens",
 )  # fmt: skip
 
 UNKNOWN_RETENTION = Retention(3650, 3650)
@@ -89,7 +90,7 @@ def raw_row(event: LlmRequestIngested, retention: Retention) -> list[Any]:
         p.input_tokens, p.output_tokens, p.total_tokens, p.cached_input_tokens, p.reasoning_tokens,
         p.latency_ms, p.status, p.error_code or "", p.data_mode, p.environment, p.cost_micro_usd, p.priced,
         p.price_catalog_version, orjson.dumps(p.metadata).decode(), retention.raw_days, retention.summary_days,
-        p.api_key_id,
+        p.api_key_id, p.cache_write_input_tokens, p.price_row or "", p.price_tier_start_tokens,
     ]  # fmt: skip
 
 

@@ -719,16 +719,47 @@ export interface components {
         };
         /** PriceRow */
         PriceRow: {
+            /** Cachewriteinputusdpermtok */
+            cacheWriteInputUsdPerMtok: string | null;
             /** Cachedinputusdpermtok */
             cachedInputUsdPerMtok: string | null;
             /** Effectivefrom */
             effectiveFrom: string | null;
+            /** Inputaudiousdpermtok */
+            inputAudioUsdPerMtok: string | null;
             /** Inputusdpermtok */
             inputUsdPerMtok: string | null;
+            /** Outputaudiousdpermtok */
+            outputAudioUsdPerMtok: string | null;
             /** Outputusdpermtok */
             outputUsdPerMtok: string | null;
             /** Reasoningusdpermtok */
             reasoningUsdPerMtok: string | null;
+            /** Tiers */
+            tiers: components["schemas"]["PriceTierRow"][];
+            /**
+             * Timeofdayutc
+             * @description Daily UTC interval (off-peak prices).
+             */
+            timeOfDayUtc: string | null;
+            /** Usdperthousandrequests */
+            usdPerThousandRequests: string | null;
+        };
+        /**
+         * PriceTierRow
+         * @description A context-size tier: a call with more input tokens than ``aboveInputTokens`` pays these for every token.
+         */
+        PriceTierRow: {
+            /** Aboveinputtokens */
+            aboveInputTokens: number;
+            /** Cachewriteinputusdpermtok */
+            cacheWriteInputUsdPerMtok: string | null;
+            /** Cachedinputusdpermtok */
+            cachedInputUsdPerMtok: string | null;
+            /** Inputusdpermtok */
+            inputUsdPerMtok: string | null;
+            /** Outputusdpermtok */
+            outputUsdPerMtok: string | null;
         };
         /** PricedModel */
         PricedModel: {
