@@ -257,6 +257,16 @@ class TestPricingCatalog:
         assert body["catalogVersion"].startswith("genai-prices-")
         mini = next(m for m in body["models"] if (m["provider"], m["model"]) == ("openai", "gpt-4o-mini"))
         assert mini["prices"][-1]["inputUsdPerMtok"] == "0.15"
+        pro = next(m for m in body["models"] if (m["provider"], m["model"]) == ("google", "gemini-2.5-pro"))
+        assert pro["prices"][-1]["tiers"][0]["aboveInputTokens"] == 200_000
+
+    def test_a_long_context_call_costs_the_providers_tier(self, stack: RunningStack) -> None:
+        """250,000 input tokens of gemini-2.5-pro cost $2.50/M and 1,000 output $15/M (not the base $0.3225)."""
+        key = stack.create_workspace()["apiKey"]
+        call = {"model": "gemini-2.5-pro", "provider": "google", "inputTokens": 250_000, "outputTokens": 1_000}
+        answer = ingest(stack, key, unique_body(**call))
+        assert answer.status_code == 202, answer.text
+        assert (answer.json()["costUsd"], answer.json()["priced"]) == ("0.64", True)
 
 
 class TestHealth:
