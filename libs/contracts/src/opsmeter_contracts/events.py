@@ -41,6 +41,12 @@ class LlmRequestIngestedPayload(Payload):
         description="The price row charged: 'provider/model' of the catalog, with '@date' of a dated period; "
         "None when unpriced.",
     )
+    reported_cost_micro_usd: int | None = Field(
+        default=None,
+        ge=0,
+        description="The cost the client reported (reportedCostUsd, e.g. a router's billed cost), kept beside "
+        "the computed cost_micro_usd; None when not sent.",
+    )
     price_tier_start_tokens: int | None = Field(
         default=None,
         ge=0,

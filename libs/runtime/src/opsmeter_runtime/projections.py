@@ -11,6 +11,7 @@ from typing import Literal, cast
 
 from redis.asyncio import Redis
 
+from opsmeter_runtime.money import CostBasis, parse_cost_basis
 from opsmeter_runtime.redis import decode_hash
 
 PlanTier = Literal["free", "starter", "pro", "team", "enterprise"]
@@ -112,6 +113,9 @@ class PolicyStatus:
     daily: BudgetWindowStatus | None = None
     monthly: BudgetWindowStatus | None = None
     evaluated_at: datetime | None = None
+    cost_basis: CostBasis = "computed"
+    """Which cost budgets and reports use (ADR 57): the computed one, the client's reported one, or reported when
+    present; reporting's sink reads it here."""
 
     @property
     def policy_mode(self) -> Literal["enforce", "observe"]:
@@ -184,6 +188,7 @@ def _policy_status_fields(status: PolicyStatus) -> dict[str, str | int | float]:
         "warning_headroom_micro_usd": _opt(status.warning_headroom_micro_usd),
         "exceeded_headroom_micro_usd": _opt(status.exceeded_headroom_micro_usd),
         "evaluated_at": status.evaluated_at.isoformat() if status.evaluated_at else "",
+        "cost_basis": status.cost_basis,
     }
     for name, window in (("daily", status.daily), ("monthly", status.monthly)):
         if window is not None:
@@ -231,6 +236,7 @@ def policy_status_from_hash(record: dict[str, str]) -> PolicyStatus:
         daily=_window_from_hash(record, "daily"),
         monthly=_window_from_hash(record, "monthly"),
         evaluated_at=datetime.fromisoformat(evaluated_at) if evaluated_at else None,
+        cost_basis=parse_cost_basis(record.get("cost_basis", "")),
     )
 
 

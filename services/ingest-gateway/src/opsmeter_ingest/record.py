@@ -6,6 +6,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -48,6 +49,7 @@ MAX_METADATA_KEYS = 20
 MAX_METADATA_BYTES = 4096
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_DECIMAL_USD = re.compile(r"^\d{1,9}(?:\.\d{1,12})?$")
 
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -255,6 +257,14 @@ class IngestRequest(BaseModel):
     environment: Literal["prod", "staging", "dev"] = "prod"
     timestamp: str | None = Field(default=None, max_length=40)
     metadata: dict[str, Any] | None = None
+    reported_cost_usd: str | None = Field(default=None, max_length=32)
+
+    @field_validator("reported_cost_usd")
+    @classmethod
+    def _decimal_usd(cls, value: str | None) -> str | None:
+        if value is not None and _DECIMAL_USD.match(value) is None:
+            raise ValueError('must be a non-negative decimal string of USD, at most 12 decimals (e.g. "0.0123")')
+        return value
 
     @field_validator("timestamp")
     @classmethod
@@ -304,6 +314,14 @@ class ValidatedRecord:
     """Its fields as they will be stored (content fields dropped, metadata included)."""
     occurred_at: datetime
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def reported_cost_micro_usd(self) -> int | None:
+        """``reportedCostUsd`` in integer micro-USD, rounded half up (None when not sent)."""
+        reported = self.request.reported_cost_usd
+        if reported is None:
+            return None
+        return int((Decimal(reported) * 1_000_000).to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def validate_record(document: Any, *, now: datetime, max_age: timedelta, max_skew: timedelta) -> ValidatedRecord:

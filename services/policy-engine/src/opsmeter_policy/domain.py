@@ -281,6 +281,7 @@ def evaluate_budgets(settings: PolicySettingsPayload, totals: Mapping[str, int],
         daily=window_status(settings.daily_limit_micro_usd, today, with_forecast=False),
         monthly=window_status(settings.monthly_limit_micro_usd, month, with_forecast=True),
         evaluated_at=now,
+        cost_basis=settings.cost_basis,
     )
     return Evaluation(status, crossings, forecast)
 

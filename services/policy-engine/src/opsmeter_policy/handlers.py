@@ -8,15 +8,16 @@ from opsmeter_policy.adapters import SpendLedger
 from opsmeter_policy.domain import EventFacts, counts_toward_budget, increments_for
 from opsmeter_policy.evaluator import PolicyEvaluator
 from opsmeter_runtime.logs import get_logger
+from opsmeter_runtime.money import CostBasis, cost_by_basis
 
 log = get_logger(__name__)
 
 
-def facts_of(event: LlmRequestIngested) -> EventFacts:
+def facts_of(event: LlmRequestIngested, basis: CostBasis = "computed") -> EventFacts:
     p = event.payload
     return EventFacts(
         occurred_at=event.occurred_at,
-        cost_micro_usd=p.cost_micro_usd,
+        cost_micro_usd=cost_by_basis(p.cost_micro_usd, p.reported_cost_micro_usd, basis),
         total_tokens=p.total_tokens,
         model=p.model_normalized,
         endpoint_tag=p.endpoint_tag,
@@ -35,9 +36,11 @@ async def account_spend(
     for event in real:
         by_workspace.setdefault(event.workspace_id, []).append(str(event.event_id))
     settings = await evaluator.settings_of_many(list(by_workspace))
-    added = await ledger.add_many(
-        [(e.workspace_id, e.event_id, increments_for(facts_of(e), settings[e.workspace_id])) for e in real]
-    )
+    entries = []
+    for e in real:
+        policy = settings[e.workspace_id]
+        entries.append((e.workspace_id, e.event_id, increments_for(facts_of(e, policy.cost_basis), policy)))
+    added = await ledger.add_many(entries)
     if not all(added):
         log.info("spend_duplicates_ignored", duplicates=added.count(False))
     await evaluator.evaluate_many(list(by_workspace), settled=by_workspace)

@@ -83,6 +83,12 @@ class UsageRow:
     output_tokens: int
     total_tokens: int
     cost_micro_usd: int
+    """By the workspace's cost basis (ADR 57); the two costs it chose between follow."""
+    computed_cost_micro_usd: int = 0
+    reported_cost_micro_usd: int = 0
+    reported_requests: int = 0
+    computed_where_reported_micro_usd: int = 0
+    """The computed cost of the requests that reported one: the reported cost's counterpart."""
 
 
 def parse_range_bound(value: str, *, end: bool) -> datetime:

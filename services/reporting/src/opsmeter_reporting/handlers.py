@@ -4,15 +4,22 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from opsmeter_contracts import LlmRequestIngested
 from opsmeter_contracts.events import TelemetryDataDeleted
-from opsmeter_reporting.adapters import PlanReader, TelemetryStore
+from opsmeter_reporting.adapters import CostBasisReader, PlanReader, TelemetryStore
 from opsmeter_reporting.metrics import SinkStats
 
 
 async def store_llm_requests(
-    events: Sequence[LlmRequestIngested], *, store: TelemetryStore, plans: PlanReader, sink_stats: SinkStats
+    events: Sequence[LlmRequestIngested],
+    *,
+    store: TelemetryStore,
+    plans: PlanReader,
+    costs: CostBasisReader,
+    sink_stats: SinkStats,
 ) -> None:
-    retention = {ws: await plans.retention(ws) for ws in {e.workspace_id for e in events}}
-    result = await store.append(events, retention)
+    workspaces = {e.workspace_id for e in events}
+    retention = {ws: await plans.retention(ws) for ws in workspaces}
+    bases = {ws: await costs.cost_basis(ws) for ws in workspaces}
+    result = await store.append(events, retention, bases)
     sink_stats.observe(events, result.inserted, result.redelivered, result.resent)
 
 

@@ -17,6 +17,7 @@ from opsmeter_reporting.domain import (
     UsageWindow,
 )
 from opsmeter_reporting.explore import EventsQuery, SeriesBucket, SeriesPoint, StackBy
+from opsmeter_runtime.money import CostBasis
 from opsmeter_runtime.projections import PlanTier
 
 
@@ -43,9 +44,14 @@ class SinkResult:
 
 class TelemetryStore(Protocol):
     async def append(
-        self, events: Sequence[LlmRequestIngested], retention: Mapping[str, Retention] | None = None
+        self,
+        events: Sequence[LlmRequestIngested],
+        retention: Mapping[str, Retention] | None = None,
+        bases: Mapping[str, CostBasis] | None = None,
     ) -> SinkResult:
-        """Store a batch durably; storing the same events again changes no total (raw, rollups, summaries)."""
+        """Store a batch durably; storing the same events again changes no total (raw, rollups, summaries).
+
+        Each event's cost is stored by its workspace's cost basis in ``bases`` (computed when absent)."""
 
     async def usage(
         self, workspace_id: str, window: UsageWindow, group_by: GroupBy, data_mode: str
@@ -90,6 +96,11 @@ class PlanReader(Protocol):
         """The plan (Free when billing has none); ``fresh`` skips any cache (API gates)."""
 
     async def retention(self, workspace_id: str) -> Retention: ...
+
+
+class CostBasisReader(Protocol):
+    async def cost_basis(self, workspace_id: str) -> CostBasis:
+        """Which cost the workspace's reports use (ADR 57); ``computed`` when never set."""
 
 
 class SpikeState(Protocol):

@@ -46,6 +46,7 @@ from opsmeter_reporting.explore import (
 )
 from opsmeter_runtime.clickhouse import ClickHouse
 from opsmeter_runtime.errors import TransientError
+from opsmeter_runtime.money import CostBasis, cost_by_basis
 
 RAW_COLUMNS = (
     "event_id", "workspace_id", "occurred_at", "ingested_at", "external_request_id", "provider", "model",
@@ -53,7 +54,7 @@ RAW_COLUMNS = (
     "total_tokens", "cached_input_tokens", "reasoning_tokens", "latency_ms", "status", "error_code",
     "data_mode", "environment", "cost_micro_usd", "priced", "price_catalog_version", "metadata",
     "raw_retention_days", "summary_retention_days", "api_key_id", "cache_write_input_tokens", "price_row",
-    "price_tier_start_tokens",
+    "price_tier_start_tokens", "computed_cost_micro_usd", "reported_cost_micro_usd",
 )  # fmt: skip
 
 UNKNOWN_RETENTION = Retention(3650, 3650)
@@ -71,7 +72,10 @@ _ROLLUP_SELECT = """
     SELECT workspace_id, data_mode, {bucket} AS {bucket_name}, model_normalized AS model, provider, endpoint_tag,
            user_id, prompt_version, count() AS requests, sum(input_tokens) AS input_tokens,
            sum(output_tokens) AS output_tokens, sum(total_tokens) AS total_tokens,
-           sum(cost_micro_usd) AS cost_micro_usd, max({retention}) AS retention_days
+           sum(cost_micro_usd) AS cost_micro_usd, max({retention}) AS retention_days,
+           sum(computed_cost_micro_usd) AS computed_cost_micro_usd,
+           sum(ifNull(reported_cost_micro_usd, 0)) AS reported_cost_sum_micro_usd,
+           countIf(reported_cost_micro_usd IS NOT NULL) AS reported_requests
     FROM llm_requests_raw FINAL
     WHERE occurred_at >= {{start:DateTime64(3, 'UTC')}} AND occurred_at < {{end:DateTime64(3, 'UTC')}} {scope}
     GROUP BY workspace_id, data_mode, {bucket_name}, model, provider, endpoint_tag, user_id, prompt_version
@@ -82,15 +86,18 @@ _ROLLUPS = (
 )
 
 
-def raw_row(event: LlmRequestIngested, retention: Retention) -> list[Any]:
+def raw_row(event: LlmRequestIngested, retention: Retention, basis: CostBasis = "computed") -> list[Any]:
+    """The event's row; ``cost_micro_usd`` is its cost by the workspace's cost basis, both costs kept beside."""
     p = event.payload
+    cost = cost_by_basis(p.cost_micro_usd, p.reported_cost_micro_usd, basis)
     return [
         event.event_id, event.workspace_id, event.occurred_at, event.ingested_at, p.external_request_id,
         p.provider, p.model, p.model_normalized, p.endpoint_tag, p.user_id, p.prompt_version or "",
         p.input_tokens, p.output_tokens, p.total_tokens, p.cached_input_tokens, p.reasoning_tokens,
-        p.latency_ms, p.status, p.error_code or "", p.data_mode, p.environment, p.cost_micro_usd, p.priced,
+        p.latency_ms, p.status, p.error_code or "", p.data_mode, p.environment, cost, p.priced,
         p.price_catalog_version, orjson.dumps(p.metadata).decode(), retention.raw_days, retention.summary_days,
-        p.api_key_id, p.cache_write_input_tokens, p.price_row or "", p.price_tier_start_tokens,
+        p.api_key_id, p.cache_write_input_tokens, p.price_row or "", p.price_tier_start_tokens, p.cost_micro_usd,
+        p.reported_cost_micro_usd,
     ]  # fmt: skip
 
 
@@ -190,7 +197,10 @@ class ClickHouseTelemetryStore:
             raise TransientError(f"ClickHouse unreachable: {exc}") from exc
 
     async def append(
-        self, events: Sequence[LlmRequestIngested], retention: Mapping[str, Retention] | None = None
+        self,
+        events: Sequence[LlmRequestIngested],
+        retention: Mapping[str, Retention] | None = None,
+        bases: Mapping[str, CostBasis] | None = None,
     ) -> SinkResult:
         unique = list({e.event_id: e for e in events}.values())
         if not unique:
@@ -204,7 +214,14 @@ class ClickHouseTelemetryStore:
                 if e.event_id in stored and stored[e.event_id] != _millis(e.ingested_at)
             )
             if fresh:
-                rows = [raw_row(e, (retention or {}).get(e.workspace_id, UNKNOWN_RETENTION)) for e in fresh]
+                rows = [
+                    raw_row(
+                        e,
+                        (retention or {}).get(e.workspace_id, UNKNOWN_RETENTION),
+                        (bases or {}).get(e.workspace_id, "computed"),
+                    )
+                    for e in fresh
+                ]
                 await self._guard(self._ch.insert("llm_requests_raw", rows, RAW_COLUMNS))
             if resent:
                 await self._guard(
@@ -244,7 +261,11 @@ class ClickHouseTelemetryStore:
                    sum(input_tokens) AS input_tokens,
                    sum(output_tokens) AS output_tokens,
                    sum(total_tokens) AS total_tokens,
-                   sum(cost_micro_usd) AS cost_micro_usd
+                   sum(cost_micro_usd) AS cost_micro_usd,
+                   sum(computed_cost_micro_usd) AS computed_sum,
+                   sum(ifNull(reported_cost_micro_usd, 0)) AS reported_sum,
+                   countIf(reported_cost_micro_usd IS NOT NULL) AS reported_requests,
+                   sumIf(computed_cost_micro_usd, reported_cost_micro_usd IS NOT NULL) AS computed_where_reported
             FROM llm_requests_raw FINAL
             WHERE workspace_id = {{workspace_id:String}}
               AND occurred_at >= {{start:DateTime64(3, 'UTC')}}
@@ -255,7 +276,17 @@ class ClickHouseTelemetryStore:
             """,  # noqa: S608 - the only interpolation is a column expression from a fixed map
             {"workspace_id": workspace_id, "start": window.start, "end": window.end, "data_mode": data_mode},
         )
-        return [UsageRow(key=str(r["key"]), **_totals(r).__dict__) for r in rows]
+        return [
+            UsageRow(
+                key=str(r["key"]),
+                **_totals(r).__dict__,
+                computed_cost_micro_usd=int(r["computed_sum"]),
+                reported_cost_micro_usd=int(r["reported_sum"]),
+                reported_requests=int(r["reported_requests"]),
+                computed_where_reported_micro_usd=int(r["computed_where_reported"]),
+            )
+            for r in rows
+        ]
 
     async def series(
         self, workspace_id: str, window: UsageWindow, bucket: SeriesBucket, stack_by: StackBy, data_mode: str

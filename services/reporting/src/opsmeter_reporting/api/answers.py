@@ -21,7 +21,19 @@ class UsageTotals(_Answer):
     cost_micro_usd: int = Field(alias="costMicroUsd")
 
 
-class UsageRow(UsageTotals):
+class UsageCosts(UsageTotals):
+    """costUsd is by the workspace's cost basis (ADR 57); both costs it chose between, and their gap."""
+
+    computed_cost_usd: str = Field(alias="computedCostUsd")
+    reported_cost_usd: str = Field(alias="reportedCostUsd")
+    reported_requests: int = Field(alias="reportedRequests")
+    reported_minus_computed_usd: str = Field(
+        alias="reportedMinusComputedUsd",
+        description="Reported cost minus the computed cost of the same requests (those that reported one).",
+    )
+
+
+class UsageRow(UsageCosts):
     key: str
 
 
@@ -31,7 +43,7 @@ class UsageAnswer(_Answer):
     to: str
     group_by: str = Field(alias="groupBy")
     data_mode: str = Field(alias="dataMode")
-    totals: UsageTotals
+    totals: UsageCosts
     rows: list[UsageRow]
 
 

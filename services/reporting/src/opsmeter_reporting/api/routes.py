@@ -1,6 +1,6 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from fastapi import APIRouter, Query, Response
@@ -79,6 +79,9 @@ async def usage(
     window = _window(from_, to)
     rows = await deps.store.usage(principal.workspace_id, window, group_by, data_mode)
     total_cost = sum(r.cost_micro_usd for r in rows)
+    computed = sum(r.computed_cost_micro_usd for r in rows)
+    reported = sum(r.reported_cost_micro_usd for r in rows)
+    counterpart = sum(r.computed_where_reported_micro_usd for r in rows)
     return json_response(
         {
             "workspaceId": principal.workspace_id,
@@ -93,6 +96,7 @@ async def usage(
                 "totalTokens": sum(r.total_tokens for r in rows),
                 "costUsd": format_micro_usd(total_cost),
                 "costMicroUsd": total_cost,
+                **_both_costs(computed, reported, sum(r.reported_requests for r in rows), counterpart),
             },
             "rows": [
                 {
@@ -103,11 +107,26 @@ async def usage(
                     "totalTokens": r.total_tokens,
                     "costUsd": format_micro_usd(r.cost_micro_usd),
                     "costMicroUsd": r.cost_micro_usd,
+                    **_both_costs(
+                        r.computed_cost_micro_usd,
+                        r.reported_cost_micro_usd,
+                        r.reported_requests,
+                        r.computed_where_reported_micro_usd,
+                    ),
                 }
                 for r in rows
             ],
         }
     )
+
+
+def _both_costs(computed: int, reported: int, reported_requests: int, counterpart: int) -> dict[str, Any]:
+    return {
+        "computedCostUsd": format_micro_usd(computed),
+        "reportedCostUsd": format_micro_usd(reported),
+        "reportedRequests": reported_requests,
+        "reportedMinusComputedUsd": format_micro_usd(reported - counterpart),
+    }
 
 
 @router.get("/v1/workspaces/{workspace_id}/spike", response_model=SpikeAnswer, tags=["reports"])

@@ -1821,6 +1821,8 @@ export interface operations {
                     provider: string;
                     /** Reasoningtokens */
                     reasoningTokens?: number | null;
+                    /** Reportedcostusd */
+                    reportedCostUsd?: string | null;
                     /**
                      * Status
                      * @default success
@@ -2010,6 +2012,8 @@ export interface operations {
                         provider: string;
                         /** Reasoningtokens */
                         reasoningTokens?: number | null;
+                        /** Reportedcostusd */
+                        reportedCostUsd?: string | null;
                         /**
                          * Status
                          * @default success

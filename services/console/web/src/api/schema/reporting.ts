@@ -731,12 +731,43 @@ export interface components {
             rows: components["schemas"]["UsageRow"][];
             /** To */
             to: string;
-            totals: components["schemas"]["UsageTotals"];
+            totals: components["schemas"]["UsageCosts"];
             /** Workspaceid */
             workspaceId: string;
         };
+        /**
+         * UsageCosts
+         * @description costUsd is by the workspace's cost basis (ADR 57); both costs it chose between, and their gap.
+         */
+        UsageCosts: {
+            /** Computedcostusd */
+            computedCostUsd: string;
+            /** Costmicrousd */
+            costMicroUsd: number;
+            /** Costusd */
+            costUsd: string;
+            /** Inputtokens */
+            inputTokens: number;
+            /** Outputtokens */
+            outputTokens: number;
+            /** Reportedcostusd */
+            reportedCostUsd: string;
+            /**
+             * Reportedminuscomputedusd
+             * @description Reported cost minus the computed cost of the same requests (those that reported one).
+             */
+            reportedMinusComputedUsd: string;
+            /** Reportedrequests */
+            reportedRequests: number;
+            /** Requests */
+            requests: number;
+            /** Totaltokens */
+            totalTokens: number;
+        };
         /** UsageRow */
         UsageRow: {
+            /** Computedcostusd */
+            computedCostUsd: string;
             /** Costmicrousd */
             costMicroUsd: number;
             /** Costusd */
@@ -747,21 +778,15 @@ export interface components {
             key: string;
             /** Outputtokens */
             outputTokens: number;
-            /** Requests */
-            requests: number;
-            /** Totaltokens */
-            totalTokens: number;
-        };
-        /** UsageTotals */
-        UsageTotals: {
-            /** Costmicrousd */
-            costMicroUsd: number;
-            /** Costusd */
-            costUsd: string;
-            /** Inputtokens */
-            inputTokens: number;
-            /** Outputtokens */
-            outputTokens: number;
+            /** Reportedcostusd */
+            reportedCostUsd: string;
+            /**
+             * Reportedminuscomputedusd
+             * @description Reported cost minus the computed cost of the same requests (those that reported one).
+             */
+            reportedMinusComputedUsd: string;
+            /** Reportedrequests */
+            reportedRequests: number;
             /** Requests */
             requests: number;
             /** Totaltokens */
