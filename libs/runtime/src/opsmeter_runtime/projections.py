@@ -11,6 +11,7 @@ from typing import Literal, cast
 
 from redis.asyncio import Redis
 
+from opsmeter_contracts.pricing import WorkspacePricesSetPayload
 from opsmeter_runtime.money import CostBasis, parse_cost_basis
 from opsmeter_runtime.redis import decode_hash
 
@@ -246,3 +247,43 @@ def _opt(value: int | None) -> str | int:
 
 def _int_or_none(text: str) -> int | None:
     return int(text) if text else None
+
+
+WORKSPACE_PRICES_KEY = "opsmeter:pricing:workspace-prices"
+"""Hash: workspace id → its ``WorkspacePricesSetPayload`` JSON (the gateway writes it, ADR 57)."""
+WORKSPACE_PRICES_CHANGES_KEY = "opsmeter:pricing:workspace-prices:changes"
+"""A counter bumped by every change, so a reader reloads the hash only when something changed."""
+
+_SAVE_WORKSPACE_PRICES = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if stored and cjson.decode(stored)['version'] >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[2])
+return 1
+"""
+
+
+class WorkspacePricesProjection:
+    """Each workspace's own price list, the newest version kept (a replayed older one changes nothing)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._save = redis.register_script(_SAVE_WORKSPACE_PRICES)
+
+    async def save(self, workspace_id: str, prices: WorkspacePricesSetPayload) -> bool:
+        keys = [WORKSPACE_PRICES_KEY, WORKSPACE_PRICES_CHANGES_KEY]
+        return bool(await self._save(keys=keys, args=[workspace_id, prices.version, prices.model_dump_json()]))
+
+    async def get(self, workspace_id: str) -> WorkspacePricesSetPayload | None:
+        stored = await self._redis.hget(WORKSPACE_PRICES_KEY, workspace_id)
+        return None if stored is None else WorkspacePricesSetPayload.model_validate_json(stored)
+
+    async def changes(self) -> int:
+        return int(await self._redis.get(WORKSPACE_PRICES_CHANGES_KEY) or 0)
+
+    async def all(self) -> dict[str, WorkspacePricesSetPayload]:
+        stored = await self._redis.hgetall(WORKSPACE_PRICES_KEY)
+        return {
+            (k.decode() if isinstance(k, bytes) else k): WorkspacePricesSetPayload.model_validate_json(v)
+            for k, v in stored.items()
+        }

@@ -1,9 +1,11 @@
-"""The gateway's projection of workspace credentials, rebuilt from ``workspaces.events``."""
+"""The gateway's projections of workspace credentials and workspace prices, rebuilt from ``workspaces.events``."""
 
 from collections.abc import Awaitable, Callable
 
 from opsmeter_contracts.events import CredentialIssued, CredentialRevoked
+from opsmeter_contracts.pricing import WorkspacePricesSet
 from opsmeter_runtime.auth import CredentialStore, StoredCredential
+from opsmeter_runtime.projections import WorkspacePricesProjection
 
 
 async def on_credential_issued(event: CredentialIssued, *, credentials: CredentialStore) -> None:
@@ -27,7 +29,12 @@ async def on_credential_revoked(event: CredentialRevoked, *, credentials: Creden
     await credentials.revoke(event.payload.credential_id, revoked_at=event.occurred_at)
 
 
+async def on_workspace_prices_set(event: WorkspacePricesSet, *, workspace_prices: WorkspacePricesProjection) -> None:
+    await workspace_prices.save(event.workspace_id, event.payload)
+
+
 EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     CredentialIssued: [on_credential_issued],
     CredentialRevoked: [on_credential_revoked],
+    WorkspacePricesSet: [on_workspace_prices_set],
 }

@@ -5,6 +5,7 @@ from fastapi import FastAPI, Request, Response
 from opsmeter_ingest.api.hygiene import router as hygiene_router
 from opsmeter_ingest.api.keys import router as keys_router
 from opsmeter_ingest.api.keys import tokens_router
+from opsmeter_ingest.api.prices import router as prices_router
 from opsmeter_ingest.api.routes import router
 from opsmeter_ingest.bootstrap import SERVICE, bootstrap
 from opsmeter_ingest.config import GatewaySettings
@@ -24,7 +25,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     return create_service_app(
         title="Opsmeter ingest gateway",
         bootstrap=lambda: bootstrap(settings),
-        routers=[router, keys_router, tokens_router, hygiene_router],
+        routers=[router, keys_router, tokens_router, hygiene_router, prices_router],
         exception_handlers={IngestRejected: render_rejection},
     )
 

@@ -76,6 +76,17 @@ class UsageWindow:
 
 
 @dataclass(frozen=True)
+class UnpricedModel:
+    model: str
+    provider: str
+    first_seen: datetime
+    last_seen: datetime
+    requests: int
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
 class UsageRow:
     key: str
     requests: int

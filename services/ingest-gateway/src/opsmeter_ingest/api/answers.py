@@ -204,3 +204,21 @@ class DeletionRequested(_Answer):
     scope: Literal["workspace", "mine"]
     api_key_ids: list[str] | None = Field(alias="apiKeyIds")
     message: str
+
+
+class WorkspacePriceAnswer(_Answer):
+    model: str
+    provider: str | None
+    effective_from: str = Field(alias="effectiveFrom")
+    input_usd_per_mtok: str = Field(alias="inputUsdPerMtok")
+    output_usd_per_mtok: str = Field(alias="outputUsdPerMtok")
+    cached_input_usd_per_mtok: str | None = Field(alias="cachedInputUsdPerMtok")
+    cache_write_input_usd_per_mtok: str | None = Field(alias="cacheWriteInputUsdPerMtok")
+    reasoning_usd_per_mtok: str | None = Field(alias="reasoningUsdPerMtok")
+
+
+class WorkspacePricesAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    version: int
+    reason: str
+    prices: list[WorkspacePriceAnswer]

@@ -13,6 +13,7 @@ from opsmeter_reporting.domain import (
     Retention,
     Totals,
     TrackingFacts,
+    UnpricedModel,
     UsageRow,
     UsageWindow,
 )
@@ -52,6 +53,9 @@ class TelemetryStore(Protocol):
         """Store a batch durably; storing the same events again changes no total (raw, rollups, summaries).
 
         Each event's cost is stored by its workspace's cost basis in ``bases`` (computed when absent)."""
+
+    async def unpriced(self, workspace_id: str, data_mode: str) -> list[UnpricedModel]:
+        """Models the workspace's stored calls had no price for (ADR 57), most requests first."""
 
     async def usage(
         self, workspace_id: str, window: UsageWindow, group_by: GroupBy, data_mode: str

@@ -29,6 +29,7 @@ from opsmeter_reporting.domain import (
     Segment,
     Totals,
     TrackingFacts,
+    UnpricedModel,
     UsageRow,
     UsageWindow,
     ceil_to,
@@ -251,6 +252,33 @@ class ClickHouseTelemetryStore:
             },
         )
         return {UUID(str(r["event_id"])): int(r["ingested_ms"]) for r in rows}
+
+    async def unpriced(self, workspace_id: str, data_mode: str) -> list[UnpricedModel]:
+        rows = await self._ch.query(
+            """
+            SELECT model_normalized AS model, provider, min(occurred_at) AS first_seen,
+                   max(occurred_at) AS last_seen, count() AS requests,
+                   sum(input_tokens) AS input_sum, sum(output_tokens) AS output_sum
+            FROM llm_requests_raw FINAL
+            WHERE workspace_id = {workspace_id:String} AND data_mode = {data_mode:String} AND NOT priced
+            GROUP BY model, provider
+            ORDER BY requests DESC, model ASC
+            LIMIT 500
+            """,
+            {"workspace_id": workspace_id, "data_mode": data_mode},
+        )
+        return [
+            UnpricedModel(
+                model=str(r["model"]),
+                provider=str(r["provider"]),
+                first_seen=aware(r["first_seen"]),
+                last_seen=aware(r["last_seen"]),
+                requests=int(r["requests"]),
+                input_tokens=int(r["input_sum"]),
+                output_tokens=int(r["output_sum"]),
+            )
+            for r in rows
+        ]
 
     async def usage(self, workspace_id: str, window: UsageWindow, group_by: GroupBy, data_mode: str) -> list[UsageRow]:
         key = GROUP_COLUMNS[group_by]

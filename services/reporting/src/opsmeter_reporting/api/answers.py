@@ -99,6 +99,22 @@ class Decomposition(_Answer):
     total: Money
 
 
+class UnpricedModelRow(_Answer):
+    model: str
+    provider: str
+    first_seen: str = Field(alias="firstSeen")
+    last_seen: str = Field(alias="lastSeen")
+    requests: int
+    input_tokens: int = Field(alias="inputTokens")
+    output_tokens: int = Field(alias="outputTokens")
+
+
+class UnpricedAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    data_mode: str = Field(alias="dataMode")
+    models: list[UnpricedModelRow]
+
+
 class SpikeAnswer(_Answer):
     workspace_id: str = Field(alias="workspaceId")
     window: str | None

@@ -16,6 +16,7 @@ from opsmeter_reporting.api.answers import (
     RebuildAnswer,
     SpikeAnswer,
     SqlAnswer,
+    UnpricedAnswer,
     UsageAnswer,
     WeeklyAnswer,
 )
@@ -115,6 +116,30 @@ async def usage(
                     ),
                 }
                 for r in rows
+            ],
+        }
+    )
+
+
+@router.get("/v1/workspaces/{workspace_id}/prices/unpriced", response_model=UnpricedAnswer, tags=["reports"])
+async def unpriced(principal: WorkspaceReader, deps: Deps, data_mode: DataMode = "real") -> Response:
+    """Models the workspace's calls named that no price covered (ADR 57): price them with ``PUT .../prices``."""
+    models = await deps.store.unpriced(principal.workspace_id, data_mode)
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "dataMode": data_mode,
+            "models": [
+                {
+                    "model": m.model,
+                    "provider": m.provider,
+                    "firstSeen": iso(m.first_seen),
+                    "lastSeen": iso(m.last_seen),
+                    "requests": m.requests,
+                    "inputTokens": m.input_tokens,
+                    "outputTokens": m.output_tokens,
+                }
+                for m in models
             ],
         }
     )
