@@ -44,17 +44,24 @@ def admin(ws: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {ws['adminToken']}"}
 
 
+def millis(moment: datetime) -> datetime:
+    """As ClickHouse keeps it (DateTime64(3))."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def yesterday() -> datetime:
     return datetime.combine(datetime.now(UTC).date() - timedelta(days=1), day_time(), tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def priced_workspace(stack: RunningStack) -> dict[str, Any]:
-    """A workspace that sent acme-llama-70b calls yesterday (unpriced), then priced it $0.50/$1.00 per M from
-    yesterday and sent more today."""
+    """A workspace that sent acme-llama-70b calls yesterday and today (unpriced), then priced it $0.50/$1.00 per M
+    from yesterday and sent one more today."""
     ws = stack.create_workspace()
     at = (yesterday() + timedelta(hours=12)).isoformat()
     before = ingest(stack, ws["apiKey"], inputTokens=2_000_000, outputTokens=1_000_000, timestamp=at)
+    earlier_today = datetime.now(UTC) - timedelta(seconds=2)
+    ingest(stack, ws["apiKey"], inputTokens=1_000_000, outputTokens=0, timestamp=earlier_today.isoformat())
     put = httpx.put(
         f"{stack.url('ingest-gateway')}/v1/workspaces/{ws['workspaceId']}/prices",
         json={
@@ -72,7 +79,7 @@ def priced_workspace(stack: RunningStack) -> dict[str, Any]:
     )
     assert put.status_code == 200, put.text
     today = ingest(stack, ws["apiKey"], inputTokens=1_000_000, outputTokens=1_000_000)
-    return {**ws, "before": before, "put": put.json(), "today": today}
+    return {**ws, "before": before, "earlier_today": earlier_today, "put": put.json(), "today": today}
 
 
 class TestWorkspacePrices:
@@ -106,15 +113,17 @@ class TestWorkspacePrices:
     ) -> None:
         ws = priced_workspace
         url = f"{stack.url('reporting')}/v1/workspaces/{ws['workspaceId']}/prices/unpriced"
-        models = eventually(lambda: httpx.get(url, headers=admin(ws)).json()["models"])
+        models = eventually(
+            lambda: (m := httpx.get(url, headers=admin(ws)).json()["models"]) and m[0]["requests"] == 2 and m
+        )
         assert models == [
             {
                 "model": MODEL,
                 "provider": "acme",
                 "firstSeen": (yesterday() + timedelta(hours=12)).isoformat().replace("+00:00", "Z"),
-                "lastSeen": (yesterday() + timedelta(hours=12)).isoformat().replace("+00:00", "Z"),
-                "requests": 1,
-                "inputTokens": 2_000_000,
+                "lastSeen": millis(ws["earlier_today"]).isoformat().replace("+00:00", "Z"),
+                "requests": 2,
+                "inputTokens": 3_000_000,
                 "outputTokens": 1_000_000,
             }
         ]
@@ -139,3 +148,78 @@ class TestWorkspacePrices:
         answer = httpx.put(url, json={"prices": [row]}, headers=admin(ws))
         assert answer.status_code == 422
         assert "inputUsdPerMtok" in answer.text
+
+
+def totals(stack: RunningStack, ws: dict[str, Any]) -> dict[str, int]:
+    """The costs a re-pricing must move: /usage and the spike's current window over yesterday and today, and the
+    policy engine's daily and monthly spend."""
+    reporting, wsid = stack.url("reporting"), ws["workspaceId"]
+    window = {"from": yesterday().isoformat(), "to": (yesterday() + timedelta(days=2)).isoformat()}
+    usage = httpx.get(f"{reporting}/v1/workspaces/{wsid}/usage", params=window, headers=admin(ws)).json()
+    spike = httpx.get(f"{reporting}/v1/workspaces/{wsid}/spike", params=window, headers=admin(ws)).json()
+    spend = httpx.get(f"{stack.url('policy-engine')}/v1/workspaces/{wsid}/spend", headers=admin(ws)).json()
+    return {
+        "usage": usage["totals"]["costMicroUsd"],
+        "usage_requests": usage["totals"]["requests"],
+        "spike": spike["current"]["costMicroUsd"],
+        "daily": spend["daily"]["currentSpendMicroUsd"],
+        "monthly": spend["monthly"]["currentSpendMicroUsd"],
+    }
+
+
+class TestRepricing:
+    def test_the_dry_run_diff_is_exactly_what_applying_moves(
+        self, stack: RunningStack, priced_workspace: dict[str, Any]
+    ) -> None:
+        ws = priced_workspace
+        url = f"{stack.url('reporting')}/v1/workspaces/{ws['workspaceId']}/repricing"
+        span = {"from": yesterday().isoformat(), "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+        before = eventually(lambda: (t := totals(stack, ws))["usage_requests"] == 3 and t["daily"] == 1_500_000 and t)
+        assert (before["usage"], before["spike"]) == (1_500_000, 1_500_000)  # the two unpriced calls cost 0
+
+        dry = httpx.post(url, json={**span, "dryRun": True}, headers=admin(ws))
+        assert dry.status_code == 200, dry.text
+        # yesterday 2M in + 1M out -> $2.00; earlier today 1M in -> $0.50; today's call already at $1.50
+        assert dry.json()["models"] == [
+            {
+                "model": MODEL,
+                "provider": "acme",
+                "requests": 3,
+                "repriced": 2,
+                "oldCostUsd": "1.5",
+                "newCostUsd": "4",
+                "computedDeltaUsd": "2.5",
+                "deltaUsd": "2.5",
+                "deltaMicroUsd": 2_500_000,
+            }
+        ]
+        assert (dry.json()["repricingId"], dry.json()["correctedEvents"]) == (None, 0)
+        assert totals(stack, ws) == before  # a dry run changes nothing
+
+        refused = httpx.post(url, json={**span, "dryRun": False}, headers=admin(ws))
+        assert refused.status_code == 422
+        assert "reason" in refused.text
+        applied = httpx.post(url, json={**span, "dryRun": False, "reason": "priced our own model"}, headers=admin(ws))
+        assert applied.status_code == 200, applied.text
+        assert (applied.json()["correctedEvents"], applied.json()["deltaMicroUsd"]) == (2, 2_500_000)
+        assert applied.json()["models"] == dry.json()["models"]
+
+        same_month = yesterday().month == datetime.now(UTC).month
+        expected = {
+            **before,
+            "usage": before["usage"] + 2_500_000,
+            "spike": before["spike"] + 2_500_000,
+            "daily": before["daily"] + 500_000,  # only the call of earlier today is in today's window
+            "monthly": before["monthly"] + (2_500_000 if same_month else 500_000),
+        }
+        assert eventually(lambda: (t := totals(stack, ws)) == expected and t) == expected
+
+        again = httpx.post(url, json={**span, "dryRun": True}, headers=admin(ws))
+        assert again.json()["deltaMicroUsd"] == 0  # nothing left to re-price
+        history = httpx.get(url, headers=admin(ws)).json()["repricings"]
+        assert [(r["repricingId"], r["reason"], r["correctedEvents"], r["deltaUsd"]) for r in history] == [
+            (applied.json()["repricingId"], "priced our own model", 2, "2.5")
+        ]
+        assert history[0]["requestedByRole"] == "owner"
+        unpriced = f"{stack.url('reporting')}/v1/workspaces/{ws['workspaceId']}/prices/unpriced"
+        assert httpx.get(unpriced, headers=admin(ws)).json()["models"] == []

@@ -7,6 +7,7 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from opsmeter_pricing.catalog import PriceQuote, Tariff
 from opsmeter_pricing.prices import PricePeriod, Rate, Usage, charge
@@ -63,12 +64,52 @@ class WorkspacePrice:
         )
 
 
+class PriceRowLike(Protocol):
+    """What a stored price row offers (the contract's ``WorkspacePriceRow``)."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def effective_from(self) -> datetime: ...
+    @property
+    def input_micro_usd_per_mtok(self) -> int: ...
+    @property
+    def output_micro_usd_per_mtok(self) -> int: ...
+    @property
+    def cached_input_micro_usd_per_mtok(self) -> int | None: ...
+    @property
+    def cache_write_input_micro_usd_per_mtok(self) -> int | None: ...
+    @property
+    def reasoning_micro_usd_per_mtok(self) -> int | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class WorkspacePrices:
     """A workspace's price rows at one ``version`` (every change replaces the whole list)."""
 
     version: int
     rows: tuple[WorkspacePrice, ...] = ()
+
+    @classmethod
+    def of(cls, version: int, rows: Iterable[PriceRowLike]) -> WorkspacePrices:
+        return cls(
+            version,
+            tuple(
+                WorkspacePrice(
+                    model=r.model,
+                    provider=r.provider,
+                    effective_from=r.effective_from,
+                    input_micro_usd_per_mtok=r.input_micro_usd_per_mtok,
+                    output_micro_usd_per_mtok=r.output_micro_usd_per_mtok,
+                    cached_input_micro_usd_per_mtok=r.cached_input_micro_usd_per_mtok,
+                    cache_write_input_micro_usd_per_mtok=r.cache_write_input_micro_usd_per_mtok,
+                    reasoning_micro_usd_per_mtok=r.reasoning_micro_usd_per_mtok,
+                )
+                for r in rows
+            ),
+        )
 
     def find(self, provider: str, names: Sequence[str], at: datetime) -> WorkspacePrice | None:
         """The row in effect at ``at`` for a call to any of ``names``: an exact name before a pattern, then the

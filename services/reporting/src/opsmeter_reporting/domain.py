@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import Literal
+from uuid import UUID
 
+from opsmeter_runtime.money import CostBasis
 from opsmeter_runtime.projections import PlanTier
 
 GroupBy = Literal["day", "model", "endpointTag", "userId"]
@@ -73,6 +75,28 @@ class UsageWindow:
     def previous(self) -> "UsageWindow":
         """The window of the same duration immediately before this one."""
         return UsageWindow(self.start - self.duration, self.start)
+
+
+@dataclass(frozen=True)
+class StoredCall:
+    """A stored call as a re-pricing sees it: what priced it, and its computed cost after earlier corrections."""
+
+    event_id: UUID
+    occurred_at: datetime
+    provider: str
+    model: str
+    model_normalized: str
+    endpoint_tag: str
+    user_id: str
+    prompt_version: str | None
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cache_write_input_tokens: int
+    reasoning_tokens: int
+    computed_cost_micro_usd: int
+    had_reported_cost: bool
+    cost_basis: CostBasis
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from opsmeter_contracts import LlmRequestIngested
 from opsmeter_contracts.events import TelemetryDataDeleted
+from opsmeter_contracts.pricing import CostCorrected
 from opsmeter_reporting.adapters import CostBasisReader, PlanReader, TelemetryStore
 from opsmeter_reporting.metrics import SinkStats
 
@@ -23,6 +24,10 @@ async def store_llm_requests(
     sink_stats.observe(events, result.inserted, result.redelivered, result.resent)
 
 
+async def store_cost_corrections(events: Sequence[CostCorrected], *, store: TelemetryStore) -> None:
+    await store.append_corrections(events)
+
+
 async def delete_telemetry(event: TelemetryDataDeleted, *, store: TelemetryStore) -> None:
     p = event.payload
     await store.delete_telemetry(event.workspace_id, p.data_mode, p.api_key_ids if p.scope == "mine" else None)
@@ -30,6 +35,7 @@ async def delete_telemetry(event: TelemetryDataDeleted, *, store: TelemetryStore
 
 BATCH_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     LlmRequestIngested: [store_llm_requests],
+    CostCorrected: [store_cost_corrections],
 }
 
 EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {

@@ -15,6 +15,7 @@ import typer
 
 from opsmeter_cli.billing import app as billing_app
 from opsmeter_cli.dlq import app as dlq_app
+from opsmeter_cli.prices import app as prices_app
 from opsmeter_cli.reporting import commands as reporting_commands
 from opsmeter_cli.stack import (
     SERVICES,
@@ -36,6 +37,7 @@ workspace_app = typer.Typer(help="Workspaces and their credentials.", no_args_is
 app.add_typer(stack_app, name="stack")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(prices_app, name="prices")
 app.add_typer(reporting_commands)
 workspace_app.add_typer(billing_app)
 

@@ -6,7 +6,7 @@ from opsmeter_contracts.pricing import WorkspacePricesSetPayload
 from opsmeter_ingest.event import Pricing
 from opsmeter_ingest.record import ValidatedRecord
 from opsmeter_pricing import PriceCatalog, Tariff, Usage
-from opsmeter_pricing.workspace import WorkspacePrice, WorkspacePrices, quote_for
+from opsmeter_pricing.workspace import WorkspacePrices, quote_for
 from opsmeter_runtime.logs import get_logger
 from opsmeter_runtime.projections import WorkspacePricesProjection
 
@@ -15,22 +15,7 @@ log = get_logger(__name__)
 
 def workspace_prices(payload: WorkspacePricesSetPayload) -> WorkspacePrices:
     """A workspace's price list as the pricing library applies it."""
-    return WorkspacePrices(
-        payload.version,
-        tuple(
-            WorkspacePrice(
-                model=row.model,
-                provider=row.provider,
-                effective_from=row.effective_from,
-                input_micro_usd_per_mtok=row.input_micro_usd_per_mtok,
-                output_micro_usd_per_mtok=row.output_micro_usd_per_mtok,
-                cached_input_micro_usd_per_mtok=row.cached_input_micro_usd_per_mtok,
-                cache_write_input_micro_usd_per_mtok=row.cache_write_input_micro_usd_per_mtok,
-                reasoning_micro_usd_per_mtok=row.reasoning_micro_usd_per_mtok,
-            )
-            for row in payload.prices
-        ),
-    )
+    return WorkspacePrices.of(payload.version, payload.prices)
 
 
 class CatalogPriceBook:

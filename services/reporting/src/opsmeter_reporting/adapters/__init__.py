@@ -6,11 +6,13 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from opsmeter_contracts import LlmRequestIngested, SpikeDetected
+from opsmeter_contracts.pricing import CostCorrected, RepricingAppliedPayload
 from opsmeter_reporting.analyst_sql import AnalystLimits, AnalystQuery
 from opsmeter_reporting.domain import (
     BreakdownRow,
     GroupBy,
     Retention,
+    StoredCall,
     Totals,
     TrackingFacts,
     UnpricedModel,
@@ -53,6 +55,19 @@ class TelemetryStore(Protocol):
         """Store a batch durably; storing the same events again changes no total (raw, rollups, summaries).
 
         Each event's cost is stored by its workspace's cost basis in ``bases`` (computed when absent)."""
+
+    async def append_corrections(self, events: Sequence[CostCorrected]) -> None:
+        """Store cost corrections of re-priced calls (ADR 57); storing one again changes no total."""
+
+    async def stored_calls(
+        self, workspace_id: str, window: UsageWindow, data_mode: str, models: Sequence[str]
+    ) -> list[StoredCall]: ...
+
+    async def save_repricing(
+        self, workspace_id: str, applied_at: datetime, record: RepricingAppliedPayload
+    ) -> None: ...
+
+    async def repricings(self, workspace_id: str) -> list[dict[str, Any]]: ...
 
     async def unpriced(self, workspace_id: str, data_mode: str) -> list[UnpricedModel]:
         """Models the workspace's stored calls had no price for (ADR 57), most requests first."""

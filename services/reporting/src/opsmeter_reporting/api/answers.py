@@ -99,6 +99,54 @@ class Decomposition(_Answer):
     total: Money
 
 
+class RepricingModelDiff(_Answer):
+    model: str
+    provider: str
+    requests: int
+    repriced: int = Field(description="Calls whose computed cost changes.")
+    old_cost_usd: str = Field(alias="oldCostUsd")
+    new_cost_usd: str = Field(alias="newCostUsd")
+    computed_delta_usd: str = Field(alias="computedDeltaUsd")
+    delta_usd: str = Field(alias="deltaUsd", description="What budgets and reports move by (the cost basis).")
+    delta_micro_usd: int = Field(alias="deltaMicroUsd")
+
+
+class RepricingAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    repricing_id: str | None = Field(alias="repricingId")
+    dry_run: bool = Field(alias="dryRun")
+    from_: str = Field(alias="from")
+    to: str
+    data_mode: str = Field(alias="dataMode")
+    price_catalog_version: str = Field(alias="priceCatalogVersion")
+    workspace_prices_version: int = Field(alias="workspacePricesVersion")
+    corrected_events: int = Field(alias="correctedEvents")
+    delta_usd: str = Field(alias="deltaUsd")
+    delta_micro_usd: int = Field(alias="deltaMicroUsd")
+    models: list[RepricingModelDiff]
+
+
+class RepricingRecord(_Answer):
+    repricing_id: str = Field(alias="repricingId")
+    applied_at: str = Field(alias="appliedAt")
+    from_: str = Field(alias="from")
+    to: str
+    data_mode: str = Field(alias="dataMode")
+    models: list[str]
+    corrected_events: int = Field(alias="correctedEvents")
+    delta_usd: str = Field(alias="deltaUsd")
+    price_catalog_version: str = Field(alias="priceCatalogVersion")
+    workspace_prices_version: int = Field(alias="workspacePricesVersion")
+    requested_by: str = Field(alias="requestedBy")
+    requested_by_role: str = Field(alias="requestedByRole")
+    reason: str
+
+
+class RepricingHistory(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    repricings: list[RepricingRecord]
+
+
 class UnpricedModelRow(_Answer):
     model: str
     provider: str

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsmeter_pricing import PriceCatalog
 from opsmeter_reporting import render
 from opsmeter_reporting.analyst_sql import AnalystBusy, AnalystLimits, AnalystSqlRefused, prepare
 from opsmeter_reporting.api.answers import (
@@ -14,13 +15,23 @@ from opsmeter_reporting.api.answers import (
     ChecklistAnswer,
     QualityAnswer,
     RebuildAnswer,
+    RepricingAnswer,
+    RepricingHistory,
     SpikeAnswer,
     SqlAnswer,
     UnpricedAnswer,
     UsageAnswer,
     WeeklyAnswer,
 )
-from opsmeter_reporting.api.deps import Deps, Operator, ProReader, StarterReader, TeamReader, WorkspaceReader
+from opsmeter_reporting.api.deps import (
+    Deps,
+    Operator,
+    ProReader,
+    StarterReader,
+    TeamReader,
+    WorkspaceReader,
+    WorkspaceWriter,
+)
 from opsmeter_reporting.api.views import (
     analysis_json,
     board_pack_json,
@@ -41,8 +52,10 @@ from opsmeter_reporting.domain import (
     spike_windows,
 )
 from opsmeter_reporting.errors import QueryRunning
+from opsmeter_reporting.explore import aware
 from opsmeter_reporting.metrics import prometheus_text
 from opsmeter_reporting.reports import board_pack, investigate, tracking_facts, weekly_report
+from opsmeter_reporting.repricing import run_repricing
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.errors import InvalidRequest, Unavailable
 from opsmeter_runtime.http import json_response
@@ -140,6 +153,100 @@ async def unpriced(principal: WorkspaceReader, deps: Deps, data_mode: DataMode =
                     "outputTokens": m.output_tokens,
                 }
                 for m in models
+            ],
+        }
+    )
+
+
+class RepricingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: datetime = Field(alias="from", description="Start of the range (inclusive), RFC 3339 with an offset.")
+    to: datetime = Field(description="End of the range (exclusive).")
+    dry_run: bool = Field(default=True, alias="dryRun")
+    models: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=list, max_length=200)
+    data_mode: Literal["real", "test", "demo"] = Field(default="real", alias="dataMode")
+    reason: str = Field(default="", max_length=500)
+
+
+@router.post("/v1/workspaces/{workspace_id}/repricing", response_model=RepricingAnswer, tags=["pricing"])
+async def repricing(body: RepricingBody, principal: WorkspaceWriter, deps: Deps) -> Response:
+    """Price the range's stored calls again (workspace prices, then the installed catalog). ``dryRun`` (default)
+    answers the diff per model; applied, correction events move budgets and reports by exactly that diff, and
+    an audit record says who re-priced what and why (ADR 57)."""
+    if not body.dry_run and not body.reason.strip():
+        raise InvalidRequest(
+            "reason is required to apply a re-pricing", errors=[{"field": "reason", "message": "is required"}]
+        )
+    window = _window(body.from_, body.to)
+    result = await run_repricing(
+        principal,
+        window,
+        data_mode=body.data_mode,
+        models=body.models,
+        dry_run=body.dry_run,
+        reason=body.reason.strip(),
+        store=deps.store,
+        publisher=deps.resources.publisher,
+        redis=deps.resources.redis,
+        catalog=PriceCatalog.load_default(),
+    )
+    delta = sum(d.delta_micro_usd for d in result.diffs)
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "repricingId": result.repricing_id,
+            "dryRun": body.dry_run,
+            "from": iso(window.start),
+            "to": iso(window.end),
+            "dataMode": body.data_mode,
+            "priceCatalogVersion": result.catalog_version,
+            "workspacePricesVersion": result.workspace_prices_version,
+            "correctedEvents": result.corrected_events,
+            "deltaUsd": format_micro_usd(delta),
+            "deltaMicroUsd": delta,
+            "models": [
+                {
+                    "model": d.model,
+                    "provider": d.provider,
+                    "requests": d.requests,
+                    "repriced": d.repriced,
+                    "oldCostUsd": format_micro_usd(d.old_cost_micro_usd),
+                    "newCostUsd": format_micro_usd(d.new_cost_micro_usd),
+                    "computedDeltaUsd": format_micro_usd(d.computed_delta_micro_usd),
+                    "deltaUsd": format_micro_usd(d.delta_micro_usd),
+                    "deltaMicroUsd": d.delta_micro_usd,
+                }
+                for d in result.diffs
+            ],
+        }
+    )
+
+
+@router.get("/v1/workspaces/{workspace_id}/repricing", response_model=RepricingHistory, tags=["pricing"])
+async def repricing_history(principal: WorkspaceReader, deps: Deps) -> Response:
+    """The audit trail of applied re-pricings: who, when, what range and models, why, and what moved."""
+    rows = await deps.store.repricings(principal.workspace_id)
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "repricings": [
+                {
+                    "repricingId": r["repricing_id"],
+                    "appliedAt": iso(aware(r["applied_at"])),
+                    "from": iso(aware(r["range_from"])),
+                    "to": iso(aware(r["range_to"])),
+                    "dataMode": r["data_mode"],
+                    "models": list(r["models"]),
+                    "correctedEvents": int(r["corrected_events"]),
+                    "deltaUsd": format_micro_usd(int(r["delta_micro_usd"])),
+                    "priceCatalogVersion": r["price_catalog_version"],
+                    "workspacePricesVersion": int(r["workspace_prices_version"]),
+                    "requestedBy": r["requested_by"],
+                    "requestedByRole": r["requested_by_role"],
+                    "reason": r["reason"],
+                }
+                for r in rows
             ],
         }
     )

@@ -5,6 +5,7 @@
 -- inside another aggregate of the same SELECT).
 ALTER TABLE llm_requests_raw ADD COLUMN IF NOT EXISTS computed_cost_micro_usd UInt64 DEFAULT cost_micro_usd;
 ALTER TABLE llm_requests_raw ADD COLUMN IF NOT EXISTS reported_cost_micro_usd Nullable(UInt64);
+ALTER TABLE llm_requests_raw ADD COLUMN IF NOT EXISTS cost_basis LowCardinality(String) DEFAULT 'computed';
 ALTER TABLE llm_requests_hourly ADD COLUMN IF NOT EXISTS computed_cost_micro_usd SimpleAggregateFunction(sum, UInt64) DEFAULT cost_micro_usd;
 ALTER TABLE llm_requests_hourly ADD COLUMN IF NOT EXISTS reported_cost_sum_micro_usd SimpleAggregateFunction(sum, UInt64) DEFAULT 0;
 ALTER TABLE llm_requests_hourly ADD COLUMN IF NOT EXISTS reported_requests SimpleAggregateFunction(sum, UInt64) DEFAULT 0;

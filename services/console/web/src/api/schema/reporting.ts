@@ -211,6 +211,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{workspace_id}/repricing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Repricing History
+         * @description The audit trail of applied re-pricings: who, when, what range and models, why, and what moved.
+         */
+        get: operations["repricing_history_v1_workspaces__workspace_id__repricing_get"];
+        put?: never;
+        /**
+         * Repricing
+         * @description Price the range's stored calls again (workspace prices, then the installed catalog). ``dryRun`` (default)
+         *     answers the diff per model; applied, correction events move budgets and reports by exactly that diff, and
+         *     an audit record says who re-priced what and why (ADR 57).
+         */
+        post: operations["repricing_v1_workspaces__workspace_id__repricing_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{workspace_id}/spike": {
         parameters: {
             query?: never;
@@ -619,6 +645,129 @@ export interface components {
             to: string;
             /** Workspaceid */
             workspaceId?: string | null;
+        };
+        /** RepricingAnswer */
+        RepricingAnswer: {
+            /** Correctedevents */
+            correctedEvents: number;
+            /** Datamode */
+            dataMode: string;
+            /** Deltamicrousd */
+            deltaMicroUsd: number;
+            /** Deltausd */
+            deltaUsd: string;
+            /** Dryrun */
+            dryRun: boolean;
+            /** From */
+            from: string;
+            /** Models */
+            models: components["schemas"]["RepricingModelDiff"][];
+            /** Pricecatalogversion */
+            priceCatalogVersion: string;
+            /** Repricingid */
+            repricingId: string | null;
+            /** To */
+            to: string;
+            /** Workspaceid */
+            workspaceId: string;
+            /** Workspacepricesversion */
+            workspacePricesVersion: number;
+        };
+        /** RepricingBody */
+        RepricingBody: {
+            /**
+             * Datamode
+             * @default real
+             * @enum {string}
+             */
+            dataMode: "real" | "test" | "demo";
+            /**
+             * Dryrun
+             * @default true
+             */
+            dryRun: boolean;
+            /**
+             * From
+             * Format: date-time
+             * @description Start of the range (inclusive), RFC 3339 with an offset.
+             */
+            from: string;
+            /** Models */
+            models?: string[];
+            /**
+             * Reason
+             * @default
+             */
+            reason: string;
+            /**
+             * To
+             * Format: date-time
+             * @description End of the range (exclusive).
+             */
+            to: string;
+        };
+        /** RepricingHistory */
+        RepricingHistory: {
+            /** Repricings */
+            repricings: components["schemas"]["RepricingRecord"][];
+            /** Workspaceid */
+            workspaceId: string;
+        };
+        /** RepricingModelDiff */
+        RepricingModelDiff: {
+            /** Computeddeltausd */
+            computedDeltaUsd: string;
+            /** Deltamicrousd */
+            deltaMicroUsd: number;
+            /**
+             * Deltausd
+             * @description What budgets and reports move by (the cost basis).
+             */
+            deltaUsd: string;
+            /** Model */
+            model: string;
+            /** Newcostusd */
+            newCostUsd: string;
+            /** Oldcostusd */
+            oldCostUsd: string;
+            /** Provider */
+            provider: string;
+            /**
+             * Repriced
+             * @description Calls whose computed cost changes.
+             */
+            repriced: number;
+            /** Requests */
+            requests: number;
+        };
+        /** RepricingRecord */
+        RepricingRecord: {
+            /** Appliedat */
+            appliedAt: string;
+            /** Correctedevents */
+            correctedEvents: number;
+            /** Datamode */
+            dataMode: string;
+            /** Deltausd */
+            deltaUsd: string;
+            /** From */
+            from: string;
+            /** Models */
+            models: string[];
+            /** Pricecatalogversion */
+            priceCatalogVersion: string;
+            /** Reason */
+            reason: string;
+            /** Repricingid */
+            repricingId: string;
+            /** Requestedby */
+            requestedBy: string;
+            /** Requestedbyrole */
+            requestedByRole: string;
+            /** To */
+            to: string;
+            /** Workspacepricesversion */
+            workspacePricesVersion: number;
         };
         /** SeriesAnswer */
         SeriesAnswer: {
@@ -2261,6 +2410,275 @@ export interface operations {
                 content: {
                     "application/json": unknown;
                     "text/html": string;
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    repricing_history_v1_workspaces__workspace_id__repricing_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-service-token"?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepricingHistory"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    repricing_v1_workspaces__workspace_id__repricing_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RepricingBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepricingAnswer"];
                 };
             };
             /** @description The body is not JSON */
