@@ -20,6 +20,7 @@ from opsmeter_reporting.domain import (
     UsageWindow,
 )
 from opsmeter_reporting.explore import EventsQuery, SeriesBucket, SeriesPoint, StackBy
+from opsmeter_reporting.reconcile import StoredDay
 from opsmeter_runtime.money import CostBasis
 from opsmeter_runtime.projections import PlanTier
 
@@ -68,6 +69,9 @@ class TelemetryStore(Protocol):
     ) -> None: ...
 
     async def repricings(self, workspace_id: str) -> list[dict[str, Any]]: ...
+
+    async def stored_days(self, workspace_id: str, provider: str, window: UsageWindow) -> list[StoredDay]:
+        """What a reconciliation compares with the provider's bill (ADR 57)."""
 
     async def unpriced(self, workspace_id: str, data_mode: str) -> list[UnpricedModel]:
         """Models the workspace's stored calls had no price for (ADR 57), most requests first."""

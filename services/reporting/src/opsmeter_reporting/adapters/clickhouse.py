@@ -47,6 +47,7 @@ from opsmeter_reporting.explore import (
     StackBy,
     aware,
 )
+from opsmeter_reporting.reconcile import StoredDay
 from opsmeter_runtime.clickhouse import ClickHouse
 from opsmeter_runtime.errors import TransientError
 from opsmeter_runtime.money import CostBasis, cost_by_basis, parse_cost_basis
@@ -375,6 +376,48 @@ class ClickHouseTelemetryStore:
             "WHERE workspace_id = {workspace_id:String} ORDER BY applied_at DESC LIMIT 200",
             {"workspace_id": workspace_id},
         )
+
+    async def stored_days(self, workspace_id: str, provider: str, window: UsageWindow) -> list[StoredDay]:
+        """Per UTC day and model of ``provider``: real calls, computed cost (with corrections), reported cost, and
+        what a reconciliation explains gaps by (unpriced calls, cache tokens, long-context tiers)."""
+        scope = """workspace_id = {workspace_id:String} AND data_mode = 'real' AND provider = {provider:String}
+              AND occurred_at >= {start:DateTime64(3, 'UTC')} AND occurred_at < {end:DateTime64(3, 'UTC')}"""
+        rows = await self._ch.query(
+            f"""
+            SELECT day, model, sum(calls) AS requests, sum(computed) AS computed_sum, sum(reported) AS reported_sum,
+                   sum(unpriced) AS unpriced_sum, sum(cache) AS cache_sum, sum(tiered) AS tiered_sum
+            FROM (
+                SELECT toDate(occurred_at) AS day, model_normalized AS model, toUInt64(1) AS calls,
+                       toInt64(computed_cost_micro_usd) AS computed,
+                       toInt64(ifNull(reported_cost_micro_usd, 0)) AS reported, toUInt64(NOT priced) AS unpriced,
+                       toUInt64(cached_input_tokens) + toUInt64(cache_write_input_tokens) AS cache,
+                       toUInt64(price_tier_start_tokens IS NOT NULL) AS tiered
+                FROM llm_requests_raw FINAL
+                WHERE {scope}
+                UNION ALL
+                SELECT toDate(occurred_at), model_normalized, toUInt64(0), computed_delta_micro_usd, toInt64(0),
+                       toUInt64(0), toUInt64(0), toUInt64(0)
+                FROM llm_cost_corrections FINAL
+                WHERE {scope}
+            )
+            GROUP BY day, model
+            ORDER BY day, model
+            """,  # noqa: S608 - a fixed fragment; every value is bound
+            {"workspace_id": workspace_id, "provider": provider, "start": window.start, "end": window.end},
+        )
+        return [
+            StoredDay(
+                day=r["day"],
+                model=str(r["model"]),
+                requests=int(r["requests"]),
+                computed_micro_usd=int(r["computed_sum"]),
+                reported_micro_usd=int(r["reported_sum"]),
+                unpriced_requests=int(r["unpriced_sum"]),
+                cache_tokens=int(r["cache_sum"]),
+                tiered_requests=int(r["tiered_sum"]),
+            )
+            for r in rows
+        ]
 
     async def unpriced(self, workspace_id: str, data_mode: str) -> list[UnpricedModel]:
         rows = await self._ch.query(

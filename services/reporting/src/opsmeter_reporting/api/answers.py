@@ -1,7 +1,7 @@
 """The JSON the reporting API answers with, as models: its OpenAPI schema documents them (``views.py``
 writes the JSON; these describe it)."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -145,6 +145,36 @@ class RepricingRecord(_Answer):
 class RepricingHistory(_Answer):
     workspace_id: str = Field(alias="workspaceId")
     repricings: list[RepricingRecord]
+
+
+class ReconciledDayRow(_Answer):
+    day: str
+    model: str
+    requests: int
+    computed_usd: str = Field(alias="computedUsd")
+    reported_usd: str = Field(alias="reportedUsd")
+    billed_usd: str = Field(alias="billedUsd")
+    gap_usd: str = Field(alias="gapUsd", description="Billed minus computed.")
+    gap_micro_usd: int = Field(alias="gapMicroUsd")
+    reason: Literal["records_missing", "unpriced_model", "cache_tokens_missing", "tier", "unexplained", "matches"]
+    explanation: str
+
+
+class ReconciliationTotals(_Answer):
+    computed_usd: str = Field(alias="computedUsd")
+    reported_usd: str = Field(alias="reportedUsd")
+    billed_usd: str = Field(alias="billedUsd")
+    gap_usd: str = Field(alias="gapUsd")
+
+
+class ReconciliationAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    provider: Literal["openai", "anthropic"]
+    from_: str = Field(alias="from")
+    to: str
+    totals: ReconciliationTotals
+    gaps: int = Field(description="Days and models whose gap is more than $0.01 and 1% of the bill.")
+    days: list[ReconciledDayRow]
 
 
 class UnpricedModelRow(_Answer):

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from opsmeter_pricing import PriceCatalog
 from opsmeter_reporting import render
@@ -15,6 +15,7 @@ from opsmeter_reporting.api.answers import (
     ChecklistAnswer,
     QualityAnswer,
     RebuildAnswer,
+    ReconciliationAnswer,
     RepricingAnswer,
     RepricingHistory,
     SpikeAnswer,
@@ -54,6 +55,16 @@ from opsmeter_reporting.domain import (
 from opsmeter_reporting.errors import QueryRunning
 from opsmeter_reporting.explore import aware
 from opsmeter_reporting.metrics import prometheus_text
+from opsmeter_reporting.reconcile import (
+    ReportFetchFailed,
+    ReportInvalid,
+    anthropic_cost_report,
+    billed_window,
+    csv_costs,
+    fetch_report,
+    openai_costs,
+    reconcile,
+)
 from opsmeter_reporting.reports import board_pack, investigate, tracking_facts, weekly_report
 from opsmeter_reporting.repricing import run_repricing
 from opsmeter_runtime.auth import Principal
@@ -247,6 +258,94 @@ async def repricing_history(principal: WorkspaceReader, deps: Deps) -> Response:
                     "reason": r["reason"],
                 }
                 for r in rows
+            ],
+        }
+    )
+
+
+class FetchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    admin_key: str = Field(alias="adminKey", min_length=1, max_length=512, description="Used once, never stored.")
+    from_: datetime = Field(alias="from")
+    to: datetime
+
+
+class ReconciliationBody(BaseModel):
+    """The provider's cost report: its JSON response as is (``report``), a CSV export (``csv``: ``date``,
+    ``model``, ``cost_usd``), or fetched with an organization admin key (``fetch``); exactly one."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    provider: Literal["openai", "anthropic"]
+    report: dict[str, Any] | None = None
+    csv: str | None = Field(default=None, max_length=5_000_000)
+    fetch: FetchBody | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ReconciliationBody":
+        if sum(source is not None for source in (self.report, self.csv, self.fetch)) != 1:
+            raise ValueError("send exactly one of report, csv and fetch")
+        return self
+
+
+@router.post("/v1/workspaces/{workspace_id}/reconciliation", response_model=ReconciliationAnswer, tags=["pricing"])
+async def reconciliation(body: ReconciliationBody, principal: WorkspaceReader, deps: Deps) -> Response:
+    """Per UTC day and model: computed, reported and billed cost, the gap, and its likely reason (ADR 57)."""
+    catalog = PriceCatalog.load_default()
+
+    def normalize(model: str) -> str:
+        return catalog.normalize_model(body.provider, model)
+
+    try:
+        document: Any = body.report
+        if body.fetch is not None:
+            window = _window(body.fetch.from_, body.fetch.to)
+            base = getattr(deps.settings, f"{body.provider}_admin_base_url")
+            document = await fetch_report(body.provider, body.fetch.admin_key, base, window.start, window.end)
+        if body.csv is not None:
+            lines = csv_costs(body.csv, normalize)
+        elif body.provider == "openai":
+            lines = openai_costs(document, normalize)
+        else:
+            lines = anthropic_cost_report(document, normalize)
+        start, end = billed_window(lines) if body.fetch is None else (window.start, window.end)
+    except ReportInvalid as exc:
+        source = "csv" if body.csv is not None else "report"
+        raise InvalidRequest(str(exc), errors=[{"field": source, "message": str(exc)}]) from None
+    except ReportFetchFailed as exc:
+        raise Unavailable(str(exc)) from None
+    days = reconcile(
+        lines, await deps.store.stored_days(principal.workspace_id, body.provider, UsageWindow(start, end))
+    )
+    totals = {
+        "computedUsd": format_micro_usd(sum(d.computed_micro_usd for d in days)),
+        "reportedUsd": format_micro_usd(sum(d.reported_micro_usd for d in days)),
+        "billedUsd": format_micro_usd(sum(d.billed_micro_usd for d in days)),
+        "gapUsd": format_micro_usd(sum(d.gap_micro_usd for d in days)),
+    }
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "provider": body.provider,
+            "from": iso(start),
+            "to": iso(end),
+            "totals": totals,
+            "gaps": sum(d.reason != "matches" for d in days),
+            "days": [
+                {
+                    "day": d.day.isoformat(),
+                    "model": d.model,
+                    "requests": d.requests,
+                    "computedUsd": format_micro_usd(d.computed_micro_usd),
+                    "reportedUsd": format_micro_usd(d.reported_micro_usd),
+                    "billedUsd": format_micro_usd(d.billed_micro_usd),
+                    "gapUsd": format_micro_usd(d.gap_micro_usd),
+                    "gapMicroUsd": d.gap_micro_usd,
+                    "reason": d.reason,
+                    "explanation": d.explanation,
+                }
+                for d in days
             ],
         }
     )

@@ -174,6 +174,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{workspace_id}/reconciliation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reconciliation
+         * @description Per UTC day and model: computed, reported and billed cost, the gap, and its likely reason (ADR 57).
+         */
+        post: operations["reconciliation_v1_workspaces__workspace_id__reconciliation_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{workspace_id}/reports/weekly-executive": {
         parameters: {
             query?: never;
@@ -505,6 +525,24 @@ export interface components {
             /** Workspaceid */
             workspaceId: string;
         };
+        /** FetchBody */
+        FetchBody: {
+            /**
+             * Adminkey
+             * @description Used once, never stored.
+             */
+            adminKey: string;
+            /**
+             * From
+             * Format: date-time
+             */
+            from: string;
+            /**
+             * To
+             * Format: date-time
+             */
+            to: string;
+        };
         /** FieldProblem */
         FieldProblem: {
             /** Field */
@@ -645,6 +683,87 @@ export interface components {
             to: string;
             /** Workspaceid */
             workspaceId?: string | null;
+        };
+        /** ReconciledDayRow */
+        ReconciledDayRow: {
+            /** Billedusd */
+            billedUsd: string;
+            /** Computedusd */
+            computedUsd: string;
+            /** Day */
+            day: string;
+            /** Explanation */
+            explanation: string;
+            /** Gapmicrousd */
+            gapMicroUsd: number;
+            /**
+             * Gapusd
+             * @description Billed minus computed.
+             */
+            gapUsd: string;
+            /** Model */
+            model: string;
+            /**
+             * Reason
+             * @enum {string}
+             */
+            reason: "records_missing" | "unpriced_model" | "cache_tokens_missing" | "tier" | "unexplained" | "matches";
+            /** Reportedusd */
+            reportedUsd: string;
+            /** Requests */
+            requests: number;
+        };
+        /** ReconciliationAnswer */
+        ReconciliationAnswer: {
+            /** Days */
+            days: components["schemas"]["ReconciledDayRow"][];
+            /** From */
+            from: string;
+            /**
+             * Gaps
+             * @description Days and models whose gap is more than $0.01 and 1% of the bill.
+             */
+            gaps: number;
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "openai" | "anthropic";
+            /** To */
+            to: string;
+            totals: components["schemas"]["ReconciliationTotals"];
+            /** Workspaceid */
+            workspaceId: string;
+        };
+        /**
+         * ReconciliationBody
+         * @description The provider's cost report: its JSON response as is (``report``), a CSV export (``csv``: ``date``,
+         *     ``model``, ``cost_usd``), or fetched with an organization admin key (``fetch``); exactly one.
+         */
+        ReconciliationBody: {
+            /** Csv */
+            csv?: string | null;
+            fetch?: components["schemas"]["FetchBody"] | null;
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "openai" | "anthropic";
+            /** Report */
+            report?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** ReconciliationTotals */
+        ReconciliationTotals: {
+            /** Billedusd */
+            billedUsd: string;
+            /** Computedusd */
+            computedUsd: string;
+            /** Gapusd */
+            gapUsd: string;
+            /** Reportedusd */
+            reportedUsd: string;
         };
         /** RepricingAnswer */
         RepricingAnswer: {
@@ -2139,6 +2258,143 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QualityAnswer"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    reconciliation_v1_workspaces__workspace_id__reconciliation_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-service-token"?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReconciliationBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationAnswer"];
                 };
             };
             /** @description The body is not JSON */
