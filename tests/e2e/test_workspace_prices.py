@@ -157,11 +157,15 @@ def totals(stack: RunningStack, ws: dict[str, Any]) -> dict[str, int]:
     window = {"from": yesterday().isoformat(), "to": (yesterday() + timedelta(days=2)).isoformat()}
     usage = httpx.get(f"{reporting}/v1/workspaces/{wsid}/usage", params=window, headers=admin(ws)).json()
     spike = httpx.get(f"{reporting}/v1/workspaces/{wsid}/spike", params=window, headers=admin(ws)).json()
+    series = httpx.get(
+        f"{reporting}/v1/workspaces/{wsid}/usage/series", params={**window, "bucket": "day"}, headers=admin(ws)
+    ).json()
     spend = httpx.get(f"{stack.url('policy-engine')}/v1/workspaces/{wsid}/spend", headers=admin(ws)).json()
     return {
         "usage": usage["totals"]["costMicroUsd"],
         "usage_requests": usage["totals"]["requests"],
         "spike": spike["current"]["costMicroUsd"],
+        "series": series["totals"]["costMicroUsd"],
         "daily": spend["daily"]["currentSpendMicroUsd"],
         "monthly": spend["monthly"]["currentSpendMicroUsd"],
     }
@@ -175,7 +179,7 @@ class TestRepricing:
         url = f"{stack.url('reporting')}/v1/workspaces/{ws['workspaceId']}/repricing"
         span = {"from": yesterday().isoformat(), "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
         before = eventually(lambda: (t := totals(stack, ws))["usage_requests"] == 3 and t["daily"] == 1_500_000 and t)
-        assert (before["usage"], before["spike"]) == (1_500_000, 1_500_000)  # the two unpriced calls cost 0
+        assert (before["usage"], before["spike"], before["series"]) == (1_500_000,) * 3  # the unpriced calls cost 0
 
         dry = httpx.post(url, json={**span, "dryRun": True}, headers=admin(ws))
         assert dry.status_code == 200, dry.text
@@ -209,6 +213,7 @@ class TestRepricing:
             **before,
             "usage": before["usage"] + 2_500_000,
             "spike": before["spike"] + 2_500_000,
+            "series": before["series"] + 2_500_000,
             "daily": before["daily"] + 500_000,  # only the call of earlier today is in today's window
             "monthly": before["monthly"] + (2_500_000 if same_month else 500_000),
         }

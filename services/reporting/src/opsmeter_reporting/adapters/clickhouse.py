@@ -499,15 +499,22 @@ class ClickHouseTelemetryStore:
         """Cost and requests per time bucket and per model or provider, with the errors among them."""
         column = STACK_COLUMNS[stack_by]
         start = "toStartOfHour(occurred_at)" if bucket == "hour" else "toStartOfDay(occurred_at)"
+        scope = """workspace_id = {workspace_id:String} AND data_mode = {data_mode:String}
+              AND occurred_at >= {start:DateTime64(3, 'UTC')} AND occurred_at < {end:DateTime64(3, 'UTC')}"""
         rows = await self._ch.query(
             f"""
-            SELECT {start} AS bucket, {column} AS key, count() AS requests, countIf(status = 'error') AS errors,
-                   sum(total_tokens) AS total_tokens, sum(cost_micro_usd) AS cost_micro_usd
-            FROM llm_requests_raw FINAL
-            WHERE workspace_id = {{workspace_id:String}}
-              AND occurred_at >= {{start:DateTime64(3, 'UTC')}}
-              AND occurred_at < {{end:DateTime64(3, 'UTC')}}
-              AND data_mode = {{data_mode:String}}
+            SELECT bucket, key, sum(calls) AS requests, sum(failed) AS errors, sum(tokens) AS total_tokens,
+                   sum(cost) AS cost_micro_usd
+            FROM (
+                SELECT {start} AS bucket, {column} AS key, toUInt64(1) AS calls,
+                       toUInt64(status = 'error') AS failed, total_tokens AS tokens, toInt64(cost_micro_usd) AS cost
+                FROM llm_requests_raw FINAL
+                WHERE {scope}
+                UNION ALL
+                SELECT {start}, {column}, toUInt64(0), toUInt64(0), toUInt64(0), cost_delta_micro_usd
+                FROM llm_cost_corrections FINAL
+                WHERE {scope}
+            )
             GROUP BY bucket, key
             ORDER BY bucket, key
             """,  # noqa: S608 - the only interpolations are expressions from fixed maps
