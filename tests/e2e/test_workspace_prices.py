@@ -88,7 +88,8 @@ class TestWorkspacePrices:
     ) -> None:
         ws = priced_workspace
         answer = httpx.get(f"{stack.url('ingest-gateway')}/v1/workspaces/{ws['workspaceId']}/prices", headers=admin(ws))
-        assert answer.json() == ws["put"]
+        assert answer.json() == {k: v for k, v in ws["put"].items() if k != "repricingFrom"}
+        assert ws["put"]["repricingFrom"] == yesterday().isoformat().replace("+00:00", "Z")  # re-pricing offered
         assert ws["put"]["version"] == 1
         assert ws["put"]["prices"] == [
             {

@@ -222,3 +222,9 @@ class WorkspacePricesAnswer(_Answer):
     version: int
     reason: str
     prices: list[WorkspacePriceAnswer]
+    repricing_from: str | None = Field(
+        default=None,
+        alias="repricingFrom",
+        description="After a change: calls stored since this date keep their old price until re-priced; preview "
+        "with POST /v1/workspaces/{id}/repricing (dryRun) from it.",
+    )

@@ -116,4 +116,8 @@ async def put_prices(body: WorkspacePricesBody, admin: WorkspaceWriter, deps: De
         projection=deps.workspace_prices,
         prices=deps.prices,
     )
-    return json_response(prices_view(admin.workspace_id, payload))
+    view = prices_view(admin.workspace_id, payload)
+    if payload.prices:
+        earliest = min(row.effective_from for row in payload.prices)
+        view["repricingFrom"] = earliest.isoformat().replace("+00:00", "Z")
+    return json_response(view)

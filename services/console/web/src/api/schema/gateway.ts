@@ -872,6 +872,11 @@ export interface components {
             prices: components["schemas"]["WorkspacePriceAnswer"][];
             /** Reason */
             reason: string;
+            /**
+             * Repricingfrom
+             * @description After a change: calls stored since this date keep their old price until re-priced; preview with POST /v1/workspaces/{id}/repricing (dryRun) from it.
+             */
+            repricingFrom?: string | null;
             /** Version */
             version: number;
             /** Workspaceid */
