@@ -80,6 +80,10 @@ class TestAcceptedEvents:
                 "totalTokens": 976,
                 "costUsd": "0.00022",
                 "costMicroUsd": 220,
+                "computedCostUsd": "0.00022",
+                "reportedCostUsd": "0",
+                "reportedRequests": 0,
+                "reportedMinusComputedUsd": "0",
             }
         ]
 
@@ -257,6 +261,58 @@ class TestPricingCatalog:
         assert body["catalogVersion"].startswith("genai-prices-")
         mini = next(m for m in body["models"] if (m["provider"], m["model"]) == ("openai", "gpt-4o-mini"))
         assert mini["prices"][-1]["inputUsdPerMtok"] == "0.15"
+        pro = next(m for m in body["models"] if (m["provider"], m["model"]) == ("google", "gemini-2.5-pro"))
+        assert pro["prices"][-1]["tiers"][0]["aboveInputTokens"] == 200_000
+
+    def test_a_long_context_call_costs_the_providers_tier(self, stack: RunningStack) -> None:
+        """250,000 input tokens of gemini-2.5-pro cost $2.50/M and 1,000 output $15/M (not the base $0.3225)."""
+        key = stack.create_workspace()["apiKey"]
+        call = {"model": "gemini-2.5-pro", "provider": "google", "inputTokens": 250_000, "outputTokens": 1_000}
+        answer = ingest(stack, key, unique_body(**call))
+        assert answer.status_code == 202, answer.text
+        assert (answer.json()["costUsd"], answer.json()["priced"]) == ("0.64", True)
+
+
+class TestReportedCost:
+    def test_budgets_and_reports_use_the_workspace_cost_basis_and_show_both(self, stack: RunningStack) -> None:
+        """reportedCostUsd is kept beside the computed cost; with ``reported_when_present`` budgets and /usage count
+        the reported cost where the client sent one (ADR 57)."""
+        ws = stack.create_workspace()
+        admin = {"Authorization": f"Bearer {ws['adminToken']}"}
+        policy_url = f"{stack.url('policy-engine')}/v1/workspaces/{ws['workspaceId']}/policy"
+        put = httpx.put(policy_url, json={"costBasis": "reported_when_present"}, headers=admin)
+        assert (put.status_code, put.json()["costBasis"]) == (200, "reported_when_present"), put.text
+        assert ingest(stack, ws["apiKey"], unique_body(reportedCostUsd="0.0005")).status_code == 202
+        assert ingest(stack, ws["apiKey"], unique_body()).status_code == 202  # computed: 220 micro-USD
+
+        def totals() -> Any:
+            body = usage(stack, ws).json()
+            return body["totals"] if body["totals"]["requests"] == 2 else None
+
+        assert eventually(totals) == {
+            "requests": 2,
+            "inputTokens": 1624,
+            "outputTokens": 328,
+            "totalTokens": 1952,
+            "costUsd": "0.00072",
+            "costMicroUsd": 720,
+            "computedCostUsd": "0.00044",
+            "reportedCostUsd": "0.0005",
+            "reportedRequests": 1,
+            "reportedMinusComputedUsd": "0.00028",
+        }
+
+        def spend() -> Any:
+            answer = httpx.get(f"{stack.url('policy-engine')}/v1/workspaces/{ws['workspaceId']}/spend", headers=admin)
+            return answer.json()["daily"]["currentSpendMicroUsd"] == 720
+
+        eventually(spend)
+
+    def test_a_reported_cost_that_is_not_a_decimal_string_names_the_field(self, stack: RunningStack) -> None:
+        ws = stack.create_workspace()
+        answer = ingest(stack, ws["apiKey"], unique_body(reportedCostUsd="1e-3"))
+        assert answer.status_code == 422
+        assert [e["field"] for e in answer.json()["errors"]] == ["reportedCostUsd"]
 
 
 class TestHealth:

@@ -30,13 +30,21 @@ from opsmeter_ingest.adapters.admission import (
     record_prefix,
 )
 from opsmeter_ingest.adapters.notices import notice_key
+from opsmeter_ingest.adapters.otel_attributes import otel_attributes_key
 from opsmeter_ingest.ports import AdmitItem, Admitted, Repeat
 from opsmeter_policy.adapters.redis import RedisSettingsStore, RedisSpendLedger, counter_key, seen_key
 from opsmeter_policy.domain import Increment
 from opsmeter_reporting.adapters.redis import spike_key
 from opsmeter_runtime.auth import CredentialStore, issue_credential, workspace_credentials_key, workspace_key
 from opsmeter_runtime.localstack import ManagedProcess, free_port, port_open, redis_server_binary, wait_for
-from opsmeter_runtime.projections import PlanProjection, PlanRecord, plan_key, policy_pending_key, policy_status_key
+from opsmeter_runtime.projections import (
+    PlanProjection,
+    PlanRecord,
+    WorkspacePricesProjection,
+    plan_key,
+    policy_pending_key,
+    policy_status_key,
+)
 from opsmeter_runtime.redis import redis_client
 from opsmeter_runtime.testing import selected_backend
 
@@ -65,6 +73,7 @@ class TestHashTags:
             counter_key(ws, "day:2026-12-07"),
             seen_key(ws, event),
             spike_key(ws),
+            otel_attributes_key(ws),
         ]
         assert {_slot(k) for k in keys} == {_slot("{" + ws + "}")}
         assert all("{" + ws + "}" in k for k in keys)
@@ -241,6 +250,26 @@ async def test_settings_and_credentials_work_on_the_cluster(cluster: Redis) -> N
     assert principal is not None
     assert principal.workspace_id == ws
     assert [c["credential_id"] for c in await credentials.list_for_workspace(ws)] == [issued.credential_id]
+
+
+async def test_workspace_prices_are_saved_and_read_on_the_cluster(cluster: Redis) -> None:
+    """The save script writes the price hash and its change counter together: one slot (``{pricing}``)."""
+    from opsmeter_contracts.pricing import WorkspacePriceRow, WorkspacePricesSetPayload
+
+    projection = WorkspacePricesProjection(cluster)
+    ws = _workspaces_on_every_master()[0]
+    row = WorkspacePriceRow(
+        model="acme-llama-70b",
+        effective_from=datetime(2026, 12, 6, tzinfo=UTC),
+        input_micro_usd_per_mtok=500_000,
+        output_micro_usd_per_mtok=1_000_000,
+    )
+    first = WorkspacePricesSetPayload(version=1, prices=(row,), changed_by_credential_id="t", changed_by_role="owner")
+    changes = await projection.changes()
+    assert await projection.save(ws, first) is True
+    assert await projection.save(ws, first) is False  # a replayed version changes nothing
+    assert await projection.get(ws) == first
+    assert await projection.changes() == changes + 1
 
 
 async def test_alerting_records_and_claims_deliveries_on_the_cluster(cluster: Redis) -> None:

@@ -6,6 +6,7 @@ Each module of events registers its classes (``@event``); importing this package
 from opsmeter_contracts import alerting as alerting
 from opsmeter_contracts import billing as billing
 from opsmeter_contracts import policy as policy
+from opsmeter_contracts import pricing as pricing
 from opsmeter_contracts.codec import AnyEvent, DecodeError, decode_event, encode_event
 from opsmeter_contracts.envelope import EventEnvelope, Payload
 from opsmeter_contracts.events import (

@@ -35,6 +35,23 @@ class LlmRequestIngestedPayload(Payload):
     cost_micro_usd: int = Field(ge=0, description="Cost in integer micro-USD; 0 when the model is unpriced.")
     priced: bool
     price_catalog_version: str
+    price_row: str | None = Field(
+        default=None,
+        max_length=300,
+        description="The price row charged: 'provider/model' of the catalog, with '@date' of a dated period; "
+        "None when unpriced.",
+    )
+    reported_cost_micro_usd: int | None = Field(
+        default=None,
+        ge=0,
+        description="The cost the client reported (reportedCostUsd, e.g. a router's billed cost), kept beside "
+        "the computed cost_micro_usd; None when not sent.",
+    )
+    price_tier_start_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        description="The context-size tier charged: the input-token count it starts above; None for the base tier.",
+    )
     api_key_id: str
 
 

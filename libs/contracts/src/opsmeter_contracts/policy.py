@@ -17,6 +17,7 @@ BudgetWindow = Literal["daily", "monthly"]
 Enforcement = Literal["advisory", "hard_stop"]
 PolicyMode = Literal["enforce", "observe"]
 SettingsSection = Literal["budgets", "policy", "rules"]
+CostBasis = Literal["computed", "reported", "reported_when_present"]
 UnitCostMetric = Literal["cost_per_request", "cost_per_1k_tokens"]
 RuntimeAction = Literal["none", "block", "clamp", "fallback", "queue"]
 Ratio = float
@@ -79,6 +80,11 @@ class PolicySettingsPayload(Payload):
     kill_switch: bool = False
     unit_cost_rules: tuple[UnitCostRule, ...] = ()
     runtime_actions: RuntimeActions = Field(default_factory=RuntimeActions)
+    cost_basis: CostBasis = Field(
+        default="computed",
+        description="Which cost budgets and reports use: the computed cost, the client's reportedCostUsd "
+        "(0 when absent), or the reported cost when present and the computed one otherwise.",
+    )
     changed_sections: tuple[SettingsSection, ...] = ()
     changed_by_credential_id: str = Field(max_length=64)
     changed_by_role: Literal["owner", "admin", "member", "ingest", "system"]

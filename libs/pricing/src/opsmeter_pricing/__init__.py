@@ -4,16 +4,17 @@ from opsmeter_pricing.catalog import (
     CatalogModel,
     CatalogProvider,
     PriceCatalog,
-    PricePeriod,
     PriceQuote,
     PublicPricePeriod,
     PublicPricingCatalog,
     PublicPricingModel,
+    PublicTier,
     Tariff,
     format_micro_usd,
     normalize_model,
     price,
 )
+from opsmeter_pricing.prices import PricePeriod, Rate, Tier, Usage, UsageError, charge
 
 __all__ = [
     "CatalogModel",
@@ -24,7 +25,13 @@ __all__ = [
     "PublicPricePeriod",
     "PublicPricingCatalog",
     "PublicPricingModel",
+    "PublicTier",
+    "Rate",
     "Tariff",
+    "Tier",
+    "Usage",
+    "UsageError",
+    "charge",
     "format_micro_usd",
     "normalize_model",
     "price",

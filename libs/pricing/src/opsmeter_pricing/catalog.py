@@ -1,10 +1,8 @@
-"""The effective-dated LLM price catalog and integer cost arithmetic.
+"""The effective-dated LLM price catalog: which model a call names, and its price there (see ``prices``).
 
 Prices are integers in micro-USD per 1M tokens; costs are integer micro-USD, rounded once, half-up. Token
-accounting follows genai-prices: ``cached_input_tokens`` (cache reads) are a subset of ``input_tokens`` and,
-when the model has a cache-read price, are charged at it instead of the input price (otherwise at the input
-price); ``reasoning_tokens`` are a subset of ``output_tokens`` and, when the model has a reasoning price, are
-charged at it instead of the output price (otherwise they are included in output at the output price).
+accounting and tiers follow genai-prices (``prices`` module): cache reads and writes are subsets of input
+tokens, reasoning tokens a subset of output tokens, each charged at its own price where the model has one.
 """
 
 from __future__ import annotations
@@ -13,8 +11,8 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
 from functools import cache, partial
 from importlib import resources
 from typing import Any, Literal, NamedTuple
@@ -22,16 +20,18 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from opsmeter_pricing.prices import TOKENS_PER_PRICE_UNIT, PricePeriod, Rate, Tier, Usage, charge
+
 __all__ = [
     "CatalogModel",
     "CatalogProvider",
     "MatchRule",
     "PriceCatalog",
-    "PricePeriod",
     "PriceQuote",
     "PublicPricePeriod",
     "PublicPricingCatalog",
     "PublicPricingModel",
+    "PublicTier",
     "catalog_digest",
     "format_micro_usd",
     "normalize_model",
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 MICRO = 1_000_000
-TOKENS_PER_PRICE_UNIT = 1_000_000
 _RESOLUTION_CACHE_SIZE = 8192
 
 _COMPACT_DATE = re.compile(r"-(20\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?=-|:|$)")
@@ -112,21 +111,6 @@ class MatchRule:
 
 
 @dataclass(frozen=True, slots=True)
-class PricePeriod:
-    """Prices in integer micro-USD per 1M tokens from ``effective_from`` (None: since forever)."""
-
-    effective_from: datetime | None
-    input_micro_usd_per_mtok: int | None
-    output_micro_usd_per_mtok: int | None
-    cached_input_micro_usd_per_mtok: int | None = None
-    reasoning_micro_usd_per_mtok: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.effective_from is not None and self.effective_from.utcoffset() is None:
-            raise ValueError("effective_from must be timezone-aware")
-
-
-@dataclass(frozen=True, slots=True)
 class CatalogModel:
     """One priced model of one provider."""
 
@@ -141,20 +125,27 @@ class CatalogModel:
     def __post_init__(self) -> None:
         if not self.prices:
             raise ValueError(f"model {self.id!r} has no price periods")
-        starts = [p.effective_from for p in self.prices]
-        dated = [s for s in starts if s is not None]
-        if None in starts[1:] or dated != sorted(dated):
-            raise ValueError(f"model {self.id!r}: price periods must be in ascending effective_from order")
 
     def period_at(self, at: datetime) -> PricePeriod:
-        """The period in effect at ``at``: the latest one started by then (the first if none has)."""
-        current = self.prices[0]
+        """The period in effect at ``at``: the last one whose constraint holds (the first if none does).
+
+        genai-prices' rule: later periods win (a price change by date, or an off-peak time of day)."""
         if len(self.prices) == 1:
-            return current
-        for period in self.prices:
-            if period.effective_from is None or period.effective_from <= at:
-                current = period
-        return current
+            return self.prices[0]
+        for period in reversed(self.prices):
+            if period.active(at):
+                return period
+        return self.prices[0]
+
+    def row(self, period: PricePeriod) -> str:
+        """How an event names the price row it was charged at: provider/model and the period's constraint."""
+        name = f"{self.provider}/{self.id}"
+        if period.time_of_day is not None:
+            start, end = period.time_of_day
+            return f"{name}@{start:%H:%M}-{end:%H:%M}Z"
+        if period.effective_from is not None:
+            return f"{name}@{period.effective_from.astimezone(UTC):%Y-%m-%d}"
+        return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +168,10 @@ class PriceQuote(NamedTuple):
     cost_micro_usd: int
     catalog_version: str
     warnings: tuple[str, ...] = ()
+    price_row: str | None = None
+    """The price row charged (``provider/model``, ``@date`` of its period when dated); None when unpriced."""
+    tier_start: int | None = None
+    """The context-size tier charged: the input-token count it starts above; None for the base tier."""
 
 
 _new_quote = partial(tuple.__new__, PriceQuote)
@@ -188,14 +183,30 @@ class _Public(BaseModel):
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
 
 
-class PublicPricePeriod(_Public):
-    """A price period at the API edge: decimal USD strings per 1M tokens."""
+class PublicTier(_Public):
+    """A context-size tier: a call with more than ``above_input_tokens`` input tokens pays these for all tokens."""
 
-    effective_from: datetime | None
+    above_input_tokens: int
     input_usd_per_mtok: str | None
     output_usd_per_mtok: str | None
     cached_input_usd_per_mtok: str | None
+    cache_write_input_usd_per_mtok: str | None
+
+
+class PublicPricePeriod(_Public):
+    """A price period at the API edge: decimal USD strings per 1M tokens (base tier) and the tiers above it."""
+
+    effective_from: datetime | None
+    time_of_day_utc: str | None = None
+    input_usd_per_mtok: str | None
+    output_usd_per_mtok: str | None
+    cached_input_usd_per_mtok: str | None
+    cache_write_input_usd_per_mtok: str | None = None
     reasoning_usd_per_mtok: str | None
+    input_audio_usd_per_mtok: str | None = None
+    output_audio_usd_per_mtok: str | None = None
+    usd_per_thousand_requests: str | None = None
+    tiers: list[PublicTier] = []
 
 
 class PublicPricingModel(_Public):
@@ -229,7 +240,7 @@ class Tariff:
     normalized: str
     warnings: tuple[str, ...]
     flat: _FlatPrice | None = None
-    """Set when one price period with input and output prices applies at any time and nothing warns."""
+    """Set when one untiered price period with input and output prices applies at any time and nothing warns."""
 
     def price(
         self,
@@ -238,35 +249,56 @@ class Tariff:
         output_tokens: int,
         cached_input_tokens: int = 0,
         reasoning_tokens: int = 0,
+        cache_write_input_tokens: int = 0,
     ) -> PriceQuote:
         """Price one call at the period in effect at ``at`` (timezone-aware)."""
         if at.tzinfo is not UTC and (at.tzinfo is None or at.utcoffset() is None):
             raise ValueError("at must be a timezone-aware datetime")
-        if (input_tokens | output_tokens | cached_input_tokens | reasoning_tokens) < 0:  # any of them negative
+        if (input_tokens | output_tokens | cached_input_tokens | reasoning_tokens | cache_write_input_tokens) < 0:
             counts = {
                 "inputTokens": input_tokens,
                 "outputTokens": output_tokens,
                 "cachedInputTokens": cached_input_tokens,
                 "reasoningTokens": reasoning_tokens,
+                "cacheWriteInputTokens": cache_write_input_tokens,
             }
             name, value = next((n, v) for n, v in counts.items() if v < 0)
             raise ValueError(f"{name} must be >= 0, got {value}")
         flat = self.flat
-        if flat is not None and cached_input_tokens <= input_tokens and reasoning_tokens <= output_tokens:
+        if (
+            flat is not None
+            and cached_input_tokens + cache_write_input_tokens <= input_tokens
+            and reasoning_tokens <= output_tokens
+        ):
             # The common case, without the general path's checks and warnings (same result, see the tests).
             total = (
-                (input_tokens - cached_input_tokens) * flat.input
+                (input_tokens - cached_input_tokens - cache_write_input_tokens) * flat.input
                 + cached_input_tokens * flat.cached_input
+                + cache_write_input_tokens * flat.cache_write
                 + (output_tokens - reasoning_tokens) * flat.output
                 + reasoning_tokens * flat.reasoning
+                + flat.requests
             )
             cost = (total + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT
-            return _new_quote((self.normalized, True, cost, self.version, ()))
-        return self._price_by_period(at, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens)
+            return _new_quote((self.normalized, True, cost, self.version, (), flat.row, None))
+        return self._price_by_period(
+            at,
+            Usage(
+                input_tokens,
+                output_tokens,
+                cache_read=cached_input_tokens,
+                cache_write=cache_write_input_tokens,
+                reasoning=reasoning_tokens,
+            ),
+        )
 
-    def _price_by_period(
-        self, at: datetime, input_tokens: int, output_tokens: int, cached_input_tokens: int, reasoning_tokens: int
-    ) -> PriceQuote:
+    def price_usage(self, at: datetime, usage: Usage) -> PriceQuote:
+        """Price one call's full usage (audio counts too) at the period in effect at ``at``."""
+        if at.utcoffset() is None:
+            raise ValueError("at must be a timezone-aware datetime")
+        return self._price_by_period(at, usage)
+
+    def _price_by_period(self, at: datetime, usage: Usage) -> PriceQuote:
         warnings = list(self.warnings)
         catalog_model = self.model
         if catalog_model is None:
@@ -275,62 +307,80 @@ class Tariff:
             )
             return PriceQuote(self.normalized, False, 0, self.version, tuple(warnings))
         period = catalog_model.period_at(at.astimezone(UTC))
-        if period.input_micro_usd_per_mtok is None and period.output_micro_usd_per_mtok is None:
+        if not period.has_token_prices:
             warnings.append(
                 f"model '{catalog_model.id}' has no token prices in price catalog {self.version}; "
                 "costUsd is 0 (unpriced)"
             )
             return PriceQuote(catalog_model.id, False, 0, self.version, tuple(warnings))
-        if cached_input_tokens > input_tokens:
-            warnings.append(
-                f"cachedInputTokens ({cached_input_tokens}) exceed inputTokens ({input_tokens}); capped at inputTokens"
-            )
-            cached_input_tokens = input_tokens
-        if reasoning_tokens > output_tokens:
-            warnings.append(
-                f"reasoningTokens ({reasoning_tokens}) exceed outputTokens ({output_tokens}); capped at outputTokens"
-            )
-            reasoning_tokens = output_tokens
-        total = _charge(
-            catalog_model.id,
-            input_tokens,
-            cached_input_tokens,
-            period.input_micro_usd_per_mtok,
-            period.cached_input_micro_usd_per_mtok,
-            "input",
-            warnings,
-        ) + _charge(
-            catalog_model.id,
-            output_tokens,
-            reasoning_tokens,
-            period.output_micro_usd_per_mtok,
-            period.reasoning_micro_usd_per_mtok,
-            "output",
-            warnings,
+        usage = _capped(usage, warnings)
+        for label, rate in (("input", period.input), ("output", period.output)):
+            if rate is None and getattr(usage, label):
+                warnings.append(
+                    f"model '{catalog_model.id}' has no {label} price in the price catalog; "
+                    f"{label} tokens are not charged"
+                )
+        cost, tier_start = charge(period, usage)
+        return PriceQuote(
+            catalog_model.id, True, cost, self.version, tuple(warnings), catalog_model.row(period), tier_start
         )
-        cost = (total + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT
-        return PriceQuote(catalog_model.id, True, cost, self.version, tuple(warnings))
+
+
+def _capped(usage: Usage, warnings: list[str]) -> Usage:
+    """Subsets capped at what they are part of (the gateway rejects such records; a library caller is warned)."""
+    if usage.cache_read > usage.input:
+        warnings.append(
+            f"cachedInputTokens ({usage.cache_read}) exceed inputTokens ({usage.input}); capped at inputTokens"
+        )
+        usage = replace(usage, cache_read=usage.input)
+    if usage.cache_read + usage.cache_write > usage.input:
+        kept = usage.input - usage.cache_read
+        warnings.append(
+            f"cacheWriteInputTokens ({usage.cache_write}) exceed inputTokens less cachedInputTokens ({kept}); capped"
+        )
+        usage = replace(usage, cache_write=kept)
+    if usage.reasoning > usage.output:
+        warnings.append(
+            f"reasoningTokens ({usage.reasoning}) exceed outputTokens ({usage.output}); capped at outputTokens"
+        )
+        usage = replace(usage, reasoning=usage.output)
+    return usage
 
 
 class _FlatPrice(NamedTuple):
-    """A model's prices when they never change: cache reads and reasoning fall back to their base price."""
+    """A model's prices when they never change: subsets without their own price fall back to their base price."""
 
     input: int
     cached_input: int
+    cache_write: int
     output: int
     reasoning: int
+    requests: int
+    """The request fee in micro-USD x 10**6 (added to every call's total before rounding)."""
+    row: str
 
 
 def _flat_price(model: CatalogModel | None, warnings: tuple[str, ...]) -> _FlatPrice | None:
     if model is None or warnings or len(model.prices) != 1:
         return None
     period = model.prices[0]
-    base_in, base_out = period.input_micro_usd_per_mtok, period.output_micro_usd_per_mtok
-    if base_in is None or base_out is None:
+    rates = period.rates()
+    if any(rate.tiers for rate in rates.values()) or period.input is None or period.output is None:
         return None
-    cached, reasoning = period.cached_input_micro_usd_per_mtok, period.reasoning_micro_usd_per_mtok
+    base_in, base_out = period.input.base, period.output.base
+
+    def own(rate: Rate | None, fallback: int) -> int:
+        return fallback if rate is None else rate.base
+
+    requests = 0 if period.request_per_k is None else period.request_per_k * 1_000
     return _FlatPrice(
-        base_in, base_in if cached is None else cached, base_out, base_out if reasoning is None else reasoning
+        base_in,
+        own(period.cache_read, base_in),
+        own(period.cache_write, base_in),
+        base_out,
+        own(period.reasoning, base_out),
+        requests,
+        model.row(period),
     )
 
 
@@ -393,10 +443,11 @@ class PriceCatalog:
         output_tokens: int,
         cached_input_tokens: int = 0,
         reasoning_tokens: int = 0,
+        cache_write_input_tokens: int = 0,
     ) -> PriceQuote:
         """Price one call at the period in effect at ``at`` (timezone-aware)."""
         return self.tariff(provider, model).price(
-            at, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens
+            at, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cache_write_input_tokens
         )
 
     def tariff(self, provider: str, model: str) -> Tariff:
@@ -491,35 +542,19 @@ def price(
     output_tokens: int,
     cached_input_tokens: int = 0,
     reasoning_tokens: int = 0,
+    cache_write_input_tokens: int = 0,
 ) -> PriceQuote:
     """Price one call with the default catalog."""
     return PriceCatalog.load_default().price(
-        provider, model, at, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens
+        provider,
+        model,
+        at,
+        input_tokens,
+        output_tokens,
+        cached_input_tokens,
+        reasoning_tokens,
+        cache_write_input_tokens,
     )
-
-
-def _charge(
-    model_id: str,
-    tokens: int,
-    special: int,
-    base_price: int | None,
-    special_price: int | None,
-    label: str,
-    warnings: list[str],
-) -> int:
-    """Micro-USD x tokens-per-price-unit for one direction (input with cache reads, output with reasoning)."""
-    if special_price is not None:
-        tokens -= special
-        subtotal = special * special_price
-    else:
-        subtotal = 0
-    if base_price is None:
-        if tokens:
-            warnings.append(
-                f"model '{model_id}' has no {label} price in the price catalog; {label} tokens are not charged"
-            )
-        return subtotal
-    return subtotal + tokens * base_price
 
 
 def _candidates(model_ref: str) -> tuple[str, ...]:
@@ -554,25 +589,51 @@ def _dash_compact_date(name: str) -> str:
     return _COMPACT_DATE.sub(dash, name)
 
 
-def _public_model(m: CatalogModel) -> PublicPricingModel:
-    def usd(micro: int | None) -> str | None:
-        return None if micro is None else format_micro_usd(micro)
+def _usd(micro: int | None) -> str | None:
+    return None if micro is None else format_micro_usd(micro)
 
+
+def _base(rate: Rate | None) -> str | None:
+    return None if rate is None else format_micro_usd(rate.base)
+
+
+def _public_period(p: PricePeriod) -> PublicPricePeriod:
+    starts = sorted({t.start for rate in p.rates().values() for t in rate.tiers})
+
+    def at_tier(rate: Rate | None, start: int) -> str | None:
+        return None if rate is None else format_micro_usd(rate.at(start + 1)[0])
+
+    return PublicPricePeriod(
+        effective_from=p.effective_from,
+        time_of_day_utc=None if p.time_of_day is None else f"{p.time_of_day[0]:%H:%M}-{p.time_of_day[1]:%H:%M}",
+        input_usd_per_mtok=_base(p.input),
+        output_usd_per_mtok=_base(p.output),
+        cached_input_usd_per_mtok=_base(p.cache_read),
+        cache_write_input_usd_per_mtok=_base(p.cache_write),
+        reasoning_usd_per_mtok=_base(p.reasoning),
+        input_audio_usd_per_mtok=_base(p.input_audio),
+        output_audio_usd_per_mtok=_base(p.output_audio),
+        usd_per_thousand_requests=_usd(p.request_per_k),
+        tiers=[
+            PublicTier(
+                above_input_tokens=start,
+                input_usd_per_mtok=at_tier(p.input, start),
+                output_usd_per_mtok=at_tier(p.output, start),
+                cached_input_usd_per_mtok=at_tier(p.cache_read, start),
+                cache_write_input_usd_per_mtok=at_tier(p.cache_write, start),
+            )
+            for start in starts
+        ],
+    )
+
+
+def _public_model(m: CatalogModel) -> PublicPricingModel:
     return PublicPricingModel(
         provider=m.provider,
         model=m.id,
         name=m.name,
         aliases=list(m.aliases),
-        prices=[
-            PublicPricePeriod(
-                effective_from=p.effective_from,
-                input_usd_per_mtok=usd(p.input_micro_usd_per_mtok),
-                output_usd_per_mtok=usd(p.output_micro_usd_per_mtok),
-                cached_input_usd_per_mtok=usd(p.cached_input_micro_usd_per_mtok),
-                reasoning_usd_per_mtok=usd(p.reasoning_micro_usd_per_mtok),
-            )
-            for p in m.prices
-        ],
+        prices=[_public_period(p) for p in m.prices],
     )
 
 
@@ -602,16 +663,51 @@ def _model(provider_id: str, raw: object) -> CatalogModel:
     )
 
 
+RATE_KEYS = {
+    "input": "input_micro_usd_per_mtok",
+    "output": "output_micro_usd_per_mtok",
+    "cache_read": "cached_input_micro_usd_per_mtok",
+    "cache_write": "cache_write_input_micro_usd_per_mtok",
+    "reasoning": "reasoning_micro_usd_per_mtok",
+    "input_audio": "input_audio_micro_usd_per_mtok",
+    "output_audio": "output_audio_micro_usd_per_mtok",
+    "cache_audio_read": "cached_input_audio_micro_usd_per_mtok",
+}
+"""Each priced unit (``PricePeriod`` field) and its key in ``catalog.json``."""
+REQUEST_KEY = "micro_usd_per_1k_requests"
+
+
 def _period(raw: object) -> PricePeriod:
     data = _dict(raw)
     start = data.get("effective_from")
+    window = data.get("time_of_day_utc")
+    time_of_day = None
+    if window is not None:
+        first, last = _list(window)
+        time_of_day = (time.fromisoformat(_str(first)), time.fromisoformat(_str(last)))
+    rates = {name: _rate(data.get(key)) for name, key in RATE_KEYS.items()}
     return PricePeriod(
         effective_from=None if start is None else datetime.fromisoformat(_str(start)),
-        input_micro_usd_per_mtok=_opt_int(data.get("input_micro_usd_per_mtok")),
-        output_micro_usd_per_mtok=_opt_int(data.get("output_micro_usd_per_mtok")),
-        cached_input_micro_usd_per_mtok=_opt_int(data.get("cached_input_micro_usd_per_mtok")),
-        reasoning_micro_usd_per_mtok=_opt_int(data.get("reasoning_micro_usd_per_mtok")),
+        time_of_day=time_of_day,
+        request_per_k=_opt_int(data.get(REQUEST_KEY)),
+        **rates,
     )
+
+
+def _rate(raw: object) -> Rate | None:
+    if raw is None or isinstance(raw, int):
+        base = _opt_int(raw)
+        return None if base is None else Rate(base)
+    data = _dict(raw)
+    tiers = tuple(Tier(_int(t.get("start")), _int(t.get("price"))) for t in map(_dict, _list(data.get("tiers"))))
+    return Rate(_int(data.get("base")), tiers)
+
+
+def _int(raw: object) -> int:
+    value = _opt_int(raw)
+    if value is None:
+        raise ValueError("expected a non-negative integer, got null")
+    return value
 
 
 def _reject_float(text: str) -> Any:

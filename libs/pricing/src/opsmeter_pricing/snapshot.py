@@ -7,20 +7,18 @@ artifacts in the source (``0.18000000000000002``); those are rounded half-even a
 ``adjustments``.
 
 Kept per model: the match rule (equals / starts_with / ends_with / contains / regex / or / and, verbatim), the
-explicit aliases (``equals`` clauses) and prefixes (``starts_with`` clauses) derived from it, and price
-periods for input, output, cache-read (cached input) and output-reasoning tokens; a missing price is null.
+explicit aliases (``equals`` clauses) and prefixes (``starts_with`` clauses) derived from it, and every price
+entry in genai-prices' order, each with its constraint (a start date becomes ``effective_from`` at 00:00 UTC,
+a time of day becomes ``time_of_day_utc``) and its prices for the units a telemetry record can carry: input,
+output, cache read (cached input), cache write, output reasoning, input/output audio and cached audio input
+tokens, each either an integer or ``{"base": n, "tiers": [{"start": tokens, "price": n}]}`` (context-size
+tiers, chosen by the call's input tokens), and a per-request fee (micro-USD per 1K requests). A missing
+price is null. Consecutive date-constrained entries with identical prices are merged.
 
-Skipped, deliberately:
-
-* tiered prices (above N input tokens): only the base tier is kept;
-* time-of-day prices (DeepSeek off-peak discounts): only the always-valid price is kept;
-* request-context price variants (batch, service tiers, fast mode): only the standard price is kept;
-* non-token or modality units (cache writes, audio/image/video tokens, web searches, requests, seconds,
-  characters, pages): not represented; audio/image tokens reported as input/output are priced as text.
-
-A start-date constraint becomes a period whose ``effective_from`` is that date at 00:00 UTC (genai-prices
-compares the request's UTC date); the unconstrained price has ``effective_from: null``. Consecutive periods
-with identical kept prices are merged.
+Skipped, deliberately: request-context price variants (batch, service tiers, fast mode: genai-prices'
+``calc_price`` applies them only when asked) and units no record carries (image and video tokens, cache writes
+by TTL, web searches, seconds, characters, pages): those are charged nothing, as ``calc_price`` charges a usage
+without them.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -45,8 +43,14 @@ _PRICE_FIELDS = {
     "input_mtok": "input_micro_usd_per_mtok",
     "output_mtok": "output_micro_usd_per_mtok",
     "cache_read_mtok": "cached_input_micro_usd_per_mtok",
+    "cache_write_mtok": "cache_write_input_micro_usd_per_mtok",
     "output_reasoning_mtok": "reasoning_micro_usd_per_mtok",
+    "input_audio_mtok": "input_audio_micro_usd_per_mtok",
+    "output_audio_mtok": "output_audio_micro_usd_per_mtok",
+    "cache_audio_read_mtok": "cached_input_audio_micro_usd_per_mtok",
+    "requests_kcount": "micro_usd_per_1k_requests",
 }
+"""genai-prices price keys kept, and their names in ``catalog.json`` (both per 1M tokens, or per 1K requests)."""
 
 
 def build_catalog() -> dict[str, Any]:
@@ -88,19 +92,26 @@ def _model(provider_id: str, model: Any, adjustments: list[str]) -> dict[str, An
     )
     periods: list[dict[str, Any]] = []
     for entry in conditional:
-        if isinstance(entry.constraint, TimeOfDateConstraint):
-            continue
         effective_from = None
+        time_of_day = None
         if isinstance(entry.constraint, StartDateConstraint):
             start = datetime.combine(entry.constraint.start_date, time(0), tzinfo=UTC)
             effective_from = start.isoformat().replace("+00:00", "Z")
+        elif isinstance(entry.constraint, TimeOfDateConstraint):
+            time_of_day = [_utc_time(entry.constraint.start_time), _utc_time(entry.constraint.end_time)]
         prices = {
-            field: _micro(getattr(entry.prices, key, None), f"{provider_id}/{model.id} {key}", adjustments)
+            field: _price(getattr(entry.prices, key, None), f"{provider_id}/{model.id} {key}", adjustments)
             for key, field in _PRICE_FIELDS.items()
         }
-        if periods and all(periods[-1][field] == value for field, value in prices.items()):
+        previous = periods[-1] if periods else None
+        if (
+            previous is not None
+            and time_of_day is None
+            and previous["time_of_day_utc"] is None
+            and all(previous[field] == value for field, value in prices.items())
+        ):
             continue
-        periods.append({"effective_from": effective_from, **prices})
+        periods.append({"effective_from": effective_from, "time_of_day_utc": time_of_day, **prices})
     rule = _rule(model.match)
     return {
         "id": model.id,
@@ -112,16 +123,31 @@ def _model(provider_id: str, model: Any, adjustments: list[str]) -> dict[str, An
     }
 
 
-def _micro(value: Any, where: str, adjustments: list[str]) -> int | None:
+def _utc_time(value: Any) -> str:
+    if value.tzinfo is not None:
+        value = datetime.combine(date(2000, 1, 1), value).astimezone(UTC).time()
+    return str(value.replace(tzinfo=None).isoformat())
+
+
+def _price(value: Any, where: str, adjustments: list[str]) -> int | dict[str, Any] | None:
     from genai_prices.types import TieredPrices
 
     if value is None:
         return None
-    base: Decimal = value.base if isinstance(value, TieredPrices) else value
-    scaled = base * 1_000_000
+    if isinstance(value, TieredPrices):
+        tiers = [
+            {"start": tier.start, "price": _micro(tier.price, f"{where} tier {tier.start}", adjustments)}
+            for tier in value.tiers
+        ]
+        return {"base": _micro(value.base, where, adjustments), "tiers": tiers}
+    return _micro(value, where, adjustments)
+
+
+def _micro(value: Decimal, where: str, adjustments: list[str]) -> int:
+    scaled = value * 1_000_000
     exact = scaled.to_integral_value(rounding=ROUND_HALF_EVEN)
     if exact != scaled:
-        adjustments.append(f"{where}: {base} USD/MTok rounded to {int(exact)} micro-USD/MTok")
+        adjustments.append(f"{where}: {value} USD rounded to {int(exact)} micro-USD")
     return int(exact)
 
 

@@ -1,17 +1,18 @@
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opsmeter_pricing import PricePeriod, Rate, Tier
 from opsmeter_pricing.catalog import (
     CatalogModel,
     CatalogProvider,
     MatchRule,
     PriceCatalog,
-    PricePeriod,
     PriceQuote,
     format_micro_usd,
     normalize_model,
@@ -26,28 +27,17 @@ def catalog() -> PriceCatalog:
     return PriceCatalog.load_default()
 
 
-def _period(start: str | None, inp: int | None, out: int | None, cached: int | None = None) -> PricePeriod:
-    return PricePeriod(
-        effective_from=None if start is None else datetime.fromisoformat(start),
-        input_micro_usd_per_mtok=inp,
-        output_micro_usd_per_mtok=out,
-        cached_input_micro_usd_per_mtok=cached,
-    )
+def _period(start: str | None, inp: int | None, out: int | None, cached: int | None = None, **more: Any) -> PricePeriod:
+    def rate(value: int | None) -> Rate | None:
+        return None if value is None else Rate(value)
+
+    fields: dict[str, Any] = {"input": rate(inp), "output": rate(out), "cache_read": rate(cached), **more}
+    return PricePeriod(effective_from=None if start is None else datetime.fromisoformat(start), **fields)
 
 
 def _small_catalog(*periods: PricePeriod, reasoning: int | None = None) -> PriceCatalog:
     if reasoning is not None:
-        last = periods[-1]
-        periods = (
-            *periods[:-1],
-            PricePeriod(
-                last.effective_from,
-                last.input_micro_usd_per_mtok,
-                last.output_micro_usd_per_mtok,
-                last.cached_input_micro_usd_per_mtok,
-                reasoning,
-            ),
-        )
+        periods = (*periods[:-1], replace(periods[-1], reasoning=Rate(reasoning)))
     model = CatalogModel(provider="acme", id="acme-1", match=MatchRule("starts_with", "acme-1"), prices=tuple(periods))
     return PriceCatalog("test-1", [CatalogProvider(id="acme", models=(model,))])
 
@@ -56,11 +46,11 @@ class TestPrice:
     def test_gpt_4o_mini_exact_micro_usd(self, catalog: PriceCatalog) -> None:
         model = next(m for p in catalog.providers if p.id == "openai" for m in p.models if m.id == "gpt-4o-mini")
         period = model.period_at(AT)
-        assert period.input_micro_usd_per_mtok == 150_000  # $0.15 / 1M
-        assert period.output_micro_usd_per_mtok == 600_000  # $0.60 / 1M
+        assert period.input == Rate(150_000)  # $0.15 / 1M
+        assert period.output == Rate(600_000)  # $0.60 / 1M
         # 812 * 0.15 + 164 * 0.60 = 121.8 + 98.4 = 220.2 micro-USD -> 220
         quote = catalog.price("openai", "gpt-4o-mini", AT, input_tokens=812, output_tokens=164)
-        assert quote == PriceQuote("gpt-4o-mini", True, 220, catalog.version, ())
+        assert quote == PriceQuote("gpt-4o-mini", True, 220, catalog.version, (), "openai/gpt-4o-mini", None)
 
     def test_module_level_price_uses_default_catalog(self, catalog: PriceCatalog) -> None:
         assert price("openai", "gpt-4o-mini", AT, 812, 164) == catalog.price("openai", "gpt-4o-mini", AT, 812, 164)
@@ -121,9 +111,11 @@ class TestPrice:
         """Each direction's subset at its own price (or the base one), capped at the total, rounded once;
         the same whether the model has one price period or several."""
         base_in, base_out, cache_price, reasoning_price = prices
-        current = PricePeriod(None, base_in, base_out, cache_price, reasoning_price)
+        current = _period(None, base_in, base_out, cache_price)
+        if reasoning_price is not None:
+            current = replace(current, reasoning=Rate(reasoning_price))
         periods = (
-            (PricePeriod(None, 1, 1), replace(current, effective_from=AT - timedelta(days=1))) if dated else (current,)
+            (_period(None, 1, 1), replace(current, effective_from=AT - timedelta(days=1))) if dated else (current,)
         )
         model = CatalogModel(provider="acme", id="acme-1", match=MatchRule("starts_with", "acme-1"), prices=periods)
         cat = PriceCatalog("test-1", [CatalogProvider(id="acme", models=(model,))])
@@ -238,11 +230,46 @@ class TestEffectiveDates:
         after = catalog.price("google", "gemini-3.6-flash", datetime(2027, 1, 1, tzinfo=UTC), 1_000_000, 0)
         assert (before.cost_micro_usd, after.cost_micro_usd) == (750_000, 1_500_000)
 
-    def test_periods_must_be_ascending(self) -> None:
-        with pytest.raises(ValueError, match="ascending"):
-            _small_catalog(_period("2025-03-01T00:00:00Z", 1, 1), _period("2025-01-01T00:00:00Z", 2, 2))
-        with pytest.raises(ValueError, match="ascending"):
-            _small_catalog(_period(None, 1, 1), _period(None, 2, 2))
+    def test_cache_writes_are_a_subset_charged_at_cache_write_price(self) -> None:
+        cat = _small_catalog(_period(None, 3_000_000, 15_000_000, cached=300_000, cache_write=Rate(3_750_000)))
+        # (10000 - 2000 - 4000) * 3 + 2000 * 0.3 + 4000 * 3.75 + 100 * 15 = 12000 + 600 + 15000 + 1500
+        quote = cat.price("acme", "acme-1", AT, 10_000, 100, cached_input_tokens=2000, cache_write_input_tokens=4000)
+        assert quote.cost_micro_usd == 29_100
+
+    def test_cache_writes_without_their_price_are_charged_as_input(self) -> None:
+        cat = _small_catalog(_period(None, 3_000_000, 15_000_000))
+        assert cat.price("acme", "acme-1", AT, 10_000, 0, cache_write_input_tokens=4000).cost_micro_usd == 30_000
+
+    def test_context_tier_prices_every_token_above_its_start(self) -> None:
+        tiered = _period(
+            None,
+            None,
+            None,
+            input=Rate(1_250_000, (Tier(200_000, 2_500_000),)),
+            output=Rate(10_000_000, (Tier(200_000, 15_000_000),)),
+        )
+        cat = _small_catalog(tiered)
+        at_start = cat.price("acme", "acme-1", AT, 200_000, 1000)
+        above = cat.price("acme", "acme-1", AT, 250_000, 1000)
+        assert (at_start.cost_micro_usd, at_start.tier_start) == (260_000, None)
+        assert (above.cost_micro_usd, above.tier_start) == (640_000, 200_000)
+
+    def test_gemini_2_5_pro_long_context_costs_the_tier(self, catalog: PriceCatalog) -> None:
+        """The issue's example: 250,000 input and 1,000 output tokens cost $0.64, not the base tier's $0.3225."""
+        quote = catalog.price("google", "gemini-2.5-pro", AT, 250_000, 1000)
+        assert (quote.cost_micro_usd, quote.tier_start, quote.price_row) == (640_000, 200_000, "google/gemini-2.5-pro")
+
+    def test_request_fee_is_charged_per_call(self, catalog: PriceCatalog) -> None:
+        # perplexity sonar: $1/$1 per 1M tokens and $12 per 1K requests
+        assert catalog.price("perplexity", "sonar", AT, 1000, 1000).cost_micro_usd == 2000 + 12_000
+
+    def test_off_peak_time_of_day_period(self) -> None:
+        off_peak = _period(None, 500_000, 500_000, time_of_day=(time(16, 30), time(0, 30)))
+        cat = _small_catalog(_period(None, 1_000_000, 1_000_000), off_peak)
+        assert cat.price("acme", "acme-1", datetime(2025, 6, 1, 12, tzinfo=UTC), 1000, 0).cost_micro_usd == 1000
+        late = cat.price("acme", "acme-1", datetime(2025, 6, 1, 23, tzinfo=UTC), 1000, 0)
+        assert (late.cost_micro_usd, late.price_row) == (500, "acme/acme-1@16:30-00:30Z")
+        assert cat.price("acme", "acme-1", datetime(2025, 6, 2, 0, 30, tzinfo=UTC), 1000, 0).cost_micro_usd == 1000
 
 
 class TestFormatMicroUsd:
@@ -269,12 +296,24 @@ class TestPublicCatalog:
         assert "gpt-4o-mini-2024-07-18" in mini["aliases"]
         assert mini["prices"][0] == {
             "effectiveFrom": None,
+            "timeOfDayUtc": None,
             "inputUsdPerMtok": "0.15",
             "outputUsdPerMtok": "0.6",
             "cachedInputUsdPerMtok": "0.075",
+            "cacheWriteInputUsdPerMtok": None,
             "reasoningUsdPerMtok": None,
+            "inputAudioUsdPerMtok": None,
+            "outputAudioUsdPerMtok": None,
+            "usdPerThousandRequests": None,
+            "tiers": [],
         }
         json.dumps(body)
+
+    def test_tiers_show_each_price_above_the_threshold(self, catalog: PriceCatalog) -> None:
+        pro = next(m for m in catalog.models() if (m.provider, m.model) == ("google", "gemini-2.5-pro"))
+        tiers = pro.model_dump(mode="json", by_alias=True)["prices"][-1]["tiers"]
+        assert tiers[0]["aboveInputTokens"] == 200_000
+        assert (tiers[0]["inputUsdPerMtok"], tiers[0]["outputUsdPerMtok"]) == ("2.5", "15")
 
     def test_effective_from_is_utc_iso(self, catalog: PriceCatalog) -> None:
         flash = next(m for m in catalog.models() if (m.provider, m.model) == ("google", "gemini-3.6-flash"))

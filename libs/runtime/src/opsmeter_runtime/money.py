@@ -1,5 +1,7 @@
 """Money is integer micro-USD everywhere; it becomes a decimal string only at an API edge."""
 
+from typing import Literal
+
 MICRO = 1_000_000
 
 
@@ -9,3 +11,23 @@ def format_micro_usd(micro_usd: int) -> str:
         return "-" + format_micro_usd(-micro_usd)
     whole, fraction = divmod(micro_usd, MICRO)
     return f"{whole}.{fraction:06d}".rstrip("0") if fraction else str(whole)
+
+
+CostBasis = Literal["computed", "reported", "reported_when_present"]
+"""Which cost a workspace's budgets and reports use (ADR 57)."""
+
+
+def parse_cost_basis(text: str) -> CostBasis:
+    """A stored cost basis; anything unknown (or none stored) is ``computed``."""
+    return (
+        "reported" if text == "reported" else "reported_when_present" if text == "reported_when_present" else "computed"
+    )
+
+
+def cost_by_basis(computed: int, reported: int | None, basis: CostBasis) -> int:
+    """The computed cost, the client's reported cost (0 when it sent none), or reported when present."""
+    if basis == "computed":
+        return computed
+    if basis == "reported":
+        return reported or 0
+    return computed if reported is None else reported

@@ -11,6 +11,8 @@ from typing import Literal, cast
 
 from redis.asyncio import Redis
 
+from opsmeter_contracts.pricing import WorkspacePricesSetPayload
+from opsmeter_runtime.money import CostBasis, parse_cost_basis
 from opsmeter_runtime.redis import decode_hash, run_script_many, workspace_tag
 
 PlanTier = Literal["free", "starter", "pro", "team", "enterprise"]
@@ -112,6 +114,9 @@ class PolicyStatus:
     daily: BudgetWindowStatus | None = None
     monthly: BudgetWindowStatus | None = None
     evaluated_at: datetime | None = None
+    cost_basis: CostBasis = "computed"
+    """Which cost budgets and reports use (ADR 57): the computed one, the client's reported one, or reported when
+    present; reporting's sink reads it here."""
 
     @property
     def policy_mode(self) -> Literal["enforce", "observe"]:
@@ -185,6 +190,7 @@ def _policy_status_fields(status: PolicyStatus) -> dict[str, str | int | float]:
         "warning_headroom_micro_usd": _opt(status.warning_headroom_micro_usd),
         "exceeded_headroom_micro_usd": _opt(status.exceeded_headroom_micro_usd),
         "evaluated_at": status.evaluated_at.isoformat() if status.evaluated_at else "",
+        "cost_basis": status.cost_basis,
     }
     for name, window in (("daily", status.daily), ("monthly", status.monthly)):
         if window is not None:
@@ -232,6 +238,7 @@ def policy_status_from_hash(record: dict[str, str]) -> PolicyStatus:
         daily=_window_from_hash(record, "daily"),
         monthly=_window_from_hash(record, "monthly"),
         evaluated_at=datetime.fromisoformat(evaluated_at) if evaluated_at else None,
+        cost_basis=parse_cost_basis(record.get("cost_basis", "")),
     )
 
 
@@ -241,3 +248,44 @@ def _opt(value: int | None) -> str | int:
 
 def _int_or_none(text: str) -> int | None:
     return int(text) if text else None
+
+
+WORKSPACE_PRICES_KEY = "opsmeter:{pricing}:workspace-prices"
+"""Hash: workspace id → its ``WorkspacePricesSetPayload`` JSON (the gateway writes it, ADR 57)."""
+WORKSPACE_PRICES_CHANGES_KEY = "opsmeter:{pricing}:workspace-prices:changes"
+"""A counter bumped by every change, so a reader reloads the hash only when something changed. Both keys share
+the hash tag ``{pricing}``: the save script writes them together, on a Redis Cluster too (ADR 59)."""
+
+_SAVE_WORKSPACE_PRICES = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if stored and cjson.decode(stored)['version'] >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[2])
+return 1
+"""
+
+
+class WorkspacePricesProjection:
+    """Each workspace's own price list, the newest version kept (a replayed older one changes nothing)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._save = redis.register_script(_SAVE_WORKSPACE_PRICES)
+
+    async def save(self, workspace_id: str, prices: WorkspacePricesSetPayload) -> bool:
+        keys = [WORKSPACE_PRICES_KEY, WORKSPACE_PRICES_CHANGES_KEY]
+        return bool(await self._save(keys=keys, args=[workspace_id, prices.version, prices.model_dump_json()]))
+
+    async def get(self, workspace_id: str) -> WorkspacePricesSetPayload | None:
+        stored = await self._redis.hget(WORKSPACE_PRICES_KEY, workspace_id)
+        return None if stored is None else WorkspacePricesSetPayload.model_validate_json(stored)
+
+    async def changes(self) -> int:
+        return int(await self._redis.get(WORKSPACE_PRICES_CHANGES_KEY) or 0)
+
+    async def all(self) -> dict[str, WorkspacePricesSetPayload]:
+        stored = await self._redis.hgetall(WORKSPACE_PRICES_KEY)
+        return {
+            (k.decode() if isinstance(k, bytes) else k): WorkspacePricesSetPayload.model_validate_json(v)
+            for k, v in stored.items()
+        }

@@ -28,6 +28,7 @@ from opsmeter_pricing import PriceCatalog
 from opsmeter_runtime.app import Resources, open_resources
 from opsmeter_runtime.auth import CachedCredentials, CredentialStore
 from opsmeter_runtime.consumer import build_dispatcher
+from opsmeter_runtime.projections import WorkspacePricesProjection
 
 SERVICE = "ingest-gateway"
 
@@ -38,6 +39,7 @@ class GatewayDeps:
     settings: GatewaySettings
     sink: TelemetrySink
     prices: PriceBook
+    workspace_prices: WorkspacePricesProjection
     credentials: CachedCredentials
     store: CredentialStore
     ingestor: Ingestor
@@ -55,11 +57,17 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
     async with open_resources(SERVICE, settings.runtime) as resources:
         credentials = CredentialStore(resources.redis)
         otel_attributes = OtelAttributeStore(resources.redis)
+        workspace_prices = WorkspacePricesProjection(resources.redis)
         await resources.consume(
             "credentials",
             [Topics.WORKSPACES],
             build_dispatcher(
-                event_handlers=EVENT_HANDLERS, deps={"credentials": credentials, "otel_attributes": otel_attributes}
+                event_handlers=EVENT_HANDLERS,
+                deps={
+                    "credentials": credentials,
+                    "otel_attributes": otel_attributes,
+                    "workspace_prices": workspace_prices,
+                },
             ),
         )
         spool_dir, spool_lock = claim_spool_directory(settings.runtime.resolved_data_dir / "spool", settings.instance)
@@ -69,6 +77,8 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
         drainer = asyncio.create_task(sink.drain_forever(), name="spool-drainer")
         resources.stack.push_async_callback(_stop, drainer)
         prices = CatalogPriceBook(PriceCatalog.load_default())
+        refreshing = asyncio.create_task(prices.refresh_forever(workspace_prices), name="workspace-prices")
+        resources.stack.push_async_callback(_stop, refreshing)
         scripts = admission_scripts(
             settings.runtime.redis_url, timeout_s=settings.admission_timeout_s, cluster=settings.runtime.redis_cluster
         )
@@ -102,6 +112,7 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
             settings=settings,
             sink=sink,
             prices=prices,
+            workspace_prices=workspace_prices,
             credentials=CachedCredentials(credentials),
             store=credentials,
             ingestor=ingestor,

@@ -19,12 +19,15 @@ from opsmeter_contracts.events import (
     WorkspacePlanSet,
     WorkspacePlanSetPayload,
 )
+from opsmeter_contracts.pricing import WorkspacePriceRow, WorkspacePricesSet, WorkspacePricesSetPayload
 from opsmeter_contracts.topics import Topics
 from opsmeter_ingest.adapters.otel_attributes import OtelAttributeStore
 from opsmeter_ingest.otlp.mapping import AttributeNames
+from opsmeter_ingest.ports import PriceBook
 from opsmeter_runtime.auth import CredentialStore, IssuedCredential, Principal, issue_credential, new_id
-from opsmeter_runtime.errors import Forbidden, NotFound
+from opsmeter_runtime.errors import Forbidden, NotFound, OpsmeterError
 from opsmeter_runtime.kafka import EventPublisher
+from opsmeter_runtime.projections import WorkspacePricesProjection
 
 
 @dataclass(frozen=True)
@@ -259,4 +262,36 @@ async def set_otel_attributes(
     )
     await publisher.publish(Topics.WORKSPACES, OtelAttributesSet.new(admin.workspace_id, payload))
     await store.save(admin.workspace_id, payload)
+    return payload
+
+
+class PricesChangedMeanwhile(OpsmeterError):
+    status_code = 409
+    reason = "conflict"
+
+
+async def set_workspace_prices(
+    admin: Principal,
+    rows: list[WorkspacePriceRow],
+    reason: str,
+    *,
+    publisher: EventPublisher,
+    projection: WorkspacePricesProjection,
+    prices: PriceBook,
+) -> WorkspacePricesSetPayload:
+    """Replace the workspace's own price list: published (durable) first, then projected, then used here at once."""
+    if admin.role not in ("owner", "admin"):
+        raise Forbidden("only the workspace owner or an admin sets prices")
+    current = await projection.get(admin.workspace_id)
+    payload = WorkspacePricesSetPayload(
+        version=(current.version if current else 0) + 1,
+        prices=tuple(rows),
+        changed_by_credential_id=admin.credential_id,
+        changed_by_role="owner" if admin.role == "owner" else "admin",
+        reason=reason,
+    )
+    await publisher.publish(Topics.WORKSPACES, WorkspacePricesSet.new(admin.workspace_id, payload))
+    if not await projection.save(admin.workspace_id, payload):
+        raise PricesChangedMeanwhile("the workspace's prices changed meanwhile; read them and try again")
+    prices.set_workspace_prices(admin.workspace_id, payload)
     return payload

@@ -14,8 +14,8 @@ Pricing = PriceQuote
 
 EVENT_NAMESPACE = uuid.UUID("6f1c1d52-5d0e-4d7c-9a5e-6f70736d6574")
 
-_NOT_IN_EVENT = {"timestamp"}
-"""Record fields the event carries otherwise (the call's time is its ``occurred_at``)."""
+_NOT_IN_EVENT = {"timestamp", "reported_cost_usd"}
+"""Record fields the event carries otherwise (the call's time is its ``occurred_at``, money in micro-USD)."""
 
 
 def event_id_for(workspace_id: str, external_request_id: str) -> str:
@@ -51,6 +51,9 @@ def build_event(
             "cost_micro_usd": pricing.cost_micro_usd,
             "priced": pricing.priced,
             "price_catalog_version": pricing.catalog_version,
+            "price_row": pricing.price_row,
+            "price_tier_start_tokens": pricing.tier_start,
+            "reported_cost_micro_usd": record.reported_cost_micro_usd,
             "api_key_id": api_key_id,
         }
     )

@@ -136,7 +136,7 @@ class Ingestor:
     def _validate_and_price(
         self, documents: list[Any], principal: Principal, now: datetime
     ) -> list[_Priced | PayloadRejected]:
-        quote = self._prices.quoter()
+        quote = self._prices.quoter(principal.workspace_id)
         priced: list[_Priced | PayloadRejected] = []
         for record in validate_records(documents, now=now, max_age=self._max_age, max_skew=self._max_skew):
             if isinstance(record, PayloadRejected):

@@ -7,6 +7,7 @@ from opsmeter_ingest.api.keys import router as keys_router
 from opsmeter_ingest.api.keys import tokens_router
 from opsmeter_ingest.api.otlp import router as otlp_router
 from opsmeter_ingest.api.otlp import settings_router as otel_attributes_router
+from opsmeter_ingest.api.prices import router as prices_router
 from opsmeter_ingest.api.routes import router
 from opsmeter_ingest.bootstrap import SERVICE, bootstrap
 from opsmeter_ingest.config import GatewaySettings
@@ -26,7 +27,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     return create_service_app(
         title="Opsmeter ingest gateway",
         bootstrap=lambda: bootstrap(settings),
-        routers=[router, keys_router, tokens_router, hygiene_router, otlp_router, otel_attributes_router],
+        routers=[
+            router,
+            keys_router,
+            tokens_router,
+            hygiene_router,
+            otlp_router,
+            otel_attributes_router,
+            prices_router,
+        ],
         exception_handlers={IngestRejected: render_rejection},
     )
 

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from opsmeter_contracts.pricing import WorkspacePricesSetPayload
 from opsmeter_ingest.event import OutgoingEvent, Pricing
 from opsmeter_ingest.record import ValidatedRecord
 from opsmeter_runtime.projections import PolicyStatus
@@ -106,9 +107,12 @@ class PriceBook(Protocol):
     @property
     def version(self) -> str: ...
 
-    def quoter(self) -> Callable[[ValidatedRecord], Pricing]:
-        """Prices records at the price effective when each call happened; one per request (it keeps what it
-        resolved)."""
+    def quoter(self, workspace_id: str) -> Callable[[ValidatedRecord], Pricing]:
+        """Prices the workspace's records at the price effective when each call happened (its own prices first,
+        ADR 57); one per request (it keeps what it resolved)."""
+
+    def set_workspace_prices(self, workspace_id: str, payload: WorkspacePricesSetPayload) -> None:
+        """Apply a workspace's new price list in this process at once (other processes reload it)."""
 
     def public_catalog(self) -> dict[str, Any]: ...
 

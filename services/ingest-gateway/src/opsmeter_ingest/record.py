@@ -6,6 +6,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -48,6 +49,7 @@ MAX_METADATA_KEYS = 20
 MAX_METADATA_BYTES = 4096
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_DECIMAL_USD = re.compile(r"^\d{1,9}(?:\.\d{1,12})?$")
 
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -255,6 +257,14 @@ class IngestRequest(BaseModel):
     environment: Literal["prod", "staging", "dev"] = "prod"
     timestamp: str | None = Field(default=None, max_length=40)
     metadata: dict[str, Any] | None = None
+    reported_cost_usd: str | None = Field(default=None, max_length=32)
+
+    @field_validator("reported_cost_usd")
+    @classmethod
+    def _decimal_usd(cls, value: str | None) -> str | None:
+        if value is not None and _DECIMAL_USD.match(value) is None:
+            raise ValueError('must be a non-negative decimal string of USD, at most 12 decimals (e.g. "0.0123")')
+        return value
 
     @field_validator("timestamp")
     @classmethod
@@ -305,6 +315,14 @@ class ValidatedRecord:
     occurred_at: datetime
     warnings: tuple[str, ...] = field(default=())
 
+    @property
+    def reported_cost_micro_usd(self) -> int | None:
+        """``reportedCostUsd`` in integer micro-USD, rounded half up (None when not sent)."""
+        reported = self.request.reported_cost_usd
+        if reported is None:
+            return None
+        return int((Decimal(reported) * 1_000_000).to_integral_value(rounding=ROUND_HALF_UP))
+
 
 def validate_record(document: Any, *, now: datetime, max_age: timedelta, max_skew: timedelta) -> ValidatedRecord:
     """Apply every field rule of the ingest contract; raise PayloadRejected naming each bad field."""
@@ -346,8 +364,16 @@ def _finish(
     errors: list[FieldError] = []
     if request.total_tokens is not None and request.total_tokens != request.input_tokens + request.output_tokens:
         errors.append(FieldError("totalTokens", "must equal inputTokens + outputTokens"))
-    if request.cached_input_tokens is not None and request.cached_input_tokens > request.input_tokens:
+    cache_reads, cache_writes = request.cached_input_tokens or 0, request.cache_write_input_tokens or 0
+    if cache_reads > request.input_tokens:
         errors.append(FieldError("cachedInputTokens", "must not exceed inputTokens"))
+    elif cache_reads + cache_writes > request.input_tokens:
+        errors.append(
+            FieldError(
+                "cacheWriteInputTokens",
+                "cachedInputTokens + cacheWriteInputTokens must not exceed inputTokens (both are part of it)",
+            )
+        )
     occurred_at = now
     if request.timestamp is not None:
         occurred_at = parse_timestamp(request.timestamp)

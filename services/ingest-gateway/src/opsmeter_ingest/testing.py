@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import orjson
 
+from opsmeter_contracts.pricing import WorkspacePricesSetPayload
 from opsmeter_ingest.event import OutgoingEvent, Pricing
 from opsmeter_ingest.ports import Admission, AdmitItem, Admitted, Decision, Durability, Repeat, SettledEvent
 from opsmeter_ingest.record import ValidatedRecord
@@ -114,7 +115,10 @@ class FlatPriceBook:
     def version(self) -> str:
         return "test-prices"
 
-    def quoter(self) -> Callable[[ValidatedRecord], Pricing]:
+    def set_workspace_prices(self, workspace_id: str, payload: WorkspacePricesSetPayload) -> None:
+        raise NotImplementedError("a flat price book has no workspace prices")
+
+    def quoter(self, workspace_id: str) -> Callable[[ValidatedRecord], Pricing]:
         def quote(record: ValidatedRecord) -> Pricing:
             return PriceQuote(record.request.model, True, self.cost_micro_usd, self.version)
 

@@ -168,7 +168,7 @@ class TestEvent:
             validate(document),
             workspace_id="ws_abcdefgh12",
             api_key_id="k1",
-            pricing=Pricing("gpt-4o-mini", True, 220, "v1", ()),
+            pricing=Pricing("gpt-4o-mini", True, 220, "v1", (), "openai/gpt-4o-mini", None),
             now=NOW,
         )
         decoded = decode_event(event.value)  # the contract model validates every field on the way in
@@ -181,6 +181,19 @@ class TestEvent:
         assert (event.payload.endpoint_tag, event.payload.user_id) == ("unknown", "unknown")
         assert event.payload.total_tokens == 976
         assert event.payload.data_mode == "real"
+
+    @pytest.mark.parametrize(
+        ("reported", "micro"), [("0.0005", 500), ("1.2345675", 1_234_568), ("0.0000004", 0), ("12", 12_000_000)]
+    )
+    def test_a_reported_cost_is_kept_in_micro_usd_half_up(self, reported: str, micro: int) -> None:
+        event = self.decoded({**EXAMPLE, "reportedCostUsd": reported})
+        assert (event.payload.reported_cost_micro_usd, event.payload.cost_micro_usd) == (micro, 220)
+
+    @pytest.mark.parametrize("reported", ["-1", "1e-3", "0.1234567890123", " 1", "1.", 0.5])
+    def test_a_reported_cost_must_be_a_decimal_string(self, reported: Any) -> None:
+        with pytest.raises(rules.PayloadRejected) as rejected:
+            validate({**EXAMPLE, "reportedCostUsd": reported})
+        assert [e.field for e in rejected.value.errors] == ["reportedCostUsd"]
 
     def test_the_encoded_event_is_the_contract_event(self) -> None:
         event = self.decoded({**EXAMPLE, "metadata": {"tenantId": "t1"}, "timestamp": "2026-11-25T13:30:00+02:00"})
@@ -210,6 +223,9 @@ class TestEvent:
             "cost_micro_usd": 220,
             "priced": True,
             "price_catalog_version": "v1",
+            "price_row": "openai/gpt-4o-mini",
+            "reported_cost_micro_usd": None,
+            "price_tier_start_tokens": None,
             "api_key_id": "k1",
         }
 

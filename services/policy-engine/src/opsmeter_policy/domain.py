@@ -101,6 +101,19 @@ def rule_applies(rule: UnitCostRule, facts: EventFacts) -> bool:
     )
 
 
+def correction_increments(facts: EventFacts, settings: PolicySettingsPayload) -> list[Increment]:
+    """A re-priced call's delta (``facts.cost_micro_usd``, may be negative) on every spend window it counted in,
+    workspace and scoped (ADR 57). Unit-cost buckets, a day long, are not corrected."""
+    increments: list[Increment] = []
+    for window in (day_window(facts.occurred_at), month_window(facts.occurred_at)):
+        expires = window.end + KEEP_AFTER_WINDOW
+        increments.append(Increment(spend_counter(window), facts.cost_micro_usd, expires))
+        for scoped in {(b.dimension, b.value) for b in settings.scoped}:
+            if facts.value_of(scoped[0]) == scoped[1]:
+                increments.append(Increment(spend_counter(window, *scoped), facts.cost_micro_usd, expires))
+    return increments
+
+
 def increments_for(facts: EventFacts, settings: PolicySettingsPayload) -> list[Increment]:
     """Every counter one real event adds to: workspace windows, matching scoped budgets, unit-cost buckets."""
     increments: list[Increment] = []
@@ -281,6 +294,7 @@ def evaluate_budgets(settings: PolicySettingsPayload, totals: Mapping[str, int],
         daily=window_status(settings.daily_limit_micro_usd, today, with_forecast=False),
         monthly=window_status(settings.monthly_limit_micro_usd, month, with_forecast=True),
         evaluated_at=now,
+        cost_basis=settings.cost_basis,
     )
     return Evaluation(status, crossings, forecast)
 

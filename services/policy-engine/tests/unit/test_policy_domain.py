@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from opsmeter_contracts.policy import PolicySettingsPayload, ScopedBudget, UnitCostRule
 from opsmeter_policy.domain import (
     EventFacts,
+    correction_increments,
     counts_toward_budget,
     day_window,
     evaluate_budgets,
@@ -129,3 +130,21 @@ class TestSwitches:
             "enforcement",
         ]
         assert switches_changed(before, settings(daily_limit_micro_usd=5)) == []
+
+
+class TestCostCorrections:
+    def test_a_correction_moves_the_windows_of_the_calls_own_time_and_no_unit_cost_bucket(self) -> None:
+        rule = UnitCostRule(rule_id="r1", metric="cost_per_request", max_micro_usd=1)
+        policy = settings(
+            scoped=(ScopedBudget(dimension="model", value="acme", monthly_limit_micro_usd=10),),
+            unit_cost_rules=(rule,),
+        )
+        called_at = NOW - timedelta(days=3)
+        refund = EventFacts(called_at, -250_000, 0, "acme", "chat", "u")
+        moved = {(i.counter, i.amount) for i in correction_increments(refund, policy)}
+        assert moved == {
+            (spend_counter(day_window(called_at)), -250_000),
+            (spend_counter(month_window(called_at)), -250_000),
+            (spend_counter(day_window(called_at), "model", "acme"), -250_000),
+            (spend_counter(month_window(called_at), "model", "acme"), -250_000),
+        }

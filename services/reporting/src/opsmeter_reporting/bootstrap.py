@@ -11,7 +11,7 @@ from importlib.resources.abc import Traversable
 from opsmeter_contracts import Topics
 from opsmeter_reporting.adapters import PlanReader, SpikeState, TelemetryStore
 from opsmeter_reporting.adapters.clickhouse import AnalystLanes, ClickHouseTelemetryStore
-from opsmeter_reporting.adapters.redis import RedisPlanReader, RedisSpikeState
+from opsmeter_reporting.adapters.redis import RedisCostBasisReader, RedisPlanReader, RedisSpikeState
 from opsmeter_reporting.config import ReportingSettings
 from opsmeter_reporting.handlers import BATCH_HANDLERS, EVENT_HANDLERS
 from opsmeter_reporting.metrics import SinkStats
@@ -93,7 +93,12 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
                 build_dispatcher(
                     batch_handlers=BATCH_HANDLERS,
                     event_handlers=EVENT_HANDLERS,
-                    deps={"store": store, "plans": plans, "sink_stats": sink_stats},
+                    deps={
+                        "store": store,
+                        "plans": plans,
+                        "costs": RedisCostBasisReader(resources.redis),
+                        "sink_stats": sink_stats,
+                    },
                 ),
                 max_batch=settings.sink_max_batch,
                 linger_ms=settings.sink_linger_ms,

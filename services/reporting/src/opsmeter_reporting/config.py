@@ -32,6 +32,12 @@ class ReportingSettings(ServiceSettings):
     analyst_max_execution_s: float = Field(default=10.0, gt=0, le=300, description="A workspace's SQL query.")
     analyst_max_memory_bytes: int = Field(default=512 * 1024**2, ge=16 * 1024**2)
     analyst_max_threads: int = Field(default=1, ge=1, le=64)
+    openai_admin_base_url: str = Field(
+        default="https://api.openai.com", description="Where reconciliation fetches OpenAI's organization costs."
+    )
+    anthropic_admin_base_url: str = Field(
+        default="https://api.anthropic.com", description="Where reconciliation fetches Anthropic's cost report."
+    )
     operator_sql_max_execution_s: float = Field(default=30.0, gt=0, le=3600)
     operator_sql_max_memory_bytes: int = Field(default=2 * 1024**3, ge=16 * 1024**2)
     clickhouse_topology: Literal["single", "cluster"] = Field(

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import Literal
+from uuid import UUID
 
+from opsmeter_runtime.money import CostBasis
 from opsmeter_runtime.projections import PlanTier
 
 GroupBy = Literal["day", "model", "endpointTag", "userId"]
@@ -76,6 +78,39 @@ class UsageWindow:
 
 
 @dataclass(frozen=True)
+class StoredCall:
+    """A stored call as a re-pricing sees it: what priced it, and its computed cost after earlier corrections."""
+
+    event_id: UUID
+    occurred_at: datetime
+    provider: str
+    model: str
+    model_normalized: str
+    endpoint_tag: str
+    user_id: str
+    prompt_version: str | None
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cache_write_input_tokens: int
+    reasoning_tokens: int
+    computed_cost_micro_usd: int
+    had_reported_cost: bool
+    cost_basis: CostBasis
+
+
+@dataclass(frozen=True)
+class UnpricedModel:
+    model: str
+    provider: str
+    first_seen: datetime
+    last_seen: datetime
+    requests: int
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
 class UsageRow:
     key: str
     requests: int
@@ -83,6 +118,12 @@ class UsageRow:
     output_tokens: int
     total_tokens: int
     cost_micro_usd: int
+    """By the workspace's cost basis (ADR 57); the two costs it chose between follow."""
+    computed_cost_micro_usd: int = 0
+    reported_cost_micro_usd: int = 0
+    reported_requests: int = 0
+    computed_where_reported_micro_usd: int = 0
+    """The computed cost of the requests that reported one: the reported cost's counterpart."""
 
 
 def parse_range_bound(value: str, *, end: bool) -> datetime:

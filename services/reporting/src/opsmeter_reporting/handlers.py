@@ -4,16 +4,28 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from opsmeter_contracts import LlmRequestIngested
 from opsmeter_contracts.events import TelemetryDataDeleted
-from opsmeter_reporting.adapters import PlanReader, TelemetryStore
+from opsmeter_contracts.pricing import CostCorrected
+from opsmeter_reporting.adapters import CostBasisReader, PlanReader, TelemetryStore
 from opsmeter_reporting.metrics import SinkStats
 
 
 async def store_llm_requests(
-    events: Sequence[LlmRequestIngested], *, store: TelemetryStore, plans: PlanReader, sink_stats: SinkStats
+    events: Sequence[LlmRequestIngested],
+    *,
+    store: TelemetryStore,
+    plans: PlanReader,
+    costs: CostBasisReader,
+    sink_stats: SinkStats,
 ) -> None:
-    retention = {ws: await plans.retention(ws) for ws in {e.workspace_id for e in events}}
-    result = await store.append(events, retention)
+    workspaces = {e.workspace_id for e in events}
+    retention = {ws: await plans.retention(ws) for ws in workspaces}
+    bases = {ws: await costs.cost_basis(ws) for ws in workspaces}
+    result = await store.append(events, retention, bases)
     sink_stats.observe(events, result.inserted, result.redelivered, result.resent)
+
+
+async def store_cost_corrections(events: Sequence[CostCorrected], *, store: TelemetryStore) -> None:
+    await store.append_corrections(events)
 
 
 async def delete_telemetry(event: TelemetryDataDeleted, *, store: TelemetryStore) -> None:
@@ -23,6 +35,7 @@ async def delete_telemetry(event: TelemetryDataDeleted, *, store: TelemetryStore
 
 BATCH_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     LlmRequestIngested: [store_llm_requests],
+    CostCorrected: [store_cost_corrections],
 }
 
 EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {

@@ -18,6 +18,7 @@ from opsmeter_cli.billing import app as billing_app
 from opsmeter_cli.dlq import app as dlq_app
 from opsmeter_cli.loadgen import LoadgenError, Urls
 from opsmeter_cli.loadgen import run as run_loadgen
+from opsmeter_cli.prices import app as prices_app
 from opsmeter_cli.reporting import commands as reporting_commands
 from opsmeter_cli.stack import (
     SERVICES,
@@ -39,6 +40,7 @@ workspace_app = typer.Typer(help="Workspaces and their credentials.", no_args_is
 app.add_typer(stack_app, name="stack")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(prices_app, name="prices")
 app.add_typer(reporting_commands)
 workspace_app.add_typer(billing_app)
 

@@ -8,6 +8,7 @@ workspace; with ``--workspace`` and ``--token`` (a workspace admin token) a quer
 import json
 import os
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -79,3 +80,53 @@ def rebuild(
 
 def _utc(moment: datetime) -> str:
     return moment.isoformat() if moment.tzinfo else moment.isoformat() + "+00:00"
+
+
+@commands.command("reconcile")
+def reconcile(
+    provider: Annotated[str, typer.Option(help="openai or anthropic")],
+    workspace: Annotated[str, typer.Option(help="The workspace to reconcile")],
+    token: Annotated[str, typer.Option(envvar="OPSMETER_ADMIN_TOKEN", help="The workspace's admin token")],
+    file: Annotated[
+        Path | None, typer.Option(help="The provider's cost report: its JSON response, or a CSV export (.csv)")
+    ] = None,
+    admin_key: Annotated[
+        str | None, typer.Option(envvar="OPSMETER_PROVIDER_ADMIN_KEY", help="Fetch the report with this admin key")
+    ] = None,
+    from_: Annotated[datetime | None, typer.Option("--from", help="Fetch from (UTC)")] = None,
+    to: Annotated[datetime | None, typer.Option("--to", help="Fetch until (UTC), exclusive")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Compare the provider's bill with what Opsmeter computed, per UTC day and model, and name each gap's reason."""
+    if provider not in ("openai", "anthropic"):
+        typer.echo("--provider must be openai or anthropic", err=True)
+        raise typer.Exit(2)
+    body: dict[str, Any] = {"provider": provider}
+    if file is not None:
+        text = file.read_text(encoding="utf-8")
+        if file.suffix.lower() == ".csv":
+            body["csv"] = text
+        else:
+            body["report"] = json.loads(text)
+    elif admin_key and from_ and to:
+        body["fetch"] = {"adminKey": admin_key, "from": _utc(from_), "to": _utc(to)}
+    else:
+        typer.echo("give --file, or --admin-key with --from and --to", err=True)
+        raise typer.Exit(2)
+    config = StackConfig.from_env()
+    url = f"{_reporting_url(config)}/v1/workspaces/{workspace}/reconciliation"
+    result = _call(url, body, {"Authorization": f"Bearer {token}"})
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo("day\tmodel\trequests\tcomputed\treported\tbilled\tgap\treason")
+    for d in result["days"]:
+        typer.echo(
+            f"{d['day']}\t{d['model']}\t{d['requests']}\t{d['computedUsd']}\t{d['reportedUsd']}\t{d['billedUsd']}\t"
+            f"{d['gapUsd']}\t{d['reason']}: {d['explanation']}"
+        )
+    totals = result["totals"]
+    typer.echo(
+        f"total: computed ${totals['computedUsd']}, billed ${totals['billedUsd']}, gap ${totals['gapUsd']}; "
+        f"{result['gaps']} day(s) and model(s) with a gap"
+    )

@@ -62,12 +62,28 @@ class BatchAnswer(StatusFields):
     results: list[BatchEventAnswer]
 
 
-class PriceRow(_Answer):
-    effective_from: str | None = Field(alias="effectiveFrom")
+class PriceTierRow(_Answer):
+    """A context-size tier: a call with more input tokens than ``aboveInputTokens`` pays these for every token."""
+
+    above_input_tokens: int = Field(alias="aboveInputTokens")
     input_usd_per_mtok: str | None = Field(alias="inputUsdPerMtok")
     output_usd_per_mtok: str | None = Field(alias="outputUsdPerMtok")
     cached_input_usd_per_mtok: str | None = Field(alias="cachedInputUsdPerMtok")
+    cache_write_input_usd_per_mtok: str | None = Field(alias="cacheWriteInputUsdPerMtok")
+
+
+class PriceRow(_Answer):
+    effective_from: str | None = Field(alias="effectiveFrom")
+    time_of_day_utc: str | None = Field(alias="timeOfDayUtc", description="Daily UTC interval (off-peak prices).")
+    input_usd_per_mtok: str | None = Field(alias="inputUsdPerMtok")
+    output_usd_per_mtok: str | None = Field(alias="outputUsdPerMtok")
+    cached_input_usd_per_mtok: str | None = Field(alias="cachedInputUsdPerMtok")
+    cache_write_input_usd_per_mtok: str | None = Field(alias="cacheWriteInputUsdPerMtok")
     reasoning_usd_per_mtok: str | None = Field(alias="reasoningUsdPerMtok")
+    input_audio_usd_per_mtok: str | None = Field(alias="inputAudioUsdPerMtok")
+    output_audio_usd_per_mtok: str | None = Field(alias="outputAudioUsdPerMtok")
+    usd_per_thousand_requests: str | None = Field(alias="usdPerThousandRequests")
+    tiers: list[PriceTierRow]
 
 
 class PricedModel(_Answer):
@@ -188,3 +204,27 @@ class DeletionRequested(_Answer):
     scope: Literal["workspace", "mine"]
     api_key_ids: list[str] | None = Field(alias="apiKeyIds")
     message: str
+
+
+class WorkspacePriceAnswer(_Answer):
+    model: str
+    provider: str | None
+    effective_from: str = Field(alias="effectiveFrom")
+    input_usd_per_mtok: str = Field(alias="inputUsdPerMtok")
+    output_usd_per_mtok: str = Field(alias="outputUsdPerMtok")
+    cached_input_usd_per_mtok: str | None = Field(alias="cachedInputUsdPerMtok")
+    cache_write_input_usd_per_mtok: str | None = Field(alias="cacheWriteInputUsdPerMtok")
+    reasoning_usd_per_mtok: str | None = Field(alias="reasoningUsdPerMtok")
+
+
+class WorkspacePricesAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    version: int
+    reason: str
+    prices: list[WorkspacePriceAnswer]
+    repricing_from: str | None = Field(
+        default=None,
+        alias="repricingFrom",
+        description="After a change: calls stored since this date keep their old price until re-priced; preview "
+        "with POST /v1/workspaces/{id}/repricing (dryRun) from it.",
+    )

@@ -161,7 +161,7 @@ async def ingest_demo(
     principal = await ingest_http.ingest_principal(deps, x_api_key)
     now = datetime.now(UTC)
     demo_set = demo.generate(count=body.events, days=body.days, now=now, seed=secrets.randbits(48))
-    quote = deps.prices.quoter()
+    quote = deps.prices.quoter(principal.workspace_id)
     events = [
         build_event(
             record,

@@ -49,6 +49,7 @@ class PolicyAnswer(Audited):
     kill_switch: bool = Field(alias="killSwitch")
     policy_mode: Literal["enforce", "observe"] = Field(alias="policyMode")
     runtime_actions: RuntimeActionsAnswer = Field(alias="runtimeActions")
+    cost_basis: Literal["computed", "reported", "reported_when_present"] = Field(alias="costBasis")
 
 
 class Rule(_Answer):

@@ -93,8 +93,11 @@ class PolicyBody(Body):
     enforcement: Literal["advisory", "hard_stop"] | None = None
     kill_switch: StrictBool | None = None
     runtime_actions: RuntimeActionsBody | None = None
+    cost_basis: Literal["computed", "reported", "reported_when_present"] | None = Field(
+        default=None, description="Which cost budgets and reports use (ADR 57); default computed."
+    )
 
-    @field_validator("enforcement", "kill_switch", "runtime_actions")
+    @field_validator("enforcement", "kill_switch", "runtime_actions", "cost_basis")
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:  # runs only for a field sent: a default is not validated
@@ -168,6 +171,7 @@ def policy_view(s: PolicySettingsPayload) -> dict[str, Any]:
         "killSwitch": s.kill_switch,
         "policyMode": "observe" if s.kill_switch else "enforce",
         "runtimeActions": runtime_actions_view(s),
+        "costBasis": s.cost_basis,
         **audit(s),
     }
 
@@ -223,7 +227,11 @@ async def get_policy(principal: WorkspaceReader, deps: Deps) -> Response:
 
 @router.put("/v1/workspaces/{workspace_id}/policy", response_model=PolicyAnswer)
 async def put_policy(body: PolicyBody, principal: WorkspaceWriter, deps: Deps) -> Response:
-    wanted: dict[str, Any] = {"enforcement": body.enforcement, "kill_switch": body.kill_switch}
+    wanted: dict[str, Any] = {
+        "enforcement": body.enforcement,
+        "kill_switch": body.kill_switch,
+        "cost_basis": body.cost_basis,
+    }
     if body.runtime_actions is not None:
         actions = body.runtime_actions
         wanted["runtime_actions"] = {

@@ -6,17 +6,22 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from opsmeter_contracts import LlmRequestIngested, SpikeDetected
+from opsmeter_contracts.pricing import CostCorrected, RepricingAppliedPayload
 from opsmeter_reporting.analyst_sql import AnalystLimits, AnalystQuery
 from opsmeter_reporting.domain import (
     BreakdownRow,
     GroupBy,
     Retention,
+    StoredCall,
     Totals,
     TrackingFacts,
+    UnpricedModel,
     UsageRow,
     UsageWindow,
 )
 from opsmeter_reporting.explore import EventsQuery, SeriesBucket, SeriesPoint, StackBy
+from opsmeter_reporting.reconcile import StoredDay
+from opsmeter_runtime.money import CostBasis
 from opsmeter_runtime.projections import PlanTier
 
 
@@ -43,9 +48,33 @@ class SinkResult:
 
 class TelemetryStore(Protocol):
     async def append(
-        self, events: Sequence[LlmRequestIngested], retention: Mapping[str, Retention] | None = None
+        self,
+        events: Sequence[LlmRequestIngested],
+        retention: Mapping[str, Retention] | None = None,
+        bases: Mapping[str, CostBasis] | None = None,
     ) -> SinkResult:
-        """Store a batch durably; storing the same events again changes no total (raw, rollups, summaries)."""
+        """Store a batch durably; storing the same events again changes no total (raw, rollups, summaries).
+
+        Each event's cost is stored by its workspace's cost basis in ``bases`` (computed when absent)."""
+
+    async def append_corrections(self, events: Sequence[CostCorrected]) -> None:
+        """Store cost corrections of re-priced calls (ADR 57); storing one again changes no total."""
+
+    async def stored_calls(
+        self, workspace_id: str, window: UsageWindow, data_mode: str, models: Sequence[str]
+    ) -> list[StoredCall]: ...
+
+    async def save_repricing(
+        self, workspace_id: str, applied_at: datetime, record: RepricingAppliedPayload
+    ) -> None: ...
+
+    async def repricings(self, workspace_id: str) -> list[dict[str, Any]]: ...
+
+    async def stored_days(self, workspace_id: str, provider: str, window: UsageWindow) -> list[StoredDay]:
+        """What a reconciliation compares with the provider's bill (ADR 57)."""
+
+    async def unpriced(self, workspace_id: str, data_mode: str) -> list[UnpricedModel]:
+        """Models the workspace's stored calls had no price for (ADR 57), most requests first."""
 
     async def usage(
         self, workspace_id: str, window: UsageWindow, group_by: GroupBy, data_mode: str
@@ -90,6 +119,11 @@ class PlanReader(Protocol):
         """The plan (Free when billing has none); ``fresh`` skips any cache (API gates)."""
 
     async def retention(self, workspace_id: str) -> Retention: ...
+
+
+class CostBasisReader(Protocol):
+    async def cost_basis(self, workspace_id: str) -> CostBasis:
+        """Which cost the workspace's reports use (ADR 57); ``computed`` when never set."""
 
 
 class SpikeState(Protocol):

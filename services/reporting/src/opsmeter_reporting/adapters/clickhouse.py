@@ -17,6 +17,7 @@ import orjson
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from opsmeter_contracts import LlmRequestIngested, SpikeDetected
+from opsmeter_contracts.pricing import CostCorrected, RepricingAppliedPayload
 from opsmeter_reporting.adapters import AnalystResult, SinkResult, StoredDecision
 from opsmeter_reporting.analyst_sql import AnalystBusy, AnalystLimits, AnalystQuery, check_ast
 from opsmeter_reporting.domain import (
@@ -27,8 +28,10 @@ from opsmeter_reporting.domain import (
     GroupBy,
     Retention,
     Segment,
+    StoredCall,
     Totals,
     TrackingFacts,
+    UnpricedModel,
     UsageRow,
     UsageWindow,
     ceil_to,
@@ -44,15 +47,29 @@ from opsmeter_reporting.explore import (
     StackBy,
     aware,
 )
+from opsmeter_reporting.reconcile import StoredDay
 from opsmeter_runtime.clickhouse import ClickHouse
 from opsmeter_runtime.errors import TransientError
+from opsmeter_runtime.money import CostBasis, cost_by_basis, parse_cost_basis
 
 RAW_COLUMNS = (
     "event_id", "workspace_id", "occurred_at", "ingested_at", "external_request_id", "provider", "model",
     "model_normalized", "endpoint_tag", "user_id", "prompt_version", "input_tokens", "output_tokens",
     "total_tokens", "cached_input_tokens", "reasoning_tokens", "latency_ms", "status", "error_code",
     "data_mode", "environment", "cost_micro_usd", "priced", "price_catalog_version", "metadata",
-    "raw_retention_days", "summary_retention_days", "api_key_id",
+    "raw_retention_days", "summary_retention_days", "api_key_id", "cache_write_input_tokens", "price_row",
+    "price_tier_start_tokens", "computed_cost_micro_usd", "reported_cost_micro_usd", "cost_basis",
+)  # fmt: skip
+
+CORRECTION_COLUMNS = (
+    "event_id", "corrected_event_id", "repricing_id", "workspace_id", "occurred_at", "corrected_at", "data_mode",
+    "provider", "model_normalized", "endpoint_tag", "user_id", "prompt_version", "had_reported_cost",
+    "cost_delta_micro_usd", "computed_delta_micro_usd", "new_cost_micro_usd", "price_catalog_version", "price_row",
+)  # fmt: skip
+REPRICING_COLUMNS = (
+    "repricing_id", "workspace_id", "applied_at", "range_from", "range_to", "data_mode", "models",
+    "corrected_events", "delta_micro_usd", "price_catalog_version", "workspace_prices_version", "requested_by",
+    "requested_by_role", "reason",
 )  # fmt: skip
 
 UNKNOWN_RETENTION = Retention(3650, 3650)
@@ -70,7 +87,10 @@ _ROLLUP_SELECT = """
     SELECT workspace_id, data_mode, {bucket} AS {bucket_name}, model_normalized AS model, provider, endpoint_tag,
            user_id, prompt_version, count() AS requests, sum(input_tokens) AS input_tokens,
            sum(output_tokens) AS output_tokens, sum(total_tokens) AS total_tokens,
-           sum(cost_micro_usd) AS cost_micro_usd, max({retention}) AS retention_days
+           sum(cost_micro_usd) AS cost_micro_usd, max({retention}) AS retention_days,
+           sum(computed_cost_micro_usd) AS computed_cost_micro_usd,
+           sum(ifNull(reported_cost_micro_usd, 0)) AS reported_cost_sum_micro_usd,
+           countIf(reported_cost_micro_usd IS NOT NULL) AS reported_requests
     FROM llm_requests_raw FINAL
     WHERE occurred_at >= {{start:DateTime64(3, 'UTC')}} AND occurred_at < {{end:DateTime64(3, 'UTC')}} {scope}
     GROUP BY workspace_id, data_mode, {bucket_name}, model, provider, endpoint_tag, user_id, prompt_version
@@ -81,15 +101,18 @@ _ROLLUPS = (
 )
 
 
-def raw_row(event: LlmRequestIngested, retention: Retention) -> list[Any]:
+def raw_row(event: LlmRequestIngested, retention: Retention, basis: CostBasis = "computed") -> list[Any]:
+    """The event's row; ``cost_micro_usd`` is its cost by the workspace's cost basis, both costs kept beside."""
     p = event.payload
+    cost = cost_by_basis(p.cost_micro_usd, p.reported_cost_micro_usd, basis)
     return [
         event.event_id, event.workspace_id, event.occurred_at, event.ingested_at, p.external_request_id,
         p.provider, p.model, p.model_normalized, p.endpoint_tag, p.user_id, p.prompt_version or "",
         p.input_tokens, p.output_tokens, p.total_tokens, p.cached_input_tokens, p.reasoning_tokens,
-        p.latency_ms, p.status, p.error_code or "", p.data_mode, p.environment, p.cost_micro_usd, p.priced,
+        p.latency_ms, p.status, p.error_code or "", p.data_mode, p.environment, cost, p.priced,
         p.price_catalog_version, orjson.dumps(p.metadata).decode(), retention.raw_days, retention.summary_days,
-        p.api_key_id,
+        p.api_key_id, p.cache_write_input_tokens, p.price_row or "", p.price_tier_start_tokens, p.cost_micro_usd,
+        p.reported_cost_micro_usd, basis,
     ]  # fmt: skip
 
 
@@ -98,7 +121,8 @@ def _millis(moment: datetime) -> int:
 
 
 def _segment_sql(segment: Segment, i: int) -> str:
-    """Row-level columns of one tier over one segment; the caller sums them."""
+    """Row-level columns of one tier over one segment, and the cost corrections of it (ADR 57); the caller sums
+    them."""
     period = f"{{period_{i}:String}} AS period"
     scope = "workspace_id = {workspace_id:String} AND data_mode = {data_mode:String}"
     if segment.grain == "raw":
@@ -106,20 +130,37 @@ def _segment_sql(segment: Segment, i: int) -> str:
             SELECT {period}, toDateTime(toStartOfHour(occurred_at), 'UTC') AS ts, model_normalized AS model,
                    provider, endpoint_tag, user_id, prompt_version, toUInt64(1) AS requests,
                    toUInt64(input_tokens) AS input_tokens, toUInt64(output_tokens) AS output_tokens,
-                   total_tokens, cost_micro_usd
+                   total_tokens, toInt64(cost_micro_usd) AS cost_micro_usd
             FROM llm_requests_raw FINAL
             WHERE {scope} AND occurred_at >= {{start_{i}:DateTime64(3, 'UTC')}}
-              AND occurred_at < {{end_{i}:DateTime64(3, 'UTC')}}"""  # noqa: S608 - fixed fragments, bound values
-    table, column, kind, ts = (
-        ("llm_requests_hourly", "hour", "DateTime('UTC')", "hour")
+              AND occurred_at < {{end_{i}:DateTime64(3, 'UTC')}}
+            UNION ALL {
+            _corrections_sql(
+                period, "toDateTime(toStartOfHour(occurred_at), 'UTC')", "occurred_at", "DateTime64(3, 'UTC')", i
+            )
+        }"""  # noqa: S608 - fixed fragments, bound values
+    table, column, kind, ts, corrected = (
+        ("llm_requests_hourly", "hour", "DateTime('UTC')", "hour", "toStartOfHour(occurred_at)")
         if segment.grain == "hour"
-        else ("llm_requests_daily", "day", "Date", "toDateTime(day, 'UTC')")
+        else ("llm_requests_daily", "day", "Date", "toDateTime(day, 'UTC')", "toDate(occurred_at)")
     )
     return f"""
         SELECT {period}, {ts} AS ts, model, provider, endpoint_tag, user_id, prompt_version, requests,
-               input_tokens, output_tokens, total_tokens, cost_micro_usd
+               input_tokens, output_tokens, total_tokens, toInt64(cost_micro_usd) AS cost_micro_usd
         FROM {table}
-        WHERE {scope} AND {column} >= {{start_{i}:{kind}}} AND {column} < {{end_{i}:{kind}}}"""  # noqa: S608
+        WHERE {scope} AND {column} >= {{start_{i}:{kind}}} AND {column} < {{end_{i}:{kind}}}
+        UNION ALL {_corrections_sql(period, f"toDateTime({corrected}, 'UTC')", corrected, kind, i)}"""  # noqa: S608
+
+
+def _corrections_sql(period: str, ts: str, column: str, kind: str, i: int) -> str:
+    """The cost corrections of segment ``i`` as rows of no requests and no tokens: only the cost moves."""
+    return f"""
+        SELECT {period}, {ts} AS ts, model_normalized AS model, provider, endpoint_tag, user_id, prompt_version,
+               toUInt64(0) AS requests, toUInt64(0) AS input_tokens, toUInt64(0) AS output_tokens,
+               toUInt64(0) AS total_tokens, cost_delta_micro_usd AS cost_micro_usd
+        FROM llm_cost_corrections FINAL
+        WHERE workspace_id = {{workspace_id:String}} AND data_mode = {{data_mode:String}}
+          AND {column} >= {{start_{i}:{kind}}} AND {column} < {{end_{i}:{kind}}}"""  # noqa: S608
 
 
 def _tiered(
@@ -196,7 +237,10 @@ class ClickHouseTelemetryStore:
             raise TransientError(f"ClickHouse unreachable: {exc}") from exc
 
     async def append(
-        self, events: Sequence[LlmRequestIngested], retention: Mapping[str, Retention] | None = None
+        self,
+        events: Sequence[LlmRequestIngested],
+        retention: Mapping[str, Retention] | None = None,
+        bases: Mapping[str, CostBasis] | None = None,
     ) -> SinkResult:
         unique = list({e.event_id: e for e in events}.values())
         if not unique:
@@ -210,7 +254,14 @@ class ClickHouseTelemetryStore:
                 if e.event_id in stored and stored[e.event_id] != _millis(e.ingested_at)
             )
             if fresh:
-                rows = [raw_row(e, (retention or {}).get(e.workspace_id, UNKNOWN_RETENTION)) for e in fresh]
+                rows = [
+                    raw_row(
+                        e,
+                        (retention or {}).get(e.workspace_id, UNKNOWN_RETENTION),
+                        (bases or {}).get(e.workspace_id, "computed"),
+                    )
+                    for e in fresh
+                ]
                 await self._guard(self._ch.insert("llm_requests_raw", rows, RAW_COLUMNS))
             if resent:
                 await self._guard(
@@ -241,27 +292,213 @@ class ClickHouseTelemetryStore:
         )
         return {UUID(str(r["event_id"])): int(r["ingested_ms"]) for r in rows}
 
-    async def usage(self, workspace_id: str, window: UsageWindow, group_by: GroupBy, data_mode: str) -> list[UsageRow]:
-        key = GROUP_COLUMNS[group_by]
+    async def append_corrections(self, events: Sequence[CostCorrected]) -> None:
+        """Store cost corrections (a correction stored twice counts once: reads use FINAL)."""
+        if not events:
+            return
+        rows = [
+            [
+                e.event_id, e.payload.corrected_event_id, e.payload.repricing_id, e.workspace_id, e.occurred_at,
+                e.ingested_at, e.payload.data_mode, e.payload.provider, e.payload.model_normalized,
+                e.payload.endpoint_tag, e.payload.user_id, e.payload.prompt_version or "", e.payload.had_reported_cost,
+                e.payload.delta_micro_usd, e.payload.computed_delta_micro_usd, e.payload.new_cost_micro_usd,
+                e.payload.price_catalog_version, e.payload.price_row or "",
+            ]
+            for e in events
+        ]  # fmt: skip
+        async with self._writes:
+            await self._guard(self._ch.insert("llm_cost_corrections", rows, CORRECTION_COLUMNS))
+
+    async def stored_calls(
+        self, workspace_id: str, window: UsageWindow, data_mode: str, models: Sequence[str]
+    ) -> list[StoredCall]:
+        """The calls of ``window`` as a re-pricing needs them: tokens, and the computed cost with corrections."""
+        model_filter = "AND model_normalized IN {models:Array(String)}" if models else ""
         rows = await self._ch.query(
             f"""
-            SELECT {key} AS key,
-                   count() AS requests,
-                   sum(input_tokens) AS input_tokens,
-                   sum(output_tokens) AS output_tokens,
-                   sum(total_tokens) AS total_tokens,
-                   sum(cost_micro_usd) AS cost_micro_usd
+            SELECT r.event_id AS event_id, r.occurred_at AS occurred_at, r.provider AS provider, r.model AS model,
+                   r.model_normalized AS model_normalized, r.endpoint_tag AS endpoint_tag, r.user_id AS user_id,
+                   r.prompt_version AS prompt_version, r.input_tokens AS input_tokens,
+                   r.output_tokens AS output_tokens, r.cached_input_tokens AS cached_input_tokens,
+                   r.cache_write_input_tokens AS cache_write_input_tokens, r.reasoning_tokens AS reasoning_tokens,
+                   toInt64(r.computed_cost_micro_usd) + c.computed_delta AS computed_cost,
+                   r.reported_cost_micro_usd IS NOT NULL AS had_reported_cost, r.cost_basis AS cost_basis
+            FROM (
+                SELECT * FROM llm_requests_raw FINAL
+                WHERE workspace_id = {{workspace_id:String}} AND data_mode = {{data_mode:String}}
+                  AND occurred_at >= {{start:DateTime64(3, 'UTC')}} AND occurred_at < {{end:DateTime64(3, 'UTC')}}
+                  {model_filter}
+            ) AS r
+            LEFT JOIN (
+                SELECT corrected_event_id, sum(computed_delta_micro_usd) AS computed_delta
+                FROM llm_cost_corrections FINAL
+                WHERE workspace_id = {{workspace_id:String}} AND data_mode = {{data_mode:String}}
+                  AND occurred_at >= {{start:DateTime64(3, 'UTC')}} AND occurred_at < {{end:DateTime64(3, 'UTC')}}
+                GROUP BY corrected_event_id
+            ) AS c ON c.corrected_event_id = r.event_id
+            ORDER BY occurred_at, event_id
+            """,  # noqa: S608 - a fixed fragment; every value is bound
+            {
+                "workspace_id": workspace_id,
+                "data_mode": data_mode,
+                "start": window.start,
+                "end": window.end,
+                "models": list(models),
+            },
+        )
+        return [
+            StoredCall(
+                event_id=r["event_id"],
+                occurred_at=aware(r["occurred_at"]),
+                provider=str(r["provider"]),
+                model=str(r["model"]),
+                model_normalized=str(r["model_normalized"]),
+                endpoint_tag=str(r["endpoint_tag"]),
+                user_id=str(r["user_id"]),
+                prompt_version=str(r["prompt_version"]) or None,
+                input_tokens=int(r["input_tokens"]),
+                output_tokens=int(r["output_tokens"]),
+                cached_input_tokens=int(r["cached_input_tokens"]),
+                cache_write_input_tokens=int(r["cache_write_input_tokens"]),
+                reasoning_tokens=int(r["reasoning_tokens"]),
+                computed_cost_micro_usd=int(r["computed_cost"]),
+                had_reported_cost=bool(r["had_reported_cost"]),
+                cost_basis=parse_cost_basis(str(r["cost_basis"])),
+            )
+            for r in rows
+        ]
+
+    async def save_repricing(self, workspace_id: str, applied_at: datetime, record: RepricingAppliedPayload) -> None:
+        row = [
+            record.repricing_id, workspace_id, applied_at, record.range_from, record.range_to, record.data_mode,
+            list(record.models), record.corrected_events, record.delta_micro_usd, record.price_catalog_version,
+            record.workspace_prices_version, record.requested_by, record.requested_by_role, record.reason,
+        ]  # fmt: skip
+        async with self._writes:
+            await self._guard(self._ch.insert("pricing_repricings", [row], REPRICING_COLUMNS))
+
+    async def repricings(self, workspace_id: str) -> list[dict[str, Any]]:
+        return await self._ch.query(
+            f"SELECT {', '.join(REPRICING_COLUMNS)} FROM pricing_repricings FINAL "  # noqa: S608 - fixed columns
+            "WHERE workspace_id = {workspace_id:String} ORDER BY applied_at DESC LIMIT 200",
+            {"workspace_id": workspace_id},
+        )
+
+    async def stored_days(self, workspace_id: str, provider: str, window: UsageWindow) -> list[StoredDay]:
+        """Per UTC day and model of ``provider``: real calls, computed cost (with corrections), reported cost, and
+        what a reconciliation explains gaps by (unpriced calls, cache tokens, long-context tiers)."""
+        scope = """workspace_id = {workspace_id:String} AND data_mode = 'real' AND provider = {provider:String}
+              AND occurred_at >= {start:DateTime64(3, 'UTC')} AND occurred_at < {end:DateTime64(3, 'UTC')}"""
+        rows = await self._ch.query(
+            f"""
+            SELECT day, model, sum(calls) AS requests, sum(computed) AS computed_sum, sum(reported) AS reported_sum,
+                   sum(unpriced) AS unpriced_sum, sum(cache) AS cache_sum, sum(tiered) AS tiered_sum
+            FROM (
+                SELECT toDate(occurred_at) AS day, model_normalized AS model, toUInt64(1) AS calls,
+                       toInt64(computed_cost_micro_usd) AS computed,
+                       toInt64(ifNull(reported_cost_micro_usd, 0)) AS reported, toUInt64(NOT priced) AS unpriced,
+                       toUInt64(cached_input_tokens) + toUInt64(cache_write_input_tokens) AS cache,
+                       toUInt64(price_tier_start_tokens IS NOT NULL) AS tiered
+                FROM llm_requests_raw FINAL
+                WHERE {scope}
+                UNION ALL
+                SELECT toDate(occurred_at), model_normalized, toUInt64(0), computed_delta_micro_usd, toInt64(0),
+                       toUInt64(0), toUInt64(0), toUInt64(0)
+                FROM llm_cost_corrections FINAL
+                WHERE {scope}
+            )
+            GROUP BY day, model
+            ORDER BY day, model
+            """,  # noqa: S608 - a fixed fragment; every value is bound
+            {"workspace_id": workspace_id, "provider": provider, "start": window.start, "end": window.end},
+        )
+        return [
+            StoredDay(
+                day=r["day"],
+                model=str(r["model"]),
+                requests=int(r["requests"]),
+                computed_micro_usd=int(r["computed_sum"]),
+                reported_micro_usd=int(r["reported_sum"]),
+                unpriced_requests=int(r["unpriced_sum"]),
+                cache_tokens=int(r["cache_sum"]),
+                tiered_requests=int(r["tiered_sum"]),
+            )
+            for r in rows
+        ]
+
+    async def unpriced(self, workspace_id: str, data_mode: str) -> list[UnpricedModel]:
+        rows = await self._ch.query(
+            """
+            SELECT model_normalized AS model, provider, min(occurred_at) AS first_seen,
+                   max(occurred_at) AS last_seen, count() AS requests,
+                   sum(input_tokens) AS input_sum, sum(output_tokens) AS output_sum
             FROM llm_requests_raw FINAL
-            WHERE workspace_id = {{workspace_id:String}}
-              AND occurred_at >= {{start:DateTime64(3, 'UTC')}}
-              AND occurred_at < {{end:DateTime64(3, 'UTC')}}
-              AND data_mode = {{data_mode:String}}
+            WHERE workspace_id = {workspace_id:String} AND data_mode = {data_mode:String} AND NOT priced
+              AND event_id NOT IN (
+                  SELECT corrected_event_id FROM llm_cost_corrections
+                  WHERE workspace_id = {workspace_id:String} AND price_row != '')
+            GROUP BY model, provider
+            ORDER BY requests DESC, model ASC
+            LIMIT 500
+            """,
+            {"workspace_id": workspace_id, "data_mode": data_mode},
+        )
+        return [
+            UnpricedModel(
+                model=str(r["model"]),
+                provider=str(r["provider"]),
+                first_seen=aware(r["first_seen"]),
+                last_seen=aware(r["last_seen"]),
+                requests=int(r["requests"]),
+                input_tokens=int(r["input_sum"]),
+                output_tokens=int(r["output_sum"]),
+            )
+            for r in rows
+        ]
+
+    async def usage(self, workspace_id: str, window: UsageWindow, group_by: GroupBy, data_mode: str) -> list[UsageRow]:
+        key = GROUP_COLUMNS[group_by]
+        scope = """workspace_id = {workspace_id:String} AND data_mode = {data_mode:String}
+              AND occurred_at >= {start:DateTime64(3, 'UTC')} AND occurred_at < {end:DateTime64(3, 'UTC')}"""
+        rows = await self._ch.query(
+            f"""
+            SELECT key, sum(requests) AS requests, sum(input_tokens) AS input_tokens,
+                   sum(output_tokens) AS output_tokens, sum(total_tokens) AS total_tokens,
+                   sum(cost) AS cost_micro_usd, sum(computed) AS computed_sum, sum(reported) AS reported_sum,
+                   sum(reporting) AS reported_requests, sum(computed_if_reported) AS computed_where_reported
+            FROM (
+                SELECT {key} AS key, toUInt64(1) AS requests, toUInt64(input_tokens) AS input_tokens,
+                       toUInt64(output_tokens) AS output_tokens, total_tokens, toInt64(cost_micro_usd) AS cost,
+                       toInt64(computed_cost_micro_usd) AS computed,
+                       toInt64(ifNull(reported_cost_micro_usd, 0)) AS reported,
+                       toUInt64(reported_cost_micro_usd IS NOT NULL) AS reporting,
+                       if(reported_cost_micro_usd IS NULL, toInt64(0), toInt64(computed_cost_micro_usd))
+                           AS computed_if_reported
+                FROM llm_requests_raw FINAL
+                WHERE {scope}
+                UNION ALL
+                SELECT {key} AS key, toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), cost_delta_micro_usd,
+                       computed_delta_micro_usd, toInt64(0), toUInt64(0),
+                       if(had_reported_cost, computed_delta_micro_usd, toInt64(0))
+                FROM llm_cost_corrections FINAL
+                WHERE {scope}
+            )
             GROUP BY key
             ORDER BY {"key ASC" if group_by == "day" else "cost_micro_usd DESC, key ASC"}
             """,  # noqa: S608 - the only interpolation is a column expression from a fixed map
             {"workspace_id": workspace_id, "start": window.start, "end": window.end, "data_mode": data_mode},
         )
-        return [UsageRow(key=str(r["key"]), **_totals(r).__dict__) for r in rows]
+        return [
+            UsageRow(
+                key=str(r["key"]),
+                **_totals(r).__dict__,
+                computed_cost_micro_usd=int(r["computed_sum"]),
+                reported_cost_micro_usd=int(r["reported_sum"]),
+                reported_requests=int(r["reported_requests"]),
+                computed_where_reported_micro_usd=int(r["computed_where_reported"]),
+            )
+            for r in rows
+        ]
 
     async def series(
         self, workspace_id: str, window: UsageWindow, bucket: SeriesBucket, stack_by: StackBy, data_mode: str
@@ -269,15 +506,22 @@ class ClickHouseTelemetryStore:
         """Cost and requests per time bucket and per model or provider, with the errors among them."""
         column = STACK_COLUMNS[stack_by]
         start = "toStartOfHour(occurred_at)" if bucket == "hour" else "toStartOfDay(occurred_at)"
+        scope = """workspace_id = {workspace_id:String} AND data_mode = {data_mode:String}
+              AND occurred_at >= {start:DateTime64(3, 'UTC')} AND occurred_at < {end:DateTime64(3, 'UTC')}"""
         rows = await self._ch.query(
             f"""
-            SELECT {start} AS bucket, {column} AS key, count() AS requests, countIf(status = 'error') AS errors,
-                   sum(total_tokens) AS total_tokens, sum(cost_micro_usd) AS cost_micro_usd
-            FROM llm_requests_raw FINAL
-            WHERE workspace_id = {{workspace_id:String}}
-              AND occurred_at >= {{start:DateTime64(3, 'UTC')}}
-              AND occurred_at < {{end:DateTime64(3, 'UTC')}}
-              AND data_mode = {{data_mode:String}}
+            SELECT bucket, key, sum(calls) AS requests, sum(failed) AS errors, sum(tokens) AS total_tokens,
+                   sum(cost) AS cost_micro_usd
+            FROM (
+                SELECT {start} AS bucket, {column} AS key, toUInt64(1) AS calls,
+                       toUInt64(status = 'error') AS failed, total_tokens AS tokens, toInt64(cost_micro_usd) AS cost
+                FROM llm_requests_raw FINAL
+                WHERE {scope}
+                UNION ALL
+                SELECT {start}, {column}, toUInt64(0), toUInt64(0), toUInt64(0), cost_delta_micro_usd
+                FROM llm_cost_corrections FINAL
+                WHERE {scope}
+            )
             GROUP BY bucket, key
             ORDER BY bucket, key
             """,  # noqa: S608 - the only interpolations are expressions from fixed maps

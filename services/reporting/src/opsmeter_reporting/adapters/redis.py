@@ -5,7 +5,8 @@ import time
 from redis.asyncio import Redis
 
 from opsmeter_reporting.domain import RETENTION, Retention
-from opsmeter_runtime.projections import PlanProjection, PlanTier
+from opsmeter_runtime.money import CostBasis, parse_cost_basis
+from opsmeter_runtime.projections import PlanProjection, PlanTier, policy_status_key
 from opsmeter_runtime.redis import workspace_tag
 
 
@@ -36,6 +37,18 @@ class RedisPlanReader:
 
 
 SPIKE_JOB_KEY = "opsmeter:reporting:spike-job"
+
+
+class RedisCostBasisReader:
+    """The workspace's cost basis from the policy engine's status projection (ADR 57), read per sink batch."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def cost_basis(self, workspace_id: str) -> CostBasis:
+        stored = await self._redis.hget(policy_status_key(workspace_id), "cost_basis")
+        text = stored.decode() if isinstance(stored, bytes) else (stored or "")
+        return parse_cost_basis(text)
 
 
 def spike_key(workspace_id: str) -> str:

@@ -1,7 +1,7 @@
 """The JSON the reporting API answers with, as models: its OpenAPI schema documents them (``views.py``
 writes the JSON; these describe it)."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,7 +21,19 @@ class UsageTotals(_Answer):
     cost_micro_usd: int = Field(alias="costMicroUsd")
 
 
-class UsageRow(UsageTotals):
+class UsageCosts(UsageTotals):
+    """costUsd is by the workspace's cost basis (ADR 57); both costs it chose between, and their gap."""
+
+    computed_cost_usd: str = Field(alias="computedCostUsd")
+    reported_cost_usd: str = Field(alias="reportedCostUsd")
+    reported_requests: int = Field(alias="reportedRequests")
+    reported_minus_computed_usd: str = Field(
+        alias="reportedMinusComputedUsd",
+        description="Reported cost minus the computed cost of the same requests (those that reported one).",
+    )
+
+
+class UsageRow(UsageCosts):
     key: str
 
 
@@ -31,7 +43,7 @@ class UsageAnswer(_Answer):
     to: str
     group_by: str = Field(alias="groupBy")
     data_mode: str = Field(alias="dataMode")
-    totals: UsageTotals
+    totals: UsageCosts
     rows: list[UsageRow]
 
 
@@ -85,6 +97,100 @@ class Decomposition(_Answer):
     unit_cost: Money = Field(alias="unitCost")
     mix: Money
     total: Money
+
+
+class RepricingModelDiff(_Answer):
+    model: str
+    provider: str
+    requests: int
+    repriced: int = Field(description="Calls whose computed cost changes.")
+    old_cost_usd: str = Field(alias="oldCostUsd")
+    new_cost_usd: str = Field(alias="newCostUsd")
+    computed_delta_usd: str = Field(alias="computedDeltaUsd")
+    delta_usd: str = Field(alias="deltaUsd", description="What budgets and reports move by (the cost basis).")
+    delta_micro_usd: int = Field(alias="deltaMicroUsd")
+
+
+class RepricingAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    repricing_id: str | None = Field(alias="repricingId")
+    dry_run: bool = Field(alias="dryRun")
+    from_: str = Field(alias="from")
+    to: str
+    data_mode: str = Field(alias="dataMode")
+    price_catalog_version: str = Field(alias="priceCatalogVersion")
+    workspace_prices_version: int = Field(alias="workspacePricesVersion")
+    corrected_events: int = Field(alias="correctedEvents")
+    delta_usd: str = Field(alias="deltaUsd")
+    delta_micro_usd: int = Field(alias="deltaMicroUsd")
+    models: list[RepricingModelDiff]
+
+
+class RepricingRecord(_Answer):
+    repricing_id: str = Field(alias="repricingId")
+    applied_at: str = Field(alias="appliedAt")
+    from_: str = Field(alias="from")
+    to: str
+    data_mode: str = Field(alias="dataMode")
+    models: list[str]
+    corrected_events: int = Field(alias="correctedEvents")
+    delta_usd: str = Field(alias="deltaUsd")
+    price_catalog_version: str = Field(alias="priceCatalogVersion")
+    workspace_prices_version: int = Field(alias="workspacePricesVersion")
+    requested_by: str = Field(alias="requestedBy")
+    requested_by_role: str = Field(alias="requestedByRole")
+    reason: str
+
+
+class RepricingHistory(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    repricings: list[RepricingRecord]
+
+
+class ReconciledDayRow(_Answer):
+    day: str
+    model: str
+    requests: int
+    computed_usd: str = Field(alias="computedUsd")
+    reported_usd: str = Field(alias="reportedUsd")
+    billed_usd: str = Field(alias="billedUsd")
+    gap_usd: str = Field(alias="gapUsd", description="Billed minus computed.")
+    gap_micro_usd: int = Field(alias="gapMicroUsd")
+    reason: Literal["records_missing", "unpriced_model", "cache_tokens_missing", "tier", "unexplained", "matches"]
+    explanation: str
+
+
+class ReconciliationTotals(_Answer):
+    computed_usd: str = Field(alias="computedUsd")
+    reported_usd: str = Field(alias="reportedUsd")
+    billed_usd: str = Field(alias="billedUsd")
+    gap_usd: str = Field(alias="gapUsd")
+
+
+class ReconciliationAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    provider: Literal["openai", "anthropic"]
+    from_: str = Field(alias="from")
+    to: str
+    totals: ReconciliationTotals
+    gaps: int = Field(description="Days and models whose gap is more than $0.01 and 1% of the bill.")
+    days: list[ReconciledDayRow]
+
+
+class UnpricedModelRow(_Answer):
+    model: str
+    provider: str
+    first_seen: str = Field(alias="firstSeen")
+    last_seen: str = Field(alias="lastSeen")
+    requests: int
+    input_tokens: int = Field(alias="inputTokens")
+    output_tokens: int = Field(alias="outputTokens")
+
+
+class UnpricedAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    data_mode: str = Field(alias="dataMode")
+    models: list[UnpricedModelRow]
 
 
 class SpikeAnswer(_Answer):

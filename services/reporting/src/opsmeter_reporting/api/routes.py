@@ -1,12 +1,13 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from opsmeter_pricing import PriceCatalog
 from opsmeter_reporting import render
 from opsmeter_reporting.analyst_sql import AnalystBusy, AnalystLimits, AnalystSqlRefused, prepare
 from opsmeter_reporting.api.answers import (
@@ -14,12 +15,24 @@ from opsmeter_reporting.api.answers import (
     ChecklistAnswer,
     QualityAnswer,
     RebuildAnswer,
+    ReconciliationAnswer,
+    RepricingAnswer,
+    RepricingHistory,
     SpikeAnswer,
     SqlAnswer,
+    UnpricedAnswer,
     UsageAnswer,
     WeeklyAnswer,
 )
-from opsmeter_reporting.api.deps import Deps, Operator, ProReader, StarterReader, TeamReader, WorkspaceReader
+from opsmeter_reporting.api.deps import (
+    Deps,
+    Operator,
+    ProReader,
+    StarterReader,
+    TeamReader,
+    WorkspaceReader,
+    WorkspaceWriter,
+)
 from opsmeter_reporting.api.views import (
     analysis_json,
     board_pack_json,
@@ -40,8 +53,20 @@ from opsmeter_reporting.domain import (
     spike_windows,
 )
 from opsmeter_reporting.errors import QueryRunning
+from opsmeter_reporting.explore import aware
 from opsmeter_reporting.metrics import prometheus_text
+from opsmeter_reporting.reconcile import (
+    ReportFetchFailed,
+    ReportInvalid,
+    anthropic_cost_report,
+    billed_window,
+    csv_costs,
+    fetch_report,
+    openai_costs,
+    reconcile,
+)
 from opsmeter_reporting.reports import board_pack, investigate, tracking_facts, weekly_report
+from opsmeter_reporting.repricing import run_repricing
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.errors import InvalidRequest, Unavailable
 from opsmeter_runtime.http import json_response
@@ -79,6 +104,9 @@ async def usage(
     window = _window(from_, to)
     rows = await deps.store.usage(principal.workspace_id, window, group_by, data_mode)
     total_cost = sum(r.cost_micro_usd for r in rows)
+    computed = sum(r.computed_cost_micro_usd for r in rows)
+    reported = sum(r.reported_cost_micro_usd for r in rows)
+    counterpart = sum(r.computed_where_reported_micro_usd for r in rows)
     return json_response(
         {
             "workspaceId": principal.workspace_id,
@@ -93,6 +121,7 @@ async def usage(
                 "totalTokens": sum(r.total_tokens for r in rows),
                 "costUsd": format_micro_usd(total_cost),
                 "costMicroUsd": total_cost,
+                **_both_costs(computed, reported, sum(r.reported_requests for r in rows), counterpart),
             },
             "rows": [
                 {
@@ -103,11 +132,232 @@ async def usage(
                     "totalTokens": r.total_tokens,
                     "costUsd": format_micro_usd(r.cost_micro_usd),
                     "costMicroUsd": r.cost_micro_usd,
+                    **_both_costs(
+                        r.computed_cost_micro_usd,
+                        r.reported_cost_micro_usd,
+                        r.reported_requests,
+                        r.computed_where_reported_micro_usd,
+                    ),
                 }
                 for r in rows
             ],
         }
     )
+
+
+@router.get("/v1/workspaces/{workspace_id}/prices/unpriced", response_model=UnpricedAnswer, tags=["reports"])
+async def unpriced(principal: WorkspaceReader, deps: Deps, data_mode: DataMode = "real") -> Response:
+    """Models the workspace's calls named that no price covered (ADR 57): price them with ``PUT .../prices``."""
+    models = await deps.store.unpriced(principal.workspace_id, data_mode)
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "dataMode": data_mode,
+            "models": [
+                {
+                    "model": m.model,
+                    "provider": m.provider,
+                    "firstSeen": iso(m.first_seen),
+                    "lastSeen": iso(m.last_seen),
+                    "requests": m.requests,
+                    "inputTokens": m.input_tokens,
+                    "outputTokens": m.output_tokens,
+                }
+                for m in models
+            ],
+        }
+    )
+
+
+class RepricingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: datetime = Field(alias="from", description="Start of the range (inclusive), RFC 3339 with an offset.")
+    to: datetime = Field(description="End of the range (exclusive).")
+    dry_run: bool = Field(default=True, alias="dryRun")
+    models: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=list, max_length=200)
+    data_mode: Literal["real", "test", "demo"] = Field(default="real", alias="dataMode")
+    reason: str = Field(default="", max_length=500)
+
+
+@router.post("/v1/workspaces/{workspace_id}/repricing", response_model=RepricingAnswer, tags=["pricing"])
+async def repricing(body: RepricingBody, principal: WorkspaceWriter, deps: Deps) -> Response:
+    """Price the range's stored calls again (workspace prices, then the installed catalog). ``dryRun`` (default)
+    answers the diff per model; applied, correction events move budgets and reports by exactly that diff, and
+    an audit record says who re-priced what and why (ADR 57)."""
+    if not body.dry_run and not body.reason.strip():
+        raise InvalidRequest(
+            "reason is required to apply a re-pricing", errors=[{"field": "reason", "message": "is required"}]
+        )
+    window = _window(body.from_, body.to)
+    result = await run_repricing(
+        principal,
+        window,
+        data_mode=body.data_mode,
+        models=body.models,
+        dry_run=body.dry_run,
+        reason=body.reason.strip(),
+        store=deps.store,
+        publisher=deps.resources.publisher,
+        redis=deps.resources.redis,
+        catalog=PriceCatalog.load_default(),
+    )
+    delta = sum(d.delta_micro_usd for d in result.diffs)
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "repricingId": result.repricing_id,
+            "dryRun": body.dry_run,
+            "from": iso(window.start),
+            "to": iso(window.end),
+            "dataMode": body.data_mode,
+            "priceCatalogVersion": result.catalog_version,
+            "workspacePricesVersion": result.workspace_prices_version,
+            "correctedEvents": result.corrected_events,
+            "deltaUsd": format_micro_usd(delta),
+            "deltaMicroUsd": delta,
+            "models": [
+                {
+                    "model": d.model,
+                    "provider": d.provider,
+                    "requests": d.requests,
+                    "repriced": d.repriced,
+                    "oldCostUsd": format_micro_usd(d.old_cost_micro_usd),
+                    "newCostUsd": format_micro_usd(d.new_cost_micro_usd),
+                    "computedDeltaUsd": format_micro_usd(d.computed_delta_micro_usd),
+                    "deltaUsd": format_micro_usd(d.delta_micro_usd),
+                    "deltaMicroUsd": d.delta_micro_usd,
+                }
+                for d in result.diffs
+            ],
+        }
+    )
+
+
+@router.get("/v1/workspaces/{workspace_id}/repricing", response_model=RepricingHistory, tags=["pricing"])
+async def repricing_history(principal: WorkspaceReader, deps: Deps) -> Response:
+    """The audit trail of applied re-pricings: who, when, what range and models, why, and what moved."""
+    rows = await deps.store.repricings(principal.workspace_id)
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "repricings": [
+                {
+                    "repricingId": r["repricing_id"],
+                    "appliedAt": iso(aware(r["applied_at"])),
+                    "from": iso(aware(r["range_from"])),
+                    "to": iso(aware(r["range_to"])),
+                    "dataMode": r["data_mode"],
+                    "models": list(r["models"]),
+                    "correctedEvents": int(r["corrected_events"]),
+                    "deltaUsd": format_micro_usd(int(r["delta_micro_usd"])),
+                    "priceCatalogVersion": r["price_catalog_version"],
+                    "workspacePricesVersion": int(r["workspace_prices_version"]),
+                    "requestedBy": r["requested_by"],
+                    "requestedByRole": r["requested_by_role"],
+                    "reason": r["reason"],
+                }
+                for r in rows
+            ],
+        }
+    )
+
+
+class FetchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    admin_key: str = Field(alias="adminKey", min_length=1, max_length=512, description="Used once, never stored.")
+    from_: datetime = Field(alias="from")
+    to: datetime
+
+
+class ReconciliationBody(BaseModel):
+    """The provider's cost report: its JSON response as is (``report``), a CSV export (``csv``: ``date``,
+    ``model``, ``cost_usd``), or fetched with an organization admin key (``fetch``); exactly one."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    provider: Literal["openai", "anthropic"]
+    report: dict[str, Any] | None = None
+    csv: str | None = Field(default=None, max_length=5_000_000)
+    fetch: FetchBody | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ReconciliationBody":
+        if sum(source is not None for source in (self.report, self.csv, self.fetch)) != 1:
+            raise ValueError("send exactly one of report, csv and fetch")
+        return self
+
+
+@router.post("/v1/workspaces/{workspace_id}/reconciliation", response_model=ReconciliationAnswer, tags=["pricing"])
+async def reconciliation(body: ReconciliationBody, principal: WorkspaceReader, deps: Deps) -> Response:
+    """Per UTC day and model: computed, reported and billed cost, the gap, and its likely reason (ADR 57)."""
+    catalog = PriceCatalog.load_default()
+
+    def normalize(model: str) -> str:
+        return catalog.normalize_model(body.provider, model)
+
+    try:
+        document: Any = body.report
+        if body.fetch is not None:
+            window = _window(body.fetch.from_, body.fetch.to)
+            base = getattr(deps.settings, f"{body.provider}_admin_base_url")
+            document = await fetch_report(body.provider, body.fetch.admin_key, base, window.start, window.end)
+        if body.csv is not None:
+            lines = csv_costs(body.csv, normalize)
+        elif body.provider == "openai":
+            lines = openai_costs(document, normalize)
+        else:
+            lines = anthropic_cost_report(document, normalize)
+        start, end = billed_window(lines) if body.fetch is None else (window.start, window.end)
+    except ReportInvalid as exc:
+        source = "csv" if body.csv is not None else "report"
+        raise InvalidRequest(str(exc), errors=[{"field": source, "message": str(exc)}]) from None
+    except ReportFetchFailed as exc:
+        raise Unavailable(str(exc)) from None
+    days = reconcile(
+        lines, await deps.store.stored_days(principal.workspace_id, body.provider, UsageWindow(start, end))
+    )
+    totals = {
+        "computedUsd": format_micro_usd(sum(d.computed_micro_usd for d in days)),
+        "reportedUsd": format_micro_usd(sum(d.reported_micro_usd for d in days)),
+        "billedUsd": format_micro_usd(sum(d.billed_micro_usd for d in days)),
+        "gapUsd": format_micro_usd(sum(d.gap_micro_usd for d in days)),
+    }
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "provider": body.provider,
+            "from": iso(start),
+            "to": iso(end),
+            "totals": totals,
+            "gaps": sum(d.reason != "matches" for d in days),
+            "days": [
+                {
+                    "day": d.day.isoformat(),
+                    "model": d.model,
+                    "requests": d.requests,
+                    "computedUsd": format_micro_usd(d.computed_micro_usd),
+                    "reportedUsd": format_micro_usd(d.reported_micro_usd),
+                    "billedUsd": format_micro_usd(d.billed_micro_usd),
+                    "gapUsd": format_micro_usd(d.gap_micro_usd),
+                    "gapMicroUsd": d.gap_micro_usd,
+                    "reason": d.reason,
+                    "explanation": d.explanation,
+                }
+                for d in days
+            ],
+        }
+    )
+
+
+def _both_costs(computed: int, reported: int, reported_requests: int, counterpart: int) -> dict[str, Any]:
+    return {
+        "computedCostUsd": format_micro_usd(computed),
+        "reportedCostUsd": format_micro_usd(reported),
+        "reportedRequests": reported_requests,
+        "reportedMinusComputedUsd": format_micro_usd(reported - counterpart),
+    }
 
 
 @router.get("/v1/workspaces/{workspace_id}/spike", response_model=SpikeAnswer, tags=["reports"])

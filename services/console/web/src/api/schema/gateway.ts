@@ -319,6 +319,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{workspace_id}/prices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Prices */
+        get: operations["get_prices_v1_workspaces__workspace_id__prices_get"];
+        /**
+         * Put Prices
+         * @description Replace the workspace's own prices; events already stored keep their cost until re-priced.
+         */
+        put: operations["put_prices_v1_workspaces__workspace_id__prices_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{workspace_id}/status": {
         parameters: {
             query?: never;
@@ -829,16 +850,47 @@ export interface components {
         };
         /** PriceRow */
         PriceRow: {
+            /** Cachewriteinputusdpermtok */
+            cacheWriteInputUsdPerMtok: string | null;
             /** Cachedinputusdpermtok */
             cachedInputUsdPerMtok: string | null;
             /** Effectivefrom */
             effectiveFrom: string | null;
+            /** Inputaudiousdpermtok */
+            inputAudioUsdPerMtok: string | null;
             /** Inputusdpermtok */
             inputUsdPerMtok: string | null;
+            /** Outputaudiousdpermtok */
+            outputAudioUsdPerMtok: string | null;
             /** Outputusdpermtok */
             outputUsdPerMtok: string | null;
             /** Reasoningusdpermtok */
             reasoningUsdPerMtok: string | null;
+            /** Tiers */
+            tiers: components["schemas"]["PriceTierRow"][];
+            /**
+             * Timeofdayutc
+             * @description Daily UTC interval (off-peak prices).
+             */
+            timeOfDayUtc: string | null;
+            /** Usdperthousandrequests */
+            usdPerThousandRequests: string | null;
+        };
+        /**
+         * PriceTierRow
+         * @description A context-size tier: a call with more input tokens than ``aboveInputTokens`` pays these for every token.
+         */
+        PriceTierRow: {
+            /** Aboveinputtokens */
+            aboveInputTokens: number;
+            /** Cachewriteinputusdpermtok */
+            cacheWriteInputUsdPerMtok: string | null;
+            /** Cachedinputusdpermtok */
+            cachedInputUsdPerMtok: string | null;
+            /** Inputusdpermtok */
+            inputUsdPerMtok: string | null;
+            /** Outputusdpermtok */
+            outputUsdPerMtok: string | null;
         };
         /** PricedModel */
         PricedModel: {
@@ -882,6 +934,73 @@ export interface components {
             plan: "free" | "starter" | "pro" | "team" | "enterprise";
             /** Ratelimitperminute */
             rateLimitPerMinute?: number | null;
+        };
+        /** WorkspacePriceAnswer */
+        WorkspacePriceAnswer: {
+            /** Cachewriteinputusdpermtok */
+            cacheWriteInputUsdPerMtok: string | null;
+            /** Cachedinputusdpermtok */
+            cachedInputUsdPerMtok: string | null;
+            /** Effectivefrom */
+            effectiveFrom: string;
+            /** Inputusdpermtok */
+            inputUsdPerMtok: string;
+            /** Model */
+            model: string;
+            /** Outputusdpermtok */
+            outputUsdPerMtok: string;
+            /** Provider */
+            provider: string | null;
+            /** Reasoningusdpermtok */
+            reasoningUsdPerMtok: string | null;
+        };
+        /** WorkspacePriceBody */
+        WorkspacePriceBody: {
+            /** Cachewriteinputusdpermtok */
+            cacheWriteInputUsdPerMtok?: number | string | null;
+            /** Cachedinputusdpermtok */
+            cachedInputUsdPerMtok?: number | string | null;
+            /**
+             * Effectivefrom
+             * @description From this date (00:00 UTC) or instant on, this price wins over the catalog.
+             */
+            effectiveFrom: string;
+            /** Inputusdpermtok */
+            inputUsdPerMtok: number | string;
+            /** Model */
+            model: string;
+            /** Outputusdpermtok */
+            outputUsdPerMtok: number | string;
+            /** Provider */
+            provider?: string | null;
+            /** Reasoningusdpermtok */
+            reasoningUsdPerMtok?: number | string | null;
+        };
+        /** WorkspacePricesAnswer */
+        WorkspacePricesAnswer: {
+            /** Prices */
+            prices: components["schemas"]["WorkspacePriceAnswer"][];
+            /** Reason */
+            reason: string;
+            /**
+             * Repricingfrom
+             * @description After a change: calls stored since this date keep their old price until re-priced; preview with POST /v1/workspaces/{id}/repricing (dryRun) from it.
+             */
+            repricingFrom?: string | null;
+            /** Version */
+            version: number;
+            /** Workspaceid */
+            workspaceId: string;
+        };
+        /** WorkspacePricesBody */
+        WorkspacePricesBody: {
+            /** Prices */
+            prices: components["schemas"]["WorkspacePriceBody"][];
+            /**
+             * Reason
+             * @default
+             */
+            reason: string;
         };
         /** WorkspaceStatus */
         WorkspaceStatus: {
@@ -1900,6 +2019,8 @@ export interface operations {
                     provider: string;
                     /** Reasoningtokens */
                     reasoningTokens?: number | null;
+                    /** Reportedcostusd */
+                    reportedCostUsd?: string | null;
                     /**
                      * Status
                      * @default success
@@ -2089,6 +2210,8 @@ export interface operations {
                         provider: string;
                         /** Reasoningtokens */
                         reasoningTokens?: number | null;
+                        /** Reportedcostusd */
+                        reportedCostUsd?: string | null;
                         /**
                          * Status
                          * @default success
@@ -3644,6 +3767,275 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OtelAttributesAnswer"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    get_prices_v1_workspaces__workspace_id__prices_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-service-token"?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspacePricesAnswer"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    put_prices_v1_workspaces__workspace_id__prices_put: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WorkspacePricesBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspacePricesAnswer"];
                 };
             };
             /** @description The body is not JSON */

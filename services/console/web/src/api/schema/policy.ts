@@ -230,6 +230,11 @@ export interface components {
         PolicyAnswer: {
             changedBy: components["schemas"]["ChangedBy"];
             /**
+             * Costbasis
+             * @enum {string}
+             */
+            costBasis: "computed" | "reported" | "reported_when_present";
+            /**
              * Enforcement
              * @enum {string}
              */
@@ -250,6 +255,11 @@ export interface components {
          * @description A partial change: a field left out keeps its value; a field sent must carry one (``null`` is 422).
          */
         PolicyBody: {
+            /**
+             * Costbasis
+             * @description Which cost budgets and reports use (ADR 57); default computed.
+             */
+            costBasis?: ("computed" | "reported" | "reported_when_present") | null;
             /** Enforcement */
             enforcement?: ("advisory" | "hard_stop") | null;
             /** Killswitch */

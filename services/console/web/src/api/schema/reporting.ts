@@ -134,6 +134,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{workspace_id}/prices/unpriced": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Unpriced
+         * @description Models the workspace's calls named that no price covered (ADR 57): price them with ``PUT .../prices``.
+         */
+        get: operations["unpriced_v1_workspaces__workspace_id__prices_unpriced_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{workspace_id}/quality-score": {
         parameters: {
             query?: never;
@@ -148,6 +168,26 @@ export interface paths {
         get: operations["quality_v1_workspaces__workspace_id__quality_score_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{workspace_id}/reconciliation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reconciliation
+         * @description Per UTC day and model: computed, reported and billed cost, the gap, and its likely reason (ADR 57).
+         */
+        post: operations["reconciliation_v1_workspaces__workspace_id__reconciliation_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -185,6 +225,32 @@ export interface paths {
         get: operations["weekly_executive_html_v1_workspaces__workspace_id__reports_weekly_executive_html_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{workspace_id}/repricing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Repricing History
+         * @description The audit trail of applied re-pricings: who, when, what range and models, why, and what moved.
+         */
+        get: operations["repricing_history_v1_workspaces__workspace_id__repricing_get"];
+        put?: never;
+        /**
+         * Repricing
+         * @description Price the range's stored calls again (workspace prices, then the installed catalog). ``dryRun`` (default)
+         *     answers the diff per model; applied, correction events move budgets and reports by exactly that diff, and
+         *     an audit record says who re-priced what and why (ADR 57).
+         */
+        post: operations["repricing_v1_workspaces__workspace_id__repricing_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -459,6 +525,24 @@ export interface components {
             /** Workspaceid */
             workspaceId: string;
         };
+        /** FetchBody */
+        FetchBody: {
+            /**
+             * Adminkey
+             * @description Used once, never stored.
+             */
+            adminKey: string;
+            /**
+             * From
+             * Format: date-time
+             */
+            from: string;
+            /**
+             * To
+             * Format: date-time
+             */
+            to: string;
+        };
         /** FieldProblem */
         FieldProblem: {
             /** Field */
@@ -600,6 +684,210 @@ export interface components {
             /** Workspaceid */
             workspaceId?: string | null;
         };
+        /** ReconciledDayRow */
+        ReconciledDayRow: {
+            /** Billedusd */
+            billedUsd: string;
+            /** Computedusd */
+            computedUsd: string;
+            /** Day */
+            day: string;
+            /** Explanation */
+            explanation: string;
+            /** Gapmicrousd */
+            gapMicroUsd: number;
+            /**
+             * Gapusd
+             * @description Billed minus computed.
+             */
+            gapUsd: string;
+            /** Model */
+            model: string;
+            /**
+             * Reason
+             * @enum {string}
+             */
+            reason: "records_missing" | "unpriced_model" | "cache_tokens_missing" | "tier" | "unexplained" | "matches";
+            /** Reportedusd */
+            reportedUsd: string;
+            /** Requests */
+            requests: number;
+        };
+        /** ReconciliationAnswer */
+        ReconciliationAnswer: {
+            /** Days */
+            days: components["schemas"]["ReconciledDayRow"][];
+            /** From */
+            from: string;
+            /**
+             * Gaps
+             * @description Days and models whose gap is more than $0.01 and 1% of the bill.
+             */
+            gaps: number;
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "openai" | "anthropic";
+            /** To */
+            to: string;
+            totals: components["schemas"]["ReconciliationTotals"];
+            /** Workspaceid */
+            workspaceId: string;
+        };
+        /**
+         * ReconciliationBody
+         * @description The provider's cost report: its JSON response as is (``report``), a CSV export (``csv``: ``date``,
+         *     ``model``, ``cost_usd``), or fetched with an organization admin key (``fetch``); exactly one.
+         */
+        ReconciliationBody: {
+            /** Csv */
+            csv?: string | null;
+            fetch?: components["schemas"]["FetchBody"] | null;
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "openai" | "anthropic";
+            /** Report */
+            report?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** ReconciliationTotals */
+        ReconciliationTotals: {
+            /** Billedusd */
+            billedUsd: string;
+            /** Computedusd */
+            computedUsd: string;
+            /** Gapusd */
+            gapUsd: string;
+            /** Reportedusd */
+            reportedUsd: string;
+        };
+        /** RepricingAnswer */
+        RepricingAnswer: {
+            /** Correctedevents */
+            correctedEvents: number;
+            /** Datamode */
+            dataMode: string;
+            /** Deltamicrousd */
+            deltaMicroUsd: number;
+            /** Deltausd */
+            deltaUsd: string;
+            /** Dryrun */
+            dryRun: boolean;
+            /** From */
+            from: string;
+            /** Models */
+            models: components["schemas"]["RepricingModelDiff"][];
+            /** Pricecatalogversion */
+            priceCatalogVersion: string;
+            /** Repricingid */
+            repricingId: string | null;
+            /** To */
+            to: string;
+            /** Workspaceid */
+            workspaceId: string;
+            /** Workspacepricesversion */
+            workspacePricesVersion: number;
+        };
+        /** RepricingBody */
+        RepricingBody: {
+            /**
+             * Datamode
+             * @default real
+             * @enum {string}
+             */
+            dataMode: "real" | "test" | "demo";
+            /**
+             * Dryrun
+             * @default true
+             */
+            dryRun: boolean;
+            /**
+             * From
+             * Format: date-time
+             * @description Start of the range (inclusive), RFC 3339 with an offset.
+             */
+            from: string;
+            /** Models */
+            models?: string[];
+            /**
+             * Reason
+             * @default
+             */
+            reason: string;
+            /**
+             * To
+             * Format: date-time
+             * @description End of the range (exclusive).
+             */
+            to: string;
+        };
+        /** RepricingHistory */
+        RepricingHistory: {
+            /** Repricings */
+            repricings: components["schemas"]["RepricingRecord"][];
+            /** Workspaceid */
+            workspaceId: string;
+        };
+        /** RepricingModelDiff */
+        RepricingModelDiff: {
+            /** Computeddeltausd */
+            computedDeltaUsd: string;
+            /** Deltamicrousd */
+            deltaMicroUsd: number;
+            /**
+             * Deltausd
+             * @description What budgets and reports move by (the cost basis).
+             */
+            deltaUsd: string;
+            /** Model */
+            model: string;
+            /** Newcostusd */
+            newCostUsd: string;
+            /** Oldcostusd */
+            oldCostUsd: string;
+            /** Provider */
+            provider: string;
+            /**
+             * Repriced
+             * @description Calls whose computed cost changes.
+             */
+            repriced: number;
+            /** Requests */
+            requests: number;
+        };
+        /** RepricingRecord */
+        RepricingRecord: {
+            /** Appliedat */
+            appliedAt: string;
+            /** Correctedevents */
+            correctedEvents: number;
+            /** Datamode */
+            dataMode: string;
+            /** Deltausd */
+            deltaUsd: string;
+            /** From */
+            from: string;
+            /** Models */
+            models: string[];
+            /** Pricecatalogversion */
+            priceCatalogVersion: string;
+            /** Reason */
+            reason: string;
+            /** Repricingid */
+            repricingId: string;
+            /** Requestedby */
+            requestedBy: string;
+            /** Requestedbyrole */
+            requestedByRole: string;
+            /** To */
+            to: string;
+            /** Workspacepricesversion */
+            workspacePricesVersion: number;
+        };
         /** SeriesAnswer */
         SeriesAnswer: {
             /** Bucket */
@@ -719,6 +1007,32 @@ export interface components {
             /** Tokens */
             tokens: number;
         };
+        /** UnpricedAnswer */
+        UnpricedAnswer: {
+            /** Datamode */
+            dataMode: string;
+            /** Models */
+            models: components["schemas"]["UnpricedModelRow"][];
+            /** Workspaceid */
+            workspaceId: string;
+        };
+        /** UnpricedModelRow */
+        UnpricedModelRow: {
+            /** Firstseen */
+            firstSeen: string;
+            /** Inputtokens */
+            inputTokens: number;
+            /** Lastseen */
+            lastSeen: string;
+            /** Model */
+            model: string;
+            /** Outputtokens */
+            outputTokens: number;
+            /** Provider */
+            provider: string;
+            /** Requests */
+            requests: number;
+        };
         /** UsageAnswer */
         UsageAnswer: {
             /** Datamode */
@@ -731,12 +1045,43 @@ export interface components {
             rows: components["schemas"]["UsageRow"][];
             /** To */
             to: string;
-            totals: components["schemas"]["UsageTotals"];
+            totals: components["schemas"]["UsageCosts"];
             /** Workspaceid */
             workspaceId: string;
         };
+        /**
+         * UsageCosts
+         * @description costUsd is by the workspace's cost basis (ADR 57); both costs it chose between, and their gap.
+         */
+        UsageCosts: {
+            /** Computedcostusd */
+            computedCostUsd: string;
+            /** Costmicrousd */
+            costMicroUsd: number;
+            /** Costusd */
+            costUsd: string;
+            /** Inputtokens */
+            inputTokens: number;
+            /** Outputtokens */
+            outputTokens: number;
+            /** Reportedcostusd */
+            reportedCostUsd: string;
+            /**
+             * Reportedminuscomputedusd
+             * @description Reported cost minus the computed cost of the same requests (those that reported one).
+             */
+            reportedMinusComputedUsd: string;
+            /** Reportedrequests */
+            reportedRequests: number;
+            /** Requests */
+            requests: number;
+            /** Totaltokens */
+            totalTokens: number;
+        };
         /** UsageRow */
         UsageRow: {
+            /** Computedcostusd */
+            computedCostUsd: string;
             /** Costmicrousd */
             costMicroUsd: number;
             /** Costusd */
@@ -747,21 +1092,15 @@ export interface components {
             key: string;
             /** Outputtokens */
             outputTokens: number;
-            /** Requests */
-            requests: number;
-            /** Totaltokens */
-            totalTokens: number;
-        };
-        /** UsageTotals */
-        UsageTotals: {
-            /** Costmicrousd */
-            costMicroUsd: number;
-            /** Costusd */
-            costUsd: string;
-            /** Inputtokens */
-            inputTokens: number;
-            /** Outputtokens */
-            outputTokens: number;
+            /** Reportedcostusd */
+            reportedCostUsd: string;
+            /**
+             * Reportedminuscomputedusd
+             * @description Reported cost minus the computed cost of the same requests (those that reported one).
+             */
+            reportedMinusComputedUsd: string;
+            /** Reportedrequests */
+            reportedRequests: number;
             /** Requests */
             requests: number;
             /** Totaltokens */
@@ -1763,6 +2102,141 @@ export interface operations {
             };
         };
     };
+    unpriced_v1_workspaces__workspace_id__prices_unpriced_get: {
+        parameters: {
+            query?: {
+                dataMode?: "real" | "test" | "demo";
+            };
+            header?: {
+                authorization?: string | null;
+                "x-service-token"?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnpricedAnswer"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
     quality_v1_workspaces__workspace_id__quality_score_get: {
         parameters: {
             query?: never;
@@ -1784,6 +2258,143 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QualityAnswer"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    reconciliation_v1_workspaces__workspace_id__reconciliation_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-service-token"?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReconciliationBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationAnswer"];
                 };
             };
             /** @description The body is not JSON */
@@ -2055,6 +2666,275 @@ export interface operations {
                 content: {
                     "application/json": unknown;
                     "text/html": string;
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    repricing_history_v1_workspaces__workspace_id__repricing_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-service-token"?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepricingHistory"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    repricing_v1_workspaces__workspace_id__repricing_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RepricingBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepricingAnswer"];
                 };
             };
             /** @description The body is not JSON */
