@@ -343,6 +343,8 @@ class TestOpenInferenceJson:
             for i, o in ((812, 164), (400, 100))
         )
         assert row["costMicroUsd"] == expected
+        # llm.cost.total (0.00042 per span) is the cost the instrumentation reported, kept beside the computed one
+        assert (row["reportedCostUsd"], row["reportedRequests"]) == ("0.00084", 2)
         stored = rows(stack, ws, "orders.summary", 2)
         assert {r["user_id"] for r in stored} == {"u_5f2c"}
         assert all(SECRET not in json.dumps(r) for r in stored)

@@ -22,7 +22,6 @@ from opsmeter_ingest.otlp.decode import (
     encoding_of,
 )
 from opsmeter_ingest.otlp.mapping import (
-    HAS_REPORTED_COST,
     AttributeNames,
     MappedRequest,
     content_attribute,
@@ -273,8 +272,7 @@ class TestMapping:
         assert (document["provider"], document["inputTokens"], document["outputTokens"]) == ("anthropic", 2650, 400)
         assert (document["cachedInputTokens"], document["cacheWriteInputTokens"]) == (2000, 500)
         assert "secret" not in orjson.dumps(document).decode()
-        # The cost attribute goes to reportedCostUsd once the record has that field (the pricing issue; ADR 58).
-        assert document.get("reportedCostUsd") == ("0.0123" if HAS_REPORTED_COST else None)
+        assert document["reportedCostUsd"] == "0.0123"
 
     @pytest.mark.parametrize(
         ("attribute", "decimal"),

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from opsmeter_ingest.otlp.decode import Attributes, AttributeValue, OtlpSpan, Scalar
-from opsmeter_ingest.record import IngestRequest, content_key
+from opsmeter_ingest.record import content_key
 
 MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 """``gen_ai.operation.name`` of the spans that are one model call each (agent, tool and workflow spans are not)."""
@@ -54,10 +54,6 @@ _CONTENT_NAMES = re.compile(
 
 _COUNT_PREFIXES = ("gen_ai.usage.", "llm.token_count.")
 """Token counts named after what they count (``llm.token_count.prompt``): numbers, never content."""
-
-HAS_REPORTED_COST = "reported_cost_usd" in IngestRequest.model_fields
-# TODO(pricing issue): once the record's ``reportedCostUsd`` (decimal string) lands, drop this check and always
-# map the cost attribute into it; until then a span's reported cost is read but not sent.
 
 
 def content_attribute(name: str) -> bool:
@@ -212,7 +208,7 @@ def _document(span: OtlpSpan, operation: str, ancestors: list[OtlpSpan], names: 
             document[name] = value
 
     cost = reported_cost_usd(_first(attributes, COST))
-    if cost is not None and HAS_REPORTED_COST:
+    if cost is not None:
         document["reportedCostUsd"] = cost
     document["metadata"] = {
         "otel.trace_id": span.trace_id,
