@@ -22,7 +22,18 @@ from opsmeter_reporting.config import ReportingSettings
 from opsmeter_runtime.settings import RuntimeSettings
 
 PACKAGE = Path(__file__).resolve().parents[2] / "services" / "reporting" / "src" / "opsmeter_reporting"
-CLUSTER_SQL = PACKAGE / "migrations_cluster" / "0001_cluster_schema.sql"
+CLUSTER_SQL = sorted((PACKAGE / "migrations_cluster").glob("*.sql"))
+"""Every cluster migration, in the order they are applied."""
+TABLES = {
+    "llm_requests_raw",
+    "llm_requests_hourly",
+    "llm_requests_daily",
+    "llm_requests_duplicates",
+    "reporting_decisions",
+    "llm_cost_corrections",
+    "pricing_repricings",
+}
+"""Every table of the single-node schema after all its migrations."""
 MUTATED = ("llm_requests_raw", "llm_requests_hourly", "llm_requests_daily")
 """The tables the demo/test-data deletion and the rollup rebuild mutate."""
 
@@ -70,7 +81,8 @@ PROBE = textwrap.dedent(
 )
 
 
-def _statements(sql: str) -> list[str]:
+def _statements(files: list[Path]) -> list[str]:
+    sql = "\n".join(f.read_text() for f in files)
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
@@ -83,7 +95,7 @@ def _as_single_node(statement: str) -> str:
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    statements = _statements(CLUSTER_SQL.read_text())
+    statements = _statements(CLUSTER_SQL)
     runnable = [_as_single_node(s) for s in statements if "ENGINE = Distributed" not in s]
     work = tmp_path_factory.mktemp("cluster-ddl")
     mutations = [
@@ -113,28 +125,16 @@ class TestClusterDdl:
         columns = probe["columns"]
         assert isinstance(columns, dict)
         single = {t for t in columns if not t.endswith("_local") and not t.endswith("_mv") and t != "schema_migrations"}
-        assert single == {
-            "llm_requests_raw",
-            "llm_requests_hourly",
-            "llm_requests_daily",
-            "llm_requests_duplicates",
-            "reporting_decisions",
-        }
+        assert single == TABLES
         for table in single:
             assert columns[f"{table}_local"] == columns[table], table
 
     def test_every_single_node_table_is_served_by_a_distributed_table_of_its_name(self) -> None:
-        statements = _statements(CLUSTER_SQL.read_text())
+        statements = _statements(CLUSTER_SQL)
         shape = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) ON CLUSTER .* AS (\w+)\s+ENGINE = Distributed", re.S)
         distributed = {m.group(1): m.group(2) for s in statements if (m := shape.match(s))}
         assert distributed == {t: f"{t}_local" for t in distributed}
-        assert set(distributed) == {
-            "llm_requests_raw",
-            "llm_requests_hourly",
-            "llm_requests_daily",
-            "llm_requests_duplicates",
-            "reporting_decisions",
-        }
+        assert set(distributed) == TABLES
         for s in statements:
             assert "ON CLUSTER '{cluster}'" in s
             if "MergeTree" in s:

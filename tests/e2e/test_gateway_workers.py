@@ -19,7 +19,12 @@ from tests.e2e.test_ingest_governance import body, post_many, wait_for_fresh_win
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from _stack(tmp_path_factory, OPSMETER_INGEST_GATEWAY_WORKERS="2")
+    # A generous admission deadline: this test is about limits across processes, not about a slow Redis. With the
+    # default 100 ms a CPU-starved host once left one reply late; that request was decided in-process (ADR 55:
+    # still exact in count, but its X-RateLimit-Remaining came from the worker's last known window).
+    yield from _stack(
+        tmp_path_factory, OPSMETER_INGEST_GATEWAY_WORKERS="2", OPSMETER_INGEST_GATEWAY_ADMISSION_TIMEOUT_S="2"
+    )
 
 
 def free_workspace(stack: Stack) -> dict[str, Any]:
