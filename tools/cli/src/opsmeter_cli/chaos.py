@@ -1,0 +1,338 @@
+"""Chaos scenarios: one fault on a local stack of its own, under a loadgen load, judged by loadgen's oracle.
+
+Each scenario starts the local stack on free ports in a temporary directory, with a supervisor thread that
+restarts what dies (as ``opsmeter stack up`` does), sends a paced load over a few workspaces, injects its fault
+a quarter of the way in, and measures the time from the fault's end until an event sent then is in ``/usage``.
+When the load is done the answer log is compared with ``/usage``, the policy engine's spend, the plan counters and
+(when the gateway kept its counters) the gateway's rejection counters: every 2xx must be counted exactly once.
+
+``bench/chaos.py`` runs them all and writes ``docs/reliability.md``; ``tests/e2e/test_chaos.py`` runs the cheap
+ones in their short form.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from opsmeter_cli import loadgen
+from opsmeter_cli.loadgen import NO_ANSWER, Answer, Urls, Workspace
+from opsmeter_cli.stack import Stack, StackConfig, http_ready, operator_token
+from opsmeter_runtime.localstack import port_open
+
+WORKSPACES = 4
+LIMITS = {"rateLimitPerMinute": 1_000_000, "monthlyRequestQuota": 100_000_000}
+"""Limits no load here reaches: a rejection in these scenarios is the fault's, not the plan's."""
+RETRY_FOR_S = 60.0
+"""How long a request without an answer is sent again (same externalRequestId), as an SDK would."""
+SETTLE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Size:
+    rate: int
+    """Requests per second over all workspaces."""
+    duration_s: int
+    stall_s: float
+    """How long a stall (SIGSTOP) lasts."""
+
+    @property
+    def events(self) -> int:
+        return self.rate * self.duration_s
+
+
+@dataclass
+class Run:
+    """A running scenario: the stack and the HTTP client the fault and the probe use."""
+
+    stack: Stack
+    http: httpx.AsyncClient
+    urls: Urls
+    size: Size
+    resets_gateway_counters: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def pid(self, name: str) -> int:
+        pid = self.stack.processes[name].pid
+        if pid is None:
+            raise RuntimeError(f"{name} is not running")
+        return pid
+
+    async def stall(self, name: str, seconds: float) -> None:
+        pid = self.pid(name)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def kill_9(self, name: str) -> int:
+        """SIGKILL ``name`` (the supervisor restarts it); its old pid."""
+        old = self.pid(name)
+        os.kill(old, signal.SIGKILL)
+        return old
+
+    async def back(self, name: str, old_pid: int) -> None:
+        """Returns once the supervisor has restarted ``name`` and it answers again."""
+        deadline = time.monotonic() + 120
+        while not self._back(name, old_pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not come back within 120 s of its kill -9")
+            await asyncio.sleep(0.1)
+
+    def _back(self, name: str, old_pid: int) -> bool:
+        process = self.stack.processes[name]
+        if process.pid == old_pid or not process.alive():
+            return False
+        if name == "redis":
+            return port_open(self.stack.config.redis_port)
+        return http_ready(self.stack.config.url(name))
+
+
+Fault = Callable[[Run], Awaitable[None]]
+"""Injects the fault and returns when it has ended (the stalled process resumed, the killed one restarted)."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    fault: str
+    """The fault in words, for the report (``{stall}`` is the stall's length)."""
+    inject: Fault
+    env: dict[str, str] = field(default_factory=dict)
+    resets_gateway_counters: bool = False
+    """The gateway restarts, so its /metrics start from zero: the rejection counters cannot be compared."""
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    load: str
+    fault: str
+    by_status: dict[int, int]
+    accepted: int
+    lost: int
+    double_counted: int
+    recover_s: float | None
+    problems: list[str]
+    seconds: float
+
+    @property
+    def exact(self) -> bool:
+        return not self.problems
+
+
+async def _broker_stalled(run: Run) -> None:
+    await run.stall("broker", run.size.stall_s)
+
+
+async def _redis_stalled(run: Run) -> None:
+    await run.stall("redis", run.size.stall_s)
+
+
+async def _redis_killed(run: Run) -> None:
+    await run.back("redis", run.kill_9("redis"))
+
+
+async def _services_killed(run: Run) -> None:
+    """Reporting, the policy engine, then the gateway, a tenth of the run apart (each restarts meanwhile)."""
+    killed: dict[str, int] = {}
+    for name in ("reporting", "policy-engine", "ingest-gateway"):
+        if killed:
+            await asyncio.sleep(run.size.duration_s / 10)
+        killed[name] = run.kill_9(name)
+    for name, pid in killed.items():
+        await run.back(name, pid)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("broker-stalled", "broker SIGSTOPped {stall} s", _broker_stalled),
+        Scenario("redis-killed", "Redis kill -9, restarted by the supervisor", _redis_killed),
+        Scenario("redis-stalled", "Redis SIGSTOPped {stall} s", _redis_stalled),
+        Scenario(
+            "services-killed",
+            "kill -9 of reporting, the policy engine, then the gateway, a tenth of the run apart; each restarted",
+            _services_killed,
+            resets_gateway_counters=True,
+        ),
+    )
+}
+
+SHORT = Size(rate=100, duration_s=30, stall_s=15)
+LONG = {
+    "broker-stalled": Size(rate=200, duration_s=90, stall_s=30),
+    "redis-killed": Size(rate=200, duration_s=90, stall_s=0),
+    "redis-stalled": Size(rate=200, duration_s=120, stall_s=60),
+    "services-killed": Size(rate=500, duration_s=200, stall_s=0),
+}
+"""The sizes the issue names: a 30 s broker stall, a 60 s Redis stall, a 100,000-event run for the kills."""
+DEFAULT = {
+    "broker-stalled": Size(rate=100, duration_s=45, stall_s=30),
+    "redis-killed": SHORT,
+    "redis-stalled": SHORT,
+    "services-killed": Size(rate=100, duration_s=45, stall_s=0),
+}
+
+
+@contextlib.contextmanager
+def supervised(stack: Stack) -> Iterator[None]:
+    """Restart whatever dies while the block runs, as ``opsmeter stack up``'s supervisor does."""
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(0.1):
+            stack.supervise()
+
+    thread = threading.Thread(target=loop, name="chaos-supervisor", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(10)
+
+
+@contextlib.contextmanager
+def own_stack(env: dict[str, str] | None = None, *, data_dir: Path | None = None) -> Iterator[Stack]:
+    """The local stack on free ports in a temporary directory, supervised; stopped (and resumed first) at exit."""
+    with contextlib.ExitStack() as cleanup:
+        if data_dir is None:
+            data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="opsmeter-chaos-")))
+        stack = Stack(StackConfig.on_free_ports(data_dir, env))
+        stack.start(timeout=180)
+        try:
+            with supervised(stack):
+                yield stack
+        finally:
+            for process in stack.processes.values():
+                if process.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGCONT)
+            stack.stop()
+
+
+def urls_of(stack: Stack) -> Urls:
+    c = stack.config
+    return Urls(c.url("ingest-gateway"), c.url("reporting"), c.url("policy-engine"), c.url("billing"))
+
+
+async def _counted(run: Run, ws: Workspace) -> int:
+    try:
+        usage = await run.http.get(
+            f"{run.urls.reporting}/v1/workspaces/{ws.workspace_id}/usage",
+            headers={"Authorization": f"Bearer {ws.admin_token}"},
+        )
+    except httpx.TransportError:
+        return -1
+    return int(usage.json()["totals"]["requests"]) if usage.status_code == 200 else -1
+
+
+async def probe(run: Run, ws: Workspace, fault_end: float, answers: list[Answer]) -> float | None:
+    """Seconds from ``fault_end`` until an event sent after it was accepted and is in ``/usage``."""
+    deadline = fault_end + SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        before = await _counted(run, ws)
+        body = loadgen.event_body(f"probe_{uuid.uuid4().hex}")
+        answer = await loadgen.post_event(run.http, run.urls.gateway, ws, body, retry_for_s=RETRY_FOR_S)
+        answers.append(answer)
+        if 200 <= answer.status < 300 and before >= 0:
+            while time.monotonic() < deadline:
+                if await _counted(run, ws) > before:
+                    return time.monotonic() - fault_end
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
+    return None
+
+
+async def exercise(stack: Stack, scenario: Scenario, size: Size) -> Outcome:
+    """Load, fault and oracle on a running stack; the stack is left running."""
+    started = time.monotonic()
+    urls = urls_of(stack)
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=80)) as http:
+        run = Run(stack, http, urls, size, scenario.resets_gateway_counters)
+        token = operator_token(stack.config)
+        loaded = await loadgen.create_workspaces(http, urls, token, WORKSPACES, "enterprise", LIMITS)
+        [prober] = await loadgen.create_workspaces(http, urls, token, 1, "enterprise", LIMITS)
+        before = await loadgen.gateway_rejections(http, urls.gateway)
+        load = asyncio.create_task(
+            loadgen.send(
+                http, urls.gateway, loaded, rate=size.rate, duration_s=size.duration_s, retry_for_s=RETRY_FOR_S
+            )
+        )
+        await asyncio.sleep(size.duration_s / 4)
+        await scenario.inject(run)
+        probe_answers: list[Answer] = []
+        recover_s = await probe(run, prober, time.monotonic(), probe_answers)
+        answers = [*await load, *probe_answers]
+        return await judge(run, scenario, size, [*loaded, prober], answers, before, recover_s, started)
+
+
+async def judge(
+    run: Run,
+    scenario: Scenario,
+    size: Size,
+    workspaces: list[Workspace],
+    answers: list[Answer],
+    rejections_before: Counter[str],
+    recover_s: float | None,
+    started: float,
+) -> Outcome:
+    """loadgen's oracle over the answers; lost and double-counted are accepted events (the larger of /usage's
+    and the plan counter's disagreement per workspace)."""
+    expected = loadgen.expected_from(answers)
+    problems: list[str] = []
+    if not run.resets_gateway_counters:
+        counted = await loadgen.gateway_rejections(run.http, run.urls.gateway)
+        counted.subtract(rejections_before)
+        problems += loadgen.rejection_mismatches(expected, +counted)
+    by_id = {ws.workspace_id: ws for ws in workspaces}
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        observed = {ws: await loadgen.observe(run.http, run.urls, by_id[ws]) for ws in expected}
+        found = loadgen.mismatches(expected, observed)
+        if not found or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    if not found:
+        await asyncio.sleep(2)  # nothing arrives late and counts twice
+        observed = {ws: await loadgen.observe(run.http, run.urls, by_id[ws]) for ws in expected}
+        found = loadgen.mismatches(expected, observed)
+    lost = double = 0
+    for ws, want in expected.items():
+        got = observed[ws]
+        counts = (got.usage_requests, got.plan_requests)
+        lost += max(0, want.events - min(counts))
+        double += max(0, max(counts) - want.events)
+    unanswered = sum(1 for a in answers if a.status == NO_ANSWER)
+    if unanswered:
+        problems.append(f"{unanswered} requests got no answer within {RETRY_FOR_S:.0f} s of retries")
+    return Outcome(
+        scenario=scenario.name,
+        load=f"{size.events:,} events at {size.rate}/s over {WORKSPACES} workspaces",
+        fault=scenario.fault.format(stall=f"{size.stall_s:g}"),
+        by_status=dict(sorted(Counter(a.status for a in answers).items())),
+        accepted=sum(e.events for e in expected.values()),
+        lost=lost,
+        double_counted=double,
+        recover_s=recover_s,
+        problems=problems + found,
+        seconds=time.monotonic() - started,
+    )
+
+
+def run_scenario(scenario: Scenario, size: Size) -> Outcome:
+    """``scenario`` on a stack of its own."""
+    with own_stack(scenario.env) as stack:
+        return asyncio.run(exercise(stack, scenario, size))
