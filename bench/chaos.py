@@ -24,14 +24,21 @@ HEADER = (
     "externalRequestId, as an SDK would. The oracle is `opsmeter loadgen`'s: every 2xx must be in `/usage`, the "
     "policy engine's spend (to the micro-dollar) and the plan counter exactly once, and every rejection in the "
     "gateway's counters under its reason. *Lost* and *double-counted* are accepted events missing or counted "
-    "twice; *recovered* is the time from the fault's end until an event sent then is in `/usage`.\n"
+    "twice (per workspace, the larger disagreement of `/usage` and the plan counter); *503 counted* are events "
+    "answered 503 and counted all the same; *recovered* is the time from the fault's end until an event sent "
+    "then is in `/usage`.\n"
 )
 
 
 def _cell(outcome: Outcome) -> list[str]:
     statuses = ", ".join(f"{'no answer' if s == 0 else s}: {n:,}" for s, n in outcome.by_status.items())
-    verdict = "exact" if outcome.exact else "MISMATCH: " + "; ".join(outcome.problems[:4])
-    recovered = "never" if outcome.recover_s is None else f"{outcome.recover_s:.1f} s"
+    verdict = "exact" if outcome.exact else f"MISMATCH ({len(outcome.problems)} disagreements)"
+    known = SCENARIOS[outcome.scenario].known
+    if known:
+        verdict += f". {known}"
+    recovered = f"{outcome.recover_s:.1f} s" if outcome.recover_s is not None else "never"
+    if SCENARIOS[outcome.scenario].drive is not None:
+        recovered = "(no fault)"
     return [
         f"`{outcome.scenario}`",
         outcome.load,
@@ -39,6 +46,7 @@ def _cell(outcome: Outcome) -> list[str]:
         statuses,
         str(outcome.lost),
         str(outcome.double_counted),
+        str(outcome.refused_counted),
         recovered,
         verdict,
         f"`python bench/chaos.py --only {outcome.scenario}`",
@@ -46,7 +54,8 @@ def _cell(outcome: Outcome) -> list[str]:
 
 
 def render(outcomes: list[Outcome], long: bool, seconds: float) -> str:
-    columns = ["scenario", "load", "fault", "answers by status", "lost", "double-counted", "recovered", "oracle"]
+    columns = ["scenario", "load", "fault", "answers by status", "lost", "double-counted", "503 counted"]
+    columns += ["recovered", "oracle"]
     columns.append("command")
     rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     rows += ["| " + " | ".join(_cell(o)) + " |" for o in outcomes]
@@ -80,6 +89,8 @@ def main() -> int:
         print(f"== {name}", flush=True)
         outcome = run_scenario(SCENARIOS[name], sizes[name])
         print(f"   {' | '.join(_cell(outcome)[1:-1])}  ({outcome.seconds:.0f} s)", flush=True)
+        for problem in outcome.problems:
+            print(f"   ! {problem}", flush=True)
         outcomes.append(outcome)
     if args.write:
         if not args.write.exists():

@@ -198,7 +198,7 @@ class TestChaosScenarios:
     @pytest.mark.parametrize("name", ["broker-stalled", "redis-killed"])
     def test_every_accepted_event_counted_once_through_the_fault(self, own_stack: Stack, name: str) -> None:
         with supervised(own_stack):
-            outcome = asyncio.run(exercise(own_stack, SCENARIOS[name], Size(rate=40, duration_s=8, stall_s=3)))
+            outcome = asyncio.run(exercise(own_stack, Size(rate=40, duration_s=8, stall_s=3), scenario=SCENARIOS[name]))
         assert outcome.problems == []
         assert (outcome.lost, outcome.double_counted) == (0, 0)
         assert outcome.accepted >= 300  # 320 sent, one in 20 a repeat

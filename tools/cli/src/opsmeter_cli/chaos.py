@@ -19,9 +19,11 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -112,6 +114,10 @@ class Scenario:
     env: dict[str, str] = field(default_factory=dict)
     resets_gateway_counters: bool = False
     """The gateway restarts, so its /metrics start from zero: the rejection counters cannot be compared."""
+    drive: "Callable[[Stack, Size], Coroutine[Any, Any, Outcome]] | None" = None
+    """Its own load and checks instead of :func:`exercise`'s (a scenario that is a load, not a fault)."""
+    known: str = ""
+    """What the scenario finds that the oracle does not accept, and why, for the report."""
 
 
 @dataclass
@@ -123,6 +129,8 @@ class Outcome:
     accepted: int
     lost: int
     double_counted: int
+    refused_counted: int
+    """Events answered 503 that were counted all the same."""
     recover_s: float | None
     problems: list[str]
     seconds: float
@@ -144,6 +152,23 @@ async def _redis_killed(run: Run) -> None:
     await run.back("redis", run.kill_9("redis"))
 
 
+async def _spool_unwritable(run: Run) -> None:
+    """The gateway's spool directory replaced by a file (no write can succeed there, even as root) while the
+    broker is stalled, so no event can be made durable; put back before the broker resumes."""
+    [spool_dir] = [d for d in (run.stack.config.data_dir / "spool").iterdir() if d.is_dir()]
+    aside = spool_dir.with_name(f"{spool_dir.name}.chaos-aside")
+    spool_dir.rename(aside)
+    spool_dir.write_text("chaos: the spool directory is not writable\n")
+    pid = run.pid("broker")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(run.size.stall_s)
+    finally:
+        spool_dir.unlink()
+        aside.rename(spool_dir)
+        os.kill(pid, signal.SIGCONT)
+
+
 async def _services_killed(run: Run) -> None:
     """Reporting, the policy engine, then the gateway, a tenth of the run apart (each restarts meanwhile)."""
     killed: dict[str, int] = {}
@@ -162,6 +187,17 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("redis-killed", "Redis kill -9, restarted by the supervisor", _redis_killed),
         Scenario("redis-stalled", "Redis SIGSTOPped {stall} s", _redis_stalled),
         Scenario(
+            "spool-unwritable",
+            "spool directory unusable (a file in its place) while the broker is SIGSTOPped {stall} s",
+            _spool_unwritable,
+            known=(
+                "A 503 after the publish timed out is not a refusal: the record had already gone to the Kafka "
+                "client, which delivers it once the broker resumes, so it is counted though SPEC §5 says nothing "
+                "was accepted. The SDK resends a 503 with the same externalRequestId, whose eventId is the same "
+                "(deterministic), so with the SDK it counts once; a client that drops a 503 sees it counted."
+            ),
+        ),
+        Scenario(
             "services-killed",
             "kill -9 of reporting, the policy engine, then the gateway, a tenth of the run apart; each restarted",
             _services_killed,
@@ -176,6 +212,7 @@ LONG = {
     "redis-killed": Size(rate=200, duration_s=90, stall_s=0),
     "redis-stalled": Size(rate=200, duration_s=120, stall_s=60),
     "services-killed": Size(rate=500, duration_s=200, stall_s=0),
+    "spool-unwritable": Size(rate=200, duration_s=90, stall_s=30),
 }
 """The sizes the issue names: a 30 s broker stall, a 60 s Redis stall, a 100,000-event run for the kills."""
 DEFAULT = {
@@ -183,6 +220,7 @@ DEFAULT = {
     "redis-killed": SHORT,
     "redis-stalled": SHORT,
     "services-killed": Size(rate=100, duration_s=45, stall_s=0),
+    "spool-unwritable": Size(rate=100, duration_s=30, stall_s=10),
 }
 
 
@@ -256,7 +294,7 @@ async def probe(run: Run, ws: Workspace, fault_end: float, answers: list[Answer]
     return None
 
 
-async def exercise(stack: Stack, scenario: Scenario, size: Size) -> Outcome:
+async def exercise(stack: Stack, size: Size, *, scenario: Scenario) -> Outcome:
     """Load, fault and oracle on a running stack; the stack is left running."""
     started = time.monotonic()
     urls = urls_of(stack)
@@ -309,12 +347,16 @@ async def judge(
         await asyncio.sleep(2)  # nothing arrives late and counts twice
         observed = {ws: await loadgen.observe(run.http, run.urls, by_id[ws]) for ws in expected}
         found = loadgen.mismatches(expected, observed)
-    lost = double = 0
+    lost = double = refused_counted = 0
     for ws, want in expected.items():
         got = observed[ws]
         counts = (got.usage_requests, got.plan_requests)
         lost += max(0, want.events - min(counts))
-        double += max(0, max(counts) - want.events)
+        extra = max(0, max(counts) - want.events)
+        # Counted beyond the 2xx answers: up to the ids only ever answered 503, those; the rest twice.
+        refused = len(_only_refused(a for a in answers if a.workspace_id == ws))
+        refused_counted += min(extra, refused)
+        double += extra - min(extra, refused)
     unanswered = sum(1 for a in answers if a.status == NO_ANSWER)
     if unanswered:
         problems.append(f"{unanswered} requests got no answer within {RETRY_FOR_S:.0f} s of retries")
@@ -326,13 +368,88 @@ async def judge(
         accepted=sum(e.events for e in expected.values()),
         lost=lost,
         double_counted=double,
+        refused_counted=refused_counted,
         recover_s=recover_s,
         problems=problems + found,
         seconds=time.monotonic() - started,
     )
 
 
+def _only_refused(answers: Iterable[Answer]) -> set[str]:
+    """The externalRequestIds answered 503 and never 2xx."""
+    refused, accepted = set(), set()
+    for a in answers:
+        if a.status == 503:
+            refused.add(a.external_request_id)
+        elif 200 <= a.status < 300:
+            accepted.add(a.external_request_id)
+    return refused - accepted
+
+
 def run_scenario(scenario: Scenario, size: Size) -> Outcome:
     """``scenario`` on a stack of its own."""
     with own_stack(scenario.env) as stack:
-        return asyncio.run(exercise(stack, scenario, size))
+        return asyncio.run((scenario.drive or partial(exercise, scenario=scenario))(stack, size))
+
+
+PLAN_RATE_LIMITS = {"free": 120, "starter": 300, "pro": 600, "enterprise": 300, "team": 3000}
+"""Requests per minute: each plan's default (billing's DEFAULT_LIMITS); enterprise has none, so an override."""
+OVER_LIMIT = 4
+CLIENTS_PER_PLAN = 4
+
+
+async def over_the_limit(stack: Stack, size: Size) -> Outcome:
+    """16 clients (4 per workspace) send 4x each workspace's per-minute limit inside one minute window: exactly
+    the limit is accepted per workspace, the rest answered 429, and every 2xx counted once. ``size.rate`` above
+    1,000 adds the team plan (3,000/min: 12,000 requests in the window)."""
+    started = time.monotonic()
+    plans = [p for p in PLAN_RATE_LIMITS if p != "team" or size.rate > 1_000]
+    urls = urls_of(stack)
+    token = operator_token(stack.config)
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=80)) as http:
+        run = Run(stack, http, urls, size)
+        workspaces = {}
+        for plan in plans:
+            limits = {"rateLimitPerMinute": PLAN_RATE_LIMITS[plan]} if plan == "enterprise" else None
+            [workspaces[plan]] = await loadgen.create_workspaces(http, urls, token, 1, plan, limits)
+        before = await loadgen.gateway_rejections(http, urls.gateway)
+        await asyncio.sleep(60 - time.time() % 60 + 0.5)  # the start of a fresh minute window
+        sent = await asyncio.gather(
+            *(
+                loadgen.send(
+                    http,
+                    urls.gateway,
+                    [workspaces[plan]],
+                    rate=OVER_LIMIT * PLAN_RATE_LIMITS[plan] // size.duration_s,
+                    duration_s=size.duration_s,
+                    clients=CLIENTS_PER_PLAN,
+                    repeat_every=None,
+                )
+                for plan in plans
+            )
+        )
+        answers = [a for per_plan in sent for a in per_plan]
+        scenario = Scenario(
+            "over-the-limit",
+            f"{CLIENTS_PER_PLAN * len(plans)} clients at {OVER_LIMIT}x the per-minute limit of "
+            + ", ".join(f"{p} ({PLAN_RATE_LIMITS[p]})" for p in plans),
+            _no_fault,
+        )
+        outcome = await judge(run, scenario, size, list(workspaces.values()), answers, before, None, started)
+    for plan, per_plan in zip(plans, sent, strict=True):
+        accepted = sum(1 for a in per_plan if 200 <= a.status < 300)
+        if accepted != PLAN_RATE_LIMITS[plan]:
+            outcome.problems.append(f"{plan}: {accepted} accepted, the limit is {PLAN_RATE_LIMITS[plan]}")
+    outcome.load = f"{len(answers):,} requests in {size.duration_s} s (one minute window), {len(plans)} workspaces"
+    return outcome
+
+
+async def _no_fault(_run: Run) -> None:
+    return None
+
+
+SCENARIOS["over-the-limit"] = Scenario(
+    "over-the-limit", "none: a load over the limits", _no_fault, drive=over_the_limit
+)
+DEFAULT["over-the-limit"] = Size(rate=100, duration_s=45, stall_s=0)
+LONG["over-the-limit"] = Size(rate=2_000, duration_s=50, stall_s=0)

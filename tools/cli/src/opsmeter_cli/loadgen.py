@@ -223,10 +223,12 @@ async def send(
     seed: int = 0,
     clients: int = 64,
     retry_for_s: float = 0.0,
+    repeat_every: int | None = REPEAT_EVERY,
 ) -> list[Answer]:
     """``rate × duration_s`` requests paced evenly, round-robin over the workspaces; every answer, in order sent.
 
-    ``clients`` requests are in flight at most. A request that gets no answer (connection refused or cut) is sent
+    Every ``repeat_every``-th request repeats an earlier one of its workspace. ``clients`` requests are in flight
+    at most. A request that gets no answer (connection refused or cut) is sent
     again with the same body, as an SDK would, for up to ``retry_for_s`` seconds; one that never gets an answer is
     logged with status 0.
     """
@@ -237,7 +239,7 @@ async def send(
     for i in range(total):
         ws = workspaces[i % len(workspaces)]
         earlier = sent[ws.workspace_id]
-        if i % REPEAT_EVERY == REPEAT_EVERY - 1 and earlier:
+        if repeat_every and i % repeat_every == repeat_every - 1 and earlier:
             body = rng.choice(earlier)
         else:
             body = _body(f"lg_{uuid.uuid4().hex}", rng)
