@@ -116,6 +116,8 @@ class Scenario:
     """The gateway restarts, so its /metrics start from zero: the rejection counters cannot be compared."""
     drive: "Callable[[Stack, Size], Coroutine[Any, Any, Outcome]] | None" = None
     """Its own load and checks instead of :func:`exercise`'s (a scenario that is a load, not a fault)."""
+    evidence: tuple[str, str] | None = None
+    """(service, text): the fault took hold only if its log then holds the text."""
     known: str = ""
     """What the scenario finds that the oracle does not accept, and why, for the report."""
 
@@ -169,6 +171,19 @@ async def _spool_unwritable(run: Run) -> None:
         os.kill(pid, signal.SIGCONT)
 
 
+INSERT_FAULT_FILE = "chaos-fail-inserts"
+"""Under the stack's data dir: while it exists reporting's sink inserts fail (its fault-injection setting)."""
+
+
+async def _inserts_failing(run: Run) -> None:
+    fault = run.stack.config.data_dir / INSERT_FAULT_FILE
+    fault.write_text("chaos: ClickHouse inserts fail while this file exists\n")
+    try:
+        await asyncio.sleep(run.size.stall_s)
+    finally:
+        fault.unlink()
+
+
 async def _services_killed(run: Run) -> None:
     """Reporting, the policy engine, then the gateway, a tenth of the run apart (each restarts meanwhile)."""
     killed: dict[str, int] = {}
@@ -198,6 +213,12 @@ SCENARIOS: dict[str, Scenario] = {
             ),
         ),
         Scenario(
+            "clickhouse-inserts-failing",
+            "every ClickHouse insert of reporting's sink fails for {stall} s (injected at the adapter)",
+            _inserts_failing,
+            evidence=("reporting", "fault injected: inserts fail"),
+        ),
+        Scenario(
             "services-killed",
             "kill -9 of reporting, the policy engine, then the gateway, a tenth of the run apart; each restarted",
             _services_killed,
@@ -213,6 +234,7 @@ LONG = {
     "redis-stalled": Size(rate=200, duration_s=120, stall_s=60),
     "services-killed": Size(rate=500, duration_s=200, stall_s=0),
     "spool-unwritable": Size(rate=200, duration_s=90, stall_s=30),
+    "clickhouse-inserts-failing": Size(rate=200, duration_s=120, stall_s=60),
 }
 """The sizes the issue names: a 30 s broker stall, a 60 s Redis stall, a 100,000-event run for the kills."""
 DEFAULT = {
@@ -221,6 +243,7 @@ DEFAULT = {
     "redis-stalled": SHORT,
     "services-killed": Size(rate=100, duration_s=45, stall_s=0),
     "spool-unwritable": Size(rate=100, duration_s=30, stall_s=10),
+    "clickhouse-inserts-failing": Size(rate=100, duration_s=45, stall_s=20),
 }
 
 
@@ -248,7 +271,8 @@ def own_stack(env: dict[str, str] | None = None, *, data_dir: Path | None = None
     with contextlib.ExitStack() as cleanup:
         if data_dir is None:
             data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="opsmeter-chaos-")))
-        stack = Stack(StackConfig.on_free_ports(data_dir, env))
+        fault_hook = {"OPSMETER_REPORTING_FAULT_INSERT_FAILURE_FILE": str(data_dir / INSERT_FAULT_FILE)}
+        stack = Stack(StackConfig.on_free_ports(data_dir, {**fault_hook, **(env or {})}))
         stack.start(timeout=180)
         try:
             with supervised(stack):
@@ -314,7 +338,13 @@ async def exercise(stack: Stack, size: Size, *, scenario: Scenario) -> Outcome:
         probe_answers: list[Answer] = []
         recover_s = await probe(run, prober, time.monotonic(), probe_answers)
         answers = [*await load, *probe_answers]
-        return await judge(run, scenario, size, [*loaded, prober], answers, before, recover_s, started)
+        outcome = await judge(run, scenario, size, [*loaded, prober], answers, before, recover_s, started)
+    if scenario.evidence is not None:
+        service, text = scenario.evidence
+        log_file = stack.config.data_dir / "logs" / f"{service}.log"
+        if text not in log_file.read_text(errors="replace"):
+            outcome.problems.append(f"the fault never took hold: {service}'s log has no {text!r}")
+    return outcome
 
 
 async def judge(
