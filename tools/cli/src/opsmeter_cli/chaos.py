@@ -25,7 +25,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import clickhouse_connect
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from opsmeter_cli import loadgen
 from opsmeter_cli.loadgen import NO_ANSWER, Answer, Urls, Workspace
@@ -247,6 +249,9 @@ DEFAULT = {
 }
 
 
+_SUPERVISORS: dict[int, tuple[threading.Event, threading.Thread]] = {}
+
+
 @contextlib.contextmanager
 def supervised(stack: Stack) -> Iterator[None]:
     """Restart whatever dies while the block runs, as ``opsmeter stack up``'s supervisor does."""
@@ -257,12 +262,23 @@ def supervised(stack: Stack) -> Iterator[None]:
             stack.supervise()
 
     thread = threading.Thread(target=loop, name="chaos-supervisor", daemon=True)
+    _SUPERVISORS[id(stack)] = (done, thread)
     thread.start()
     try:
         yield
     finally:
         done.set()
         thread.join(10)
+        _SUPERVISORS.pop(id(stack), None)
+
+
+def stop_supervised(stack: Stack) -> None:
+    """Stop the supervisor (if any), then the stack, which then stays down."""
+    done, thread = _SUPERVISORS.get(id(stack), (threading.Event(), None))
+    done.set()
+    if thread is not None:
+        thread.join(10)
+    stack.stop()
 
 
 @contextlib.contextmanager
@@ -482,6 +498,107 @@ async def _no_fault(_run: Run) -> None:
     return None
 
 
+CANARY_FIELDS = ("prompt", "completion", "messages")
+"""Where a careless integration puts the prompt: the gateway drops such fields (ADR 55) and the event counts."""
+
+
+async def _all_topic_bytes(bootstrap: str) -> list[bytes]:
+    """Key, value and headers of every record of every topic, from the beginning."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in sorted(await consumer.topics())
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found: list[bytes] = []
+        idle = 0
+        while idle < 3:
+            batch = await consumer.getmany(timeout_ms=300)
+            idle = 0 if any(batch.values()) else idle + 1
+            for records in batch.values():
+                for r in records:
+                    found += [r.key or b"", r.value or b"", *(v for _, v in r.headers)]
+        return found
+    finally:
+        await consumer.stop()
+
+
+def _files_bytes(root: Path) -> list[bytes]:
+    return [f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()] if root.exists() else []
+
+
+def _clickhouse_rows(data_dir: Path) -> list[bytes]:
+    """Every row of every table of the embedded ClickHouse as text (the stack stopped: chDB is free)."""
+    client = clickhouse_connect.get_client(dsn=f"chdb://{data_dir / 'clickhouse'}")
+    try:
+        tables = client.query(
+            "SELECT database, name FROM system.tables WHERE database NOT IN "
+            "('system', 'INFORMATION_SCHEMA', 'information_schema') AND engine NOT IN ('View', 'MaterializedView')"
+        ).result_rows
+        return [
+            client.raw_query(f"SELECT * FROM `{db}`.`{table}` FORMAT TSV")  # noqa: S608 - names from system.tables
+            for db, table in tables
+        ]
+    finally:
+        client.close()
+
+
+async def canary(stack: Stack, size: Size) -> Outcome:
+    """Events carrying a canary prompt text in the fields a careless integration would use, beside a load of
+    ordinary events; then the text is searched in every topic, the spool, Redis's append-only file, every
+    ClickHouse table and every log. It must be in none."""
+    started = time.monotonic()
+    text = f"CANARY-PROMPT-{uuid.uuid4().hex}"
+    urls = urls_of(stack)
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=80)) as http:
+        run = Run(stack, http, urls, size)
+        token = operator_token(stack.config)
+        workspaces = await loadgen.create_workspaces(http, urls, token, WORKSPACES, "enterprise", LIMITS)
+        before = await loadgen.gateway_rejections(http, urls.gateway)
+        load = asyncio.create_task(
+            loadgen.send(http, urls.gateway, workspaces, rate=size.rate, duration_s=size.duration_s)
+        )
+        carriers = []
+        for i in range(size.rate):
+            ws = workspaces[i % len(workspaces)]
+            body = {**loadgen.event_body(f"canary_{uuid.uuid4().hex}", i), CANARY_FIELDS[i % 3]: text}
+            carriers.append(await loadgen.post_event(http, urls.gateway, ws, body))
+        scenario = Scenario(
+            "canary", f"a prompt text in {', '.join(CANARY_FIELDS)} of {len(carriers)} events", _no_fault
+        )
+        outcome = await judge(run, scenario, size, workspaces, [*await load, *carriers], before, None, started)
+        topics = await _all_topic_bytes(stack.config.kafka_bootstrap)
+    outcome.load = f"{size.events:,} events at {size.rate}/s over {WORKSPACES} workspaces, {len(carriers)} carriers"
+    stop_supervised(stack)
+    data = stack.config.data_dir
+    places = {
+        "topics": topics,
+        "spool": _files_bytes(data / "spool"),
+        "Redis": _files_bytes(data / "redis"),
+        "ClickHouse": await asyncio.to_thread(_clickhouse_rows, data),
+        "logs": _files_bytes(data / "logs"),
+    }
+    needle = text.encode()
+    control = carriers[0].external_request_id.encode()
+    """Stored with the event, so found where the event is: the search would have seen the canary there."""
+    for place, blobs in places.items():
+        if not blobs:
+            outcome.problems.append(f"nothing read from {place}: the search there proves nothing")
+        if place in ("topics", "Redis", "ClickHouse") and not any(control in blob for blob in blobs):
+            outcome.problems.append(f"a carrier's externalRequestId not found in {place}: the search is blind there")
+        hits = sum(blob.count(needle) for blob in blobs)
+        if hits:
+            outcome.problems.append(f"the canary found {hits} times in {place}")
+    return outcome
+
+
+SCENARIOS["canary"] = Scenario("canary", "", _no_fault, drive=canary)
+DEFAULT["canary"] = Size(rate=60, duration_s=20, stall_s=0)
+LONG["canary"] = Size(rate=200, duration_s=60, stall_s=0)
 SCENARIOS["over-the-limit"] = Scenario(
     "over-the-limit", "none: a load over the limits", _no_fault, drive=over_the_limit
 )
