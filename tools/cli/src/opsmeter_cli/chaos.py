@@ -13,6 +13,7 @@ ones in their short form.
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import tempfile
 import threading
@@ -32,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from opsmeter_cli import loadgen
 from opsmeter_cli.loadgen import NO_ANSWER, Answer, Urls, Workspace
 from opsmeter_cli.stack import Stack, StackConfig, http_ready, operator_token
+from opsmeter_runtime.lemonsqueezy_double import LemonSqueezyDouble
 from opsmeter_runtime.localstack import port_open
 
 WORKSPACES = 4
@@ -118,6 +120,8 @@ class Scenario:
     """The gateway restarts, so its /metrics start from zero: the rejection counters cannot be compared."""
     drive: "Callable[[Stack, Size], Coroutine[Any, Any, Outcome]] | None" = None
     """Its own load and checks instead of :func:`exercise`'s (a scenario that is a load, not a fault)."""
+    doubles: "Callable[[], contextlib.AbstractContextManager[dict[str, str]]] | None" = None
+    """Test doubles the stack talks to, started first; their environment for the services."""
     evidence: tuple[str, str] | None = None
     """(service, text): the fault took hold only if its log then holds the text."""
     known: str = ""
@@ -434,8 +438,10 @@ def _only_refused(answers: Iterable[Answer]) -> set[str]:
 
 def run_scenario(scenario: Scenario, size: Size) -> Outcome:
     """``scenario`` on a stack of its own."""
-    with own_stack(scenario.env) as stack:
-        return asyncio.run((scenario.drive or partial(exercise, scenario=scenario))(stack, size))
+    with contextlib.ExitStack() as doubles:
+        env = {**(doubles.enter_context(scenario.doubles()) if scenario.doubles else {}), **scenario.env}
+        with own_stack(env) as stack:
+            return asyncio.run((scenario.drive or partial(exercise, scenario=scenario))(stack, size))
 
 
 PLAN_RATE_LIMITS = {"free": 120, "starter": 300, "pro": 600, "enterprise": 300, "team": 3000}
@@ -596,6 +602,125 @@ async def canary(stack: Stack, size: Size) -> Outcome:
     return outcome
 
 
+VARIANTS = {"starter": 101, "pro": 102, "team": 103, "enterprise": 104}
+"""The double's variant ids (``lemonsqueezy_double.VARIANTS``)."""
+_LEMONSQUEEZY: list[LemonSqueezyDouble] = []
+
+
+@contextlib.contextmanager
+def _lemonsqueezy() -> Iterator[dict[str, str]]:
+    with LemonSqueezyDouble() as double:
+        _LEMONSQUEEZY.append(double)
+        try:
+            yield double.service_env()
+        finally:
+            _LEMONSQUEEZY.remove(double)
+
+
+async def webhooks(stack: Stack, size: Size) -> Outcome:
+    """``size.rate`` subscriptions, each changed ``size.duration_s`` times at Lemon Squeezy; their deliveries
+    permuted, one in five repeated and one in five dropped. Once every delivery was answered, each workspace whose
+    newest delivery arrived must be on the newest plan, and after a reconciliation every workspace must be."""
+    started = time.monotonic()
+    [double] = _LEMONSQUEEZY
+    rng = random.Random(size.rate * 1_000 + size.duration_s)
+    urls = urls_of(stack)
+    billing = stack.config.url("billing")
+    operator = {"X-Operator-Token": operator_token(stack.config)}
+    async with httpx.AsyncClient(timeout=30) as http:
+        created = await loadgen.create_workspaces(http, urls, operator["X-Operator-Token"], size.rate, "starter")
+        deliveries: list[tuple[Workspace, bytes, bool]] = []
+        newest: dict[str, str] = {}
+        for ws in created:
+            sub = double.create_subscription(VARIANTS["starter"])
+            body = {"workspaceId": ws.workspace_id, "subscriptionId": sub, "plan": "starter"}
+            deadline = time.monotonic() + 30
+            link = f"{billing}/v1/admin/billing/subscriptions"
+            while (await http.post(link, json=body, headers=operator)).status_code != 201:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"billing did not link {sub} to {ws.workspace_id}")
+                await asyncio.sleep(0.1)
+            for change in range(size.duration_s):
+                plan = rng.choice([p for p in VARIANTS if p != newest.get(ws.workspace_id, "starter")])
+                double.update(sub, variant_id=VARIANTS[plan])
+                newest[ws.workspace_id] = plan
+                deliveries.append((ws, double.webhook_body(sub), change == size.duration_s - 1))
+        sent: list[tuple[Workspace, bytes, bool]] = []
+        for delivery in deliveries:
+            roll = rng.random()
+            if roll < 0.2:
+                continue  # dropped
+            sent += [delivery] * (2 if roll > 0.8 else 1)
+        rng.shuffle(sent)
+        url = f"{billing}/v1/billing/webhooks/lemonsqueezy"
+        statuses = Counter(await asyncio.gather(*(asyncio.to_thread(double.deliver, url, body) for _, body, _ in sent)))
+        newest_arrived = {ws.workspace_id for ws, _, last in sent if last}
+
+        async def plans() -> dict[str, str]:
+            found = {}
+            for ws in created:
+                answer = await http.get(
+                    f"{billing}/v1/workspaces/{ws.workspace_id}/plan",
+                    headers={"Authorization": f"Bearer {ws.admin_token}"},
+                )
+                found[ws.workspace_id] = answer.json()["planTier"]
+            return found
+
+        async def settled(ids: set[str]) -> dict[str, str]:
+            deadline = time.monotonic() + 60
+            while True:
+                found = await plans()
+                if all(found[i] == newest[i] for i in ids) or time.monotonic() > deadline:
+                    await asyncio.sleep(2)
+                    return await plans()
+                await asyncio.sleep(0.5)
+
+        before = await settled(newest_arrived)
+        problems = [
+            f"{i}: on {before[i]} after its newest delivery ({newest[i]}) arrived"
+            for i in sorted(newest_arrived)
+            if before[i] != newest[i]
+        ]
+        answer = await http.post(f"{billing}/v1/admin/billing/reconcile", headers=operator)
+        if answer.status_code != 200:
+            problems.append(f"reconcile answered {answer.status_code}: {answer.text}")
+        after = await settled(set(newest))
+        wrong = [i for i in sorted(newest) if after[i] != newest[i]]
+        problems += [
+            f"{i}: on {after[i]} after reconciliation, Lemon Squeezy says {newest[i]} "
+            f"(its newest delivery {'arrived' if i in newest_arrived else 'was dropped'})"
+            for i in wrong
+        ]
+    return Outcome(
+        scenario="webhooks",
+        load=f"{size.rate} subscriptions x {size.duration_s} changes: {len(sent)} deliveries of {len(deliveries)}",
+        fault="deliveries permuted, 1 in 5 repeated, 1 in 5 dropped; then a reconciliation",
+        by_status=dict(sorted(statuses.items())),
+        accepted=len(deliveries),
+        lost=len(wrong),
+        double_counted=0,
+        refused_counted=0,
+        recover_s=None,
+        problems=problems,
+        seconds=time.monotonic() - started,
+    )
+
+
+SCENARIOS["webhooks"] = Scenario(
+    "webhooks",
+    "",
+    _no_fault,
+    drive=webhooks,
+    doubles=_lemonsqueezy,
+    known=(
+        "Permuted and repeated deliveries end on the newest plan wherever the newest delivery arrived. Where it was "
+        "dropped, the change (made at Lemon Squeezy, not through Opsmeter) stays unapplied: the reconciliation asks "
+        "Lemon Squeezy only about pending changes, fresh links and overdue renewals, so such a workspace keeps its "
+        "older plan until its renewal is overdue. *Lost* counts those workspaces."
+    ),
+)
+DEFAULT["webhooks"] = Size(rate=10, duration_s=6, stall_s=0)
+LONG["webhooks"] = Size(rate=40, duration_s=10, stall_s=0)
 SCENARIOS["canary"] = Scenario("canary", "", _no_fault, drive=canary)
 DEFAULT["canary"] = Size(rate=60, duration_s=20, stall_s=0)
 LONG["canary"] = Size(rate=200, duration_s=60, stall_s=0)
