@@ -729,3 +729,17 @@ SCENARIOS["over-the-limit"] = Scenario(
 )
 DEFAULT["over-the-limit"] = Size(rate=100, duration_s=30, stall_s=0)
 LONG["over-the-limit"] = Size(rate=2_000, duration_s=50, stall_s=0)
+
+ORDER = (
+    "broker-stalled",
+    "redis-killed",
+    "redis-stalled",
+    "services-killed",
+    "spool-unwritable",
+    "over-the-limit",
+    "clickhouse-inserts-failing",
+    "webhooks",
+    "canary",
+)
+"""The issue's order: the faults that most often happen first."""
+SCENARIOS = {name: SCENARIOS[name] for name in ORDER}
