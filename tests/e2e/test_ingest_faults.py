@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opsmeter_cli.chaos import SCENARIOS, Size, exercise, supervised
+from opsmeter_cli.chaos import SCENARIOS, Size, exercise, fault_hooks, supervised
 from opsmeter_cli.stack import Stack, StackConfig, operator_token
 from opsmeter_runtime.localstack import port_open, redis_process, wait_for
 from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY, selected_backend
@@ -23,7 +23,8 @@ from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY, selected_backend
 def _stack(tmp_path_factory: pytest.TempPathFactory, **env: str) -> Iterator[Stack]:
     if selected_backend() != "local":
         pytest.skip("fault tests stall and kill the local engine processes; they run in the local mode")
-    stack = Stack(StackConfig.on_free_ports(tmp_path_factory.mktemp("faults"), env))
+    data_dir = tmp_path_factory.mktemp("faults")
+    stack = Stack(StackConfig.on_free_ports(data_dir, {**fault_hooks(data_dir), **env}))
     stack.start(timeout=180)
     try:
         yield stack
@@ -195,7 +196,7 @@ class TestRedisDown:
 class TestChaosScenarios:
     """The short form of ``make chaos``'s cheapest scenarios, on this module's stack: loadgen's oracle exact."""
 
-    @pytest.mark.parametrize("name", ["broker-stalled", "redis-killed"])
+    @pytest.mark.parametrize("name", ["broker-stalled", "redis-killed", "clickhouse-inserts-failing"])
     def test_every_accepted_event_counted_once_through_the_fault(self, own_stack: Stack, name: str) -> None:
         with supervised(own_stack):
             outcome = asyncio.run(exercise(own_stack, Size(rate=40, duration_s=8, stall_s=3), scenario=SCENARIOS[name]))

@@ -285,14 +285,18 @@ def stop_supervised(stack: Stack) -> None:
     stack.stop()
 
 
+def fault_hooks(data_dir: Path) -> dict[str, str]:
+    """The services' fault-injection settings, pointed under ``data_dir``: inert until a scenario arms them."""
+    return {"OPSMETER_REPORTING_FAULT_INSERT_FAILURE_FILE": str(data_dir / INSERT_FAULT_FILE)}
+
+
 @contextlib.contextmanager
 def own_stack(env: dict[str, str] | None = None, *, data_dir: Path | None = None) -> Iterator[Stack]:
     """The local stack on free ports in a temporary directory, supervised; stopped (and resumed first) at exit."""
     with contextlib.ExitStack() as cleanup:
         if data_dir is None:
             data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="opsmeter-chaos-")))
-        fault_hook = {"OPSMETER_REPORTING_FAULT_INSERT_FAILURE_FILE": str(data_dir / INSERT_FAULT_FILE)}
-        stack = Stack(StackConfig.on_free_ports(data_dir, {**fault_hook, **(env or {})}))
+        stack = Stack(StackConfig.on_free_ports(data_dir, {**fault_hooks(data_dir), **(env or {})}))
         stack.start(timeout=180)
         try:
             with supervised(stack):
