@@ -14,7 +14,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_LINK_MODE := copy
 
-.PHONY: help install web run up down status sdk-ts test test-unit test-web test-integration test-containers lint typecheck bench schemas prices clean
+.PHONY: help install web run up down status sdk-ts test test-unit test-web test-integration test-containers lint typecheck bench chaos soak schemas prices clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,6 +76,12 @@ typecheck: install ## mypy --strict over every package
 
 bench: install ## Run every benchmark (bench/*_bench.py); each writes its section of docs/benchmarks.md
 	@for script in bench/*_bench.py; do echo "== $$script"; $(VENV)/bin/python $$script --write docs/benchmarks.md || exit 1; done
+
+chaos: install ## Run every fault scenario on a stack of its own under load, exact oracle; writes docs/reliability.md (~14 min here; CHAOS_ARGS=--long for the issue's sizes)
+	$(VENV)/bin/python bench/chaos.py --write docs/reliability.md $(CHAOS_ARGS)
+
+soak: install ## 30 minutes at half capacity: RSS growth of each service < 10 %, spool back to 0 (SOAK_ARGS=--minutes 2 for a short one)
+	$(VENV)/bin/python bench/soak.py $(SOAK_ARGS)
 
 schemas: install ## Regenerate the checked-in JSON Schemas of the event contracts
 	$(VENV)/bin/python -m opsmeter_contracts.schemas --write

@@ -3,6 +3,7 @@
 These tests stall and kill the engines, so they run on a stack of their own.
 """
 
+import asyncio
 import os
 import signal
 import time
@@ -13,22 +14,17 @@ from typing import Any
 import httpx
 import pytest
 
-from opsmeter_cli.stack import SERVICES, Stack, StackConfig, operator_token
-from opsmeter_runtime.localstack import free_port, port_open, redis_process, wait_for
+from opsmeter_cli.chaos import SCENARIOS, Size, exercise, fault_hooks, supervised
+from opsmeter_cli.stack import Stack, StackConfig, operator_token
+from opsmeter_runtime.localstack import port_open, redis_process, wait_for
 from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY, selected_backend
 
 
 def _stack(tmp_path_factory: pytest.TempPathFactory, **env: str) -> Iterator[Stack]:
     if selected_backend() != "local":
         pytest.skip("fault tests stall and kill the local engine processes; they run in the local mode")
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("faults"),
-        broker_port=free_port(),
-        redis_port=free_port(),
-        service_ports={s.name: free_port() for s in SERVICES},
-        extra_env={"OPSMETER_ENV": "test", "OPSMETER_LOG_LEVEL": "WARNING", **env},
-    )
-    stack = Stack(config)
+    data_dir = tmp_path_factory.mktemp("faults")
+    stack = Stack(StackConfig.on_free_ports(data_dir, {**fault_hooks(data_dir), **env}))
     stack.start(timeout=180)
     try:
         yield stack
@@ -195,3 +191,17 @@ class TestRedisDown:
         [decided_here] = [float(line.split()[1]) for line in metrics.splitlines() if line.startswith(DEGRADED_TOTAL)]
         assert decided_here >= 5
         eventually(lambda: usage_requests(own_stack, ws) == 7, timeout=30)
+
+
+class TestChaosScenarios:
+    """The short form of ``make chaos``'s cheapest scenarios, on this module's stack: loadgen's oracle exact."""
+
+    @pytest.mark.parametrize("name", ["broker-stalled", "redis-killed", "clickhouse-inserts-failing"])
+    def test_every_accepted_event_counted_once_through_the_fault(self, own_stack: Stack, name: str) -> None:
+        with supervised(own_stack):
+            outcome = asyncio.run(exercise(own_stack, Size(rate=40, duration_s=8, stall_s=3), scenario=SCENARIOS[name]))
+        assert outcome.problems == []
+        assert (outcome.lost, outcome.double_counted) == (0, 0)
+        assert outcome.accepted >= 300  # 320 sent, one in 20 a repeat
+        assert set(outcome.by_status) == {202}
+        assert outcome.recover_s is not None

@@ -84,6 +84,7 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
                 clickhouse,
                 AnalystLanes(analyst, operator_sql, row_policy=settings.analyst_clickhouse_url is not None),
                 cluster=settings.clickhouse_topology == "cluster",
+                fault_insert_failure_file=settings.fault_insert_failure_file,
             )
             plans = RedisPlanReader(resources.redis, enterprise=settings.enterprise_retention)
             sink_stats = SinkStats()

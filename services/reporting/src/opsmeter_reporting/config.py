@@ -1,4 +1,5 @@
 from fractions import Fraction
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
@@ -45,9 +46,16 @@ class ReportingSettings(ServiceSettings):
         description="`cluster`: a sharded, replicated ClickHouse server cluster gets migrations_cluster/ "
         "(Replicated tables under Distributed ones, ON CLUSTER '{cluster}'; ADR 0059). The embedded chDB is single.",
     )
+    fault_insert_failure_file: Path | None = Field(
+        default=None,
+        description="Fault injection for `make chaos` only: while this file exists, every insert of the sink fails "
+        "as if ClickHouse were unreachable. Refused in prod.",
+    )
 
     @model_validator(mode="after")
     def _server_in_prod(self) -> Self:
+        if self.runtime.env == "prod" and self.fault_insert_failure_file is not None:
+            raise ValueError("OPSMETER_REPORTING_FAULT_INSERT_FAILURE_FILE is fault injection; refused in prod")
         if self.runtime.env == "prod" and self.runtime.clickhouse_url is None:
             raise ValueError("OPSMETER_CLICKHOUSE_URL must point at a ClickHouse server in prod")
         if self.runtime.env == "prod" and self.analyst_clickhouse_url is None:

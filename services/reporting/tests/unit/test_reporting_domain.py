@@ -1,4 +1,5 @@
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,22 @@ class TestReportingSettings:
             ReportingSettings(runtime=served)
         analyst = "https://opsmeter_analyst:pw@ch.internal:8443/opsmeter"
         assert ReportingSettings(runtime=served, analyst_clickhouse_url=analyst).runtime.clickhouse_url
+
+    def test_the_chaos_suites_insert_fault_is_refused_in_prod(self, tmp_path: Path) -> None:
+        from pydantic import ValidationError
+
+        from opsmeter_reporting.config import ReportingSettings
+        from opsmeter_runtime.settings import RuntimeSettings
+
+        prod = RuntimeSettings(
+            env="prod",
+            kafka_bootstrap="kafka-0.kafka:9092",
+            operator_token_sha256="0" * 64,
+            clickhouse_url="https://ch.internal:8443/opsmeter",
+        )
+        analyst = "https://opsmeter_analyst:pw@ch.internal:8443/opsmeter"
+        fault = tmp_path / "fail-inserts"
+        with pytest.raises(ValidationError, match="FAULT_INSERT_FAILURE_FILE"):
+            ReportingSettings(runtime=prod, analyst_clickhouse_url=analyst, fault_insert_failure_file=fault)
+        test = RuntimeSettings(env="test")
+        assert ReportingSettings(runtime=test, fault_insert_failure_file=fault).fault_insert_failure_file == fault

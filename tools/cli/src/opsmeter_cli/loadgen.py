@@ -29,6 +29,8 @@ MAX_WORKSPACES = 50
 REPEAT_EVERY = 20
 """Every 20th request repeats an earlier externalRequestId of its workspace: answered as a duplicate, counted once."""
 MICRO = Decimal(1_000_000)
+NO_ANSWER = 0
+"""The status logged for a request that never got an answer (the gateway down past the retry time)."""
 _EVENTS_METRIC = re.compile(r"^opsmeter_ingest_events_total\{([^}]*)\} ([0-9.e+]+)$")
 _REASON = re.compile(r'reason="([^"]*)"')
 
@@ -113,7 +115,7 @@ def expected_from(answers: Iterable[Answer]) -> dict[str, Expected]:
             first = events[a.workspace_id].setdefault(a.event_id, a.cost_micro_usd)
             if first != a.cost_micro_usd:
                 raise LoadgenError(f"event {a.event_id} was answered with two costs")
-        else:
+        elif a.status != NO_ANSWER:
             rejections[a.workspace_id][a.reason or f"http_{a.status}"] += 1
     return {ws: Expected(len(ids), sum(ids.values()), rejections[ws]) for ws, ids in sorted(events.items())}
 
@@ -175,14 +177,20 @@ class Urls:
 
 
 async def create_workspaces(
-    http: httpx.AsyncClient, urls: Urls, operator_token: str, count: int, plan: str
+    http: httpx.AsyncClient,
+    urls: Urls,
+    operator_token: str,
+    count: int,
+    plan: str,
+    limits: dict[str, int] | None = None,
 ) -> list[Workspace]:
-    """``count`` new workspaces on ``plan``, returned once billing has projected the plan (limits then apply)."""
+    """``count`` new workspaces on ``plan`` (``limits``: the admin API's overrides, e.g. ``rateLimitPerMinute``),
+    returned once billing has projected the plan (limits then apply)."""
     created = []
     for i in range(count):
         answer = await http.post(
             f"{urls.gateway}/v1/admin/workspaces",
-            json={"name": f"loadgen {i}", "plan": plan},
+            json={"name": f"loadgen {i}", "plan": plan, **(limits or {})},
             headers={"X-Operator-Token": operator_token},
         )
         if answer.status_code != 201:
@@ -213,8 +221,17 @@ async def send(
     rate: int,
     duration_s: int,
     seed: int = 0,
+    clients: int = 64,
+    retry_for_s: float = 0.0,
+    repeat_every: int | None = REPEAT_EVERY,
 ) -> list[Answer]:
-    """``rate × duration_s`` requests paced evenly, round-robin over the workspaces; every answer, in order sent."""
+    """``rate × duration_s`` requests paced evenly, round-robin over the workspaces; every answer, in order sent.
+
+    Every ``repeat_every``-th request repeats an earlier one of its workspace. ``clients`` requests are in flight
+    at most. A request that gets no answer (connection refused or cut) is sent
+    again with the same body, as an SDK would, for up to ``retry_for_s`` seconds; one that never gets an answer is
+    logged with status 0.
+    """
     rng = random.Random(seed)
     total = rate * duration_s
     sent: dict[str, list[dict[str, Any]]] = {ws.workspace_id: [] for ws in workspaces}
@@ -222,7 +239,7 @@ async def send(
     for i in range(total):
         ws = workspaces[i % len(workspaces)]
         earlier = sent[ws.workspace_id]
-        if i % REPEAT_EVERY == REPEAT_EVERY - 1 and earlier:
+        if repeat_every and i % repeat_every == repeat_every - 1 and earlier:
             body = rng.choice(earlier)
         else:
             body = _body(f"lg_{uuid.uuid4().hex}", rng)
@@ -241,11 +258,33 @@ async def send(
             if delay > 0:
                 await asyncio.sleep(delay)
             ws, body = plan[i]
-            answer = await http.post(f"{gateway}/v1/ingest/llm-request", json=body, headers={"X-API-Key": ws.api_key})
-            answers[i] = _answer(ws.workspace_id, body["externalRequestId"], answer)
+            answers[i] = await post_event(http, gateway, ws, body, retry_for_s=retry_for_s)
 
-    await asyncio.gather(*(worker() for _ in range(min(64, total))))
+    await asyncio.gather(*(worker() for _ in range(min(clients, total))))
     return [a for a in answers if a is not None]
+
+
+async def post_event(
+    http: httpx.AsyncClient, gateway: str, ws: Workspace, body: dict[str, Any], *, retry_for_s: float = 0.0
+) -> Answer:
+    """One event sent, and sent again unchanged while it gets no answer, for up to ``retry_for_s`` seconds."""
+    deadline = time.monotonic() + retry_for_s
+    while True:
+        try:
+            answer = await http.post(f"{gateway}/v1/ingest/llm-request", json=body, headers={"X-API-Key": ws.api_key})
+        except httpx.TransportError:
+            if time.monotonic() >= deadline:
+                if retry_for_s == 0:
+                    raise
+                return Answer(ws.workspace_id, body["externalRequestId"], NO_ANSWER, None, None, None, False)
+            await asyncio.sleep(0.2)
+            continue
+        return _answer(ws.workspace_id, body["externalRequestId"], answer)
+
+
+def event_body(external_request_id: str, seed: int = 0) -> dict[str, Any]:
+    """A valid event body like the load's, with the given externalRequestId."""
+    return _body(external_request_id, random.Random(seed))
 
 
 def write_log(path: Path, answers: Sequence[Answer]) -> None:

@@ -26,6 +26,7 @@ from opsmeter_runtime.localstack import (
     ManagedProcess,
     RestartBackoff,
     broker_process,
+    free_port,
     port_open,
     redis_process,
     wait_for,
@@ -76,6 +77,17 @@ class StackConfig:
             broker_port=_env_port("OPSMETER_BROKER_PORT", 19092),
             redis_port=_env_port("OPSMETER_REDIS_PORT", 16379),
             service_ports={s.name: _env_port(f"{s.env_prefix}PORT", s.default_port) for s in SERVICES},
+        )
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, extra_env: dict[str, str] | None = None) -> "StackConfig":
+        """A stack of its own under ``data_dir``: every port a free one, test settings, warnings-only logs."""
+        return cls(
+            data_dir=data_dir,
+            broker_port=free_port(),
+            redis_port=free_port(),
+            service_ports={s.name: free_port() for s in SERVICES},
+            extra_env={"OPSMETER_ENV": "test", "OPSMETER_LOG_LEVEL": "WARNING", **(extra_env or {})},
         )
 
     @property

@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 
 from opsmeter_cli.loadgen import (
+    NO_ANSWER,
     Answer,
     Expected,
     LoadgenError,
@@ -70,6 +71,10 @@ class TestOracle:
             "ws_a": Expected(2, 350, Counter({"rate_limited": 2})),
             "ws_b": Expected(0, 0, Counter({"plan_limit_reached": 1})),
         }
+
+    def test_a_request_never_answered_is_neither_accepted_nor_a_rejection_the_gateway_counted(self) -> None:
+        answers = [accepted("ws_a", "e1", 100), Answer("ws_a", "r-gone", NO_ANSWER, None, None, None, False)]
+        assert expected_from(answers) == {"ws_a": Expected(1, 100, Counter())}
 
     def test_an_event_answered_with_two_costs_is_an_error(self) -> None:
         with pytest.raises(LoadgenError, match="two costs"):

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -219,8 +220,16 @@ def mutable_table(table: str, *, cluster: bool) -> str:
 
 
 class ClickHouseTelemetryStore:
-    def __init__(self, clickhouse: ClickHouse, analyst: AnalystLanes | None = None, *, cluster: bool = False) -> None:
+    def __init__(
+        self,
+        clickhouse: ClickHouse,
+        analyst: AnalystLanes | None = None,
+        *,
+        cluster: bool = False,
+        fault_insert_failure_file: Path | None = None,
+    ) -> None:
         self._ch = clickhouse
+        self._fault_file = fault_insert_failure_file
         self._cluster = cluster
         self._lanes = analyst or AnalystLanes(clickhouse, clickhouse)
         self._writes = asyncio.Lock()
@@ -253,6 +262,8 @@ class ClickHouseTelemetryStore:
                 for e in unique
                 if e.event_id in stored and stored[e.event_id] != _millis(e.ingested_at)
             )
+            if self._fault_file is not None and self._fault_file.exists():
+                raise TransientError(f"fault injected: inserts fail while {self._fault_file} exists")
             if fresh:
                 rows = [
                     raw_row(
