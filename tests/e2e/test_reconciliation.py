@@ -2,9 +2,7 @@
 responses, moved to the last days; the calls of one day were never sent, and the CLI and the API name that gap."""
 
 import json
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opsmeter_cli.main import app
+from opsmeter_runtime.testing import eventually
 from tests.conftest import RunningStack
 
 FIXTURES = Path(__file__).parents[2] / "services" / "reporting" / "tests" / "fixtures" / "reconciliation"
@@ -42,15 +41,6 @@ def moved_anthropic_report() -> dict[str, Any]:
             moved = datetime.fromisoformat(bucket[edge].replace("Z", "+00:00")) + shift
             bucket[edge] = moved.isoformat().replace("+00:00", "Z")
     return report
-
-
-def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s")
-        time.sleep(0.1)
-    return result
 
 
 @pytest.fixture(scope="module")

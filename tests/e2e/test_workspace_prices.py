@@ -2,9 +2,7 @@
 effective date; calls nobody priced are listed; events already stored keep their cost."""
 
 import json
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opsmeter_runtime.testing import eventually
 from tests.conftest import RunningStack
 
 MODEL = "acme-llama-70b"
@@ -27,17 +26,6 @@ def ingest(stack: RunningStack, key: str, **fields: Any) -> dict[str, Any]:
     assert answer.status_code == 202, answer.text
     result: dict[str, Any] = answer.json()
     return result
-
-
-def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s")
-        time.sleep(0.1)
 
 
 def admin(ws: dict[str, Any]) -> dict[str, str]:

@@ -7,11 +7,13 @@ server through testcontainers; skipped, with the reason, when no Docker engine a
 
 import asyncio
 import os
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -60,6 +62,16 @@ class Engines:
             **overrides,
         }
         return RuntimeSettings.model_validate(values)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """The first truthy result of ``check`` (polled every 0.1 s), or AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s")
+        time.sleep(0.1)
+    return result
 
 
 def selected_backend() -> str:

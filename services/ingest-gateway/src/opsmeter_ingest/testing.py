@@ -8,6 +8,7 @@ import orjson
 
 from opsmeter_contracts.pricing import WorkspacePricesSetPayload
 from opsmeter_ingest.event import OutgoingEvent, Pricing
+from opsmeter_ingest.ingest import Ingestor
 from opsmeter_ingest.ports import Admission, AdmitItem, Admitted, Decision, Durability, Repeat, SettledEvent
 from opsmeter_ingest.record import ValidatedRecord
 from opsmeter_pricing import PriceQuote
@@ -126,3 +127,17 @@ class FlatPriceBook:
 
     def public_catalog(self) -> dict[str, Any]:
         return {"version": self.version, "models": []}
+
+
+class InMemoryWorld:
+    """The ingest use case wired to the in-memory ports above (``admission`` takes InMemoryAdmission's fields)."""
+
+    def __init__(self, **admission: Any) -> None:
+        self.admission = InMemoryAdmission(**admission)
+        self.sink = InMemorySink()
+        self.ingestor = Ingestor(
+            admission=self.admission,
+            sink=self.sink,
+            prices=FlatPriceBook(),
+            settlement=InMemorySettlement(self.admission),
+        )

@@ -5,7 +5,6 @@ from typing import Any
 import pytest
 
 from opsmeter_contracts import LlmRequestIngested, decode_event
-from opsmeter_ingest.ingest import Ingestor
 from opsmeter_ingest.outcomes import (
     Accepted,
     BudgetStopped,
@@ -15,7 +14,7 @@ from opsmeter_ingest.outcomes import (
     RateLimited,
     Unavailable,
 )
-from opsmeter_ingest.testing import FlatPriceBook, InMemoryAdmission, InMemorySettlement, InMemorySink
+from opsmeter_ingest.testing import InMemoryWorld
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.projections import PolicyStatus
 from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
@@ -27,17 +26,7 @@ def body(external_request_id: str = "req_1", **fields: Any) -> dict[str, Any]:
     return {**SPEC_EXAMPLE_BODY, "externalRequestId": external_request_id, **fields}
 
 
-class World:
-    def __init__(self, **admission: Any) -> None:
-        self.admission = InMemoryAdmission(**admission)
-        self.sink = InMemorySink()
-        self.ingestor = Ingestor(
-            admission=self.admission,
-            sink=self.sink,
-            prices=FlatPriceBook(),
-            settlement=InMemorySettlement(self.admission),
-        )
-
+class World(InMemoryWorld):
     async def one(self, document: Any) -> Any:
         [outcome] = (await self.ingestor.ingest(CALLER, [document])).outcomes
         return outcome

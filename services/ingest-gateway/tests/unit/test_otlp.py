@@ -11,7 +11,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from opsmeter_ingest.ingest import Ingestor
 from opsmeter_ingest.otlp.answers import export_answer
 from opsmeter_ingest.otlp.decode import (
     BodyTooLarge,
@@ -30,7 +29,7 @@ from opsmeter_ingest.otlp.mapping import (
     wanted_attributes,
 )
 from opsmeter_ingest.record import IngestRequest
-from opsmeter_ingest.testing import FlatPriceBook, InMemoryAdmission, InMemorySettlement, InMemorySink
+from opsmeter_ingest.testing import InMemoryWorld
 from opsmeter_runtime.auth import Principal
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
@@ -372,17 +371,7 @@ class TestMapping:
         assert "secret" not in orjson.dumps(document).decode()
 
 
-class World:
-    def __init__(self, **admission: Any) -> None:
-        self.admission = InMemoryAdmission(**admission)
-        self.sink = InMemorySink()
-        self.ingestor = Ingestor(
-            admission=self.admission,
-            sink=self.sink,
-            prices=FlatPriceBook(),
-            settlement=InMemorySettlement(self.admission),
-        )
-
+class World(InMemoryWorld):
     async def export(self, traces: ExportTraceServiceRequest) -> Any:
         records = mapped(traces).records
         result = await self.ingestor.ingest(CALLER, [r.document for r in records])
