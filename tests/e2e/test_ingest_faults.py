@@ -193,6 +193,62 @@ class TestRedisDown:
         eventually(lambda: usage_requests(own_stack, ws) == 7, timeout=30)
 
 
+def plan_requests(stack: Stack, ws: dict[str, Any]) -> int:
+    status = httpx.get(
+        f"{stack.config.url('ingest-gateway')}/v1/diagnostics/workspace-status",
+        headers={"X-API-Key": ws["apiKey"]},
+        timeout=10,
+    ).json()
+    count: int = status["plan"]["currentRequestCount"]
+    return count
+
+
+class TestSpoolUnwritable:
+    def test_an_unconfirmed_503_keeps_its_key_so_a_retry_learns_it_was_taken(self, own_stack: Stack) -> None:
+        ws = workspace(own_stack)
+        [spool_dir] = [d for d in (own_stack.config.data_dir / "spool").iterdir() if d.is_dir()]
+        aside = spool_dir.with_name(f"{spool_dir.name}.aside")
+        broker = own_stack.processes["broker"]
+        assert broker.pid is not None
+        retried = {**SPEC_EXAMPLE_BODY, "externalRequestId": f"req_{uuid.uuid4().hex}"}
+        spool_dir.rename(aside)
+        spool_dir.write_text("no spool here\n")  # nothing can be written there, even as root
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            first = post(own_stack, ws, retried)
+            never_retried = send(own_stack, ws)
+        finally:
+            spool_dir.unlink()
+            aside.rename(spool_dir)
+            os.kill(broker.pid, signal.SIGCONT)
+        for answer in (first, never_retried):
+            assert answer.status_code == 503
+            assert answer.json()["reason"] == "unavailable"
+            assert "not confirmed" in answer.json()["message"]
+            assert answer.headers["Retry-After"] == "5"
+        # The producer held both and delivered them once the broker was back: the retry is told so, and
+        # /usage and the plan counter agree, whether or not the client ever retried.
+        retries = [post(own_stack, ws, retried)]
+        while retries[-1].status_code == 503 and len(retries) < 30:  # in flight: asked to retry
+            time.sleep(1)
+            retries.append(post(own_stack, ws, retried))
+        assert retries[-1].status_code == 202
+        assert retries[-1].json()["duplicate"] is True  # not taken anew: the first was taken after all
+        eventually(lambda: usage_requests(own_stack, ws) == 2, timeout=30)
+        assert plan_requests(own_stack, ws) == 2
+        time.sleep(1)
+        assert usage_requests(own_stack, ws) == 2
+
+
+def post(stack: Stack, ws: dict[str, Any], body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{stack.config.url('ingest-gateway')}/v1/ingest/llm-request",
+        json=body,
+        headers={"X-API-Key": ws["apiKey"]},
+        timeout=10,
+    )
+
+
 class TestChaosScenarios:
     """The short form of ``make chaos``'s cheapest scenarios, on this module's stack: loadgen's oracle exact."""
 
@@ -205,3 +261,12 @@ class TestChaosScenarios:
         assert outcome.accepted >= 300  # 320 sent, one in 20 a repeat
         assert set(outcome.by_status) == {202}
         assert outcome.recover_s is not None
+
+    def test_through_an_unwritable_spool_every_503_retried_counts_once(self, own_stack: Stack) -> None:
+        scenario = SCENARIOS["spool-unwritable"]
+        with supervised(own_stack):
+            outcome = asyncio.run(exercise(own_stack, Size(rate=40, duration_s=8, stall_s=3), scenario=scenario))
+        assert outcome.problems == []
+        assert (outcome.lost, outcome.double_counted, outcome.refused_counted) == (0, 0, 0)
+        assert outcome.by_status.get(503, 0) > 0  # the fault took hold: answers were not confirmed
+        assert outcome.landed_after_503 > 0  # and their retries learnt that the broker took them after all

@@ -20,6 +20,24 @@ Headers = Sequence[tuple[str, bytes]]
 Record = tuple[str, bytes | None, bytes]
 """(topic, key, value)"""
 
+Delivery = asyncio.Future[Any] | None
+"""A record handed to the producer (its future settles with the broker's acknowledgement or the producer's giving
+up), or None: never handed to it."""
+
+
+def delivered(delivery: Delivery) -> bool | None:
+    """True once the broker acknowledged the record, False when it never will (the producer gave up, or the
+    record never reached the producer), None while the producer is still trying.
+
+    False after a give-up is not proof the broker lacks the record: a request the broker was slow to answer
+    may have been written all the same. Only the idempotent producer, which never gives up, makes it proof.
+    """
+    if delivery is None:
+        return False
+    if not delivery.done():
+        return None
+    return not delivery.cancelled() and delivery.exception() is None
+
 
 class PublishError(Exception):
     """The broker did not acknowledge the record within the send timeout."""
@@ -39,7 +57,7 @@ class EventPublisher:
             client_id=self._client_id,
             acks="all",
             enable_idempotence=self._settings.kafka_idempotent_producer,
-            request_timeout_ms=int(self._settings.kafka_send_timeout_s * 1000),
+            request_timeout_ms=int(self._settings.kafka_delivery_timeout_s * 1000),
             linger_ms=self._settings.kafka_linger_ms,
             max_batch_size=self._settings.kafka_max_batch_bytes,
         )
@@ -71,7 +89,16 @@ class EventPublisher:
             raise PublishError(f"{topic}: {type(exc).__name__}: {exc}") from exc
 
     async def publish_many(self, records: Sequence[Record], *, timeout_s: float | None = None) -> list[bool]:
-        """Send ``(topic, key, value)`` records in order; which ones the broker acknowledged within one timeout.
+        """Send ``(topic, key, value)`` records in order; which ones the broker acknowledged within one timeout."""
+        return [delivered(d) is True for d in await self.send_many(records, timeout_s=timeout_s)]
+
+    async def send_many(self, records: Sequence[Record], *, timeout_s: float | None = None) -> list[Delivery]:
+        """Send ``(topic, key, value)`` records in order and wait for their acknowledgements for one timeout.
+
+        Each record comes back as its delivery: a future the producer settles when the broker acknowledges the
+        record, or when the producer gives up on it (an exception); one still pending when the timeout ends is
+        with the producer yet, which keeps trying for ``kafka_delivery_timeout_s`` (for ever with the idempotent
+        producer). None for a record never handed to the producer (not started, or the timeout came first).
 
         Each record goes through the producer's ``send``; records sent while a batch of their partition is
         open (from this call or any concurrent one) share it, and ``linger_ms`` lets an idle producer wait
@@ -79,7 +106,7 @@ class EventPublisher:
         """
         producer = self._producer
         if producer is None or not records:
-            return [False] * len(records)
+            return [None] * len(records)
         sent: list[asyncio.Future[Any]] = []
         try:
             async with asyncio.timeout(timeout_s or self._settings.kafka_send_timeout_s):
@@ -88,8 +115,7 @@ class EventPublisher:
                 await asyncio.wait(sent)
         except (TimeoutError, KafkaError) as exc:
             log.warning("kafka_records_not_acknowledged", records=len(records), error=f"{type(exc).__name__}: {exc}")
-        acked = [f.done() and not f.cancelled() and f.exception() is None for f in sent]
-        return acked + [False] * (len(records) - len(sent))
+        return [*sent, *[None] * (len(records) - len(sent))]
 
     async def topic_exists(self, topic: str) -> bool:
         """Whether the broker knows ``topic`` now (after a local broker restart it may not, until recreated)."""

@@ -21,7 +21,16 @@ class RuntimeSettings(BaseSettings):
     kafka_idempotent_producer: bool = Field(
         default=False, description="Enable on Apache Kafka; the local Tansu broker cannot (InitProducerId)."
     )
-    kafka_send_timeout_s: float = 5.0
+    kafka_send_timeout_s: float = Field(default=5.0, gt=0, description="How long a publish waits for the broker's ack.")
+    kafka_delivery_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How long the producer keeps trying to deliver a record it holds (aiokafka's request_timeout_ms) after "
+            "its publisher stopped waiting; the idempotent producer keeps trying for ever. Longer than a broker "
+            "stall the gateway must answer truthfully through (ADR 62)."
+        ),
+    )
     kafka_linger_ms: int = Field(
         default=1, ge=0, description="How long the producer waits for more records to share a batch (aiokafka)."
     )

@@ -37,6 +37,7 @@ from opsmeter_ingest.ports import (
     Repeat,
     Settlement,
     TelemetrySink,
+    Unconfirmed,
 )
 from opsmeter_ingest.record import PayloadRejected, ValidatedRecord, validate_records
 from opsmeter_ingest.windows import retry_after_s
@@ -44,6 +45,12 @@ from opsmeter_runtime.auth import Principal
 
 UNAVAILABLE_RETRY_AFTER_S = 5
 """``Retry-After`` of a 503: an event that could not be made durable, or a repeat of one still in flight."""
+
+UNCONFIRMED = (
+    "the event is not confirmed: Kafka has not acknowledged it yet and the spool cannot take it; resend it with "
+    "the same externalRequestId, whose answer says whether it was taken (it is counted once either way)"
+)
+"""A 503 whose event the broker may take yet (ADR 62): its idempotency key stays reserved until that is known."""
 
 INVALID: AdmitItem = ("invalid", "x", 0, "", b"")
 """How admission sees an event (or a body) that is not valid: counted for the rate limit, nothing else."""
@@ -96,11 +103,13 @@ class Ingestor:
 
         durable = await self._sink.publish_many([p.event for _, p, _ in admitted]) if admitted else []
         for (index, entry, decision), where in zip(admitted, durable, strict=True):
-            outcomes[index] = (
-                Unavailable("the event could not be made durable")
-                if where is None
-                else Accepted({**entry.answer, "duplicate": False, "spooled": where == "spool"}, *_budget(decision))
-            )
+            if where is None:
+                outcomes[index] = Unavailable("the event could not be made durable")
+            elif isinstance(where, Unconfirmed):
+                outcomes[index] = Unavailable(UNCONFIRMED)
+            else:
+                answer = {**entry.answer, "duplicate": False, "spooled": where == "spool"}
+                outcomes[index] = Accepted(answer, *_budget(decision))
         self._settlement.settle(
             workspace_id, admission, [(p.item, w) for (_, p, _), w in zip(admitted, durable, strict=True)]
         )

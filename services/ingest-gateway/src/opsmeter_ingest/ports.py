@@ -1,7 +1,7 @@
 """What the ingest use case needs from the world, as small Protocols (real adapters in ``adapters/``,
 in-memory ones in ``testing``), and the typed values that cross them."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -20,6 +20,22 @@ the stored answer (JSON) is what a repeat is answered with once the event is dur
 
 Durability = Literal["kafka", "spool"]
 """Where an event became durable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unconfirmed:
+    """An event handed to Kafka that was neither acknowledged in time nor spooled: the broker may take it yet.
+
+    ``landed`` settles once the producer knows: True when the broker acknowledged it after all, False when the
+    producer gave up. Its answer now is a 503 (not confirmed); its idempotency key stays reserved until then, so
+    a retry with the same externalRequestId learns which way it went (ADR 62).
+    """
+
+    landed: Awaitable[bool]
+
+
+Sent = Durability | Unconfirmed | None
+"""What became of an event handed to the sink: durable (where), unconfirmed, or None: refused, nothing kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +101,9 @@ class AdmissionPort(Protocol):
         """``(limit, remaining, window end)`` as the last admission left them, for an answer that was not admitted."""
 
 
-SettledEvent = tuple[AdmitItem, Durability | None]
-"""An admitted event and where it became durable (None: it could not be, its reservation is released)."""
+SettledEvent = tuple[AdmitItem, Sent]
+"""An admitted event and what became of it: durable (its key answers repeats), unconfirmed (its key stays reserved
+until the producer knows), or None (its reservation is released)."""
 
 
 class Settlement(Protocol):
@@ -96,8 +113,9 @@ class Settlement(Protocol):
 
 
 class TelemetrySink(Protocol):
-    async def publish_many(self, events: list[OutgoingEvent]) -> list[Durability | None]:
-        """Where each event became durable (Kafka or the spool), or None when it could not."""
+    async def publish_many(self, events: list[OutgoingEvent]) -> list[Sent]:
+        """Where each event became durable (Kafka or the spool); Unconfirmed when the producer holds it yet
+        and the spool could not take it; None when nothing of it was kept."""
 
     def refuses(self, key: bytes, size: int) -> bool:
         """Whether events of ``key`` of about ``size`` bytes could not be made durable now, for certain."""

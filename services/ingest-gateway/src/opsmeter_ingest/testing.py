@@ -1,5 +1,6 @@
 """In-memory versions of the ingest ports, for unit tests of the use case without Redis or Kafka."""
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -9,7 +10,7 @@ import orjson
 from opsmeter_contracts.pricing import WorkspacePricesSetPayload
 from opsmeter_ingest.event import OutgoingEvent, Pricing
 from opsmeter_ingest.ingest import Ingestor
-from opsmeter_ingest.ports import Admission, AdmitItem, Admitted, Decision, Durability, Repeat, SettledEvent
+from opsmeter_ingest.ports import Admission, AdmitItem, Admitted, Decision, Repeat, Sent, SettledEvent, Unconfirmed
 from opsmeter_ingest.record import ValidatedRecord
 from opsmeter_pricing import PriceQuote
 from opsmeter_runtime.projections import PolicyStatus
@@ -77,6 +78,8 @@ class InMemorySettlement:
 
     def settle(self, workspace_id: str, admission: Admission, events: list[SettledEvent]) -> None:
         for (external_request_id, kind, _, _, answer), where in events:
+            if isinstance(where, Unconfirmed):
+                continue  # its key stays reserved: in flight, as far as a repeat can tell
             if where is None:
                 del self.admission.keys[external_request_id]
                 self.admission.quota_used -= kind == "r"
@@ -92,8 +95,12 @@ class InMemorySink:
     full: bool = False
     published: list[OutgoingEvent] = field(default_factory=list)
     spooled: list[OutgoingEvent] = field(default_factory=list)
+    unconfirmed: "asyncio.Future[bool] | None" = None
+    """While set, every event is left unconfirmed (handed to Kafka, the spool broken); it says whether it landed."""
 
-    async def publish_many(self, events: list[OutgoingEvent]) -> list[Durability | None]:
+    async def publish_many(self, events: list[OutgoingEvent]) -> list[Sent]:
+        if self.unconfirmed is not None:
+            return [Unconfirmed(self.unconfirmed)] * len(events)
         if self.full:
             return [None] * len(events)
         if self.kafka_down:

@@ -1,5 +1,6 @@
 """The ingest use case against in-memory ports: each event's typed outcome, and what reaches the topic."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -73,6 +74,17 @@ class TestIngest:
         assert world.admission.quota_used == 0
         world.sink.full = False
         assert isinstance(await world.one(body()), Accepted)
+
+    async def test_an_unconfirmed_event_is_503_and_keeps_its_key_until_the_producer_knows(self) -> None:
+        world = World(quota_limit=10)
+        world.sink.unconfirmed = asyncio.get_running_loop().create_future()
+        outcome = await world.one(body())
+        assert isinstance(outcome, Unavailable)
+        assert "not confirmed" in outcome.message
+        assert "same externalRequestId" in outcome.message
+        # Not released: the broker may take it yet, so its quota unit and key stay reserved.
+        assert world.admission.quota_used == 1
+        assert world.admission.keys["req_1"] == "pending"
 
     async def test_over_the_rate_limit_is_rate_limited(self) -> None:
         world = World(rate_limit=2)

@@ -11,8 +11,11 @@ from opsmeter_ingest.adapters.admission import (
     FailOpenAdmission,
     RequestSettlement,
     Settlement,
+    Settlements,
     Settler,
 )
+from opsmeter_ingest.ports import Admission, AdmitItem, Unconfirmed
+from opsmeter_runtime.projections import PolicyStatus
 
 
 class RecordingAdmission:
@@ -121,3 +124,47 @@ def test_beyond_the_kept_events_durable_real_ones_are_still_counted() -> None:
     degraded.settled("ws_a", "2026-12", over)
     assert degraded.unreconciled[("ws_a", "2026-12")][-1] == over[0]  # the room left: kept one by one
     assert degraded.overflow == {("ws_a", "2026-12"): 1}  # then only x4: durable and real
+
+
+def _admission() -> Admission:
+    return Admission(120, 1, 60, None, 1, "2026-12", PolicyStatus(), "free", [], token="tok")
+
+
+def _item(n: int) -> AdmitItem:
+    return (f"r{n}", "r", 220, f"e{n}", b'{"eventId":"e%d"}' % n)
+
+
+async def test_an_unconfirmed_event_is_settled_once_the_producer_knows_and_never_by_its_requests_record() -> None:
+    admission = RecordingAdmission()
+    settler = Settler(admission, linger_s=0)  # type: ignore[arg-type]
+    running = asyncio.create_task(settler.run())
+    settlements = Settlements(settler, DegradedAdmission(default_rate_limit=120))
+    landed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    gave_up: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    settlements.settle(
+        "ws_a", _admission(), [(_item(1), "kafka"), (_item(2), "kafka"), (_item(3), Unconfirmed(landed))]
+    )
+    await settler.flush()
+    # The two in Kafka event by event: a record saying "all in Kafka" would answer for the unconfirmed one too.
+    assert admission.writes == [
+        [
+            (
+                "ws_a",
+                "2026-12",
+                "tok",
+                [("r1", b'{"eventId":"e1","spooled":false}', "e1"), ("r2", b'{"eventId":"e2","spooled":false}', "e2")],
+            )
+        ]
+    ]
+    settlements.settle("ws_a", _admission(), [(_item(4), Unconfirmed(gave_up))])
+    await asyncio.sleep(0.01)
+    await settler.flush()
+    assert len(admission.writes) == 1  # nothing settled while the producer does not know
+    landed.set_result(True)
+    gave_up.set_result(False)
+    await asyncio.sleep(0.01)
+    await settler.flush()
+    running.cancel()
+    later = sorted(s for write in admission.writes[1:] for _, _, _, outcomes in write for s in outcomes)
+    # The one that landed answers repeats like an accepted event; the other is released (a retry counts as new).
+    assert later == [("r3", b'{"eventId":"e3","spooled":false}', "e3"), ("r4", "-", "e4")]

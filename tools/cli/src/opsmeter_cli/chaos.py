@@ -138,10 +138,12 @@ class Outcome:
     lost: int
     double_counted: int
     refused_counted: int
-    """Events answered 503 that were counted all the same."""
+    """Events answered 503 (and never 2xx) that were counted all the same."""
     recover_s: float | None
     problems: list[str]
     seconds: float
+    landed_after_503: int = 0
+    """Events answered 503 (not confirmed) whose retry found them taken after all: answered 202 duplicate."""
 
     @property
     def exact(self) -> bool:
@@ -211,12 +213,6 @@ SCENARIOS: dict[str, Scenario] = {
             "spool-unwritable",
             "spool directory unusable (a file in its place) while the broker is SIGSTOPped {stall} s",
             _spool_unwritable,
-            known=(
-                "A 503 after the publish timed out is not a refusal: the record had already gone to the Kafka "
-                "client, which delivers it once the broker resumes, so it is counted though SPEC §5 says nothing "
-                "was accepted. The SDK resends a 503 with the same externalRequestId, whose eventId is the same "
-                "(deterministic), so with the SDK it counts once; a client that drops a 503 sees it counted."
-            ),
         ),
         Scenario(
             "clickhouse-inserts-failing",
@@ -331,8 +327,9 @@ async def probe(run: Run, ws: Workspace, fault_end: float, answers: list[Answer]
     while time.monotonic() < deadline:
         before = await _counted(run, ws)
         body = loadgen.event_body(f"probe_{uuid.uuid4().hex}")
-        answer = await loadgen.post_event(run.http, run.urls.gateway, ws, body, retry_for_s=RETRY_FOR_S)
-        answers.append(answer)
+        sent = await loadgen.post_event(run.http, run.urls.gateway, ws, body, retry_for_s=RETRY_FOR_S)
+        answers += sent
+        answer = sent[-1]
         if 200 <= answer.status < 300 and before >= 0:
             while time.monotonic() < deadline:
                 if await _counted(run, ws) > before:
@@ -411,6 +408,7 @@ async def judge(
         refused = len(_only_refused(a for a in answers if a.workspace_id == ws))
         refused_counted += min(extra, refused)
         double += extra - min(extra, refused)
+    landed_after_503 = len(_landed_after_503(answers))
     unanswered = sum(1 for a in answers if a.status == NO_ANSWER)
     if unanswered:
         problems.append(f"{unanswered} requests got no answer within {RETRY_FOR_S:.0f} s of retries")
@@ -423,10 +421,21 @@ async def judge(
         lost=lost,
         double_counted=double,
         refused_counted=refused_counted,
+        landed_after_503=landed_after_503,
         recover_s=recover_s,
         problems=problems + found,
         seconds=time.monotonic() - started,
     )
+
+
+def _landed_after_503(answers: Iterable[Answer]) -> set[str]:
+    """The externalRequestIds answered 503 whose retry was answered as a duplicate: taken after all (ADR 62)."""
+    refused = {a.external_request_id for a in answers if a.status == 503}
+    return {
+        a.external_request_id
+        for a in answers
+        if a.external_request_id in refused and a.attempt > 1 and 200 <= a.status < 300 and a.duplicate
+    }
 
 
 def _only_refused(answers: Iterable[Answer]) -> set[str]:
@@ -576,7 +585,7 @@ async def canary(stack: Stack, size: Size) -> Outcome:
         for i in range(size.rate):
             ws = workspaces[i % len(workspaces)]
             body = {**loadgen.event_body(f"canary_{uuid.uuid4().hex}", i), CANARY_FIELDS[i % 3]: text}
-            carriers.append(await loadgen.post_event(http, urls.gateway, ws, body))
+            carriers += await loadgen.post_event(http, urls.gateway, ws, body)
         scenario = Scenario(
             "canary", f"a prompt text in {', '.join(CANARY_FIELDS)} of {len(carriers)} events", _no_fault
         )

@@ -50,6 +50,8 @@ class Answer:
     event_id: str | None
     cost_micro_usd: int | None
     duplicate: bool
+    attempt: int = 1
+    """Which send of its request this answers: a request answered 503 is sent again (as an SDK does)."""
 
 
 @dataclass(frozen=True)
@@ -228,8 +230,8 @@ async def send(
     """``rate × duration_s`` requests paced evenly, round-robin over the workspaces; every answer, in order sent.
 
     Every ``repeat_every``-th request repeats an earlier one of its workspace. ``clients`` requests are in flight
-    at most. A request that gets no answer (connection refused or cut) is sent
-    again with the same body, as an SDK would, for up to ``retry_for_s`` seconds; one that never gets an answer is
+    at most. A request that gets no answer (connection refused or cut) or a 503 is sent again with the same body,
+    as an SDK would, for up to ``retry_for_s`` seconds (every answer logged); one that never gets an answer is
     logged with status 0.
     """
     rng = random.Random(seed)
@@ -245,7 +247,7 @@ async def send(
             body = _body(f"lg_{uuid.uuid4().hex}", rng)
             earlier.append(body)
         plan.append((ws, body))
-    answers: list[Answer | None] = [None] * total
+    answers: list[list[Answer]] = [[] for _ in range(total)]
     start = time.monotonic()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(total):
@@ -261,14 +263,16 @@ async def send(
             answers[i] = await post_event(http, gateway, ws, body, retry_for_s=retry_for_s)
 
     await asyncio.gather(*(worker() for _ in range(min(clients, total))))
-    return [a for a in answers if a is not None]
+    return [a for sent_once in answers for a in sent_once]
 
 
 async def post_event(
     http: httpx.AsyncClient, gateway: str, ws: Workspace, body: dict[str, Any], *, retry_for_s: float = 0.0
-) -> Answer:
-    """One event sent, and sent again unchanged while it gets no answer, for up to ``retry_for_s`` seconds."""
+) -> list[Answer]:
+    """One event sent, and sent again unchanged, as an SDK does, while it gets no answer or a 503 (after its
+    ``Retry-After``), for up to ``retry_for_s`` seconds; every answer it got, the final one last."""
     deadline = time.monotonic() + retry_for_s
+    answers: list[Answer] = []
     while True:
         try:
             answer = await http.post(f"{gateway}/v1/ingest/llm-request", json=body, headers={"X-API-Key": ws.api_key})
@@ -276,10 +280,18 @@ async def post_event(
             if time.monotonic() >= deadline:
                 if retry_for_s == 0:
                     raise
-                return Answer(ws.workspace_id, body["externalRequestId"], NO_ANSWER, None, None, None, False)
+                attempt = len(answers) + 1
+                return [
+                    *answers,
+                    Answer(ws.workspace_id, body["externalRequestId"], NO_ANSWER, None, None, None, False, attempt),
+                ]
             await asyncio.sleep(0.2)
             continue
-        return _answer(ws.workspace_id, body["externalRequestId"], answer)
+        answers.append(_answer(ws.workspace_id, body["externalRequestId"], answer, attempt=len(answers) + 1))
+        left = deadline - time.monotonic()
+        if answer.status_code != 503 or left <= 0:
+            return answers
+        await asyncio.sleep(min(left, float(answer.headers.get("Retry-After", "1"))))
 
 
 def event_body(external_request_id: str, seed: int = 0) -> dict[str, Any]:
@@ -292,7 +304,7 @@ def write_log(path: Path, answers: Sequence[Answer]) -> None:
     path.write_text("".join(json.dumps(asdict(a)) + "\n" for a in answers))
 
 
-def _answer(workspace_id: str, external_request_id: str, answer: httpx.Response) -> Answer:
+def _answer(workspace_id: str, external_request_id: str, answer: httpx.Response, *, attempt: int = 1) -> Answer:
     try:
         body = answer.json()
     except ValueError:
@@ -306,6 +318,7 @@ def _answer(workspace_id: str, external_request_id: str, answer: httpx.Response)
         event_id=body.get("eventId"),
         cost_micro_usd=None if cost is None else micro_usd(cost),
         duplicate=bool(body.get("duplicate", False)),
+        attempt=attempt,
     )
 
 

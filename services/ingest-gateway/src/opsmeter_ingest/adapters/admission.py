@@ -28,6 +28,7 @@ from opsmeter_ingest.ports import (
     Durability,
     Repeat,
     SettledEvent,
+    Unconfirmed,
 )
 from opsmeter_ingest.windows import FixedWindow, month_period
 from opsmeter_runtime.logs import get_logger
@@ -533,10 +534,44 @@ class Settlements:
     def __init__(self, settler: "Settler", degraded: DegradedAdmission) -> None:
         self._settler = settler
         self._degraded = degraded
+        self._later: set[asyncio.Future[None]] = set()
 
     def settle(self, workspace_id: str, admission: Admission, events: list[SettledEvent]) -> None:
-        if not events:
-            return
+        known: list[tuple[AdmitItem, Durability | None]] = []
+        unconfirmed: list[tuple[AdmitItem, Unconfirmed]] = []
+        for item, where in events:
+            if isinstance(where, Unconfirmed):
+                unconfirmed.append((item, where))
+            else:
+                known.append((item, where))
+        if unconfirmed:
+            # Their keys stay reserved (a retry waits, or is told to retry) until the producer knows (ADR 62).
+            later = asyncio.ensure_future(self._settle_when_known(workspace_id, admission, unconfirmed))
+            self._later.add(later)
+            later.add_done_callback(self._later.discard)
+        if known:
+            self._settle_known(workspace_id, admission, known, one_write=not unconfirmed)
+
+    async def _settle_when_known(
+        self, workspace_id: str, admission: Admission, events: list[tuple[AdmitItem, Unconfirmed]]
+    ) -> None:
+        known: list[tuple[AdmitItem, Durability | None]] = [
+            (item, "kafka" if await where.landed else None) for item, where in events
+        ]
+        landed = sum(1 for _, where in known if where is not None)
+        log.info("unconfirmed_events_settled", landed=landed, released=len(known) - landed)
+        self._settle_known(workspace_id, admission, known, one_write=False)
+
+    def _settle_known(
+        self,
+        workspace_id: str,
+        admission: Admission,
+        events: list[tuple[AdmitItem, Durability | None]],
+        *,
+        one_write: bool,
+    ) -> None:
+        """``one_write``: the request's record may say where all its events went (none of them is unconfirmed:
+        a record would make an unconfirmed event's reservation read as answered)."""
         if admission.degraded:
             kept: list[DegradedSettlement] = []
             for (external_request_id, kind, _, event_id, answer), where in events:
@@ -547,7 +582,7 @@ class Settlements:
             self._degraded.settled(workspace_id, admission.period, kept)
             return
         first = events[0][1]
-        if len(events) > 1 and first is not None and all(where == first for _, where in events):
+        if one_write and len(events) > 1 and first is not None and all(where == first for _, where in events):
             self._settler.submit(workspace_id, admission.period, admission.token, first)
             return
         settlements: list[Settlement] = []
