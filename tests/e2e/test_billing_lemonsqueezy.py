@@ -43,7 +43,7 @@ class Billing:
         self.subscription_id = ls.create_subscription(VARIANT[plan], **sub)
         self.operator = {"X-Operator-Token": operator_token(stack.config)}
         wait_for(lambda: self._link(plan).status_code == 201 or None, "the subscription is linked")
-        self.reconcile()
+        self.reconcile("due")
 
     @property
     def base(self) -> str:
@@ -53,8 +53,11 @@ class Billing:
         body = {"workspaceId": self.workspace_id, "subscriptionId": self.subscription_id, "plan": plan}
         return httpx.post(f"{self.base}/v1/admin/billing/subscriptions", json=body, headers=self.operator)
 
-    def reconcile(self) -> dict[str, Any]:
-        answer = httpx.post(f"{self.base}/v1/admin/billing/reconcile", headers=self.operator, timeout=30)
+    def reconcile(self, scope: str | None = None) -> dict[str, Any]:
+        """The operator's reconciliation: every linked subscription, or (``due``) what the periodic run reads."""
+        params = {"scope": scope} if scope else {}
+        url = f"{self.base}/v1/admin/billing/reconcile"
+        answer = httpx.post(url, params=params, headers=self.operator, timeout=30)
         assert answer.status_code == 200, answer.text
         result: dict[str, Any] = answer.json()
         return result
@@ -263,6 +266,25 @@ class TestReconciliation:
         shown = billing.subscription()
         assert shown["plan"] == "team"
         assert shown["pendingChange"] is None
+
+    def test_a_change_at_lemon_squeezy_whose_webhook_never_came_is_applied_by_the_operators_reconcile(
+        self, billing: Billing
+    ) -> None:
+        billing.ls.update(billing.subscription_id, variant_id=VARIANT["pro"])  # no delivery
+        assert billing.reconcile("due")["checked"] == 0  # checked at the link, not due for an hour
+        assert billing.plan()["planTier"] == "starter"
+        answer = billing.reconcile()
+        assert answer["scope"] == "all"
+        assert answer["applied"] >= 1
+        assert answer["remaining"] == 0
+        assert billing.plan()["planTier"] == "pro"
+
+    def test_an_unknown_scope_is_refused(self, stack: RunningStack) -> None:
+        url = f"{stack.url('billing')}/v1/admin/billing/reconcile"
+        operator = {"X-Operator-Token": operator_token(stack.config)}
+        answer = httpx.post(url, params={"scope": "everything"}, headers=operator)
+        assert answer.status_code == 422, answer.text
+        assert "scope" in answer.text
 
 
 class TestOperatorPlan:
