@@ -1,6 +1,7 @@
 """Billing end to end: plan changes through the Lemon Squeezy double, signed webhooks, reconciliation."""
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -315,6 +316,14 @@ class TestLinkSubscriptionCommand:
 
         wait_for(link, "the CLI links the subscription")
         assert _plan_of(stack, workspace_id) == "team"
+
+    def test_the_cli_reads_every_linked_subscription_now(self, billing: Billing) -> None:
+        billing.ls.update(billing.subscription_id, variant_id=VARIANT["team"])  # its webhook never comes
+        env = {"OPSMETER_BILLING_URL": billing.base, "OPSMETER_OPERATOR_TOKEN": operator_token(billing.stack.config)}
+        result = CliRunner().invoke(cli, ["workspace", "reconcile-subscriptions", "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["applied"] >= 1
+        assert billing.plan()["planTier"] == "team"
 
 
 def _alert(event: AnyEvent) -> str | None:
