@@ -1,6 +1,7 @@
 """Billing end to end: plan changes through the Lemon Squeezy double, signed webhooks, reconciliation."""
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -43,7 +44,7 @@ class Billing:
         self.subscription_id = ls.create_subscription(VARIANT[plan], **sub)
         self.operator = {"X-Operator-Token": operator_token(stack.config)}
         wait_for(lambda: self._link(plan).status_code == 201 or None, "the subscription is linked")
-        self.reconcile()
+        self.reconcile("due")
 
     @property
     def base(self) -> str:
@@ -53,8 +54,11 @@ class Billing:
         body = {"workspaceId": self.workspace_id, "subscriptionId": self.subscription_id, "plan": plan}
         return httpx.post(f"{self.base}/v1/admin/billing/subscriptions", json=body, headers=self.operator)
 
-    def reconcile(self) -> dict[str, Any]:
-        answer = httpx.post(f"{self.base}/v1/admin/billing/reconcile", headers=self.operator, timeout=30)
+    def reconcile(self, scope: str | None = None) -> dict[str, Any]:
+        """The operator's reconciliation: every linked subscription, or (``due``) what the periodic run reads."""
+        params = {"scope": scope} if scope else {}
+        url = f"{self.base}/v1/admin/billing/reconcile"
+        answer = httpx.post(url, params=params, headers=self.operator, timeout=30)
         assert answer.status_code == 200, answer.text
         result: dict[str, Any] = answer.json()
         return result
@@ -264,6 +268,25 @@ class TestReconciliation:
         assert shown["plan"] == "team"
         assert shown["pendingChange"] is None
 
+    def test_a_change_at_lemon_squeezy_whose_webhook_never_came_is_applied_by_the_operators_reconcile(
+        self, billing: Billing
+    ) -> None:
+        billing.ls.update(billing.subscription_id, variant_id=VARIANT["pro"])  # no delivery
+        assert billing.reconcile("due")["checked"] == 0  # checked at the link, not due for an hour
+        assert billing.plan()["planTier"] == "starter"
+        answer = billing.reconcile()
+        assert answer["scope"] == "all"
+        assert answer["applied"] >= 1
+        assert answer["remaining"] == 0
+        assert billing.plan()["planTier"] == "pro"
+
+    def test_an_unknown_scope_is_refused(self, stack: RunningStack) -> None:
+        url = f"{stack.url('billing')}/v1/admin/billing/reconcile"
+        operator = {"X-Operator-Token": operator_token(stack.config)}
+        answer = httpx.post(url, params={"scope": "everything"}, headers=operator)
+        assert answer.status_code == 422, answer.text
+        assert "scope" in answer.text
+
 
 class TestOperatorPlan:
     def test_an_operator_set_plan_reaches_the_projection_and_is_announced(self, billing: Billing) -> None:
@@ -293,6 +316,14 @@ class TestLinkSubscriptionCommand:
 
         wait_for(link, "the CLI links the subscription")
         assert _plan_of(stack, workspace_id) == "team"
+
+    def test_the_cli_reads_every_linked_subscription_now(self, billing: Billing) -> None:
+        billing.ls.update(billing.subscription_id, variant_id=VARIANT["team"])  # its webhook never comes
+        env = {"OPSMETER_BILLING_URL": billing.base, "OPSMETER_OPERATOR_TOKEN": operator_token(billing.stack.config)}
+        result = CliRunner().invoke(cli, ["workspace", "reconcile-subscriptions", "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["applied"] >= 1
+        assert billing.plan()["planTier"] == "team"
 
 
 def _alert(event: AnyEvent) -> str | None:

@@ -10,8 +10,9 @@ import httpx
 
 from opsmeter_billing.adapters.lemonsqueezy import HttpLemonSqueezy
 from opsmeter_billing.adapters.redis import RedisAccountStore, RedisIdempotencyStore
-from opsmeter_billing.commands import Billing
+from opsmeter_billing.commands import Billing, Pacer
 from opsmeter_billing.config import BillingSettings
+from opsmeter_billing.errors import ReconciliationRunning
 from opsmeter_billing.handlers import EVENT_HANDLERS
 from opsmeter_contracts import Topics
 from opsmeter_runtime.app import Resources, open_resources
@@ -37,6 +38,8 @@ async def reconcile_periodically(billing: Billing, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
         try:
             await billing.reconcile()
+        except ReconciliationRunning:
+            log.info("reconciliation_skipped", reason="another replica is running one")
         except Exception as exc:
             log.error("reconciliation_crashed", error=repr(exc))
 
@@ -59,8 +62,12 @@ async def bootstrap(settings: BillingSettings) -> AsyncIterator[BillingDeps]:
             else None
         )
         plans = PlanProjection(resources.redis)
+        accounts = RedisAccountStore(resources.redis)
+        indexed = await accounts.index_linked_accounts()
+        if indexed:
+            log.info("subscriptions_indexed_for_verification", count=indexed)
         billing = Billing(
-            accounts=RedisAccountStore(resources.redis),
+            accounts=accounts,
             idempotency=RedisIdempotencyStore(resources.redis),
             plans=plans,
             publisher=resources.publisher,
@@ -69,6 +76,10 @@ async def bootstrap(settings: BillingSettings) -> AsyncIterator[BillingDeps]:
             webhook_secret=ls.webhook_secret.get_secret_value() if ls.webhook_secret is not None else None,
             pending_timeout=timedelta(seconds=settings.pending_timeout_s),
             stale_renewal=timedelta(seconds=settings.reconcile_stale_renewal_s),
+            verify_every=timedelta(seconds=settings.verify_every_s),
+            reconcile_batch=settings.reconcile_batch,
+            pacer=Pacer(settings.reconcile_calls_per_minute, settings.reconcile_burst),
+            lease_ttl=timedelta(seconds=max(600.0, 2 * settings.reconcile_interval_s)),
         )
         if ls.missing():
             log.warning("lemonsqueezy_not_configured", missing=ls.missing())

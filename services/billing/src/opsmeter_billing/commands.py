@@ -7,8 +7,9 @@ a time per process, so the plan projection is written in the order the changes w
 """
 
 import asyncio
+import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -43,6 +44,7 @@ from opsmeter_billing.domain import (
     parse_subscription,
     route,
     signature_matches,
+    verification_due,
 )
 from opsmeter_billing.errors import (
     AlreadyOnPlan,
@@ -56,6 +58,7 @@ from opsmeter_billing.errors import (
     PlanNotAvailable,
     ProviderRejected,
     ProviderUnavailable,
+    ReconciliationRunning,
     RequestInProgress,
     SubscriptionLinkedElsewhere,
     SubscriptionNotActive,
@@ -88,6 +91,9 @@ EVENT_NAMESPACE = uuid.UUID("6f1c8f1e-3b7a-4d52-9a43-0c5b2f7e9d10")
 
 Source = Literal["webhook", "reconciliation", "operator_link", "operator"]
 AlertKind = Literal["unknown_variant", "subscription_reassignment_rejected"]
+Scope = Literal["due", "all"]
+"""``due``: pending changes, fresh links, overdue renewals, then the least recently verified subscriptions whose
+verify interval passed (the periodic run). ``all``: the same, then every linked subscription, oldest check first."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,28 @@ class ReconcileReport:
     checked: int = 0
     applied: int = 0
     failed: int = 0
+    remaining: int = 0
+    """Linked subscriptions still not read from Lemon Squeezy within the verify interval after the run."""
+
+
+class Pacer:
+    """A token bucket for reconciliation's Lemon Squeezy calls: ``burst`` at once, then ``per_minute`` a minute."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self.per_minute = per_minute
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.per_minute / 60)
+        self._at = now
+        if self._tokens < 1:
+            delay = (1 - self._tokens) * 60 / self.per_minute
+            await asyncio.sleep(delay)
+            self._tokens, self._at = 1.0, now + delay
+        self._tokens -= 1
 
 
 def _now() -> datetime:
@@ -116,6 +144,12 @@ class Billing:
     webhook_secret: str | None
     pending_timeout: timedelta = timedelta(days=1)
     stale_renewal: timedelta = timedelta(hours=1)
+    verify_every: timedelta = timedelta(hours=1)
+    """Every linked subscription is read from Lemon Squeezy about this often, so a dropped webhook heals (ADR 61)."""
+    reconcile_batch: int = 300
+    """Lemon Squeezy calls per reconciliation run at most (periodic or asked for)."""
+    pacer: Pacer = field(default_factory=lambda: Pacer(120, 60))
+    lease_ttl: timedelta = timedelta(minutes=10)
 
     def __post_init__(self) -> None:
         self._lock = asyncio.Lock()
@@ -463,40 +497,79 @@ class Billing:
 
     # --- reconciliation and links --------------------------------------------------------------------
 
-    async def reconcile(self, now: datetime | None = None) -> ReconcileReport:
-        """Ask Lemon Squeezy about pending changes, fresh links and overdue renewals; apply by ``updated_at``."""
+    async def reconcile(
+        self, now: datetime | None = None, *, scope: Scope = "due", wait_for_lease_s: float = 0.0
+    ) -> ReconcileReport:
+        """Read subscriptions from Lemon Squeezy and apply them by ``updated_at``, one replica at a time.
+
+        Raises ``ReconciliationRunning`` when another run still holds the lease after ``wait_for_lease_s``."""
         if self.lemonsqueezy is None:
             return ReconcileReport()
-        now = now or _now()
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait_for_lease_s
+        while not await self.accounts.acquire_reconciliation(token, self.lease_ttl.total_seconds()):
+            if time.monotonic() >= deadline:
+                raise ReconciliationRunning(
+                    "another reconciliation is running; try again shortly", headers={"Retry-After": "30"}
+                )
+            await asyncio.sleep(0.2)
+        try:
+            return await self._reconcile(self.lemonsqueezy, now or _now(), scope)
+        finally:
+            await self.accounts.release_reconciliation(token)
+
+    async def _reconcile(self, api: LemonSqueezyApi, now: datetime, scope: Scope) -> ReconcileReport:
+        verify_before = now - self.verify_every
+        checked_before = now if scope == "all" else verify_before
+        batch = self.reconcile_batch
+        urgent = await self.accounts.due_for_reconciliation((now - self.stale_renewal).timestamp(), batch)
+        oldest = await self.accounts.least_recently_verified(checked_before.timestamp(), batch)
         report = ReconcileReport()
-        for workspace_id in await self.accounts.due_for_reconciliation((now - self.stale_renewal).timestamp(), 500):
+        for workspace_id in dict.fromkeys([*urgent, *oldest]):
+            if report.checked >= batch:
+                break
             account = await self.accounts.get(workspace_id)
             if account is None or account.subscription_id is None:
                 continue
-            if not needs_reconciliation(account, now, self.stale_renewal):
+            if not (
+                needs_reconciliation(account, now, self.stale_renewal) or verification_due(account, checked_before)
+            ):
                 continue
+            await self.pacer.wait()
             report = replace(report, checked=report.checked + 1)
             try:
-                snapshot = parse_subscription(await self.lemonsqueezy.get_subscription(account.subscription_id))
+                snapshot = parse_subscription(await api.get_subscription(account.subscription_id))
                 outcome = await self.apply_snapshot(snapshot, "reconciliation")
-            except (LemonSqueezyError, InvalidSnapshot, TransientError) as exc:
+            except (LemonSqueezyRejected, InvalidSnapshot) as exc:
+                # Lemon Squeezy answered: this subscription waits for its next turn, the others go on.
                 log.warning("reconciliation_failed", workspace_id=workspace_id, error=str(exc))
                 report = replace(report, failed=report.failed + 1)
+                await self._mark_verified(workspace_id, now, clear_poll=False)
                 continue
+            except (LemonSqueezyError, TransientError) as exc:
+                # Lemon Squeezy (after its retries) or Kafka is down: stop; the rest stay first in line.
+                log.warning("reconciliation_interrupted", workspace_id=workspace_id, error=str(exc))
+                report = replace(report, failed=report.failed + 1)
+                break
             if outcome == "applied":
                 report = replace(report, applied=report.applied + 1)
-            async with self._lock:
-                await self.accounts.update(
-                    workspace_id,
-                    lambda current: (
-                        (expire_pending(replace(current, needs_poll=False), now, self.pending_timeout), None)
-                        if current
-                        else (None, None)
-                    ),
-                )
-        if report.checked:
-            log.info("reconciliation_done", checked=report.checked, applied=report.applied, failed=report.failed)
+            await self._mark_verified(workspace_id, now, clear_poll=True)
+        report = replace(report, remaining=await self.accounts.count_unverified(verify_before.timestamp()))
+        if report.checked or report.remaining:
+            log.info("reconciliation_done", scope=scope, **vars(report))
+        if scope == "due" and report.checked >= batch and report.remaining:
+            log.warning("verification_behind", remaining=report.remaining, batch=batch)
         return report
+
+    async def _mark_verified(self, workspace_id: str, now: datetime, *, clear_poll: bool) -> None:
+        def mark(current: BillingAccount | None) -> tuple[BillingAccount | None, None]:
+            if current is None:
+                return None, None
+            marked = replace(current, verified_at=now, needs_poll=current.needs_poll and not clear_poll)
+            return expire_pending(marked, now, self.pending_timeout), None
+
+        async with self._lock:
+            await self.accounts.update(workspace_id, mark)
 
     async def link_subscription(
         self, workspace_id: str, subscription_id: str, plan: Plan, *, test_mode: bool = False

@@ -48,6 +48,16 @@ class BillingSettings(ServiceSettings):
     reconcile_stale_renewal_s: float = Field(
         default=3600.0, gt=0, description="Poll a subscription whose renewal date passed this long ago without news."
     )
+    verify_every_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Read every linked subscription from Lemon Squeezy about this often, so a dropped webhook heals.",
+    )
+    reconcile_batch: int = Field(default=300, ge=1, description="Lemon Squeezy reads per reconciliation run at most.")
+    reconcile_calls_per_minute: float = Field(
+        default=120.0, gt=0, description="Pace of reconciliation's reads after the burst (Lemon Squeezy allows 300)."
+    )
+    reconcile_burst: int = Field(default=60, ge=1, description="Reads reconciliation may make at once.")
     pending_timeout_s: float = Field(default=86_400.0, gt=0, description="A change never confirmed stops pending.")
     lemonsqueezy_attempts: int = Field(default=4, ge=1, description="Tries per Lemon Squeezy call on 429/5xx.")
     lemonsqueezy_backoff_s: float = Field(default=0.2, ge=0)

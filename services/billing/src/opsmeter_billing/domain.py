@@ -183,6 +183,8 @@ class BillingAccount:
     """The plan last written to the plan projection (and announced); differs from ``plan`` until synced."""
     needs_poll: bool = False
     """Ask Lemon Squeezy at the next reconciliation (a freshly linked subscription)."""
+    verified_at: datetime | None = None
+    """When reconciliation last read the subscription from Lemon Squeezy (None: never); oldest are read first."""
 
     @property
     def limits(self) -> PlanLimits:
@@ -305,8 +307,23 @@ def _is_workspace_id(value: str) -> bool:
 
 
 def needs_reconciliation(account: BillingAccount, now: datetime, stale_after: timedelta) -> bool:
-    """Poll Lemon Squeezy for a pending change, a fresh link, or a renewal date that passed without news."""
+    """Poll Lemon Squeezy now for a pending change, a fresh link, or a renewal date that passed ``stale_after``
+    ago without a word from Lemon Squeezy since (once: after that, periodic verification covers it)."""
     if account.subscription_id is None:
         return False
-    renewal_overdue = account.renews_at is not None and now - account.renews_at >= stale_after
-    return account.pending is not None or account.needs_poll or renewal_overdue
+    return account.pending is not None or account.needs_poll or renewal_unchecked(account, now - stale_after)
+
+
+def renewal_unchecked(account: BillingAccount, renewed_before: datetime) -> bool:
+    """The renewal date is before ``renewed_before`` and Lemon Squeezy was not asked since that date."""
+    renews_at = account.renews_at
+    if renews_at is None or renews_at > renewed_before:
+        return False
+    return account.verified_at is None or account.verified_at < renews_at
+
+
+def verification_due(account: BillingAccount, checked_before: datetime) -> bool:
+    """A linked subscription not read from Lemon Squeezy since ``checked_before`` (now − the verify interval)."""
+    if account.subscription_id is None:
+        return False
+    return account.verified_at is None or account.verified_at <= checked_before

@@ -25,6 +25,7 @@ __all__ = [
     "PoisonMessage",
     "ProviderRejected",
     "ProviderUnavailable",
+    "ReconciliationRunning",
     "RequestInProgress",
     "SubscriptionLinkedElsewhere",
     "SubscriptionNotActive",
@@ -88,3 +89,8 @@ class ProviderUnavailable(Unavailable):
 class ProviderRejected(OpsmeterError):
     status_code = 502
     reason = "billing_provider_rejected"
+
+
+class ReconciliationRunning(OpsmeterError):
+    status_code = 409
+    reason = "reconciliation_running"

@@ -26,6 +26,7 @@ from opsmeter_billing.domain import (
     parse_subscription,
     route,
     signature_matches,
+    verification_due,
 )
 from opsmeter_runtime.lemonsqueezy_double import VARIANTS, LemonSqueezyDouble
 
@@ -156,6 +157,19 @@ class TestReconciliation:
         assert needs_reconciliation(linked(renews_at=T0 - 2 * hour), T0, hour)
         assert not needs_reconciliation(linked(renews_at=T0 + hour), T0, hour)
         assert not needs_reconciliation(BillingAccount(WS, "free", needs_poll=True), T0, hour)
+
+    def test_an_overdue_renewal_is_polled_until_lemon_squeezy_was_asked_after_it(self) -> None:
+        hour = timedelta(hours=1)
+        overdue = linked(renews_at=T0 - 2 * hour)
+        assert needs_reconciliation(replace(overdue, verified_at=T0 - 3 * hour), T0, hour)
+        assert not needs_reconciliation(replace(overdue, verified_at=T0 - hour), T0, hour)
+
+    def test_every_linked_subscription_is_verified_once_its_interval_passed(self) -> None:
+        checked_before = T0 - timedelta(hours=1)
+        assert verification_due(linked(), checked_before)
+        assert verification_due(linked(verified_at=checked_before - timedelta(seconds=1)), checked_before)
+        assert not verification_due(linked(verified_at=checked_before + timedelta(minutes=5)), checked_before)
+        assert not verification_due(BillingAccount(WS, "free"), checked_before)
 
     def test_an_unconfirmed_change_stops_pending_after_the_timeout(self) -> None:
         account = linked(pending=PendingChange("pro", 102, T0))

@@ -1,8 +1,9 @@
-"""``opsmeter workspace link-subscription``: record a workspace's existing Lemon Squeezy subscription."""
+"""``opsmeter workspace link-subscription``: record a workspace's existing Lemon Squeezy subscription;
+``opsmeter workspace reconcile-subscriptions``: read the linked subscriptions from Lemon Squeezy now."""
 
 import json
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -26,22 +27,47 @@ def link_subscription(
     if plan not in PLANS:
         typer.echo(f"--plan must be one of {', '.join(PLANS)} (got {plan!r})", err=True)
         raise typer.Exit(2)
-    config = StackConfig.from_env()
-    url = f"{os.environ.get('OPSMETER_BILLING_URL', config.url('billing'))}/v1/admin/billing/subscriptions"
-    token = os.environ.get("OPSMETER_OPERATOR_TOKEN") or operator_token(config)
     body = {"workspaceId": workspace, "subscriptionId": subscription, "plan": plan, "testMode": test_mode}
-    try:
-        answer = httpx.post(url, json=body, headers={"X-Operator-Token": token}, timeout=30)
-    except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach {url}: {exc} — is the stack up (make up)?", err=True)
-        raise typer.Exit(1) from None
-    if answer.status_code != 201:
-        typer.echo(f"{url} answered {answer.status_code}: {answer.text}", err=True)
-        raise typer.Exit(1)
-    linked = answer.json()
+    linked = _post("/v1/admin/billing/subscriptions", 201, json=body)
     if as_json:
         typer.echo(json.dumps(linked))
         return
     typer.echo(
         f"workspace {linked['workspaceId']} now follows subscription {linked['subscriptionId']} ({linked['plan']})"
     )
+
+
+@app.command("reconcile-subscriptions")
+def reconcile_subscriptions(
+    due_only: Annotated[
+        bool, typer.Option("--due-only", help="Only what the periodic run would read now, not every subscription")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only")] = False,
+) -> None:
+    """Read every linked subscription from Lemon Squeezy now (the least recently checked first, a bounded batch)
+    and apply what changed: the repair for webhooks that never arrived."""
+    report = _post("/v1/admin/billing/reconcile", 200, params={"scope": "due" if due_only else "all"}, timeout=600)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(
+        f"read {report['checked']} subscriptions from Lemon Squeezy: {report['applied']} changed, "
+        f"{report['failed']} failed; {report['remaining']} not read within the verify interval yet"
+        + (" (run it again)" if report["remaining"] else "")
+    )
+
+
+def _post(path: str, expected: int, *, timeout: float = 30, **request: Any) -> dict[str, Any]:
+    config = StackConfig.from_env()
+    url = f"{os.environ.get('OPSMETER_BILLING_URL', config.url('billing'))}{path}"
+    token = os.environ.get("OPSMETER_OPERATOR_TOKEN") or operator_token(config)
+    try:
+        answer = httpx.post(url, headers={"X-Operator-Token": token}, timeout=timeout, **request)
+    except httpx.HTTPError as exc:
+        typer.echo(f"cannot reach {url}: {exc} — is the stack up (make up)?", err=True)
+        raise typer.Exit(1) from None
+    if answer.status_code != expected:
+        typer.echo(f"{url} answered {answer.status_code}: {answer.text}", err=True)
+        raise typer.Exit(1)
+    result: dict[str, Any] = answer.json()
+    return result

@@ -725,12 +725,6 @@ SCENARIOS["webhooks"] = Scenario(
     _no_fault,
     drive=webhooks,
     doubles=_lemonsqueezy,
-    known=(
-        "Permuted and repeated deliveries end on the newest plan wherever the newest delivery arrived. Where it was "
-        "dropped, the change (made at Lemon Squeezy, not through Opsmeter) stays unapplied: the reconciliation asks "
-        "Lemon Squeezy only about pending changes, fresh links and overdue renewals, so such a workspace keeps its "
-        "older plan until its renewal is overdue. *Lost* counts those workspaces."
-    ),
 )
 DEFAULT["webhooks"] = Size(rate=10, duration_s=6, stall_s=0)
 LONG["webhooks"] = Size(rate=40, duration_s=10, stall_s=0)

@@ -30,6 +30,18 @@ class AccountStore(Protocol):
     async def due_for_reconciliation(self, renewed_before_epoch: float, limit: int) -> list[str]:
         """Workspaces with a pending change or fresh link, or whose renewal date is before the given time."""
 
+    async def least_recently_verified(self, checked_before_epoch: float, limit: int) -> list[str]:
+        """Workspaces with a subscription last read from Lemon Squeezy at or before the given time, oldest first."""
+
+    async def count_unverified(self, checked_before_epoch: float) -> int:
+        """How many workspaces with a subscription were last read from Lemon Squeezy at or before the given time."""
+
+    async def acquire_reconciliation(self, token: str, ttl_s: float) -> bool:
+        """Hold the one reconciliation lease of all replicas for ``ttl_s`` at most; False: another one holds it."""
+
+    async def release_reconciliation(self, token: str) -> None:
+        """Give the lease back if ``token`` still holds it."""
+
 
 @dataclass(frozen=True)
 class StoredReply:

@@ -3,6 +3,10 @@
 - ``opsmeter:{billing}:account:<ws>`` — the account (plan, subscription, pending change)
 - ``opsmeter:{billing}:subscription:<id>`` — the workspace a Lemon Squeezy subscription belongs to
 - ``opsmeter:{billing}:due`` — sorted set of workspaces to reconcile: score 0 = now, else the renewal time
+  (until Lemon Squeezy was asked after it)
+- ``opsmeter:{billing}:verified`` — sorted set of every workspace with a subscription: score = when Lemon Squeezy
+  was last asked about it (0 = never), so periodic verification reads the oldest first
+- ``opsmeter:{billing}:reconcile-lease`` — the replica running a reconciliation now (SET NX PX)
 - ``opsmeter:{billing}:delivery:<sha256>`` — a webhook delivery already applied
 - ``opsmeter:{billing}:idempotency:<ws>:<sha256(key)>`` — change-plan answers by ``Idempotency-Key``
 """
@@ -25,6 +29,9 @@ T = TypeVar("T")
 # One hash tag for all of billing (ADR 0059): an account changes in one transaction with the shared due set.
 _P = "opsmeter:{billing}"
 DUE_KEY = f"{_P}:due"
+VERIFIED_KEY = f"{_P}:verified"
+LEASE_KEY = f"{_P}:reconcile-lease"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 DELIVERY_TTL = timedelta(days=7)
 IDEMPOTENCY_TTL = timedelta(hours=24)
 IN_PROGRESS_TTL = timedelta(minutes=2)
@@ -59,11 +66,11 @@ class RedisAccountStore:
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.delete(key)
                     pipe.hset(key, mapping=encode_account(new))  # type: ignore[arg-type]
-                    score = due_score(new)
-                    if score is None:
-                        pipe.zrem(DUE_KEY, workspace_id)
-                    else:
-                        pipe.zadd(DUE_KEY, {workspace_id: score})
+                    for index, score in ((DUE_KEY, due_score(new)), (VERIFIED_KEY, verified_score(new))):
+                        if score is None:
+                            pipe.zrem(index, workspace_id)
+                        else:
+                            pipe.zadd(index, {workspace_id: score})
                     await pipe.execute()
                     return result
                 except WatchError:
@@ -88,13 +95,46 @@ class RedisAccountStore:
         members = await self._redis.zrangebyscore(DUE_KEY, 0, renewed_before_epoch, start=0, num=limit)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
+    async def least_recently_verified(self, checked_before_epoch: float, limit: int) -> list[str]:
+        members = await self._redis.zrangebyscore(VERIFIED_KEY, "-inf", checked_before_epoch, start=0, num=limit)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+    async def count_unverified(self, checked_before_epoch: float) -> int:
+        return int(await self._redis.zcount(VERIFIED_KEY, "-inf", checked_before_epoch))
+
+    async def index_linked_accounts(self) -> int:
+        """Put every account with a subscription in the verification index (those written before it existed)."""
+        added = 0
+        async for key in self._redis.scan_iter(match=account_key("*"), count=1000):
+            name = _text(key)
+            if await self._redis.hexists(name, "subscription_id"):
+                workspace_id = name.removeprefix(account_key(""))
+                added += 1 if await self._redis.zadd(VERIFIED_KEY, {workspace_id: 0}, nx=True) else 0
+        return added
+
+    async def acquire_reconciliation(self, token: str, ttl_s: float) -> bool:
+        return bool(await self._redis.set(LEASE_KEY, token, nx=True, px=int(ttl_s * 1000)))
+
+    async def release_reconciliation(self, token: str) -> None:
+        await self._redis.eval(_RELEASE, 1, LEASE_KEY, token)
+
 
 def due_score(account: BillingAccount) -> float | None:
+    """0 for a pending change or a fresh link; the renewal date until Lemon Squeezy was asked after it."""
     if account.subscription_id is None:
         return None
     if account.pending is not None or account.needs_poll:
         return 0.0
-    return account.renews_at.timestamp() if account.renews_at is not None else None
+    renews_at, verified_at = account.renews_at, account.verified_at
+    if renews_at is None or (verified_at is not None and verified_at >= renews_at):
+        return None
+    return renews_at.timestamp()
+
+
+def verified_score(account: BillingAccount) -> float | None:
+    if account.subscription_id is None:
+        return None
+    return account.verified_at.timestamp() if account.verified_at is not None else 0.0
 
 
 def encode_account(account: BillingAccount) -> dict[str, str]:
@@ -116,6 +156,7 @@ def encode_account(account: BillingAccount) -> dict[str, str]:
         "pending_requested_at": pending.requested_at if pending else None,
         "projected_plan": account.projected_plan,
         "needs_poll": "1" if account.needs_poll else "0",
+        "verified_at": account.verified_at,
     }
     return {
         name: value.isoformat() if isinstance(value, datetime) else str(value)
@@ -150,7 +191,12 @@ def decode_account(workspace_id: str, record: dict[str, str]) -> BillingAccount 
         pending=pending,
         projected_plan=cast(Plan | None, record.get("projected_plan")),
         needs_poll=record.get("needs_poll") == "1",
+        verified_at=_time(record.get("verified_at")),
     )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _int(text: str | None) -> int | None:

@@ -57,9 +57,14 @@ class WebhookReceived(_Answer):
 
 
 class ReconcileAnswer(_Answer):
-    checked: int
-    applied: int
+    scope: Literal["due", "all"]
+    checked: int = Field(description="Subscriptions read from Lemon Squeezy in this run.")
+    applied: int = Field(description="Of those, how many changed the workspace's billing state.")
     failed: int
+    remaining: int = Field(
+        description="Linked subscriptions still not read from Lemon Squeezy within the verify interval "
+        "(OPSMETER_BILLING_VERIFY_EVERY_S); a run reads OPSMETER_BILLING_RECONCILE_BATCH at most, so call again."
+    )
 
 
 class AnyJson(BaseModel):

@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -14,6 +14,7 @@ from opsmeter_billing.api.answers import (
     WorkspacePlanAnswer,
 )
 from opsmeter_billing.api.deps import AccountReader, AccountWriter, Deps, Operator, WorkspaceReader
+from opsmeter_billing.commands import Scope
 from opsmeter_billing.domain import BillingAccount
 from opsmeter_billing.errors import InvalidRequest, NotFound
 from opsmeter_contracts.events import Plan
@@ -119,7 +120,29 @@ async def link_subscription(_: Operator, body: LinkSubscriptionBody, deps: Deps)
     return json_response(subscription_view(account), 201)
 
 
+RECONCILE_WAIT_S = 10.0
+"""How long an operator's call waits for a reconciliation another replica is running before answering 409."""
+
+
 @router.post("/v1/admin/billing/reconcile", response_model=ReconcileAnswer, tags=["admin"])
-async def reconcile(_: Operator, deps: Deps) -> Response:
-    report = await deps.billing.reconcile()
-    return json_response({"checked": report.checked, "applied": report.applied, "failed": report.failed})
+async def reconcile(
+    _: Operator,
+    deps: Deps,
+    scope: Annotated[
+        Scope,
+        Query(
+            description="all (default): every linked subscription, least recently verified first, up to the "
+            "per-run bound; due: only what the periodic run would read now."
+        ),
+    ] = "all",
+) -> Response:
+    report = await deps.billing.reconcile(scope=scope, wait_for_lease_s=RECONCILE_WAIT_S)
+    return json_response(
+        {
+            "scope": scope,
+            "checked": report.checked,
+            "applied": report.applied,
+            "failed": report.failed,
+            "remaining": report.remaining,
+        }
+    )

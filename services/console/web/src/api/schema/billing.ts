@@ -271,12 +271,28 @@ export interface components {
         };
         /** ReconcileAnswer */
         ReconcileAnswer: {
-            /** Applied */
+            /**
+             * Applied
+             * @description Of those, how many changed the workspace's billing state.
+             */
             applied: number;
-            /** Checked */
+            /**
+             * Checked
+             * @description Subscriptions read from Lemon Squeezy in this run.
+             */
             checked: number;
             /** Failed */
             failed: number;
+            /**
+             * Remaining
+             * @description Linked subscriptions still not read from Lemon Squeezy within the verify interval (OPSMETER_BILLING_VERIFY_EVERY_S); a run reads OPSMETER_BILLING_RECONCILE_BATCH at most, so call again.
+             */
+            remaining: number;
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "due" | "all";
         };
         /** SubscriptionAnswer */
         SubscriptionAnswer: {
@@ -590,7 +606,10 @@ export interface operations {
     };
     reconcile_v1_admin_billing_reconcile_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description all (default): every linked subscription, least recently verified first, up to the per-run bound; due: only what the periodic run would read now. */
+                scope?: "due" | "all";
+            };
             header?: {
                 "x-operator-token"?: string | null;
             };
