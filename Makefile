@@ -81,7 +81,7 @@ chaos: install ## Run every fault scenario on a stack of its own under load, exa
 	$(VENV)/bin/python bench/chaos.py --write docs/reliability.md $(CHAOS_ARGS)
 
 soak: install ## 30 minutes at half capacity: RSS growth of each service < 10 %, spool back to 0 (SOAK_ARGS=--minutes 2 for a short one)
-	$(VENV)/bin/python bench/soak.py $(SOAK_ARGS)
+	$(VENV)/bin/python bench/soak.py --write docs/reliability.md $(SOAK_ARGS)
 
 schemas: install ## Regenerate the checked-in JSON Schemas of the event contracts
 	$(VENV)/bin/python -m opsmeter_contracts.schemas --write

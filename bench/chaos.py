@@ -3,7 +3,8 @@ docs/reliability.md.
 
     .venv/bin/python bench/chaos.py --write docs/reliability.md [--long] [--only broker-stalled,...]
 
-With ``--only``, the other scenarios' rows of the page are kept as they were.
+With ``--only``, the other scenarios' rows of the page are kept as they were. The long sizes have a section of
+their own.
 ``--long`` runs the sizes the issue names (a 30 s broker stall, a 60 s Redis stall, 100,000 events for the kills).
 Exits 1 when a scenario's oracle does not agree, unless the scenario's row explains the disagreement (``known``).
 """
@@ -82,12 +83,16 @@ def render(outcomes: list[Outcome], long: bool, seconds: float, kept: dict[str, 
     )
 
 
-def earlier_rows(page: Path) -> dict[str, str]:
-    """The rows of the page's chaos section, by scenario (for a run of some scenarios only)."""
+def earlier_rows(page: Path, section: str) -> dict[str, str]:
+    """The rows of the page's section, by scenario (for a run of some scenarios only)."""
     if not page.exists():
         return {}
+    start, end = f"<!-- bench:{section} -->", f"<!-- /bench:{section} -->"
+    text = page.read_text()
+    if start not in text or end not in text:
+        return {}
     found = {}
-    for line in page.read_text().splitlines():
+    for line in text.split(start, 1)[1].split(end, 1)[0].splitlines():
         match = re.match(r"^\| `([a-z-]+)` \|", line)
         if match and match.group(1) in SCENARIOS:
             found[match.group(1)] = line
@@ -117,8 +122,9 @@ def main() -> int:
     if args.write:
         if not args.write.exists():
             args.write.write_text(HEADER)
-        kept = earlier_rows(args.write) if args.only else None
-        write_section(args.write, "chaos", render(outcomes, args.long, time.monotonic() - started, kept))
+        section = "chaos-long" if args.long else "chaos"
+        kept = earlier_rows(args.write, section) if args.only else None
+        write_section(args.write, section, render(outcomes, args.long, time.monotonic() - started, kept))
     # A scenario whose finding is written down (``known``) reports it in its row; any other mismatch fails.
     return 0 if all(o.exact or SCENARIOS[o.scenario].known for o in outcomes) else 1
 
