@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 from redis.asyncio import Redis
 
+from opsmeter_console.adapters.upstream import upstream_client
 from opsmeter_console.config import ConsoleSettings
 from opsmeter_runtime.auth import CredentialStore
 from opsmeter_runtime.redis import connect_redis
@@ -37,6 +38,6 @@ async def bootstrap(settings: ConsoleSettings) -> AsyncIterator[ConsoleDeps]:
     async with contextlib.AsyncExitStack() as stack:
         redis = connect_redis(settings.runtime)
         stack.push_async_callback(redis.aclose)
-        http = httpx.AsyncClient(timeout=settings.upstream_timeout_s, follow_redirects=False)
+        http = upstream_client(settings.upstream_timeout_s)
         stack.push_async_callback(http.aclose)
         yield ConsoleDeps(settings=settings, redis=redis, http=http)

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Cookie, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsmeter_console.adapters.upstream import forward
 from opsmeter_console.api.deps import Deps, Session
 from opsmeter_console.domain import REQUEST_HEADERS, RESPONSE_HEADERS, SESSION_COOKIE, forwardable, same_origin
 from opsmeter_console.errors import NotForwarded, UpstreamUnavailable
@@ -81,10 +82,11 @@ async def proxy(
     headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}
     headers["Authorization"] = f"Bearer {session.token}"
     try:
-        upstream = await deps.http.request(
+        upstream = await forward(
+            deps.http,
             request.method,
             f"{base}/{path}",
-            params=list(request.query_params.multi_items()),
+            params=request.url.query,
             content=await request.body(),
             headers=headers,
         )
