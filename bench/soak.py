@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from report import machine, write_section
 
 from opsmeter_cli import loadgen
@@ -50,7 +49,7 @@ async def soak(stack: Stack, minutes: float, rate: int, page: Path | None = None
     urls = urls_of(stack)
     total_s = max(1, round(minutes * 60))
     warm_up_s = max(1, min(60, total_s // 10)) if total_s >= 600 else max(1, total_s // 10)
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=80)) as http:
+    async with loadgen.client(80) as http:
         run = Run(stack, http, urls, Size(rate, total_s, 0))
         token = operator_token(stack.config)
         workspaces = await loadgen.create_workspaces(http, urls, token, 4, "enterprise", LIMITS)
@@ -63,7 +62,7 @@ async def soak(stack: Stack, minutes: float, rate: int, page: Path | None = None
         while sent_s < total_s:
             chunk = min(CHUNK_S, total_s - sent_s, warm_up_s if baseline is None else CHUNK_S)
             answers += await loadgen.send(
-                http, urls.gateway, workspaces, rate=rate, duration_s=chunk, seed=sent_s, retry_for_s=RETRY_FOR_S
+                urls.gateway, workspaces, rate=rate, duration_s=chunk, seed=sent_s, retry_for_s=RETRY_FOR_S
             )
             sent_s += chunk
             now_rss = service_rss(stack)

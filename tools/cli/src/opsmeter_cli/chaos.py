@@ -343,16 +343,14 @@ async def exercise(stack: Stack, size: Size, *, scenario: Scenario) -> Outcome:
     """Load, fault and oracle on a running stack; the stack is left running."""
     started = time.monotonic()
     urls = urls_of(stack)
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=80)) as http:
+    async with loadgen.client(80) as http:
         run = Run(stack, http, urls, size, scenario.resets_gateway_counters)
         token = operator_token(stack.config)
         loaded = await loadgen.create_workspaces(http, urls, token, WORKSPACES, "enterprise", LIMITS)
         [prober] = await loadgen.create_workspaces(http, urls, token, 1, "enterprise", LIMITS)
         before = await loadgen.gateway_rejections(http, urls.gateway)
         load = asyncio.create_task(
-            loadgen.send(
-                http, urls.gateway, loaded, rate=size.rate, duration_s=size.duration_s, retry_for_s=RETRY_FOR_S
-            )
+            loadgen.send(urls.gateway, loaded, rate=size.rate, duration_s=size.duration_s, retry_for_s=RETRY_FOR_S)
         )
         await asyncio.sleep(size.duration_s / 4)
         await scenario.inject(run)
@@ -471,7 +469,7 @@ async def over_the_limit(stack: Stack, size: Size) -> Outcome:
     plans = [p for p in PLAN_RATE_LIMITS if p != "team" or size.rate > 1_000]
     urls = urls_of(stack)
     token = operator_token(stack.config)
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=80)) as http:
+    async with loadgen.client(80) as http:
         run = Run(stack, http, urls, size)
         workspaces = {}
         for plan in plans:
@@ -483,7 +481,6 @@ async def over_the_limit(stack: Stack, size: Size) -> Outcome:
         sent = await asyncio.gather(
             *(
                 loadgen.send(
-                    http,
                     urls.gateway,
                     [workspaces[plan]],
                     rate=OVER_LIMIT * PLAN_RATE_LIMITS[plan] // size.duration_s,
@@ -573,14 +570,12 @@ async def canary(stack: Stack, size: Size) -> Outcome:
     started = time.monotonic()
     text = f"CANARY-PROMPT-{uuid.uuid4().hex}"
     urls = urls_of(stack)
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=80)) as http:
+    async with loadgen.client(80) as http:
         run = Run(stack, http, urls, size)
         token = operator_token(stack.config)
         workspaces = await loadgen.create_workspaces(http, urls, token, WORKSPACES, "enterprise", LIMITS)
         before = await loadgen.gateway_rejections(http, urls.gateway)
-        load = asyncio.create_task(
-            loadgen.send(http, urls.gateway, workspaces, rate=size.rate, duration_s=size.duration_s)
-        )
+        load = asyncio.create_task(loadgen.send(urls.gateway, workspaces, rate=size.rate, duration_s=size.duration_s))
         carriers = []
         for i in range(size.rate):
             ws = workspaces[i % len(workspaces)]

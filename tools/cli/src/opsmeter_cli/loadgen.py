@@ -211,12 +211,18 @@ async def create_workspaces(
     return created
 
 
+def client(connections: int, timeout_s: float = 30.0) -> httpx.AsyncClient:
+    """An httpx client that keeps all of its ``connections`` alive (httpx keeps 20 by default and reconnects
+    the others for every request)."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(timeout=timeout_s, limits=limits)
+
+
 def _bearer(ws: Workspace) -> dict[str, str]:
     return {"Authorization": f"Bearer {ws.admin_token}"}
 
 
 async def send(
-    http: httpx.AsyncClient,
     gateway: str,
     workspaces: Sequence[Workspace],
     *,
@@ -226,6 +232,7 @@ async def send(
     clients: int = 64,
     retry_for_s: float = 0.0,
     repeat_every: int | None = REPEAT_EVERY,
+    timeout_s: float = 30.0,
 ) -> list[Answer]:
     """``rate × duration_s`` requests paced evenly, round-robin over the workspaces; every answer, in order sent.
 
@@ -233,6 +240,10 @@ async def send(
     at most. A request that gets no answer (connection refused or cut) or a 503 is sent again with the same body,
     as an SDK would, for up to ``retry_for_s`` seconds (every answer logged); one that never gets an answer is
     logged with status 0.
+
+    Each client has a connection of its own (its own httpx client): one pool shared by every client costs
+    httpcore an O(connections) pass per request and more while requests queue, which made the load generator,
+    not the stack, the bottleneck at a few hundred requests/s.
     """
     rng = random.Random(seed)
     total = rate * duration_s
@@ -254,13 +265,14 @@ async def send(
         queue.put_nowait(i)
 
     async def worker() -> None:
-        while not queue.empty():
-            i = queue.get_nowait()
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            ws, body = plan[i]
-            answers[i] = await post_event(http, gateway, ws, body, retry_for_s=retry_for_s)
+        async with client(1, timeout_s) as http:
+            while not queue.empty():
+                i = queue.get_nowait()
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                ws, body = plan[i]
+                answers[i] = await post_event(http, gateway, ws, body, retry_for_s=retry_for_s)
 
     await asyncio.gather(*(worker() for _ in range(min(clients, total))))
     return [a for sent_once in answers for a in sent_once]
@@ -390,10 +402,10 @@ async def run(
 ) -> Report:
     check_target(urls.gateway)
     check_bounds(rate, duration_s, workspaces)
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as http:
+    async with client(8) as http:
         created = await create_workspaces(http, urls, operator_token, workspaces, plan)
         before = await gateway_rejections(http, urls.gateway)
-        answers = await send(http, urls.gateway, created, rate=rate, duration_s=duration_s)
+        answers = await send(urls.gateway, created, rate=rate, duration_s=duration_s)
         done = time.monotonic()
         await asyncio.to_thread(write_log, log_path, answers)
         expected = expected_from(answers)
