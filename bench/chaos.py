@@ -30,6 +30,7 @@ HEADER = (
     "twice (per workspace, the larger disagreement of `/usage` and the plan counter); *503 counted* are events "
     "answered 503 (and never 2xx) and counted all the same; *landed after their 503* are events answered 503 "
     "(not confirmed) whose retry was answered 202 duplicate, the broker having taken them after all (ADR 62); "
+    "*sent in* is the time the load took to send (and resend) every event, against the rate's own duration; "
     "*recovered* is the time from the fault's end until an event sent then is in `/usage`.\n"
 )
 

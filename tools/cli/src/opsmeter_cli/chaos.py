@@ -349,15 +349,18 @@ async def exercise(stack: Stack, size: Size, *, scenario: Scenario) -> Outcome:
         loaded = await loadgen.create_workspaces(http, urls, token, WORKSPACES, "enterprise", LIMITS)
         [prober] = await loadgen.create_workspaces(http, urls, token, 1, "enterprise", LIMITS)
         before = await loadgen.gateway_rejections(http, urls.gateway)
+        load_started, sent_in = time.monotonic(), list[float]()
         load = asyncio.create_task(
             loadgen.send(urls.gateway, loaded, rate=size.rate, duration_s=size.duration_s, retry_for_s=RETRY_FOR_S)
         )
+        load.add_done_callback(lambda _: sent_in.append(time.monotonic() - load_started))
         await asyncio.sleep(size.duration_s / 4)
         await scenario.inject(run)
         probe_answers: list[Answer] = []
         recover_s = await probe(run, prober, time.monotonic(), probe_answers)
         answers = [*await load, *probe_answers]
         outcome = await judge(run, scenario, size, [*loaded, prober], answers, before, recover_s, started)
+        outcome.load += f", sent in {sent_in[0]:.0f} s"
     if scenario.evidence is not None:
         service, text = scenario.evidence
         log_file = stack.config.data_dir / "logs" / f"{service}.log"
