@@ -399,6 +399,9 @@ async def judge(
         await asyncio.sleep(2)  # nothing arrives late and counts twice
         observed = {ws: await loadgen.observe(run.http, run.urls, by_id[ws]) for ws in expected}
         found = loadgen.mismatches(expected, observed)
+    for ws, want in expected.items():
+        if observed[ws].usage_requests != want.events:
+            problems += await _stored_beyond_answers(run, by_id[ws], answers)
     lost = double = refused_counted = 0
     for ws, want in expected.items():
         got = observed[ws]
@@ -427,6 +430,39 @@ async def judge(
         problems=problems + found,
         seconds=time.monotonic() - started,
     )
+
+
+STORED_BY_ID = (
+    "SELECT external_request_id AS id, count() AS copies, uniqExact(event_id) AS ids, "
+    "groupArray(toString(occurred_at)) AS occurred, groupArray(toString(ingested_at)) AS ingested "
+    "FROM llm_requests_raw GROUP BY external_request_id"
+)
+
+
+async def _stored_beyond_answers(run: Run, ws: Workspace, answers: list[Answer]) -> list[str]:
+    """When /usage disagrees: which of the workspace's raw rows the answers do not account for (an id never
+    answered 2xx, or one id in several rows), with every answer its requests got, for the fix."""
+    answer = await run.http.post(
+        f"{run.urls.reporting}/v1/workspaces/{ws.workspace_id}/sql",
+        json={"sql": STORED_BY_ID, "maxRows": 100_000},
+        headers={"Authorization": f"Bearer {ws.admin_token}"},
+        timeout=120,
+    )
+    if answer.status_code != 200:
+        return [f"{ws.workspace_id}: the raw rows could not be read ({answer.status_code}: {answer.text[:200]})"]
+    body = answer.json()
+    stored = [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]
+    accepted = {a.external_request_id for a in answers if a.workspace_id == ws.workspace_id and 200 <= a.status < 300}
+    odd = [r for r in stored if r["id"] not in accepted or int(r["copies"]) > 1]
+    found = [
+        f"{ws.workspace_id}: raw holds {len(stored):,} ids in {sum(int(r['copies']) for r in stored):,} rows; "
+        f"{sum(1 for r in stored if r['id'] not in accepted)} never answered 2xx, "
+        f"{sum(1 for r in stored if int(r['copies']) > 1)} in more than one row"
+    ]
+    for row in odd[:5]:
+        got = [(a.status, a.attempt, a.duplicate) for a in answers if a.external_request_id == row["id"]]
+        found.append(f"  {row}; answers (status, attempt, duplicate): {got}")
+    return found
 
 
 def _landed_after_503(answers: Iterable[Answer]) -> set[str]:
