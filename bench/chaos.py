@@ -35,7 +35,7 @@ HEADER = (
 )
 
 
-def _cell(outcome: Outcome) -> list[str]:
+def _cell(outcome: Outcome, long: bool = False) -> list[str]:
     statuses = ", ".join(f"{'no answer' if s == 0 else s}: {n:,}" for s, n in outcome.by_status.items())
     verdict = "exact" if outcome.exact else f"MISMATCH ({len(outcome.problems)} disagreements)"
     known = SCENARIOS[outcome.scenario].known
@@ -55,7 +55,7 @@ def _cell(outcome: Outcome) -> list[str]:
         + (f" ({outcome.landed_after_503:,} landed after their 503)" if outcome.landed_after_503 else ""),
         recovered,
         verdict,
-        f"`python bench/chaos.py --only {outcome.scenario}`",
+        f"`python bench/chaos.py {'--long ' if long else ''}--only {outcome.scenario}`",
     ]
 
 
@@ -64,7 +64,7 @@ def render(outcomes: list[Outcome], long: bool, seconds: float, kept: dict[str, 
     columns = ["scenario", "load", "fault", "answers by status", "lost", "double-counted", "503 counted"]
     columns += ["recovered", "oracle"]
     columns.append("command")
-    fresh = {o.scenario: "| " + " | ".join(_cell(o)) + " |" for o in outcomes}
+    fresh = {o.scenario: "| " + " | ".join(_cell(o, long)) + " |" for o in outcomes}
     merged = {**(kept or {}), **fresh}
     rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     rows += [merged[name] for name in SCENARIOS if name in merged]
