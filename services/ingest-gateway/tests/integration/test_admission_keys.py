@@ -7,6 +7,7 @@ event-by-event settlement of a request whose events ended differently; then each
 in-process counted once whatever Redis saw of it.
 """
 
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from opsmeter_ingest.adapters.admission import (
     record_prefix,
 )
 from opsmeter_ingest.ports import AdmitItem, Admitted, Repeat
+from opsmeter_runtime.projections import policy_pending_key, policy_status_key
 from opsmeter_runtime.testing import Engines
 
 PERIOD = "2026-12"
@@ -99,6 +101,25 @@ async def test_a_key_never_settled_is_taken_over_once_its_request_is_abandoned(
     assert retry.decisions == [Admitted()]  # counted as new: the first was never made durable
     await gateway.settle_many([(ws, retry.period, retry.token, "kafka")])
     assert await gateway.first_answer(ws, "lost") == _in("ev-lost")
+
+
+async def test_a_retry_taking_over_the_key_of_a_gateway_that_died_counts_the_event_once(
+    admission: tuple[RedisAdmission, Redis],
+) -> None:
+    gateway, redis = admission
+    ws = _workspace()
+    await redis.hset(policy_status_key(ws), mapping={"warning_headroom_micro_usd": 1_000_000})
+    # Admitted (a quota unit and a budget reservation taken), then the gateway was killed before settling.
+    assert (await gateway.admit(ws, _items("crashed"))).decisions == [Admitted()]
+    key = idempotency_key(ws, "crashed")
+    admitted_at = int(time.time()) - PENDING_TTL_S - 5
+    await redis.set(key, re.sub(rb"^@\d+:", f"@{admitted_at}:".encode(), await redis.get(key) or b""))
+
+    retry = await gateway.admit(ws, _items("crashed"))
+    assert retry.decisions == [Admitted()]
+    await gateway.settle_many([(ws, retry.period, retry.token, "kafka")])
+    assert await _quota(redis, ws) == 1  # the plan counter agrees with /usage, which counts the event id once
+    assert await redis.hgetall(policy_pending_key(ws)) == {b"ev-crashed": b"220", b"total": b"220"}
 
 
 async def test_events_that_ended_differently_are_settled_one_by_one(admission: tuple[RedisAdmission, Redis]) -> None:

@@ -16,7 +16,8 @@
 --   decisions = one per event, in order: {outcome = 'admitted', budget_warning, budget_exceeded} (quota
 --   reserved, key holding the reservation) | {outcome = 'repeat', answer = the first's stored answer,
 --   spooled} | {outcome = 'rate_limited' | 'invalid' | 'in_flight' | 'plan_limit' | 'budget_stop'}}.
--- A key abandoned in flight (see idem.lua) is taken over: the event goes in as new.
+-- A key abandoned in flight (see idem.lua) is taken over: its reservation is given back and the event goes in
+-- as new (an abandoned event of another dataMode than its retry would be given back as the retry's kind).
 -- (reservation() and idem_state() come from idem.lua, prepended to this script.)
 local function year_month(epoch)
   local z = math.floor(epoch / 86400) + 719468
@@ -81,12 +82,28 @@ for i = 1, n do
       local key = KEYS[5 + i]
       local value = mark .. ARGV[6 + 4 * i]
       if not redis.call('SET', key, value, 'NX', 'EX', answer_ttl) then
-        local state, answer, spooled = idem_state(redis.call('GET', key), ARGV[6], now, pending_ttl)
+        local current = redis.call('GET', key)
+        local state, answer, spooled = idem_state(current, ARGV[6], now, pending_ttl)
         if state == 'pending' then
           code = {outcome = 'in_flight'}
         elseif state == 'answer' then
           code = {outcome = 'repeat', answer = answer, spooled = spooled}
         else
+          -- Abandoned: its gateway died before settling it. Give back what its admission took (the quota
+          -- unit, if taken this period; the budget reservation of the event) as a settlement would have,
+          -- then admit the event as new below: counted once, whether or not the first copy reached Kafka
+          -- (the copies share the event id, and every consumer counts an event id once).
+          if kind == 'r' then
+            if year_month(tonumber(string.match(current, '^@(%d+):'))) == period and quota_used > 0 then
+              quota_used = quota_used - 1
+            end
+            local held = redis.call('HGET', KEYS[5], event_id)
+            if held then
+              redis.call('HDEL', KEYS[5], event_id)
+              redis.call('HINCRBY', KEYS[5], 'total', -tonumber(held))
+              reserved = reserved - tonumber(held)
+            end
+          end
           redis.call('SET', key, value, 'EX', answer_ttl)
         end
       end
