@@ -113,7 +113,9 @@ async def test_a_retry_taking_over_the_key_of_a_gateway_that_died_counts_the_eve
     assert (await gateway.admit(ws, _items("crashed"))).decisions == [Admitted()]
     key = idempotency_key(ws, "crashed")
     admitted_at = int(time.time()) - PENDING_TTL_S - 5
-    await redis.set(key, re.sub(rb"^@\d+:", f"@{admitted_at}:".encode(), await redis.get(key) or b""))
+    admitted = await redis.get(key)
+    assert isinstance(admitted, bytes)
+    await redis.set(key, re.sub(rb"^@\d+:", f"@{admitted_at}:".encode(), admitted))
 
     retry = await gateway.admit(ws, _items("crashed"))
     assert retry.decisions == [Admitted()]
