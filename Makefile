@@ -77,7 +77,7 @@ typecheck: install ## mypy --strict over every package
 bench: install ## Run every benchmark (bench/*_bench.py); each writes its section of docs/benchmarks.md
 	@for script in bench/*_bench.py; do echo "== $$script"; $(VENV)/bin/python $$script --write docs/benchmarks.md || exit 1; done
 
-chaos: install ## Run every fault scenario on a stack of its own under load, exact oracle; writes docs/reliability.md (~14 min here; CHAOS_ARGS=--long for the issue's sizes)
+chaos: install ## Run every fault scenario on a stack of its own under load, exact oracle; writes docs/reliability.md (~8 min here; CHAOS_ARGS=--long for the issue's sizes, ~25 min)
 	$(VENV)/bin/python bench/chaos.py --write docs/reliability.md $(CHAOS_ARGS)
 
 soak: install ## 30 minutes at half capacity: RSS growth of each service < 10 %, spool back to 0 (SOAK_ARGS=--minutes 2 for a short one)
