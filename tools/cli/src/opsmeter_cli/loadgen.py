@@ -31,7 +31,7 @@ REPEAT_EVERY = 20
 MICRO = Decimal(1_000_000)
 NO_ANSWER = 0
 """The status logged for a request that never got an answer (the gateway down past the retry time)."""
-_EVENTS_METRIC = re.compile(r"^opsmeter_ingest_events_total\{([^}]*)\} ([0-9.e+]+)$")
+_EVENTS_METRIC = re.compile(r"^opsmeter_ingest_(?:events|rejected_requests)_total\{([^}]*)\} ([0-9.e+]+)$")
 _REASON = re.compile(r'reason="([^"]*)"')
 
 
@@ -349,7 +349,9 @@ async def observe(http: httpx.AsyncClient, urls: Urls, ws: Workspace) -> Observe
 
 
 async def gateway_rejections(http: httpx.AsyncClient, gateway: str) -> Counter[str]:
-    """The gateway's event decisions by reason (``/metrics``), rejections only."""
+    """The gateway's rejections by reason (``/metrics``): events refused one by one, and requests refused as a
+    whole before their events were decided (an API key that cannot be checked while Redis is away, a full
+    spool); the load sends one event per request, so each of those is one event refused."""
     counted: Counter[str] = Counter()
     for line in (await http.get(f"{gateway}/metrics")).text.splitlines():
         match = _EVENTS_METRIC.match(line)

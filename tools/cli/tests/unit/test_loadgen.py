@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+import httpx
 import pytest
 
 from opsmeter_cli.loadgen import (
@@ -13,6 +14,7 @@ from opsmeter_cli.loadgen import (
     check_bounds,
     check_target,
     expected_from,
+    gateway_rejections,
     micro_usd,
     mismatches,
     rejection_mismatches,
@@ -95,3 +97,20 @@ class TestOracle:
             "rejections invalid_payload: gateway counted 1, answers say 0",
             "rejections rate_limited: gateway counted 1, answers say 2",
         ]
+
+
+METRICS = """\
+# TYPE opsmeter_ingest_events_total counter
+opsmeter_ingest_events_total{reason="accepted",status="202"} 900.0
+opsmeter_ingest_events_total{reason="rate_limited",status="429"} 7.0
+opsmeter_ingest_events_total{reason="unavailable",status="503"} 2.0
+opsmeter_ingest_rejected_requests_total{reason="unavailable",status="503"} 64.0
+opsmeter_ingest_rejected_requests_total{reason="invalid_api_key",status="401"} 1.0
+"""
+
+
+async def test_the_gateways_rejections_count_requests_refused_as_a_whole_too() -> None:
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, text=METRICS))
+    async with httpx.AsyncClient(transport=transport) as http:
+        counted = await gateway_rejections(http, "http://gateway")
+    assert counted == Counter({"unavailable": 66, "rate_limited": 7, "invalid_api_key": 1})
