@@ -2,12 +2,14 @@
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from opsmeter_contracts import encode_event
 from opsmeter_contracts.envelope import EventEnvelope
@@ -50,6 +52,8 @@ class EventPublisher:
         self._settings = settings
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
+        self._partitioner = DefaultPartitioner()
+        """The producer's partitioner, also asked directly for the partition of a run of records sent as one batch."""
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -60,6 +64,7 @@ class EventPublisher:
             request_timeout_ms=int(self._settings.kafka_delivery_timeout_s * 1000),
             linger_ms=self._settings.kafka_linger_ms,
             max_batch_size=self._settings.kafka_max_batch_bytes,
+            partitioner=self._partitioner,
         )
         await producer.start()
         self._producer = producer
@@ -100,9 +105,13 @@ class EventPublisher:
         with the producer yet, which keeps trying for ``kafka_delivery_timeout_s`` (for ever with the idempotent
         producer). None for a record never handed to the producer (not started, or the timeout came first).
 
-        Each record goes through the producer's ``send``; records sent while a batch of their partition is
-        open (from this call or any concurrent one) share it, and ``linger_ms`` lets an idle producer wait
-        for more. Order holds within a partition (the idempotent producer keeps it across retries).
+        A run of records with the same topic and key (a batch request's events: one workspace) goes to the
+        producer as record batches of its own (``create_batch``/``send_batch``: one future per batch rather than
+        per record, about a third of the CPU); any other record goes through ``send``, and records sent while a
+        batch of their partition is open (from this call or any concurrent one) share it, ``linger_ms`` letting
+        an idle producer wait for more. Records are handed over in order and a key's run lands on the
+        partition ``send`` would pick, so order holds within a partition (the idempotent producer keeps it
+        across retries).
         """
         producer = self._producer
         if producer is None or not records:
@@ -110,12 +119,34 @@ class EventPublisher:
         sent: list[asyncio.Future[Any]] = []
         try:
             async with asyncio.timeout(timeout_s or self._settings.kafka_send_timeout_s):
-                for topic, key, value in records:
-                    sent.append(await producer.send(topic, value=value, key=key))
+                for (topic, key), run in itertools.groupby(records, key=lambda r: (r[0], r[1])):
+                    values = [value for _, _, value in run]
+                    if key is None or len(values) == 1:
+                        sent += [await producer.send(topic, value=value, key=key) for value in values]
+                    else:
+                        sent += await self._send_run(producer, topic, key, values)
                 await asyncio.wait(sent)
         except (TimeoutError, KafkaError) as exc:
             log.warning("kafka_records_not_acknowledged", records=len(records), error=f"{type(exc).__name__}: {exc}")
         return [*sent, *[None] * (len(records) - len(sent))]
+
+    async def _send_run(
+        self, producer: AIOKafkaProducer, topic: str, key: bytes, values: list[bytes]
+    ) -> list[asyncio.Future[Any]]:
+        """One key's records as full record batches on its partition; each record's delivery is its batch's."""
+        partitions = list(await producer.partitions_for(topic))
+        partition = self._partitioner(key, partitions, partitions)
+        deliveries: list[asyncio.Future[Any]] = []
+        batch, size = producer.create_batch(), 0
+        for value in values:
+            if batch.append(key=key, value=value, timestamp=None) is None and size:  # full: send it, start another
+                deliveries += [await producer.send_batch(batch, topic, partition=partition)] * size
+                batch, size = producer.create_batch(), 0
+                batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
+            size += 1
+        if size:
+            deliveries += [await producer.send_batch(batch, topic, partition=partition)] * size
+        return deliveries
 
     async def topic_exists(self, topic: str) -> bool:
         """Whether the broker knows ``topic`` now (after a local broker restart it may not, until recreated)."""

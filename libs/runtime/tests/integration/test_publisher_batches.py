@@ -33,7 +33,8 @@ async def test_concurrent_callers_are_acknowledged_and_each_key_stays_in_order(
     keys = [f"ws_{unique}_{k}".encode() for k in range(5)]
 
     async def caller(c: int) -> list[bool]:
-        records = [(topic, keys[(c + i) % 5], f"{c}:{i}".encode()) for i in range(20)]
+        # even callers interleave the keys (record by record); odd ones send runs of one key (record batches)
+        records = [(topic, keys[(c + (i if c % 2 == 0 else i // 10)) % 5], f"{c}:{i}".encode()) for i in range(20)]
         return await publisher.publish_many(records, timeout_s=5.0)
 
     acks = await asyncio.gather(*(caller(c) for c in range(40)))

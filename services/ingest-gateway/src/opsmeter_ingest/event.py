@@ -18,9 +18,9 @@ _NOT_IN_EVENT = {"timestamp", "reported_cost_usd"}
 """Record fields the event carries otherwise (the call's time is its ``occurred_at``, money in micro-USD)."""
 
 
-def event_id_for(workspace_id: str, external_request_id: str) -> str:
+def event_uuid(workspace_id: str, external_request_id: str) -> uuid.UUID:
     """Deterministic: the same LLM call from the same workspace is the same event everywhere downstream."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{workspace_id}\x1f{external_request_id}"))
+    return uuid.uuid5(EVENT_NAMESPACE, f"{workspace_id}\x1f{external_request_id}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +57,12 @@ def build_event(
             "api_key_id": api_key_id,
         }
     )
-    event_id = event_id_for(workspace_id, request.external_request_id)
+    event_id = event_uuid(workspace_id, request.external_request_id)
     event = LlmRequestIngested(
-        event_id=uuid.UUID(event_id),
+        event_id=event_id,
         occurred_at=record.occurred_at,
         ingested_at=now,
         workspace_id=workspace_id,
         payload=payload,
     )
-    return OutgoingEvent(event_id, event.key, encode_event(event))
+    return OutgoingEvent(str(event_id), event.key, encode_event(event))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import opsmeter_ingest.record as rules
 from opsmeter_contracts import LlmRequestIngested, decode_event
 from opsmeter_ingest.answer import PolicyFlags, answer_body
-from opsmeter_ingest.event import EVENT_NAMESPACE, Pricing, build_event, event_id_for
+from opsmeter_ingest.event import EVENT_NAMESPACE, Pricing, build_event, event_uuid
 from opsmeter_ingest.record import MalformedJson, PayloadRejected, parse_json_strict, validate_record
 from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
 
@@ -230,13 +230,13 @@ class TestEvent:
         }
 
     def test_the_same_call_is_the_same_event(self) -> None:
-        assert event_id_for("ws_a", "r1") == event_id_for("ws_a", "r1")
-        assert event_id_for("ws_a", "r1") != event_id_for("ws_b", "r1")
+        assert event_uuid("ws_a", "r1") == event_uuid("ws_a", "r1")
+        assert event_uuid("ws_a", "r1") != event_uuid("ws_b", "r1")
 
     def test_the_event_id_is_the_uuid5_of_workspace_and_request(self) -> None:
         for workspace, request in [("ws_a", "r1"), ("ws_abcdefgh12", "ü-ñ-\u4e2d"), ("ws_b", "x" * 128)]:
             expected = uuid.uuid5(EVENT_NAMESPACE, f"{workspace}\x1f{request}")
-            assert event_id_for(workspace, request) == str(expected)
+            assert event_uuid(workspace, request) == expected
 
 
 class TestAnswer:
