@@ -3,6 +3,7 @@ behind a Service), each with its own spool, and every limit stays exact across t
 Redis)."""
 
 import asyncio
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -48,6 +49,16 @@ def free_workspace(stack: Stack) -> dict[str, Any]:
     raise AssertionError("billing did not project the free plan")
 
 
+def scraped_events(stack: Stack) -> dict[str, float]:
+    """``opsmeter_ingest_events_total`` by status from one scrape of ``/metrics`` (a new connection: any worker)."""
+    text = httpx.get(f"{stack.config.url('ingest-gateway')}/metrics", headers={"Connection": "close"}).text
+    found = re.findall(r'^opsmeter_ingest_events_total\{(?=[^}]*status="(\d+)")[^}]*\} (\S+)$', text, re.MULTILINE)
+    totals: dict[str, float] = {}
+    for status, value in found:
+        totals[status] = totals.get(status, 0) + float(value)
+    return totals
+
+
 def test_two_workers_accept_exactly_120_per_minute_on_free_then_429(two_workers: Stack) -> None:
     spools = two_workers.config.data_dir / "spool"
     deadline = time.monotonic() + 60  # the stack is ready once one worker answers; the other may still start
@@ -56,6 +67,7 @@ def test_two_workers_accept_exactly_120_per_minute_on_free_then_429(two_workers:
     assert len(list(spools.glob("*.lock"))) == 2  # two processes, each holding a spool of its own
     ws = free_workspace(two_workers)
     wait_for_fresh_window()
+    before = scraped_events(two_workers)
     url = f"{two_workers.config.url('ingest-gateway')}/v1/ingest/llm-request"
     answers = asyncio.run(post_many(url, ws["apiKey"], [body() for _ in range(130)], clients=8))
     statuses = [a.status_code for a in answers]
@@ -63,6 +75,9 @@ def test_two_workers_accept_exactly_120_per_minute_on_free_then_429(two_workers:
     assert statuses.count(429) == 10
     remaining = sorted(int(a.headers["X-RateLimit-Remaining"]) for a in answers if a.status_code == 202)
     assert remaining == list(range(120))
+    for _ in range(6):  # every scrape counts both workers' answers, whichever worker it reaches
+        after = scraped_events(two_workers)
+        assert (after.get("202", 0) - before.get("202", 0), after.get("429", 0) - before.get("429", 0)) == (120, 10)
 
 
 def test_two_gateways_on_two_ports_share_the_limits_exactly(two_workers: Stack) -> None:

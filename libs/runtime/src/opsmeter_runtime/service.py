@@ -1,5 +1,11 @@
 """Running a service process: uvicorn with graceful shutdown on SIGTERM and Ctrl-C, one or several workers."""
 
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -12,7 +18,8 @@ def serve(app: ASGIApp, settings: ServiceSettings, *, service: str, workers: int
     """Serve ``app`` until SIGTERM/SIGINT; the lifespan then stops consumers after their last commit.
 
     With ``workers`` > 1, uvicorn runs that many processes sharing the port, each building its app with
-    ``factory`` (``"module:function"``, which configures its own process's logging).
+    ``factory`` (``"module:function"``, which configures its own process's logging); their Prometheus metrics
+    go to one shared directory (see :func:`metrics_directory`), so any worker's ``/metrics`` answers for all.
     """
     configure_logging(service, settings.runtime.log_level)
     options = {
@@ -28,6 +35,31 @@ def serve(app: ASGIApp, settings: ServiceSettings, *, service: str, workers: int
     if workers > 1:
         if not factory:
             raise ValueError("several workers need the app's factory as an import string")
-        uvicorn.run(factory, factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        with metrics_directory():
+            uvicorn.run(factory, factory=True, workers=workers, **options)  # type: ignore[arg-type]
         return
     uvicorn.Server(uvicorn.Config(app, **options)).run()  # type: ignore[arg-type]
+
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def metrics_directory() -> Iterator[Path]:
+    """prometheus-client's multiprocess mode for the workers about to be spawned: each writes its metrics to
+    files in one directory, which ``/metrics`` merges. ``PROMETHEUS_MULTIPROC_DIR`` when set (emptied first: a
+    previous run's counters must not add up with these), else a directory of its own, removed afterwards."""
+    given = os.environ.get(MULTIPROCESS_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="opsmeter-metrics-") as created:
+        os.environ[MULTIPROCESS_ENV] = created
+        try:
+            yield Path(created)
+        finally:
+            os.environ.pop(MULTIPROCESS_ENV, None)

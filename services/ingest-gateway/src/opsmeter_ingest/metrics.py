@@ -1,9 +1,17 @@
-"""Prometheus metrics of the gateway, served at ``/metrics``."""
+"""Prometheus metrics of the gateway, served at ``/metrics``.
 
+With several worker processes each writes its metrics to files in ``PROMETHEUS_MULTIPROC_DIR`` (set by
+``opsmeter_runtime.service.serve``) and :func:`exposition` merges them: a scrape answers for every worker,
+whichever one it reached.
+"""
+
+import os
+import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -39,7 +47,12 @@ OTLP_SPANS = Counter(
     ["kind"],
     registry=REGISTRY,
 )
-SPOOL_DEPTH = Gauge("opsmeter_spool_events", "Events in the gateway's local spool", registry=REGISTRY)
+SPOOL_DEPTH = Gauge(
+    "opsmeter_spool_events",
+    "Events in the gateway's local spools (each worker's own, summed over the live ones)",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
 SPOOLED_EVENTS = Counter(
     "opsmeter_spooled_events_total",
     "Accepted events written to the local spool (Kafka too slow, or their workspace's earlier events spooled)",
@@ -50,6 +63,32 @@ DEGRADED_DECISIONS = Counter(
     "Admission decisions taken in-process because Redis was unreachable",
     registry=REGISTRY,
 )
+
+
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
+
+
+def exposition() -> bytes:
+    """The metrics in Prometheus's text format: this process's, or with several workers all of theirs."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return generate_latest(REGISTRY)
+    for pid in {int(m[1]) for f in Path(path).glob("gauge_live*.db") if (m := _LIVE_GAUGE_FILE.fullmatch(f.name))}:
+        if not _alive(pid):  # a worker that died (and was replaced): its spool is another's now
+            multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged, path)  # type: ignore[no-untyped-call]
+    return generate_latest(merged)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Answered(Protocol):

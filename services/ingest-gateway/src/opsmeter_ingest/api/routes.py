@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -30,7 +30,7 @@ from opsmeter_ingest.bootstrap import GatewayDeps
 from opsmeter_ingest.commands import CreateWorkspace, create_workspace, set_plan
 from opsmeter_ingest.errors import BodyTooLarge, Unavailable
 from opsmeter_ingest.event import build_event
-from opsmeter_ingest.metrics import REGISTRY
+from opsmeter_ingest.metrics import exposition
 from opsmeter_ingest.record import IngestRequest
 from opsmeter_ingest.status_view import PLAN_NAMES, budget_windows, iso_z
 from opsmeter_ingest.windows import month_period, period_bounds
@@ -276,4 +276,4 @@ async def _status_body(deps: GatewayDeps, workspace_id: str) -> dict[str, Any]:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics() -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
