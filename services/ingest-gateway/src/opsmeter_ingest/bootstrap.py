@@ -15,6 +15,7 @@ from opsmeter_ingest.adapters.admission import (
     Settler,
     admission_scripts,
 )
+from opsmeter_ingest.adapters.demo_allowance import DemoAllowance
 from opsmeter_ingest.adapters.kafka import DurableTelemetrySink
 from opsmeter_ingest.adapters.notices import PlanLimitNotices
 from opsmeter_ingest.adapters.otel_attributes import OtelAttributeStore
@@ -44,6 +45,7 @@ class GatewayDeps:
     store: CredentialStore
     ingestor: Ingestor
     otel_attributes: OtelAttributeStore
+    demo_allowance: DemoAllowance
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
@@ -117,4 +119,5 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
             store=credentials,
             ingestor=ingestor,
             otel_attributes=otel_attributes,
+            demo_allowance=DemoAllowance(resources.redis, events_per_day=settings.demo_events_per_day),
         )

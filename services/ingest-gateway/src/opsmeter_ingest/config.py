@@ -29,5 +29,8 @@ class GatewaySettings(ServiceSettings):
     )
     spool_max_bytes: int = 256 * 1024 * 1024
     instance: str = Field(default_factory=socket.gethostname, description="Names this process's spool directory.")
+    demo_events_per_day: int = Field(
+        default=100_000, ge=0, description="Demo events one workspace may load per UTC day (POST /v1/ingest/demo)."
+    )
     max_timestamp_age_s: int = 7 * 24 * 3600
     max_timestamp_skew_s: int = 5 * 60

@@ -131,8 +131,9 @@ class Ingestor:
             retry_after_s=retry_after,
         )
 
-    async def admit_unparsed(self, principal: Principal) -> Admission:
-        """Count a request whose body is not JSON (or not JSON at all) against the rate limit."""
+    async def count_request(self, principal: Principal) -> Admission:
+        """Count a request with no events to decide against the rate limit: a body that is not JSON (or not an
+        object of events), a demo load."""
         return await self._admission.admit(principal.workspace_id, [INVALID])
 
     def refused_early(self, principal: Principal, size: int) -> tuple[int, int, int] | None:

@@ -1,10 +1,12 @@
 """The two ingest endpoints' work between the route and the use case: the key, the body's JSON, and the
 rendering of the use case's typed outcomes as the answers and headers of SPEC §5."""
 
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -23,6 +25,7 @@ from opsmeter_ingest.errors import (
 )
 from opsmeter_ingest.ingest import UNAVAILABLE_RETRY_AFTER_S
 from opsmeter_ingest.metrics import REJECTED_REQUESTS, REQUEST_LATENCY, count_outcomes
+from opsmeter_ingest.ports import Admission
 from opsmeter_ingest.record import FieldError, MalformedJson, PayloadRejected, parse_json
 from opsmeter_ingest.windows import retry_after_s
 from opsmeter_runtime.auth import Principal
@@ -132,6 +135,26 @@ def internal_error() -> Reply:
     )
 
 
+async def allow_demo_load(deps: GatewayDeps, principal: Principal, events: int) -> None:
+    """A demo load counts as one request against the rate limit, and its events against the workspace's daily
+    demo allowance (ADR 65); raises the 429 when either is used up, a 503 when the allowance cannot be read."""
+    limited = _over_rate_limit(await deps.ingestor.count_request(principal))
+    if limited is not None:
+        raise limited
+    now = datetime.now(UTC)
+    try:
+        taken = await deps.demo_allowance.take(principal.workspace_id, events, now.date())
+    except (RedisError, OSError):
+        raise Unavailable("cannot check the demo allowance right now", headers={"Retry-After": "5"}) from None
+    if not taken:
+        next_day = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+        raise RateLimited(
+            f"at most {deps.demo_allowance.events_per_day:,} demo events per workspace per UTC day; "
+            "load fewer, or more after 00:00 UTC",
+            headers={"Retry-After": str(math.ceil((next_day - now).total_seconds()))},
+        )
+
+
 def is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
@@ -158,19 +181,26 @@ def _parse(content_type: str | None, body: bytes, *, batch: bool) -> Any:
         raise NotJson(str(exc)) from None
 
 
+def _over_rate_limit(admission: Admission) -> RateLimited | None:
+    """The 429 of a request counted by :meth:`Ingestor.count_request` once the workspace's minute is used up."""
+    if admission.decisions != ["rate_limited"]:
+        return None
+    headers = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
+    return RateLimited(
+        f"over {admission.rate_limit} requests per minute; telemetry only, provider calls continue",
+        flags=PolicyFlags.from_status(admission.policy),
+        headers={**headers, "Retry-After": str(retry_after_s(admission.window_end, time.time()))},
+    )
+
+
 async def _unparsed(deps: GatewayDeps, principal: Principal, error: IngestRejected) -> Reply:
     """A body that is not JSON still counts against the rate limit, which is checked first."""
-    admission = await deps.ingestor.admit_unparsed(principal)
-    headers = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
-    flags = PolicyFlags.from_status(admission.policy)
-    if admission.decisions == ["rate_limited"]:
-        limited = RateLimited(
-            f"over {admission.rate_limit} requests per minute; telemetry only, provider calls continue",
-            flags=flags,
-            headers={**headers, "Retry-After": str(retry_after_s(admission.window_end, time.time()))},
-        )
+    admission = await deps.ingestor.count_request(principal)
+    limited = _over_rate_limit(admission)
+    if limited is not None:
         return rejection(limited)
-    error.flags = flags
+    headers = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
+    error.flags = PolicyFlags.from_status(admission.policy)
     REJECTED_REQUESTS.labels(str(error.status_code), error.reason).inc()
     return Reply(error.status_code, error.body(), {**headers, **error.headers})
 

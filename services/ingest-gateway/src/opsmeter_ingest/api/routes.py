@@ -157,8 +157,11 @@ async def ingest_demo(
     deps: Deps,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Write realistic demo events (``dataMode=demo``) to the caller's workspace."""
+    """Write realistic demo events (``dataMode=demo``) to the caller's workspace. A load counts as one request
+    against the rate limit; a workspace may load ``OPSMETER_INGEST_GATEWAY_DEMO_EVENTS_PER_DAY`` demo events
+    (100,000 by default) per UTC day."""
     principal = await ingest_http.ingest_principal(deps, x_api_key)
+    await ingest_http.allow_demo_load(deps, principal, body.events)
     now = datetime.now(UTC)
     demo_set = demo.generate(count=body.events, days=body.days, now=now, seed=secrets.randbits(48))
     quote = deps.prices.quoter(principal.workspace_id)

@@ -102,7 +102,9 @@ export interface paths {
         put?: never;
         /**
          * Ingest Demo
-         * @description Write realistic demo events (``dataMode=demo``) to the caller's workspace.
+         * @description Write realistic demo events (``dataMode=demo``) to the caller's workspace. A load counts as one request
+         *     against the rate limit; a workspace may load ``OPSMETER_INGEST_GATEWAY_DEMO_EVENTS_PER_DAY`` demo events
+         *     (100,000 by default) per UTC day.
          */
         post: operations["ingest_demo_v1_ingest_demo_post"];
         delete?: never;
