@@ -45,7 +45,7 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextlib.contextmanager
-def metrics_directory() -> Iterator[Path]:
+def metrics_directory() -> Iterator[None]:
     """prometheus-client's multiprocess mode for the workers about to be spawned: each writes its metrics to
     files in one directory, which ``/metrics`` merges. ``PROMETHEUS_MULTIPROC_DIR`` when set (emptied first: a
     previous run's counters must not add up with these), else a directory of its own, removed afterwards."""
@@ -55,11 +55,11 @@ def metrics_directory() -> Iterator[Path]:
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob("*.db"):
             stale.unlink()
-        yield path
+        yield
         return
     with tempfile.TemporaryDirectory(prefix="opsmeter-metrics-") as created:
         os.environ[MULTIPROCESS_ENV] = created
         try:
-            yield Path(created)
+            yield
         finally:
             os.environ.pop(MULTIPROCESS_ENV, None)

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from opsmeter_runtime.processes import pid_alive
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 INGEST_EVENTS = Counter(
@@ -74,21 +76,11 @@ def exposition() -> bytes:
     if not path:
         return generate_latest(REGISTRY)
     for pid in {int(m[1]) for f in Path(path).glob("gauge_live*.db") if (m := _LIVE_GAUGE_FILE.fullmatch(f.name))}:
-        if not _alive(pid):  # a worker that died (and was replaced): its spool is another's now
+        if not pid_alive(pid):  # a worker that died (and was replaced): its spool is another's now
             multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
     merged = CollectorRegistry()
     multiprocess.MultiProcessCollector(merged, path)  # type: ignore[no-untyped-call]
     return generate_latest(merged)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _Answered(Protocol):

@@ -31,6 +31,7 @@ from opsmeter_cli.stack import (
 )
 from opsmeter_runtime.localstack import LocalStackError
 from opsmeter_runtime.logs import configure_logging
+from opsmeter_runtime.processes import pid_alive
 
 app = typer.Typer(help="Opsmeter: LLM-cost telemetry and governance.", no_args_is_help=True)
 stack_app = typer.Typer(
@@ -55,16 +56,6 @@ def _raise_shutdown(signum: int, _frame: FrameType | None) -> NoReturn:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise _Shutdown(signal.Signals(signum).name)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @stack_app.command("run")
@@ -117,7 +108,7 @@ def stack_up(timeout: float = 180.0) -> None:
     """Start the stack in the background and return once every service is ready."""
     config = StackConfig.from_env()
     state = read_state(config)
-    if state and isinstance(state.get("supervisor"), int) and _pid_alive(state["supervisor"]):  # type: ignore[arg-type]
+    if state and isinstance(state.get("supervisor"), int) and pid_alive(state["supervisor"]):  # type: ignore[arg-type]
         typer.echo(f"already running (supervisor pid {state['supervisor']}); `make down` stops it")
         return
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -160,16 +151,16 @@ def stack_down(timeout: float = 150.0) -> None:
         return
     supervisor: int = state["supervisor"]  # type: ignore[assignment]
     pids: dict[str, int] = state.get("pids") or {}  # type: ignore[assignment]
-    if _pid_alive(supervisor):
+    if pid_alive(supervisor):
         os.kill(supervisor, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _pid_alive(supervisor) and time.monotonic() < deadline:
+    while pid_alive(supervisor) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = {name: pid for name, pid in pids.items() if _pid_alive(pid)}
+    left = {name: pid for name, pid in pids.items() if pid_alive(pid)}
     for pid in left.values():
         os.kill(pid, signal.SIGKILL)
     config.state_file.unlink(missing_ok=True)
-    if _pid_alive(supervisor) or left:
+    if pid_alive(supervisor) or left:
         typer.echo(f"had to kill: {left or {'supervisor': supervisor}}", err=True)
         raise typer.Exit(1)
     typer.echo("stopped; no process left behind")
@@ -186,7 +177,7 @@ def stack_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     pids: dict[str, int] = state.get("pids") or {}  # type: ignore[assignment]
     restarts: dict[str, int] = state.get("restarts") or {}  # type: ignore[assignment]
     processes = {
-        name: {"pid": pid, "running": _pid_alive(pid), "restarts": restarts.get(name, 0)} for name, pid in pids.items()
+        name: {"pid": pid, "running": pid_alive(pid), "restarts": restarts.get(name, 0)} for name, pid in pids.items()
     }
     if as_json:
         typer.echo(

@@ -128,7 +128,12 @@ def admission_scripts(url: str, *, timeout_s: float, cluster: bool = False) -> R
     lua = files("opsmeter_ingest.adapters") / "lua"
     # Shared rules are functions of their own files, prepended to each script that uses them: what a key's
     # value says and how a reservation is written (idem.lua), and how one is released (release.lua).
-    uses = {"admit": ["idem"], "settle": ["idem", "release"], "reconcile": ["idem", "release"], "lookup": ["idem"]}
+    uses = {
+        "admit": ["idem", "release"],
+        "settle": ["idem", "release"],
+        "reconcile": ["idem", "release"],
+        "lookup": ["idem"],
+    }
     return RedisScripts(
         url,
         {name: "".join((lua / f"{part}.lua").read_text() for part in [*parts, name]) for name, parts in uses.items()},

@@ -18,7 +18,8 @@
 --   spooled} | {outcome = 'rate_limited' | 'invalid' | 'in_flight' | 'plan_limit' | 'budget_stop'}}.
 -- A key abandoned in flight (see idem.lua) is taken over: its reservation is given back and the event goes in
 -- as new (an abandoned event of another dataMode than its retry would be given back as the retry's kind).
--- (reservation() and idem_state() come from idem.lua, prepended to this script.)
+-- (reservation() and idem_state() come from idem.lua, give_back_reservation() from release.lua, prepended to
+-- this script.)
 local function year_month(epoch)
   local z = math.floor(epoch / 86400) + 719468
   local era = math.floor(z / 146097)
@@ -97,12 +98,7 @@ for i = 1, n do
             if year_month(tonumber(string.match(current, '^@(%d+):'))) == period and quota_used > 0 then
               quota_used = quota_used - 1
             end
-            local held = redis.call('HGET', KEYS[5], event_id)
-            if held then
-              redis.call('HDEL', KEYS[5], event_id)
-              redis.call('HINCRBY', KEYS[5], 'total', -tonumber(held))
-              reserved = reserved - tonumber(held)
-            end
+            reserved = reserved - give_back_reservation(KEYS[5], event_id)
           end
           redis.call('SET', key, value, 'EX', answer_ttl)
         end
