@@ -78,11 +78,11 @@ function Layout({ session }: { session: Session }) {
   useEffect(() => setMenuOpen(false), [dataMode]);
 
   const signOut = async () => {
-    // Signed-out view first and the workspace's queries gone, then the cookie: no query runs without it.
-    client.setQueryData(["session"], null);
-    await client.cancelQueries({ predicate: (q) => q.queryKey[0] !== "session" });
-    client.removeQueries({ predicate: (q) => q.queryKey[0] !== "session" });
+    // From its first step no API request leaves the page (api/client.ts); the signed-out view once the cookie
+    // is gone, and with it the workspace's queries.
     await sessions.signOut();
+    client.setQueryData(["session"], null);
+    client.removeQueries({ predicate: (q) => q.queryKey[0] !== "session" });
     navigate("/", { replace: true });
   };
   if (dataMode === undefined) return <Loading what="the workspace" />;

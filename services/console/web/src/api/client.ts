@@ -78,7 +78,12 @@ export interface Options<Q, B> {
   headers?: Record<string, string>;
 }
 
+/** Set from the moment sign-out starts until the next sign-in: no API request leaves the page without a session
+ * (a query still mounted, or a page the sign-out's navigation mounts, would only get 401s). */
+let signedOut = false;
+
 async function call<R>(method: string, service: string, path: string, opts: Options<unknown, unknown>): Promise<R> {
+  if (signedOut) throw new ApiError(401, { reason: "unauthorized", message: "signed out" });
   let p = path;
   for (const [k, v] of Object.entries(opts.params ?? {})) p = p.replace(`{${k}}`, encodeURIComponent(v));
   const answer = await fetch(url(service, p, opts.query as Record<string, unknown>), {
@@ -121,7 +126,7 @@ export const session = {
     return who.signedIn ? who : null;
   },
   async signIn(token: string): Promise<Session> {
-    return parse<Session>(
+    const who = await parse<Session>(
       await fetch("/api/session", {
         method: "POST",
         credentials: "same-origin",
@@ -129,8 +134,11 @@ export const session = {
         body: JSON.stringify({ token }),
       }),
     );
+    signedOut = false;
+    return who;
   },
   async signOut(): Promise<void> {
+    signedOut = true;
     await fetch("/api/session", { method: "DELETE", credentials: "same-origin" });
   },
 };
