@@ -361,6 +361,15 @@ class TestComparePages:
         screenshot(page, "guide-ai-cost-spike")
 
 
+CLIPPED_TABLES = """() => [...document.querySelectorAll('main table')].flatMap((table) => {
+  let box = table.parentElement;
+  while (box && getComputedStyle(box).overflowX === 'visible') box = box.parentElement;
+  if (!box || table.scrollWidth <= box.clientWidth) return [];
+  return ['auto', 'scroll'].includes(getComputedStyle(box).overflowX) ? [] : [table.innerText.slice(0, 40)];
+})"""
+"""Tables wider than the box that clips them, where that box does not scroll: content the user cannot reach."""
+
+
 class TestEveryPage:
     PAGES = (
         ("overview", "Overview", "Cost over time"),
@@ -384,9 +393,25 @@ class TestEveryPage:
             eventually(lambda: page.locator(".state.loading").count() == 0, f"{path} finished loading", timeout=20)
             time.sleep(0.4)
             screenshot(page, f"{path}-{width}")
-        if width == "phone":
-            width_px = page.evaluate("document.documentElement.scrollWidth")
-            assert width_px <= PHONE["width"] + 1, "the page scrolls sideways at phone width"
+            if width == "phone":
+                width_px = page.evaluate("document.documentElement.scrollWidth")
+                assert width_px <= PHONE["width"] + 1, f"{path} scrolls sideways at phone width"
+                assert page.evaluate(CLIPPED_TABLES) == [], f"{path} cuts off a table the user cannot scroll to"
+
+    def test_the_overview_top_lists_show_every_column_on_a_phone(
+        self, browser: Browser, console: str, demo: Workspace
+    ) -> None:
+        page = browser.page(PHONE)
+        sign_in(page, console, demo.token)
+        page.goto(f"{console}/overview")
+        for title in ("Top endpoints", "Top users", "Top prompt versions", "Top models"):
+            card = page.locator(".card", has=page.get_by_role("heading", name=title, exact=True))
+            card.locator("tbody tr").first.wait_for()
+            box = card.bounding_box()
+            requests = card.get_by_role("columnheader", name="Requests").bounding_box()
+            assert box is not None
+            assert requests is not None
+            assert requests["x"] + requests["width"] <= box["x"] + box["width"], f"{title}: Requests is cut off"
 
     def test_reports_download_the_board_pack_pdf_and_csv(self, browser: Browser, console: str, demo: Workspace) -> None:
         page = browser.page()

@@ -79,7 +79,7 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
       <section className="card">
         <h2>Change plan</h2>
         <p className="muted small">Changed in-app; proration, tax and currency come from Lemon Squeezy. The plan changes when Lemon Squeezy's webhook confirms.</p>
-        <table className="table">
+        <div className="scroll"><table className="table">
           <thead><tr><th>Plan</th><th>Ingest rate</th><th>Requests</th><th>Includes</th></tr></thead>
           <tbody>
             {PLANS.map((p) => (
@@ -89,7 +89,7 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
               </tr>
             ))}
           </tbody>
-        </table>
+        </table></div>
         <div className="actions">
           <button className="primary" disabled={!canChange || !linked || wanted === current || !!pending || change.isPending} onClick={() => change.mutate()}>
             {change.isPending ? "Requesting…" : `Change to ${PLANS.find((x) => x.tier === wanted)?.name}`}

@@ -47,14 +47,14 @@ export function Onboarding() {
           <>
             <div className="big">{quality.data!.score}<span className="muted"> / 100</span></div>
             <p className="muted small">Over the last 7 days of real events ({quality.data!.events.toLocaleString("en-US")}); demo and test data do not count.</p>
-            <table className="table">
+            <div className="scroll"><table className="table">
               <thead><tr><th>Part</th><th className="num">Weight</th><th className="num">Met</th><th className="num">Points</th><th>Tip</th></tr></thead>
               <tbody>
                 {quality.data!.parts.map((p) => (
                   <tr key={p.id}><td>{p.id.replace(/_/g, " ")}</td><td className="num">{p.weight}</td><td className="num">{share(p.ratio)}</td><td className="num">{p.points ?? "—"}</td><td className="muted small">{p.tip ?? ""}</td></tr>
                 ))}
               </tbody>
-            </table>
+            </table></div>
           </>
         )}
       </section>

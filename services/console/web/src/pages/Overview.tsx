@@ -168,7 +168,7 @@ function TopList({ title, drivers, total }: { title: string; drivers: Driver[] |
     <div className="card">
       <h2>{title}</h2>
       {rows.length === 0 ? <Empty>Nothing in this period.</Empty> : (
-        <table className="table">
+        <div className="scroll"><table className="table">
           <thead><tr><th>Name</th><th className="num">Cost</th><th className="num">Share</th><th className="num">Requests</th></tr></thead>
           <tbody>
             {rows.map((d) => {
@@ -183,7 +183,7 @@ function TopList({ title, drivers, total }: { title: string; drivers: Driver[] |
               );
             })}
           </tbody>
-        </table>
+        </table></div>
       )}
     </div>
   );

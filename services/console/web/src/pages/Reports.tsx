@@ -72,9 +72,9 @@ function WeeklyReport() {
             <Chart option={option} label="Weekly cost by day" height={220} />
             <h3>Top movers</h3>
             {w.topMovers.length === 0 ? <Empty>No change worth naming.</Empty> : (
-              <table className="table"><thead><tr><th>Driver</th><th className="num">Δ cost</th><th className="num">Share</th></tr></thead>
+              <div className="scroll"><table className="table"><thead><tr><th>Driver</th><th className="num">Δ cost</th><th className="num">Share</th></tr></thead>
                 <tbody>{w.topMovers.map((d) => <tr key={d.dimension + d.key}><td>{DIMENSIONS[d.dimension] ?? d.dimension}: {d.key}{d.isNew && <span className="badge new">new</span>}</td><td className="num">{signedMoney(d.costDeltaUsd)}</td><td className="num">{share(d.shareOfChange)}</td></tr>)}</tbody>
-              </table>
+              </table></div>
             )}
             <p><a href={api.href("reporting", "/v1/workspaces/{workspace_id}/reports/weekly-executive.html", { dataMode })} target="_blank" rel="noopener">Open the HTML report</a></p>
           </>

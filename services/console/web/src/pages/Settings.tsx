@@ -289,7 +289,7 @@ function DeliveryLog() {
     <Section title="Delivery log">
       <Query q={q} what="the delivery log">
         {(d) => d.alerts.length === 0 ? <Empty>No alert sent yet.</Empty> : (
-          <table className="table">
+          <div className="scroll"><table className="table">
             <thead><tr><th>When</th><th>Alert</th><th>Status</th><th>Deliveries</th></tr></thead>
             <tbody>
               {d.alerts.map((a, i) => (
@@ -301,7 +301,7 @@ function DeliveryLog() {
                 </tr>
               ))}
             </tbody>
-          </table>
+          </table></div>
         )}
       </Query>
     </Section>
@@ -337,7 +337,7 @@ function ApiKeys() {
       )}
       <Query q={q} what="API keys">
         {(d) => (
-          <table className="table">
+          <div className="scroll"><table className="table">
             <thead><tr><th>Key</th><th>Name</th><th>Created</th><th>Last used</th><th></th></tr></thead>
             <tbody>
               {d.apiKeys.map((k) => (
@@ -350,7 +350,7 @@ function ApiKeys() {
                 </tr>
               ))}
             </tbody>
-          </table>
+          </table></div>
         )}
       </Query>
       <form className="row" onSubmit={(e) => { e.preventDefault(); create.mutate(); }}>

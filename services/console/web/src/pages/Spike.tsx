@@ -88,7 +88,7 @@ function DriverTable({ dimension, drivers, onDrill }: { dimension: string; drive
     <div className="card">
       <h2>{DIMENSION_LABELS[dimension] ?? dimension}</h2>
       {rows.length === 0 ? <Empty>No traffic in either window.</Empty> : (
-        <table className="table">
+        <div className="scroll"><table className="table">
           <thead><tr><th>Driver</th><th className="num">Δ cost</th><th className="num">Share of change</th><th className="num">Now</th><th className="num">Before</th></tr></thead>
           <tbody>
             {rows.map((d) => (
@@ -101,7 +101,7 @@ function DriverTable({ dimension, drivers, onDrill }: { dimension: string; drive
               </tr>
             ))}
           </tbody>
-        </table>
+        </table></div>
       )}
     </div>
   );
@@ -141,7 +141,7 @@ function EventList({ title, from, to, driver }: { title: string; from: string; t
       <h3>{title}</h3>
       {q.isPending ? <p className="muted">Loading events…</p> : q.error ? <p className="error">{String(q.error)}</p> : events.length === 0 ? <Empty>No events.</Empty> : (
         <>
-          <table className="table small" data-testid="raw-events">
+          <div className="scroll"><table className="table small" data-testid="raw-events">
             <thead><tr><th>Time</th><th>Model</th><th>Endpoint</th><th>User</th><th className="num">Tokens</th><th className="num">Cost</th><th>Status</th></tr></thead>
             <tbody>
               {events.map((e) => (
@@ -156,7 +156,7 @@ function EventList({ title, from, to, driver }: { title: string; from: string; t
                 </tr>
               ))}
             </tbody>
-          </table>
+          </table></div>
           {q.hasNextPage && <button onClick={() => q.fetchNextPage()} disabled={q.isFetchingNextPage}>{q.isFetchingNextPage ? "Loading…" : "Older events"}</button>}
         </>
       )}
