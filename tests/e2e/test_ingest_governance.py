@@ -130,6 +130,66 @@ class TestQuota:
         statuses = [post(body(dataMode="test")), post(body(dataMode="demo")), post(body()), post(body())]
         assert statuses == [202, 202, 202, 402]
 
+    def test_a_batch_past_the_quota_says_at_its_top_that_telemetry_is_paused(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="enterprise", rateLimitPerMinute=100_000, monthlyRequestQuota=3)
+        wait_for_plan(stack, ws, "enterprise")
+        answer = httpx.post(
+            f"{stack.url('ingest-gateway')}/v1/ingest/llm-requests",
+            json={"events": [body() for _ in range(5)]},
+            headers={"X-API-Key": ws["apiKey"]},
+        ).json()
+        assert [r["httpStatus"] for r in answer["results"]] == [202] * 3 + [402] * 2
+        assert (answer["telemetryPaused"], answer["isPlanLimitReached"]) == (True, True)
+
+    def test_a_batch_under_the_quota_is_not_paused(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="enterprise", rateLimitPerMinute=100_000, monthlyRequestQuota=10)
+        wait_for_plan(stack, ws, "enterprise")
+        answer = httpx.post(
+            f"{stack.url('ingest-gateway')}/v1/ingest/llm-requests",
+            json={"events": [body() for _ in range(5)]},
+            headers={"X-API-Key": ws["apiKey"]},
+        ).json()
+        assert (answer["status"], answer["telemetryPaused"], answer["isPlanLimitReached"]) == ("accepted", False, False)
+
+
+class TestQuotaAndHardStop:
+    """SPEC §5's order: plan quota (402) before budget hard-stop (402); §6: only real events count toward either."""
+
+    @staticmethod
+    def hard_stopped(stack: RunningStack, workspace_id: str) -> None:
+        from redis import Redis
+
+        from opsmeter_runtime.projections import policy_status_key
+
+        with Redis.from_url(stack.engines.redis_url) as redis:
+            redis.hset(
+                policy_status_key(workspace_id),
+                mapping={"budget_warning": 1, "budget_exceeded": 1, "enforcement": "hard_stop"},
+            )
+
+    def test_with_the_quota_used_up_and_a_hard_stop_the_answer_is_the_plan_limit(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="enterprise", rateLimitPerMinute=100_000, monthlyRequestQuota=1)
+        wait_for_plan(stack, ws, "enterprise")
+        url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
+        assert httpx.post(url, json=body(), headers={"X-API-Key": ws["apiKey"]}).status_code == 202
+        self.hard_stopped(stack, ws["workspaceId"])
+        refused = httpx.post(url, json=body(), headers={"X-API-Key": ws["apiKey"]})
+        assert refused.status_code == 402
+        assert (refused.json()["reason"], refused.json()["isPlanLimitReached"]) == ("plan_limit_reached", True)
+
+    def test_a_hard_stop_refuses_real_events_and_lets_test_and_demo_data_in(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="starter")
+        wait_for_plan(stack, ws, "starter")
+        self.hard_stopped(stack, ws["workspaceId"])
+        url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
+        answers = [
+            httpx.post(url, json=body(dataMode=mode), headers={"X-API-Key": ws["apiKey"]})
+            for mode in ("test", "demo", "real")
+        ]
+        assert [a.status_code for a in answers] == [202, 202, 402]
+        assert answers[0].json()["budgetExceeded"] is True, "the test event's answer still shows the budget's state"
+        assert answers[2].json()["reason"] == "budget_exceeded"
+
 
 class TestIdempotency:
     def test_repeats_also_concurrent_answer_like_the_first_and_count_once(self, stack: RunningStack) -> None:
@@ -307,6 +367,15 @@ class TestApiKeys:
 
 
 class TestPlanChanges:
+    def test_enterprise_without_a_policy_has_the_team_rate_not_the_free_one(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="enterprise")
+        wait_for_plan(stack, ws, "enterprise")
+        answer = httpx.post(
+            f"{stack.url('ingest-gateway')}/v1/ingest/llm-request", json=body(), headers={"X-API-Key": ws["apiKey"]}
+        )
+        assert answer.status_code == 202
+        assert answer.headers["X-RateLimit-Limit"] == "3000"
+
     def test_set_plan_reaches_the_rate_limit_within_10_s_without_a_restart(self, stack: RunningStack) -> None:
         ws = create(stack, plan="free")
         wait_for_plan(stack, ws, "free")

@@ -38,7 +38,7 @@ def policy_status_key(workspace_id: str) -> str:
 class PlanRecord:
     plan: PlanTier
     rate_limit_per_minute: int | None
-    """None: no per-minute limit (Enterprise without a policy)."""
+    """None: the gateway's default (billing always projects one; the default covers a record without it)."""
     monthly_request_quota: int | None
     """None: unlimited."""
 

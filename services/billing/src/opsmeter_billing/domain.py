@@ -26,8 +26,10 @@ DEFAULT_LIMITS: dict[Plan, PlanLimits] = {
     "starter": PlanLimits(300, 100_000),
     "pro": PlanLimits(600, 1_000_000),
     "team": PlanLimits(3000, 10_000_000),
-    "enterprise": PlanLimits(None, None),
+    "enterprise": PlanLimits(3000, None),
 }
+"""Enterprise's limits are its workspace policy (the overrides); until the operator sets one, it keeps the highest
+published rate limit (Team's), so moving up to Enterprise never lowers the rate, and has no request quota."""
 
 
 def limits_for(plan: Plan, rate_limit_override: int | None, quota_override: int | None) -> PlanLimits:

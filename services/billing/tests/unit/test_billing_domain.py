@@ -50,6 +50,10 @@ class TestPlanLimits:
         assert limits_for("starter", None, None).monthly_request_quota == 100_000
         assert limits_for("team", None, None).rate_limit_per_minute == 3000
 
+    def test_enterprise_without_a_policy_keeps_the_highest_published_rate_and_no_quota(self) -> None:
+        limits = limits_for("enterprise", None, None)
+        assert (limits.rate_limit_per_minute, limits.monthly_request_quota) == (3000, None)
+
     def test_workspace_policy_overrides_the_plan(self) -> None:
         limits = limits_for("enterprise", 50_000, 123)
         assert (limits.rate_limit_per_minute, limits.monthly_request_quota) == (50_000, 123)

@@ -88,7 +88,7 @@ class Admission:
 
 
 class AdmissionPort(Protocol):
-    """Rate limit, idempotency, budget hard-stop and plan quota, decided atomically for a request's events."""
+    """Rate limit, idempotency, plan quota and budget hard-stop, decided atomically for a request's events."""
 
     async def admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission: ...
 

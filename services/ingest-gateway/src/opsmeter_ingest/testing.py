@@ -18,7 +18,7 @@ from opsmeter_runtime.projections import PolicyStatus
 
 @dataclass
 class InMemoryAdmission:
-    """One workspace's rules, as the Redis script applies them: rate limit, idempotency, hard-stop, quota."""
+    """One workspace's rules, as the Redis script applies them: rate limit, idempotency, quota, hard-stop."""
 
     rate_limit: int = 120
     quota_limit: int | None = None
@@ -41,10 +41,10 @@ class InMemoryAdmission:
                 decisions.append("in_flight")
             elif known is not None:
                 decisions.append(Repeat(known))
-            elif self.policy.blocks_ingest:
-                decisions.append("budget_stop")
             elif kind == "r" and self.quota_limit is not None and self.quota_used >= self.quota_limit:
                 decisions.append("plan_limit")
+            elif kind == "r" and self.policy.blocks_ingest:
+                decisions.append("budget_stop")
             else:
                 self.quota_used += kind == "r"
                 self.keys[external_request_id] = "pending"

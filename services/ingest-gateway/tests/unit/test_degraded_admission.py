@@ -1,5 +1,7 @@
 """Deciding in-process while Redis is away: nobody waits for it, and the window counts on from Redis's count."""
 
+from dataclasses import replace
+
 from opsmeter_ingest.adapters.admission import DegradedAdmission
 from opsmeter_ingest.ports import Admission, AdmitItem, Admitted
 from opsmeter_runtime.projections import PolicyStatus
@@ -43,6 +45,15 @@ class TestTheWindowWhileRedisIsAway:
     def test_a_workspace_never_seen_gets_the_default_limit(self) -> None:
         decisions = DegradedAdmission(120).admit("ws_new", _items(130), MINUTE).decisions
         assert decisions.count(Admitted()) == 120
+
+
+class TestHardStopWhileRedisIsAway:
+    def test_the_last_known_hard_stop_refuses_real_events_only(self) -> None:
+        degraded = DegradedAdmission(120)
+        stopped = PolicyStatus(budget_exceeded=True, enforcement="hard_stop")
+        degraded.remember("ws_a", replace(_known(100, 0, MINUTE), policy=stopped))
+        items: list[AdmitItem] = [("real", "r", 1, "e1", b"{}"), ("test", "o", 1, "e2", b"{}")]
+        assert degraded.admit("ws_a", items, MINUTE + 1).decisions == ["budget_stop", Admitted(False, True)]
 
 
 class TestNobodyWaitsForRedisWhileItIsAway:

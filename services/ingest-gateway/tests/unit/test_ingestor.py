@@ -103,6 +103,11 @@ class TestIngest:
         world = World(policy=PolicyStatus(budget_exceeded=True, enforcement="hard_stop"))
         assert isinstance(await world.one(body()), BudgetStopped)
         assert world.sink.published == []
+        assert isinstance(await world.one(body("t1", dataMode="test")), Accepted), "test data counts toward no budget"
+
+    async def test_the_plan_quota_comes_before_the_hard_stop(self) -> None:
+        world = World(quota_limit=0, policy=PolicyStatus(budget_exceeded=True, enforcement="hard_stop"))
+        assert isinstance(await world.one(body()), PlanLimited)
 
     @pytest.mark.parametrize(
         ("document", "field"),

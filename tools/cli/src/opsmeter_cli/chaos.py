@@ -495,7 +495,7 @@ def run_scenario(scenario: Scenario, size: Size) -> Outcome:
 
 
 PLAN_RATE_LIMITS = {"free": 120, "starter": 300, "pro": 600, "enterprise": 300, "team": 3000}
-"""Requests per minute: each plan's default (billing's DEFAULT_LIMITS); enterprise has none, so an override."""
+"""Requests per minute: each plan's default (billing's DEFAULT_LIMITS), and for enterprise an override (its policy)."""
 OVER_LIMIT = 4
 CLIENTS_PER_PLAN = 4
 

@@ -1,4 +1,4 @@
-"""Admission control in one Redis round trip: rate limit, idempotency, budget hard-stop, plan quota.
+"""Admission control in one Redis round trip: rate limit, idempotency, plan quota, budget hard-stop.
 
 The Lua scripts beside this file hold the rules that must be atomic across every gateway process.
 When Redis is unreachable, :class:`DegradedAdmission` decides in-process (fail open) and remembers
@@ -339,7 +339,7 @@ class DegradedAdmission:
                 decisions.append("invalid")
             elif (previous := self.seen.get(f"{workspace_id}:{external_request_id}")) is not None:
                 decisions.append(Repeat(previous))
-            elif policy.blocks_ingest:
+            elif kind == "r" and policy.blocks_ingest:
                 decisions.append("budget_stop")
             else:
                 decisions.append(Admitted(policy.budget_warning, policy.budget_exceeded))

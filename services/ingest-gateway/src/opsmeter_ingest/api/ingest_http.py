@@ -265,12 +265,15 @@ async def batch(deps: GatewayDeps, *, api_key: str | None, content_type: str | N
     count_outcomes(replies)
     _BATCH_LATENCY.observe(time.perf_counter() - started)
     accepted = [r.status for r in replies].count(202)
+    plan_limited = any(isinstance(o, outcomes.PlanLimited) for o in result.outcomes)
+    stopped = plan_limited or any(isinstance(o, outcomes.BudgetStopped) for o in result.outcomes)
     return Reply(
         207,
         answer_body(
             status="accepted" if accepted == len(replies) else "rejected",
             reason=None,
-            flags=replace(result.flags, plan_limit_reached=False),
+            flags=replace(result.flags, plan_limit_reached=result.flags.plan_limit_reached or plan_limited),
+            telemetry_paused=stopped,
             accepted=accepted,
             rejected=len(replies) - accepted,
             results=[{**r.body, "index": i, "httpStatus": r.status} for i, r in enumerate(replies)],

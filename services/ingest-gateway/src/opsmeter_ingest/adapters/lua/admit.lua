@@ -1,5 +1,6 @@
 -- Admission for one request of N events, atomically, on Redis's clock:
--- rate limit (fixed per-minute window) -> [validation outcome] -> idempotency -> budget hard-stop -> plan quota.
+-- rate limit (fixed per-minute window) -> [validation outcome] -> idempotency -> plan quota -> budget hard-stop
+-- (SPEC §5's order). Quota and hard-stop apply to real events only: test and demo data count toward neither.
 -- KEYS[1] plan projection   KEYS[2] policy status   KEYS[3] rate window   KEYS[4] quota period
 -- KEYS[5] spend admitted but not yet settled by the policy engine (event id -> micro-USD, 'total')
 -- KEYS[5+i] idempotency key of event i
@@ -105,12 +106,12 @@ for i = 1, n do
       end
       if code then
         -- a repeat: answered above
-      elseif blocks or (kind == 'r' and enforcing and exceed_head ~= nil and reserved >= exceed_head) then
-        redis.call('DEL', key)
-        code = {outcome = 'budget_stop'}
       elseif kind == 'r' and quota_limit ~= nil and quota_used >= quota_limit then
         redis.call('DEL', key)
         code = {outcome = 'plan_limit'}
+      elseif kind == 'r' and (blocks or (enforcing and exceed_head ~= nil and reserved >= exceed_head)) then
+        redis.call('DEL', key)
+        code = {outcome = 'budget_stop'}
       else
         local warned, exceeded = policy[1] == '1', policy[2] == '1'
         if kind == 'r' then
