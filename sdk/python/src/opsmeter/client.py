@@ -340,6 +340,9 @@ class Opsmeter:
             if batch and size + len(encoded) + 1 > self._max_batch_bytes:
                 with self._cond:
                     self._queue.extendleft(reversed(taken[index:]))
+                    while len(self._queue) > self._max_queue_size:  # record() refilled it meanwhile
+                        self._queue.popleft()
+                        self._drop_locked("queue_full")
                     self._in_flight = len(batch)
                 break
             batch.append(encoded)
