@@ -21,6 +21,15 @@ def receiver() -> Iterator[HttpReceiver]:
         yield http
 
 
+class WorkspaceOn(Workspace):
+    """A workspace on the given plan (``Workspace`` creates one on Starter)."""
+
+    def __init__(self, stack: RunningStack, plan: str) -> None:
+        created = stack.create_workspace(plan=plan)
+        self.stack, self.id, self.api_key = stack, created["workspaceId"], created["apiKey"]
+        self.auth = {"Authorization": f"Bearer {created['adminToken']}"}
+
+
 def alerts_url(stack: RunningStack, ws: Workspace, path: str = "") -> str:
     return f"{stack.url('alerting')}/v1/workspaces/{ws.id}/alerts{path}"
 
@@ -119,6 +128,38 @@ class TestBudgetAlerts:
             now=int(hook.headers["x-opsmeter-timestamp"]),
         )
         assert [len(d["attempts"]) for d in log[0]["deliveries"]] == [1, 1, 1]
+
+    def test_free_sees_the_crossing_as_plan_required_while_starter_gets_it_delivered(
+        self, stack: RunningStack, receiver: HttpReceiver, smtp_receiver: SmtpReceiver
+    ) -> None:
+        free, starter = WorkspaceOn(stack, "free"), WorkspaceOn(stack, "starter")
+        for ws in (free, starter):
+            configure(stack, ws, receiver)
+            assert ws.put("budgets", {"dailyUsd": 1.0, "warningThresholdRatio": 0.5}).status_code == 200
+            ws.ingest_counted()
+            ws.ingest_counted()  # $0.60: past the 50 % warning, under the limit
+
+        wait_for_all_channels(starter, receiver, smtp_receiver)
+        [delivered] = eventually(
+            lambda: [
+                a
+                for a in httpx.get(alerts_url(stack, starter), headers=starter.auth).json()["alerts"]
+                if a["status"] == "delivered"
+            ],
+            timeout=10,
+        )
+        assert delivered["rule"] == "budget_warning:0.5"
+
+        [recorded] = eventually(lambda: httpx.get(alerts_url(stack, free), headers=free.auth).json()["alerts"])
+        assert (recorded["rule"], recorded["status"], recorded["requiredPlan"], recorded["deliveries"]) == (
+            "budget_warning:0.5",
+            "plan_required",
+            "starter",
+            [],
+        )
+        assert receiver.on(f"/hook/{free.id}") == []
+        assert receiver.on(f"/slack/{free.id}") == []
+        assert smtp_receiver.to(f"ops-{free.id}@example.test") == []
 
     def test_a_test_alert_goes_through_every_channel(
         self, stack: RunningStack, receiver: HttpReceiver, smtp_receiver: SmtpReceiver

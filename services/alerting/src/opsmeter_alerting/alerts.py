@@ -18,6 +18,7 @@ from opsmeter_alerting.adapters.channels import Attempt, ChannelSender, Message
 from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore, StoredSettings, cooldown_key
 from opsmeter_alerting.adapters.reports import WeeklyReports
 from opsmeter_alerting.domain import (
+    DELIVERY_PLAN,
     EXECUTIVE_REPORT_PLAN,
     SUMMARY_PLAN,
     AlertContent,
@@ -27,6 +28,7 @@ from opsmeter_alerting.domain import (
     is_recovery,
     last_send_at,
     period_label,
+    plan_required_to_deliver,
     recovery_for,
     send_instants,
     weekly_report_lines,
@@ -78,15 +80,26 @@ class AlertService:
         only_channels: set[str] | None = None,
         cooldown: bool = True,
     ) -> str | None:
-        """Record one alert once per ``guard`` and queue a delivery per enabled channel. Returns its id, or None."""
+        """Record one alert once per ``guard`` and queue a delivery per enabled channel. Returns its id, or None.
+
+        Below the plan its family needs, the alert is recorded as ``plan_required`` and goes nowhere.
+        """
         stored = await self.settings.get(workspace_id)
         settings = stored.settings if stored else AlertSettings()
         now = self.clock()
         alert_id = alert_id_for(guard)
+        plan = await self.plans.get(workspace_id) if content.family in DELIVERY_PLAN else None
+        required_plan = plan_required_to_deliver(content.family, plan.plan if plan else None)
         immediate = (
             content.family == "summary" or content.family == "system" or settings.mode_of(content.family) == "immediate"
         )
         channels = [c for c in settings.channels if c.enabled and (only_channels is None or c.id in only_channels)]
+        if required_plan:
+            status, immediate = "plan_required", False
+        elif not immediate:
+            status = "held_for_summary"
+        else:
+            status = "queued" if channels else "no_channels"
         alert: dict[str, Any] = {
             "alertId": alert_id,
             "workspaceId": workspace_id,
@@ -98,9 +111,11 @@ class AlertService:
             "lines": list(content.lines),
             "facts": content.facts,
             "createdAt": now.isoformat(),
-            "status": "queued" if immediate and channels else ("held_for_summary" if not immediate else "no_channels"),
+            "status": status,
             "deliveries": [f"{alert_id}.{c.id}" for c in channels] if immediate else [],
         }
+        if required_plan:
+            alert["requiredPlan"] = required_plan
         deliveries = (
             [
                 {
@@ -132,7 +147,7 @@ class AlertService:
             return None
         if is_recovery(content):
             await self.alerts.clear_cooldown(workspace_id, content.rule.removesuffix(":resolved"), content.scope)
-        if (clears_at is not None and outcome == 1) or (clears_at is not None and outcome == 2):
+        if clears_at is not None and required_plan is None:
             await self.alerts.open_condition(
                 {
                     "workspaceId": workspace_id,
@@ -151,6 +166,7 @@ class AlertService:
             rule=content.rule,
             suppressed=outcome == 2,
             channels=len(deliveries),
+            required_plan=required_plan,
         )
         return alert_id
 

@@ -23,15 +23,18 @@ from opsmeter_contracts.policy import (
     UnitCostBreached,
 )
 from opsmeter_runtime.money import format_micro_usd
-from opsmeter_runtime.projections import PlanTier
+from opsmeter_runtime.projections import PlanTier, plan_at_least
 
 DEFAULT_COOLDOWN = timedelta(seconds=300)
 
 Family = Literal["budget", "unit_cost", "spike", "policy"]
 Mode = Literal["immediate", "daily_summary", "weekly_summary"]
 SummaryKind = Literal["daily_summary", "weekly_summary", "weekly_executive_report"]
-SUMMARY_PLAN: PlanTier = "starter"
+BUDGET_ALERT_PLAN: PlanTier = "starter"
+SUMMARY_PLAN: PlanTier = BUDGET_ALERT_PLAN
 EXECUTIVE_REPORT_PLAN: PlanTier = "team"
+DELIVERY_PLAN: dict[str, PlanTier] = {"budget": BUDGET_ALERT_PLAN}
+"""Alert families whose delivery a plan gates (SPEC §4); the others go out on every plan."""
 
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -200,6 +203,18 @@ class AlertContent:
     @property
     def text(self) -> str:
         return "\n".join((self.title, *self.lines))
+
+
+def plan_required_to_deliver(family: str, plan: PlanTier | None) -> PlanTier | None:
+    """The plan a workspace on ``plan`` lacks to receive alerts of ``family``, or None when they go out.
+
+    A plan not known yet (billing has not projected it) delivers: a budget alert withheld by mistake cannot
+    be sent later, one delivered by mistake costs nothing (ADR 66).
+    """
+    required = DELIVERY_PLAN.get(family)
+    if required is None or plan is None or plan_at_least(plan, required):
+        return None
+    return required
 
 
 def cooldown_key_parts(workspace_id: str, content: AlertContent) -> tuple[str, str, str]:

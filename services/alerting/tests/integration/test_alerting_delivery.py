@@ -16,7 +16,13 @@ from opsmeter_alerting.alerts import AlertService
 from opsmeter_alerting.domain import AlertSettings, RetryPolicy, verify_signature
 from opsmeter_alerting.handlers import alert_on_decision
 from opsmeter_alerting.testing import HttpReceiver, SmtpReceiver
-from opsmeter_contracts.policy import BudgetExceeded, BudgetThresholdPayload
+from opsmeter_contracts.policy import (
+    BudgetExceeded,
+    BudgetThresholdPayload,
+    BudgetWarningReached,
+    KillSwitchChanged,
+    PolicySwitchPayload,
+)
 from opsmeter_runtime.kafka import EventPublisher
 from opsmeter_runtime.projections import PlanProjection, PlanRecord
 
@@ -70,25 +76,54 @@ async def service(
         )
 
 
-def exceeded(workspace_id: str, at: datetime) -> BudgetExceeded:
+def budget_payload(at: datetime, *, ratio: float = 1.0, spend_micro_usd: int = 1_200_000) -> BudgetThresholdPayload:
     day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return BudgetThresholdPayload(
+        scope="workspace",
+        window="daily",
+        period_start=day,
+        period_end=day + timedelta(days=1),
+        limit_micro_usd=1_000_000,
+        threshold_ratio=ratio,
+        threshold_micro_usd=int(1_000_000 * ratio),
+        spend_micro_usd=spend_micro_usd,
+        enforcement="advisory",
+        policy_mode="enforce",
+        blocks_ingest=False,
+    )
+
+
+def exceeded(workspace_id: str, at: datetime) -> BudgetExceeded:
     return BudgetExceeded(
+        event_id=uuid.uuid4(), occurred_at=at, ingested_at=at, workspace_id=workspace_id, payload=budget_payload(at)
+    )
+
+
+def warning(workspace_id: str, at: datetime) -> BudgetWarningReached:
+    return BudgetWarningReached(
         event_id=uuid.uuid4(),
         occurred_at=at,
         ingested_at=at,
         workspace_id=workspace_id,
-        payload=BudgetThresholdPayload(
-            scope="workspace",
-            window="daily",
-            period_start=day,
-            period_end=day + timedelta(days=1),
-            limit_micro_usd=1_000_000,
-            threshold_ratio=1.0,
-            threshold_micro_usd=1_000_000,
-            spend_micro_usd=1_200_000,
+        payload=budget_payload(at, ratio=0.8, spend_micro_usd=850_000),
+    )
+
+
+def kill_switch_on(workspace_id: str, at: datetime) -> KillSwitchChanged:
+    return KillSwitchChanged(
+        event_id=uuid.uuid4(),
+        occurred_at=at,
+        ingested_at=at,
+        workspace_id=workspace_id,
+        payload=PolicySwitchPayload(
+            settings_version=2,
             enforcement="advisory",
-            policy_mode="enforce",
-            blocks_ingest=False,
+            kill_switch=True,
+            policy_mode="observe",
+            previous_enforcement="advisory",
+            previous_kill_switch=False,
+            changed_by_credential_id="cred_test",
+            changed_by_role="owner",
         ),
     )
 
@@ -192,6 +227,82 @@ class TestImmediateDelivery:
         assert [a["outcome"] for a in webhook["attempts"]] == ["retry", "retry", "delivered"]
         assert [a["statusCode"] for a in webhook["attempts"]] == [500, 500, 200]
         assert webhook["status"] == "delivered"
+
+
+@pytest.mark.integration
+class TestBudgetAlertsByPlan:
+    async def test_free_records_the_crossing_as_plan_required_and_delivers_nothing(
+        self,
+        service: tuple[AlertService, FixedClock],
+        http_receiver: HttpReceiver,
+        smtp_receiver: SmtpReceiver,
+        redis_client: Redis,
+        unique: str,
+    ) -> None:
+        alerts, clock = service
+        ws = f"ws_{unique}"
+        await PlanProjection(redis_client).save(ws, PlanRecord("free", 120, 10_000))
+        email = await configure(alerts, ws, http_receiver)
+        await alert_on_decision(warning(ws, clock()), alerts=alerts)
+        clock.advance(timedelta(minutes=10))
+        await alert_on_decision(exceeded(ws, clock()), alerts=alerts)
+        await drain(alerts, clock)
+
+        assert http_receiver.on(f"/hook/{ws}") == []
+        assert http_receiver.on(f"/slack/{ws}") == []
+        assert smtp_receiver.to(email) == []
+        log = await alerts.log(ws)
+        assert [(a["rule"], a["status"], a["requiredPlan"], a["deliveries"]) for a in log] == [
+            ("budget_exceeded", "plan_required", "starter", []),
+            ("budget_warning:0.8", "plan_required", "starter", []),
+        ]
+        clock.advance(timedelta(days=1))
+        await alerts.send_recoveries()
+        assert len(await alerts.log(ws)) == 2, "nothing was sent, so nothing resolves"
+
+    async def test_starter_gets_the_same_crossing_delivered(
+        self,
+        service: tuple[AlertService, FixedClock],
+        http_receiver: HttpReceiver,
+        smtp_receiver: SmtpReceiver,
+        redis_client: Redis,
+        unique: str,
+    ) -> None:
+        alerts, clock = service
+        ws = f"ws_{unique}"
+        await PlanProjection(redis_client).save(ws, PlanRecord("starter", 300, 100_000))
+        email = await configure(alerts, ws, http_receiver)
+        await alert_on_decision(exceeded(ws, clock()), alerts=alerts)
+        await drain(alerts, clock)
+
+        hooks = http_receiver.on(f"/hook/{ws}")
+        assert (len(hooks), len(http_receiver.on(f"/slack/{ws}")), len(smtp_receiver.to(email))) == (1, 1, 1)
+        assert hooks[0].json()["rule"] == "budget_exceeded"
+        [alert] = await alerts.log(ws)
+        assert alert["status"] == "delivered"
+        assert "requiredPlan" not in alert
+
+    async def test_a_plan_not_known_yet_still_delivers(
+        self, service: tuple[AlertService, FixedClock], http_receiver: HttpReceiver, unique: str
+    ) -> None:
+        alerts, clock = service
+        ws = f"ws_{unique}"
+        await configure(alerts, ws, http_receiver)
+        await alert_on_decision(exceeded(ws, clock()), alerts=alerts)
+        await drain(alerts, clock)
+        assert len(http_receiver.on(f"/hook/{ws}")) == 1
+
+    async def test_free_still_gets_alerts_that_no_plan_gates(
+        self, service: tuple[AlertService, FixedClock], http_receiver: HttpReceiver, redis_client: Redis, unique: str
+    ) -> None:
+        alerts, clock = service
+        ws = f"ws_{unique}"
+        await PlanProjection(redis_client).save(ws, PlanRecord("free", 120, 10_000))
+        await configure(alerts, ws, http_receiver)
+        await alert_on_decision(kill_switch_on(ws, clock()), alerts=alerts)
+        await drain(alerts, clock)
+        [hook] = http_receiver.on(f"/hook/{ws}")
+        assert hook.json()["rule"] == "kill_switch"
 
 
 @pytest.mark.integration

@@ -13,6 +13,7 @@ from opsmeter_alerting.domain import (
     next_send_at,
     outcome_of_status,
     period_label,
+    plan_required_to_deliver,
     public_settings,
     signature,
     verify_signature,
@@ -109,6 +110,20 @@ class TestSettings:
             AlertSettings.model_validate(
                 {"channels": [{"type": "webhook", "url": "http://h"}]}
             ).with_channel_ids().keeping_secrets_of(AlertSettings())
+
+
+class TestBudgetAlertPlan:
+    def test_budget_alerts_need_starter(self) -> None:
+        assert plan_required_to_deliver("budget", "free") == "starter"
+        for plan in ("starter", "pro", "team", "enterprise"):
+            assert plan_required_to_deliver("budget", plan) is None, plan
+
+    def test_other_families_go_out_on_free(self) -> None:
+        for family in ("unit_cost", "spike", "policy", "system", "summary"):
+            assert plan_required_to_deliver(family, "free") is None, family
+
+    def test_a_plan_not_known_yet_delivers(self) -> None:
+        assert plan_required_to_deliver("budget", None) is None
 
 
 class TestDelivery:

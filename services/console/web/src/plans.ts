@@ -5,6 +5,8 @@ import { useWorkspace } from "./context";
 
 const ORDER: PlanTier[] = ["free", "starter", "pro", "team", "enterprise"];
 
+export const PLAN_LABELS: Record<PlanTier, string> = { free: "Free", starter: "Starter", pro: "Pro", team: "Team", enterprise: "Enterprise" };
+
 export function planAtLeast(plan: PlanTier, required: PlanTier): boolean {
   return ORDER.indexOf(plan) >= ORDER.indexOf(required);
 }

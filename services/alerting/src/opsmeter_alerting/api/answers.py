@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsmeter_alerting.domain import ChannelType, Family, Mode, Schedule, Severity
+from opsmeter_runtime.projections import PlanTier
 
 
 class _Answer(BaseModel):
@@ -62,7 +63,11 @@ class Alert(_Answer):
     lines: list[str]
     facts: dict[str, Any] | list[Any] | None = None
     created_at: str = Field(alias="createdAt")
-    status: str
+    status: str = Field(
+        description="queued, delivering, delivered, dead_lettered, suppressed, held_for_summary, no_channels, "
+        "or plan_required (recorded, not delivered: the workspace's plan is below requiredPlan)"
+    )
+    required_plan: PlanTier | None = Field(default=None, alias="requiredPlan")
     deliveries: list[Delivery]
 
 

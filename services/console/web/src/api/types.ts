@@ -129,6 +129,8 @@ export interface AlertLogEntry {
   title?: string;
   severity?: string;
   status?: string;
+  /** With status plan_required: the plan the alert needs to be delivered. */
+  requiredPlan?: PlanTier | null;
   createdAt?: string;
   raisedAt?: string;
   deliveries?: { channelId?: string; status?: string; attempts?: unknown[] }[];

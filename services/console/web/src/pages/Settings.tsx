@@ -6,6 +6,7 @@ import { useWorkspace } from "../context";
 import { Empty, Query } from "../components/States";
 import { Time } from "../components/Time";
 import { share } from "../format";
+import { PLAN_LABELS } from "../plans";
 
 function errorText(e: unknown): string {
   if (e instanceof ApiError) {
@@ -232,7 +233,7 @@ function AlertsForm() {
   const test = useMutation({ mutationFn: () => api.post("alerting", "/v1/workspaces/{workspace_id}/alerts/test"), onSuccess: () => client.invalidateQueries({ queryKey: ["alert-log"] }) });
   const families: [keyof AlertSettings["modes"], string][] = [["budget", "Budget alerts"], ["unit_cost", "Unit-cost alerts"], ["spike", "Spike alerts"], ["policy", "Policy changes"]];
   return (
-    <Section title="Alerts" note="Immediate, daily budget alert summary or weekly budget alert summary (summaries: Starter and above), sent at the schedule's time in its timezone.">
+    <Section title="Alerts" note="Immediate, daily budget alert summary or weekly budget alert summary, sent at the schedule's time in its timezone. Budget alerts are delivered from Starter up; on Free the delivery log keeps them as not sent.">
       <Query q={q} what="alert settings">
         {() => draft && (
           <form className="form" onSubmit={(e) => { e.preventDefault(); save.mutate(); }}>
@@ -296,7 +297,7 @@ function DeliveryLog() {
                 <tr key={String(a.alertId ?? i)}>
                   <td><Time iso={(a.createdAt ?? a.raisedAt ?? (a.at as string | undefined)) as string | undefined} /></td>
                   <td>{String(a.title ?? a.rule ?? "")}</td>
-                  <td>{String(a.status ?? "")}</td>
+                  <td>{a.status === "plan_required" && a.requiredPlan ? `not sent: needs ${PLAN_LABELS[a.requiredPlan]}` : String(a.status ?? "")}</td>
                   <td>{(a.deliveries ?? []).map((x) => `${x.channelId ?? ""} ${x.status ?? ""} (${x.attempts?.length ?? 0} attempts)`).join(", ")}</td>
                 </tr>
               ))}

@@ -129,6 +129,8 @@ export interface components {
             family: string;
             /** Lines */
             lines: string[];
+            /** Requiredplan */
+            requiredPlan?: ("free" | "starter" | "pro" | "team" | "enterprise") | null;
             /** Rule */
             rule: string;
             /** Scope */
@@ -138,7 +140,10 @@ export interface components {
              * @enum {string}
              */
             severity: "info" | "warning" | "critical" | "resolved";
-            /** Status */
+            /**
+             * Status
+             * @description queued, delivering, delivered, dead_lettered, suppressed, held_for_summary, no_channels, or plan_required (recorded, not delivered: the workspace's plan is below requiredPlan)
+             */
             status: string;
             /** Title */
             title: string;
