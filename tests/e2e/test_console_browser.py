@@ -164,6 +164,22 @@ class TestOverview:
         time.sleep(0.5)
         screenshot(page, "overview")
 
+    def test_refused_telemetry_is_shown_by_reason(self, browser: Browser, console: str, stack: RunningStack) -> None:
+        ws = Workspace.create(stack, "starter")
+        assert ws.ingest().status_code == 202
+        assert [ws.ingest(outputTokens=-1).status_code, ws.ingest(status="nope").status_code] == [422, 422]
+        eventually(
+            lambda: (ws.usage()["rejections"]["total"], ws.usage()["totals"]["requests"]) == (2, 1),
+            "the gateway has written its counts and reporting has the accepted event",
+            timeout=15,
+        )
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        notice = page.get_by_test_id("refused-telemetry")
+        notice.get_by_text("2 telemetry events were refused in this period").wait_for()
+        assert "(2 invalid; any data mode)" in notice.inner_text()
+        screenshot(page, "overview-refused-telemetry")
+
     def test_the_warning_threshold_set_in_settings_reaches_ingest_and_shows_the_toast(
         self, browser: Browser, console: str, stack: RunningStack
     ) -> None:

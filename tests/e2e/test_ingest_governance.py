@@ -11,7 +11,7 @@ import pytest
 from opsmeter_cli.stack import operator_token
 from opsmeter_runtime.testing import SPEC_EXAMPLE_BODY
 from tests.conftest import RunningStack
-from tests.e2e.test_ingest_to_usage import STATUS_FIELDS
+from tests.e2e.test_ingest_to_usage import STATUS_FIELDS, usage
 from tests.e2e.test_policy_budgets import decisions_of
 
 
@@ -293,6 +293,35 @@ class TestBatch:
         )
         assert answer.status_code == 422
         assert answer.json()["reason"] == "invalid_payload"
+
+
+class TestRejectionsInTheUsageReport:
+    """SPEC §5: rejections are counted by reason and visible in usage reports; none is silent."""
+
+    def test_refused_events_show_in_the_usage_answer_by_reason(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="enterprise", rateLimitPerMinute=4)
+        wait_for_plan(stack, ws, "enterprise")
+        wait_for_fresh_window(10)
+        url, key = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request", {"X-API-Key": ws["apiKey"]}
+        statuses = [
+            httpx.post(url, json=body(), headers=key).status_code,
+            httpx.post(url, json=body(outputTokens=-1), headers=key).status_code,
+            httpx.post(url, content=b"{not json", headers={**key, "Content-Type": "application/json"}).status_code,
+            httpx.post(url, json=body(), headers=key).status_code,
+            httpx.post(url, json=body(), headers=key).status_code,
+        ]
+        batch = httpx.post(
+            f"{stack.url('ingest-gateway')}/v1/ingest/llm-requests", json={"events": [body(), body()]}, headers=key
+        )
+        assert statuses == [202, 422, 400, 202, 429]
+        assert [r["httpStatus"] for r in batch.json()["results"]] == [429, 429]
+        expected = {"total": 5, "rateLimited": 3, "invalidPayload": 2, "planLimitReached": 0, "budgetExceeded": 0}
+        deadline = time.monotonic() + 10
+        while (counted := usage(stack, ws).json()["rejections"]) != expected:
+            assert time.monotonic() < deadline, f"the usage answer shows {counted}, not {expected}"
+            time.sleep(0.2)
+        other = create(stack, plan="starter")
+        assert usage(stack, other).json()["rejections"]["total"] == 0, "each workspace sees its own"
 
 
 class TestWorkspaceStatus:

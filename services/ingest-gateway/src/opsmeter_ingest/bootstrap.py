@@ -20,6 +20,7 @@ from opsmeter_ingest.adapters.kafka import DurableTelemetrySink
 from opsmeter_ingest.adapters.notices import PlanLimitNotices
 from opsmeter_ingest.adapters.otel_attributes import OtelAttributeStore
 from opsmeter_ingest.adapters.pricing import CatalogPriceBook
+from opsmeter_ingest.adapters.rejections import BufferedRejectionLog
 from opsmeter_ingest.adapters.spool import Spool, claim_spool_directory
 from opsmeter_ingest.config import GatewaySettings
 from opsmeter_ingest.handlers import EVENT_HANDLERS
@@ -101,11 +102,16 @@ async def bootstrap(settings: GatewaySettings) -> AsyncIterator[GatewayDeps]:
         admission = FailOpenAdmission(redis_admission, degraded, PlanLimitNotices(resources.redis, resources.publisher))
         reconciling = asyncio.create_task(admission.reconcile_forever(), name="reconciler")
         resources.stack.push_async_callback(_stop, reconciling)
+        rejections = BufferedRejectionLog(resources.redis)
+        counting = asyncio.create_task(rejections.run(), name="rejection-counts")
+        resources.stack.push_async_callback(rejections.flush)
+        resources.stack.push_async_callback(_stop, counting)
         ingestor = Ingestor(
             admission=admission,
             sink=sink,
             prices=prices,
             settlement=Settlements(settler, degraded),
+            rejections=rejections,
             max_timestamp_age=timedelta(seconds=settings.max_timestamp_age_s),
             max_timestamp_skew=timedelta(seconds=settings.max_timestamp_skew_s),
         )

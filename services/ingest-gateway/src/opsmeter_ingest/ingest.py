@@ -34,6 +34,7 @@ from opsmeter_ingest.ports import (
     Admitted,
     Kind,
     PriceBook,
+    RejectionLog,
     Repeat,
     Settlement,
     TelemetrySink,
@@ -42,6 +43,7 @@ from opsmeter_ingest.ports import (
 from opsmeter_ingest.record import PayloadRejected, ValidatedRecord, validate_records
 from opsmeter_ingest.windows import retry_after_s
 from opsmeter_runtime.auth import Principal
+from opsmeter_runtime.rejections import RejectionReason
 
 UNAVAILABLE_RETRY_AFTER_S = 5
 """``Retry-After`` of a 503: an event that could not be made durable, or a repeat of one still in flight."""
@@ -54,6 +56,15 @@ UNCONFIRMED = (
 
 INVALID: AdmitItem = ("invalid", "x", 0, "", b"")
 """How admission sees an event (or a body) that is not valid: counted for the rate limit, nothing else."""
+
+
+_REFUSED: dict[type, RejectionReason] = {
+    RateLimited: "rate_limited",
+    Invalid: "invalid_payload",
+    PlanLimited: "plan_limit_reached",
+    BudgetStopped: "budget_exceeded",
+}
+"""The outcomes the workspace's usage report counts as rejections (a 503 is not one: the client sends it again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,7 @@ class Ingestor:
         sink: TelemetrySink,
         prices: PriceBook,
         settlement: Settlement,
+        rejections: RejectionLog,
         max_timestamp_age: timedelta = timedelta(days=7),
         max_timestamp_skew: timedelta = timedelta(minutes=5),
     ) -> None:
@@ -81,6 +93,7 @@ class Ingestor:
         self._sink = sink
         self._prices = prices
         self._settlement = settlement
+        self._rejections = rejections
         self._max_age = max_timestamp_age
         self._max_skew = max_timestamp_skew
 
@@ -117,6 +130,7 @@ class Ingestor:
             outcomes[index] = await self._answer_like_the_first(workspace_id, external_request_id)
 
         done = [o for o in outcomes if o is not None]
+        self._count_refused(workspace_id, done)
         retry_after = (
             retry_after_s(admission.window_end, time.time()) if "rate_limited" in admission.decisions else None
         )
@@ -132,9 +146,25 @@ class Ingestor:
         )
 
     async def count_request(self, principal: Principal) -> Admission:
-        """Count a request with no events to decide against the rate limit: a body that is not JSON (or not an
-        object of events), a demo load."""
+        """Count a request with no events to decide against the rate limit: a demo load."""
         return await self._admission.admit(principal.workspace_id, [INVALID])
+
+    async def refuse_body(self, principal: Principal) -> Admission:
+        """A body refused as a whole (not JSON, not an object of events): counted against the rate limit, which is
+        checked first, and as one rejection (rate-limited, or an invalid payload)."""
+        admission = await self.count_request(principal)
+        reason: RejectionReason = "rate_limited" if admission.decisions == ["rate_limited"] else "invalid_payload"
+        self._rejections.count(principal.workspace_id, {reason: 1})
+        return admission
+
+    def _count_refused(self, workspace_id: str, outcomes: list[Outcome]) -> None:
+        reasons: dict[RejectionReason, int] = {}
+        for outcome in outcomes:
+            reason = _REFUSED.get(type(outcome))
+            if reason is not None:
+                reasons[reason] = reasons.get(reason, 0) + 1
+        if reasons:
+            self._rejections.count(workspace_id, reasons)
 
     def refused_early(self, principal: Principal, size: int) -> tuple[int, int, int] | None:
         """For a body of ``size`` bytes that could only get 503s now (the sink ``refuses`` it), before any work on

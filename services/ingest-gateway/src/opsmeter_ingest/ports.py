@@ -1,7 +1,7 @@
 """What the ingest use case needs from the world, as small Protocols (real adapters in ``adapters/``,
 in-memory ones in ``testing``), and the typed values that cross them."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -9,6 +9,7 @@ from opsmeter_contracts.pricing import WorkspacePricesSetPayload
 from opsmeter_ingest.event import OutgoingEvent, Pricing
 from opsmeter_ingest.record import ValidatedRecord
 from opsmeter_runtime.projections import PolicyStatus
+from opsmeter_runtime.rejections import RejectionReason
 
 Kind = Literal["x", "r", "o"]
 """How admission sees an event: 'x' invalid, 'r' valid and counted toward the quota (dataMode=real), 'o' valid
@@ -110,6 +111,13 @@ class Settlement(Protocol):
     """Makes admitted events' keys answer repeats once they are durable (off the answer's path)."""
 
     def settle(self, workspace_id: str, admission: Admission, events: list[SettledEvent]) -> None: ...
+
+
+class RejectionLog(Protocol):
+    """Counts the events refused for a known workspace, by reason, for its usage report (SPEC §5: none is silent)."""
+
+    def count(self, workspace_id: str, reasons: Mapping[RejectionReason, int]) -> None:
+        """Add these; never blocks the answer and never fails it (written off the answer's path)."""
 
 
 class TelemetrySink(Protocol):

@@ -1,7 +1,7 @@
 """In-memory versions of the ingest ports, for unit tests of the use case without Redis or Kafka."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,6 +14,7 @@ from opsmeter_ingest.ports import Admission, AdmitItem, Admitted, Decision, Repe
 from opsmeter_ingest.record import ValidatedRecord
 from opsmeter_pricing import PriceQuote
 from opsmeter_runtime.projections import PolicyStatus
+from opsmeter_runtime.rejections import RejectionReason
 
 
 @dataclass
@@ -88,6 +89,18 @@ class InMemorySettlement:
 
 
 @dataclass
+class InMemoryRejections:
+    """Adds up every rejection at once, per workspace and reason."""
+
+    counts: dict[str, dict[RejectionReason, int]] = field(default_factory=dict)
+
+    def count(self, workspace_id: str, reasons: Mapping[RejectionReason, int]) -> None:
+        mine = self.counts.setdefault(workspace_id, {})
+        for reason, n in reasons.items():
+            mine[reason] = mine.get(reason, 0) + n
+
+
+@dataclass
 class InMemorySink:
     """Takes every event into ``published`` (Kafka), or into ``spooled`` while ``kafka_down``; none when ``full``."""
 
@@ -142,9 +155,11 @@ class InMemoryWorld:
     def __init__(self, **admission: Any) -> None:
         self.admission = InMemoryAdmission(**admission)
         self.sink = InMemorySink()
+        self.rejections = InMemoryRejections()
         self.ingestor = Ingestor(
             admission=self.admission,
             sink=self.sink,
             prices=FlatPriceBook(),
             settlement=InMemorySettlement(self.admission),
+            rejections=self.rejections,
         )

@@ -123,6 +123,16 @@ class TestIngest:
         assert world.admission.rate_used == 1
         assert world.sink.published == []
 
+    async def test_refused_events_are_counted_by_reason_for_the_usage_report(self) -> None:
+        world = World(rate_limit=3, quota_limit=1)
+        documents = [body("a"), body("b", outputTokens=-1), body("c"), body("d")]
+        outcomes = (await world.ingestor.ingest(CALLER, documents)).outcomes
+        assert [type(o) for o in outcomes] == [Accepted, Invalid, PlanLimited, RateLimited]
+        await world.ingestor.refuse_body(CALLER)  # a body that is not JSON, past the rate limit
+        assert world.rejections.counts == {
+            CALLER.workspace_id: {"invalid_payload": 1, "plan_limit_reached": 1, "rate_limited": 2}
+        }
+
     async def test_a_batch_gets_one_outcome_per_event_in_order(self) -> None:
         world = World()
         result = await world.ingestor.ingest(CALLER, [body("a"), body("b", outputTokens=-1), body("a")])

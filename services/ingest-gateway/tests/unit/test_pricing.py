@@ -23,7 +23,7 @@ from opsmeter_contracts import LlmRequestIngested, decode_event
 from opsmeter_ingest.adapters.pricing import CatalogPriceBook
 from opsmeter_ingest.ingest import Ingestor
 from opsmeter_ingest.outcomes import Accepted, Invalid
-from opsmeter_ingest.testing import InMemoryAdmission, InMemorySettlement, InMemorySink
+from opsmeter_ingest.testing import InMemoryAdmission, InMemoryRejections, InMemorySettlement, InMemorySink
 from opsmeter_pricing import PriceCatalog
 from opsmeter_runtime.auth import Principal
 
@@ -130,6 +130,7 @@ async def ingest(calls: list[Call]) -> list[LlmRequestIngested]:
         sink=sink,
         prices=CatalogPriceBook(PriceCatalog.load_default()),
         settlement=InMemorySettlement(admission),
+        rejections=InMemoryRejections(),
     )
     events: list[LlmRequestIngested] = []
     for start in range(0, len(calls), 100):
@@ -194,6 +195,7 @@ class TestCacheTokensAreParts:
             sink=InMemorySink(),
             prices=CatalogPriceBook(PriceCatalog.load_default()),
             settlement=InMemorySettlement(admission),
+            rejections=InMemoryRejections(),
         )
         body = Call("anthropic", "claude-sonnet-4-5", datetime.now(UTC), 1000, 10, reads, writes, 0).body(1)
         [outcome] = (await ingestor.ingest(CALLER, [body])).outcomes

@@ -9,9 +9,14 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 
 from opsmeter_contracts import Topics
-from opsmeter_reporting.adapters import PlanReader, SpikeState, TelemetryStore
+from opsmeter_reporting.adapters import PlanReader, RejectionReader, SpikeState, TelemetryStore
 from opsmeter_reporting.adapters.clickhouse import AnalystLanes, ClickHouseTelemetryStore
-from opsmeter_reporting.adapters.redis import RedisCostBasisReader, RedisPlanReader, RedisSpikeState
+from opsmeter_reporting.adapters.redis import (
+    RedisCostBasisReader,
+    RedisPlanReader,
+    RedisRejections,
+    RedisSpikeState,
+)
 from opsmeter_reporting.config import ReportingSettings
 from opsmeter_reporting.handlers import BATCH_HANDLERS, EVENT_HANDLERS
 from opsmeter_reporting.metrics import SinkStats
@@ -34,6 +39,7 @@ class ReportingDeps:
     plans: PlanReader
     policy: PolicyStatusProjection
     spike_state: SpikeState
+    rejections: RejectionReader
     sink: ConsumerEngine
     sink_stats: SinkStats
 
@@ -111,6 +117,7 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
                 plans=plans,
                 policy=PolicyStatusProjection(resources.redis),
                 spike_state=RedisSpikeState(resources.redis),
+                rejections=RedisRejections(resources.redis),
                 sink=sink,
                 sink_stats=sink_stats,
             )

@@ -21,6 +21,8 @@ export interface Usage {
   dataMode: DataMode;
   totals: Omit<UsageRow, "key">;
   rows: UsageRow[];
+  /** Events the gateway refused in the window, by reason, across data modes (to the hour). */
+  rejections: { total: number; rateLimited: number; invalidPayload: number; planLimitReached: number; budgetExceeded: number };
 }
 
 export interface BudgetWindow {

@@ -72,7 +72,10 @@ export function Overview({ status }: { status: WorkspaceStatus | undefined }) {
         <Time iso={period.from} /> – <Time iso={period.to} /> against the previous {preset === "custom" ? "period of the same length" : preset}; {dataMode} data.
       </p>
       {current.error ? <Failed error={current.error} /> : current.isPending ? <Loading what="usage" /> : (
-        <Kpis usage={current.data!} before={before.data} errors={series.data?.totals.errors ?? null} errorsBefore={seriesBefore.data?.totals.errors ?? null} />
+        <>
+          <Kpis usage={current.data!} before={before.data} errors={series.data?.totals.errors ?? null} errorsBefore={seriesBefore.data?.totals.errors ?? null} />
+          <Refused rejections={current.data!.rejections} />
+        </>
       )}
       <section className="card">
         <div className="section-head">
@@ -112,6 +115,24 @@ export function Overview({ status }: { status: WorkspaceStatus | undefined }) {
         </div>
       </section>
     </div>
+  );
+}
+
+/** Telemetry the gateway refused in the period (SPEC §5: none is silent); shown only when there was some. */
+function Refused({ rejections: r }: { rejections: Usage["rejections"] }) {
+  if (r.total === 0) return null;
+  const parts = [
+    [r.rateLimited, "over the rate limit"],
+    [r.invalidPayload, "invalid"],
+    [r.planLimitReached, "over the plan's request quota"],
+    [r.budgetExceeded, "stopped by a budget's hard-stop"],
+  ] as const;
+  return (
+    <p className="notice" role="status" data-testid="refused-telemetry">
+      <strong>{r.total.toLocaleString("en-US")} telemetry {r.total === 1 ? "event was" : "events were"} refused in this period</strong>
+      {" "}({parts.filter(([n]) => n > 0).map(([n, what]) => `${n.toLocaleString("en-US")} ${what}`).join(" · ")}; any data mode).
+      {" "}Provider calls continued; refused events are in none of the figures below.
+    </p>
   );
 }
 

@@ -195,7 +195,7 @@ def _over_rate_limit(admission: Admission) -> RateLimited | None:
 
 async def _unparsed(deps: GatewayDeps, principal: Principal, error: IngestRejected) -> Reply:
     """A body that is not JSON still counts against the rate limit, which is checked first."""
-    admission = await deps.ingestor.count_request(principal)
+    admission = await deps.ingestor.refuse_body(principal)
     limited = _over_rate_limit(admission)
     if limited is not None:
         return rejection(limited)

@@ -125,7 +125,7 @@ async def _export(deps: GatewayDeps, headers: Mapping[str, str], body: bytes, en
         spans = decode_spans(decoded, encoding, wanted_attributes(names))
     except OtlpRejected as error:
         REJECTED_REQUESTS.labels(str(error.status), "invalid_payload").inc()
-        admission = await deps.ingestor.count_request(principal)
+        admission = await deps.ingestor.refuse_body(principal)
         limits = rate_limit_headers(admission.rate_limit, admission.remaining, admission.window_end)
         if admission.decisions == ["rate_limited"]:
             wait = retry_after_s(admission.window_end, time.time())

@@ -23,6 +23,7 @@ from opsmeter_reporting.explore import EventsQuery, SeriesBucket, SeriesPoint, S
 from opsmeter_reporting.reconcile import StoredDay
 from opsmeter_runtime.money import CostBasis
 from opsmeter_runtime.projections import PlanTier
+from opsmeter_runtime.rejections import RejectionReason
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,11 @@ class PlanReader(Protocol):
 class CostBasisReader(Protocol):
     async def cost_basis(self, workspace_id: str) -> CostBasis:
         """Which cost the workspace's reports use (ADR 57); ``computed`` when never set."""
+
+
+class RejectionReader(Protocol):
+    async def rejections(self, workspace_id: str, start: datetime, end: datetime) -> dict[RejectionReason, int]:
+        """Events the gateway refused, by reason, in the UTC hours that start in [start's hour, end)."""
 
 
 class SpikeState(Protocol):

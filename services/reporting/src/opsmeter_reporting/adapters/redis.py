@@ -1,6 +1,8 @@
-"""Redis adapters: the plan projection billing writes (plan gates, retention) and spike detection state."""
+"""Redis adapters: the plan projection billing writes (plan gates, retention), the gateway's rejection counts and
+spike detection state."""
 
 import time
+from datetime import datetime
 
 from redis.asyncio import Redis
 
@@ -8,6 +10,7 @@ from opsmeter_reporting.domain import RETENTION, Retention
 from opsmeter_runtime.money import CostBasis, parse_cost_basis
 from opsmeter_runtime.projections import PlanProjection, PlanTier, policy_status_key
 from opsmeter_runtime.redis import workspace_tag
+from opsmeter_runtime.rejections import RejectionReason, read_rejections
 
 
 class RedisPlanReader:
@@ -53,6 +56,14 @@ class RedisCostBasisReader:
 
 def spike_key(workspace_id: str) -> str:
     return f"opsmeter:reporting:spike:{workspace_tag(workspace_id)}"
+
+
+class RedisRejections:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def rejections(self, workspace_id: str, start: datetime, end: datetime) -> dict[RejectionReason, int]:
+        return await read_rejections(self._redis, workspace_id, start, end)
 
 
 class RedisSpikeState:

@@ -37,6 +37,17 @@ class UsageRow(UsageCosts):
     key: str
 
 
+class Rejections(_Answer):
+    """Events the gateway refused in the window (SPEC §5: none is silent), whatever their dataMode: a refused
+    event's fields are not trusted. Counted per UTC hour, so the window is taken to the hour."""
+
+    total: int
+    rate_limited: int = Field(alias="rateLimited", description="429: over the per-minute limit.")
+    invalid_payload: int = Field(alias="invalidPayload", description="400/415/422: a body or field broke a rule.")
+    plan_limit_reached: int = Field(alias="planLimitReached", description="402: the plan's request quota was used up.")
+    budget_exceeded: int = Field(alias="budgetExceeded", description="402: a budget's hard-stop refused it.")
+
+
 class UsageAnswer(_Answer):
     workspace_id: str = Field(alias="workspaceId")
     from_: str = Field(alias="from")
@@ -45,6 +56,7 @@ class UsageAnswer(_Answer):
     data_mode: str = Field(alias="dataMode")
     totals: UsageCosts
     rows: list[UsageRow]
+    rejections: Rejections
 
 
 class Totals(_Answer):

@@ -103,6 +103,7 @@ async def usage(
 ) -> Response:
     window = _window(from_, to)
     rows = await deps.store.usage(principal.workspace_id, window, group_by, data_mode)
+    refused = await deps.rejections.rejections(principal.workspace_id, window.start, window.end)
     total_cost = sum(r.cost_micro_usd for r in rows)
     computed = sum(r.computed_cost_micro_usd for r in rows)
     reported = sum(r.reported_cost_micro_usd for r in rows)
@@ -141,6 +142,13 @@ async def usage(
                 }
                 for r in rows
             ],
+            "rejections": {
+                "total": sum(refused.values()),
+                "rateLimited": refused["rate_limited"],
+                "invalidPayload": refused["invalid_payload"],
+                "planLimitReached": refused["plan_limit_reached"],
+                "budgetExceeded": refused["budget_exceeded"],
+            },
         }
     )
 

@@ -765,6 +765,35 @@ export interface components {
             /** Reportedusd */
             reportedUsd: string;
         };
+        /**
+         * Rejections
+         * @description Events the gateway refused in the window (SPEC §5: none is silent), whatever their dataMode: a refused
+         *     event's fields are not trusted. Counted per UTC hour, so the window is taken to the hour.
+         */
+        Rejections: {
+            /**
+             * Budgetexceeded
+             * @description 402: a budget's hard-stop refused it.
+             */
+            budgetExceeded: number;
+            /**
+             * Invalidpayload
+             * @description 400/415/422: a body or field broke a rule.
+             */
+            invalidPayload: number;
+            /**
+             * Planlimitreached
+             * @description 402: the plan's request quota was used up.
+             */
+            planLimitReached: number;
+            /**
+             * Ratelimited
+             * @description 429: over the per-minute limit.
+             */
+            rateLimited: number;
+            /** Total */
+            total: number;
+        };
         /** RepricingAnswer */
         RepricingAnswer: {
             /** Correctedevents */
@@ -1041,6 +1070,7 @@ export interface components {
             from: string;
             /** Groupby */
             groupBy: string;
+            rejections: components["schemas"]["Rejections"];
             /** Rows */
             rows: components["schemas"]["UsageRow"][];
             /** To */
