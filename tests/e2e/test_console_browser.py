@@ -164,6 +164,16 @@ class TestOverview:
         time.sleep(0.5)
         screenshot(page, "overview")
 
+    def test_telemetry_sent_while_the_page_is_open_shows_up_without_a_reload(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_text("No events in this period.").wait_for()
+        assert ws.ingest().status_code == 202
+        page.get_by_test_id("kpi-requests").get_by_text("1", exact=True).wait_for(timeout=40_000)
+
     def test_refused_telemetry_is_shown_by_reason(self, browser: Browser, console: str, stack: RunningStack) -> None:
         ws = Workspace.create(stack, "starter")
         assert ws.ingest().status_code == 202

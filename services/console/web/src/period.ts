@@ -13,9 +13,10 @@ export interface Period {
   to: string;
 }
 
-/** The preset's window ending now (rounded down to the minute, so queries share cache keys). */
+/** The preset's window ending at the end of the current minute: it holds every event up to `now` (windows are
+ * half-open), and the queries made within one minute share their cache keys. */
 export function presetPeriod(preset: Exclude<Preset, "custom">, now: number = Date.now()): Period {
-  const end = Math.floor(now / 60_000) * 60_000;
+  const end = (Math.floor(now / 60_000) + 1) * 60_000;
   return { from: new Date(end - PRESET_MS[preset]).toISOString(), to: new Date(end).toISOString() };
 }
 

@@ -1,5 +1,5 @@
 import { useMemo, useState } from "react";
-import { useQuery } from "@tanstack/react-query";
+import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import type { Driver, Series, Spend, Usage, WorkspaceStatus } from "../api/types";
 import { useWorkspace } from "../context";
@@ -8,22 +8,31 @@ import { PeriodPicker } from "../components/PeriodPicker";
 import { Empty, Failed, Loading, Query } from "../components/States";
 import { Time } from "../components/Time";
 import { change, changeRatio, compact, dateTime, day, microMoney, money, requests, share, tokens } from "../format";
-import { presetPeriod, previousPeriod, type Period, type Preset } from "../period";
+import { previousPeriod, type Period } from "../period";
+import { ROLL_MS, usePeriod } from "../usePeriod";
 
 
-function useUsage(period: Period) {
+/** How a query of the page's period refreshes: a rolling preset is read again every ROLL_MS, showing the last
+ * figures (not a loading state) while its window moves on to the next minute. */
+function refresh(live: boolean) {
+  return live ? { refetchInterval: ROLL_MS, placeholderData: keepPreviousData } : {};
+}
+
+function useUsage(period: Period, live = false) {
   const { dataMode, session } = useWorkspace();
   return useQuery({
     queryKey: ["usage", session.workspaceId, dataMode, period],
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/usage", { query: { from: period.from, to: period.to, groupBy: "model", dataMode } }),
+    ...refresh(live),
   });
 }
 
-function useSeries(period: Period, stackBy: "model" | "provider") {
+function useSeries(period: Period, stackBy: "model" | "provider", live = false) {
   const { dataMode, session } = useWorkspace();
   return useQuery({
     queryKey: ["series", session.workspaceId, dataMode, period, stackBy],
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/usage/series", { query: { from: period.from, to: period.to, stackBy, dataMode } }),
+    ...refresh(live),
   });
 }
 
@@ -44,17 +53,17 @@ function Kpi({ label, value, current, previous, invert = false, testId }: { labe
 
 export function Overview({ status }: { status: WorkspaceStatus | undefined }) {
   const { dataMode, session, timeZone } = useWorkspace();
-  const [preset, setPreset] = useState<Preset>("7d");
-  const [period, setPeriod] = useState<Period>(() => presetPeriod("7d"));
+  const { preset, period, rolling, choose } = usePeriod("7d");
   const [stackBy, setStackBy] = useState<"model" | "provider">("model");
   const previous = useMemo(() => previousPeriod(period), [period]);
-  const current = useUsage(period);
+  const current = useUsage(period, rolling);
   const before = useUsage(previous);
-  const series = useSeries(period, stackBy);
+  const series = useSeries(period, stackBy, rolling);
   const seriesBefore = useSeries(previous, stackBy);
   const spike = useQuery({
     queryKey: ["spike", session.workspaceId, dataMode, period],
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/spike", { query: { from: period.from, to: period.to, dataMode } }),
+    ...refresh(rolling),
   });
   const spend = useQuery({
     queryKey: ["spend", session.workspaceId],
@@ -66,7 +75,7 @@ export function Overview({ status }: { status: WorkspaceStatus | undefined }) {
     <div className="page">
       <div className="page-head">
         <h1>Overview</h1>
-        <PeriodPicker presets={["24h", "7d", "30d"]} value={preset} onChange={(p, range) => { setPreset(p); setPeriod(range); }} />
+        <PeriodPicker presets={["24h", "7d", "30d"]} value={preset} onChange={choose} />
       </div>
       <p className="muted small">
         <Time iso={period.from} /> – <Time iso={period.to} /> against the previous {preset === "custom" ? "period of the same length" : preset}; {dataMode} data.

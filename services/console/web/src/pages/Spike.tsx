@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "react";
-import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
+import { keepPreviousData, useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import type { Driver, Spike as SpikeAnswer } from "../api/types";
 import { useWorkspace } from "../context";
@@ -8,24 +8,24 @@ import { PeriodPicker } from "../components/PeriodPicker";
 import { Empty, Query } from "../components/States";
 import { Time } from "../components/Time";
 import { change, compact, microMoney, money, share, signedMoney, tokens } from "../format";
-import { presetPeriod, type Period, type Preset } from "../period";
+import { ROLL_MS, usePeriod } from "../usePeriod";
 
 const DIMENSION_LABELS: Record<string, string> = { model: "Model", provider: "Provider", endpointTag: "Endpoint", userId: "User", promptVersion: "Prompt version" };
 
 export function Spike() {
   const { dataMode, session } = useWorkspace();
-  const [preset, setPreset] = useState<Preset>("24h");
-  const [period, setPeriod] = useState<Period>(() => presetPeriod("24h"));
+  const { preset, period, rolling, choose } = usePeriod("24h");
   const [drill, setDrill] = useState<Driver | null>(null);
   const q = useQuery({
     queryKey: ["spike", session.workspaceId, dataMode, period],
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/spike", { query: { from: period.from, to: period.to, dataMode } }),
+    ...(rolling ? { refetchInterval: ROLL_MS, placeholderData: keepPreviousData } : {}),
   });
   return (
     <div className="page">
       <div className="page-head">
         <h1>Investigate Spike</h1>
-        <PeriodPicker presets={["1h", "24h", "7d", "30d"]} value={preset} onChange={(p, range) => { setPreset(p); setPeriod(range); setDrill(null); }} />
+        <PeriodPicker presets={["1h", "24h", "7d", "30d"]} value={preset} onChange={(p, range) => { choose(p, range); setDrill(null); }} />
       </div>
       <Query q={q} what="the comparison">
         {(s) => (
