@@ -174,6 +174,20 @@ class TestOverview:
         assert ws.ingest().status_code == 202
         page.get_by_test_id("kpi-requests").get_by_text("1", exact=True).wait_for(timeout=40_000)
 
+    def test_a_period_older_than_the_plans_raw_window_says_so(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "free")
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_text("No events in this period.").wait_for()
+        assert page.get_by_test_id("retention-notice").count() == 0, "7 days and the 7 before fit in Free's 14"
+        page.get_by_role("button", name="30d", exact=True).click()
+        notice = page.get_by_test_id("retention-notice")
+        notice.get_by_text("Retention window applied.").wait_for()
+        assert "keeps event detail for 14 days" in notice.inner_text()
+        screenshot(page, "overview-retention-window")
+
     def test_refused_telemetry_is_shown_by_reason(self, browser: Browser, console: str, stack: RunningStack) -> None:
         ws = Workspace.create(stack, "starter")
         assert ws.ingest().status_code == 202

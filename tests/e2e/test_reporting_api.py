@@ -59,6 +59,27 @@ class TestPlanGates:
         assert get(stack, pro, "reports/weekly-executive").json()["requiredPlan"] == "team"
 
 
+class TestRetentionWindow:
+    """SPEC §8: a range that starts before the plan's raw window says 'Retention window applied'."""
+
+    def test_usage_and_spike_say_when_they_reach_before_the_raw_window(
+        self, stack: RunningStack, pro: dict[str, Any]
+    ) -> None:
+        free = stack.create_workspace("free")
+        now = datetime.now(UTC)
+
+        def usage_since(ws: dict[str, Any], days: int) -> dict[str, Any]:
+            found: dict[str, Any] = get(stack, ws, "usage", **{"from": (now - timedelta(days=days)).isoformat()}).json()
+            return found
+
+        week, month = usage_since(free, 7), usage_since(free, 30)
+        assert (week["retentionWindowApplied"], week["notice"], week["rawRetentionDays"]) == (False, None, 14)
+        assert (month["retentionWindowApplied"], month["notice"]) == (True, "Retention window applied")
+        assert get(stack, free, "spike", window="7d").json()["retentionWindowApplied"] is False
+        assert get(stack, free, "spike", window="30d").json()["retentionWindowApplied"] is True, "its previous 30 days"
+        assert (usage_since(pro, 30)["retentionWindowApplied"], usage_since(pro, 30)["rawRetentionDays"]) == (False, 90)
+
+
 class TestReportsOverTheStack:
     def test_spike_names_the_new_endpoint_first(self, stack: RunningStack, pro: dict[str, Any]) -> None:
         now = pro["now"]

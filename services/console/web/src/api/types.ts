@@ -13,7 +13,14 @@ export interface UsageRow {
   costUsd: string;
   costMicroUsd: number;
 }
-export interface Usage {
+/** Whether an answer reaches back before the plan's raw-event window (SPEC §8: "Retention window applied"). */
+export interface RetentionNotice {
+  retentionWindowApplied: boolean;
+  rawRetentionDays: number;
+  notice: string | null;
+}
+
+export interface Usage extends RetentionNotice {
   workspaceId: string;
   from: string;
   to: string;
@@ -200,7 +207,7 @@ export interface Money {
   usd: string;
   microUsd: number;
 }
-export interface Spike {
+export interface Spike extends RetentionNotice {
   workspaceId: string;
   window: string | null;
   current: Totals & { from: string; to: string };

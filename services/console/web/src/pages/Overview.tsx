@@ -5,6 +5,7 @@ import type { Driver, Series, Spend, Usage, WorkspaceStatus } from "../api/types
 import { useWorkspace } from "../context";
 import { Chart } from "../components/Chart";
 import { PeriodPicker } from "../components/PeriodPicker";
+import { RetentionNotice } from "../components/RetentionNotice";
 import { Empty, Failed, Loading, Query } from "../components/States";
 import { Time } from "../components/Time";
 import { change, changeRatio, compact, dateTime, day, microMoney, money, requests, share, tokens } from "../format";
@@ -84,6 +85,7 @@ export function Overview({ status }: { status: WorkspaceStatus | undefined }) {
         <>
           <Kpis usage={current.data!} before={before.data} errors={series.data?.totals.errors ?? null} errorsBefore={seriesBefore.data?.totals.errors ?? null} />
           <Refused rejections={current.data!.rejections} />
+          <RetentionNotice answers={[current.data, before.data]} />
         </>
       )}
       <section className="card">

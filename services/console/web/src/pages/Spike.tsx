@@ -5,6 +5,7 @@ import type { Driver, Spike as SpikeAnswer } from "../api/types";
 import { useWorkspace } from "../context";
 import { Chart } from "../components/Chart";
 import { PeriodPicker } from "../components/PeriodPicker";
+import { RetentionNotice } from "../components/RetentionNotice";
 import { Empty, Query } from "../components/States";
 import { Time } from "../components/Time";
 import { change, compact, microMoney, money, share, signedMoney, tokens } from "../format";
@@ -31,6 +32,7 @@ export function Spike() {
         {(s) => (
           <>
             <p className="muted small">Current <Time iso={s.current.from} /> – <Time iso={s.current.to} /> against previous <Time iso={s.previous.from} /> – <Time iso={s.previous.to} />.</p>
+            <RetentionNotice answers={[s]} />
             <section className="kpis">
               <div className="kpi card"><div className="label">Spend now</div><div className="value">{money(s.current.costUsd)}</div><div className="delta">before: {money(s.previous.costUsd)}</div></div>
               <div className="kpi card" data-testid="spike-change"><div className="label">Change</div><div className="value">{signedMoney(s.delta.costUsd)}</div><div className="delta">{change(s.delta.costChangeRatio)}</div></div>

@@ -48,7 +48,17 @@ class Rejections(_Answer):
     budget_exceeded: int = Field(alias="budgetExceeded", description="402: a budget's hard-stop refused it.")
 
 
-class UsageAnswer(_Answer):
+class _RetentionNotice(_Answer):
+    retention_window_applied: bool = Field(
+        alias="retentionWindowApplied",
+        description="The answer reaches back before the plan's raw-event window (SPEC §8): what is older is gone and "
+        "not in its figures.",
+    )
+    raw_retention_days: int = Field(alias="rawRetentionDays", description="The plan's raw-event window, in days.")
+    notice: str | None = Field(description="'Retention window applied' when it is; None otherwise.")
+
+
+class UsageAnswer(_RetentionNotice):
     workspace_id: str = Field(alias="workspaceId")
     from_: str = Field(alias="from")
     to: str
@@ -205,7 +215,7 @@ class UnpricedAnswer(_Answer):
     models: list[UnpricedModelRow]
 
 
-class SpikeAnswer(_Answer):
+class SpikeAnswer(_RetentionNotice):
     workspace_id: str = Field(alias="workspaceId")
     window: str | None
     data_mode: str = Field(alias="dataMode")

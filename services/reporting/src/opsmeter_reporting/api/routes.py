@@ -50,6 +50,7 @@ from opsmeter_reporting.domain import (
     parse_range_bound,
     quality_parts,
     quality_score,
+    retention_applied,
     spike_windows,
 )
 from opsmeter_reporting.errors import QueryRunning
@@ -85,6 +86,18 @@ def _invalid(exc: InvalidRange) -> InvalidRequest:
     return InvalidRequest(str(exc), errors=[{"field": exc.field or "from", "message": str(exc)}])
 
 
+async def _retention(deps: Deps, workspace_id: str, earliest: UsageWindow) -> dict[str, object]:
+    """Whether an answer reaching back to ``earliest`` starts before the plan's raw-event window (SPEC §8): the
+    detail before it is gone, so the figures leave it out and the answer says so."""
+    retention = await deps.plans.retention(workspace_id)
+    applied = retention_applied(earliest, retention, now=_now())
+    return {
+        "retentionWindowApplied": applied,
+        "rawRetentionDays": retention.raw_days,
+        "notice": "Retention window applied" if applied else None,
+    }
+
+
 def _window(start: datetime | None, end: datetime | None) -> UsageWindow:
     try:
         return UsageWindow.parse(start, end, now=_now())
@@ -104,6 +117,7 @@ async def usage(
     window = _window(from_, to)
     rows = await deps.store.usage(principal.workspace_id, window, group_by, data_mode)
     refused = await deps.rejections.rejections(principal.workspace_id, window.start, window.end)
+    retention = await _retention(deps, principal.workspace_id, window)
     total_cost = sum(r.cost_micro_usd for r in rows)
     computed = sum(r.computed_cost_micro_usd for r in rows)
     reported = sum(r.reported_cost_micro_usd for r in rows)
@@ -149,6 +163,7 @@ async def usage(
                 "planLimitReached": refused["plan_limit_reached"],
                 "budgetExceeded": refused["budget_exceeded"],
             },
+            **retention,
         }
     )
 
@@ -383,8 +398,15 @@ async def spike(
     except InvalidRange as exc:
         raise _invalid(exc) from None
     analysis = await investigate(deps.store, principal.workspace_id, current, previous, data_mode)
+    retention = await _retention(deps, principal.workspace_id, previous)
     return json_response(
-        {"workspaceId": principal.workspace_id, "window": window, "dataMode": data_mode, **analysis_json(analysis)}
+        {
+            "workspaceId": principal.workspace_id,
+            "window": window,
+            "dataMode": data_mode,
+            **analysis_json(analysis),
+            **retention,
+        }
     )
 
 

@@ -990,7 +990,22 @@ export interface components {
             };
             /** Newdrivers */
             newDrivers: components["schemas"]["Driver"][];
+            /**
+             * Notice
+             * @description 'Retention window applied' when it is; None otherwise.
+             */
+            notice: string | null;
             previous: components["schemas"]["WindowTotals"];
+            /**
+             * Rawretentiondays
+             * @description The plan's raw-event window, in days.
+             */
+            rawRetentionDays: number;
+            /**
+             * Retentionwindowapplied
+             * @description The answer reaches back before the plan's raw-event window (SPEC §8): what is older is gone and not in its figures.
+             */
+            retentionWindowApplied: boolean;
             /** Window */
             window: string | null;
             /** Workspaceid */
@@ -1070,7 +1085,22 @@ export interface components {
             from: string;
             /** Groupby */
             groupBy: string;
+            /**
+             * Notice
+             * @description 'Retention window applied' when it is; None otherwise.
+             */
+            notice: string | null;
+            /**
+             * Rawretentiondays
+             * @description The plan's raw-event window, in days.
+             */
+            rawRetentionDays: number;
             rejections: components["schemas"]["Rejections"];
+            /**
+             * Retentionwindowapplied
+             * @description The answer reaches back before the plan's raw-event window (SPEC §8): what is older is gone and not in its figures.
+             */
+            retentionWindowApplied: boolean;
             /** Rows */
             rows: components["schemas"]["UsageRow"][];
             /** To */
