@@ -11,6 +11,7 @@ from opsmeter_cli.stack import Stack
 from tests.e2e.test_gateway_workers import free_workspace
 from tests.e2e.test_ingest_faults import _stack
 from tests.e2e.test_ingest_governance import wait_for_fresh_window
+from tests.e2e.test_ingest_to_usage import STATUS_FIELDS
 
 DEMO_EVENTS_PER_DAY = 100
 
@@ -52,3 +53,19 @@ def test_a_demo_load_counts_against_the_rate_limit(demo_stack: Stack) -> None:
                "outputTokens": 1} for i in range(22)]  # fmt: skip
     answers = [httpx.post(single, json=b, headers={"X-API-Key": ws["apiKey"]}).status_code for b in bodies]
     assert answers == [202] * 21 + [429]  # 99 demo loads + 21 events = the minute's 120 requests
+
+
+def test_a_bad_demo_load_is_answered_like_any_ingest_request(demo_stack: Stack) -> None:
+    ws = free_workspace(demo_stack)
+    url = f"{demo_stack.config.url('ingest-gateway')}/v1/ingest/demo"
+    too_many = httpx.post(url, json={"events": 0, "days": 1, "extra": 1}, headers={"X-API-Key": ws["apiKey"]})
+    assert too_many.status_code == 422
+    answer = too_many.json()
+    assert set(answer) >= STATUS_FIELDS
+    assert answer["reason"] == "invalid_payload"
+    assert {e["field"] for e in answer["errors"]} == {"events", "extra"}
+    not_json = httpx.post(
+        url, content=b"{events", headers={"X-API-Key": ws["apiKey"], "Content-Type": "application/json"}
+    )
+    assert (not_json.status_code, not_json.json()["reason"]) == (400, "invalid_payload")
+    assert httpx.post(url, json={"events": 0}).status_code == 401, "the key is checked before the body"

@@ -223,7 +223,7 @@ Text = Annotated[str, StringConstraints(pattern=_CLEAN_TEXT)]
 """A string without control characters (or lone surrogates) and without whitespace at either end.
 
 Checked by pydantic-core's regex engine (the same whitespace as ``str.strip``); the messages are
-made readable in :func:`_field_error`."""
+made readable in :func:`field_error`."""
 
 
 class IngestRequest(BaseModel):
@@ -432,7 +432,7 @@ def _request(document: dict[str, Any]) -> tuple[IngestRequest, tuple[str, ...]]:
     try:
         request = IngestRequest.model_validate({k: v for k, v in document.items() if k not in reported})
     except ValidationError as exc:
-        more = [_field_error(e) for e in exc.errors(include_url=False)]
+        more = [field_error(e) for e in exc.errors(include_url=False)]
         raise PayloadRejected(errors + [e for e in more if e.field.split(".", 1)[0] not in reported]) from None
     if errors:
         raise PayloadRejected(errors)
@@ -462,7 +462,7 @@ _FRIENDLY = {
 }
 
 
-def _field_error(error: Mapping[str, Any]) -> FieldError:
+def field_error(error: Mapping[str, Any]) -> FieldError:
     loc = [str(p) for p in error["loc"]]
     name = ".".join(loc) or "body"
     message = _FRIENDLY.get(error["type"], error["msg"])

@@ -7,8 +7,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
 from opsmeter_ingest import outcomes
@@ -26,12 +27,13 @@ from opsmeter_ingest.errors import (
 from opsmeter_ingest.ingest import UNAVAILABLE_RETRY_AFTER_S
 from opsmeter_ingest.metrics import REJECTED_REQUESTS, REQUEST_LATENCY, count_outcomes
 from opsmeter_ingest.ports import Admission
-from opsmeter_ingest.record import FieldError, MalformedJson, PayloadRejected, parse_json
+from opsmeter_ingest.record import FieldError, MalformedJson, PayloadRejected, field_error, parse_json
 from opsmeter_ingest.windows import retry_after_s
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.logs import bind_contextvars, get_logger
 
 log = get_logger("opsmeter_ingest.api")
+T = TypeVar("T", bound=BaseModel)
 
 _SINGLE_LATENCY = REQUEST_LATENCY.labels("single")
 _BATCH_LATENCY = REQUEST_LATENCY.labels("batch")
@@ -135,12 +137,27 @@ def internal_error() -> Reply:
     )
 
 
-async def allow_demo_load(deps: GatewayDeps, principal: Principal, events: int) -> None:
-    """A demo load counts as one request against the rate limit, and its events against the workspace's daily
-    demo allowance (ADR 65); raises the 429 when either is used up, a 503 when the allowance cannot be read."""
+async def count_demo_request(deps: GatewayDeps, principal: Principal) -> None:
+    """A demo load counts as one request against the rate limit, checked before its body (SPEC §5's order);
+    raises the 429 once the workspace's minute is used up."""
     limited = _over_rate_limit(await deps.ingestor.count_request(principal))
     if limited is not None:
         raise limited
+
+
+def parse_demo_body(content_type: str | None, body: bytes, model: type[T]) -> T:
+    """A demo load's body, as strictly as an event's: 415, 400, or 422 naming each bad field."""
+    document = _parse(content_type, body, batch=False)
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        errors = [field_error(e) for e in exc.errors(include_url=False)]
+        raise InvalidPayload("a field breaks a rule", errors=errors) from None
+
+
+async def allow_demo_load(deps: GatewayDeps, principal: Principal, events: int) -> None:
+    """A demo load's events count against the workspace's daily demo allowance (ADR 65); raises the 429 when it
+    is used up, a 503 when the allowance cannot be read."""
     now = datetime.now(UTC)
     try:
         taken = await deps.demo_allowance.take(principal.workspace_id, events, now.date())

@@ -151,16 +151,21 @@ class DemoBody(BaseModel):
     days: int = Field(default=14, ge=1, le=30)
 
 
-@router.post("/v1/ingest/demo", status_code=202, response_model=DemoLoaded, tags=["ingest"])
-async def ingest_demo(
-    body: DemoBody,
-    deps: Deps,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Response:
+@router.post(
+    "/v1/ingest/demo",
+    status_code=202,
+    response_model=DemoLoaded,
+    tags=["ingest"],
+    openapi_extra={"requestBody": json_body(DemoBody), "parameters": [API_KEY_HEADER]},
+)
+async def ingest_demo(request: Request, deps: Deps) -> Response:
     """Write realistic demo events (``dataMode=demo``) to the caller's workspace. A load counts as one request
     against the rate limit; a workspace may load ``OPSMETER_INGEST_GATEWAY_DEMO_EVENTS_PER_DAY`` demo events
-    (100,000 by default) per UTC day."""
-    principal = await ingest_http.ingest_principal(deps, x_api_key)
+    (100,000 by default) per UTC day. Its checks come in the ingest API's order, with its answer shapes."""
+    raw = await read_limited_body(request, deps.settings.max_body_bytes)
+    principal = await ingest_http.ingest_principal(deps, request.headers.get("x-api-key"))
+    await ingest_http.count_demo_request(deps, principal)
+    body = ingest_http.parse_demo_body(request.headers.get("content-type"), raw, DemoBody)
     await ingest_http.allow_demo_load(deps, principal, body.events)
     now = datetime.now(UTC)
     demo_set = demo.generate(count=body.events, days=body.days, now=now, seed=secrets.randbits(48))

@@ -104,7 +104,7 @@ export interface paths {
          * Ingest Demo
          * @description Write realistic demo events (``dataMode=demo``) to the caller's workspace. A load counts as one request
          *     against the rate limit; a workspace may load ``OPSMETER_INGEST_GATEWAY_DEMO_EVENTS_PER_DAY`` demo events
-         *     (100,000 by default) per UTC day.
+         *     (100,000 by default) per UTC day. Its checks come in the ingest API's order, with its answer shapes.
          */
         post: operations["ingest_demo_v1_ingest_demo_post"];
         delete?: never;
@@ -580,19 +580,6 @@ export interface components {
             status: "accepted";
             /** Workspaceid */
             workspaceId: string;
-        };
-        /** DemoBody */
-        DemoBody: {
-            /**
-             * Days
-             * @default 14
-             */
-            days: number;
-            /**
-             * Events
-             * @default 3000
-             */
-            events: number;
         };
         /** DemoLoaded */
         DemoLoaded: {
@@ -1707,14 +1694,25 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                "x-api-key"?: string | null;
+                "X-API-Key"?: string;
             };
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["DemoBody"];
+                "application/json": {
+                    /**
+                     * Days
+                     * @default 14
+                     */
+                    days?: number;
+                    /**
+                     * Events
+                     * @default 3000
+                     */
+                    events?: number;
+                };
             };
         };
         responses: {
