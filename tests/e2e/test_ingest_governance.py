@@ -119,6 +119,33 @@ class TestQuota:
         notices = decisions_of(stack, ws["workspaceId"], {"ingest.plan_limit_reached"})
         assert notices == {"ingest.plan_limit_reached": 1}, "one notice per period, not one per refused request"
 
+    def test_a_new_quota_used_up_in_the_same_month_is_announced_again(self, stack: RunningStack) -> None:
+        ws = create(stack, plan="enterprise", rateLimitPerMinute=100_000, monthlyRequestQuota=1)
+        wait_for_plan(stack, ws, "enterprise")
+        url = f"{stack.url('ingest-gateway')}/v1/ingest/llm-request"
+
+        def post() -> int:
+            return httpx.post(url, json=body(), headers={"X-API-Key": ws["apiKey"]}).status_code
+
+        assert [post(), post()] == [202, 402]
+        raised = httpx.put(
+            f"{stack.url('ingest-gateway')}/v1/admin/workspaces/{ws['workspaceId']}/plan",
+            json={"plan": "enterprise", "monthlyRequestQuota": 2},
+            headers={"X-Operator-Token": operator_token(stack.config)},
+        )
+        assert raised.status_code == 202
+        deadline = time.monotonic() + 10
+        while (status := post()) == 402:
+            assert time.monotonic() < deadline, "the new quota did not apply within 10 s"
+            time.sleep(0.1)
+        assert [status, post()] == [202, 402]
+        deadline = time.monotonic() + 15
+        while (notices := decisions_of(stack, ws["workspaceId"], {"ingest.plan_limit_reached"}))[
+            "ingest.plan_limit_reached"
+        ] < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert notices == {"ingest.plan_limit_reached": 2}, "one notice per quota used up"
+
     def test_only_real_events_count_toward_the_quota(self, stack: RunningStack) -> None:
         ws = create(stack, plan="enterprise", rateLimitPerMinute=100_000, monthlyRequestQuota=1)
         wait_for_plan(stack, ws, "enterprise")

@@ -8,7 +8,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -29,6 +29,7 @@ from opsmeter_ingest.adapters.admission import (
     rate_key,
     record_prefix,
 )
+from opsmeter_ingest.adapters.demo_allowance import demo_key
 from opsmeter_ingest.adapters.notices import notice_key
 from opsmeter_ingest.adapters.otel_attributes import otel_attributes_key
 from opsmeter_ingest.ports import AdmitItem, Admitted, Repeat
@@ -46,6 +47,7 @@ from opsmeter_runtime.projections import (
     policy_status_key,
 )
 from opsmeter_runtime.redis import redis_client
+from opsmeter_runtime.rejections import rejections_key
 from opsmeter_runtime.testing import selected_backend
 
 SLOTS = 16384
@@ -69,11 +71,13 @@ class TestHashTags:
             quota_key(ws),
             idempotency_key(ws, "req-1"),
             record_prefix(ws) + "tok",
-            notice_key(ws, "2026-12"),
+            notice_key(ws, "2026-12", 10_000),
             counter_key(ws, "day:2026-12-07"),
             seen_key(ws, event),
             spike_key(ws),
             otel_attributes_key(ws),
+            rejections_key(ws, date(2026, 12, 7)),
+            demo_key(ws, date(2026, 12, 7)),
         ]
         assert {_slot(k) for k in keys} == {_slot("{" + ws + "}")}
         assert all("{" + ws + "}" in k for k in keys)

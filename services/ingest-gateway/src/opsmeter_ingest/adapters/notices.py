@@ -15,19 +15,20 @@ from opsmeter_runtime.redis import workspace_tag
 log = get_logger(__name__)
 
 
-def notice_key(workspace_id: str, period: str) -> str:
-    return f"opsmeter:quota:{workspace_tag(workspace_id)}:plan-limit-notice:{period}"
+def notice_key(workspace_id: str, period: str, quota: int) -> str:
+    return f"opsmeter:quota:{workspace_tag(workspace_id)}:plan-limit-notice:{period}:{quota}"
 
 
 class PlanLimitNotices:
-    """Publishes ``ingest.plan_limit_reached`` once per workspace and period, however many requests hit it."""
+    """Publishes ``ingest.plan_limit_reached`` once per crossing, however many requests hit it: once per workspace,
+    period and quota (a workspace that upgrades mid-month and uses up its new quota is told again)."""
 
     def __init__(self, redis: Redis, publisher: EventPublisher) -> None:
         self._redis = redis
         self._publisher = publisher
 
     async def reached(self, workspace_id: str, plan: str | None, quota: int, period: str) -> None:
-        key = notice_key(workspace_id, period)
+        key = notice_key(workspace_id, period, quota)
         try:
             first = await self._redis.set(key, "1", nx=True, ex=int(timedelta(days=40).total_seconds()))
         except RedisError as exc:
