@@ -80,6 +80,30 @@ class TestRetentionWindow:
         assert (usage_since(pro, 30)["retentionWindowApplied"], usage_since(pro, 30)["rawRetentionDays"]) == (False, 90)
 
 
+class TestBudgetHistory:
+    def test_the_board_pack_lists_budget_and_policy_decisions(self, stack: RunningStack) -> None:
+        from tests.e2e.test_policy_budgets import Workspace
+
+        ws = Workspace(stack)
+        assert ws.put("budgets", {"dailyUsd": 0.5, "warningThresholdRatio": 0.5}).status_code == 200
+        ws.ingest_counted()  # $0.30 of $0.50: past the 50 % warning
+        ws.ingest_counted()  # $0.60: exceeded
+        assert ws.put("policy", {"killSwitch": True}).status_code == 200
+        today = str(datetime.now(UTC).date())
+        as_dict = {"workspaceId": ws.id, "adminToken": ws.auth["Authorization"].removeprefix("Bearer ")}
+
+        def history() -> list[str]:
+            pack = get(stack, as_dict, "exports/board-pack", **{"from": today, "to": today, "format": "json"})
+            return [line["summary"] for line in pack.json()["budgetHistory"]]
+
+        lines = eventually(lambda: (found := history()) and len(found) >= 3 and found, timeout=20)
+        assert lines == [
+            "Budget warning (50 %): workspace daily budget: 0.3 of 0.5 USD",
+            "Budget exceeded: workspace daily budget: 0.6 of 0.5 USD",
+            "Kill switch turned on (observe mode) by the owner",
+        ]
+
+
 class TestReportsOverTheStack:
     def test_spike_names_the_new_endpoint_first(self, stack: RunningStack, pro: dict[str, Any]) -> None:
         now = pro["now"]

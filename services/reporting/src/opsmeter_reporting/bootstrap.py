@@ -18,7 +18,7 @@ from opsmeter_reporting.adapters.redis import (
     RedisSpikeState,
 )
 from opsmeter_reporting.config import ReportingSettings
-from opsmeter_reporting.handlers import BATCH_HANDLERS, EVENT_HANDLERS
+from opsmeter_reporting.handlers import BATCH_HANDLERS, DECISION_HANDLERS, EVENT_HANDLERS
 from opsmeter_reporting.metrics import SinkStats
 from opsmeter_reporting.reports import detect_spikes
 from opsmeter_runtime.app import Resources, open_resources
@@ -109,6 +109,11 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
                 ),
                 max_batch=settings.sink_max_batch,
                 linger_ms=settings.sink_linger_ms,
+            )
+            await resources.consume(
+                "decisions",
+                [Topics.POLICY_DECISIONS],
+                build_dispatcher(event_handlers=DECISION_HANDLERS, deps={"store": store}),
             )
             deps = ReportingDeps(
                 resources=resources,

@@ -6,6 +6,7 @@ from opsmeter_contracts import LlmRequestIngested
 from opsmeter_contracts.events import TelemetryDataDeleted
 from opsmeter_contracts.pricing import CostCorrected
 from opsmeter_reporting.adapters import CostBasisReader, PlanReader, TelemetryStore
+from opsmeter_reporting.decisions import DECISION_TYPES, Decision, decision_summary
 from opsmeter_reporting.metrics import SinkStats
 
 
@@ -33,6 +34,11 @@ async def delete_telemetry(event: TelemetryDataDeleted, *, store: TelemetryStore
     await store.delete_telemetry(event.workspace_id, p.data_mode, p.api_key_ids if p.scope == "mine" else None)
 
 
+async def record_decision(event: Decision, *, store: TelemetryStore) -> None:
+    """A decision on ``policy.decisions``, kept for the board pack's budget history and the weekly report."""
+    await store.record_decision(event, decision_summary(event))
+
+
 BATCH_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     LlmRequestIngested: [store_llm_requests],
     CostCorrected: [store_cost_corrections],
@@ -41,3 +47,6 @@ BATCH_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
 EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     TelemetryDataDeleted: [delete_telemetry],
 }
+
+DECISION_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {t: [record_decision] for t in DECISION_TYPES}
+"""The ``policy.decisions`` consumer's: every decision type the reports list."""

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from opsmeter_contracts import LlmRequestIngested, SpikeDetected
+from opsmeter_contracts import AnyEvent, LlmRequestIngested
 from opsmeter_contracts.pricing import CostCorrected, RepricingAppliedPayload
 from opsmeter_reporting.analyst_sql import AnalystLimits, AnalystQuery
 from opsmeter_reporting.domain import (
@@ -105,7 +105,8 @@ class TelemetryStore(Protocol):
 
     async def tracking_facts(self, workspace_id: str, since: datetime) -> TrackingFacts: ...
 
-    async def record_decision(self, event: SpikeDetected, summary: str) -> None: ...
+    async def record_decision(self, event: AnyEvent, summary: str) -> None:
+        """Keep a decision for the reports (idempotent: a redelivered one is stored once)."""
 
     async def decisions(self, workspace_id: str, window: UsageWindow) -> list[StoredDecision]: ...
 

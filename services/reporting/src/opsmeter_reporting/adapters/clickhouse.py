@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 import orjson
 from clickhouse_connect.driver.exceptions import OperationalError
 
-from opsmeter_contracts import LlmRequestIngested, SpikeDetected
+from opsmeter_contracts import AnyEvent, LlmRequestIngested
 from opsmeter_contracts.pricing import CostCorrected, RepricingAppliedPayload
 from opsmeter_reporting.adapters import AnalystResult, SinkResult, StoredDecision
 from opsmeter_reporting.analyst_sql import AnalystBusy, AnalystLimits, AnalystQuery, check_ast
@@ -716,7 +716,7 @@ class ClickHouseTelemetryStore:
             first_event_at=row["first_event_at"] if row["any_mode_events"] else None,
         )
 
-    async def record_decision(self, event: SpikeDetected, summary: str) -> None:
+    async def record_decision(self, event: AnyEvent, summary: str) -> None:
         await self._guard(
             self._ch.insert(
                 "reporting_decisions",

@@ -1,0 +1,66 @@
+"""The decisions the board pack's budget history and the weekly report's alert count list: every decision on
+``policy.decisions`` (budgets, unit-cost rules, the kill switch and enforcement, the plan limit, spikes), each as
+one line a finance reader can take in. Pure: the handler stores them."""
+
+from opsmeter_contracts import SpikeDetected
+from opsmeter_contracts.events import PlanLimitReached
+from opsmeter_contracts.policy import (
+    BudgetExceeded,
+    BudgetThresholdPayload,
+    BudgetWarningReached,
+    EnforcementChanged,
+    KillSwitchChanged,
+    UnitCostBreached,
+)
+from opsmeter_reporting.reports import spike_summary
+from opsmeter_runtime.money import format_micro_usd
+
+Decision = (
+    BudgetWarningReached
+    | BudgetExceeded
+    | UnitCostBreached
+    | KillSwitchChanged
+    | EnforcementChanged
+    | PlanLimitReached
+    | SpikeDetected
+)
+DECISION_TYPES: tuple[type[Decision], ...] = (
+    BudgetWarningReached,
+    BudgetExceeded,
+    UnitCostBreached,
+    KillSwitchChanged,
+    EnforcementChanged,
+    PlanLimitReached,
+    SpikeDetected,
+)
+
+
+def _budget(p: BudgetThresholdPayload) -> str:
+    scope = "workspace" if p.scope_value is None else f"{p.scope} {p.scope_value}"
+    return (
+        f"{scope} {p.window} budget: {format_micro_usd(p.spend_micro_usd)} of {format_micro_usd(p.limit_micro_usd)} USD"
+    )
+
+
+def decision_summary(event: Decision) -> str:
+    match event:
+        case BudgetWarningReached(payload=p):
+            return f"Budget warning ({round(p.threshold_ratio * 100)} %): {_budget(p)}"
+        case BudgetExceeded(payload=p):
+            stop = "; ingest stopped (hard-stop)" if p.blocks_ingest else ""
+            return f"Budget exceeded: {_budget(p)}{stop}"
+        case UnitCostBreached(payload=p):
+            per = "per request" if p.metric == "cost_per_request" else "per 1K tokens"
+            scope = " ".join(x for x in (p.model, p.endpoint_tag) if x)
+            return (
+                f"Unit cost {format_micro_usd(p.observed_micro_usd)} USD {per} over the "
+                f"{format_micro_usd(p.max_micro_usd)} USD rule{f' for {scope}' if scope else ''}"
+            )
+        case KillSwitchChanged(payload=p):
+            return f"Kill switch turned {'on (observe mode)' if p.kill_switch else 'off'} by the {p.changed_by_role}"
+        case EnforcementChanged(payload=p):
+            return f"Enforcement {p.previous_enforcement} → {p.enforcement} by the {p.changed_by_role}"
+        case PlanLimitReached(payload=p):
+            return f"Plan request quota used up: {p.monthly_request_quota:,} requests on {p.plan} for {p.period}"
+        case SpikeDetected():
+            return spike_summary(event)
