@@ -78,7 +78,9 @@ def test_rules_switches_and_the_plan_limit() -> None:
     )
     assert decision_summary(breach) == "Unit cost 0.025 USD per request over the 0.01 USD rule for gpt-4o"
     assert decision_summary(KillSwitchChanged.new(WS, switch())) == "Kill switch turned on (observe mode) by the owner"
-    enforcement = EnforcementChanged.new(WS, switch(enforcement="hard_stop", kill_switch=False, changed_by_role="admin"))
+    enforcement = EnforcementChanged.new(
+        WS, switch(enforcement="hard_stop", kill_switch=False, changed_by_role="admin")
+    )
     assert decision_summary(enforcement) == "Enforcement advisory → hard_stop by the admin"
     limit = PlanLimitReached.new(
         WS, PlanLimitReachedPayload(plan="free", monthly_request_quota=10_000, period="2026-12", period_end=DAY)
