@@ -175,6 +175,28 @@ class TestBudgetFlagsAndHardStop:
         assert ws.spend()["daily"]["currentSpendMicroUsd"] == 300_000
 
 
+class TestModelScopedBudget:
+    def test_a_budget_for_a_model_as_typed_counts_that_models_calls_and_warns(self, stack: RunningStack) -> None:
+        ws = Workspace(stack)
+        scoped = {"dimension": "model", "value": "GPT-4o-mini-2024-07-18", "dailyUsd": 1.0}
+        saved = ws.put("budgets", {"warningThresholdRatio": 0.5, "scoped": [scoped]})
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["scoped"][0]["value"] == "gpt-4o-mini", "saved as the model_normalized it counts"
+        rule = {"id": "mini", "metric": "costPerRequest", "maxUsd": 1.0, "model": "gpt-4o-mini-2024-07-18"}
+        assert ws.put("rules", {"rules": [rule]}).json()["rules"][0]["model"] == "gpt-4o-mini"
+
+        ws.ingest_counted(model="gpt-4o")
+        ws.ingest_counted()
+        assert ws.spend()["budgetWarning"] is False, "$5 of gpt-4o and $0.30 of gpt-4o-mini: under half of $1"
+        ws.ingest_counted()
+        spend = ws.spend()
+        assert (spend["budgetWarning"], spend["budgetExceeded"]) == (True, False)
+        assert decisions_of(stack, ws.id, {"policy.budget_warning_reached"}) == {"policy.budget_warning_reached": 1}
+        assert ws.ingest().json()["budgetWarning"] is True
+        got = httpx.get(ws.policy_url("budgets"), headers=ws.auth).json()
+        assert got["scoped"][0]["value"] == "gpt-4o-mini"
+
+
 class TestSettingsApi:
     def test_settings_round_trip_with_who_changed_them(self, stack: RunningStack) -> None:
         ws = Workspace(stack)

@@ -1,10 +1,12 @@
-"""Pure policy rules: spend windows, budgets and their thresholds, flags, forecasts, unit-cost rules. No I/O."""
+"""Pure policy rules: spend windows, budgets and their thresholds, model scopes, flags, forecasts, unit-cost rules.
+No I/O."""
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
+from functools import cache
 
 from opsmeter_contracts.policy import (
     BudgetWindow,
@@ -13,6 +15,7 @@ from opsmeter_contracts.policy import (
     Scope,
     UnitCostRule,
 )
+from opsmeter_pricing import PriceCatalog, normalize_model
 from opsmeter_runtime.projections import BudgetWindowStatus, PolicyStatus
 
 DEFAULT_WARNING_RATIO = 0.8
@@ -49,6 +52,42 @@ def counts_toward_budget(data_mode: str) -> bool:
 def default_settings() -> PolicySettingsPayload:
     """A workspace nobody configured: no budgets, advisory, kill switch off, no rules."""
     return PolicySettingsPayload(version=0, changed_by_credential_id="", changed_by_role="system")
+
+
+# --- model scopes ---------------------------------------------------------------------------------------
+
+ANY_PROVIDER = ""
+"""A model scope names no provider: the catalog looks the name up under every provider."""
+
+
+@cache
+def _catalog_model_ids() -> frozenset[str]:
+    catalog = PriceCatalog.load_default()
+    return frozenset(m.id for p in catalog.providers for m in p.models)
+
+
+def model_scope(model: str) -> str:
+    """The ``model_normalized`` a model scope counts (ADR 68): a catalog model id as it is, since some provider's
+    events carry it (``openai/gpt-4o`` is OpenRouter's); any other name as the gateway normalises a model name
+    (``GPT-4o``, ``gpt-4o-2024-08-06`` -> ``gpt-4o``; a model the catalog does not know, lowercased without its
+    path: ``Acme/My-Model`` -> ``my-model``)."""
+    name = model.strip()
+    if name in _catalog_model_ids():
+        return name
+    return normalize_model(ANY_PROVIDER, name) or model  # a blank name stays as it was (the contract wants one)
+
+
+def with_model_scopes(settings: PolicySettingsPayload) -> PolicySettingsPayload:
+    """``settings`` with the model of every scoped budget and unit-cost rule as :func:`model_scope` names it."""
+    scoped = tuple(
+        b.model_copy(update={"value": model_scope(b.value)}) if b.dimension == "model" else b for b in settings.scoped
+    )
+    rules = tuple(
+        r if r.model is None else r.model_copy(update={"model": model_scope(r.model)}) for r in settings.unit_cost_rules
+    )
+    if scoped == settings.scoped and rules == settings.unit_cost_rules:
+        return settings
+    return settings.model_copy(update={"scoped": scoped, "unit_cost_rules": rules})
 
 
 # --- spend counters -------------------------------------------------------------------------------------

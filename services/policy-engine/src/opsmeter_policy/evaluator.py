@@ -35,6 +35,7 @@ from opsmeter_policy.domain import (
     settings_counters,
     switches_changed,
     unit_cost_window,
+    with_model_scopes,
 )
 from opsmeter_runtime.logs import get_logger
 from opsmeter_runtime.projections import PolicyStatusProjection
@@ -64,11 +65,12 @@ class PolicyEvaluator:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     async def settings_of(self, workspace_id: str) -> PolicySettingsPayload:
-        return await self.settings.get(workspace_id) or default_settings()
+        """The policy as evaluated: a snapshot saved before model scopes were normalised reads normalised (ADR 68)."""
+        return with_model_scopes(await self.settings.get(workspace_id) or default_settings())
 
     async def settings_of_many(self, workspace_ids: Sequence[str]) -> dict[str, PolicySettingsPayload]:
         stored = await self.settings.get_many(workspace_ids)
-        return {ws: stored[ws] or default_settings() for ws in workspace_ids}
+        return {ws: with_model_scopes(stored[ws] or default_settings()) for ws in workspace_ids}
 
     async def evaluate(self, workspace_id: str) -> Evaluation:
         return (await self.evaluate_many([workspace_id]))[workspace_id]

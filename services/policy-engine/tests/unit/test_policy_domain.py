@@ -1,5 +1,7 @@
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
 from opsmeter_contracts.policy import PolicySettingsPayload, ScopedBudget, UnitCostRule
 from opsmeter_policy.domain import (
     EventFacts,
@@ -9,6 +11,7 @@ from opsmeter_policy.domain import (
     evaluate_budgets,
     forecast_month,
     increments_for,
+    model_scope,
     month_window,
     observe_unit_cost,
     spend_counter,
@@ -16,7 +19,9 @@ from opsmeter_policy.domain import (
     threshold_amount,
     unit_cost_counters,
     unit_cost_window,
+    with_model_scopes,
 )
+from opsmeter_pricing import normalize_model
 
 
 class TestWindows:
@@ -82,6 +87,48 @@ class TestBudgets:
     def test_thresholds_round_up_to_the_micro_dollar(self) -> None:
         assert threshold_amount(1_000_001, 0.5) == 500_001
         assert threshold_amount(1_000_000, 0.8) == 800_000
+
+
+class TestModelScopes:
+    @pytest.mark.parametrize(
+        ("typed", "provider"),
+        [
+            ("GPT-4o", "openai"),
+            (" gpt-4o ", "openai"),
+            ("gpt-4o-2024-08-06", "openai"),
+            ("azure/gpt-4o", "azure"),
+            ("anthropic.claude-3-5-sonnet-20241022-v2:0", "anthropic"),
+            ("Acme/My-Model", "acme"),
+        ],
+    )
+    def test_a_typed_name_is_the_model_normalized_the_gateway_gives_its_calls(self, typed: str, provider: str) -> None:
+        assert model_scope(typed) == normalize_model(provider, typed)
+
+    def test_dated_and_cased_names_are_the_catalog_model(self) -> None:
+        assert {model_scope(m) for m in ("GPT-4o", "gpt-4o-2024-08-06", "gpt-4o-20240806", "gpt-4o")} == {"gpt-4o"}
+        assert model_scope("Acme/My-Model") == "my-model", "a model the catalog does not know: lowercased, no path"
+
+    @pytest.mark.parametrize("catalog_id", ["openai/gpt-4o", "text-embedding-ada-002", "o3-2025-04-16", "GLM-5.2"])
+    def test_a_catalog_model_id_is_kept_because_some_providers_events_carry_it(self, catalog_id: str) -> None:
+        assert model_scope(catalog_id) == catalog_id
+
+    def test_model_budgets_and_rules_count_the_events_of_the_model_they_name(self) -> None:
+        rule = UnitCostRule(rule_id="r", metric="cost_per_request", max_micro_usd=1, model="gpt-4o-2024-08-06")
+        policy = with_model_scopes(
+            settings(
+                scoped=(
+                    ScopedBudget(dimension="model", value="GPT-4o", daily_limit_micro_usd=10),
+                    ScopedBudget(dimension="endpoint_tag", value="Checkout", daily_limit_micro_usd=10),
+                ),
+                unit_cost_rules=(rule,),
+            )
+        )
+        assert [b.value for b in policy.scoped] == ["gpt-4o", "Checkout"]
+        assert policy.unit_cost_rules[0].model == "gpt-4o"
+        counters = {i.counter for i in increments_for(EventFacts(NOW, 12, 100, "gpt-4o", "checkout", "u"), policy)}
+        assert spend_counter(day_window(NOW), "model", "gpt-4o") in counters
+        assert any(c.startswith("uc:r:") for c in counters)
+        assert with_model_scopes(policy) is policy
 
 
 class TestForecast:
