@@ -188,6 +188,27 @@ class TestOverview:
         assert "keeps event detail for 14 days" in notice.inner_text()
         screenshot(page, "overview-retention-window")
 
+    def test_budget_burn_names_each_scoped_budget(self, browser: Browser, console: str, stack: RunningStack) -> None:
+        ws = Workspace.create(stack, "starter")
+        scoped = {"dimension": "model", "value": "gpt-4o-mini", "dailyUsd": 0.5}
+        saved = httpx.put(
+            f"{stack.url('policy-engine')}/v1/workspaces/{ws.id}/budgets", json={"scoped": [scoped]}, headers=ws.auth
+        )
+        assert saved.status_code == 200, saved.text
+        assert ws.ingest(inputTokens=2_000_000, outputTokens=0).status_code == 202  # $0.30 of gpt-4o-mini
+        spend_url = f"{stack.url('policy-engine')}/v1/workspaces/{ws.id}/spend"
+        eventually(
+            lambda: httpx.get(spend_url, headers=ws.auth).json()["scoped"][0]["currentSpendUsd"] == "0.3",
+            "the policy engine has counted the call",
+        )
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        row = page.get_by_test_id("scoped-budget")
+        row.get_by_text("$0.30 of $0.50").wait_for()
+        assert "Model gpt-4o-mini · today (UTC)" in row.inner_text()
+        page.get_by_role("meter", name="Model gpt-4o-mini daily budget used").wait_for()
+        screenshot(page, "overview-scoped-budget")
+
     def test_refused_telemetry_is_shown_by_reason(self, browser: Browser, console: str, stack: RunningStack) -> None:
         ws = Workspace.create(stack, "starter")
         assert ws.ingest().status_code == 202

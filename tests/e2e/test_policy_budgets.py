@@ -191,6 +191,14 @@ class TestModelScopedBudget:
         ws.ingest_counted()
         spend = ws.spend()
         assert (spend["budgetWarning"], spend["budgetExceeded"]) == (True, False)
+        [mini] = spend["scoped"]  # which budget set the flag: only a scoped one is set
+        assert (mini["dimension"], mini["value"], mini["window"]) == ("model", "gpt-4o-mini", "daily")
+        assert (mini["currentSpendUsd"], mini["limitUsd"], mini["isWarning"], mini["isExceeded"]) == (
+            "0.6",
+            "1",
+            True,
+            False,
+        )
         assert decisions_of(stack, ws.id, {"policy.budget_warning_reached"}) == {"policy.budget_warning_reached": 1}
         assert ws.ingest().json()["budgetWarning"] is True
         got = httpx.get(ws.policy_url("budgets"), headers=ws.auth).json()

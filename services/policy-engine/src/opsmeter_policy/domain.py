@@ -199,6 +199,27 @@ def budgets_of(settings: PolicySettingsPayload) -> list[Budget]:
     return budgets
 
 
+def scoped_budget_windows(
+    settings: PolicySettingsPayload, totals: Mapping[str, int], now: datetime
+) -> list[tuple[Budget, BudgetWindowStatus]]:
+    """Each scoped budget (endpoint, model or user; daily or monthly) with its spend in its current window: one of
+    them crossing sets the workspace's flags, so the answer names which."""
+    found = []
+    for budget in budgets_of(settings):
+        if budget.scope == "workspace":
+            continue
+        window = window_of(budget.window, now)
+        status = BudgetWindowStatus(
+            limit_micro_usd=budget.limit_micro_usd,
+            spend_micro_usd=totals.get(budget_counter(budget, now), 0),
+            warning_at_micro_usd=threshold_amount(budget.limit_micro_usd, settings.warning_threshold_ratio),
+            period_start=window.start,
+            period_end=window.end,
+        )
+        found.append((budget, status))
+    return found
+
+
 def threshold_amount(limit_micro_usd: int, ratio: float) -> int:
     """The spend at which ``ratio`` × limit is reached, rounded up to a whole micro-dollar."""
     return int((Decimal(str(ratio)) * limit_micro_usd).to_integral_value(rounding=ROUND_CEILING))

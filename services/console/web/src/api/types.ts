@@ -81,6 +81,13 @@ export interface Spend {
   projectedExhaustAt: string | null;
   daily: SpendWindow;
   monthly: SpendWindow;
+  /** Every scoped budget in its current window: one crossing sets the workspace's flags. */
+  scoped: ScopedSpend[];
+}
+export interface ScopedSpend extends BudgetWindow {
+  dimension: "endpointTag" | "model" | "userId";
+  value: string;
+  window: "daily" | "monthly";
 }
 
 export interface Audit {

@@ -221,6 +221,8 @@ function TopList({ title, drivers, total }: { title: string; drivers: Driver[] |
   );
 }
 
+const SCOPE_LABELS: Record<Spend["scoped"][number]["dimension"], string> = { endpointTag: "Endpoint", model: "Model", userId: "User" };
+
 function BudgetBurn({ spend }: { spend: Spend }) {
   const rows = [
     { name: "Today (UTC)", w: spend.daily, projected: null as string | null },
@@ -249,7 +251,18 @@ function BudgetBurn({ spend }: { spend: Spend }) {
           </div>
         );
       })}
-      <p className="muted small">Budgets count real data only; warning line at {share(spend.warningThresholdRatio)} of each budget.</p>
+      {spend.scoped.map((b) => (
+        <div key={`${b.dimension}:${b.value}:${b.window}`} className="burn-row" data-testid="scoped-budget">
+          <div className="burn-label">
+            <span>{SCOPE_LABELS[b.dimension]} <strong>{b.value}</strong> · {b.window === "daily" ? "today (UTC)" : "this month (UTC)"}</span>
+            <span className={b.isExceeded ? "bad" : ""}>{money(b.currentSpendUsd)} of {money(b.limitUsd)}{b.isExceeded ? " · exceeded" : b.isWarning ? " · warning" : ""}</span>
+          </div>
+          <div className={`meter ${b.isExceeded ? "exceeded" : b.isWarning ? "warning" : ""}`} role="meter" aria-valuenow={Math.round(Math.min(1, b.utilizationRatio) * 100)} aria-valuemin={0} aria-valuemax={100} aria-label={`${SCOPE_LABELS[b.dimension]} ${b.value} ${b.window} budget used`}>
+            <div className="fill" style={{ width: `${Math.min(100, b.utilizationRatio * 100)}%` }} />
+          </div>
+        </div>
+      ))}
+      <p className="muted small">Budgets count real data only; warning line at {share(spend.warningThresholdRatio)} of each budget{spend.scoped.length ? "; a scoped budget counts from when it was set" : ""}.</p>
     </div>
   );
 }

@@ -85,6 +85,14 @@ class SpendWindow(_Answer):
     budget: BudgetWindow | None
 
 
+class ScopedSpend(BudgetWindow):
+    """One scoped budget in its current window. It counts from when it was set (ADR 10)."""
+
+    dimension: Literal["endpointTag", "model", "userId"]
+    value: str
+    window: Literal["daily", "monthly"]
+
+
 class SpendAnswer(_Answer):
     workspace_id: str = Field(alias="workspaceId")
     budget_warning: bool = Field(alias="budgetWarning")
@@ -96,6 +104,7 @@ class SpendAnswer(_Answer):
     projected_exhaust_at: str | None = Field(alias="projectedExhaustAt")
     daily: SpendWindow
     monthly: SpendWindow
+    scoped: list[ScopedSpend] = Field(description="Every scoped budget, so a crossing of one can be told apart.")
 
 
 class ExceededWindow(_Answer):

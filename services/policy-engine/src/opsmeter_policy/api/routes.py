@@ -18,7 +18,13 @@ from opsmeter_policy.api.answers import (
 )
 from opsmeter_policy.api.deps import Deps, WorkspaceReader, WorkspaceWriter
 from opsmeter_policy.commands import change_settings
-from opsmeter_policy.domain import day_window, evaluate_budgets, month_window, settings_counters
+from opsmeter_policy.domain import (
+    day_window,
+    evaluate_budgets,
+    month_window,
+    scoped_budget_windows,
+    settings_counters,
+)
 from opsmeter_runtime.errors import Unauthorized
 from opsmeter_runtime.http import json_response
 from opsmeter_runtime.money import MICRO, format_micro_usd
@@ -268,8 +274,10 @@ async def put_rules(body: RulesBody, principal: WorkspaceWriter, deps: Deps) -> 
 
 
 def window_view(window: BudgetWindowStatus | None) -> dict[str, Any] | None:
-    if window is None:
-        return None
+    return None if window is None else budget_view(window)
+
+
+def budget_view(window: BudgetWindowStatus) -> dict[str, Any]:
     return {
         "limitUsd": usd(window.limit_micro_usd),
         "currentSpendUsd": usd(window.spend_micro_usd),
@@ -311,6 +319,10 @@ async def current_spend(principal: WorkspaceReader, deps: Deps) -> Response:
             "currentSpendMicroUsd": spent,
             "budget": window_view(budget),
         }
+    body["scoped"] = [
+        {"dimension": DIMENSION_NAMES[b.scope], "value": b.scope_value, "window": b.window, **budget_view(w)}
+        for b, w in scoped_budget_windows(settings, totals, now)
+    ]
     return json_response(body)
 
 

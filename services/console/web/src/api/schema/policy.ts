@@ -443,6 +443,38 @@ export interface components {
             /** Value */
             value: string;
         };
+        /**
+         * ScopedSpend
+         * @description One scoped budget in its current window. It counts from when it was set (ADR 10).
+         */
+        ScopedSpend: {
+            /** Currentspendusd */
+            currentSpendUsd: string | null;
+            /**
+             * Dimension
+             * @enum {string}
+             */
+            dimension: "endpointTag" | "model" | "userId";
+            /** Isexceeded */
+            isExceeded: boolean;
+            /** Iswarning */
+            isWarning: boolean;
+            /** Limitusd */
+            limitUsd: string | null;
+            /** Periodend */
+            periodEnd: string;
+            /** Periodstart */
+            periodStart: string;
+            /** Utilizationratio */
+            utilizationRatio: number;
+            /** Value */
+            value: string;
+            /**
+             * Window
+             * @enum {string}
+             */
+            window: "daily" | "monthly";
+        };
         /** SpendAnswer */
         SpendAnswer: {
             /** Budgetexceeded */
@@ -465,6 +497,11 @@ export interface components {
             projectedEndOfPeriodUsd: string | null;
             /** Projectedexhaustat */
             projectedExhaustAt: string | null;
+            /**
+             * Scoped
+             * @description Every scoped budget, so a crossing of one can be told apart.
+             */
+            scoped: components["schemas"]["ScopedSpend"][];
             /** Warningthresholdratio */
             warningThresholdRatio: number;
             /** Workspaceid */
