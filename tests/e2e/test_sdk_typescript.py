@@ -71,7 +71,7 @@ def test_the_typescript_sdk_against_the_stack(stack: RunningStack) -> None:
             check=False,
         )
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-        assert "# pass 13" in done.stdout, done.stdout[-2000:]
+        assert "# pass 17" in done.stdout, done.stdout[-2000:]
         assert "# skipped 0" in done.stdout, done.stdout[-2000:]
         streamed = [c.body for c in fake.calls_to("openai") if c.body.get("stream")]
         assert [body.get("stream_options") for body in streamed] == [{"include_usage": True}]
@@ -102,7 +102,12 @@ def test_the_typescript_sdk_against_the_stack(stack: RunningStack) -> None:
             provider_id="openai",
         ).total_price,
         "ts.anthropic": calc_price(
-            Usage(input_tokens=whole, cache_read_tokens=a.cache_read_input_tokens, output_tokens=a.output_tokens),
+            Usage(
+                input_tokens=whole,
+                cache_read_tokens=a.cache_read_input_tokens,
+                cache_write_tokens=a.cache_creation_input_tokens,  # sent by default: priced as writes
+                output_tokens=a.output_tokens,
+            ),
             model_ref="claude-sonnet-4-5",
             provider_id="anthropic",
         ).total_price,

@@ -47,7 +47,8 @@ def rows(stack: RunningStack, ws: dict[str, Any], endpoint_tag: str, expected: i
         answer = httpx.post(
             f"{stack.url('reporting')}/v1/workspaces/{ws['workspaceId']}/sql",
             json={
-                "sql": "SELECT provider, model, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, "
+                "sql": "SELECT provider, model, input_tokens, output_tokens, cached_input_tokens, "
+                "cache_write_input_tokens, reasoning_tokens, "
                 "cost_micro_usd, status, error_code, metadata, endpoint_tag, user_id FROM llm_requests_raw "
                 f"WHERE endpoint_tag = '{endpoint_tag}' ORDER BY occurred_at"
             },
@@ -158,11 +159,12 @@ class TestWrappers:
         assert om.flush(timeout=30)
         usage = fake.anthropic_usage
         whole_input = usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
-        # Until the gateway takes cacheWriteInputTokens, cache writes are priced as plain input (ADR 54).
+        # The SDK sends cacheWriteInputTokens by default, so cache writes are priced as writes, not plain input.
         expected_cost = calc_price(
             Usage(
                 input_tokens=whole_input,
                 cache_read_tokens=usage.cache_read_input_tokens,
+                cache_write_tokens=usage.cache_creation_input_tokens,
                 output_tokens=usage.output_tokens,
             ),
             model_ref="claude-sonnet-4-5",
@@ -172,6 +174,7 @@ class TestWrappers:
             assert (row["provider"], row["model"]) == ("anthropic", "claude-sonnet-4-5")
             assert row["input_tokens"] == whole_input
             assert row["cached_input_tokens"] == usage.cache_read_input_tokens
+            assert row["cache_write_input_tokens"] == usage.cache_creation_input_tokens
             assert row["output_tokens"] == usage.output_tokens
             assert row["cost_micro_usd"] == micro(expected_cost)
 

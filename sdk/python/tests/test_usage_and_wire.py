@@ -1,12 +1,72 @@
-"""Pure parts of the SDK: provider usage → SPEC §5 tokens, and the wire record."""
+"""Pure parts of the SDK: provider usage → SPEC §5 tokens, and the wire record (a wrapped client included)."""
 
+import json
+import threading
+from collections.abc import Iterator
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import anthropic
+import httpx
 import pytest
 
 from opsmeter import Opsmeter, anthropic_tokens, openai_tokens
 from opsmeter._wire import event
 from opsmeter.usage import AnthropicStreamUsage
+
+ANTHROPIC_MESSAGE = {  # the shape of a real Messages API answer: input_tokens exclude cache reads and writes
+    "id": "msg_01x",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-5",
+    "content": [{"type": "text", "text": "The quick brown fox jumps over the lazy dog."}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {
+        "input_tokens": 150,
+        "cache_creation_input_tokens": 500,
+        "cache_read_input_tokens": 2000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 500, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": 400,
+        "service_tier": "standard",
+    },
+}
+
+
+class FakeAnthropic:
+    """A local server answering ``POST /v1/messages`` with :data:`ANTHROPIC_MESSAGE` (the real client talks to it)."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.dumps(ANTHROPIC_MESSAGE).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic()
+    yield fake
+    fake.close()
 
 
 class TestTokens:
@@ -45,15 +105,47 @@ class TestTokens:
 
 
 class TestWire:
-    def test_fields_are_camel_case_with_an_id_and_a_timestamp_and_no_cache_write_field_yet(self) -> None:
-        body = event(
-            {"provider": "openai", "model": "x", "input_tokens": 1, "output_tokens": 2, "cache_write_input_tokens": 5},
-            send_cache_write_tokens=False,
-        )
-        assert body["inputTokens"] == 1
-        assert "cacheWriteInputTokens" not in body
+    def test_fields_are_camel_case_with_an_id_a_timestamp_and_the_cache_write_field(self) -> None:
+        values = {
+            "provider": "openai",
+            "model": "x",
+            "input_tokens": 1,
+            "output_tokens": 2,
+            "cache_write_input_tokens": 5,
+        }
+        body = event(values, send_cache_write_tokens=True)
+        assert (body["inputTokens"], body["cacheWriteInputTokens"]) == (1, 5)
         assert body["externalRequestId"].startswith("om_")
         assert datetime.fromisoformat(body["timestamp"]).tzinfo is not None
+        assert "cacheWriteInputTokens" not in event(values, send_cache_write_tokens=False)  # the opt-out
+
+    def test_a_wrapped_anthropic_call_sends_its_cache_writes_by_default(self, provider: FakeAnthropic) -> None:
+        """The Anthropic wrapper's ``cache_creation_input_tokens`` reach the gateway as ``cacheWriteInputTokens``
+        with the client's default settings, so the gateway prices them as cache writes (SPEC §5)."""
+        sent: list[dict[str, Any]] = []
+
+        def gateway(request: httpx.Request) -> httpx.Response:
+            events = json.loads(request.content)["events"]
+            sent.extend(events)
+            return httpx.Response(207, json={"results": [{"httpStatus": 202} for _ in events]})
+
+        om = Opsmeter("om_live_x_y", base_url="http://gateway.test", transport=httpx.MockTransport(gateway))
+        try:
+            client = om.wrap_anthropic(anthropic.Anthropic(api_key="sk-ant", base_url=provider.url, max_retries=0))
+            message = client.messages.create(
+                model="claude-sonnet-4-5",
+                max_tokens=512,
+                messages=[{"role": "user", "content": "Summarise the order."}],
+            )
+            assert om.flush(timeout=5)
+        finally:
+            om.shutdown(timeout=1)
+        usage = message.usage
+        assert usage.cache_creation_input_tokens == 500
+        [record] = sent
+        assert record["cacheWriteInputTokens"] == usage.cache_creation_input_tokens
+        assert record["cachedInputTokens"] == usage.cache_read_input_tokens
+        assert record["inputTokens"] == 150 + 2000 + 500
 
     def test_a_naive_timestamp_is_refused_by_the_builder(self) -> None:
         with pytest.raises(ValueError, match="timezone-aware"):

@@ -61,7 +61,10 @@ export interface OpsmeterOptions {
   onBudgetWarning?: FlagsCallback;
   onBudgetExceeded?: FlagsCallback;
   onPlanLimit?: FlagsCallback;
-  /** Send cacheWriteInputTokens on the wire (only once the gateway accepts the field; ADR 54). */
+  /**
+   * Send cacheWriteInputTokens on the wire so the gateway prices cache writes as writes (default true). Set false
+   * only for an old gateway that rejects the field; writes are then priced as plain input (still inside inputTokens).
+   */
   sendCacheWriteTokens?: boolean;
   /** Runtime enforcement of the workspace's runtimeActions before wrapped calls (opt-in). */
   enforcement?: boolean;
@@ -151,7 +154,7 @@ export class Opsmeter {
       backoffBaseMs: options.backoffBaseMs ?? 500,
       backoffMaxMs: options.backoffMaxMs ?? 10_000,
       statusCheckIntervalMs: options.statusCheckIntervalMs ?? 60_000,
-      sendCacheWriteTokens: options.sendCacheWriteTokens ?? false,
+      sendCacheWriteTokens: options.sendCacheWriteTokens ?? true,
     };
     this.callbacks = {
       budgetWarning: options.onBudgetWarning,

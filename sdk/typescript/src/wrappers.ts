@@ -1,5 +1,6 @@
 // Instrumented provider clients: the client is returned as given, its chat.completions.create (OpenAI) or
-// messages.create (Anthropic) replaced by a recording one; streams are recorded from their final usage.
+// messages.create (Anthropic) replaced by a recording one that returns the client's own APIPromise. Each call is
+// recorded once; a stream when it ends (from its final usage), fails, or is left early by the caller.
 
 import type { Opsmeter, RecordInput } from "./client.js";
 import { BudgetExceededError, type Decision } from "./enforcement.js";
@@ -50,6 +51,11 @@ export function anthropicTokens(usage: Obj | null | undefined): Tokens | undefin
 
 const OWN = "opsmeter";
 
+function failureCode(error: unknown): string {
+  const status = (error as { status?: unknown } | null)?.status;
+  return typeof status === "number" && status ? `http_${status}` : ((error as Error | null)?.name ?? "Error");
+}
+
 function instrument(
   om: Opsmeter,
   resource: Obj,
@@ -61,13 +67,16 @@ function instrument(
 ): void {
   const original = resource.create as ((...args: any[]) => any) & { __opsmeter?: boolean };
   if (original.__opsmeter) return;
-  const create = async (body: Obj, options?: Obj): Promise<unknown> => {
+  const create = (body: Obj, options?: Obj): unknown => {
     const { [OWN]: own, ...rest } = body ?? {};
     const attribution = (own ?? {}) as Attribution;
     let params = prepare(rest);
     let started = Date.now();
     let decision: Decision | null = null;
+    let recorded = false; // one record per call, whatever happens after the first
     const record = (t: Tokens | undefined, model: string | undefined, status: "success" | "error", errorCode?: string) => {
+      if (recorded) return;
+      recorded = true;
       const tags = decision
         ? {
             opsmeterAction: decision.action,
@@ -89,7 +98,57 @@ function instrument(
         metadata: Object.keys(metadata).length ? metadata : undefined,
       });
     };
-    if (om.policy.enabled) {
+    const instrumentResult = (result: Obj): void => {
+      if (!params.stream) return record(tokens(result?.usage), result?.model, "success");
+      const seen = streamUsage();
+      const iterable = result as any;
+      const source = { [Symbol.asyncIterator]: iterable[Symbol.asyncIterator].bind(result) as () => AsyncIterator<Obj> };
+      // Recorded once: as an error if the stream fails, else when it ends or the caller leaves it early (a
+      // `break` calls return(), which also closes the provider's stream), with the usage seen so far.
+      iterable[Symbol.asyncIterator] = async function* () {
+        try {
+          for await (const item of source) {
+            seen.observe(item);
+            yield item;
+          }
+        } catch (error) {
+          record(seen.tokens(), seen.model(), "error", failureCode(error));
+          throw error;
+        } finally {
+          record(seen.tokens(), seen.model(), "success");
+        }
+      };
+    };
+    // The provider's own promise (the client's APIPromise, with .withResponse() and the rest) goes back to the
+    // caller unchanged; the record hangs off it. Its handlers run in the order they were attached, so a stream
+    // is instrumented before the caller's code sees it.
+    const call = (): unknown => {
+      let promise: any;
+      try {
+        promise = original.call(resource, params, options);
+      } catch (error) {
+        record(undefined, undefined, "error", failureCode(error));
+        return Promise.reject(error);
+      }
+      if (!promise || typeof promise.then !== "function") {
+        instrumentResult(promise);
+        return promise;
+      }
+      promise.then(
+        (result: Obj) => {
+          try {
+            instrumentResult(result);
+          } catch {
+            // recording must never break the provider call
+          }
+        },
+        (error: unknown) => record(undefined, undefined, "error", failureCode(error)),
+      );
+      return promise;
+    };
+    if (!om.policy.enabled) return call();
+    // Runtime enforcement waits for the workspace policy first, so the caller gets a plain Promise.
+    return (async () => {
       await om.policy.fresh();
       const param = tokensParam(params);
       decision = om.policy.decide(provider, params, param);
@@ -109,41 +168,8 @@ function instrument(
       }
       if (decision) params = decision.params;
       started = Date.now();
-    }
-    let result: Obj;
-    try {
-      result = await original.call(resource, params, options);
-    } catch (error) {
-      const status = (error as { status?: number }).status;
-      record(undefined, undefined, "error", status ? `http_${status}` : (error as Error)?.name ?? "Error");
-      throw error;
-    }
-    if (!params.stream) {
-      record(tokens(result.usage), result.model, "success");
-      return result;
-    }
-    const seen = streamUsage();
-    const iterable = result as any;
-    const iterate = iterable[Symbol.asyncIterator].bind(result) as () => AsyncIterator<Obj>;
-    iterable[Symbol.asyncIterator] = async function* () {
-      let done = false;
-      try {
-        const it = iterate();
-        while (true) {
-          const next = await it.next();
-          if (next.done) break;
-          seen.observe(next.value);
-          yield next.value;
-        }
-        done = true;
-      } catch (error) {
-        record(seen.tokens(), seen.model(), "error", (error as Error)?.name ?? "Error");
-        throw error;
-      } finally {
-        if (done || seen.tokens()) record(seen.tokens(), seen.model(), "success");
-      }
-    };
-    return result;
+      return await call();
+    })();
   };
   (create as { __opsmeter?: boolean }).__opsmeter = true;
   resource.create = create;

@@ -63,8 +63,9 @@ def rfc3339(at: datetime | None = None) -> str:
 def event(values: Mapping[str, Any], *, send_cache_write_tokens: bool) -> dict[str, Any]:
     """The wire record of one call; unset fields are left out, so the gateway's defaults apply.
 
-    Until the gateway takes ``cacheWriteInputTokens``, cache writes travel only inside ``inputTokens``
-    (SPEC §5 counts them there), and the separate field is withheld.
+    Cache writes are counted inside ``inputTokens`` (SPEC §5) and also sent as ``cacheWriteInputTokens`` so the
+    gateway prices them as writes; ``send_cache_write_tokens=False`` withholds the field (for a gateway too old
+    to accept it: it rejects unknown fields), and writes are then priced as plain input.
     """
     body: dict[str, Any] = {}
     for name, value in values.items():

@@ -66,7 +66,7 @@ class Opsmeter:
         on_plan_limit: FlagsCallback | None = None,
         enforcement: bool = False,
         policy_refresh_interval: float = 10.0,
-        send_cache_write_tokens: bool = False,
+        send_cache_write_tokens: bool = True,
         environment: str | None = None,
         data_mode: str | None = None,
         transport: httpx.BaseTransport | None = None,

@@ -1,0 +1,261 @@
+// The wrappers around the real openai and anthropic clients, pointed at a local fake provider that answers with
+// the providers' response shapes (those of libs/runtime's ProviderDouble), recording into a captured gateway.
+// Runs on its own (npm test): one record per call, whatever the stream does.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import OpenAI from "openai";
+import Anthropic from "@anthropic-ai/sdk";
+import { Opsmeter } from "../dist/index.js";
+
+const REPLY = "The quick brown fox jumps over the lazy dog.";
+const OPENAI_USAGE = {
+  prompt_tokens: 1200,
+  completion_tokens: 300,
+  total_tokens: 1500,
+  prompt_tokens_details: { cached_tokens: 1024, audio_tokens: 0 },
+  completion_tokens_details: { reasoning_tokens: 128, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+};
+const anthropicUsage = (output_tokens) => ({
+  input_tokens: 150,
+  cache_creation_input_tokens: 500,
+  cache_read_input_tokens: 2000,
+  cache_creation: { ephemeral_5m_input_tokens: 500, ephemeral_1h_input_tokens: 0 },
+  output_tokens,
+  service_tier: "standard",
+});
+const messages = [{ role: "user", content: "Summarise the order." }];
+
+function openaiAnswer(body) {
+  const id = "chatcmpl-fake";
+  const created = Math.floor(Date.now() / 1000);
+  const model = body.model;
+  if (!body.stream) {
+    const message = { role: "assistant", content: REPLY, refusal: null, annotations: [] };
+    const choices = [{ index: 0, message, logprobs: null, finish_reason: "stop" }];
+    return { json: { id, object: "chat.completion", created, model, choices, usage: OPENAI_USAGE } };
+  }
+  const withUsage = Boolean(body.stream_options?.include_usage);
+  const chunk = (choices, usage = null) =>
+    `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices, ...(withUsage ? { usage } : {}) })}\n\n`;
+  const events = [chunk([{ index: 0, delta: { role: "assistant", content: "", refusal: null }, finish_reason: null }])];
+  for (const word of REPLY.split(" ")) {
+    events.push(chunk([{ index: 0, delta: { content: `${word} ` }, logprobs: null, finish_reason: null }]));
+  }
+  events.push(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }]));
+  if (withUsage) events.push(chunk([], OPENAI_USAGE));
+  events.push("data: [DONE]\n\n");
+  // a failure mid-stream, as OpenAI sends one: a data line carrying an error object
+  const error = { message: "The server had an error", type: "server_error", param: null, code: null };
+  const failure = `data: ${JSON.stringify({ error })}\n\n`;
+  return { events, failure };
+}
+
+function anthropicAnswer(body) {
+  const message = {
+    id: "msg_fake",
+    type: "message",
+    role: "assistant",
+    model: body.model,
+    content: [{ type: "text", text: REPLY }],
+    stop_reason: "end_turn",
+    stop_sequence: null,
+    usage: anthropicUsage(400),
+  };
+  if (!body.stream) return { json: message };
+  const event = (name, data) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
+  const events = [
+    event("message_start", { message: { ...message, content: [], stop_reason: null, usage: anthropicUsage(1) } }),
+    event("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
+    event("ping", {}),
+    ...REPLY.split(" ").map((word) => event("content_block_delta", { index: 0, delta: { type: "text_delta", text: `${word} ` } })),
+    event("content_block_stop", { index: 0 }),
+    event("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 400 } }),
+    event("message_stop", {}),
+  ];
+  // a failure mid-stream, as Anthropic sends one: an error event
+  const failure = event("error", { error: { type: "overloaded_error", message: "Overloaded" } });
+  return { events, failure };
+}
+
+/**
+ * A local provider. `fake.next = "500"` makes the next call answer 500; `fake.next = "fail"` makes the next
+ * stream send three events, then an error; `fake.next = "hold"` makes it send three events, then wait (up to
+ * 5 s) before the rest: a caller that leaves early is seen in `fake.streams` as `closedEarly`.
+ */
+async function fakeProvider() {
+  const fake = { next: null, streams: [] };
+  const server = createServer((req, res) => {
+    let raw = "";
+    req.on("data", (part) => (raw += part));
+    req.on("end", async () => {
+      const body = JSON.parse(raw);
+      const answer = req.url.endsWith("/chat/completions") ? openaiAnswer(body) : anthropicAnswer(body);
+      if (answer.json && fake.next !== "500") {
+        const data = JSON.stringify(answer.json);
+        res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data), "x-request-id": "req_fake" });
+        return res.end(data);
+      }
+      const mode = fake.next;
+      fake.next = null;
+      if (mode === "500") {
+        const error = JSON.stringify({ error: { message: "Injected failure", type: "server_error", param: null, code: null } });
+        res.writeHead(500, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(error) });
+        return res.end(error);
+      }
+      const stream = { closedEarly: false };
+      fake.streams.push(stream);
+      let ended = false;
+      const closed = new Promise((resolve) =>
+        res.on("close", () => {
+          stream.closedEarly = !ended;
+          resolve();
+        }),
+      );
+      res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": "req_fake" });
+      const events = mode ? [...answer.events.slice(0, 3), ...(mode === "fail" ? [answer.failure] : [])] : answer.events;
+      for (const part of events) res.write(part);
+      if (mode === "hold") {
+        let timer;
+        await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))]);
+        clearTimeout(timer);
+        if (!res.destroyed) for (const part of answer.events.slice(3)) res.write(part);
+      }
+      ended = true;
+      res.end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  fake.url = `http://127.0.0.1:${server.address().port}`;
+  fake.close = async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return fake;
+}
+
+/** An Opsmeter client whose batches land in `sent` (a 207 gateway), and both providers' clients, wrapped. */
+async function setup(t) {
+  const fake = await fakeProvider();
+  const sent = [];
+  const gateway = async (_url, init) => {
+    const { events } = JSON.parse(init.body);
+    sent.push(...events);
+    const results = events.map(() => ({ httpStatus: 202 }));
+    return new Response(JSON.stringify({ results }), { status: 207, headers: { "Content-Type": "application/json" } });
+  };
+  const om = new Opsmeter("om_live_x_y", { baseUrl: "http://gateway.test", fetch: gateway, flushIntervalMs: 10 });
+  const openai = om.wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${fake.url}/v1`, maxRetries: 0 }));
+  const anthropic = om.wrapAnthropic(new Anthropic({ apiKey: "sk-ant", baseURL: fake.url, maxRetries: 0 }));
+  t.after(async () => {
+    await om.shutdown(1000);
+    await fake.close();
+  });
+  /** The records sent for one endpoint tag, once everything recorded has been sent. */
+  const records = async (endpointTag) => {
+    await new Promise((resolve) => setTimeout(resolve, 50)); // room for a late, second record
+    assert.ok(await om.flush(3000), JSON.stringify(om.stats()));
+    return sent.filter((record) => record.endpointTag === endpointTag);
+  };
+  return { fake, om, openai, anthropic, records };
+}
+
+const until = async (check, timeoutMs = 3000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  return check();
+};
+
+test("a wrapped Anthropic call sends its cache writes as cacheWriteInputTokens by default", async (t) => {
+  const { anthropic, records } = await setup(t);
+  const tag = { opsmeter: { endpointTag: "cache.anthropic" } };
+  const message = await anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 512, messages, ...tag });
+  const [record, ...more] = await records("cache.anthropic");
+  assert.deepEqual(more, []);
+  assert.equal(record.cacheWriteInputTokens, message.usage.cache_creation_input_tokens); // 500: priced as writes
+  assert.equal(record.cachedInputTokens, message.usage.cache_read_input_tokens);
+  assert.equal(record.inputTokens, 150 + 2000 + 500); // reads and writes counted inside input (SPEC §5)
+});
+
+test("a wrapped stream that fails mid-way is recorded once, as an error", async (t) => {
+  const { fake, openai, anthropic, records } = await setup(t);
+
+  fake.next = "fail"; // message_start (usage) arrives, then an error event
+  const atag = { opsmeter: { endpointTag: "fail.anthropic" } };
+  const events = await anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 512, messages, stream: true, ...atag });
+  const kinds = [];
+  await assert.rejects(async () => {
+    for await (const event of events) kinds.push(event.type);
+  }, Anthropic.APIError);
+  assert.equal(kinds[0], "message_start");
+  const [failed, ...more] = await records("fail.anthropic");
+  assert.deepEqual(more, [], "a failed stream is recorded once");
+  assert.equal(failed.status, "error");
+  assert.deepEqual([failed.inputTokens, failed.cachedInputTokens, failed.cacheWriteInputTokens], [2650, 2000, 500]);
+
+  fake.next = "fail";
+  const tag = { opsmeter: { endpointTag: "fail.openai" } };
+  const chunks = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true, ...tag });
+  await assert.rejects(async () => {
+    for await (const _ of chunks);
+  }, OpenAI.APIError);
+  const [failedOpenAI, ...moreOpenAI] = await records("fail.openai");
+  assert.deepEqual(moreOpenAI, []);
+  assert.equal(failedOpenAI.status, "error");
+});
+
+test("a wrapped stream the caller leaves early is recorded once and its provider request is closed", async (t) => {
+  const { fake, openai, anthropic, records } = await setup(t);
+
+  fake.next = "hold";
+  const tag = { opsmeter: { endpointTag: "early.openai" } };
+  const chunks = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true, ...tag });
+  let seen = 0;
+  for await (const _ of chunks) if (++seen === 2) break; // before the usage chunk
+  const [left, ...more] = await records("early.openai");
+  assert.deepEqual(more, []);
+  assert.deepEqual([left.status, left.model, left.inputTokens, left.outputTokens], ["success", "gpt-4o-mini", 0, 0]);
+  assert.ok(await until(() => fake.streams.at(-1).closedEarly), "the provider's stream is closed when the caller leaves");
+
+  fake.next = "hold";
+  const atag = { opsmeter: { endpointTag: "early.anthropic" } };
+  const events = await anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 512, messages, stream: true, ...atag });
+  for await (const event of events) if (event.type === "message_start") break;
+  const [leftAnthropic, ...moreAnthropic] = await records("early.anthropic");
+  assert.deepEqual(moreAnthropic, []);
+  assert.deepEqual([leftAnthropic.status, leftAnthropic.inputTokens, leftAnthropic.outputTokens], ["success", 2650, 1]);
+  assert.ok(await until(() => fake.streams.at(-1).closedEarly));
+});
+
+test("a wrapped create() returns the client's own APIPromise: .withResponse() works and the call is recorded once", async (t) => {
+  const { fake, openai, anthropic, records } = await setup(t);
+  const tag = { opsmeter: { endpointTag: "promise.openai" } };
+
+  const { data, response, request_id } = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, ...tag }).withResponse();
+  assert.equal(data.choices[0].message.content, REPLY);
+  assert.deepEqual([response.status, request_id], [200, "req_fake"]);
+  const { data: stream } = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true, ...tag }).withResponse();
+  let text = "";
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+  assert.equal(text.trim(), REPLY);
+  fake.next = "500";
+  const failing = openai.chat.completions.create({ model: "gpt-4o-mini", messages, ...tag });
+  await assert.rejects(failing.withResponse(), OpenAI.InternalServerError);
+  const sent = await records("promise.openai");
+  assert.deepEqual(
+    sent.map((r) => [r.status, r.errorCode, r.inputTokens, r.outputTokens, r.cachedInputTokens]),
+    [
+      ["success", undefined, 1200, 300, 1024],
+      ["success", undefined, 1200, 300, 1024],
+      ["error", "http_500", 0, 0, undefined],
+    ],
+  );
+
+  const { data: message } = await anthropic.messages
+    .create({ model: "claude-sonnet-4-5", max_tokens: 512, messages, opsmeter: { endpointTag: "promise.anthropic" } })
+    .withResponse();
+  assert.equal(message.usage.cache_creation_input_tokens, 500);
+  const [record, ...more] = await records("promise.anthropic");
+  assert.deepEqual(more, []);
+  assert.deepEqual([record.status, record.inputTokens, record.cacheWriteInputTokens], ["success", 2650, 500]);
+});
