@@ -32,6 +32,7 @@ TABLES = {
     "reporting_decisions",
     "llm_cost_corrections",
     "pricing_repricings",
+    "settings_changes",
 }
 """Every table of the single-node schema after all its migrations."""
 MUTATED = ("llm_requests_raw", "llm_requests_hourly", "llm_requests_daily")

@@ -268,6 +268,20 @@ class TestOverview:
 
 
 class TestSettings:
+    def test_the_change_history_says_who_changed_what(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_label("Daily budget (USD)").fill("12")
+        page.get_by_role("button", name="Save budgets").click()
+        history = page.get_by_test_id("change-history")
+        history.get_by_text("Budgets: daily 12 USD, monthly none, warning at 80 %").wait_for(timeout=30_000)
+        assert "owner" in history.inner_text()
+        screenshot(page, "settings-change-history")
+
     def test_a_member_sees_settings_read_only_and_cannot_change_them(
         self, browser: Browser, console: str, demo: Workspace
     ) -> None:

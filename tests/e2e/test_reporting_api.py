@@ -104,6 +104,33 @@ class TestBudgetHistory:
         ]
 
 
+class TestSettingsHistory:
+    def test_every_settings_change_is_kept_with_who_and_what(self, stack: RunningStack) -> None:
+        from tests.e2e.test_policy_budgets import Workspace
+
+        ws = Workspace(stack)
+        assert ws.put("budgets", {"dailyUsd": 10.0}).status_code == 200
+        assert ws.put("policy", {"killSwitch": True}).status_code == 200
+        assert ws.put("budgets", {"dailyUsd": 20.0}).status_code == 200
+        as_dict = {"workspaceId": ws.id, "adminToken": ws.auth["Authorization"].removeprefix("Bearer ")}
+
+        def changes() -> list[dict[str, Any]] | None:
+            found: list[dict[str, Any]] = get(stack, as_dict, "settings-history").json()["changes"]
+            return found if len(found) == 3 else None
+
+        history = eventually(changes, timeout=20)
+        assert [c["version"] for c in history] == [3, 2, 1], "newest first, none lost to the compacted topic"
+        assert history[0]["summary"].startswith("Budgets: daily 20 USD, monthly none")
+        assert history[1]["summary"] == "Policy: enforcement advisory, kill switch on, cost basis computed"
+        assert history[2]["summary"].startswith("Budgets: daily 10 USD, monthly none")
+        assert {(c["changedBy"]["role"], tuple(c["sections"])) for c in history} == {
+            ("owner", ("budgets",)),
+            ("owner", ("policy",)),
+        }
+        other = stack.create_workspace()
+        assert get(stack, other, "settings-history").json()["changes"] == [], "each workspace sees its own"
+
+
 class TestReportsOverTheStack:
     def test_spike_names_the_new_endpoint_first(self, stack: RunningStack, pro: dict[str, Any]) -> None:
         now = pro["now"]

@@ -112,7 +112,7 @@ async def bootstrap(settings: ReportingSettings) -> AsyncIterator[ReportingDeps]
             )
             await resources.consume(
                 "decisions",
-                [Topics.POLICY_DECISIONS],
+                [Topics.POLICY_DECISIONS, Topics.POLICY_SETTINGS],
                 build_dispatcher(event_handlers=DECISION_HANDLERS, deps={"store": store}),
             )
             deps = ReportingDeps(

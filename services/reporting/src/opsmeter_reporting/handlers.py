@@ -4,9 +4,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from opsmeter_contracts import LlmRequestIngested
 from opsmeter_contracts.events import TelemetryDataDeleted
+from opsmeter_contracts.policy import PolicySettingsChanged
 from opsmeter_contracts.pricing import CostCorrected
 from opsmeter_reporting.adapters import CostBasisReader, PlanReader, TelemetryStore
-from opsmeter_reporting.decisions import DECISION_TYPES, Decision, decision_summary
+from opsmeter_reporting.decisions import DECISION_TYPES, Decision, decision_summary, settings_summary
 from opsmeter_reporting.metrics import SinkStats
 
 
@@ -39,6 +40,11 @@ async def record_decision(event: Decision, *, store: TelemetryStore) -> None:
     await store.record_decision(event, decision_summary(event))
 
 
+async def record_settings_change(event: PolicySettingsChanged, *, store: TelemetryStore) -> None:
+    """A change on ``policy.settings``, kept for the audit trail (the topic keeps only the newest)."""
+    await store.record_settings_change(event, settings_summary(event.payload))
+
+
 BATCH_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     LlmRequestIngested: [store_llm_requests],
     CostCorrected: [store_cost_corrections],
@@ -48,5 +54,9 @@ EVENT_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
     TelemetryDataDeleted: [delete_telemetry],
 }
 
-DECISION_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {t: [record_decision] for t in DECISION_TYPES}
-"""The ``policy.decisions`` consumer's: every decision type the reports list."""
+DECISION_HANDLERS: dict[type, list[Callable[..., Awaitable[None]]]] = {
+    **{t: [record_decision] for t in DECISION_TYPES},
+    PolicySettingsChanged: [record_settings_change],
+}
+"""The ``policy.decisions`` and ``policy.settings`` consumer's: every decision type the reports list, and every
+settings change."""

@@ -9,11 +9,13 @@ from opsmeter_contracts.policy import (
     BudgetWarningReached,
     EnforcementChanged,
     KillSwitchChanged,
+    PolicySettingsPayload,
     PolicySwitchPayload,
+    ScopedBudget,
     UnitCostBreached,
     UnitCostBreachedPayload,
 )
-from opsmeter_reporting.decisions import decision_summary
+from opsmeter_reporting.decisions import decision_summary, settings_summary
 
 WS = "ws_abcdefgh12"
 DAY = datetime(2026, 12, 7, tzinfo=UTC)
@@ -86,3 +88,20 @@ def test_rules_switches_and_the_plan_limit() -> None:
         WS, PlanLimitReachedPayload(plan="free", monthly_request_quota=10_000, period="2026-12", period_end=DAY)
     )
     assert decision_summary(limit) == "Plan request quota used up: 10,000 requests on free for 2026-12"
+
+
+def test_a_settings_change_says_what_each_changed_section_became() -> None:
+    budgets = PolicySettingsPayload(
+        version=4,
+        daily_limit_micro_usd=10_000_000,
+        warning_threshold_ratio=0.5,
+        scoped=(ScopedBudget(dimension="model", value="gpt-4o", monthly_limit_micro_usd=50_000_000),),
+        changed_sections=("budgets",),
+        changed_by_credential_id="adm_1",
+        changed_by_role="admin",
+    )
+    assert settings_summary(budgets) == (
+        "Budgets: daily 10 USD, monthly none, warning at 50 %; model gpt-4o: daily none, monthly 50 USD"
+    )
+    policy = budgets.model_copy(update={"changed_sections": ("policy",), "kill_switch": True})
+    assert settings_summary(policy) == "Policy: enforcement advisory, kill switch on, cost basis computed"

@@ -140,6 +140,10 @@ export interface AlertSettings {
   channels: AlertChannel[];
   version: number;
 }
+export interface SettingsHistory {
+  workspaceId: string;
+  changes: { at: string; version: number; sections: string[]; changedBy: { credentialId: string; role: string }; summary: string }[];
+}
 export interface AlertLogEntry {
   alertId?: string;
   title?: string;
@@ -333,6 +337,7 @@ export interface Answers {
     "get /v1/workspaces/{workspace_id}/reports/weekly-executive": Weekly;
     "get /v1/workspaces/{workspace_id}/spike": Spike;
     "get /v1/workspaces/{workspace_id}/usage": Usage;
+    "get /v1/workspaces/{workspace_id}/settings-history": SettingsHistory;
     "get /v1/workspaces/{workspace_id}/usage/series": Series;
   };
 }

@@ -50,7 +50,39 @@ export function Settings() {
         <MemberTokens />
       </fieldset>
       <DeliveryLog />
+      <ChangeHistory />
     </div>
+  );
+}
+
+/** SPEC §6's audit trail: who changed the budgets, policy or unit-cost rules, when, and to what. */
+function ChangeHistory() {
+  const { session } = useWorkspace();
+  const q = useQuery({
+    queryKey: ["settings-history", session.workspaceId],
+    queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/settings-history", { query: { limit: 20 } }),
+    refetchInterval: 15_000,
+  });
+  return (
+    <Section title="Change history" note="Every change of budgets, policy and unit-cost rules, newest first.">
+      <Query q={q} what="the change history">
+        {(d) => d.changes.length === 0 ? <Empty>No change yet.</Empty> : (
+          <div className="scroll"><table className="table" data-testid="change-history">
+            <thead><tr><th>When</th><th>Version</th><th>By</th><th>Change</th></tr></thead>
+            <tbody>
+              {d.changes.map((c) => (
+                <tr key={c.version}>
+                  <td><Time iso={c.at} /></td>
+                  <td className="num">{c.version}</td>
+                  <td>{c.changedBy.role} <span className="muted small">{c.changedBy.credentialId}</span></td>
+                  <td>{c.summary}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table></div>
+        )}
+      </Query>
+    </Section>
   );
 }
 

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from opsmeter_contracts import AnyEvent, LlmRequestIngested
+from opsmeter_contracts.policy import PolicySettingsChanged
 from opsmeter_contracts.pricing import CostCorrected, RepricingAppliedPayload
 from opsmeter_reporting.analyst_sql import AnalystLimits, AnalystQuery
 from opsmeter_reporting.domain import (
@@ -30,6 +31,18 @@ from opsmeter_runtime.rejections import RejectionReason
 class StoredDecision:
     occurred_at: datetime
     type: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """One change of a workspace's policy settings: when, which version, which sections, by whom, and what."""
+
+    occurred_at: datetime
+    version: int
+    sections: tuple[str, ...]
+    changed_by: str
+    role: str
     summary: str
 
 
@@ -109,6 +122,12 @@ class TelemetryStore(Protocol):
         """Keep a decision for the reports (idempotent: a redelivered one is stored once)."""
 
     async def decisions(self, workspace_id: str, window: UsageWindow) -> list[StoredDecision]: ...
+
+    async def record_settings_change(self, event: PolicySettingsChanged, summary: str) -> None:
+        """Keep a settings change for the audit trail (idempotent)."""
+
+    async def settings_changes(self, workspace_id: str, limit: int) -> list[SettingsChange]:
+        """The workspace's latest settings changes, newest first."""
 
     async def active_workspaces(self, since: datetime) -> list[str]: ...
 

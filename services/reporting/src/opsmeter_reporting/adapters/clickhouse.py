@@ -18,8 +18,9 @@ import orjson
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from opsmeter_contracts import AnyEvent, LlmRequestIngested
+from opsmeter_contracts.policy import PolicySettingsChanged
 from opsmeter_contracts.pricing import CostCorrected, RepricingAppliedPayload
-from opsmeter_reporting.adapters import AnalystResult, SinkResult, StoredDecision
+from opsmeter_reporting.adapters import AnalystResult, SettingsChange, SinkResult, StoredDecision
 from opsmeter_reporting.analyst_sql import AnalystBusy, AnalystLimits, AnalystQuery, check_ast
 from opsmeter_reporting.domain import (
     DAY,
@@ -736,6 +737,39 @@ class ClickHouseTelemetryStore:
             {"workspace_id": workspace_id, "start": window.start, "end": window.end},
         )
         return [StoredDecision(r["occurred_at"], str(r["type"]), str(r["summary"])) for r in rows]
+
+    async def record_settings_change(self, event: PolicySettingsChanged, summary: str) -> None:
+        p = event.payload
+        row = [event.event_id, event.workspace_id, event.occurred_at, p.version, list(p.changed_sections)]
+        await self._guard(
+            self._ch.insert(
+                "settings_changes",
+                [[*row, p.changed_by_credential_id, p.changed_by_role, summary]],
+                ("event_id", "workspace_id", "occurred_at", "version", "sections", "changed_by", "role", "summary"),
+            )
+        )
+
+    async def settings_changes(self, workspace_id: str, limit: int) -> list[SettingsChange]:
+        rows = await self._ch.query(
+            """
+            SELECT occurred_at, version, sections, changed_by, role, summary FROM settings_changes FINAL
+            WHERE workspace_id = {workspace_id:String}
+            ORDER BY version DESC, occurred_at DESC
+            LIMIT {limit:UInt32}
+            """,
+            {"workspace_id": workspace_id, "limit": limit},
+        )
+        return [
+            SettingsChange(
+                r["occurred_at"],
+                int(r["version"]),
+                tuple(r["sections"]),
+                str(r["changed_by"]),
+                str(r["role"]),
+                str(r["summary"]),
+            )
+            for r in rows
+        ]
 
     async def active_workspaces(self, since: datetime) -> list[str]:
         rows = await self._ch.query(

@@ -399,3 +399,23 @@ class EventsPage(_Answer):
     key: str | None
     events: list[RawEvent]
     next_before: str | None = Field(alias="nextBefore")
+
+
+class ChangedBy(_Answer):
+    credential_id: str = Field(alias="credentialId")
+    role: str
+
+
+class SettingsChangeAnswer(_Answer):
+    at: str
+    version: int
+    sections: list[str] = Field(description="budgets, policy or rules")
+    changed_by: ChangedBy = Field(alias="changedBy")
+    summary: str = Field(description="What the change left each section it changed as.")
+
+
+class SettingsHistoryAnswer(_Answer):
+    """SPEC §6's audit trail: every change of the workspace's policy settings, newest first."""
+
+    workspace_id: str = Field(alias="workspaceId")
+    changes: list[SettingsChangeAnswer]

@@ -18,6 +18,7 @@ from opsmeter_reporting.api.answers import (
     ReconciliationAnswer,
     RepricingAnswer,
     RepricingHistory,
+    SettingsHistoryAnswer,
     SpikeAnswer,
     SqlAnswer,
     UnpricedAnswer,
@@ -381,6 +382,29 @@ def _both_costs(computed: int, reported: int, reported_requests: int, counterpar
         "reportedRequests": reported_requests,
         "reportedMinusComputedUsd": format_micro_usd(reported - counterpart),
     }
+
+
+@router.get("/v1/workspaces/{workspace_id}/settings-history", response_model=SettingsHistoryAnswer, tags=["reports"])
+async def settings_history(
+    principal: WorkspaceReader, deps: Deps, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> Response:
+    """Who changed the workspace's budgets, policy or unit-cost rules, when, and to what; newest first."""
+    changes = await deps.store.settings_changes(principal.workspace_id, limit)
+    return json_response(
+        {
+            "workspaceId": principal.workspace_id,
+            "changes": [
+                {
+                    "at": iso(c.occurred_at),
+                    "version": c.version,
+                    "sections": list(c.sections),
+                    "changedBy": {"credentialId": c.changed_by, "role": c.role},
+                    "summary": c.summary,
+                }
+                for c in changes
+            ],
+        }
+    )
 
 
 @router.get("/v1/workspaces/{workspace_id}/spike", response_model=SpikeAnswer, tags=["reports"])

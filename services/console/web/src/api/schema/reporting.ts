@@ -257,6 +257,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{workspace_id}/settings-history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Settings History
+         * @description Who changed the workspace's budgets, policy or unit-cost rules, when, and to what; newest first.
+         */
+        get: operations["settings_history_v1_workspaces__workspace_id__settings_history_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{workspace_id}/spike": {
         parameters: {
             query?: never;
@@ -390,6 +410,13 @@ export interface components {
             enforcement: string;
             /** Policymode */
             policyMode?: string | null;
+        };
+        /** ChangedBy */
+        ChangedBy: {
+            /** Credentialid */
+            credentialId: string;
+            /** Role */
+            role: string;
         };
         /** ChecklistAnswer */
         ChecklistAnswer: {
@@ -973,6 +1000,34 @@ export interface components {
             requests: number;
             /** Tokens */
             tokens: number;
+        };
+        /** SettingsChangeAnswer */
+        SettingsChangeAnswer: {
+            /** At */
+            at: string;
+            changedBy: components["schemas"]["ChangedBy"];
+            /**
+             * Sections
+             * @description budgets, policy or rules
+             */
+            sections: string[];
+            /**
+             * Summary
+             * @description What the change left each section it changed as.
+             */
+            summary: string;
+            /** Version */
+            version: number;
+        };
+        /**
+         * SettingsHistoryAnswer
+         * @description SPEC §6's audit trail: every change of the workspace's policy settings, newest first.
+         */
+        SettingsHistoryAnswer: {
+            /** Changes */
+            changes: components["schemas"]["SettingsChangeAnswer"][];
+            /** Workspaceid */
+            workspaceId: string;
         };
         /** SpikeAnswer */
         SpikeAnswer: {
@@ -2995,6 +3050,141 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RepricingAnswer"];
+                };
+            };
+            /** @description The body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Plan limit reached or budget exceeded (ingest) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The role or plan does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No such workspace or resource (another workspace's is 'not found' too) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A field breaks a rule; each is named in errors */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Over the rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description An unexpected error, with an errorId to quote */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description A backing store is unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    settings_history_v1_workspaces__workspace_id__settings_history_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-service-token"?: string | null;
+            };
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsHistoryAnswer"];
                 };
             };
             /** @description The body is not JSON */
