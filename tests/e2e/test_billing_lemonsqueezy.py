@@ -227,6 +227,18 @@ class TestWebhooks:
         events = billing_events(billing.stack, billing.workspace_id, lambda seen: any(_alert(e) for e in seen))
         assert [_alert(e) for e in events if _alert(e)] == ["unknown_variant"]
         assert billing.plan()["planTier"] == "starter"
+        alerts_url = f"{billing.stack.url('alerting')}/v1/workspaces/{billing.workspace_id}/alerts"
+        [told] = wait_for(
+            lambda: [
+                a
+                for a in httpx.get(alerts_url, headers=billing.headers).json()["alerts"]
+                if a["rule"] == "billing:unknown_variant"
+            ]
+            or None,
+            "the owner is told",
+        )
+        assert told["title"] == "Your subscription change could not be applied: your plan has not changed"
+        assert told["severity"] == "critical"
 
     def test_a_delivery_moving_a_subscription_to_another_workspace_is_refused(
         self, billing: Billing, stack: RunningStack

@@ -79,7 +79,7 @@ async def bootstrap(
         alerts = build_service(settings, resources, http, clock)
         await resources.consume(
             "decisions",
-            [Topics.POLICY_DECISIONS],
+            [Topics.POLICY_DECISIONS, Topics.BILLING_SUBSCRIPTIONS],
             build_dispatcher(event_handlers=EVENT_HANDLERS, deps={"alerts": alerts}),
         )
 

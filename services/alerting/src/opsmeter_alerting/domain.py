@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from opsmeter_contracts import AnyEvent, SpikeDetected
+from opsmeter_contracts.billing import BillingAlertRaised
 from opsmeter_contracts.events import PlanLimitReached
 from opsmeter_contracts.policy import (
     BudgetExceeded,
@@ -395,6 +396,33 @@ def alert_for_decision(decision: AnyEvent) -> AlertContent | None:
             lines=(f"Changed by a {w.changed_by_role} credential ({w.changed_by_credential_id}).",),
         )
     return None
+
+
+def alert_for_billing(event: BillingAlertRaised) -> AlertContent:
+    """Billing could not apply what Lemon Squeezy said: the workspace's owner hears of it (its plan did not change),
+    with what to do; the operator has the log line."""
+    b = event.payload
+    if b.kind == "unknown_variant":
+        return AlertContent(
+            family="system",
+            rule="billing:unknown_variant",
+            scope=b.subscription_id,
+            severity="critical",
+            title="Your subscription change could not be applied: your plan has not changed",
+            lines=(
+                f"Lemon Squeezy reported subscription {b.subscription_id} on a product variant this service has no "
+                "plan for. Contact support with this message: the variant needs mapping to a plan.",
+                b.detail,
+            ),
+        )
+    return AlertContent(
+        family="system",
+        rule="billing:subscription_reassignment_rejected",
+        scope=b.subscription_id,
+        severity="warning",
+        title="A change that would move your subscription to another workspace was refused",
+        lines=(f"Subscription {b.subscription_id} stays with this workspace.", b.detail),
+    )
 
 
 def recovery_for(content: AlertContent) -> AlertContent:
