@@ -229,12 +229,14 @@ class TestWebhooks:
         assert billing.plan()["planTier"] == "starter"
         alerts_url = f"{billing.stack.url('alerting')}/v1/workspaces/{billing.workspace_id}/alerts"
         [told] = wait_for(
-            lambda: [
-                a
-                for a in httpx.get(alerts_url, headers=billing.headers).json()["alerts"]
-                if a["rule"] == "billing:unknown_variant"
-            ]
-            or None,
+            lambda: (
+                [
+                    a
+                    for a in httpx.get(alerts_url, headers=billing.headers).json()["alerts"]
+                    if a["rule"] == "billing:unknown_variant"
+                ]
+                or None
+            ),
             "the owner is told",
         )
         assert told["title"] == "Your subscription change could not be applied: your plan has not changed"
