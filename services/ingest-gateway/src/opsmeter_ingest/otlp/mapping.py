@@ -34,6 +34,7 @@ CACHE_READ_TOKENS = (
 )
 CACHE_WRITE_TOKENS = (
     "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",  # what opentelemetry-util-genai (the official instrumentations) sends
     "gen_ai.usage.cache_creation_input_tokens",
     "llm.token_count.prompt_details.cache_write",
 )
@@ -195,8 +196,10 @@ def _document(span: OtlpSpan, operation: str, ancestors: list[OtlpSpan], names: 
 
     chain = [attributes, *(a.attributes for a in ancestors), span.resource]
     endpoint_tag = _looked_up(chain, names.endpoint_tag)
-    if endpoint_tag is None and names.endpoint_tag_from_root_span:
-        root = ancestors[-1] if ancestors else span
+    if endpoint_tag is None and names.endpoint_tag_from_root_span and ancestors:
+        # The root of the trace names the feature (an HTTP route, a job). A model span that is its own root has
+        # only its own name ("chat gpt-4o-mini"), which says the model again, not a feature: it stays unknown.
+        root = ancestors[-1]
         if not root.parent_span_id:
             endpoint_tag = _clean_name(root.name)
     for name, value in (
