@@ -390,8 +390,8 @@ class TestBilling:
 
         assert billing.deliver(billing.delivery()) == 200
         pending.wait_for(state="detached", timeout=20_000)
-        page.reload()
-        page.get_by_test_id("current-plan").filter(has_text="Pro").wait_for()
+        page.get_by_test_id("current-plan").filter(has_text="Pro").wait_for(timeout=10_000)  # without a reload
+        assert page.get_by_role("row", name=re.compile(r"^Pro .*current")).count() == 1
         screenshot(page, "billing-confirmed")
 
 

@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ApiError } from "../api/client";
 import type { PlanTier, WorkspaceStatus } from "../api/types";
@@ -39,6 +39,15 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
   });
   const current = plan.data?.planTier;
   const pending = sub.data?.pendingChange;
+  // The webhook's confirmation clears the pending change: the plan (and the status's counters) changed with it.
+  const wasPending = useRef(false);
+  useEffect(() => {
+    if (wasPending.current && !pending) {
+      void client.invalidateQueries({ queryKey: ["plan"] });
+      void client.invalidateQueries({ queryKey: ["status"] });
+    }
+    wasPending.current = !!pending;
+  }, [pending, client]);
   const linked = !!sub.data?.subscriptionId;
   return (
     <div className="page">

@@ -16,13 +16,13 @@ function Gate({ plan, what }: { plan: string; what: string }) {
 
 export function Onboarding() {
   const { session } = useWorkspace();
-  const plan = usePlanTier();
+  const { tier: plan, error: planError } = usePlanTier();
   const starter = plan !== undefined && planAtLeast(plan, "starter");
   const pro = plan !== undefined && planAtLeast(plan, "pro");
   const checklist = useQuery({ queryKey: ["checklist", session.workspaceId], queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/onboarding/checklist"), retry: false, enabled: starter });
   const quality = useQuery({ queryKey: ["quality", session.workspaceId], queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/quality-score"), retry: false, enabled: pro });
   const gated = (e: unknown) => e instanceof ApiError && e.reason === "plan_required";
-  if (plan === undefined) return <div className="page"><div className="page-head"><h1>Onboarding</h1></div><Loading what="the plan" /></div>;
+  if (plan === undefined) return <div className="page"><div className="page-head"><h1>Onboarding</h1></div>{planError ? <Failed error={planError} /> : <Loading what="the plan" />}</div>;
   return (
     <div className="page">
       <div className="page-head"><h1>Onboarding</h1></div>

@@ -24,7 +24,7 @@ export function Reports() {
 
 function WeeklyReport() {
   const { dataMode, session, timeZone } = useWorkspace();
-  const plan = usePlanTier();
+  const { tier: plan, error: planError } = usePlanTier();
   const included = plan !== undefined && planAtLeast(plan, "team");
   const q = useQuery({
     queryKey: ["weekly", session.workspaceId, dataMode],
@@ -32,7 +32,7 @@ function WeeklyReport() {
     retry: false,
     enabled: included,
   });
-  if (plan === undefined) return <section className="card"><h2>Weekly executive report</h2><Loading what="the plan" /></section>;
+  if (plan === undefined) return <section className="card"><h2>Weekly executive report</h2>{planError ? <Failed error={planError} /> : <Loading what="the plan" />}</section>;
   if (!included || (q.error instanceof ApiError && q.error.reason === "plan_required")) {
     const team = PLANS.find((p) => p.tier === "team")!;
     return (
