@@ -482,8 +482,12 @@ class TrackingFacts:
     duplicates: int
     freshness_p95_s: float | None
     first_event_at: datetime | None = None
+    """The first event the workspace's retained rows hold, any data mode (not only the recent window)."""
     any_mode_events: int = 0
     models: int = 0
+    received_any: bool = False
+    """Whether any event was ever received (in the retained rows): the checklist's first steps stay done."""
+    received_real: bool = False
 
 
 @dataclass(frozen=True)
@@ -503,13 +507,13 @@ def onboarding_checklist(facts: TrackingFacts) -> list[ChecklistItem]:
         ChecklistItem(
             "first_event",
             "First telemetry event received",
-            facts.any_mode_events > 0,
+            facts.received_any or facts.any_mode_events > 0,
             "Send one record after an LLM call: POST /v1/ingest/llm-request with your X-API-Key.",
         ),
         ChecklistItem(
             "first_real_event",
             "First production (dataMode=real) event received",
-            facts.events > 0,
+            facts.received_real or facts.events > 0,
             "Test and demo events do not count in reports; send dataMode=real (the default) from production.",
         ),
         ChecklistItem(

@@ -9,7 +9,7 @@ from services.reporting.tests.conftest import TelemetryFactory
 
 from opsmeter_contracts import LlmRequestIngested
 from opsmeter_reporting.adapters.clickhouse import ClickHouseTelemetryStore
-from opsmeter_reporting.domain import DAY, Breakdown, Retention, UsageWindow, floor_to
+from opsmeter_reporting.domain import DAY, Breakdown, Retention, UsageWindow, floor_to, onboarding_checklist
 from opsmeter_reporting.reports import board_pack, investigate, weekly_report
 from opsmeter_runtime.clickhouse import ClickHouse
 from opsmeter_runtime.projections import PolicyStatus
@@ -134,6 +134,18 @@ class TestRedelivery:
         assert (result.inserted, result.resent) == (0, 1)
         facts = await store.tracking_facts(ws, BASE)
         assert (facts.events, facts.duplicates) == (1, 1)
+
+    async def test_the_first_event_stays_received_after_a_quiet_week(
+        self, store: ClickHouseTelemetryStore, telemetry: TelemetryFactory, unique: str
+    ) -> None:
+        ws = f"ws_{unique}"
+        first = telemetry(ws, cost=500, at=CURRENT.start)
+        await store.append([first])
+        facts = await store.tracking_facts(ws, CURRENT.start + timedelta(days=8))  # the last 7 days: nothing
+        assert facts.events == 0
+        assert (facts.received_any, facts.received_real, facts.first_event_at) == (True, True, first.occurred_at)
+        done = {i.id for i in onboarding_checklist(facts) if i.done}
+        assert {"first_event", "first_real_event"} <= done
 
 
 class TestRebuild:

@@ -690,11 +690,17 @@ class ClickHouseTelemetryStore:
                            AND total_tokens = input_tokens + output_tokens) AS consistent_tokens,
                    quantileIf(0.95)(dateDiff('millisecond', occurred_at, ingested_at), data_mode = 'real')
                        AS freshness_p95_ms,
-                   uniqExactIf(model_normalized, data_mode = 'real') AS models,
-                   min(occurred_at) AS first_event_at
+                   uniqExactIf(model_normalized, data_mode = 'real') AS models
             FROM llm_requests_raw FINAL
             WHERE workspace_id = {workspace_id:String} AND occurred_at >= {since:DateTime64(3, 'UTC')}
             """,
+            params,
+        )
+        # Since the first retained row, not the window: the checklist's first steps stay done after a quiet week.
+        # (No FINAL: a row kept twice changes neither the first time nor whether there is one.)
+        [ever] = await self._ch.query(
+            "SELECT min(occurred_at) AS first_event_at, count() > 0 AS any_event, countIf(data_mode = 'real') > 0 "
+            "AS any_real FROM llm_requests_raw WHERE workspace_id = {workspace_id:String}",
             params,
         )
         [dups] = await self._ch.query(
@@ -714,7 +720,9 @@ class ClickHouseTelemetryStore:
             duplicates=int(dups["n"] or 0),
             freshness_p95_s=None if p95 is None or p95 != p95 else max(0.0, float(p95) / 1000),
             models=int(row["models"]),
-            first_event_at=row["first_event_at"] if row["any_mode_events"] else None,
+            first_event_at=aware(ever["first_event_at"]) if ever["any_event"] else None,
+            received_any=bool(ever["any_event"]),
+            received_real=bool(ever["any_real"]),
         )
 
     async def record_decision(self, event: AnyEvent, summary: str) -> None:
@@ -736,7 +744,7 @@ class ClickHouseTelemetryStore:
             """,
             {"workspace_id": workspace_id, "start": window.start, "end": window.end},
         )
-        return [StoredDecision(r["occurred_at"], str(r["type"]), str(r["summary"])) for r in rows]
+        return [StoredDecision(aware(r["occurred_at"]), str(r["type"]), str(r["summary"])) for r in rows]
 
     async def record_settings_change(self, event: PolicySettingsChanged, summary: str) -> None:
         p = event.payload
@@ -761,7 +769,7 @@ class ClickHouseTelemetryStore:
         )
         return [
             SettingsChange(
-                r["occurred_at"],
+                aware(r["occurred_at"]),
                 int(r["version"]),
                 tuple(r["sections"]),
                 str(r["changed_by"]),
