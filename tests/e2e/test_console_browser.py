@@ -327,6 +327,26 @@ class TestSettings:
         page.get_by_role("cell", name="Opsmeter test alert").wait_for(timeout=30_000)
         screenshot(page, "settings-alerts-delivery-log")
 
+    def test_a_free_workspace_sees_its_budget_alert_kept_but_not_sent(
+        self, browser: Browser, console: str, stack: RunningStack, smtp_receiver: SmtpReceiver
+    ) -> None:
+        ws = Workspace.create(stack, "free")
+        address = f"free-{ws.id}@example.com"
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_role("button", name="Add email").click()
+        page.get_by_label("Email recipients").fill(address)
+        with page.expect_response(lambda r: r.url.endswith("/alerts/settings") and r.request.method == "PUT") as put:
+            page.get_by_role("button", name="Save alert settings").click()
+        assert put.value.status == 200, put.value.text()
+        budgets = f"{stack.url('policy-engine')}/v1/workspaces/{ws.id}/budgets"
+        assert httpx.put(budgets, json={"dailyUsd": 0.0001}, headers=ws.auth).status_code == 200
+        assert ws.ingest().status_code == 202  # $0.00022: past the whole daily budget
+        page.get_by_role("cell", name="not sent: needs Starter").first.wait_for(timeout=40_000)
+        assert smtp_receiver.to(address) == [], "nothing was delivered"
+        screenshot(page, "settings-delivery-log-plan-required")
+
     def test_the_kill_switch_asks_first_and_says_what_observe_mode_means(
         self, browser: Browser, console: str, stack: RunningStack
     ) -> None:
