@@ -1,3 +1,4 @@
+import { keepPreviousData } from "@tanstack/react-query";
 import { useEffect, useMemo, useState } from "react";
 import { presetPeriod, type Period, type Preset } from "./period";
 
@@ -35,4 +36,10 @@ export function usePeriod(initial: Exclude<Preset, "custom">): PagePeriod {
     else setNow(Date.now());
   };
   return { preset, period, rolling, choose };
+}
+
+/** Query options for figures of the page's period: a rolling preset is read again every ROLL_MS, showing the last
+ * figures (not a loading state) while its window moves on to the next minute. */
+export function liveRefresh(rolling: boolean) {
+  return rolling ? { refetchInterval: ROLL_MS, placeholderData: keepPreviousData } : {};
 }

@@ -199,27 +199,6 @@ def budgets_of(settings: PolicySettingsPayload) -> list[Budget]:
     return budgets
 
 
-def scoped_budget_windows(
-    settings: PolicySettingsPayload, totals: Mapping[str, int], now: datetime
-) -> list[tuple[Budget, BudgetWindowStatus]]:
-    """Each scoped budget (endpoint, model or user; daily or monthly) with its spend in its current window: one of
-    them crossing sets the workspace's flags, so the answer names which."""
-    found = []
-    for budget in budgets_of(settings):
-        if budget.scope == "workspace":
-            continue
-        window = window_of(budget.window, now)
-        status = BudgetWindowStatus(
-            limit_micro_usd=budget.limit_micro_usd,
-            spend_micro_usd=totals.get(budget_counter(budget, now), 0),
-            warning_at_micro_usd=threshold_amount(budget.limit_micro_usd, settings.warning_threshold_ratio),
-            period_start=window.start,
-            period_end=window.end,
-        )
-        found.append((budget, status))
-    return found
-
-
 def threshold_amount(limit_micro_usd: int, ratio: float) -> int:
     """The spend at which ``ratio`` × limit is reached, rounded up to a whole micro-dollar."""
     return int((Decimal(str(ratio)) * limit_micro_usd).to_integral_value(rounding=ROUND_CEILING))
@@ -292,11 +271,15 @@ class Evaluation:
     status: PolicyStatus
     crossings: list[Crossing] = field(default_factory=list)
     forecast: Forecast | None = None
+    scoped: list[tuple[Budget, BudgetWindowStatus]] = field(default_factory=list)
+    """Each scoped budget (endpoint, model or user; daily or monthly) in its current window: one of them crossing
+    sets the workspace's flags, so an answer can name which."""
 
 
 def evaluate_budgets(settings: PolicySettingsPayload, totals: Mapping[str, int], now: datetime) -> Evaluation:
     """Flags, crossings, headroom and forecast of a workspace's budgets from its spend counters at ``now``."""
     crossings: list[Crossing] = []
+    scoped: list[tuple[Budget, BudgetWindowStatus]] = []
     warning = exceeded = False
     warning_headroom: int | None = None
     exceeded_headroom: int | None = None
@@ -310,6 +293,9 @@ def evaluate_budgets(settings: PolicySettingsPayload, totals: Mapping[str, int],
         if budget.scope == "workspace":
             warning_headroom = _min(warning_headroom, max(0, warn_at - spend))
             exceeded_headroom = _min(exceeded_headroom, max(0, budget.limit_micro_usd - spend))
+        else:
+            window = BudgetWindowStatus(budget.limit_micro_usd, spend, warn_at, period.start, period.end)
+            scoped.append((budget, window))
         for ratio in ratios:
             amount = threshold_amount(budget.limit_micro_usd, ratio)
             if spend >= amount:
@@ -356,7 +342,7 @@ def evaluate_budgets(settings: PolicySettingsPayload, totals: Mapping[str, int],
         evaluated_at=now,
         cost_basis=settings.cost_basis,
     )
-    return Evaluation(status, crossings, forecast)
+    return Evaluation(status, crossings, forecast, scoped)
 
 
 def _min(current: int | None, candidate: int) -> int:

@@ -1,5 +1,5 @@
 import { useMemo, useState } from "react";
-import { keepPreviousData, useQuery } from "@tanstack/react-query";
+import { useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import type { Driver, Series, Spend, Usage, WorkspaceStatus } from "../api/types";
 import { useWorkspace } from "../context";
@@ -10,21 +10,15 @@ import { Empty, Failed, Loading, Query } from "../components/States";
 import { Time } from "../components/Time";
 import { change, changeRatio, compact, dateTime, day, microMoney, money, requests, share, tokens } from "../format";
 import { previousPeriod, type Period } from "../period";
-import { ROLL_MS, usePeriod } from "../usePeriod";
+import { liveRefresh, usePeriod } from "../usePeriod";
 
-
-/** How a query of the page's period refreshes: a rolling preset is read again every ROLL_MS, showing the last
- * figures (not a loading state) while its window moves on to the next minute. */
-function refresh(live: boolean) {
-  return live ? { refetchInterval: ROLL_MS, placeholderData: keepPreviousData } : {};
-}
 
 function useUsage(period: Period, live = false) {
   const { dataMode, session } = useWorkspace();
   return useQuery({
     queryKey: ["usage", session.workspaceId, dataMode, period],
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/usage", { query: { from: period.from, to: period.to, groupBy: "model", dataMode } }),
-    ...refresh(live),
+    ...liveRefresh(live),
   });
 }
 
@@ -33,7 +27,7 @@ function useSeries(period: Period, stackBy: "model" | "provider", live = false) 
   return useQuery({
     queryKey: ["series", session.workspaceId, dataMode, period, stackBy],
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/usage/series", { query: { from: period.from, to: period.to, stackBy, dataMode } }),
-    ...refresh(live),
+    ...liveRefresh(live),
   });
 }
 
@@ -64,7 +58,7 @@ export function Overview({ status }: { status: WorkspaceStatus | undefined }) {
   const spike = useQuery({
     queryKey: ["spike", session.workspaceId, dataMode, period],
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/spike", { query: { from: period.from, to: period.to, dataMode } }),
-    ...refresh(rolling),
+    ...liveRefresh(rolling),
   });
   const spend = useQuery({
     queryKey: ["spend", session.workspaceId],

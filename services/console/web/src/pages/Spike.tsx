@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "react";
-import { keepPreviousData, useInfiniteQuery, useQuery } from "@tanstack/react-query";
+import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import type { Driver, Spike as SpikeAnswer } from "../api/types";
 import { useWorkspace } from "../context";
@@ -9,7 +9,7 @@ import { RetentionNotice } from "../components/RetentionNotice";
 import { Empty, Query } from "../components/States";
 import { Time } from "../components/Time";
 import { change, compact, microMoney, money, share, signedMoney, tokens } from "../format";
-import { ROLL_MS, usePeriod } from "../usePeriod";
+import { liveRefresh, usePeriod } from "../usePeriod";
 
 const DIMENSION_LABELS: Record<string, string> = { model: "Model", provider: "Provider", endpointTag: "Endpoint", userId: "User", promptVersion: "Prompt version" };
 
@@ -20,7 +20,7 @@ export function Spike() {
   const q = useQuery({
     queryKey: ["spike", session.workspaceId, dataMode, period],
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/spike", { query: { from: period.from, to: period.to, dataMode } }),
-    ...(rolling ? { refetchInterval: ROLL_MS, placeholderData: keepPreviousData } : {}),
+    ...liveRefresh(rolling),
   });
   return (
     <div className="page">

@@ -22,7 +22,6 @@ from opsmeter_policy.domain import (
     day_window,
     evaluate_budgets,
     month_window,
-    scoped_budget_windows,
     settings_counters,
 )
 from opsmeter_runtime.errors import Unauthorized
@@ -321,7 +320,7 @@ async def current_spend(principal: WorkspaceReader, deps: Deps) -> Response:
         }
     body["scoped"] = [
         {"dimension": DIMENSION_NAMES[b.scope], "value": b.scope_value, "window": b.window, **budget_view(w)}
-        for b, w in scoped_budget_windows(settings, totals, now)
+        for b, w in status.scoped
     ]
     return json_response(body)
 

@@ -40,6 +40,7 @@ from opsmeter_reporting.api.views import (
     checklist_json,
     iso,
     quality_parts_json,
+    settings_change_json,
     weekly_json,
 )
 from opsmeter_reporting.domain import (
@@ -393,16 +394,7 @@ async def settings_history(
     return json_response(
         {
             "workspaceId": principal.workspace_id,
-            "changes": [
-                {
-                    "at": iso(c.occurred_at),
-                    "version": c.version,
-                    "sections": list(c.sections),
-                    "changedBy": {"credentialId": c.changed_by, "role": c.role},
-                    "summary": c.summary,
-                }
-                for c in changes
-            ],
+            "changes": [settings_change_json(c) for c in changes],
         }
     )
 

@@ -4,7 +4,7 @@ from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
-from opsmeter_reporting.adapters import StoredDecision
+from opsmeter_reporting.adapters import SettingsChange, StoredDecision
 from opsmeter_reporting.domain import (
     DIMENSIONS,
     ChecklistItem,
@@ -100,6 +100,16 @@ def analysis_json(analysis: SpikeAnalysis) -> dict[str, Any]:
 
 def decision_json(decision: StoredDecision) -> dict[str, str]:
     return {"at": iso(decision.occurred_at), "type": decision.type, "summary": decision.summary}
+
+
+def settings_change_json(change: SettingsChange) -> dict[str, Any]:
+    return {
+        "at": iso(change.occurred_at),
+        "version": change.version,
+        "sections": list(change.sections),
+        "changedBy": {"credentialId": change.changed_by, "role": change.role},
+        "summary": change.summary,
+    }
 
 
 def day_json(day: date, totals: Totals) -> dict[str, Any]:
