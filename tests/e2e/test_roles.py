@@ -25,6 +25,8 @@ WRITES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("ingest-gateway", "DELETE", "/v1/ingest/test-data?scope=workspace", None),
     ("reporting", "POST", "/v1/workspaces/{ws}/repricing", {"dryRun": True}),
     ("billing", "POST", "/v1/billing/subscription/change-plan", {"plan": "pro"}),
+    # The portal cancels the subscription and swaps the card: a change, though it is a GET.
+    ("billing", "GET", "/v1/billing/portal", None),
 ]
 
 

@@ -27,6 +27,12 @@ SEVERITY_EMOJI = {
 }
 
 
+def slack_escape(text: str) -> str:
+    """Slack reads ``<...>`` as a link or a mention (``<!channel>``) and ``&`` as an entity; alert lines carry what
+    an ingest key sent (endpoint tags, user ids, models), so those three are escaped as Slack asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass(frozen=True)
 class Attempt:
     outcome: Outcome
@@ -65,15 +71,15 @@ class Message:
     def slack_body(self) -> bytes:
         a = self.alert
         emoji = SEVERITY_EMOJI.get(a["severity"], "")
+        title = slack_escape(a["title"])
+        section = slack_escape("\n".join(a.get("lines", []))) or title
+        context = slack_escape(f"{a['workspaceId']} · {a['rule']} · {a['scope']}")
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": a["title"][:150]}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(a.get("lines", [])) or a["title"]}},
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"{a['workspaceId']} · {a['rule']} · {a['scope']}"}],
-            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": section}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         ]
-        return json.dumps({"text": f"{emoji} {a['title']}".strip(), "blocks": blocks}).encode()
+        return json.dumps({"text": f"{emoji} {title}".strip(), "blocks": blocks}).encode()
 
 
 class ChannelSender(Protocol):

@@ -86,7 +86,7 @@ async def change_plan(
 
 
 @router.get("/v1/billing/portal", response_model=PortalAnswer)
-async def portal(principal: AccountReader, deps: Deps) -> Response:
+async def portal(principal: AccountWriter, deps: Deps) -> Response:
     url = await deps.billing.portal_url(principal.workspace_id)
     return json_response({"workspaceId": principal.workspace_id, "url": url, "for": ["payment_method", "invoices"]})
 

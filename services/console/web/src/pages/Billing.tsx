@@ -111,7 +111,8 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
       <section className="card">
         <h2>Payment method and invoices</h2>
         <p className="muted small">The billing portal is for payment method and invoices only; change plans above.</p>
-        <button onClick={() => portal.mutate()} disabled={portal.isPending || !linked}>Open billing portal</button>
+        <button onClick={() => portal.mutate()} disabled={!canChange || portal.isPending || !linked}>Open billing portal</button>
+        {!canChange && <span className="muted"> Owner or admin only.</span>}
         {portal.isError && <span className="error"> {portal.error instanceof Error ? portal.error.message : String(portal.error)}</span>}
       </section>
     </div>
