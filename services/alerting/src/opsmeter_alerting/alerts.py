@@ -15,6 +15,7 @@ from typing import Any, Literal
 import structlog
 
 from opsmeter_alerting.adapters.channels import Attempt, ChannelSender, Message
+from opsmeter_alerting.adapters.destinations import Destinations
 from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore, StoredSettings, cooldown_key
 from opsmeter_alerting.adapters.reports import WeeklyReports
 from opsmeter_alerting.domain import (
@@ -33,6 +34,7 @@ from opsmeter_alerting.domain import (
     send_instants,
     weekly_report_lines,
 )
+from opsmeter_alerting.errors import InvalidRequest
 from opsmeter_contracts import Topics
 from opsmeter_contracts.alerting import (
     AlertChannelState,
@@ -61,6 +63,7 @@ class AlertService:
     plans: PlanProjection
     publisher: EventPublisher
     clock: Clock
+    destinations: Destinations = field(default_factory=Destinations)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lease_s: float = 60.0
     disable_after_failures: int = 3
@@ -350,7 +353,12 @@ class AlertService:
         role: Literal["owner", "admin", "member", "ingest", "system"],
         reason: Literal["changed_by_admin", "channel_disabled_after_failures"] = "changed_by_admin",
     ) -> StoredSettings:
-        """Store the settings as the next version; publish the change (no URLs, no secrets) for the audit trail."""
+        """Store the settings as the next version; publish the change (no URLs, no secrets) for the audit trail.
+
+        An admin's change is refused (422 naming the field) when a channel URL points at a non-public address.
+        """
+        if reason == "changed_by_admin" and (refused := await self.destinations.refused_fields(settings)):
+            raise InvalidRequest("invalid alert settings", errors=refused)
         now = self.clock()
         previous = await self.settings.get(workspace_id)
         settings = settings.model_copy(update={"version": (previous.settings.version if previous else 0) + 1})

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import httpcore
 import httpx
 import structlog
 
 from opsmeter_alerting.adapters.channels import Channels
+from opsmeter_alerting.adapters.destinations import Destinations, checked_pool
 from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore, Sealer
 from opsmeter_alerting.adapters.reports import WeeklyReports
 from opsmeter_alerting.alerts import AlertService, Clock
@@ -35,17 +37,23 @@ class AlertingDeps:
 
 
 def build_service(
-    settings: AlertingSettings, resources: Resources, http: httpx.AsyncClient, clock: Clock
+    settings: AlertingSettings,
+    resources: Resources,
+    http: httpx.AsyncClient,
+    channel_http: httpcore.AsyncConnectionPool,
+    destinations: Destinations,
+    clock: Clock,
 ) -> AlertService:
     return AlertService(
         alerts=RedisAlertStore(resources.redis),
         settings=RedisAlertSettingsStore(resources.redis, Sealer(settings.sealing_keys())),
         channels=Channels(
-            http, smtp_url=settings.smtp_url, smtp_from=settings.smtp_from, timeout_s=settings.send_timeout_s
+            channel_http, smtp_url=settings.smtp_url, smtp_from=settings.smtp_from, timeout_s=settings.send_timeout_s
         ),
         plans=PlanProjection(resources.redis),
         publisher=resources.publisher,
         clock=clock,
+        destinations=destinations,
         retry=RetryPolicy(
             max_attempts=settings.max_attempts,
             base=timedelta(seconds=settings.retry_base_s),
@@ -75,8 +83,13 @@ async def _every(interval_s: float, name: str, job: Callable[[], Awaitable[objec
 async def bootstrap(
     settings: AlertingSettings, clock: Clock = lambda: datetime.now(UTC)
 ) -> AsyncIterator[AlertingDeps]:
-    async with open_resources(SERVICE, settings.runtime) as resources, httpx.AsyncClient() as http:
-        alerts = build_service(settings, resources, http, clock)
+    destinations = Destinations(allow_private=settings.allow_private_destinations)
+    async with (
+        open_resources(SERVICE, settings.runtime) as resources,
+        httpx.AsyncClient() as http,
+        checked_pool(destinations) as channel_http,
+    ):
+        alerts = build_service(settings, resources, http, channel_http, destinations, clock)
         await resources.consume(
             "decisions",
             [Topics.POLICY_DECISIONS, Topics.BILLING_SUBSCRIPTIONS],

@@ -39,11 +39,21 @@ class AlertingSettings(ServiceSettings):
     )
     delivery_poll_s: float = Field(default=0.5, gt=0)
     schedule_poll_s: float = Field(default=20.0, gt=0)
+    allow_private_destinations: bool = Field(
+        default=False,
+        description="Let webhook and Slack channels reach loopback, private, link-local and other non-public "
+        "addresses: for the local stack and tests, whose receivers listen on 127.0.0.1. Refused in prod.",
+    )
 
     @model_validator(mode="after")
     def _secrets_key_in_prod(self) -> Self:
         if self.runtime.env == "prod" and self.secrets_key is None:
             raise ValueError("OPSMETER_SECRETS_KEY is required in prod (channel secrets are sealed with it)")
+        if self.runtime.env == "prod" and self.allow_private_destinations:
+            raise ValueError(
+                "OPSMETER_ALERTING_ALLOW_PRIVATE_DESTINATIONS must be off in prod "
+                "(channel URLs could reach internal services)"
+            )
         return self
 
     def sealing_keys(self) -> str:

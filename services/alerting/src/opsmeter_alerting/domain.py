@@ -4,9 +4,11 @@ import hashlib
 import hmac
 import random
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -148,6 +150,14 @@ class AlertSettings(_Model):
         )
         return self.model_copy(update={"channels": named})
 
+    def http_destinations(self) -> list[tuple[str, str]]:
+        """``(field, url)`` of every channel that posts over HTTP, the field named as a validation error names it."""
+        return [
+            (f"channels.{index}.{c.type}.url", c.url)
+            for index, c in enumerate(self.channels)
+            if isinstance(c, WebhookChannel | SlackChannel) and c.url
+        ]
+
     def keeping_secrets_of(self, previous: "AlertSettings") -> "AlertSettings":
         """A webhook PUT without a secret keeps the stored secret of the channel with the same id (GET hides it)."""
         stored = {c.id: c for c in previous.channels}
@@ -182,6 +192,61 @@ def public_settings(settings: AlertSettings) -> dict[str, object]:
         if channel["type"] == "slack":
             channel["urlHint"] = mask(channel.pop("url") or "")
     return body
+
+
+# --- destinations -----------------------------------------------------------------------------------
+
+IPAddress = IPv4Address | IPv6Address
+
+_SHARED_ADDRESS_SPACE = IPv4Network("100.64.0.0/10")
+_NAT64 = IPv6Network("64:ff9b::/96")
+_NUMERIC_IPV4 = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$", re.IGNORECASE)
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a URL's host spells out, or None for a name.
+
+    Besides dotted quads and (bracketed, zoned) IPv6, resolvers read ``2130706433``, ``0177.0.0.1``,
+    ``0x7f.1`` and ``127.1`` as IPv4 (``inet_aton``); they are read here the same way so none passes as a name.
+    """
+    bare = host.strip("[]").split("%", 1)[0]
+    try:
+        return ip_address(bare)
+    except ValueError:
+        pass
+    if not _NUMERIC_IPV4.match(bare):
+        return None
+    try:
+        return IPv4Address(socket.inet_aton(bare))
+    except OSError:
+        return None
+
+
+def refusal_of(address: IPAddress) -> str | None:
+    """Why alerts may not be sent to ``address``, or None when it is a public unicast address.
+
+    IPv6 forms that carry an IPv4 address (mapped ``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4) are
+    judged by the IPv4 address they reach.
+    """
+    if isinstance(address, IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if address in _NAT64:
+            embedded = IPv4Address(int(address) & 0xFFFF_FFFF)
+        if embedded is not None and (reason := refusal_of(embedded)):
+            return reason
+        if address.ipv4_mapped or address in _NAT64:
+            return None
+    checks = (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("shared (CGNAT)", isinstance(address, IPv4Address) and address in _SHARED_ADDRESS_SPACE),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+        ("not globally routable", not address.is_global),
+    )
+    return next((reason for reason, refused in checks if refused), None)
 
 
 # --- alerts -----------------------------------------------------------------------------------------

@@ -28,10 +28,12 @@ class Received:
 
 @dataclass
 class HttpReceiver:
-    """Records every POST; ``fail_next[path] = n`` answers 500 to the next n POSTs on that path."""
+    """Records every POST; ``fail_next[path] = n`` answers 500 to the next n POSTs on that path, and
+    ``answers[path] = (status, body)`` answers every POST on that path with that status and body."""
 
     received: list[Received] = field(default_factory=list)
     fail_next: dict[str, int] = field(default_factory=dict)
+    answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -54,10 +56,11 @@ class HttpReceiver:
                     failing = receiver.fail_next.get(self.path, 0)
                     if failing:
                         receiver.fail_next[self.path] = failing - 1
-                self.send_response(500 if failing else 200)
-                self.send_header("Content-Length", "2")
+                    status, answer = receiver.answers.get(self.path, (500 if failing else 200, b"ok"))
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(answer)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

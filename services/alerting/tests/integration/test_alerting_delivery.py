@@ -1,19 +1,23 @@
 """Alerts through real receivers (a local HTTP server, a local SMTP server) on real Redis and Kafka, fixed clock."""
 
+import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from typing import Any
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
 from opsmeter_alerting.adapters.channels import Channels
+from opsmeter_alerting.adapters.destinations import Destinations, checked_pool
 from opsmeter_alerting.adapters.redis import RedisAlertSettingsStore, RedisAlertStore, Sealer, settings_key
 from opsmeter_alerting.alerts import AlertService
-from opsmeter_alerting.domain import AlertSettings, RetryPolicy, verify_signature
+from opsmeter_alerting.domain import AlertContent, AlertSettings, IPAddress, RetryPolicy, verify_signature
+from opsmeter_alerting.errors import InvalidRequest
 from opsmeter_alerting.handlers import alert_on_decision
 from opsmeter_alerting.testing import HttpReceiver, SmtpReceiver
 from opsmeter_contracts.policy import (
@@ -24,6 +28,7 @@ from opsmeter_contracts.policy import (
     PolicySwitchPayload,
 )
 from opsmeter_runtime.kafka import EventPublisher
+from opsmeter_runtime.localstack import free_port
 from opsmeter_runtime.projections import PlanProjection, PlanRecord
 
 SECRET = "whsec_" + "x" * 20
@@ -61,7 +66,8 @@ async def service(
     redis_client: Redis, publisher: EventPublisher, smtp_receiver: SmtpReceiver
 ) -> AsyncIterator[tuple[AlertService, FixedClock]]:
     clock = FixedClock(START)
-    async with httpx.AsyncClient() as http:
+    receivers_on_loopback = Destinations(allow_private=True)
+    async with checked_pool(receivers_on_loopback) as http:
         yield (
             AlertService(
                 alerts=RedisAlertStore(redis_client),
@@ -70,10 +76,30 @@ async def service(
                 plans=PlanProjection(redis_client),
                 publisher=publisher,
                 clock=clock,
+                destinations=receivers_on_loopback,
                 retry=RetryPolicy(max_attempts=5, base=timedelta(seconds=2), cap=timedelta(seconds=60)),
             ),
             clock,
         )
+
+
+async def metadata_dns(host: str, port: int) -> list[IPAddress]:
+    """A resolver whose one name points at the cloud metadata address."""
+    if host != "metadata.example.test":
+        raise OSError(f"{host} does not resolve")
+    return [ip_address("169.254.169.254")]
+
+
+@pytest.fixture
+async def strict_service(
+    service: tuple[AlertService, FixedClock], smtp_receiver: SmtpReceiver
+) -> AsyncIterator[tuple[AlertService, FixedClock]]:
+    """The same service as production runs it: private destinations refused."""
+    alerts, clock = service
+    public_only = Destinations(allow_private=False, resolve=metadata_dns)
+    async with checked_pool(public_only) as http:
+        channels = Channels(http, smtp_url=smtp_receiver.url, smtp_from="alerts@opsmeter.test", timeout_s=5)
+        yield dataclasses.replace(alerts, destinations=public_only, channels=channels), clock
 
 
 def budget_payload(at: datetime, *, ratio: float = 1.0, spend_micro_usd: int = 1_200_000) -> BudgetThresholdPayload:
@@ -385,6 +411,93 @@ class TestSummaries:
         await configure(alerts, ws, http_receiver, modes={"budget": "daily_summary"})
         clock.advance(timedelta(days=2))
         assert await alerts.run_schedules() == 0
+
+
+@pytest.mark.integration
+class TestDestinations:
+    async def test_an_admin_save_pointing_at_private_addresses_is_refused_naming_each_field(
+        self, strict_service: tuple[AlertService, FixedClock], http_receiver: HttpReceiver, unique: str
+    ) -> None:
+        alerts, _ = strict_service
+        ws = f"ws_{unique}"
+        settings = AlertSettings.model_validate(
+            {
+                "channels": [
+                    {"type": "email", "to": ["ops@example.test"]},
+                    {"type": "webhook", "url": "http://10.0.0.5:8080/internal", "secret": SECRET},
+                    {"type": "slack", "url": "http://metadata.example.test/latest/meta-data/"},
+                    {"type": "webhook", "url": http_receiver.url("/hook"), "secret": SECRET},
+                    {"type": "webhook", "url": "http://2130706433:8080/", "secret": SECRET},
+                    {"type": "slack", "url": "https://hooks.not-yet-resolving.example.test/services/T/B/X"},
+                ]
+            }
+        ).with_channel_ids()
+
+        with pytest.raises(InvalidRequest) as refused:
+            await alerts.save_settings(ws, settings, credential_id="test", role="owner")
+
+        assert refused.value.status_code == 422
+        assert [e["field"] for e in refused.value.body["errors"]] == [
+            "channels.1.webhook.url",
+            "channels.2.slack.url",
+            "channels.3.webhook.url",
+            "channels.4.webhook.url",
+        ]
+        assert await alerts.settings.get(ws) is None
+
+    async def test_a_stored_private_destination_fails_at_send_time_without_a_connection(
+        self, strict_service: tuple[AlertService, FixedClock], http_receiver: HttpReceiver, unique: str
+    ) -> None:
+        alerts, clock = strict_service
+        ws = f"ws_{unique}"
+        before_the_rule = AlertSettings.model_validate(
+            {"channels": [{"type": "webhook", "url": http_receiver.url(f"/hook/{ws}"), "secret": SECRET}]}
+        ).with_channel_ids()
+        await alerts.settings.save(ws, before_the_rule, now=clock())
+        test_alert = AlertContent(family="system", rule="test", scope="workspace", severity="info", title="Test")
+        await alerts.raise_alert(ws, test_alert, guard=f"test:{ws}", cooldown=False)
+        await drain(alerts, clock)
+
+        assert http_receiver.on(f"/hook/{ws}") == []
+        [alert] = await alerts.log(ws)
+        [attempt] = alert["deliveries"][0]["attempts"]
+        assert (attempt["outcome"], attempt["statusCode"]) == ("failed", None)
+        assert attempt["error"] == "destination_refused: the URL does not resolve to a public address"
+
+    async def test_a_failed_delivery_keeps_the_status_and_a_fixed_reason_never_the_answer(
+        self, service: tuple[AlertService, FixedClock], http_receiver: HttpReceiver, unique: str
+    ) -> None:
+        alerts, clock = service
+        alerts.retry = RetryPolicy(max_attempts=2, base=timedelta(seconds=1), cap=timedelta(seconds=2))
+        ws = f"ws_{unique}"
+        leak = b'{"AccessKeyId":"ASIA-INTERNAL","SecretAccessKey":"internal-only-secret"}'
+        http_receiver.answers[f"/hook/{ws}"] = (404, leak)
+        http_receiver.answers[f"/slack/{ws}"] = (503, b"<html>internal admin console: internal-only-secret</html>")
+        await configure(alerts, ws, http_receiver)
+        await alert_on_decision(kill_switch_on(ws, clock()), alerts=alerts)
+        await drain(alerts, clock, step=timedelta(seconds=5))
+
+        [alert] = await alerts.log(ws)
+        attempts = {d["channelType"]: d["attempts"] for d in alert["deliveries"]}
+        assert [(a["statusCode"], a["error"]) for a in attempts["webhook"]] == [(404, "HTTP 404")]
+        assert [(a["statusCode"], a["error"]) for a in attempts["slack"]] == [(503, "HTTP 503")] * 2
+        assert "internal-only-secret" not in json.dumps(alert)
+        assert "ASIA-INTERNAL" not in json.dumps(alert)
+
+    async def test_a_connection_failure_keeps_only_the_error_class(
+        self, service: tuple[AlertService, FixedClock], unique: str
+    ) -> None:
+        alerts, clock = service
+        ws = f"ws_{unique}"
+        closed = f"http://127.0.0.1:{free_port()}/hook"
+        settings = AlertSettings.model_validate({"channels": [{"type": "webhook", "url": closed, "secret": SECRET}]})
+        await alerts.save_settings(ws, settings.with_channel_ids(), credential_id="test", role="owner")
+        await alert_on_decision(kill_switch_on(ws, clock()), alerts=alerts)
+        await drain(alerts, clock, rounds=1)
+
+        [alert] = await alerts.log(ws)
+        [attempt] = alert["deliveries"][0]["attempts"]
+        assert (attempt["outcome"], attempt["error"]) == ("retry", "ConnectError")
 
 
 class TestSecretsAtRest:

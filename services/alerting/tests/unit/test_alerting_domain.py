@@ -1,5 +1,6 @@
 import random
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from typing import Any
 
 import pytest
@@ -10,16 +11,102 @@ from opsmeter_alerting.domain import (
     RetryPolicy,
     Schedule,
     last_send_at,
+    literal_address,
     next_send_at,
     outcome_of_status,
     period_label,
     plan_required_to_deliver,
     public_settings,
+    refusal_of,
     signature,
     verify_signature,
 )
 
 BERLIN_9 = Schedule(send_time="09:00", timezone="Europe/Berlin")
+
+
+class TestDestinationRule:
+    @pytest.mark.parametrize(
+        ("address", "reason"),
+        [
+            ("127.0.0.1", "loopback"),
+            ("127.255.0.9", "loopback"),
+            ("10.0.0.5", "private"),
+            ("172.16.3.4", "private"),
+            ("192.168.1.1", "private"),
+            ("169.254.169.254", "link-local"),
+            ("100.64.0.1", "shared (CGNAT)"),
+            ("100.127.255.254", "shared (CGNAT)"),
+            ("224.0.0.251", "multicast"),
+            ("0.0.0.0", "unspecified"),
+            ("255.255.255.255", "private"),
+            ("192.0.2.10", "private"),
+            ("::1", "loopback"),
+            ("::", "unspecified"),
+            ("fd00:ec2::254", "private"),
+            ("fc00::1", "private"),
+            ("fe80::1", "link-local"),
+            ("ff02::1", "multicast"),
+            ("2001:db8::1", "private"),
+            ("::127.0.0.1", "reserved"),
+            ("::ffff:127.0.0.1", "loopback"),
+            ("::ffff:10.0.0.5", "private"),
+            ("::ffff:169.254.169.254", "link-local"),
+            ("64:ff9b::a00:5", "private"),
+            ("2002:a00:5::1", "private"),
+        ],
+    )
+    def test_non_public_addresses_are_refused_with_their_kind(self, address: str, reason: str) -> None:
+        assert refusal_of(ip_address(address)) == reason
+
+    @pytest.mark.parametrize(
+        "address",
+        ["8.8.8.8", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"],
+    )
+    def test_public_addresses_pass(self, address: str) -> None:
+        assert refusal_of(ip_address(address)) is None
+
+    @pytest.mark.parametrize(
+        ("host", "address"),
+        [
+            ("127.0.0.1", "127.0.0.1"),
+            ("2130706433", "127.0.0.1"),
+            ("0177.0.0.1", "127.0.0.1"),
+            ("017700000001", "127.0.0.1"),
+            ("0x7f.0.0.1", "127.0.0.1"),
+            ("0x7F000001", "127.0.0.1"),
+            ("127.1", "127.0.0.1"),
+            ("0251.0376.0251.0376", "169.254.169.254"),
+            ("2852039166", "169.254.169.254"),
+            ("[::1]", "::1"),
+            ("::ffff:7f00:1", "::ffff:127.0.0.1"),
+            ("[fe80::1%eth0]", "fe80::1"),
+        ],
+    )
+    def test_every_literal_form_a_resolver_accepts_is_read_as_its_address(self, host: str, address: str) -> None:
+        literal = literal_address(host)
+        assert literal == ip_address(address)
+        assert literal is not None
+        assert refusal_of(literal) is not None
+
+    @pytest.mark.parametrize("host", ["hooks.slack.com", "example.test", "1.2.3.4.5", "08.0.0.1", "0xg.1", "localhost"])
+    def test_names_are_not_literals(self, host: str) -> None:
+        assert literal_address(host) is None
+
+    def test_the_http_channels_are_named_as_a_validation_error_names_them(self) -> None:
+        settings = AlertSettings.model_validate(
+            {
+                "channels": [
+                    {"type": "email", "to": ["ops@example.test"]},
+                    {"type": "webhook", "url": "https://a.example.test/hook", "secret": "s" * 16},
+                    {"type": "slack", "url": "https://hooks.slack.com/services/T/B/X"},
+                ]
+            }
+        )
+        assert settings.http_destinations() == [
+            ("channels.1.webhook.url", "https://a.example.test/hook"),
+            ("channels.2.slack.url", "https://hooks.slack.com/services/T/B/X"),
+        ]
 
 
 class TestSchedule:

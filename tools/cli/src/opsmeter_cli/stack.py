@@ -163,6 +163,7 @@ class Stack:
             "OPSMETER_OPERATOR_TOKEN_SHA256": hashlib.sha256(operator_token(c).encode()).hexdigest(),
             "OPSMETER_SERVICE_TOKEN": service_token(c),
             "OPSMETER_SERVICE_TOKEN_SHA256": hashlib.sha256(service_token(c).encode()).hexdigest(),
+            "OPSMETER_ALERTING_ALLOW_PRIVATE_DESTINATIONS": "true",  # local receivers listen on 127.0.0.1 (ADR 70)
             **{f"{s.env_prefix}PORT": str(c.service_ports[s.name]) for s in SERVICES},
             **({"OPSMETER_CLICKHOUSE_URL": c.clickhouse_url} if c.clickhouse_url else {}),
             **c.extra_env,

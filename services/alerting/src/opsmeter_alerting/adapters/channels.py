@@ -1,5 +1,7 @@
 """Channels: a signed webhook, a Slack incoming webhook (both over HTTP) and email over SMTP."""
 
+import asyncio
+import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -8,8 +10,10 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiosmtplib
+import httpcore
 import httpx
 
+from opsmeter_alerting.adapters.destinations import RefusedDestination, UnresolvedDestination
 from opsmeter_alerting.domain import (
     EmailChannel,
     Outcome,
@@ -88,10 +92,27 @@ class ChannelSender(Protocol):
     ) -> Attempt: ...
 
 
-class Channels:
-    """Sends through the channel's kind: HTTP for webhook and Slack, SMTP for email."""
+USER_AGENT = "Opsmeter-Alerts/1"
+HTTP_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProxyError,
+)
 
-    def __init__(self, http: httpx.AsyncClient, *, smtp_url: str | None, smtp_from: str, timeout_s: float) -> None:
+
+class Channels:
+    """Sends through the channel's kind: HTTP for webhook and Slack, SMTP for email.
+
+    ``http`` is a pool that connects only to allowed destinations (``destinations.checked_pool``). An attempt keeps
+    the receiver's status code and a fixed reason, never what the receiver said: a URL an admin typed must not
+    become a way to read another service's answers (ADR 70).
+    """
+
+    def __init__(
+        self, http: httpcore.AsyncConnectionPool, *, smtp_url: str | None, smtp_from: str, timeout_s: float
+    ) -> None:
         self._http = http
         self._smtp_url = smtp_url
         self._smtp_from = smtp_from
@@ -122,11 +143,35 @@ class Channels:
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
         try:
-            answer = await self._http.post(url, content=body, headers=headers, timeout=self._timeout_s)
-        except httpx.HTTPError as exc:
-            return Attempt("retry", error=f"{type(exc).__name__}: {exc}"[:500])
-        outcome = outcome_of_status(answer.status_code)
-        return Attempt(outcome, answer.status_code, None if outcome == "delivered" else answer.text[:200])
+            status = await self._status_of_post(httpx.URL(url), body, headers)
+        except httpx.InvalidURL:
+            return Attempt("failed", error="invalid_url: not a valid http(s) URL")
+        except RefusedDestination:
+            return Attempt("failed", error="destination_refused: the URL does not resolve to a public address")
+        except UnresolvedDestination:
+            return Attempt("retry", error="dns_error: the URL's host name did not resolve")
+        except TimeoutError:
+            return Attempt("retry", error=f"timeout: no answer within {self._timeout_s:g} s")
+        except HTTP_ERRORS as exc:
+            return Attempt("retry", error=type(exc).__name__)
+        outcome = outcome_of_status(status)
+        return Attempt(outcome, status, None if outcome == "delivered" else f"HTTP {status}")
+
+    async def _status_of_post(self, url: httpx.URL, body: bytes, headers: dict[str, str]) -> int:
+        """POST and read the status line only; the receiver's body is never read."""
+        if url.scheme not in ("http", "https") or not url.host:
+            raise httpx.InvalidURL(str(url))
+        sent = {"Host": url.netloc.decode("ascii"), "User-Agent": USER_AGENT, **headers}
+        if url.username or url.password:
+            userinfo = f"{url.username}:{url.password}".encode()
+            sent["Authorization"] = f"Basic {base64.b64encode(userinfo).decode('ascii')}"
+        target = httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path)
+        timeouts = dict.fromkeys(("connect", "read", "write", "pool"), self._timeout_s)
+        async with asyncio.timeout(self._timeout_s):
+            async with self._http.stream(
+                "POST", target, headers=list(sent.items()), content=body, extensions={"timeout": timeouts}
+            ) as answer:
+                return answer.status
 
     async def _email(self, channel: EmailChannel, message: Message) -> Attempt:
         if not self._smtp_url:
@@ -151,7 +196,10 @@ class Channels:
                 timeout=self._timeout_s,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            return Attempt("failed", error=str(exc)[:500])
+            refused = ", ".join(f"{r.recipient} ({r.code})" for r in exc.recipients)
+            return Attempt("failed", error=f"SMTPRecipientsRefused: {refused}"[:500])
+        except aiosmtplib.SMTPResponseException as exc:
+            return Attempt("retry", error=f"{type(exc).__name__}: SMTP {exc.code}")
         except (aiosmtplib.SMTPException, OSError) as exc:
-            return Attempt("retry", error=f"{type(exc).__name__}: {exc}"[:500])
+            return Attempt("retry", error=type(exc).__name__)
         return Attempt("delivered")
