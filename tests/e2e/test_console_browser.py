@@ -100,7 +100,7 @@ class TestSignIn:
 
     def test_the_proxy_needs_a_session_and_forwards_no_operator_route(self, console: str, demo: Workspace) -> None:
         assert httpx.get(f"{console}/api/reporting/v1/workspaces/{demo.id}/usage").status_code == 401
-        cookies = {"opsmeter_session": demo.token}
+        cookies = httpx.post(f"{console}/api/session", json={"token": demo.token}, headers={"Origin": console}).cookies
         assert httpx.post(f"{console}/api/gateway/v1/admin/workspaces", cookies=cookies, json={}).status_code == 404
         other = httpx.post(
             f"{console}/api/policy/v1/workspaces/{demo.id}/budgets",
@@ -383,6 +383,32 @@ class TestSettings:
         row.get_by_text("revoked").wait_for()
         revoked = Workspace(stack, ws.id, key, ws.token)
         eventually(lambda: revoked.ingest().status_code == 401, "the revoked key is refused (gateway cache: 5 s)")
+
+    def test_the_owner_revokes_a_member_token_and_its_session_ends(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        owner = browser.page()
+        sign_in(owner, console, ws.token)
+        owner.get_by_role("link", name="Settings").click()
+        owner.get_by_label("Token name").fill("contractor")
+        owner.get_by_role("button", name="Issue token").click()
+        token = owner.get_by_test_id("new-admin-token").inner_text()
+        member = browser.page()
+        sign_in(member, console, token)
+        member.get_by_role("link", name="Settings").click()
+        member.get_by_text("settings are read-only").wait_for()
+
+        owner.reload()
+        row = owner.get_by_role("row").filter(has_text="contractor")
+        row.get_by_role("button", name="Revoke").click()
+        row.get_by_text("revoked").wait_for()
+        screenshot(owner, "settings-token-revoked")
+        member.get_by_role("link", name="Overview").click()  # its next request meets the ended session
+        member.get_by_role("status").filter(has_text="Your session ended").wait_for()
+        member.get_by_label("Admin token").wait_for()
+        screenshot(member, "sign-in-session-ended")
+        browser.errors[:] = [e for e in browser.errors if "401" not in e]
 
 
 class TestBilling:

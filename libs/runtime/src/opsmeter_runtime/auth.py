@@ -184,12 +184,25 @@ class CredentialStore:
         matches = hmac.compare_digest(sha256_hex(secret).encode(), stored_hash.encode())
         if not record or not matches or record.get("revoked") == "1" or record.get("kind") != kind:
             return None
+        if kind == "admin_token" and _stale_use(record.get("last_used_at")):
+            # Ingest keys are touched by CachedCredentials; admin tokens are checked here on every call.
+            await self.touch(credential_id)
         return Principal(
             workspace_id=record["workspace_id"],
             credential_id=credential_id,
             kind=kind,
             role=record["role"],  # type: ignore[arg-type]
         )
+
+
+def _stale_use(last_used_at: str | None, *, every_s: float = 60.0) -> bool:
+    """Whether a credential's ``last_used_at`` is older than ``every_s`` (written at most that often)."""
+    if not last_used_at:
+        return True
+    try:
+        return (datetime.now(UTC) - datetime.fromisoformat(last_used_at)).total_seconds() >= every_s
+    except ValueError:
+        return True
 
 
 def verify_operator_token(presented: str | None, expected_sha256: str | None) -> bool:
@@ -234,6 +247,8 @@ class CachedCredentials:
     ``stale_s`` keeps working while Redis is away (ingest fails open). Unknown credentials wait for Redis.
     """
 
+    MAX_ENTRIES = 100_000
+
     def __init__(self, store: CredentialStore, *, ttl_s: float = 5.0, stale_s: float = 3600.0) -> None:
         self._store = store
         self._ttl_s = ttl_s
@@ -258,9 +273,14 @@ class CachedCredentials:
         return await self._check(key, presented, kind)
 
     async def _check(self, key: str, presented: str, kind: Kind) -> Principal | None:
+        if parse_credential(presented) is None:
+            return None  # malformed: refused without Redis and never cached, so junk cannot fill the cache
         principal = await self._store.authenticate(presented, kind)
-        if len(self._entries) > 100_000:
-            self._entries.clear()
+        if len(self._entries) >= self.MAX_ENTRIES:
+            # Refusals go first: a flood of unknown keys must not evict the callers that fail open on a Redis stall.
+            self._entries = {k: v for k, v in self._entries.items() if v[1] is not None}
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
         self._entries[key] = (time.monotonic(), principal)
         if principal is not None:
             await self._store.touch(principal.credential_id)

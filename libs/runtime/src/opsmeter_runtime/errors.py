@@ -36,6 +36,11 @@ class NotFound(OpsmeterError):
     reason = "not_found"
 
 
+class Conflict(OpsmeterError):
+    status_code = 409
+    reason = "conflict"
+
+
 class InvalidRequest(OpsmeterError):
     status_code = 422
     reason = "invalid_payload"

@@ -8,6 +8,7 @@ from redis.exceptions import TimeoutError as RedisTimeout
 from opsmeter_runtime.auth import CachedCredentials, CredentialStore, Kind, Principal
 
 ALICE = Principal(workspace_id="ws_a", credential_id="k1", kind="api_key", role="owner")
+KEY = "om_live_k1_secret"
 
 
 class SlowStore:
@@ -15,6 +16,7 @@ class SlowStore:
 
     def __init__(self) -> None:
         self.answer: Principal | None = ALICE
+        self.known = {KEY}
         self.delay_s = 0.0
         self.down = False
         self.checks = 0
@@ -24,7 +26,7 @@ class SlowStore:
         await asyncio.sleep(self.delay_s)
         if self.down:
             raise RedisTimeout("Timeout reading from socket")
-        return self.answer
+        return self.answer if presented in self.known else None
 
     async def touch(self, credential_id: str) -> None:
         await asyncio.sleep(self.delay_s)
@@ -37,35 +39,54 @@ def _cache(store: SlowStore) -> CachedCredentials:
 async def test_a_known_caller_is_answered_at_once_while_redis_is_slow() -> None:
     store = SlowStore()
     cache = _cache(store)
-    assert await cache.authenticate("om_live_x", "api_key") == ALICE
+    assert await cache.authenticate(KEY, "api_key") == ALICE
     await asyncio.sleep(0.06)
     store.delay_s, store.down = 0.3, True
     async with asyncio.timeout(0.05):
-        assert await cache.authenticate("om_live_x", "api_key") == ALICE
+        assert await cache.authenticate(KEY, "api_key") == ALICE
         await asyncio.sleep(0)
-        assert await cache.authenticate("om_live_x", "api_key") == ALICE
+        assert await cache.authenticate(KEY, "api_key") == ALICE
     assert store.checks == 2  # one check in the background, not one per request
     await asyncio.sleep(0.35)
-    assert await cache.authenticate("om_live_x", "api_key") == ALICE  # verified within stale_s: fails open
+    assert await cache.authenticate(KEY, "api_key") == ALICE  # verified within stale_s: fails open
 
 
 async def test_a_revoked_key_is_refused_once_the_background_check_answers() -> None:
     store = SlowStore()
     cache = _cache(store)
-    assert await cache.authenticate("om_live_x", "api_key") == ALICE
+    assert await cache.authenticate(KEY, "api_key") == ALICE
     await asyncio.sleep(0.06)
     store.answer = None
-    assert await cache.authenticate("om_live_x", "api_key") == ALICE  # still within one check
+    assert await cache.authenticate(KEY, "api_key") == ALICE  # still within one check
     await asyncio.sleep(0.01)
-    assert await cache.authenticate("om_live_x", "api_key") is None
+    assert await cache.authenticate(KEY, "api_key") is None
 
 
 async def test_an_unknown_key_waits_for_redis_and_fails_when_it_is_away() -> None:
     store = SlowStore()
     store.down = True
     with pytest.raises(RedisTimeout):
-        await _cache(store).authenticate("om_live_new", "api_key")
+        await _cache(store).authenticate("om_live_new1_secret", "api_key")
 
 
 def test_the_store_has_what_the_cache_uses() -> None:
     assert {"authenticate", "touch"} <= set(dir(CredentialStore))
+
+
+async def test_a_flood_of_unknown_keys_does_not_evict_a_known_caller() -> None:
+    store = SlowStore()
+    cache = CachedCredentials(store, ttl_s=0.05)  # type: ignore[arg-type]
+    cache.MAX_ENTRIES = 50
+    assert await cache.authenticate(KEY, "api_key") == ALICE
+    for n in range(120):
+        assert await cache.authenticate(f"om_live_junk{n}_secret", "api_key") is None
+    await asyncio.sleep(0.06)
+    store.down = True  # Redis stalls: the known caller is still answered (fails open), not refused
+    assert await cache.authenticate(KEY, "api_key") == ALICE
+
+
+async def test_a_malformed_key_is_refused_without_asking_redis() -> None:
+    store = SlowStore()
+    store.down = True
+    assert await _cache(store).authenticate("not-a-key", "api_key") is None
+    assert store.checks == 0

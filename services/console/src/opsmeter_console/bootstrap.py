@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 from redis.asyncio import Redis
 
+from opsmeter_console.adapters.sessions import RedisSessions
 from opsmeter_console.adapters.upstream import upstream_client
 from opsmeter_console.config import ConsoleSettings
 from opsmeter_runtime.auth import CredentialStore
@@ -28,6 +29,10 @@ class ConsoleDeps:
     @property
     def credentials(self) -> CredentialStore:
         return CredentialStore(self.redis)
+
+    @property
+    def sessions(self) -> RedisSessions:
+        return RedisSessions(self.redis, max_age_s=self.settings.session_max_age_s)
 
     async def web_built(self) -> bool:
         return (self.settings.web_dir / "index.html").is_file()

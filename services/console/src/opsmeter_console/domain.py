@@ -21,8 +21,24 @@ def forwardable(path: str) -> bool:
     return ".." not in path and bool(_FORWARDABLE.match(path))
 
 
-def same_origin(origin: str | None, host: str | None) -> bool:
-    """A state-changing request must come from the console's own pages (SameSite=Strict is the first line)."""
+def same_origin(origin: str | None, host: str | None, fetch_site: str | None = None) -> bool:
+    """A state-changing request must come from the console's own pages (SameSite=Strict is the first line).
+
+    Browsers send ``Origin`` with every POST, PUT and DELETE; without it, a browser's ``Sec-Fetch-Site`` must say
+    same-origin. A request with neither is not a browser's, so it is not a forged one."""
     if origin is None:
-        return True
+        return fetch_site in (None, "same-origin", "none")
     return host is not None and urlsplit(origin).netloc == host
+
+
+def session_cookie(session_id: str, token: str) -> str:
+    """The cookie's value: the session id, then the admin token the services are called with."""
+    return f"{session_id}.{token}"
+
+
+def parse_session_cookie(value: str | None) -> tuple[str, str] | None:
+    """(session id, token) of a cookie, or None when it is not one this console set."""
+    session_id, dot, token = (value or "").partition(".")
+    if not dot or not session_id or not token:
+        return None
+    return session_id, token

@@ -53,10 +53,14 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     if assets.is_dir():
         app.mount("/assets", StaticFiles(directory=assets), name="assets")
 
+    headers = dict(SECURITY_HEADERS)
+    if settings.runtime.env == "prod":
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"  # prod is https only
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         answer = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             answer.headers.setdefault(name, value)
         return answer
 

@@ -1,7 +1,7 @@
 import pytest
 
 from opsmeter_console.config import ConsoleSettings
-from opsmeter_console.domain import forwardable, same_origin
+from opsmeter_console.domain import forwardable, parse_session_cookie, same_origin, session_cookie
 
 
 class TestForwardable:
@@ -42,6 +42,21 @@ class TestSameOrigin:
     def test_matching_origin_passes_and_another_site_does_not(self) -> None:
         assert same_origin("http://127.0.0.1:8090", "127.0.0.1:8090")
         assert not same_origin("https://evil.example", "127.0.0.1:8090")
+
+    def test_without_origin_a_browser_must_say_same_origin(self) -> None:
+        assert same_origin(None, "127.0.0.1:8090", "same-origin")
+        assert not same_origin(None, "127.0.0.1:8090", "cross-site")
+        assert not same_origin(None, "127.0.0.1:8090", "same-site")
+
+
+class TestSessionCookie:
+    def test_the_cookie_carries_the_session_id_then_the_token(self) -> None:
+        token = "om_adm_abc123def456_" + "0" * 48
+        assert parse_session_cookie(session_cookie("s3ss-10n_id", token)) == ("s3ss-10n_id", token)
+
+    @pytest.mark.parametrize("value", [None, "", "om_adm_abc123def456_00", ".om_adm_x_y", "sid."])
+    def test_a_bare_token_or_a_broken_cookie_is_no_session(self, value: str | None) -> None:
+        assert parse_session_cookie(value) is None
 
 
 class TestSettings:

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { Navigate, NavLink, Route, Routes, useNavigate } from "react-router-dom";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { api, session as sessions, setWorkspace, type Session } from "./api/client";
+import { api, SESSION_ENDED, session as sessions, setWorkspace, type Session } from "./api/client";
 import type { DataMode } from "./api/types";
 import { WorkspaceContext, type Workspace } from "./context";
 import { Notices } from "./components/Notices";
@@ -28,7 +28,16 @@ export function App() {
 }
 
 function SignedInApp() {
+  const client = useQueryClient();
   const who = useQuery({ queryKey: ["session"], queryFn: sessions.current, staleTime: 60_000 });
+  useEffect(() => {
+    const ended = () => {
+      client.setQueryData(["session"], null);
+      client.removeQueries({ predicate: (q) => q.queryKey[0] !== "session" });
+    };
+    window.addEventListener(SESSION_ENDED, ended);
+    return () => window.removeEventListener(SESSION_ENDED, ended);
+  }, [client]);
   if (who.isPending) return <Loading what="your session" />;
   if (!who.data) {
     return (

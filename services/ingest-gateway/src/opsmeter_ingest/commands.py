@@ -24,8 +24,8 @@ from opsmeter_contracts.topics import Topics
 from opsmeter_ingest.adapters.otel_attributes import OtelAttributeStore
 from opsmeter_ingest.otlp.mapping import AttributeNames
 from opsmeter_ingest.ports import PriceBook
-from opsmeter_runtime.auth import CredentialStore, IssuedCredential, Principal, issue_credential, new_id
-from opsmeter_runtime.errors import Forbidden, NotFound, OpsmeterError
+from opsmeter_runtime.auth import CredentialStore, IssuedCredential, Principal, Role, issue_credential, new_id
+from opsmeter_runtime.errors import Conflict, Forbidden, NotFound, OpsmeterError
 from opsmeter_runtime.kafka import EventPublisher
 from opsmeter_runtime.projections import WorkspacePricesProjection
 
@@ -142,6 +142,27 @@ async def _own_api_key(admin: Principal, key_id: str, credentials: CredentialSto
     return record
 
 
+async def _revoke(
+    admin: Principal,
+    credential_id: str,
+    *,
+    publisher: EventPublisher,
+    credentials: CredentialStore,
+    reason: Literal["revoked", "rotated"],
+) -> None:
+    """Durable on Kafka first, then in the projection: every service refuses it on its next check."""
+    now = datetime.now(UTC)
+    await publisher.publish(
+        Topics.WORKSPACES,
+        CredentialRevoked.new(
+            admin.workspace_id,
+            CredentialRevokedPayload(credential_id=credential_id, revoked_by=admin.credential_id, reason=reason),
+            at=now,
+        ),
+    )
+    await credentials.revoke(credential_id, revoked_at=now)
+
+
 async def revoke_api_key(
     admin: Principal,
     key_id: str,
@@ -152,16 +173,7 @@ async def revoke_api_key(
 ) -> dict[str, str]:
     """Revoke an ingest key of the admin's own workspace; every gateway refuses it within its cache TTL."""
     record = await _own_api_key(admin, key_id, credentials)
-    now = datetime.now(UTC)
-    await publisher.publish(
-        Topics.WORKSPACES,
-        CredentialRevoked.new(
-            admin.workspace_id,
-            CredentialRevokedPayload(credential_id=key_id, revoked_by=admin.credential_id, reason=reason),
-            at=now,
-        ),
-    )
-    await credentials.revoke(key_id, revoked_at=now)
+    await _revoke(admin, key_id, publisher=publisher, credentials=credentials, reason=reason)
     return record
 
 
@@ -242,6 +254,52 @@ async def create_admin_token(
         raise Forbidden("only the workspace owner issues admin and member tokens")
     token = issue_credential("admin_token", role)
     await _issue_by(owner, token, name=name, publisher=publisher, credentials=credentials)
+    return token
+
+
+ADMIN_ROLES: dict[str, Role] = {"owner": "owner", "admin": "admin", "member": "member"}
+
+
+async def _own_admin_token(owner: Principal, token_id: str, credentials: CredentialStore) -> dict[str, str]:
+    """The stored record of an owner, admin or member token of the owner's own workspace."""
+    if owner.role != "owner":
+        raise Forbidden("only the workspace owner lists, rotates and revokes admin and member tokens")
+    record = await credentials.get(token_id)
+    if (
+        record.get("workspace_id") != owner.workspace_id
+        or record.get("kind") != "admin_token"
+        or record.get("role") not in ADMIN_ROLES
+    ):
+        raise NotFound("no such admin token in this workspace")
+    return record
+
+
+async def list_admin_tokens(owner: Principal, credentials: CredentialStore) -> list[dict[str, str]]:
+    """The workspace's owner, admin and member tokens (ids, names and dates; never a secret or its hash)."""
+    if owner.role != "owner":
+        raise Forbidden("only the workspace owner lists admin and member tokens")
+    records = await credentials.list_for_workspace(owner.workspace_id)
+    return [r for r in records if r.get("kind") == "admin_token"]
+
+
+async def revoke_admin_token(
+    owner: Principal, token_id: str, *, publisher: EventPublisher, credentials: CredentialStore
+) -> None:
+    """An admin or member token stops working at once: admin tokens are checked uncached by every service."""
+    record = await _own_admin_token(owner, token_id, credentials)
+    if record.get("role") == "owner":
+        raise Conflict("an owner token is rotated, not revoked: the workspace would be left without an owner")
+    await _revoke(owner, token_id, publisher=publisher, credentials=credentials, reason="revoked")
+
+
+async def rotate_admin_token(
+    owner: Principal, token_id: str, *, publisher: EventPublisher, credentials: CredentialStore
+) -> IssuedCredential:
+    """A new token with the old one's role and name; the old one is revoked (the owner's own one too)."""
+    record = await _own_admin_token(owner, token_id, credentials)
+    token = issue_credential("admin_token", ADMIN_ROLES[record.get("role", "")])
+    await _issue_by(owner, token, name=record.get("name", ""), publisher=publisher, credentials=credentials)
+    await _revoke(owner, token_id, publisher=publisher, credentials=credentials, reason="rotated")
     return token
 
 

@@ -2,12 +2,20 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Cookie, Header, Request, Response
+from fastapi import APIRouter, Cookie, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsmeter_console.adapters.upstream import forward
-from opsmeter_console.api.deps import Deps, Session
-from opsmeter_console.domain import REQUEST_HEADERS, RESPONSE_HEADERS, SESSION_COOKIE, forwardable, same_origin
+from opsmeter_console.api.deps import Deps, Session, signed_in
+from opsmeter_console.domain import (
+    REQUEST_HEADERS,
+    RESPONSE_HEADERS,
+    SESSION_COOKIE,
+    forwardable,
+    parse_session_cookie,
+    same_origin,
+    session_cookie,
+)
 from opsmeter_console.errors import NotForwarded, UpstreamUnavailable
 from opsmeter_runtime.auth import Principal
 from opsmeter_runtime.errors import Forbidden, Unauthorized
@@ -28,21 +36,33 @@ def _who(principal: Principal) -> dict[str, str]:
     return {"workspaceId": principal.workspace_id, "role": principal.role}
 
 
+def _from_own_pages(request: Request) -> bool:
+    headers = request.headers
+    return same_origin(headers.get("origin"), headers.get("host"), headers.get("sec-fetch-site"))
+
+
+def _secure(deps: Deps, request: Request) -> bool:
+    """Secure in prod, and whenever the page was served over https (behind a proxy that says so)."""
+    return deps.settings.secure_cookie or request.url.scheme == "https"
+
+
 @router.post("/session")
 async def sign_in(body: SignInBody, deps: Deps, request: Request) -> Response:
-    if not same_origin(request.headers.get("origin"), request.headers.get("host")):
+    if not _from_own_pages(request):
         raise Forbidden("cross-origin sign-in refused")
-    principal = await deps.credentials.authenticate(body.token, "admin_token")
+    token = body.token.strip()
+    principal = await deps.credentials.authenticate(token, "admin_token")
     if principal is None:
         raise Unauthorized("that admin token is not valid (an om_adm_... token of the owner, an admin or a member)")
+    session_id = await deps.sessions.open(principal)
     answer = json_response({"signedIn": True, **_who(principal)})
     answer.set_cookie(
         SESSION_COOKIE,
-        body.token.strip(),
+        session_cookie(session_id, token),
         max_age=deps.settings.session_max_age_s,
         httponly=True,
         samesite="strict",
-        secure=deps.settings.secure_cookie,
+        secure=_secure(deps, request),
         path="/",
     )
     log.info("console_signed_in", workspace_id=principal.workspace_id, role=principal.role)
@@ -52,16 +72,24 @@ async def sign_in(body: SignInBody, deps: Deps, request: Request) -> Response:
 @router.get("/session")
 async def whoami(deps: Deps, session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None) -> Response:
     """Who is signed in; ``signedIn: false`` (not a 401) so the sign-in page loads without an error."""
-    principal = await deps.credentials.authenticate(session, "admin_token") if session else None
-    if principal is None:
+    found = await signed_in(deps, session)
+    if found is None:
         return json_response({"signedIn": False})
-    return json_response({"signedIn": True, **_who(principal)})
+    return json_response({"signedIn": True, **_who(found.principal)})
 
 
 @router.delete("/session")
-async def sign_out(deps: Deps) -> Response:
+async def sign_out(
+    deps: Deps, request: Request, session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None
+) -> Response:
+    """Ends the session in Redis too: a copy of the cookie stops working with it."""
+    if not _from_own_pages(request):
+        raise Forbidden("cross-origin sign-out refused")
+    parsed = parse_session_cookie(session)
+    if parsed is not None:
+        await deps.sessions.close(parsed[0])
     answer = Response(status_code=204)
-    answer.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=deps.settings.secure_cookie)
+    answer.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(deps, request))
     return answer
 
 
@@ -72,12 +100,11 @@ async def proxy(
     request: Request,
     session: Session,
     deps: Deps,
-    origin: Annotated[str | None, Header()] = None,
 ) -> Response:
     base = deps.settings.upstreams.get(service)
     if base is None or not forwardable(path):
         raise NotForwarded(f"/api/{service}/{path} is not a console route")
-    if request.method != "GET" and not same_origin(origin, request.headers.get("host")):
+    if request.method != "GET" and not _from_own_pages(request):
         raise Forbidden("cross-origin request refused")
     headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}
     headers["Authorization"] = f"Bearer {session.token}"

@@ -81,6 +81,9 @@ export interface Options<Q, B> {
 /** Set from the moment sign-out starts until the next sign-in: no API request leaves the page without a session
  * (a query still mounted, or a page the sign-out's navigation mounts, would only get 401s). */
 let signedOut = false;
+/** Set when the server ended the session (its age, a sign-out elsewhere, a revoked token): the sign-in page says so. */
+let ended = false;
+export const SESSION_ENDED = "opsmeter:session-ended";
 
 async function call<R>(method: string, service: string, path: string, opts: Options<unknown, unknown>): Promise<R> {
   if (signedOut) throw new ApiError(401, { reason: "unauthorized", message: "signed out" });
@@ -92,6 +95,12 @@ async function call<R>(method: string, service: string, path: string, opts: Opti
     headers: { ...(opts.body !== undefined ? { "Content-Type": "application/json" } : {}), ...(opts.headers ?? {}) },
     body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
   });
+  if (answer.status === 401 && !signedOut) {
+    // The proxy answers 401 only without a live session: stop every other request and go to the sign-in page.
+    signedOut = true;
+    ended = true;
+    window.dispatchEvent(new Event(SESSION_ENDED));
+  }
   return parse<R>(answer);
 }
 
@@ -135,7 +144,12 @@ export const session = {
       }),
     );
     signedOut = false;
+    ended = false;
     return who;
+  },
+  /** Whether the server ended the last session (not a sign-out on this page). */
+  ended(): boolean {
+    return ended;
   },
   async signOut(): Promise<void> {
     signedOut = true;

@@ -167,6 +167,17 @@ export interface ApiKey {
   revokedAt: string | null;
 }
 
+export interface AdminToken {
+  adminTokenId: string;
+  prefix: string;
+  role: "owner" | "admin" | "member";
+  name: string;
+  createdAt: string | null;
+  lastUsedAt: string | null;
+  revoked: boolean;
+  revokedAt: string | null;
+}
+
 export interface WorkspacePlan {
   workspaceId: string;
   planTier: PlanTier;
@@ -313,10 +324,13 @@ export interface Answers {
     "post /v1/billing/subscription/change-plan": ChangePlanAnswer;
   };
   gateway: {
+    "delete /v1/workspaces/{workspace_id}/admin-tokens/{token_id}": null;
     "delete /v1/workspaces/{workspace_id}/api-keys/{key_id}": null;
+    "get /v1/workspaces/{workspace_id}/admin-tokens": { adminTokens: AdminToken[] };
     "get /v1/workspaces/{workspace_id}/api-keys": { apiKeys: ApiKey[] };
     "get /v1/workspaces/{workspace_id}/status": WorkspaceStatus;
     "post /v1/workspaces/{workspace_id}/admin-tokens": { adminToken: string; role: string };
+    "post /v1/workspaces/{workspace_id}/admin-tokens/{token_id}/rotate": { adminToken: string; role: string; rotatedFrom: string };
     "post /v1/workspaces/{workspace_id}/api-keys": { apiKey: string };
     "post /v1/workspaces/{workspace_id}/api-keys/{key_id}/rotate": { apiKey: string };
   };

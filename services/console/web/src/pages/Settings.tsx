@@ -397,22 +397,72 @@ function ApiKeys() {
 
 function MemberTokens() {
   const { session } = useWorkspace();
+  const client = useQueryClient();
+  const owner = session.role === "owner";
+  const q = useQuery({
+    queryKey: ["admin-tokens", session.workspaceId],
+    queryFn: () => api.get("gateway", "/v1/workspaces/{workspace_id}/admin-tokens"),
+    enabled: owner,
+  });
   const [role, setRole] = useState<"admin" | "member">("member");
   const [name, setName] = useState("");
+  const [shown, setShown] = useState<{ role: string; token: string; own: boolean } | null>(null);
+  const refresh = () => client.invalidateQueries({ queryKey: ["admin-tokens"] });
   const create = useMutation({
     mutationFn: () => api.post("gateway", "/v1/workspaces/{workspace_id}/admin-tokens", { body: { role, name } }),
+    onSuccess: (d) => { setShown({ role: d.role, token: d.adminToken, own: false }); setName(""); refresh(); },
   });
+  const rotate = useMutation({
+    mutationFn: (id: string) => api.post("gateway", "/v1/workspaces/{workspace_id}/admin-tokens/{token_id}/rotate", { params: { token_id: id } }),
+    onSuccess: (d) => { setShown({ role: d.role, token: d.adminToken, own: d.role === "owner" }); refresh(); },
+  });
+  const revoke = useMutation({
+    mutationFn: (id: string) => api.delete("gateway", "/v1/workspaces/{workspace_id}/admin-tokens/{token_id}", { params: { token_id: id } }),
+    onSuccess: refresh,
+  });
+  const failed = [create, rotate, revoke].find((m) => m.isError);
   return (
-    <Section title="Members' tokens" note="Only the owner can issue tokens: admin (may change settings) or member (read-only). Shown once.">
-      {session.role !== "owner" ? <p className="muted small">Signed in as {session.role}: ask the owner for a token.</p> : (
-        <form className="row" onSubmit={(e) => { e.preventDefault(); create.mutate(); }}>
-          <select aria-label="Token role" value={role} onChange={(e) => setRole(e.target.value as "admin" | "member")}><option value="member">member</option><option value="admin">admin</option></select>
-          <input aria-label="Token name" placeholder="name" value={name} onChange={(e) => setName(e.target.value)} />
-          <button className="primary" type="submit">Issue token</button>
-        </form>
+    <Section title="Members' tokens" note="Only the owner issues, rotates and revokes tokens: admin (may change settings) or member (read-only). A token is shown once; a revoked one stops working at once.">
+      {!owner ? <p className="muted small">Signed in as {session.role}: ask the owner for a token.</p> : (
+        <>
+          {shown && (
+            <div className="confirm" role="alert">
+              <p><strong>New {shown.role} token; copy it now, it is not shown again:</strong></p>
+              <code className="secret" data-testid="new-admin-token">{shown.token}</code>{" "}
+              <button type="button" onClick={() => setShown(null)}>Done</button>
+              {shown.own && <p className="small">Your old owner token no longer works: sign in again with this one.</p>}
+            </div>
+          )}
+          <Query q={q} what="the tokens">
+            {(d) => (
+              <div className="scroll"><table className="table">
+                <thead><tr><th>Token</th><th>Role</th><th>Name</th><th>Created</th><th>Last used</th><th></th></tr></thead>
+                <tbody>
+                  {d.adminTokens.map((t) => (
+                    <tr key={t.adminTokenId} className={t.revoked ? "revoked" : ""}>
+                      <td><code>{t.prefix}…</code></td>
+                      <td>{t.role}</td>
+                      <td>{t.name || "—"}</td>
+                      <td><Time iso={t.createdAt} /></td>
+                      <td>{t.revoked ? <>revoked <Time iso={t.revokedAt} /></> : <Time iso={t.lastUsedAt} />}</td>
+                      <td>{!t.revoked && <>
+                        <button type="button" onClick={() => rotate.mutate(t.adminTokenId)}>Rotate</button>{" "}
+                        {t.role !== "owner" && <button type="button" className="danger" onClick={() => revoke.mutate(t.adminTokenId)}>Revoke</button>}
+                      </>}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table></div>
+            )}
+          </Query>
+          <form className="row" onSubmit={(e) => { e.preventDefault(); create.mutate(); }}>
+            <select aria-label="Token role" value={role} onChange={(e) => setRole(e.target.value as "admin" | "member")}><option value="member">member</option><option value="admin">admin</option></select>
+            <input aria-label="Token name" placeholder="name" value={name} onChange={(e) => setName(e.target.value)} />
+            <button className="primary" type="submit">Issue token</button>
+          </form>
+        </>
       )}
-      {create.isSuccess && <div className="confirm"><p>New {create.data.role} token (shown once):</p><code className="secret">{create.data.adminToken}</code></div>}
-      {create.isError && <p className="error">{errorText(create.error)}</p>}
+      {failed && <p className="error">{errorText(failed.error)}</p>}
     </Section>
   );
 }

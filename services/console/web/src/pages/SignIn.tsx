@@ -31,6 +31,7 @@ export function SignIn() {
         <p className="muted">Sign in with a workspace admin token (owner, admin or member). It stays in an httpOnly session cookie.</p>
         <label htmlFor="token">Admin token</label>
         <input id="token" type="password" autoComplete="off" placeholder="om_adm_…" value={token} onChange={(e) => setToken(e.target.value)} required />
+        {!error && session.ended() && <p className="notice" role="status">Your session ended (it expired, you signed out elsewhere, or the token was revoked). Sign in again.</p>}
         {error && <p className="error" role="alert">{error}</p>}
         <button className="primary" type="submit" disabled={busy || !token.trim()}>{busy ? "Signing in…" : "Sign in"}</button>
         <p className="muted small">No token yet? <code>opsmeter demo</code> or <code>opsmeter workspace create</code> prints one. <a href="/compare">Compare Opsmeter</a> · <a href="/guides/ai-cost-spike">AI cost spike guide</a></p>

@@ -193,8 +193,25 @@ class KeyList(_Answer):
 class IssuedAdminToken(_Answer):
     admin_token_id: str = Field(alias="adminTokenId")
     admin_token: str = Field(alias="adminToken")
-    role: Literal["admin", "member"]
+    role: Literal["owner", "admin", "member"]
     name: str
+    rotated_from: str | None = Field(default=None, alias="rotatedFrom")
+
+
+class AdminTokenInfo(_Answer):
+    admin_token_id: str = Field(alias="adminTokenId")
+    prefix: str
+    role: Literal["owner", "admin", "member"]
+    name: str
+    created_at: str | None = Field(alias="createdAt")
+    last_used_at: str | None = Field(alias="lastUsedAt")
+    revoked: bool
+    revoked_at: str | None = Field(alias="revokedAt")
+
+
+class AdminTokenList(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    admin_tokens: list[AdminTokenInfo] = Field(alias="adminTokens")
 
 
 class DeletionRequested(_Answer):
