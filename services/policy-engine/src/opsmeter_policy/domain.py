@@ -387,11 +387,15 @@ def observe_unit_cost(rule: UnitCostRule, window: UnitCostWindow, totals: Mappin
     cost = sum(totals.get(unit_cost_bucket(rule, m, "cost"), 0) for m in window.minutes)
     requests = sum(totals.get(unit_cost_bucket(rule, m, "requests"), 0) for m in window.minutes)
     tokens = sum(totals.get(unit_cost_bucket(rule, m, "tokens"), 0) for m in window.minutes)
+    # Compared as exact totals, not as the rounded-down average: 3 requests costing 3,002 µ$ are above a
+    # 1,000 µ$ maximum although their average shows as 1,000.
     if rule.metric == "cost_per_request":
         observed = cost // requests if requests else 0
+        above = requests > 0 and cost > rule.max_micro_usd * requests
     else:
         observed = cost * 1000 // tokens if tokens else 0
-    breached = requests >= rule.min_requests and observed > rule.max_micro_usd
+        above = tokens > 0 and cost * 1000 > rule.max_micro_usd * tokens
+    breached = requests >= rule.min_requests and above
     return UnitCostObservation(observed, requests, breached)
 
 

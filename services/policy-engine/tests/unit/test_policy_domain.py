@@ -168,6 +168,15 @@ class TestUnitCost:
         seen = observe_unit_cost(rule, window, totals)
         assert (seen.observed_micro_usd, seen.requests, seen.breached) == (600, 2, True)
 
+    def test_an_average_a_fraction_above_the_max_breaches(self) -> None:
+        rule = UnitCostRule(rule_id="r", metric="cost_per_request", max_micro_usd=1_000, window_seconds=60)
+        window = unit_cost_window(rule, NOW)
+        minute = window.minutes[-1]
+        above = {f"uc:r:{minute}:cost": 3_002, f"uc:r:{minute}:requests": 3}
+        assert observe_unit_cost(rule, window, above).breached  # 1,000.67 µ$ per request
+        at = {f"uc:r:{minute}:cost": 3_000, f"uc:r:{minute}:requests": 3}
+        assert not observe_unit_cost(rule, window, at).breached
+
 
 class TestSwitches:
     def test_kill_switch_and_enforcement_changes_are_decisions(self) -> None:
