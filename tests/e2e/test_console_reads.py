@@ -1,5 +1,8 @@
-"""The reads added for the console: the stacked cost series and the raw events behind a driver."""
+"""The reads added for the console: the stacked cost series and the raw events behind a driver, and what the
+Overview shows of them."""
 
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -7,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningStack
-from tests.e2e.console_browser import Workspace, eventually
+from tests.e2e.console_browser import Browser, Workspace, eventually, open_browser, screenshot, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +86,40 @@ class TestRawEvents:
             headers=loaded.auth,
         )
         assert answer.status_code == 422
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from open_browser()
+
+
+class TestOverview:
+    def test_day_bars_are_named_by_their_utc_day_and_unpriced_calls_are_named(
+        self, browser: Browser, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        settings = httpx.get(f"{stack.url('alerting')}/v1/workspaces/{ws.id}/alerts/settings", headers=ws.auth)
+        saved = httpx.put(
+            f"{stack.url('alerting')}/v1/workspaces/{ws.id}/alerts/settings",
+            json={**settings.json(), "schedule": {**settings.json()["schedule"], "timezone": "America/Los_Angeles"}},
+            headers=ws.auth,
+        )
+        assert saved.status_code == 200, saved.text
+        noon = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=2)
+        for model in ("gpt-4o-mini", "acme-unlisted-1"):
+            assert ws.ingest(model=model, timestamp=noon.isoformat()).status_code == 202
+        eventually(lambda: ws.usage(**{"from": noon.isoformat()})["totals"]["requests"] == 2, "both calls stored")
+
+        page = browser.page()
+        with page.expect_response(lambda r: r.url.endswith("/alerts/settings")):  # the workspace's time zone
+            sign_in(page, stack.url("console"), ws.token)
+        notice = page.get_by_test_id("unpriced-calls")
+        notice.wait_for()
+        assert "1 call in this period used a model with no price" in notice.inner_text()
+        assert f"/v1/workspaces/{ws.id}/prices/unpriced" in notice.inner_text()
+        chart = page.get_by_role("img", name="Cost over time")
+        # The bar of the UTC day, not of the Los Angeles day its 00:00 UTC start falls in (the day before).
+        chart.locator("text", has_text=re.compile(rf"^{noon:%b} {noon.day}$")).wait_for()
+        day_before = noon - timedelta(days=1)
+        assert chart.locator("text", has_text=re.compile(rf"^{day_before:%b} {day_before.day}$")).count() == 0
+        screenshot(page, "overview-unpriced-calls")

@@ -80,6 +80,21 @@ class TestRetentionWindow:
         assert (usage_since(pro, 30)["retentionWindowApplied"], usage_since(pro, 30)["rawRetentionDays"]) == (False, 90)
 
 
+class TestUnpricedCalls:
+    def test_usage_counts_the_calls_no_price_covered(self, stack: RunningStack) -> None:
+        ws = stack.create_workspace("starter")
+        now = datetime.now(UTC).replace(microsecond=0)
+        send(stack, ws, now - timedelta(minutes=20), model="acme-unlisted-1")
+        send(stack, ws, now - timedelta(minutes=10))
+        eventually(lambda: get(stack, ws, "usage").json()["totals"]["requests"] == 2, timeout=20)
+
+        totals = get(stack, ws, "usage").json()["totals"]
+
+        assert totals["unpricedRequests"] == 1, "a $0 call to an unpriced model is not silent"
+        listed = get(stack, ws, "prices/unpriced").json()["models"]
+        assert [(m["model"], m["requests"]) for m in listed] == [("acme-unlisted-1", 1)]
+
+
 class TestBudgetHistory:
     def test_the_board_pack_lists_budget_and_policy_decisions(self, stack: RunningStack) -> None:
         from tests.e2e.test_policy_budgets import Workspace

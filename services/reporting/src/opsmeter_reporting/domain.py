@@ -124,6 +124,8 @@ class UsageRow:
     reported_requests: int = 0
     computed_where_reported_micro_usd: int = 0
     """The computed cost of the requests that reported one: the reported cost's counterpart."""
+    unpriced_requests: int = 0
+    """Calls no price covered (stored at $0 computed) and not re-priced since."""
 
 
 def parse_range_bound(value: str, *, end: bool) -> datetime:
@@ -193,6 +195,12 @@ def read_plan(window: UsageWindow) -> list[Segment]:
 
 Dimension = Literal["model", "provider", "endpointTag", "userId", "promptVersion"]
 DIMENSIONS: tuple[Dimension, ...] = ("model", "provider", "endpointTag", "userId", "promptVersion")
+
+
+def round_half_up(value: Fraction) -> int:
+    """To the nearest integer, halves away from zero (ADR 8), as ``Decimal``'s ``ROUND_HALF_UP`` does."""
+    magnitude = (2 * abs(value.numerator) + value.denominator) // (2 * value.denominator)
+    return -magnitude if value < 0 else magnitude
 
 
 @dataclass(frozen=True)
@@ -452,8 +460,9 @@ RETENTION: dict[PlanTier, Retention] = {
 
 
 def retention_applied(window: UsageWindow, retention: Retention, *, now: datetime) -> bool:
-    """Whether the range starts before the raw window (older detail is gone or only in summaries)."""
-    return window.start < floor_to(now, DAY) - timedelta(days=retention.raw_days)
+    """Whether the range starts before the raw window (older detail is gone or only in summaries): a raw row
+    expires ``raw_days`` after its own time, not after its day."""
+    return window.start < now - timedelta(days=retention.raw_days)
 
 
 # --- weekly executive report -----------------------------------------------------------------------

@@ -42,7 +42,7 @@ async def two_workspaces(store: ClickHouseTelemetryStore, unique: str) -> tuple[
     at = NOW - timedelta(hours=2)
     await store.append([build_telemetry(a, cost=10 + i, at=at, model="model-of-a") for i in range(3)])
     await store.append([build_telemetry(b, cost=1000, at=at, model=B_MODEL, user_id="user-of-b") for _ in range(2)])
-    await store.rebuild(UsageWindow(NOW - timedelta(days=1), NOW))
+    await store.rebuild(UsageWindow(NOW - timedelta(days=1), NOW), now=NOW)
     spike = SpikeDetected(
         event_id=uuid.uuid4(),
         workspace_id=b,

@@ -175,7 +175,9 @@ class TestRebuild:
         ]
         await clickhouse.insert("llm_requests_hourly", drifted, _ROLLUP_COLUMNS)
 
-        events = await store.rebuild(UsageWindow(PREVIOUS.start, CURRENT.end + timedelta(seconds=1)), ws)
+        events = await store.rebuild(
+            UsageWindow(PREVIOUS.start, CURRENT.end + timedelta(seconds=1)), ws, now=datetime.now(UTC)
+        )
 
         assert events == len(batch)
         raw_cost = sum(e.payload.cost_micro_usd for e in batch)

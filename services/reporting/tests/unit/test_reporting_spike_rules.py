@@ -146,7 +146,13 @@ class TestWindows:
     def test_retention_window_applied_before_the_raw_window(self) -> None:
         now = T0 + timedelta(hours=5)
         assert retention_applied(UsageWindow(T0 - timedelta(days=15), now), Retention(14, 90), now=now)
-        assert not retention_applied(UsageWindow(T0 - timedelta(days=14), now), Retention(14, 90), now=now)
+        assert not retention_applied(UsageWindow(now - timedelta(days=14), now), Retention(14, 90), now=now)
+
+    def test_a_range_starting_earlier_today_fourteen_days_ago_lost_rows_and_says_so(self) -> None:
+        # Raw rows expire 14 days after their own time: at 05:00 those before 05:00 fourteen days ago are gone.
+        now = T0 + timedelta(hours=5)
+        assert retention_applied(UsageWindow(T0 - timedelta(days=14), now), Retention(14, 90), now=now)
+        assert retention_applied(UsageWindow(now - timedelta(days=14, seconds=1), now), Retention(14, 90), now=now)
 
 
 class TestPlansAndQuality:

@@ -26,7 +26,8 @@ export interface Usage extends RetentionNotice {
   to: string;
   groupBy: string;
   dataMode: DataMode;
-  totals: Omit<UsageRow, "key">;
+  /** `unpricedRequests`: calls stored at $0 because no price covered their model (and not re-priced since). */
+  totals: Omit<UsageRow, "key"> & { unpricedRequests: number };
   rows: UsageRow[];
   /** Events the gateway refused in the window, by reason, across data modes (to the hour). */
   rejections: { total: number; rateLimited: number; invalidPayload: number; planLimitReached: number; budgetExceeded: number };

@@ -79,6 +79,7 @@ export function Overview({ status }: { status: WorkspaceStatus | undefined }) {
         <>
           <Kpis usage={current.data!} before={before.data} errors={series.data?.totals.errors ?? null} errorsBefore={seriesBefore.data?.totals.errors ?? null} />
           <Refused rejections={current.data!.rejections} />
+          <Unpriced totals={current.data!.totals} workspaceId={session.workspaceId} />
           <RetentionNotice answers={[current.data, before.data]} />
         </>
       )}
@@ -141,6 +142,22 @@ function Refused({ rejections: r }: { rejections: Usage["rejections"] }) {
   );
 }
 
+/** Calls to models no price covered count at $0 (ADR 57): say how many, and where to list and price them. */
+function Unpriced({ totals, workspaceId }: { totals: Usage["totals"]; workspaceId: string }) {
+  const { dataMode } = useWorkspace();
+  const count = totals.unpricedRequests;
+  if (count === 0) return null;
+  const listing = `GET /v1/workspaces/${workspaceId}/prices/unpriced`;
+  return (
+    <p className="notice" role="status" data-testid="unpriced-calls">
+      <strong>{count.toLocaleString("en-US")} {count === 1 ? "call" : "calls"} in this period used a model with no price</strong>
+      {" "}and {count === 1 ? "counts" : "count"} as $0 in the spend below.
+      {" "}<a href={api.href("reporting", "/v1/workspaces/{workspace_id}/prices/unpriced", { dataMode })} target="_blank" rel="noopener">{listing}</a>
+      {" "}lists the models; set their prices with <code>PUT /v1/workspaces/{workspaceId}/prices</code> (workspace prices), then re-price the range.
+    </p>
+  );
+}
+
 function Kpis({ usage, before, errors, errorsBefore }: { usage: Usage; before: Usage | undefined; errors: number | null; errorsBefore: number | null }) {
   const t = usage.totals;
   const b = before?.totals;
@@ -171,7 +188,8 @@ function CostChart({ series, timeZone }: { series: Series; timeZone: string }) {
     for (const p of series.points) totals.set(p.key, (totals.get(p.key) ?? 0) + p.costMicroUsd);
     const keys = [...totals.keys()].sort((a, b) => totals.get(b)! - totals.get(a)!);
     const shown = keys.slice(0, 8);
-    const label = (at: string) => (series.bucket === "hour" ? dateTime(at, timeZone).replace(/^.*, /, "") : day(at, timeZone));
+    // Day buckets are UTC days (as in Reports): named in the workspace's zone, a UTC− zone would call each the day before.
+    const label = (at: string) => (series.bucket === "hour" ? dateTime(at, timeZone).replace(/^.*, /, "") : day(at, "UTC"));
     const valueOf = (key: string | null, at: string) =>
       series.points.filter((p) => p.at === at && (key === null ? !shown.includes(p.key) : p.key === key)).reduce((s, p) => s + p.costMicroUsd, 0) / 1e6;
     const stacks = [...shown.map((k) => ({ name: k || "unknown", key: k as string | null })), ...(keys.length > shown.length ? [{ name: "other", key: null }] : [])];

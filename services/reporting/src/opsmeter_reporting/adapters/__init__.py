@@ -111,10 +111,12 @@ class TelemetryStore(Protocol):
     ) -> list[tuple[date, Totals]]: ...
 
     async def delete_telemetry(self, workspace_id: str, data_mode: str, api_key_ids: Sequence[str] | None) -> None:
-        """Drop demo or test rows (all of the workspace's, or those of the given keys) and their rollups."""
+        """Drop demo or test rows (all of the workspace's, or those of the given keys), their rollups and the cost
+        corrections of those calls."""
 
-    async def rebuild(self, window: UsageWindow, workspace_id: str | None = None) -> int:
-        """Recompute hourly rollups and daily summaries of the whole UTC days covering ``window`` from raw."""
+    async def rebuild(self, window: UsageWindow, workspace_id: str | None = None, *, now: datetime) -> int:
+        """Recompute hourly rollups and daily summaries of the whole UTC days covering ``window`` from raw, for the
+        days raw still holds whole at ``now`` (ADR 30); answers the raw events of the days rebuilt."""
 
     async def tracking_facts(self, workspace_id: str, since: datetime) -> TrackingFacts: ...
 

@@ -67,6 +67,7 @@ CORRECTION_COLUMNS = (
     "event_id", "corrected_event_id", "repricing_id", "workspace_id", "occurred_at", "corrected_at", "data_mode",
     "provider", "model_normalized", "endpoint_tag", "user_id", "prompt_version", "had_reported_cost",
     "cost_delta_micro_usd", "computed_delta_micro_usd", "new_cost_micro_usd", "price_catalog_version", "price_row",
+    "retention_days",
 )  # fmt: skip
 REPRICING_COLUMNS = (
     "repricing_id", "workspace_id", "applied_at", "range_from", "range_to", "data_mode", "models",
@@ -151,18 +152,34 @@ def _segment_sql(segment: Segment, i: int) -> str:
                input_tokens, output_tokens, total_tokens, toInt64(cost_micro_usd) AS cost_micro_usd
         FROM {table}
         WHERE {scope} AND {column} >= {{start_{i}:{kind}}} AND {column} < {{end_{i}:{kind}}}
-        UNION ALL {_corrections_sql(period, f"toDateTime({corrected}, 'UTC')", corrected, kind, i)}"""  # noqa: S608
+        UNION ALL {
+        _corrections_sql(
+            period, f"toDateTime({corrected}, 'UTC')", corrected, kind, i, of_raw_rows=segment.grain == "hour"
+        )
+    }"""  # noqa: S608 - fixed fragments, bound values
 
 
-def _corrections_sql(period: str, ts: str, column: str, kind: str, i: int) -> str:
-    """The cost corrections of segment ``i`` as rows of no requests and no tokens: only the cost moves."""
+def _corrections_sql(period: str, ts: str, column: str, kind: str, i: int, *, of_raw_rows: bool = True) -> str:
+    """The cost corrections of segment ``i`` as rows of no requests and no tokens: only the cost moves.
+
+    Raw rows and hourly rollups expire together, so their segments count only corrections of calls raw still
+    holds; daily summaries outlive raw rows, and so do their corrections (the TTL of migration 0008)."""
+    scope = f"""workspace_id = {{workspace_id:String}} AND data_mode = {{data_mode:String}}
+          AND {column} >= {{start_{i}:{kind}}} AND {column} < {{end_{i}:{kind}}}"""
     return f"""
         SELECT {period}, {ts} AS ts, model_normalized AS model, provider, endpoint_tag, user_id, prompt_version,
                toUInt64(0) AS requests, toUInt64(0) AS input_tokens, toUInt64(0) AS output_tokens,
                toUInt64(0) AS total_tokens, cost_delta_micro_usd AS cost_micro_usd
         FROM llm_cost_corrections FINAL
-        WHERE workspace_id = {{workspace_id:String}} AND data_mode = {{data_mode:String}}
-          AND {column} >= {{start_{i}:{kind}}} AND {column} < {{end_{i}:{kind}}}"""  # noqa: S608
+        WHERE {scope} {f"AND {_of_stored_calls(scope)}" if of_raw_rows else ""}"""  # noqa: S608
+
+
+def _of_stored_calls(scope: str) -> str:
+    """Corrections whose call is among the raw rows of ``scope``: a correction of a call that expired or was
+    deleted must not move a sum that no longer holds the call."""
+    return f"""corrected_event_id IN (
+            SELECT event_id FROM llm_requests_raw
+            WHERE {scope} AND event_id IN (SELECT corrected_event_id FROM llm_cost_corrections WHERE {scope}))"""  # noqa: S608
 
 
 def _tiered(
@@ -305,9 +322,11 @@ class ClickHouseTelemetryStore:
         return {UUID(str(r["event_id"])): int(r["ingested_ms"]) for r in rows}
 
     async def append_corrections(self, events: Sequence[CostCorrected]) -> None:
-        """Store cost corrections (a correction stored twice counts once: reads use FINAL)."""
+        """Store cost corrections (a correction stored twice counts once: reads use FINAL), each kept as long as the
+        daily summaries of the call it corrects."""
         if not events:
             return
+        kept = await self._guard(self._summary_retention(events))
         rows = [
             [
                 e.event_id, e.payload.corrected_event_id, e.payload.repricing_id, e.workspace_id, e.occurred_at,
@@ -315,11 +334,31 @@ class ClickHouseTelemetryStore:
                 e.payload.endpoint_tag, e.payload.user_id, e.payload.prompt_version or "", e.payload.had_reported_cost,
                 e.payload.delta_micro_usd, e.payload.computed_delta_micro_usd, e.payload.new_cost_micro_usd,
                 e.payload.price_catalog_version, e.payload.price_row or "",
+                kept.get(e.payload.corrected_event_id, UNKNOWN_RETENTION.summary_days),
             ]
             for e in events
         ]  # fmt: skip
         async with self._writes:
             await self._guard(self._ch.insert("llm_cost_corrections", rows, CORRECTION_COLUMNS))
+
+    async def _summary_retention(self, events: Sequence[CostCorrected]) -> dict[UUID, int]:
+        """Corrected call id → the summary window its raw row was stored with (calls raw no longer holds: none)."""
+        rows = await self._ch.query(
+            """
+            SELECT event_id, max(summary_retention_days) AS days
+            FROM llm_requests_raw
+            WHERE workspace_id IN {workspaces:Array(String)}
+              AND toStartOfHour(occurred_at) IN {hours:Array(DateTime('UTC'))}
+              AND event_id IN {ids:Array(UUID)}
+            GROUP BY event_id
+            """,
+            {
+                "workspaces": sorted({e.workspace_id for e in events}),
+                "hours": sorted({floor_to(e.occurred_at, HOUR) for e in events}),
+                "ids": [e.payload.corrected_event_id for e in events],
+            },
+        )
+        return {UUID(str(r["event_id"])): int(r["days"]) for r in rows}
 
     async def stored_calls(
         self, workspace_id: str, window: UsageWindow, data_mode: str, models: Sequence[str]
@@ -417,7 +456,7 @@ class ClickHouseTelemetryStore:
                 SELECT toDate(occurred_at), model_normalized, toUInt64(0), computed_delta_micro_usd, toInt64(0),
                        toUInt64(0), toUInt64(0), toUInt64(0)
                 FROM llm_cost_corrections FINAL
-                WHERE {scope}
+                WHERE {scope} AND {_of_stored_calls(scope)}
             )
             GROUP BY day, model
             ORDER BY day, model
@@ -477,7 +516,8 @@ class ClickHouseTelemetryStore:
             SELECT key, sum(requests) AS requests, sum(input_tokens) AS input_tokens,
                    sum(output_tokens) AS output_tokens, sum(total_tokens) AS total_tokens,
                    sum(cost) AS cost_micro_usd, sum(computed) AS computed_sum, sum(reported) AS reported_sum,
-                   sum(reporting) AS reported_requests, sum(computed_if_reported) AS computed_where_reported
+                   sum(reporting) AS reported_requests, sum(computed_if_reported) AS computed_where_reported,
+                   sum(unpriced) AS unpriced_requests
             FROM (
                 SELECT {key} AS key, toUInt64(1) AS requests, toUInt64(input_tokens) AS input_tokens,
                        toUInt64(output_tokens) AS output_tokens, total_tokens, toInt64(cost_micro_usd) AS cost,
@@ -485,15 +525,18 @@ class ClickHouseTelemetryStore:
                        toInt64(ifNull(reported_cost_micro_usd, 0)) AS reported,
                        toUInt64(reported_cost_micro_usd IS NOT NULL) AS reporting,
                        if(reported_cost_micro_usd IS NULL, toInt64(0), toInt64(computed_cost_micro_usd))
-                           AS computed_if_reported
+                           AS computed_if_reported,
+                       toUInt64(NOT priced AND event_id NOT IN (
+                           SELECT corrected_event_id FROM llm_cost_corrections WHERE {scope} AND price_row != ''
+                       )) AS unpriced
                 FROM llm_requests_raw FINAL
                 WHERE {scope}
                 UNION ALL
                 SELECT {key} AS key, toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), cost_delta_micro_usd,
                        computed_delta_micro_usd, toInt64(0), toUInt64(0),
-                       if(had_reported_cost, computed_delta_micro_usd, toInt64(0))
+                       if(had_reported_cost, computed_delta_micro_usd, toInt64(0)), toUInt64(0)
                 FROM llm_cost_corrections FINAL
-                WHERE {scope}
+                WHERE {scope} AND {_of_stored_calls(scope)}
             )
             GROUP BY key
             ORDER BY {"key ASC" if group_by == "day" else "cost_micro_usd DESC, key ASC"}
@@ -508,6 +551,7 @@ class ClickHouseTelemetryStore:
                 reported_cost_micro_usd=int(r["reported_sum"]),
                 reported_requests=int(r["reported_requests"]),
                 computed_where_reported_micro_usd=int(r["computed_where_reported"]),
+                unpriced_requests=int(r["unpriced_requests"]),
             )
             for r in rows
         ]
@@ -532,7 +576,7 @@ class ClickHouseTelemetryStore:
                 UNION ALL
                 SELECT {start}, {column}, toUInt64(0), toUInt64(0), toUInt64(0), cost_delta_micro_usd
                 FROM llm_cost_corrections FINAL
-                WHERE {scope}
+                WHERE {scope} AND {_of_stored_calls(scope)}
             )
             GROUP BY bucket, key
             ORDER BY bucket, key
@@ -552,7 +596,8 @@ class ClickHouseTelemetryStore:
         ]
 
     async def events(self, workspace_id: str, query: EventsQuery) -> list[dict[str, Any]]:
-        """Raw events of a window, newest first, optionally of one driver (dimension = key), before a cursor."""
+        """Raw events of a window, newest first, optionally of one driver (dimension = key), before a cursor; each
+        at its cost after corrections, so the events of a driver add up to the driver's cost."""
         params: dict[str, Any] = {
             "workspace_id": workspace_id,
             "start": query.window.start,
@@ -567,18 +612,31 @@ class ClickHouseTelemetryStore:
         if query.before is not None:
             filters += " AND (occurred_at, toString(event_id)) < ({before:DateTime64(3, 'UTC')}, {before_id:String})"
             params["before"], params["before_id"] = query.before
+        scope = """workspace_id = {workspace_id:String} AND data_mode = {data_mode:String}
+              AND occurred_at >= {start:DateTime64(3, 'UTC')} AND occurred_at < {end:DateTime64(3, 'UTC')}"""
         rows = await self._ch.query(
             f"""
-            SELECT toString(event_id) AS event_id, occurred_at, toString(provider) AS provider,
-                   model_normalized AS model, endpoint_tag, user_id, prompt_version, toString(status) AS status,
-                   error_code, input_tokens, output_tokens, latency_ms, cost_micro_usd
-            FROM llm_requests_raw FINAL
-            WHERE workspace_id = {{workspace_id:String}}
-              AND occurred_at >= {{start:DateTime64(3, 'UTC')}}
-              AND occurred_at < {{end:DateTime64(3, 'UTC')}}
-              AND data_mode = {{data_mode:String}}{filters}
+            SELECT r.event_id AS event_id, r.occurred_at AS occurred_at, r.provider AS provider, r.model AS model,
+                   r.endpoint_tag AS endpoint_tag, r.user_id AS user_id, r.prompt_version AS prompt_version,
+                   r.status AS status, r.error_code AS error_code, r.input_tokens AS input_tokens,
+                   r.output_tokens AS output_tokens, r.latency_ms AS latency_ms,
+                   toInt64(r.cost) + c.delta AS cost_micro_usd
+            FROM (
+                SELECT toString(event_id) AS event_id, occurred_at, toString(provider) AS provider,
+                       model_normalized AS model, endpoint_tag, user_id, prompt_version, toString(status) AS status,
+                       error_code, input_tokens, output_tokens, latency_ms, cost_micro_usd AS cost
+                FROM llm_requests_raw FINAL
+                WHERE {scope}{filters}
+                ORDER BY occurred_at DESC, event_id DESC
+                LIMIT {{limit:UInt32}}
+            ) AS r
+            LEFT JOIN (
+                SELECT toString(corrected_event_id) AS corrected, sum(cost_delta_micro_usd) AS delta
+                FROM llm_cost_corrections FINAL
+                WHERE {scope}
+                GROUP BY corrected
+            ) AS c ON c.corrected = r.event_id
             ORDER BY occurred_at DESC, event_id DESC
-            LIMIT {{limit:UInt32}}
             """,  # noqa: S608 - fixed SQL fragments; every value is a bound parameter
             params,
         )
@@ -612,34 +670,42 @@ class ClickHouseTelemetryStore:
         )
         return [(r["day"], _totals(r)) for r in rows]
 
-    async def rebuild(self, window: UsageWindow, workspace_id: str | None = None) -> int:
+    async def rebuild(self, window: UsageWindow, workspace_id: str | None = None, *, now: datetime) -> int:
+        """Only days raw still holds whole are rebuilt: a day whose first rows expired keeps its summaries."""
         start, end = floor_to(window.start, DAY), ceil_to(window.end, DAY)
-        params: dict[str, Any] = {"start": start, "end": end, "workspace_id": workspace_id or ""}
+        params: dict[str, Any] = {"start": start, "end": end, "workspace_id": workspace_id or "", "now": now}
         scope = "AND workspace_id = {workspace_id:String}" if workspace_id else ""
         async with self._writes:
+            days = await self._ch.query(
+                f"""
+                SELECT workspace_id, toDate(occurred_at) AS day, count() AS n FROM llm_requests_raw FINAL
+                WHERE occurred_at >= {{start:DateTime64(3, 'UTC')}} AND occurred_at < {{end:DateTime64(3, 'UTC')}}
+                  {scope}
+                GROUP BY workspace_id, day
+                HAVING toDateTime(day, 'UTC') + toIntervalDay(min(raw_retention_days)) > {{now:DateTime64(3, 'UTC')}}
+                """,  # noqa: S608 - a fixed fragment; every value is bound
+                params,
+            )
+            if not days:
+                return 0
+            params["days"] = [(str(r["workspace_id"]), r["day"]) for r in days]
+            whole_days = "AND (workspace_id, toDate(occurred_at)) IN {days:Array(Tuple(String, Date))}"
             for table, bucket_name, bucket, retention in _ROLLUPS:
                 await self._ch.command(
-                    f"""
-                    ALTER TABLE {mutable_table(table, cluster=self._cluster)} DELETE
-                    WHERE (workspace_id, {bucket_name}) IN (
-                        SELECT DISTINCT workspace_id, {bucket} FROM llm_requests_raw
-                        WHERE occurred_at >= {{start:DateTime64(3, 'UTC')}}
-                          AND occurred_at < {{end:DateTime64(3, 'UTC')}} {scope})
-                    SETTINGS mutations_sync = 2
-                    """,  # noqa: S608 - table and column names come from a fixed tuple
+                    f"ALTER TABLE {mutable_table(table, cluster=self._cluster)} DELETE "
+                    f"WHERE (workspace_id, toDate({bucket_name})) IN {{days:Array(Tuple(String, Date))}} "
+                    "SETTINGS mutations_sync = 2",
                     params,
                 )
-                select = _ROLLUP_SELECT.format(bucket=bucket, bucket_name=bucket_name, retention=retention, scope=scope)
+                select = _ROLLUP_SELECT.format(
+                    bucket=bucket, bucket_name=bucket_name, retention=retention, scope=f"{scope} {whole_days}"
+                )
                 await self._ch.command(f"INSERT INTO {table} {select}", params)
-        count_sql = (
-            "SELECT count() AS n FROM llm_requests_raw FINAL WHERE occurred_at >= {start:DateTime64(3, 'UTC')} "  # noqa: S608
-            "AND occurred_at < {end:DateTime64(3, 'UTC')} " + scope
-        )
-        [row] = await self._ch.query(count_sql, params)
-        return int(row["n"])
+        return sum(int(r["n"]) for r in days)
 
     async def delete_telemetry(self, workspace_id: str, data_mode: str, api_key_ids: Sequence[str] | None) -> None:
-        """Drop a workspace's demo or test rows (all, or those sent with the given keys) and their rollups."""
+        """Drop a workspace's demo or test rows (all, or those sent with the given keys), their rollups and the cost
+        corrections of the dropped calls."""
         params: dict[str, Any] = {
             "workspace_id": workspace_id,
             "data_mode": data_mode,
@@ -658,6 +724,19 @@ class ClickHouseTelemetryStore:
             )
             if int(found["n"]) == 0:
                 return
+            corrected = await self._ch.query(
+                f"""
+                SELECT DISTINCT corrected_event_id AS id FROM llm_cost_corrections
+                WHERE 1 {scope} AND corrected_event_id IN (SELECT event_id FROM llm_requests_raw WHERE 1 {scope} {keys})
+                """,  # noqa: S608 - fixed fragments
+                params,
+            )
+            if corrected:
+                await self._ch.command(
+                    f"ALTER TABLE {mutable_table('llm_cost_corrections', cluster=self._cluster)} DELETE "
+                    f"WHERE 1 {scope} AND corrected_event_id IN {{ids:Array(UUID)}} SETTINGS mutations_sync = 2",
+                    {**params, "ids": [r["id"] for r in corrected]},
+                )
             await self._ch.command(
                 f"ALTER TABLE {mutable_table('llm_requests_raw', cluster=self._cluster)} DELETE WHERE 1 {scope} {keys} "
                 "SETTINGS mutations_sync = 2",

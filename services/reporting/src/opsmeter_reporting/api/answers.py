@@ -37,6 +37,17 @@ class UsageRow(UsageCosts):
     key: str
 
 
+class UsageWindowCosts(UsageCosts):
+    """The window's costs by the workspace's cost basis (ADR 57), both costs it chose between, their gap, and the
+    calls no price covered."""
+
+    unpriced_requests: int = Field(
+        alias="unpricedRequests",
+        description="Calls to models no price covered: counted at $0 computed cost until priced "
+        "(GET /v1/workspaces/{id}/prices/unpriced lists them; PUT /v1/workspaces/{id}/prices prices them).",
+    )
+
+
 class Rejections(_Answer):
     """Events the gateway refused in the window (SPEC §5: none is silent), whatever their dataMode: a refused
     event's fields are not trusted. Counted per UTC hour, so the window is taken to the hour."""
@@ -64,7 +75,7 @@ class UsageAnswer(_RetentionNotice):
     to: str
     group_by: str = Field(alias="groupBy")
     data_mode: str = Field(alias="dataMode")
-    totals: UsageCosts
+    totals: UsageWindowCosts
     rows: list[UsageRow]
     rejections: Rejections
 

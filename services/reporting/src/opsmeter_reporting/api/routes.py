@@ -88,11 +88,12 @@ def _invalid(exc: InvalidRange) -> InvalidRequest:
     return InvalidRequest(str(exc), errors=[{"field": exc.field or "from", "message": str(exc)}])
 
 
-async def _retention(deps: Deps, workspace_id: str, earliest: UsageWindow) -> dict[str, object]:
+async def _retention(deps: Deps, workspace_id: str, earliest: UsageWindow, *, now: datetime) -> dict[str, object]:
     """Whether an answer reaching back to ``earliest`` starts before the plan's raw-event window (SPEC §8): the
-    detail before it is gone, so the figures leave it out and the answer says so."""
+    detail before it is gone, so the figures leave it out and the answer says so. ``now`` is the one the window was
+    drawn from: a default window reaching back exactly the raw window is not past it."""
     retention = await deps.plans.retention(workspace_id)
-    applied = retention_applied(earliest, retention, now=_now())
+    applied = retention_applied(earliest, retention, now=now)
     return {
         "retentionWindowApplied": applied,
         "rawRetentionDays": retention.raw_days,
@@ -100,9 +101,9 @@ async def _retention(deps: Deps, workspace_id: str, earliest: UsageWindow) -> di
     }
 
 
-def _window(start: datetime | None, end: datetime | None) -> UsageWindow:
+def _window(start: datetime | None, end: datetime | None, *, now: datetime | None = None) -> UsageWindow:
     try:
-        return UsageWindow.parse(start, end, now=_now())
+        return UsageWindow.parse(start, end, now=now or _now())
     except InvalidRange as exc:
         raise _invalid(exc) from None
 
@@ -116,10 +117,11 @@ async def usage(
     group_by: Annotated[GroupBy, Query(alias="groupBy")] = "day",
     data_mode: DataMode = "real",
 ) -> Response:
-    window = _window(from_, to)
+    now = _now()
+    window = _window(from_, to, now=now)
     rows = await deps.store.usage(principal.workspace_id, window, group_by, data_mode)
     refused = await deps.rejections.rejections(principal.workspace_id, window.start, window.end)
-    retention = await _retention(deps, principal.workspace_id, window)
+    retention = await _retention(deps, principal.workspace_id, window, now=now)
     total_cost = sum(r.cost_micro_usd for r in rows)
     computed = sum(r.computed_cost_micro_usd for r in rows)
     reported = sum(r.reported_cost_micro_usd for r in rows)
@@ -139,6 +141,7 @@ async def usage(
                 "costUsd": format_micro_usd(total_cost),
                 "costMicroUsd": total_cost,
                 **_both_costs(computed, reported, sum(r.reported_requests for r in rows), counterpart),
+                "unpricedRequests": sum(r.unpriced_requests for r in rows),
             },
             "rows": [
                 {
@@ -409,12 +412,13 @@ async def spike(
     data_mode: DataMode = "real",
 ) -> Response:
     """Investigate Spike: the current window against the one just before it (default: the last 24 h)."""
+    now = _now()
     try:
-        current, previous = spike_windows(window, from_, to, now=_now())
+        current, previous = spike_windows(window, from_, to, now=now)
     except InvalidRange as exc:
         raise _invalid(exc) from None
     analysis = await investigate(deps.store, principal.workspace_id, current, previous, data_mode)
-    retention = await _retention(deps, principal.workspace_id, previous)
+    retention = await _retention(deps, principal.workspace_id, previous, now=now)
     return json_response(
         {
             "workspaceId": principal.workspace_id,
@@ -589,7 +593,7 @@ async def rebuild(_: Operator, deps: Deps, body: RebuildBody) -> Response:
     if window.end - window.start > MAX_REBUILD_RANGE:
         message = f"at most {MAX_REBUILD_RANGE.days} days per rebuild: the sink waits while rollups are rewritten"
         raise InvalidRequest(message, errors=[{"field": "to", "message": message}])
-    events = await deps.store.rebuild(window, body.workspace_id)
+    events = await deps.store.rebuild(window, body.workspace_id, now=_now())
     return json_response(
         {"from": iso(window.start), "to": iso(window.end), "workspaceId": body.workspace_id, "rawEvents": events}
     )

@@ -13,6 +13,7 @@ from opsmeter_reporting.domain import (
     SpikeAnalysis,
     Totals,
     UsageWindow,
+    round_half_up,
 )
 from opsmeter_reporting.reports import BoardPack, WeeklyReport
 from opsmeter_runtime.money import format_micro_usd
@@ -37,7 +38,7 @@ def window_json(window: UsageWindow) -> dict[str, str]:
 
 def totals_json(totals: Totals) -> dict[str, Any]:
     per_request = totals.cost_per_request
-    per_request_micro = round(per_request) if per_request is not None else None
+    per_request_micro = round_half_up(per_request) if per_request is not None else None
     return {
         "costUsd": format_micro_usd(totals.cost_micro_usd),
         "costMicroUsd": totals.cost_micro_usd,
@@ -53,7 +54,7 @@ def totals_json(totals: Totals) -> dict[str, Any]:
 def delta_json(current: Totals, previous: Totals) -> dict[str, Any]:
     cost = current.cost_micro_usd - previous.cost_micro_usd
     cur_cpr, prev_cpr = current.cost_per_request, previous.cost_per_request
-    cpr = round(cur_cpr - prev_cpr) if cur_cpr is not None and prev_cpr is not None else None
+    cpr = round_half_up(cur_cpr - prev_cpr) if cur_cpr is not None and prev_cpr is not None else None
     return {
         "costUsd": format_micro_usd(cost),
         "costMicroUsd": cost,

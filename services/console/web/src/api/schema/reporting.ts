@@ -1160,38 +1160,9 @@ export interface components {
             rows: components["schemas"]["UsageRow"][];
             /** To */
             to: string;
-            totals: components["schemas"]["UsageCosts"];
+            totals: components["schemas"]["UsageWindowCosts"];
             /** Workspaceid */
             workspaceId: string;
-        };
-        /**
-         * UsageCosts
-         * @description costUsd is by the workspace's cost basis (ADR 57); both costs it chose between, and their gap.
-         */
-        UsageCosts: {
-            /** Computedcostusd */
-            computedCostUsd: string;
-            /** Costmicrousd */
-            costMicroUsd: number;
-            /** Costusd */
-            costUsd: string;
-            /** Inputtokens */
-            inputTokens: number;
-            /** Outputtokens */
-            outputTokens: number;
-            /** Reportedcostusd */
-            reportedCostUsd: string;
-            /**
-             * Reportedminuscomputedusd
-             * @description Reported cost minus the computed cost of the same requests (those that reported one).
-             */
-            reportedMinusComputedUsd: string;
-            /** Reportedrequests */
-            reportedRequests: number;
-            /** Requests */
-            requests: number;
-            /** Totaltokens */
-            totalTokens: number;
         };
         /** UsageRow */
         UsageRow: {
@@ -1220,6 +1191,41 @@ export interface components {
             requests: number;
             /** Totaltokens */
             totalTokens: number;
+        };
+        /**
+         * UsageWindowCosts
+         * @description The window's costs by the workspace's cost basis (ADR 57), both costs it chose between, their gap, and the
+         *     calls no price covered.
+         */
+        UsageWindowCosts: {
+            /** Computedcostusd */
+            computedCostUsd: string;
+            /** Costmicrousd */
+            costMicroUsd: number;
+            /** Costusd */
+            costUsd: string;
+            /** Inputtokens */
+            inputTokens: number;
+            /** Outputtokens */
+            outputTokens: number;
+            /** Reportedcostusd */
+            reportedCostUsd: string;
+            /**
+             * Reportedminuscomputedusd
+             * @description Reported cost minus the computed cost of the same requests (those that reported one).
+             */
+            reportedMinusComputedUsd: string;
+            /** Reportedrequests */
+            reportedRequests: number;
+            /** Requests */
+            requests: number;
+            /** Totaltokens */
+            totalTokens: number;
+            /**
+             * Unpricedrequests
+             * @description Calls to models no price covered: counted at $0 computed cost until priced (GET /v1/workspaces/{id}/prices/unpriced lists them; PUT /v1/workspaces/{id}/prices prices them).
+             */
+            unpricedRequests: number;
         };
         /** WeekSummary */
         WeekSummary: {
