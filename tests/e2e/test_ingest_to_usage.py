@@ -300,6 +300,7 @@ class TestReportedCost:
             "reportedCostUsd": "0.0005",
             "reportedRequests": 1,
             "reportedMinusComputedUsd": "0.00028",
+            "unpricedRequests": 0,
         }
 
         def spend() -> Any:
