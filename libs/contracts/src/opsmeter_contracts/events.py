@@ -25,6 +25,12 @@ class LlmRequestIngestedPayload(Payload):
     total_tokens: int = Field(ge=0, le=20_000_000)
     cached_input_tokens: int = Field(default=0, ge=0, le=10_000_000)
     cache_write_input_tokens: int = Field(default=0, ge=0, le=10_000_000)
+    cache_write_1h_input_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=10_000_000,
+        description="Cache writes with a 1-hour TTL (Anthropic), part of cache_write_input_tokens; 0 when not sent.",
+    )
     reasoning_tokens: int = Field(default=0, ge=0, le=10_000_000)
     latency_ms: int | None = Field(default=None, ge=0, le=3_600_000)
     status: Literal["success", "error"] = "success"

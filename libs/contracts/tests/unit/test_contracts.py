@@ -94,6 +94,22 @@ class TestCodec:
         assert decoded.payload.cost_micro_usd == 220
 
 
+class TestLlmRequestIngested:
+    def test_an_event_from_before_1h_cache_writes_decodes_with_0(self) -> None:
+        event = make_event(cache_write_input_tokens=500)
+        old = json.loads(encode_event(event))
+        del old["payload"]["cache_write_1h_input_tokens"]
+        decoded = decode_event(json.dumps(old).encode())
+        assert isinstance(decoded, LlmRequestIngested)
+        assert (decoded.payload.cache_write_input_tokens, decoded.payload.cache_write_1h_input_tokens) == (500, 0)
+
+    def test_1h_cache_writes_round_trip(self) -> None:
+        event = make_event(cache_write_input_tokens=500, cache_write_1h_input_tokens=300)
+        decoded = decode_event(encode_event(event))
+        assert isinstance(decoded, LlmRequestIngested)
+        assert decoded.payload.cache_write_1h_input_tokens == 300
+
+
 class TestEnvelope:
     def test_partition_key_is_the_workspace(self) -> None:
         assert make_event().key == b"ws_abcdefgh12"

@@ -2,7 +2,8 @@
 
 Prices are integers in micro-USD per 1M tokens; costs are integer micro-USD, rounded once, half-up. Token
 accounting and tiers follow genai-prices (``prices`` module): cache reads and writes are subsets of input
-tokens, reasoning tokens a subset of output tokens, each charged at its own price where the model has one.
+tokens, 1-hour cache writes a subset of cache writes, reasoning tokens a subset of output tokens, each charged
+at its own price where the model has one.
 """
 
 from __future__ import annotations
@@ -250,17 +251,26 @@ class Tariff:
         cached_input_tokens: int = 0,
         reasoning_tokens: int = 0,
         cache_write_input_tokens: int = 0,
+        cache_write_1h_input_tokens: int = 0,
     ) -> PriceQuote:
         """Price one call at the period in effect at ``at`` (timezone-aware)."""
         if at.tzinfo is not UTC and (at.tzinfo is None or at.utcoffset() is None):
             raise ValueError("at must be a timezone-aware datetime")
-        if (input_tokens | output_tokens | cached_input_tokens | reasoning_tokens | cache_write_input_tokens) < 0:
+        if (
+            input_tokens
+            | output_tokens
+            | cached_input_tokens
+            | reasoning_tokens
+            | cache_write_input_tokens
+            | cache_write_1h_input_tokens
+        ) < 0:
             counts = {
                 "inputTokens": input_tokens,
                 "outputTokens": output_tokens,
                 "cachedInputTokens": cached_input_tokens,
                 "reasoningTokens": reasoning_tokens,
                 "cacheWriteInputTokens": cache_write_input_tokens,
+                "cacheWrite1hInputTokens": cache_write_1h_input_tokens,
             }
             name, value = next((n, v) for n, v in counts.items() if v < 0)
             raise ValueError(f"{name} must be >= 0, got {value}")
@@ -268,13 +278,15 @@ class Tariff:
         if (
             flat is not None
             and cached_input_tokens + cache_write_input_tokens <= input_tokens
+            and cache_write_1h_input_tokens <= cache_write_input_tokens
             and reasoning_tokens <= output_tokens
         ):
             # The common case, without the general path's checks and warnings (same result, see the tests).
             total = (
                 (input_tokens - cached_input_tokens - cache_write_input_tokens) * flat.input
                 + cached_input_tokens * flat.cached_input
-                + cache_write_input_tokens * flat.cache_write
+                + (cache_write_input_tokens - cache_write_1h_input_tokens) * flat.cache_write
+                + cache_write_1h_input_tokens * flat.cache_write_1h
                 + (output_tokens - reasoning_tokens) * flat.output
                 + reasoning_tokens * flat.reasoning
                 + flat.requests
@@ -289,6 +301,7 @@ class Tariff:
                 cache_read=cached_input_tokens,
                 cache_write=cache_write_input_tokens,
                 reasoning=reasoning_tokens,
+                cache_write_1h=cache_write_1h_input_tokens,
             ),
         )
 
@@ -339,6 +352,12 @@ def _capped(usage: Usage, warnings: list[str]) -> Usage:
             f"cacheWriteInputTokens ({usage.cache_write}) exceed inputTokens less cachedInputTokens ({kept}); capped"
         )
         usage = replace(usage, cache_write=kept)
+    if usage.cache_write_1h > usage.cache_write:
+        warnings.append(
+            f"cacheWrite1hInputTokens ({usage.cache_write_1h}) exceed cacheWriteInputTokens ({usage.cache_write}); "
+            "capped at cacheWriteInputTokens"
+        )
+        usage = replace(usage, cache_write_1h=usage.cache_write)
     if usage.reasoning > usage.output:
         warnings.append(
             f"reasoningTokens ({usage.reasoning}) exceed outputTokens ({usage.output}); capped at outputTokens"
@@ -353,6 +372,7 @@ class _FlatPrice(NamedTuple):
     input: int
     cached_input: int
     cache_write: int
+    cache_write_1h: int
     output: int
     reasoning: int
     requests: int
@@ -373,10 +393,12 @@ def _flat_price(model: CatalogModel | None, warnings: tuple[str, ...]) -> _FlatP
         return fallback if rate is None else rate.base
 
     requests = 0 if period.request_per_k is None else period.request_per_k * 1_000
+    cache_write = own(period.cache_write, base_in)
     return _FlatPrice(
         base_in,
         own(period.cache_read, base_in),
-        own(period.cache_write, base_in),
+        cache_write,
+        own(period.cache_write_1h, cache_write),
         base_out,
         own(period.reasoning, base_out),
         requests,
@@ -444,10 +466,17 @@ class PriceCatalog:
         cached_input_tokens: int = 0,
         reasoning_tokens: int = 0,
         cache_write_input_tokens: int = 0,
+        cache_write_1h_input_tokens: int = 0,
     ) -> PriceQuote:
         """Price one call at the period in effect at ``at`` (timezone-aware)."""
         return self.tariff(provider, model).price(
-            at, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cache_write_input_tokens
+            at,
+            input_tokens,
+            output_tokens,
+            cached_input_tokens,
+            reasoning_tokens,
+            cache_write_input_tokens,
+            cache_write_1h_input_tokens,
         )
 
     def tariff(self, provider: str, model: str) -> Tariff:
@@ -543,6 +572,7 @@ def price(
     cached_input_tokens: int = 0,
     reasoning_tokens: int = 0,
     cache_write_input_tokens: int = 0,
+    cache_write_1h_input_tokens: int = 0,
 ) -> PriceQuote:
     """Price one call with the default catalog."""
     return PriceCatalog.load_default().price(
@@ -554,6 +584,7 @@ def price(
         cached_input_tokens,
         reasoning_tokens,
         cache_write_input_tokens,
+        cache_write_1h_input_tokens,
     )
 
 
@@ -672,6 +703,7 @@ RATE_KEYS = {
     "input_audio": "input_audio_micro_usd_per_mtok",
     "output_audio": "output_audio_micro_usd_per_mtok",
     "cache_audio_read": "cached_input_audio_micro_usd_per_mtok",
+    "cache_write_1h": "cache_write_1h_input_micro_usd_per_mtok",
 }
 """Each priced unit (``PricePeriod`` field) and its key in ``catalog.json``."""
 REQUEST_KEY = "micro_usd_per_1k_requests"

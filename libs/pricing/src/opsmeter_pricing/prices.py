@@ -3,8 +3,9 @@
 Prices are integer micro-USD per 1M tokens (per 1K requests for a request price). A rate may have
 context-size tiers: as genai-prices models them, the tier whose start the call's *input tokens* exceed
 prices every token of that unit (a cliff, not a marginal band). Token counts are nested as genai-prices
-and OpenTelemetry nest them: cache reads, cache writes and audio input are subsets of ``input``, reasoning
-and audio output subsets of ``output``. Each count is charged once, at the most specific unit the period
+and OpenTelemetry nest them: cache reads, cache writes and audio input are subsets of ``input``, 1-hour cache
+writes (Anthropic's ``ephemeral_1h_input_tokens``) a subset of cache writes, reasoning and audio output
+subsets of ``output``. Each count is charged once, at the most specific unit the period
 prices (the rest of ``input`` at the input price), summed, and rounded once, half up, to micro-USD.
 """
 
@@ -60,6 +61,8 @@ class Usage:
     input_audio: int = 0
     output_audio: int = 0
     cache_audio_read: int = 0
+    cache_write_1h: int = 0
+    """Cache writes with a 1-hour TTL: part of ``cache_write`` (the rest are 5-minute writes)."""
 
 
 UNIT_DIMENSIONS: dict[str, frozenset[str]] = {
@@ -71,6 +74,7 @@ UNIT_DIMENSIONS: dict[str, frozenset[str]] = {
     "input_audio": frozenset({"in", "audio"}),
     "output_audio": frozenset({"out", "audio"}),
     "cache_audio_read": frozenset({"in", "audio", "cache_read"}),
+    "cache_write_1h": frozenset({"in", "cache_write", "ttl_1h"}),
 }
 """Each unit as the set of genai-prices dimensions it narrows to: a unit whose set contains another's is
 nested inside it (``cache_audio_read`` is inside ``cache_read``, ``input_audio`` and ``input``)."""
@@ -91,6 +95,8 @@ class PricePeriod:
     input_audio: Rate | None = None
     output_audio: Rate | None = None
     cache_audio_read: Rate | None = None
+    cache_write_1h: Rate | None = None
+    """1-hour cache writes (None: they are charged as cache writes)."""
     request_per_k: int | None = None
     """Price of 1,000 requests, charged on every call (Perplexity's request fee)."""
     time_of_day: tuple[time, time] | None = None

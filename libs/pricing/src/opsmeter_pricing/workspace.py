@@ -128,13 +128,23 @@ def quote_for(tariff: Tariff, prices: WorkspacePrices | None, provider: str, mod
     """A call's quote: by the workspace's own price when one is in effect for the model, else by the catalog."""
     row = None if prices is None or not prices.rows else prices.find(provider, (model, tariff.normalized), at)
     if row is None:
-        return tariff.price(at, usage.input, usage.output, usage.cache_read, usage.reasoning, usage.cache_write)
+        return tariff.price(
+            at,
+            usage.input,
+            usage.output,
+            usage.cache_read,
+            usage.reasoning,
+            usage.cache_write,
+            usage.cache_write_1h,
+        )
+    cache_write = min(usage.cache_write, usage.input - min(usage.cache_read, usage.input))
     capped = Usage(
         usage.input,
         usage.output,
         cache_read=min(usage.cache_read, usage.input),
-        cache_write=min(usage.cache_write, usage.input - min(usage.cache_read, usage.input)),
+        cache_write=cache_write,
         reasoning=min(usage.reasoning, usage.output),
+        cache_write_1h=min(usage.cache_write_1h, cache_write),
     )
     cost, _ = charge(row.period(), capped)
     return PriceQuote(tariff.normalized, True, cost, tariff.version, (), row.row, None)

@@ -259,6 +259,79 @@ class TestEffectiveDates:
         quote = catalog.price("google", "gemini-2.5-pro", AT, 250_000, 1000)
         assert (quote.cost_micro_usd, quote.tier_start, quote.price_row) == (640_000, 200_000, "google/gemini-2.5-pro")
 
+    @pytest.mark.parametrize("model", ["claude-sonnet-4-0", "claude-sonnet-4-20250514"])
+    def test_claude_sonnet_4_long_context_costs_the_tier(self, catalog: PriceCatalog, model: str) -> None:
+        """The audit's example: 250,000 input and 2,000 output tokens are billed $1.545 ($6 and $22.50 per MTok
+        above 200K input tokens), not the base tier's $0.78."""
+        quote = catalog.price("anthropic", model, AT, 250_000, 2000)
+        assert (quote.cost_micro_usd, quote.tier_start, quote.price_row) == (
+            1_545_000,
+            200_000,
+            "anthropic/claude-sonnet-4-0",
+        )
+        assert catalog.price("anthropic", model, AT, 200_000, 2000).cost_micro_usd == 630_000
+
+    def test_claude_sonnet_4_tier_counts_cache_tokens_and_prices_them_long(self, catalog: PriceCatalog) -> None:
+        """As for Sonnet 4.5: cache reads and writes count toward the 200K, and cost their long-context prices."""
+        # 20,000 * 6 + 150,000 * 0.6 + 30,000 * 7.5 (5-minute) + 10,000 * 12 (1-hour) + 1,000 * 22.5
+        quote = catalog.price("anthropic", "claude-sonnet-4-0", AT, 210_000, 1000, 150_000, 0, 40_000, 10_000)
+        assert (quote.cost_micro_usd, quote.tier_start) == (577_500, 200_000)
+        sonnet_4_5 = catalog.price("anthropic", "claude-sonnet-4-5", AT, 210_000, 1000, 150_000, 0, 40_000, 10_000)
+        assert sonnet_4_5.cost_micro_usd == quote.cost_micro_usd
+
+    def test_anthropic_1h_cache_writes_cost_twice_input(self, catalog: PriceCatalog) -> None:
+        """The audit's example: Sonnet 4.5, 1,000 input, 100,000 cache-write tokens all 1-hour, 500 output is
+        billed $0.6105 (1-hour writes at $6/MTok), not $0.3855 (the 5-minute $3.75)."""
+        quote = catalog.price("anthropic", "claude-sonnet-4-5", AT, 101_000, 500, 0, 0, 100_000, 100_000)
+        assert quote.cost_micro_usd == 610_500
+        five_minutes = catalog.price("anthropic", "claude-sonnet-4-5", AT, 101_000, 500, 0, 0, 100_000)
+        assert five_minutes.cost_micro_usd == 385_500
+        # half and half: 1,000 * 3 + 50,000 * 3.75 + 50,000 * 6 + 500 * 15
+        half = catalog.price("anthropic", "claude-sonnet-4-5", AT, 101_000, 500, 0, 0, 100_000, 50_000)
+        assert half.cost_micro_usd == 498_000
+
+    def test_1h_cache_writes_without_their_price_are_cache_writes(self) -> None:
+        cat = _small_catalog(_period(None, 3_000_000, 15_000_000, cache_write=Rate(3_750_000)))
+        both = cat.price(
+            "acme", "acme-1", AT, 10_000, 0, cache_write_input_tokens=4000, cache_write_1h_input_tokens=4000
+        )
+        assert (
+            both.cost_micro_usd
+            == cat.price("acme", "acme-1", AT, 10_000, 0, cache_write_input_tokens=4000).cost_micro_usd
+        )
+        unpriced_writes = _small_catalog(_period(None, 3_000_000, 15_000_000))
+        assert unpriced_writes.price("acme", "acme-1", AT, 10_000, 0, 0, 0, 4000, 4000).cost_micro_usd == 30_000
+
+    def test_1h_cache_writes_above_cache_writes_are_capped_with_warning(self) -> None:
+        cat = _small_catalog(
+            _period(None, 3_000_000, 15_000_000, cache_write=Rate(3_750_000), cache_write_1h=Rate(6_000_000))
+        )
+        quote = cat.price("acme", "acme-1", AT, 10_000, 0, 0, 0, 1000, 4000)
+        assert quote.cost_micro_usd == 9000 * 3 + 1000 * 6
+        assert any("cacheWrite1hInputTokens (4000) exceed cacheWriteInputTokens (1000)" in w for w in quote.warnings)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        tokens=st.tuples(*[st.integers(min_value=0, max_value=3_000_000)] * 3),
+        prices=st.tuples(st.none() | st.integers(0, 20_000_000), st.none() | st.integers(0, 20_000_000)),
+    )
+    def test_flat_and_general_paths_price_1h_writes_alike(
+        self, tokens: tuple[int, int, int], prices: tuple[int | None, int | None]
+    ) -> None:
+        """The untiered fast path and ``charge`` (a tiered twin of the same prices) agree on 1-hour writes."""
+        write, one_hour = prices
+        more: dict[str, Any] = {}
+        if write is not None:
+            more["cache_write"] = Rate(write)
+        if one_hour is not None:
+            more["cache_write_1h"] = Rate(one_hour)
+        flat = _small_catalog(_period(None, 3_000_000, 15_000_000, **more))
+        tiered = _small_catalog(_period(None, None, 15_000_000, input=Rate(3_000_000, (Tier(10**9, 1),)), **more))
+        inp, writes, one_h = sorted(tokens, reverse=True)
+        assert flat.tariff("acme", "acme-1").flat is not None
+        quotes = [c.price("acme", "acme-1", AT, inp, 10, 0, 0, writes, one_h) for c in (flat, tiered)]
+        assert quotes[0].cost_micro_usd == quotes[1].cost_micro_usd
+
     def test_request_fee_is_charged_per_call(self, catalog: PriceCatalog) -> None:
         # perplexity sonar: $1/$1 per 1M tokens and $12 per 1K requests
         assert catalog.price("perplexity", "sonar", AT, 1000, 1000).cost_micro_usd == 2000 + 12_000

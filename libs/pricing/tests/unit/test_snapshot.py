@@ -8,13 +8,23 @@ from importlib import resources
 from typing import Any
 
 import genai_prices
+import pytest
 from genai_prices.data import providers as genai_providers
 from genai_prices.types import ModelPrice
 
 import opsmeter_pricing
 from opsmeter_pricing import Usage
 from opsmeter_pricing.catalog import PriceCatalog, catalog_digest
-from opsmeter_pricing.snapshot import CATALOG_PATH, _collect, _rule, build_catalog, render_catalog
+from opsmeter_pricing.snapshot import (
+    CATALOG_PATH,
+    CORRECTIONS,
+    _collect,
+    _corrected,
+    _rule,
+    _with_1h_writes,
+    build_catalog,
+    render_catalog,
+)
 
 
 def _checked_in() -> str:
@@ -83,7 +93,12 @@ def _priced_models() -> list[tuple[str, str, str]]:
 
 def _adjusted_rows() -> set[str]:
     """``provider/model`` of the rows whose genai-prices price is a float artifact (0.0833…), kept rounded."""
-    return {line.split(" ", 1)[0] for line in json.loads(_checked_in())["adjustments"]}
+    return {line.split(" ", 1)[0] for line in json.loads(_checked_in())["adjustments"] if " rounded to " in line}
+
+
+def _corrected_tiers() -> dict[str, int]:
+    """``provider/model`` of the rows given a tier genai-prices lacks (``CORRECTIONS``), and where it starts."""
+    return {f"{fix.provider}/{fix.model}": fix.start for fix in CORRECTIONS}
 
 
 def _reference_micro_usd(usage: genai_prices.Usage, ref: str, provider_id: str, at: datetime) -> int:
@@ -100,7 +115,7 @@ class TestAgainstGenaiPrices:
         catalog = PriceCatalog.load_default()
         models = _priced_models()
         assert len(models) > 2000
-        adjusted = _adjusted_rows()
+        adjusted, corrected = _adjusted_rows(), _corrected_tiers()
         rng = random.Random(24)
         mismatches, unpriced = [], 0
         for provider_id, model_id, ref in models:
@@ -120,6 +135,8 @@ class TestAgainstGenaiPrices:
                 )
                 micro = _reference_micro_usd(usage, ref, provider_id, at)
                 quote = catalog.price(provider_id, ref, at, inp, out, cache_read, reasoning, cache_write)
+                if inp > corrected.get(f"{provider_id}/{model_id}", inp):
+                    continue  # a tier genai-prices lacks: TestCorrections
                 if not quote.priced:
                     unpriced += 1
                     assert micro == 0, (provider_id, ref)
@@ -129,6 +146,31 @@ class TestAgainstGenaiPrices:
                     mismatches.append((at, provider_id, ref, quote, micro))
         assert mismatches == []
         assert unpriced < len(models) // 5
+
+    def test_1h_cache_writes_cost_what_calc_price_says(self) -> None:
+        """Every genai-prices model with a 1-hour cache-write price, at small and long contexts: the same
+        micro-dollar as ``calc_price`` for a usage with 1-hour writes among its cache writes."""
+        catalog = PriceCatalog.load_default()
+        rng = random.Random(7)
+        corrected = _corrected_tiers()
+        checked = 0
+        for provider in genai_providers:
+            for model in provider.models:
+                entries = [model.prices] if isinstance(model.prices, ModelPrice) else [c.prices for c in model.prices]
+                if all(entry.cache_write_1h_mtok is None for entry in entries) or not model.is_match(model.id):
+                    continue
+                inp = rng.choice([rng.randint(1_000, 150_000), rng.randint(200_001, 900_000)])
+                if inp > corrected.get(f"{provider.id}/{model.id}", inp):
+                    continue
+                writes = rng.randint(0, inp // 2)
+                one_hour = rng.randint(0, writes)
+                at = datetime(2026, 12, 7, tzinfo=UTC)
+                usage = genai_prices.Usage(input_tokens=inp, output_tokens=500, cache_write_tokens=writes)
+                usage.cache_write_1h_tokens = one_hour
+                quote = catalog.price(provider.id, model.id, at, inp, 500, 0, 0, writes, one_hour)
+                assert quote.cost_micro_usd == _reference_micro_usd(usage, model.id, provider.id, at), model.id
+                checked += 1
+        assert checked >= 30
 
     def test_audio_tokens_cost_what_calc_price_says(self) -> None:
         catalog = PriceCatalog.load_default()
@@ -151,3 +193,68 @@ class TestAgainstGenaiPrices:
             )
             quote = catalog.tariff(provider_id, model_id).price_usage(at, tokens)
             assert quote.cost_micro_usd == _reference_micro_usd(usage, model_id, provider_id, at), model_id
+
+
+class TestCorrections:
+    def test_claude_sonnet_4_gets_anthropic_long_context_tier(self) -> None:
+        data = json.loads(_checked_in())
+        anthropic = next(p for p in data["providers"] if p["id"] == "anthropic")
+        sonnet_4 = next(m for m in anthropic["models"] if m["id"] == "claude-sonnet-4-0")
+        (period,) = sonnet_4["prices"]
+        assert period["input_micro_usd_per_mtok"] == {
+            "base": 3_000_000,
+            "tiers": [{"start": 200_000, "price": 6_000_000}],
+        }
+        assert period["output_micro_usd_per_mtok"]["tiers"] == [{"start": 200_000, "price": 22_500_000}]
+        assert period["cached_input_micro_usd_per_mtok"]["tiers"] == [{"start": 200_000, "price": 600_000}]
+        assert period["cache_write_input_micro_usd_per_mtok"]["tiers"] == [{"start": 200_000, "price": 7_500_000}]
+        assert period["cache_write_1h_input_micro_usd_per_mtok"]["tiers"] == [{"start": 200_000, "price": 12_000_000}]
+        listed = [line for line in data["adjustments"] if line.startswith("anthropic/claude-sonnet-4-0 ")]
+        assert len(listed) == 5
+        assert all("long-context-pricing" in line for line in listed)
+
+    def test_a_correction_genai_prices_no_longer_needs_fails_the_snapshot(self) -> None:
+        from genai_prices.types import Tier as GenaiTier
+        from genai_prices.types import TieredPrices
+
+        fixed = ModelPrice(
+            input_mtok=TieredPrices(base=Decimal(3), tiers=[GenaiTier(start=200_000, price=Decimal(6))]),
+            output_mtok=Decimal(15),
+        )
+        with pytest.raises(ValueError, match="review CORRECTIONS"):
+            _corrected("anthropic", "claude-sonnet-4-0", fixed, [])
+        assert _corrected("anthropic", "claude-other", fixed, [])["input_mtok"] == fixed.input_mtok
+
+
+class TestDerived1hWrites:
+    def test_a_claude_row_without_1h_price_gets_twice_input(self) -> None:
+        adjustments: list[str] = []
+        source = {"input_mtok": Decimal(15), "cache_write_mtok": Decimal("18.75"), "cache_write_1h_mtok": None}
+        derived = _with_1h_writes("claude-opus-4", "openrouter/anthropic/claude-opus-4", source, adjustments)
+        assert derived["cache_write_1h_mtok"] == Decimal(30)
+        assert adjustments == [
+            "openrouter/anthropic/claude-opus-4 cache_write_1h_mtok: none in genai-prices; 2x input = 30 USD "
+            "(Anthropic's 1-hour cache write price)"
+        ]
+
+    @pytest.mark.parametrize(
+        ("model_id", "write", "one_hour"),
+        [
+            ("claude-x", Decimal(4), None),  # not Anthropic's 1.25x: the provider prices cache its own way
+            ("claude-x", None, None),  # no cache-write price at all
+            ("claude-x", Decimal("3.75"), Decimal(5)),  # genai-prices' own 1-hour price wins
+            ("gpt-x", Decimal("3.75"), None),  # not a Claude model
+        ],
+    )
+    def test_left_as_it_is_otherwise(self, model_id: str, write: Decimal | None, one_hour: Decimal | None) -> None:
+        adjustments: list[str] = []
+        source = {"input_mtok": Decimal(3), "cache_write_mtok": write, "cache_write_1h_mtok": one_hour}
+        assert _with_1h_writes(model_id, f"acme/{model_id}", source, adjustments) == source
+        assert adjustments == []
+
+    def test_checked_in_catalog_prices_anthropic_1h_writes_at_twice_input(self) -> None:
+        catalog = PriceCatalog.load_default()
+        at = datetime(2026, 12, 7, tzinfo=UTC)
+        # Bedrock's Claude Opus 4: genai-prices has no 1-hour price; 1,000 input + 9,000 1-hour writes
+        quote = catalog.price("aws", "anthropic.claude-opus-4-20250514-v1:0", at, 10_000, 0, 0, 0, 9000, 9000)
+        assert quote.cost_micro_usd == 1000 * 15 + 9000 * 30

@@ -45,3 +45,15 @@ class TestWorkspacePrices:
         )
         before = quote_for(tariff, prices, "openai", "gpt-4o-mini", datetime(2026, 12, 5, tzinfo=UTC), usage)
         assert (before.cost_micro_usd, before.price_row) == (750_000, "openai/gpt-4o-mini")  # $0.15 + $0.60
+
+    def test_1h_cache_writes_reach_the_catalog_and_are_cache_writes_at_a_workspace_price(self) -> None:
+        catalog = PriceCatalog.load_default()
+        tariff = catalog.tariff("anthropic", "claude-sonnet-4-5")
+        usage = Usage(101_000, 500, cache_write=100_000, cache_write_1h=100_000)
+        assert quote_for(tariff, None, "anthropic", "claude-sonnet-4-5", DEC_6, usage).cost_micro_usd == 610_500
+        row = WorkspacePrice(
+            "claude-sonnet-4-5", DEC_6, 2_000_000, 10_000_000, cache_write_input_micro_usd_per_mtok=2_500_000
+        )
+        own = quote_for(tariff, WorkspacePrices(1, (row,)), "anthropic", "claude-sonnet-4-5", DEC_6, usage)
+        # $2 input, $2.50 cache writes (the row has no 1-hour price), $10 output
+        assert own.cost_micro_usd == 2_000 + 250_000 + 5_000

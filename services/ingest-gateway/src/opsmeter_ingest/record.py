@@ -249,6 +249,9 @@ class IngestRequest(BaseModel):
     total_tokens: int | None = Field(default=None, ge=0, le=20_000_000)
     cached_input_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
     cache_write_input_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
+    cache_write_1h_input_tokens: int | None = Field(
+        default=None, ge=0, le=10_000_000, alias="cacheWrite1hInputTokens"
+    )  # the camel-case generator would spell it cacheWrite1HInputTokens
     reasoning_tokens: int | None = Field(default=None, ge=0, le=10_000_000)
     latency_ms: int | None = Field(default=None, ge=0, le=3_600_000)
     status: Literal["success", "error"] = "success"
@@ -372,6 +375,13 @@ def _finish(
             FieldError(
                 "cacheWriteInputTokens",
                 "cachedInputTokens + cacheWriteInputTokens must not exceed inputTokens (both are part of it)",
+            )
+        )
+    if (request.cache_write_1h_input_tokens or 0) > cache_writes:
+        errors.append(
+            FieldError(
+                "cacheWrite1hInputTokens",
+                "must not exceed cacheWriteInputTokens (1-hour cache writes are part of it)",
             )
         )
     occurred_at = now

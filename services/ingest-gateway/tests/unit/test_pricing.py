@@ -201,3 +201,37 @@ class TestCacheTokensAreParts:
         [outcome] = (await ingestor.ingest(CALLER, [body])).outcomes
         assert isinstance(outcome, Invalid)
         assert [e.field for e in outcome.errors] == ["cacheWriteInputTokens"]
+
+
+class TestAnthropicBillsAsTheAuditFound:
+    """The audit's two examples, through the ingest use case: the event's cost is what Anthropic bills."""
+
+    async def test_claude_sonnet_4_long_context_and_1h_cache_writes(self) -> None:
+        now = datetime.now(UTC) - timedelta(hours=1)
+        long_context = Call("anthropic", "claude-sonnet-4-20250514", now, 250_000, 2_000, 0, 0, 0).body(1)
+        one_hour = {
+            **Call("anthropic", "claude-sonnet-4-5", now, 101_000, 500, 0, 100_000, 0).body(2),
+            "cacheWrite1hInputTokens": 100_000,
+        }
+        old_style = Call("anthropic", "claude-sonnet-4-5", now, 101_000, 500, 0, 100_000, 0).body(3)
+        sonnet_4, sonnet_4_5, without_1h = await ingest_bodies([long_context, one_hour, old_style])
+        assert (sonnet_4.payload.cost_micro_usd, sonnet_4.payload.price_tier_start_tokens) == (1_545_000, 200_000)
+        assert (sonnet_4_5.payload.cost_micro_usd, sonnet_4_5.payload.cache_write_1h_input_tokens) == (610_500, 100_000)
+        assert (without_1h.payload.cost_micro_usd, without_1h.payload.cache_write_1h_input_tokens) == (385_500, 0)
+
+
+async def ingest_bodies(bodies: list[dict[str, Any]]) -> list[LlmRequestIngested]:
+    admission = InMemoryAdmission(rate_limit=10_000)
+    sink = InMemorySink()
+    ingestor = Ingestor(
+        admission=admission,
+        sink=sink,
+        prices=CatalogPriceBook(PriceCatalog.load_default()),
+        settlement=InMemorySettlement(admission),
+        rejections=InMemoryRejections(),
+    )
+    result = await ingestor.ingest(CALLER, bodies)
+    assert all(isinstance(o, Accepted) for o in result.outcomes), result.outcomes
+    events = [decode_event(published.value) for published in sink.published]
+    assert all(isinstance(e, LlmRequestIngested) for e in events)
+    return [e for e in events if isinstance(e, LlmRequestIngested)]

@@ -110,6 +110,9 @@ class TestFieldRules:
             ("metadata", {f"k{i}": i for i in range(21)}),
             ("metadata", {"big": "x" * 5000}),
             ("metadata", "not an object"),
+            ("cacheWrite1hInputTokens", -1),
+            ("cacheWrite1hInputTokens", "5"),
+            ("cacheWrite1hInputTokens", 10_000_001),
         ],
     )
     def test_each_rule_names_its_field(self, field: str, value: Any) -> None:
@@ -129,6 +132,18 @@ class TestFieldRules:
 
     def test_cached_tokens_cannot_exceed_input(self) -> None:
         assert "cachedInputTokens" in rejected_fields({**EXAMPLE, "cachedInputTokens": 813})
+
+    def test_1h_cache_writes_are_part_of_cache_writes(self) -> None:
+        message = "must not exceed cacheWriteInputTokens (1-hour cache writes are part of it)"
+        too_many = {**EXAMPLE, "cacheWriteInputTokens": 100, "cacheWrite1hInputTokens": 101}
+        assert rejected_fields(too_many) == {"cacheWrite1hInputTokens": message}
+        assert rejected_fields({**EXAMPLE, "cacheWrite1hInputTokens": 1}) == {"cacheWrite1hInputTokens": message}
+        record = validate({**EXAMPLE, "cacheWriteInputTokens": 100, "cacheWrite1hInputTokens": 100})
+        assert record.request.cache_write_1h_input_tokens == 100
+        assert validate(EXAMPLE).request.cache_write_1h_input_tokens is None
+        assert rejected_fields({**EXAMPLE, "cacheWrite1HInputTokens": 1}) == {
+            "cacheWrite1HInputTokens": "unknown field"
+        }
 
     def test_every_bad_field_is_reported_at_once(self) -> None:
         errors = rejected_fields({**EXAMPLE, "inputTokens": "1", "status": "x", "extra": 1})
@@ -213,6 +228,7 @@ class TestEvent:
             "total_tokens": 976,
             "cached_input_tokens": 0,
             "cache_write_input_tokens": 0,
+            "cache_write_1h_input_tokens": 0,
             "reasoning_tokens": 0,
             "latency_ms": 930,
             "status": "success",
@@ -228,6 +244,10 @@ class TestEvent:
             "price_tier_start_tokens": None,
             "api_key_id": "k1",
         }
+
+    def test_1h_cache_writes_reach_the_event(self) -> None:
+        event = self.decoded({**EXAMPLE, "cacheWriteInputTokens": 300, "cacheWrite1hInputTokens": 200})
+        assert (event.payload.cache_write_input_tokens, event.payload.cache_write_1h_input_tokens) == (300, 200)
 
     def test_the_same_call_is_the_same_event(self) -> None:
         assert event_uuid("ws_a", "r1") == event_uuid("ws_a", "r1")

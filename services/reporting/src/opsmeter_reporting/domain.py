@@ -97,6 +97,8 @@ class StoredCall:
     computed_cost_micro_usd: int
     had_reported_cost: bool
     cost_basis: CostBasis
+    cache_write_1h_input_tokens: int = 0
+    """Part of ``cache_write_input_tokens``: Anthropic's 1-hour writes, priced higher than 5-minute ones."""
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def reprice(calls: Sequence[StoredCall], catalog: PriceCatalog, prices: Workspac
             cache_read=call.cached_input_tokens,
             cache_write=call.cache_write_input_tokens,
             reasoning=call.reasoning_tokens,
+            cache_write_1h=call.cache_write_1h_input_tokens,
         )
         quote = quote_for(catalog.tariff(call.provider, call.model), prices, call.provider, call.model,
                           call.occurred_at, usage)  # fmt: skip

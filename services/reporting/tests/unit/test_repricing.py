@@ -74,3 +74,33 @@ class TestReprice:
         assert [e.event_id for e in first] == [e.event_id for e in again]
         assert len(first) == 1  # the call already at its price has no correction
         assert (first[0].occurred_at, first[0].payload.delta_micro_usd) == (AT, 2_000_000)
+
+
+class TestOneHourCacheWrites:
+    def _sonnet(self, cost: int, one_hour: int) -> StoredCall:
+        return StoredCall(
+            event_id=uuid.uuid4(),
+            occurred_at=AT,
+            provider="anthropic",
+            model="claude-sonnet-4-5",
+            model_normalized="claude-sonnet-4-5",
+            endpoint_tag="chat",
+            user_id="u1",
+            prompt_version=None,
+            input_tokens=101_000,
+            output_tokens=500,
+            cached_input_tokens=0,
+            cache_write_input_tokens=100_000,
+            reasoning_tokens=0,
+            computed_cost_micro_usd=cost,
+            had_reported_cost=False,
+            cost_basis="computed",
+            cache_write_1h_input_tokens=one_hour,
+        )
+
+    def test_a_call_with_one_hour_writes_reprices_to_what_ingest_charged(self) -> None:
+        # $3/M input, $6/M 1-hour writes, $15/M output: 3,000 + 600,000 + 7,500 µ$.
+        [same] = reprice([self._sonnet(610_500, 100_000)], PriceCatalog.load_default(), None)
+        assert (same.new_cost_micro_usd, same.computed_delta_micro_usd) == (610_500, 0)
+        [five_minute] = reprice([self._sonnet(385_500, 0)], PriceCatalog.load_default(), None)
+        assert five_minute.computed_delta_micro_usd == 0

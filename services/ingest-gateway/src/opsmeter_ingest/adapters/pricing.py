@@ -51,6 +51,7 @@ class CatalogPriceBook:
                     cache_read=r.cached_input_tokens or 0,
                     cache_write=r.cache_write_input_tokens or 0,
                     reasoning=r.reasoning_tokens or 0,
+                    cache_write_1h=r.cache_write_1h_input_tokens or 0,
                 )
                 return quote_for(found, own, r.provider, r.model, record.occurred_at, usage)
             return found.price(
@@ -60,6 +61,7 @@ class CatalogPriceBook:
                 r.cached_input_tokens or 0,
                 r.reasoning_tokens or 0,
                 r.cache_write_input_tokens or 0,
+                r.cache_write_1h_input_tokens or 0,
             )
 
         return quote

@@ -61,6 +61,7 @@ RAW_COLUMNS = (
     "data_mode", "environment", "cost_micro_usd", "priced", "price_catalog_version", "metadata",
     "raw_retention_days", "summary_retention_days", "api_key_id", "cache_write_input_tokens", "price_row",
     "price_tier_start_tokens", "computed_cost_micro_usd", "reported_cost_micro_usd", "cost_basis",
+    "cache_write_1h_input_tokens",
 )  # fmt: skip
 
 CORRECTION_COLUMNS = (
@@ -115,7 +116,7 @@ def raw_row(event: LlmRequestIngested, retention: Retention, basis: CostBasis = 
         p.latency_ms, p.status, p.error_code or "", p.data_mode, p.environment, cost, p.priced,
         p.price_catalog_version, orjson.dumps(p.metadata).decode(), retention.raw_days, retention.summary_days,
         p.api_key_id, p.cache_write_input_tokens, p.price_row or "", p.price_tier_start_tokens, p.cost_micro_usd,
-        p.reported_cost_micro_usd, basis,
+        p.reported_cost_micro_usd, basis, p.cache_write_1h_input_tokens,
     ]  # fmt: skip
 
 
@@ -372,6 +373,7 @@ class ClickHouseTelemetryStore:
                    r.prompt_version AS prompt_version, r.input_tokens AS input_tokens,
                    r.output_tokens AS output_tokens, r.cached_input_tokens AS cached_input_tokens,
                    r.cache_write_input_tokens AS cache_write_input_tokens, r.reasoning_tokens AS reasoning_tokens,
+                   r.cache_write_1h_input_tokens AS cache_write_1h_input_tokens,
                    toInt64(r.computed_cost_micro_usd) + c.computed_delta AS computed_cost,
                    r.reported_cost_micro_usd IS NOT NULL AS had_reported_cost, r.cost_basis AS cost_basis
             FROM (
@@ -411,6 +413,7 @@ class ClickHouseTelemetryStore:
                 output_tokens=int(r["output_tokens"]),
                 cached_input_tokens=int(r["cached_input_tokens"]),
                 cache_write_input_tokens=int(r["cache_write_input_tokens"]),
+                cache_write_1h_input_tokens=int(r["cache_write_1h_input_tokens"]),
                 reasoning_tokens=int(r["reasoning_tokens"]),
                 computed_cost_micro_usd=int(r["computed_cost"]),
                 had_reported_cost=bool(r["had_reported_cost"]),

@@ -2054,6 +2054,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** Cachewrite1Hinputtokens */
+                    cacheWrite1hInputTokens?: number | null;
                     /** Cachewriteinputtokens */
                     cacheWriteInputTokens?: number | null;
                     /** Cachedinputtokens */
@@ -2245,6 +2247,8 @@ export interface operations {
                 "application/json": {
                     /** Events */
                     events: {
+                        /** Cachewrite1Hinputtokens */
+                        cacheWrite1hInputTokens?: number | null;
                         /** Cachewriteinputtokens */
                         cacheWriteInputTokens?: number | null;
                         /** Cachedinputtokens */
