@@ -67,9 +67,10 @@ test-web: install ## The console's component tests (Vitest)
 test-containers: install ## The integration tests on testcontainers (needs a Docker engine; skipped without one)
 	OPSMETER_TEST_BACKEND=containers $(VENV)/bin/pytest -m integration -rs
 
-lint: install ## ruff check and format check
+lint: install ## ruff check and format check; the console web app's ESLint (typescript-eslint strict, React hooks)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	cd $(WEB) && npx eslint --max-warnings=0 .
 
 typecheck: install ## mypy --strict over every package
 	$(VENV)/bin/mypy libs services tools tests bench conftest.py sdk/python/src sdk/python/tests

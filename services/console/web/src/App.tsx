@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useState } from "react";
 import { Navigate, NavLink, Route, Routes, useNavigate } from "react-router-dom";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, SESSION_ENDED, session as sessions, setWorkspace, type Session } from "./api/client";
@@ -29,7 +29,7 @@ export function App() {
 
 function SignedInApp() {
   const client = useQueryClient();
-  const who = useQuery({ queryKey: ["session"], queryFn: sessions.current, staleTime: 60_000 });
+  const who = useQuery({ queryKey: ["session"], queryFn: () => sessions.current(), staleTime: 60_000 });
   useEffect(() => {
     const ended = () => {
       client.setQueryData(["session"], null);
@@ -53,7 +53,8 @@ function SignedInApp() {
 const THIRTY_DAYS_MS = 30 * 86_400_000;
 
 function useDefaultDataMode(workspaceId: string): DataMode | undefined {
-  const from = useMemo(() => new Date(Date.now() - THIRTY_DAYS_MS).toISOString(), []);
+  // Fixed when the layout mounts (a lazy initial state), so the probes keep one query key.
+  const [from] = useState(() => new Date(Date.now() - THIRTY_DAYS_MS).toISOString());
   const probe = (mode: DataMode) => ({
     queryKey: ["usage-probe", workspaceId, mode],
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/usage", { query: { from, groupBy: "day", dataMode: mode } }),
@@ -84,7 +85,12 @@ function Layout({ session }: { session: Session }) {
     queryFn: () => api.get("alerting", "/v1/workspaces/{workspace_id}/alerts/settings"),
   });
   const [menuOpen, setMenuOpen] = useState(false);
-  useEffect(() => setMenuOpen(false), [dataMode]);
+  // A change of data mode closes the menu: state adjusted while rendering, keyed on the last mode rendered.
+  const [menuMode, setMenuMode] = useState(dataMode);
+  if (menuMode !== dataMode) {
+    setMenuMode(dataMode);
+    setMenuOpen(false);
+  }
 
   const signOut = async () => {
     // From its first step no API request leaves the page (api/client.ts); the signed-out view once the cookie
@@ -92,7 +98,7 @@ function Layout({ session }: { session: Session }) {
     await sessions.signOut();
     client.setQueryData(["session"], null);
     client.removeQueries({ predicate: (q) => q.queryKey[0] !== "session" });
-    navigate("/", { replace: true });
+    void navigate("/", { replace: true });
   };
   if (dataMode === undefined) return <Loading what="the workspace" />;
   const workspace: Workspace = {
@@ -133,7 +139,7 @@ function Layout({ session }: { session: Session }) {
             </select>
           </label>
           <span className="role" title={session.workspaceId}>{session.role}</span>
-          <button onClick={signOut}>Sign out</button>
+          <button onClick={() => void signOut()}>Sign out</button>
         </div>
       </header>
       <Notices flags={status.data} />

@@ -54,7 +54,7 @@ async function parse<R>(answer: Response): Promise<R> {
   } catch {
     body = { message: text };
   }
-  if (!answer.ok) throw new ApiError(answer.status, (body as Record<string, unknown>) ?? {});
+  if (!answer.ok) throw new ApiError(answer.status, (body ?? {}) as Record<string, unknown>);
   return body as R;
 }
 
@@ -63,7 +63,10 @@ export function setWorkspace(id: string): void {
   workspaceId = id;
 }
 
-function url(service: string, path: string, query?: Record<string, unknown>): string {
+/** A query string's values: every query parameter in the services' schemas is a string, number or boolean. */
+type QueryParams = Record<string, string | number | boolean | null | undefined>;
+
+function url(service: string, path: string, query?: QueryParams): string {
   const filled = path.replace("{workspace_id}", encodeURIComponent(workspaceId)).replace(/^\//, "");
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null && v !== "") params.set(k, String(v));
@@ -89,19 +92,23 @@ async function call<R>(method: string, service: string, path: string, opts: Opti
   if (signedOut) throw new ApiError(401, { reason: "unauthorized", message: "signed out" });
   let p = path;
   for (const [k, v] of Object.entries(opts.params ?? {})) p = p.replace(`{${k}}`, encodeURIComponent(v));
-  const answer = await fetch(url(service, p, opts.query as Record<string, unknown>), {
+  const answer = await fetch(url(service, p, opts.query as QueryParams | undefined), {
     method: method.toUpperCase(),
     credentials: "same-origin",
     headers: { ...(opts.body !== undefined ? { "Content-Type": "application/json" } : {}), ...(opts.headers ?? {}) },
     body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
   });
-  if (answer.status === 401 && !signedOut) {
-    // The proxy answers 401 only without a live session: stop every other request and go to the sign-in page.
-    signedOut = true;
-    ended = true;
-    window.dispatchEvent(new Event(SESSION_ENDED));
-  }
+  if (answer.status === 401) sessionEnded();
   return parse<R>(answer);
+}
+
+/** The proxy answers 401 only without a live session: stop every other request and go to the sign-in page
+ * (once: a sign-out may have started while the request was on its way). */
+function sessionEnded(): void {
+  if (signedOut) return;
+  signedOut = true;
+  ended = true;
+  window.dispatchEvent(new Event(SESSION_ENDED));
 }
 
 export const api = {
@@ -118,7 +125,7 @@ export const api = {
     return call("delete", service, path, opts);
   },
   /** An export's URL through the proxy (the browser downloads it with the session cookie). */
-  href<S extends Service>(service: S, path: PathsFor<S, "get">, query: Record<string, unknown>): string {
+  href<S extends Service>(service: S, path: PathsFor<S, "get">, query: QueryParams): string {
     return url(service, path, query);
   },
 };

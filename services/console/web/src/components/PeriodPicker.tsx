@@ -3,8 +3,8 @@ import { dayRange, isoDay, presetPeriod, type Period, type Preset } from "../per
 
 /** Presets and a custom range of days; tells the page the chosen period. */
 export function PeriodPicker({ presets, value, onChange }: { presets: Exclude<Preset, "custom">[]; value: Preset; onChange: (preset: Preset, period: Period) => void }) {
-  const [fromDay, setFromDay] = useState(isoDay(Date.now() - 14 * 86_400_000));
-  const [toDay, setToDay] = useState(isoDay(Date.now()));
+  const [fromDay, setFromDay] = useState(() => isoDay(Date.now() - 14 * 86_400_000));
+  const [toDay, setToDay] = useState(() => isoDay(Date.now()));
   const applyCustom = (f: string, t: string) => {
     const period = dayRange(f, t);
     if (period) onChange("custom", period);

@@ -11,7 +11,7 @@ export function Empty({ children }: { children: ReactNode }) {
 
 export function Failed({ error }: { error: unknown }) {
   if (error instanceof ApiError && error.reason === "plan_required") {
-    const needed = String(error.body.requiredPlan ?? "a higher");
+    const needed = typeof error.body.requiredPlan === "string" ? error.body.requiredPlan : "a higher";
     return (
       <div className="state gate">
         <strong>Needs the {needed.charAt(0).toUpperCase() + needed.slice(1)} plan or above.</strong>{" "}

@@ -70,7 +70,7 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
           <h2>Subscription</h2>
           {sub.isPending ? <Loading what="the subscription" /> : sub.error ? (
             <p className="muted">{sub.error instanceof ApiError && sub.error.status === 503 ? "Billing is not configured on this stack (Lemon Squeezy settings missing)." : String(sub.error)}</p>
-          ) : sub.data && (
+          ) : (
             <dl className="facts">
               <dt>Status</dt><dd>{sub.data.status ?? "no subscription"}</dd>
               <dt>Renews</dt><dd><Time iso={sub.data.renewsAt} /></dd>
@@ -105,7 +105,7 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
           </button>{" "}
           {!canChange && <span className="muted">Owner or admin only.</span>}
           {canChange && !sub.isPending && !linked && <span className="muted">No Lemon Squeezy subscription is linked to this workspace yet (the operator links it: opsmeter workspace link-subscription).</span>}
-          {change.isError && <span className="error" role="alert">{String(change.error instanceof Error ? change.error.message : change.error)}</span>}
+          {change.isError && <span className="error" role="alert">{change.error.message}</span>}
         </div>
       </section>
       <section className="card">

@@ -30,9 +30,9 @@ export function Onboarding() {
         <h2>First-ingest checklist <span className="badge">Starter+</span></h2>
         {!starter || gated(checklist.error) ? <Gate plan="Starter" what="The first-ingest checklist" /> : checklist.error ? <Failed error={checklist.error} /> : checklist.isPending ? <Loading what="the checklist" /> : (
           <>
-            <p className="muted small">{checklist.data!.firstEventAt ? <>First event <Time iso={checklist.data!.firstEventAt} /></> : "No event yet."}</p>
+            <p className="muted small">{checklist.data.firstEventAt ? <>First event <Time iso={checklist.data.firstEventAt} /></> : "No event yet."}</p>
             <ul className="checklist">
-              {checklist.data!.items.map((i) => (
+              {checklist.data.items.map((i) => (
                 <li key={i.id} className={i.done ? "done" : ""}>
                   <span aria-hidden>{i.done ? "✔" : "○"}</span> <strong>{i.title}</strong>{!i.done && i.tip && <div className="muted small">{i.tip}</div>}
                 </li>
@@ -45,12 +45,12 @@ export function Onboarding() {
         <h2>Tracking quality score <span className="badge">Pro+</span></h2>
         {!pro || gated(quality.error) ? <Gate plan="Pro" what="The tracking quality score" /> : quality.error ? <Failed error={quality.error} /> : quality.isPending ? <Loading what="the score" /> : (
           <>
-            <div className="big">{quality.data!.score}<span className="muted"> / 100</span></div>
-            <p className="muted small">Over the last 7 days of real events ({quality.data!.events.toLocaleString("en-US")}); demo and test data do not count.</p>
+            <div className="big">{quality.data.score}<span className="muted"> / 100</span></div>
+            <p className="muted small">Over the last 7 days of real events ({quality.data.events.toLocaleString("en-US")}); demo and test data do not count.</p>
             <div className="scroll"><table className="table">
               <thead><tr><th>Part</th><th className="num">Weight</th><th className="num">Met</th><th className="num">Points</th><th>Tip</th></tr></thead>
               <tbody>
-                {quality.data!.parts.map((p) => (
+                {quality.data.parts.map((p) => (
                   <tr key={p.id}><td>{p.id.replace(/_/g, " ")}</td><td className="num">{p.weight}</td><td className="num">{share(p.ratio)}</td><td className="num">{p.points ?? "—"}</td><td className="muted small">{p.tip ?? ""}</td></tr>
                 ))}
               </tbody>

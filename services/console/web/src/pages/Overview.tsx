@@ -77,9 +77,9 @@ export function Overview({ status }: { status: WorkspaceStatus | undefined }) {
       </p>
       {current.error ? <Failed error={current.error} /> : current.isPending ? <Loading what="usage" /> : (
         <>
-          <Kpis usage={current.data!} before={before.data} errors={series.data?.totals.errors ?? null} errorsBefore={seriesBefore.data?.totals.errors ?? null} />
-          <Refused rejections={current.data!.rejections} />
-          <Unpriced totals={current.data!.totals} workspaceId={session.workspaceId} />
+          <Kpis usage={current.data} before={before.data} errors={series.data?.totals.errors ?? null} errorsBefore={seriesBefore.data?.totals.errors ?? null} />
+          <Refused rejections={current.data.rejections} />
+          <Unpriced totals={current.data.totals} workspaceId={session.workspaceId} />
           <RetentionNotice answers={[current.data, before.data]} />
         </>
       )}
@@ -186,13 +186,13 @@ function CostChart({ series, timeZone }: { series: Series; timeZone: string }) {
     const times = [...new Set(series.points.map((p) => p.at))].sort();
     const totals = new Map<string, number>();
     for (const p of series.points) totals.set(p.key, (totals.get(p.key) ?? 0) + p.costMicroUsd);
-    const keys = [...totals.keys()].sort((a, b) => totals.get(b)! - totals.get(a)!);
+    const keys = [...totals.entries()].sort((a, b) => b[1] - a[1]).map(([key]) => key);
     const shown = keys.slice(0, 8);
     // Day buckets are UTC days (as in Reports): named in the workspace's zone, a UTC− zone would call each the day before.
     const label = (at: string) => (series.bucket === "hour" ? dateTime(at, timeZone).replace(/^.*, /, "") : day(at, "UTC"));
     const valueOf = (key: string | null, at: string) =>
       series.points.filter((p) => p.at === at && (key === null ? !shown.includes(p.key) : p.key === key)).reduce((s, p) => s + p.costMicroUsd, 0) / 1e6;
-    const stacks = [...shown.map((k) => ({ name: k || "unknown", key: k as string | null })), ...(keys.length > shown.length ? [{ name: "other", key: null }] : [])];
+    const stacks = [...shown.map((k) => ({ name: k || "unknown", key: k })), ...(keys.length > shown.length ? [{ name: "other", key: null }] : [])];
     return {
       color: PALETTE,
       tooltip: { trigger: "axis", valueFormatter: (v: number) => money(v) },

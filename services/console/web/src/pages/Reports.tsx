@@ -34,7 +34,8 @@ function WeeklyReport() {
   });
   if (plan === undefined) return <section className="card"><h2>Weekly executive report</h2>{planError ? <Failed error={planError} /> : <Loading what="the plan" />}</section>;
   if (!included || (q.error instanceof ApiError && q.error.reason === "plan_required")) {
-    const team = PLANS.find((p) => p.tier === "team")!;
+    const team = PLANS.find((p) => p.tier === "team");
+    if (!team) throw new Error("PLANS has no Team plan");
     return (
       <section className="card gate" data-testid="weekly-gate">
         <h2>Weekly executive report <span className="badge">Team+</span></h2>
@@ -48,7 +49,7 @@ function WeeklyReport() {
     <section className="card">
       <h2>Weekly executive report</h2>
       {q.error ? <Failed error={q.error} /> : q.isPending ? <Loading what="the weekly report" /> : (() => {
-        const w = q.data!;
+        const w = q.data;
         const option = {
           tooltip: { trigger: "axis", valueFormatter: (v: number) => money(v) },
           legend: { bottom: 0 },
@@ -86,8 +87,8 @@ function WeeklyReport() {
 
 function BoardPackExport() {
   const { dataMode, session } = useWorkspace();
-  const [fromDay, setFromDay] = useState(isoDay(Date.now() - 13 * 86_400_000));
-  const [toDay, setToDay] = useState(isoDay(Date.now()));
+  const [fromDay, setFromDay] = useState(() => isoDay(Date.now() - 13 * 86_400_000));
+  const [toDay, setToDay] = useState(() => isoDay(Date.now()));
   const valid = dayRange(fromDay, toDay) !== null;
   const q = useQuery({
     queryKey: ["board-pack", session.workspaceId, dataMode, fromDay, toDay],
@@ -107,8 +108,8 @@ function BoardPackExport() {
       </div>
       {!valid ? <p className="error">From must be on or before To.</p> : q.error ? <Failed error={q.error} /> : q.isPending ? <Loading what="the board pack" /> : (
         <>
-          {q.data!.notice && <p className="notice">{q.data!.notice}</p>}
-          <p>{money(q.data!.summary.costUsd)} over {compact(q.data!.summary.requests)} requests ({tokens(q.data!.summary.tokens)}).</p>
+          {q.data.notice && <p className="notice">{q.data.notice}</p>}
+          <p>{money(q.data.summary.costUsd)} over {compact(q.data.summary.requests)} requests ({tokens(q.data.summary.tokens)}).</p>
         </>
       )}
     </section>

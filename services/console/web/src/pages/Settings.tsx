@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent, type ReactNode } from "react";
+import { useState, type ReactNode, type SubmitEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ApiError } from "../api/client";
 import type { AlertMode, AlertSettings, Policy, ScopedBudget, UnitCostRule } from "../api/types";
@@ -94,13 +94,17 @@ function BudgetsForm() {
   const [monthly, setMonthly] = useState("");
   const [threshold, setThreshold] = useState("80");
   const [scoped, setScoped] = useState<ScopedBudget[]>([]);
-  useEffect(() => {
-    if (!q.data) return;
-    setDaily(q.data.dailyUsd ?? "");
-    setMonthly(q.data.monthlyUsd ?? "");
-    setThreshold(String(Math.round(q.data.warningThresholdRatio * 1000) / 10));
-    setScoped(q.data.scoped);
-  }, [q.data]);
+  // The form starts from each new answer (the first, a refetch, the save's): state adjusted while rendering.
+  const [loaded, setLoaded] = useState<typeof q.data>(undefined);
+  if (loaded !== q.data) {
+    setLoaded(q.data);
+    if (q.data) {
+      setDaily(q.data.dailyUsd ?? "");
+      setMonthly(q.data.monthlyUsd ?? "");
+      setThreshold(String(Math.round(q.data.warningThresholdRatio * 1000) / 10));
+      setScoped(q.data.scoped);
+    }
+  }
   const save = useMutation({
     mutationFn: () =>
       api.put("policy", "/v1/workspaces/{workspace_id}/budgets", {
@@ -114,10 +118,10 @@ function BudgetsForm() {
       }),
     onSuccess: (data) => {
       client.setQueryData(["budgets", session.workspaceId], data);
-      client.invalidateQueries({ queryKey: ["spend"] });
+      void client.invalidateQueries({ queryKey: ["spend"] });
     },
   });
-  const submit = (e: FormEvent) => { e.preventDefault(); save.mutate(); };
+  const submit = (e: SubmitEvent) => { e.preventDefault(); save.mutate(); };
   return (
     <Section title="Budgets" note="USD per UTC day and calendar month; only real data counts. Budgets are separate from the plan's request limit.">
       <Query q={q} what="budgets">
@@ -201,7 +205,12 @@ function RulesForm() {
   const client = useQueryClient();
   const q = useQuery({ queryKey: ["rules", session.workspaceId], queryFn: () => api.get("policy", "/v1/workspaces/{workspace_id}/rules") });
   const [rules, setRules] = useState<UnitCostRule[]>([]);
-  useEffect(() => { if (q.data) setRules(q.data.rules); }, [q.data]);
+  // The form starts from each new answer: state adjusted while rendering.
+  const [loaded, setLoaded] = useState<typeof q.data>(undefined);
+  if (loaded !== q.data) {
+    setLoaded(q.data);
+    if (q.data) setRules(q.data.rules);
+  }
   const save = useMutation({
     mutationFn: () => api.put("policy", "/v1/workspaces/{workspace_id}/rules", { body: { rules: rules.map((r) => ({ ...r, maxUsd: Number(r.maxUsd) })) } }),
     onSuccess: (data) => client.setQueryData(["rules", session.workspaceId], data),
@@ -249,15 +258,20 @@ function AlertsForm() {
   const q = useQuery({ queryKey: ["alert-settings", session.workspaceId], queryFn: () => api.get("alerting", "/v1/workspaces/{workspace_id}/alerts/settings") });
   const [draft, setDraft] = useState<AlertSettings | null>(null);
   const [newSecret, setNewSecret] = useState<Record<string, string>>({});
-  useEffect(() => { if (q.data) setDraft(q.data); }, [q.data]);
+  // The draft starts from each new answer: state adjusted while rendering.
+  const [loaded, setLoaded] = useState<typeof q.data>(undefined);
+  if (loaded !== q.data) {
+    setLoaded(q.data);
+    if (q.data) setDraft(q.data);
+  }
   const save = useMutation({
-    mutationFn: () => {
-      const channels = draft!.channels.map((c) => {
+    mutationFn: (draft: AlertSettings) => {
+      const channels = draft.channels.map((c) => {
         if (c.type === "webhook") return { type: c.type, id: c.id, url: c.url, enabled: c.enabled, ...(newSecret[c.id] ? { secret: newSecret[c.id] } : {}) };
         if (c.type === "slack") return { type: c.type, id: c.id, enabled: c.enabled, ...(newSecret[c.id] ? { url: newSecret[c.id] } : {}) };
         return { type: c.type, id: c.id, to: c.to, enabled: c.enabled };
       });
-      const { version: _v, ...rest } = draft!;
+      const { version: _v, ...rest } = draft;
       return api.put("alerting", "/v1/workspaces/{workspace_id}/alerts/settings", { body: { ...rest, channels } });
     },
     onSuccess: (data) => { client.setQueryData(["alert-settings", session.workspaceId], data); setNewSecret({}); },
@@ -268,7 +282,7 @@ function AlertsForm() {
     <Section title="Alerts" note="Immediate, daily budget alert summary or weekly budget alert summary, sent at the schedule's time in its timezone. Budget alerts are delivered from Starter up; on Free the delivery log keeps them as not sent.">
       <Query q={q} what="alert settings">
         {() => draft && (
-          <form className="form" onSubmit={(e) => { e.preventDefault(); save.mutate(); }}>
+          <form className="form" onSubmit={(e) => { e.preventDefault(); save.mutate(draft); }}>
             {families.map(([family, label]) => (
               <label key={family}>{label}
                 <select aria-label={label} value={draft.modes[family] ?? "immediate"} onChange={(e) => setDraft({ ...draft, modes: { ...draft.modes, [family]: e.target.value as AlertMode } })}>
@@ -327,9 +341,9 @@ function DeliveryLog() {
             <tbody>
               {d.alerts.map((a, i) => (
                 <tr key={String(a.alertId ?? i)}>
-                  <td><Time iso={(a.createdAt ?? a.raisedAt ?? (a.at as string | undefined)) as string | undefined} /></td>
-                  <td>{String(a.title ?? a.rule ?? "")}</td>
-                  <td>{a.status === "plan_required" && a.requiredPlan ? `not sent: needs ${PLAN_LABELS[a.requiredPlan]}` : String(a.status ?? "")}</td>
+                  <td><Time iso={(a.createdAt ?? a.raisedAt ?? (a.at as string | undefined))} /></td>
+                  <td>{a.title ?? (typeof a.rule === "string" ? a.rule : "")}</td>
+                  <td>{a.status === "plan_required" && a.requiredPlan ? `not sent: needs ${PLAN_LABELS[a.requiredPlan]}` : a.status ?? ""}</td>
                   <td>{(a.deliveries ?? []).map((x) => `${x.channelId ?? ""} ${x.status ?? ""} (${x.attempts?.length ?? 0} attempts)`).join(", ")}</td>
                 </tr>
               ))}
@@ -350,11 +364,11 @@ function ApiKeys() {
   const refresh = () => client.invalidateQueries({ queryKey: ["api-keys"] });
   const create = useMutation({
     mutationFn: () => api.post("gateway", "/v1/workspaces/{workspace_id}/api-keys", { body: { name, mode: "live" } }),
-    onSuccess: (d) => { setShown(d.apiKey); setName(""); refresh(); },
+    onSuccess: (d) => { setShown(d.apiKey); setName(""); void refresh(); },
   });
   const rotate = useMutation({
     mutationFn: (id: string) => api.post("gateway", "/v1/workspaces/{workspace_id}/api-keys/{key_id}/rotate", { params: { key_id: id } }),
-    onSuccess: (d) => { setShown(d.apiKey); refresh(); },
+    onSuccess: (d) => { setShown(d.apiKey); void refresh(); },
   });
   const revoke = useMutation({
     mutationFn: (id: string) => api.delete("gateway", "/v1/workspaces/{workspace_id}/api-keys/{key_id}", { params: { key_id: id } }),
@@ -410,11 +424,11 @@ function MemberTokens() {
   const refresh = () => client.invalidateQueries({ queryKey: ["admin-tokens"] });
   const create = useMutation({
     mutationFn: () => api.post("gateway", "/v1/workspaces/{workspace_id}/admin-tokens", { body: { role, name } }),
-    onSuccess: (d) => { setShown({ role: d.role, token: d.adminToken, own: false }); setName(""); refresh(); },
+    onSuccess: (d) => { setShown({ role: d.role, token: d.adminToken, own: false }); setName(""); void refresh(); },
   });
   const rotate = useMutation({
     mutationFn: (id: string) => api.post("gateway", "/v1/workspaces/{workspace_id}/admin-tokens/{token_id}/rotate", { params: { token_id: id } }),
-    onSuccess: (d) => { setShown({ role: d.role, token: d.adminToken, own: d.role === "owner" }); refresh(); },
+    onSuccess: (d) => { setShown({ role: d.role, token: d.adminToken, own: d.role === "owner" }); void refresh(); },
   });
   const revoke = useMutation({
     mutationFn: (id: string) => api.delete("gateway", "/v1/workspaces/{workspace_id}/admin-tokens/{token_id}", { params: { token_id: id } }),

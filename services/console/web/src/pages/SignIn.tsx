@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from "react";
+import { useState, type SubmitEvent } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router-dom";
 import { session } from "../api/client";
@@ -9,7 +9,7 @@ export function SignIn() {
   const [busy, setBusy] = useState(false);
   const client = useQueryClient();
   const navigate = useNavigate();
-  const submit = async (e: FormEvent) => {
+  const submit = async (e: SubmitEvent) => {
     e.preventDefault();
     setBusy(true);
     setError(null);
@@ -17,7 +17,7 @@ export function SignIn() {
       const who = await session.signIn(token.trim());
       setToken("");
       client.setQueryData(["session"], who);
-      navigate("/overview", { replace: true });
+      void navigate("/overview", { replace: true });
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
     } finally {
@@ -26,7 +26,7 @@ export function SignIn() {
   };
   return (
     <div className="signin">
-      <form onSubmit={submit} className="card">
+      <form onSubmit={(e) => void submit(e)} className="card">
         <h1>Opsmeter</h1>
         <p className="muted">Sign in with a workspace admin token (owner, admin or member). It stays in an httpOnly session cookie.</p>
         <label htmlFor="token">Admin token</label>

@@ -159,7 +159,7 @@ function EventList({ title, from, to, driver }: { title: string; from: string; t
               ))}
             </tbody>
           </table></div>
-          {q.hasNextPage && <button onClick={() => q.fetchNextPage()} disabled={q.isFetchingNextPage}>{q.isFetchingNextPage ? "Loading…" : "Older events"}</button>}
+          {q.hasNextPage && <button onClick={() => void q.fetchNextPage()} disabled={q.isFetchingNextPage}>{q.isFetchingNextPage ? "Loading…" : "Older events"}</button>}
         </>
       )}
     </div>

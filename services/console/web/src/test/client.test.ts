@@ -6,10 +6,10 @@ describe("signing out", () => {
 
   it("sends no API request from sign-out until the next sign-in", async () => {
     const sent: string[] = [];
-    vi.stubGlobal("fetch", async (url: string, init?: RequestInit) => {
+    vi.stubGlobal("fetch", (url: string, init?: RequestInit): Promise<Response> => {
       sent.push(`${init?.method ?? "GET"} ${url}`);
       const body = url === "/api/session" ? { signedIn: true, workspaceId: "ws_a", role: "owner" } : { ok: true };
-      return new Response(JSON.stringify(body), { status: 200 });
+      return Promise.resolve(new Response(JSON.stringify(body), { status: 200 }));
     });
 
     await session.signOut();

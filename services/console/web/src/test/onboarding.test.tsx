@@ -13,7 +13,7 @@ describe("the Onboarding page when the plan cannot be read", () => {
   it("says why instead of waiting for good", async () => {
     vi.stubGlobal(
       "fetch",
-      vi.fn(async () => new Response(JSON.stringify({ reason: "unavailable", message: "billing is restarting" }), { status: 503 })),
+      vi.fn(() => Promise.resolve(new Response(JSON.stringify({ reason: "unavailable", message: "billing is restarting" }), { status: 503 }))),
     );
     const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
     render(

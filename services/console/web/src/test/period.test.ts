@@ -21,12 +21,17 @@ describe("a preset's window", () => {
     const { result } = renderHook(() => usePeriod("7d"));
     expect(result.current.period.to).toBe("2026-12-07T17:42:00.000Z");
     expect(result.current.rolling).toBe(true);
-    act(() => vi.advanceTimersByTime(4 * ROLL_MS));
+    act(() => {
+      vi.advanceTimersByTime(4 * ROLL_MS);
+    });
     expect(result.current.period.to).toBe("2026-12-07T17:43:00.000Z");
 
-    const days = dayRange("2026-12-01", "2026-12-02")!;
+    const days = dayRange("2026-12-01", "2026-12-02");
+    if (days === null) throw new Error("dayRange refused a valid range of days");
     act(() => result.current.choose("custom", days));
-    act(() => vi.advanceTimersByTime(10 * ROLL_MS));
+    act(() => {
+      vi.advanceTimersByTime(10 * ROLL_MS);
+    });
     expect(result.current.period).toEqual(days);
     expect(result.current.rolling).toBe(false);
   });

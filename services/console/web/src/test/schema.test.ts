@@ -1,18 +1,19 @@
 // @vitest-environment node
 // The TypeScript API types must be what `npm run gen:api` makes from the checked-in OpenAPI schemas
 // (services/console/tests check those schemas against the services themselves).
-import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-// @ts-expect-error - a plain ES module script without types
 import { generate } from "../../scripts/gen-lib.mjs";
 
-const dir = new URL("../api/openapi/", import.meta.url);
+// Both as text (Vite's raw imports), by path: the checked-in schemas and the types generated from them.
+const schemas = import.meta.glob<string>("../api/openapi/*.json", { query: "?raw", import: "default", eager: true });
+const types = import.meta.glob<string>("../api/schema/*.ts", { query: "?raw", import: "default", eager: true });
 
 describe("generated API types", () => {
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".json"))) {
+  for (const [path, schema] of Object.entries(schemas)) {
+    const file = path.slice("../api/openapi/".length);
     it(`src/api/schema/${file.replace(".json", ".ts")} matches src/api/openapi/${file} (run npm run gen:api)`, async () => {
-      const expected: string = await generate(JSON.parse(readFileSync(new URL(file, dir), "utf8")));
-      const actual = readFileSync(new URL(`../api/schema/${file.replace(".json", ".ts")}`, import.meta.url), "utf8");
+      const expected = await generate(JSON.parse(schema));
+      const actual = types[`../api/schema/${file.replace(".json", ".ts")}`];
       expect(actual).toBe(expected);
     });
   }
