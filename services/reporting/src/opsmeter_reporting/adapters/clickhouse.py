@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
 import orjson
@@ -53,6 +53,8 @@ from opsmeter_reporting.reconcile import StoredDay
 from opsmeter_runtime.clickhouse import ClickHouse
 from opsmeter_runtime.errors import TransientError
 from opsmeter_runtime.money import CostBasis, cost_by_basis, parse_cost_basis
+
+PerCall = Literal["toUnixTimestamp64Milli(min(ingested_at))", "max(summary_retention_days)"]
 
 RAW_COLUMNS = (
     "event_id", "workspace_id", "occurred_at", "ingested_at", "external_request_id", "provider", "model",
@@ -305,22 +307,28 @@ class ClickHouseTelemetryStore:
 
     async def _stored(self, events: Sequence[LlmRequestIngested]) -> dict[UUID, int]:
         """Event id → first stored ``ingested_at`` (ms) of the events raw already holds."""
+        calls = [(e.workspace_id, e.occurred_at, e.event_id) for e in events]
+        return await self._per_call("toUnixTimestamp64Milli(min(ingested_at))", calls)
+
+    async def _per_call(self, aggregate: PerCall, calls: Sequence[tuple[str, datetime, UUID]]) -> dict[UUID, int]:
+        """Event id → ``aggregate`` over the raw rows of these calls (workspace, call time, event id) raw still
+        holds; the calls' hours narrow the scan to their parts."""
         rows = await self._ch.query(
-            """
-            SELECT event_id, toUnixTimestamp64Milli(min(ingested_at)) AS ingested_ms
+            f"""
+            SELECT event_id, {aggregate} AS value
             FROM llm_requests_raw
-            WHERE workspace_id IN {workspaces:Array(String)}
-              AND toStartOfHour(occurred_at) IN {hours:Array(DateTime('UTC'))}
-              AND event_id IN {ids:Array(UUID)}
+            WHERE workspace_id IN {{workspaces:Array(String)}}
+              AND toStartOfHour(occurred_at) IN {{hours:Array(DateTime('UTC'))}}
+              AND event_id IN {{ids:Array(UUID)}}
             GROUP BY event_id
-            """,
+            """,  # noqa: S608 - the two callers' fixed aggregates, bound values
             {
-                "workspaces": sorted({e.workspace_id for e in events}),
-                "hours": sorted({floor_to(e.occurred_at, HOUR) for e in events}),
-                "ids": [e.event_id for e in events],
+                "workspaces": sorted({ws for ws, _, _ in calls}),
+                "hours": sorted({floor_to(at, HOUR) for _, at, _ in calls}),
+                "ids": [event_id for _, _, event_id in calls],
             },
         )
-        return {UUID(str(r["event_id"])): int(r["ingested_ms"]) for r in rows}
+        return {UUID(str(r["event_id"])): int(r["value"]) for r in rows}
 
     async def append_corrections(self, events: Sequence[CostCorrected]) -> None:
         """Store cost corrections (a correction stored twice counts once: reads use FINAL), each kept as long as the
@@ -344,22 +352,8 @@ class ClickHouseTelemetryStore:
 
     async def _summary_retention(self, events: Sequence[CostCorrected]) -> dict[UUID, int]:
         """Corrected call id → the summary window its raw row was stored with (calls raw no longer holds: none)."""
-        rows = await self._ch.query(
-            """
-            SELECT event_id, max(summary_retention_days) AS days
-            FROM llm_requests_raw
-            WHERE workspace_id IN {workspaces:Array(String)}
-              AND toStartOfHour(occurred_at) IN {hours:Array(DateTime('UTC'))}
-              AND event_id IN {ids:Array(UUID)}
-            GROUP BY event_id
-            """,
-            {
-                "workspaces": sorted({e.workspace_id for e in events}),
-                "hours": sorted({floor_to(e.occurred_at, HOUR) for e in events}),
-                "ids": [e.payload.corrected_event_id for e in events],
-            },
-        )
-        return {UUID(str(r["event_id"])): int(r["days"]) for r in rows}
+        calls = [(e.workspace_id, e.occurred_at, e.payload.corrected_event_id) for e in events]
+        return await self._per_call("max(summary_retention_days)", calls)
 
     async def stored_calls(
         self, workspace_id: str, window: UsageWindow, data_mode: str, models: Sequence[str]
