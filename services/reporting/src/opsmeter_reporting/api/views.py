@@ -154,6 +154,20 @@ def _count_by_type(decisions: list[StoredDecision]) -> dict[str, int]:
     return counts
 
 
+TOP_DRIVERS = 10
+
+
+def top_drivers_json(keys: dict[str, Totals]) -> list[dict[str, Any]]:
+    """The ten largest keys by cost, then one ``(N others)`` row for the rest: the rows add up to the summary."""
+    ranked = sorted(keys.items(), key=lambda kv: (-kv[1].cost_micro_usd, kv[0]))
+    rows = [{"key": key, **totals_json(t)} for key, t in ranked[:TOP_DRIVERS]]
+    rest = ranked[TOP_DRIVERS:]
+    if rest:
+        other = sum((t for _, t in rest), Totals())
+        rows.append({"key": f"({len(rest)} others)", **totals_json(other)})
+    return rows
+
+
 def board_pack_json(workspace_id: str, pack: BoardPack, data_mode: str) -> dict[str, Any]:
     b = pack.breakdown
     return {
@@ -166,13 +180,7 @@ def board_pack_json(workspace_id: str, pack: BoardPack, data_mode: str) -> dict[
         "summaryRetentionDays": pack.retention.summary_days,
         "summary": totals_json(pack.totals),
         "trend": [day_json(d, t) for d, t in pack.days],
-        "topDrivers": {
-            dim: [
-                {"key": key, **totals_json(t)}
-                for key, t in sorted(b.keys("range", dim).items(), key=lambda kv: (-kv[1].cost_micro_usd, kv[0]))[:10]
-            ]
-            for dim in DIMENSIONS
-        },
+        "topDrivers": {dim: top_drivers_json(b.keys("range", dim)) for dim in DIMENSIONS},
         "budgetHistory": [decision_json(x) for x in pack.decisions],
         "budgetStatus": {
             "budgetWarning": pack.policy.budget_warning,
