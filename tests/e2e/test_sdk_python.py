@@ -82,7 +82,10 @@ class TestDelivery:
         started = time.perf_counter()
         ids = [record_one(om, n) for n in range(10_000)]
         took = time.perf_counter() - started
-        assert took < 1.0, f"10,000 record() calls took {took:.2f}s"
+        # Loose on purpose, not a speed figure (a shared 2-core host under test load took 1.65 s once): it catches
+        # a record() that sends on the caller's thread, since 10,000 requests to the gateway one by one take
+        # well over 10 s here.
+        assert took < 10.0, f"10,000 record() calls took {took:.2f}s: record() waits for the network"
         assert None not in ids
         assert len(set(ids)) == 10_000
         assert om.flush(timeout=120), om.stats()

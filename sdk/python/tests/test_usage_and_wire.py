@@ -93,6 +93,65 @@ class TestTokens:
         assert tokens is not None
         assert (tokens.input_tokens, tokens.cached_input_tokens, tokens.cache_write_input_tokens) == (2650, 2000, 500)
 
+    def test_anthropic_1h_cache_writes_are_taken_from_cache_creation(self) -> None:
+        """The audit's example: 1,000 input and 100,000 cache-write tokens, all with a 1-hour TTL."""
+        message = anthropic.types.Message.model_validate(
+            {
+                **ANTHROPIC_MESSAGE,
+                "usage": {
+                    "input_tokens": 1000,
+                    "cache_creation_input_tokens": 100_000,
+                    "cache_read_input_tokens": 0,
+                    "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 100_000},
+                    "output_tokens": 500,
+                },
+            }
+        )
+        tokens = anthropic_tokens(message.usage)  # the SDK's own typed usage object
+        assert tokens is not None
+        assert (tokens.input_tokens, tokens.cache_write_input_tokens, tokens.cache_write_1h_input_tokens) == (
+            101_000,
+            100_000,
+            100_000,
+        )
+
+    @pytest.mark.parametrize(
+        "usage",
+        [
+            {"input_tokens": 1, "cache_creation_input_tokens": 500, "output_tokens": 1},  # no breakdown (older API)
+            ANTHROPIC_MESSAGE["usage"],  # 5-minute writes only
+        ],
+    )
+    def test_no_1h_cache_writes_leave_the_field_unset(self, usage: dict[str, Any]) -> None:
+        tokens = anthropic_tokens(usage)
+        assert tokens is not None
+        assert tokens.cache_write_1h_input_tokens is None
+
+    def test_1h_cache_writes_never_exceed_the_cache_writes(self) -> None:
+        tokens = anthropic_tokens(
+            {"input_tokens": 1, "cache_creation_input_tokens": 5, "cache_creation": {"ephemeral_1h_input_tokens": 9}}
+        )
+        assert tokens is not None
+        assert tokens.cache_write_1h_input_tokens == 5
+
+    def test_an_anthropic_stream_keeps_the_1h_cache_writes_of_its_start(self) -> None:
+        seen = AnthropicStreamUsage()
+        usage = {
+            "input_tokens": 10,
+            "cache_creation_input_tokens": 300,
+            "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200},
+            "output_tokens": 1,
+        }
+        seen.observe({"type": "message_start", "message": {"model": "m", "usage": usage}})
+        seen.observe({"type": "message_delta", "usage": {"output_tokens": 42, "cache_creation_input_tokens": 300}})
+        tokens = seen.tokens()
+        assert tokens is not None
+        assert (tokens.input_tokens, tokens.cache_write_input_tokens, tokens.cache_write_1h_input_tokens) == (
+            310,
+            300,
+            200,
+        )
+
     def test_an_anthropic_stream_takes_input_from_the_start_and_output_from_the_last_delta(self) -> None:
         seen = AnthropicStreamUsage()
         seen.observe(
@@ -146,6 +205,42 @@ class TestWire:
         assert record["cacheWriteInputTokens"] == usage.cache_creation_input_tokens
         assert record["cachedInputTokens"] == usage.cache_read_input_tokens
         assert record["inputTokens"] == 150 + 2000 + 500
+
+    def test_a_wrapped_anthropic_call_sends_its_1h_cache_writes(
+        self, provider: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """1-hour writes cost more than 5-minute ones: the gateway gets them as ``cacheWrite1hInputTokens``."""
+        usage = ANTHROPIC_MESSAGE["usage"]
+        assert isinstance(usage, dict)
+        one_hour = {**usage, "cache_creation": {"ephemeral_5m_input_tokens": 200, "ephemeral_1h_input_tokens": 300}}
+        monkeypatch.setitem(ANTHROPIC_MESSAGE, "usage", one_hour)
+        sent: list[dict[str, Any]] = []
+
+        def gateway(request: httpx.Request) -> httpx.Response:
+            events = json.loads(request.content)["events"]
+            sent.extend(events)
+            return httpx.Response(207, json={"results": [{"httpStatus": 202} for _ in events]})
+
+        om = Opsmeter("om_live_x_y", base_url="http://gateway.test", transport=httpx.MockTransport(gateway))
+        try:
+            client = om.wrap_anthropic(anthropic.Anthropic(api_key="sk-ant", base_url=provider.url, max_retries=0))
+            client.messages.create(
+                model="claude-sonnet-4-5", max_tokens=512, messages=[{"role": "user", "content": "Hi"}]
+            )
+            assert om.flush(timeout=5)
+        finally:
+            om.shutdown(timeout=1)
+        [record] = sent
+        assert (record["cacheWriteInputTokens"], record["cacheWrite1hInputTokens"]) == (500, 300)
+
+    def test_withholding_cache_writes_withholds_the_1h_ones_too(self) -> None:
+        body = event(
+            {"provider": "anthropic", "model": "m", "input_tokens": 9, "output_tokens": 1,
+             "cache_write_input_tokens": 5, "cache_write_1h_input_tokens": 3},
+            send_cache_write_tokens=False,
+        )  # fmt: skip
+        assert "cacheWriteInputTokens" not in body
+        assert "cacheWrite1hInputTokens" not in body
 
     def test_a_naive_timestamp_is_refused_by_the_builder(self) -> None:
         with pytest.raises(ValueError, match="timezone-aware"):

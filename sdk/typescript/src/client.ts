@@ -13,6 +13,8 @@ export interface RecordInput {
   totalTokens?: number;
   cachedInputTokens?: number;
   cacheWriteInputTokens?: number;
+  /** Part of cacheWriteInputTokens: the cache writes with a 1-hour TTL (Anthropic), priced at their own rate. */
+  cacheWrite1hInputTokens?: number;
   reasoningTokens?: number;
   reportedCostUsd?: string;
   latencyMs?: number;
@@ -64,6 +66,7 @@ export interface OpsmeterOptions {
   /**
    * Send cacheWriteInputTokens on the wire so the gateway prices cache writes as writes (default true). Set false
    * only for an old gateway that rejects the field; writes are then priced as plain input (still inside inputTokens).
+   * False withholds cacheWrite1hInputTokens (a part of the writes) too.
    */
   sendCacheWriteTokens?: boolean;
   /** Runtime enforcement of the workspace's runtimeActions before wrapped calls (opt-in). */
@@ -117,10 +120,11 @@ export class Opsmeter {
   private flagsTime = 0;
   private readonly callbacks: Record<"budgetWarning" | "budgetExceeded" | "planLimitReached", FlagsCallback | undefined>;
   private readonly fetchImpl: typeof fetch;
-  private queue: Wire[] = [];
+  private queue: string[] = []; // records encoded by record(): one that cannot be is dropped there, counted
   private inFlight = 0;
   private sending: Promise<void> | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private pauseTimer: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
   private paused = false;
   private lastStatusCheck = 0;
@@ -184,16 +188,24 @@ export class Opsmeter {
       const wire: Wire = {};
       for (const [key, value] of Object.entries(input)) {
         if (value === undefined || value === null) continue;
-        if (key === "cacheWriteInputTokens" && !this.o.sendCacheWriteTokens) continue;
+        if (key.startsWith("cacheWrite") && !this.o.sendCacheWriteTokens) continue; // and cacheWrite1hInputTokens
         wire[key] = value instanceof Date ? value.toISOString() : value;
       }
       wire.externalRequestId ??= newRequestId();
       wire.timestamp ??= new Date().toISOString();
+      let encoded: string;
+      try {
+        encoded = JSON.stringify(wire); // a BigInt or a cycle in metadata throws here, never in the sender
+      } catch (error) {
+        this.logOnce(`unencodable:${String(error)}`, `opsmeter record() dropped a record it cannot encode: ${String(error)}`);
+        this.drop("unencodable");
+        return null;
+      }
       if (this.queue.length >= this.o.maxQueueSize) {
         this.queue.shift();
         this.drop("queue_full");
       }
-      this.queue.push(wire);
+      this.queue.push(encoded);
       this.schedule(this.queue.length >= this.o.flushAt ? 0 : this.o.flushIntervalMs);
       return wire.externalRequestId as string;
     } catch (error) {
@@ -224,6 +236,7 @@ export class Opsmeter {
     } finally {
       this.stopped = true;
       if (this.timer) clearTimeout(this.timer);
+      this.stopWatchingPause();
       this.drop("shutdown", this.queue.length);
       this.queue = [];
     }
@@ -286,6 +299,10 @@ export class Opsmeter {
         this.inFlight = batch.length;
         try {
           await this.send(batch);
+        } catch (error) {
+          // whatever failed, the batch's records are counted (as dropped), never lost silently
+          this.logOnce(`send:${String(error)}`, `opsmeter could not send a batch: ${String(error)}`);
+          this.drop("client_error", batch.length);
         } finally {
           this.inFlight = 0;
         }
@@ -299,7 +316,7 @@ export class Opsmeter {
     const batch: string[] = [];
     let size = 16;
     while (this.queue.length > 0 && batch.length < this.o.maxBatchEvents) {
-      const encoded = JSON.stringify(this.queue[0]);
+      const encoded = this.queue[0] as string;
       if (batch.length > 0 && size + encoded.length + 1 > this.o.maxBatchBytes) break;
       this.queue.shift();
       batch.push(encoded);
@@ -423,6 +440,27 @@ export class Opsmeter {
     this.paused = true;
     this.lastStatusCheck = Date.now();
     this.updateFlags({ ...this.flagsValue, telemetryPaused: true, planLimitReached: true, reason }, false);
+    this.watchPause();
+  }
+
+  /**
+   * While paused nothing is queued, so no send would ever ask again: a timer (unref'd, so it never keeps the
+   * process alive) checks the workspace status every statusCheckIntervalMs and lifts the pause when it has.
+   */
+  private watchPause(): void {
+    if (this.pauseTimer || this.stopped || !this.paused) return;
+    this.pauseTimer = setInterval(() => {
+      if (!this.paused || this.stopped) return this.stopWatchingPause();
+      void this.checkStatus().then(() => {
+        if (!this.paused) this.stopWatchingPause();
+      });
+    }, Math.max(10, this.o.statusCheckIntervalMs));
+    (this.pauseTimer as { unref?: () => void }).unref?.();
+  }
+
+  private stopWatchingPause(): void {
+    if (this.pauseTimer) clearInterval(this.pauseTimer);
+    this.pauseTimer = null;
   }
 
   private updateFlags(next: WorkspaceFlags, fromAnswer: boolean): void {

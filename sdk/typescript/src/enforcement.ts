@@ -70,7 +70,9 @@ export class RuntimePolicy {
   private snapshotValue: PolicySnapshot | null = null;
   private snapshotAt = 0;
   private lastTry = -Infinity;
-  private inFlight: Promise<void> | null = null;
+  private failures = 0;
+  private inFlight: Promise<PolicySnapshot | null> | null = null;
+  private staleLogged = false;
 
   constructor(
     readonly enabled: boolean,
@@ -86,8 +88,20 @@ export class RuntimePolicy {
     return this.snapshotValue;
   }
 
-  /** Fetch the policy now; the last snapshot if that fails. */
-  async refresh(): Promise<PolicySnapshot | null> {
+  /**
+   * Fetch the policy now; the last snapshot if that fails. Never rejects; calls made while a fetch is under way
+   * share it (one request at a time).
+   */
+  refresh(): Promise<PolicySnapshot | null> {
+    if (!this.inFlight) {
+      this.inFlight = this.load().finally(() => {
+        this.inFlight = null;
+      });
+    }
+    return this.inFlight;
+  }
+
+  private async load(): Promise<PolicySnapshot | null> {
     this.lastTry = Date.now();
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
@@ -96,35 +110,65 @@ export class RuntimePolicy {
       if (answer.status === 200) {
         this.snapshotValue = snapshotFrom((await answer.json()) as Record<string, any>);
         this.snapshotAt = Date.now();
+        this.failures = 0;
+        this.staleLogged = false;
+      } else {
+        this.failures += 1;
       }
     } catch {
-      // keep the last snapshot
+      this.failures += 1; // keep the last snapshot
     } finally {
       clearTimeout(timer);
     }
     return this.snapshotValue;
   }
 
-  /** Before a call: the first time wait for a snapshot; later refresh in the background when it is stale. */
-  async fresh(): Promise<void> {
-    if (!this.enabled) return;
-    if (this.snapshotValue === null) {
-      await this.refresh();
-    } else if (Date.now() - this.lastTry >= this.refreshIntervalMs && !this.inFlight) {
-      this.inFlight = this.refresh().then(() => {
-        this.inFlight = null;
-      });
-    }
+  /** Wait for a first snapshot: await it at startup for enforcement to apply from the very first call. */
+  async ready(): Promise<void> {
+    if (this.enabled && this.snapshotValue === null) await this.refresh();
+  }
+
+  /** @deprecated the same as ready(). */
+  fresh(): Promise<void> {
+    return this.ready();
+  }
+
+  /**
+   * Before a call, never waiting: refresh in the background when the snapshot is older than the refresh interval.
+   * Failed fetches are retried no more often than that (1 s, doubling, while there is no snapshot yet).
+   */
+  maybeRefresh(): void {
+    if (!this.enabled || this.inFlight) return;
+    const every = this.snapshotValue
+      ? this.refreshIntervalMs
+      : Math.min(this.refreshIntervalMs, 1000 * 2 ** Math.max(0, this.failures - 1));
+    if (Date.now() - this.lastTry >= every) void this.refresh();
   }
 
   private state(): PolicySnapshot | null {
     const snapshot = this.snapshotValue;
     if (!snapshot) return null;
+    const now = Date.now();
+    const newest = Math.max(this.snapshotAt, this.source.flagsAt);
+    // Opsmeter has not answered (policy or ingest) for 3 refresh intervals while asked: the snapshot is too old to
+    // act on, so enforcement fails open until an answer comes.
+    if (now - newest > 3 * this.refreshIntervalMs && this.lastTry > newest) {
+      if (!this.staleLogged) {
+        this.staleLogged = true;
+        console.warn("opsmeter: the runtime policy could not be refreshed; enforcement is off until Opsmeter answers");
+      }
+      return null;
+    }
+    let state = snapshot;
     if (this.source.flagsAt > this.snapshotAt) {
       const flags = this.source.flags;
-      return { ...snapshot, policyMode: flags.policyMode, budgetWarning: flags.budgetWarning, budgetExceeded: flags.budgetExceeded };
+      state = { ...snapshot, policyMode: flags.policyMode, budgetWarning: flags.budgetWarning, budgetExceeded: flags.budgetExceeded };
     }
-    return snapshot;
+    // every window the last answer saw exceeded has ended since: the budget is available again
+    if (state.budgetExceeded && state.resetsAt !== null && newest < state.resetsAt && state.resetsAt <= now) {
+      state = { ...state, budgetExceeded: false };
+    }
+    return state;
   }
 
   decide(provider: string, params: Record<string, unknown>, tokensParam: string): Decision | null {

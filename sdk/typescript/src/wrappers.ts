@@ -10,6 +10,8 @@ export interface Tokens {
   outputTokens: number;
   cachedInputTokens?: number;
   cacheWriteInputTokens?: number;
+  /** Part of cacheWriteInputTokens: Anthropic's 1-hour cache writes (2x input, not 1.25x). Set only when > 0. */
+  cacheWrite1hInputTokens?: number;
   reasoningTokens?: number;
 }
 
@@ -35,16 +37,22 @@ export function openaiTokens(usage: Obj | null | undefined): Tokens | undefined 
   };
 }
 
-/** Anthropic reports cache reads and writes apart from input_tokens: SPEC §5 counts them inside. */
+/**
+ * Anthropic reports cache reads and writes apart from input_tokens: SPEC §5 counts them inside. The writes with a
+ * 1-hour TTL (usage.cache_creation.ephemeral_1h_input_tokens) are sent as cacheWrite1hInputTokens, only when there
+ * are some (a gateway older than the field rejects it as unknown).
+ */
 export function anthropicTokens(usage: Obj | null | undefined): Tokens | undefined {
   if (!usage) return undefined;
   const reads = num(usage.cache_read_input_tokens);
   const writes = num(usage.cache_creation_input_tokens);
+  const oneHour = Math.min(num(usage.cache_creation?.ephemeral_1h_input_tokens) ?? 0, writes ?? 0);
   return {
     inputTokens: (num(usage.input_tokens) ?? 0) + (reads ?? 0) + (writes ?? 0),
     outputTokens: num(usage.output_tokens) ?? 0,
     cachedInputTokens: reads,
     cacheWriteInputTokens: writes,
+    ...(oneHour > 0 ? { cacheWrite1hInputTokens: oneHour } : {}),
     reasoningTokens: num(usage.output_tokens_details?.thinking_tokens),
   };
 }
@@ -67,6 +75,7 @@ function instrument(
 ): void {
   const original = resource.create as ((...args: any[]) => any) & { __opsmeter?: boolean };
   if (original.__opsmeter) return;
+  let apiPromise: (new (...args: any[]) => any) | undefined; // the client's APIPromise class, seen on a first call
   const create = (body: Obj, options?: Obj): unknown => {
     const { [OWN]: own, ...rest } = body ?? {};
     const attribution = (own ?? {}) as Attribution;
@@ -119,60 +128,124 @@ function instrument(
         }
       };
     };
-    // The provider's own promise (the client's APIPromise, with .withResponse() and the rest) goes back to the
-    // caller unchanged; the record hangs off it. Its handlers run in the order they were attached, so a stream
-    // is instrumented before the caller's code sees it.
-    const call = (): unknown => {
-      let promise: any;
-      try {
-        promise = original.call(resource, params, options);
-      } catch (error) {
-        record(undefined, undefined, "error", failureCode(error));
-        return Promise.reject(error);
-      }
-      if (!promise || typeof promise.then !== "function") {
-        instrumentResult(promise);
-        return promise;
-      }
-      promise.then(
-        (result: Obj) => {
+    // The provider's own APIPromise goes back to the caller, never a plain Promise: parse(), messages.stream(),
+    // .withResponse() and .asResponse() build on it. Its body is read once, by whoever consumes it: the record is
+    // taken inside the promise's own parse step (its parseResponse), so nothing here reads the body a second time.
+    const observe = (promise: any): unknown => {
+      if (promise && typeof promise.parseResponse === "function" && typeof promise.responsePromise?.then === "function") {
+        apiPromise ??= promise.constructor;
+        const parse = promise.parseResponse as (client: unknown, props: Obj) => Promise<unknown>;
+        promise.parseResponse = async (client: unknown, props: Obj) => {
+          let result: any;
+          try {
+            result = await parse.call(promise, client, props);
+          } catch (error) {
+            // Anthropic's client reads a body again after a connection error while it can: not the last word
+            if (!(props?.retry && (error as Error | null)?.name === "APIConnectionError")) {
+              record(undefined, undefined, "error", failureCode(error));
+            }
+            throw error;
+          }
           try {
             instrumentResult(result);
           } catch {
             // recording must never break the provider call
           }
-        },
-        (error: unknown) => record(undefined, undefined, "error", failureCode(error)),
-      );
+          return result;
+        };
+        // a failed request: recorded, and this handler also keeps a call nobody awaits from an unhandled rejection
+        promise.responsePromise.then(undefined, (error: unknown) => record(undefined, undefined, "error", failureCode(error)));
+        return promise;
+      }
+      if (promise && typeof promise.then === "function") {
+        // not an APIPromise (another client version, a test double): a plain promise may be observed twice
+        promise.then(
+          (result: Obj) => {
+            try {
+              instrumentResult(result);
+            } catch {
+              // recording must never break the provider call
+            }
+          },
+          (error: unknown) => record(undefined, undefined, "error", failureCode(error)),
+        );
+        return promise;
+      }
+      instrumentResult(promise);
       return promise;
     };
+    const call = (): any => {
+      let promise: any;
+      try {
+        promise = original.call(resource, params, options);
+      } catch (error) {
+        record(undefined, undefined, "error", failureCode(error));
+        throw error;
+      }
+      return observe(promise);
+    };
     if (!om.policy.enabled) return call();
-    // Runtime enforcement waits for the workspace policy first, so the caller gets a plain Promise.
-    return (async () => {
-      await om.policy.fresh();
-      const param = tokensParam(params);
-      decision = om.policy.decide(provider, params, param);
-      if (decision && decision.action === "queue" && decision.mode === "applied") {
-        const waited = Date.now();
-        try {
-          await om.policy.waitInQueue(provider, params, param);
-        } catch (error) {
-          record(undefined, undefined, "error", "budget_blocked");
-          throw error;
-        }
-        decision.detail = `waited ${((Date.now() - waited) / 1000).toFixed(1)}s for the budget window`;
+    // Runtime enforcement decides at once, from the policy snapshot fetched ahead (refreshed in the background):
+    // the caller still gets the provider's APIPromise. Until the first snapshot has arrived calls are let through
+    // (await om.policy.ready() at startup to enforce from the very first call). A block throws here.
+    om.policy.maybeRefresh();
+    const param = tokensParam(params);
+    decision = om.policy.decide(provider, params, param);
+    if (decision && decision.action === "block" && decision.mode === "applied") {
+      record(undefined, undefined, "error", "budget_blocked");
+      throw new BudgetExceededError("the workspace budget is exceeded; its runtime action blocks provider calls", "block");
+    }
+    if (decision && decision.action === "queue" && decision.mode === "applied") {
+      const client = resource._client;
+      if (apiPromise && client) {
+        // The request waits inside an APIPromise of the provider's own class, built on the real call's response.
+        const queued = decision;
+        let real: any;
+        const response = (async () => {
+          const waited = Date.now();
+          try {
+            await om.policy.waitInQueue(provider, params, param);
+          } catch (error) {
+            record(undefined, undefined, "error", "budget_blocked");
+            throw error;
+          }
+          queued.detail = `waited ${((Date.now() - waited) / 1000).toFixed(1)}s for the budget window`;
+          params = queued.params;
+          started = Date.now();
+          real = call();
+          return real.responsePromise;
+        })();
+        response.catch(() => undefined); // the caller sees the error through the APIPromise
+        return new apiPromise(client, response, (c: unknown, props: Obj) => real.parseResponse(c, props));
       }
-      if (decision && decision.action === "block" && decision.mode === "applied") {
-        record(undefined, undefined, "error", "budget_blocked");
-        throw new BudgetExceededError("the workspace budget is exceeded; its runtime action blocks provider calls", "block");
-      }
-      if (decision) params = decision.params;
-      started = Date.now();
-      return await call();
-    })();
+      decision.detail = "not queued: the first call through this client is let through";
+    }
+    if (decision) params = decision.params;
+    started = Date.now();
+    return call();
   };
   (create as { __opsmeter?: boolean }).__opsmeter = true;
   resource.create = create;
+}
+
+/** A stream reports usage only when asked: ask unless the caller said include_usage (their other options kept). */
+function askForStreamUsage(params: Obj): Obj {
+  if (!params.stream) return params;
+  const options = params.stream_options;
+  if (!options) return { ...params, stream_options: { include_usage: true } };
+  if (typeof options === "object" && !("include_usage" in options)) {
+    return { ...params, stream_options: { ...options, include_usage: true } };
+  }
+  return params;
+}
+
+/** `client.withOptions(...)` makes a new client: it comes back wrapped too. */
+function rewrapCopies(client: Obj, wrap: (copy: unknown) => unknown): void {
+  const original = client.withOptions as (((...args: unknown[]) => unknown) & { __opsmeter?: boolean }) | undefined;
+  if (typeof original !== "function" || original.__opsmeter) return;
+  const withOptions = (...args: unknown[]): unknown => wrap(original.apply(client, args));
+  (withOptions as { __opsmeter?: boolean }).__opsmeter = true;
+  client.withOptions = withOptions;
 }
 
 /** The same OpenAI client, its chat completions recorded. Per call: `opsmeter: {endpointTag, userId, promptVersion}`. */
@@ -194,9 +267,10 @@ export function wrapOpenAI<T>(om: Opsmeter, client: T): T {
         model: () => model,
       };
     },
-    (params) => (params.stream && !("stream_options" in params) ? { ...params, stream_options: { include_usage: true } } : params),
+    askForStreamUsage,
     (params) => ("max_tokens" in params && !("max_completion_tokens" in params) ? "max_tokens" : "max_completion_tokens"),
   );
+  rewrapCopies(client as Obj, (copy) => wrapOpenAI(om, copy));
   return client;
 }
 
@@ -227,5 +301,6 @@ export function wrapAnthropic<T>(om: Opsmeter, client: T): T {
     (params) => params,
     () => "max_tokens",
   );
+  rewrapCopies(client as Obj, (copy) => wrapAnthropic(om, copy));
   return client;
 }

@@ -28,8 +28,9 @@ async function calls(provider) {
   return all.filter((c) => c.provider === provider);
 }
 
-function clients() {
+async function clients() {
   const om = new Opsmeter(env.ENFORCE_KEY, { baseUrl: env.OPSMETER_URL, policyUrl: env.POLICY_URL, enforcement: true });
+  await om.policy.ready(); // enforcement decides from the snapshot: without this the first call is let through
   const openai = om.wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: env.FAKE_OPENAI_URL, maxRetries: 0 }));
   const anthropic = om.wrapAnthropic(new Anthropic({ apiKey: "sk-ant", baseURL: env.FAKE_ANTHROPIC_URL, maxRetries: 0 }));
   return { om, openai, anthropic };
@@ -37,10 +38,10 @@ function clients() {
 
 test("block throws before the provider is called", { skip }, async () => {
   await configure("block", false);
-  const { om, openai } = clients();
+  const { om, openai } = await clients();
   const before = (await calls("openai")).length;
   await assert.rejects(
-    openai.chat.completions.create({ model: "gpt-4o", messages, opsmeter: { endpointTag: "ts.enforce.block" } }),
+    async () => openai.chat.completions.create({ model: "gpt-4o", messages, opsmeter: { endpointTag: "ts.enforce.block" } }),
     (error) => error instanceof BudgetExceededError && error.action === "block",
   );
   assert.equal((await calls("openai")).length, before);
@@ -50,12 +51,12 @@ test("block throws before the provider is called", { skip }, async () => {
 
 test("clamp lowers max_tokens and fallback swaps the model in what the provider gets", { skip }, async () => {
   await configure("clamp", false);
-  let { om, openai, anthropic } = clients();
+  let { om, openai, anthropic } = await clients();
   await anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 4096, messages, opsmeter: { endpointTag: "ts.enforce.clamp" } });
   assert.equal((await calls("anthropic")).at(-1).body.max_tokens, 64);
   await om.shutdown();
   await configure("fallback", false);
-  ({ om, openai } = clients());
+  ({ om, openai } = await clients());
   const reply = await openai.chat.completions.create({ model: "gpt-4o", messages, opsmeter: { endpointTag: "ts.enforce.fallback" } });
   assert.equal((await calls("openai")).at(-1).body.model, "gpt-4o-mini");
   assert.equal(reply.model, "gpt-4o-mini");
@@ -65,7 +66,7 @@ test("clamp lowers max_tokens and fallback swaps the model in what the provider 
 test("with the kill switch on nothing changes, and the record says what would have", { skip }, async () => {
   for (const action of ["block", "clamp", "fallback"]) {
     await configure(action, true);
-    const { om, openai } = clients();
+    const { om, openai } = await clients();
     await openai.chat.completions.create({
       model: "gpt-4o",
       max_tokens: 4096,

@@ -21,6 +21,56 @@ test("Anthropic cache reads and writes are added into input", () => {
   assert.deepEqual([tokens.inputTokens, tokens.cachedInputTokens, tokens.cacheWriteInputTokens], [2650, 2000, 500]);
 });
 
+test("Anthropic 1-hour cache writes are taken from usage.cache_creation, a part of the cache writes", () => {
+  // the audit's example: 1,000 input and 100,000 cache-write tokens, all with a 1-hour TTL
+  const usage = {
+    input_tokens: 1000,
+    cache_creation_input_tokens: 100_000,
+    cache_read_input_tokens: 0,
+    cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 100_000 },
+    output_tokens: 500,
+  };
+  const tokens = anthropicTokens(usage);
+  assert.deepEqual(
+    [tokens.inputTokens, tokens.cacheWriteInputTokens, tokens.cacheWrite1hInputTokens],
+    [101_000, 100_000, 100_000],
+  );
+  const capped = anthropicTokens({ ...usage, cache_creation_input_tokens: 5 });
+  assert.equal(capped.cacheWrite1hInputTokens, 5);
+});
+
+test("Anthropic usage without 1-hour cache writes leaves the field out", () => {
+  const fiveMinutes = anthropicTokens({
+    input_tokens: 1,
+    cache_creation_input_tokens: 500,
+    cache_creation: { ephemeral_5m_input_tokens: 500, ephemeral_1h_input_tokens: 0 },
+    output_tokens: 1,
+  });
+  const noBreakdown = anthropicTokens({ input_tokens: 1, cache_creation_input_tokens: 500, output_tokens: 1 });
+  assert.ok(!("cacheWrite1hInputTokens" in fiveMinutes));
+  assert.ok(!("cacheWrite1hInputTokens" in noBreakdown));
+});
+
+test("1-hour cache writes go on the wire, and sendCacheWriteTokens: false withholds them with the writes", async () => {
+  const sent = [];
+  const gateway = async (_url, init) => {
+    const { events } = JSON.parse(init.body);
+    sent.push(...events);
+    const results = events.map(() => ({ httpStatus: 202 }));
+    return new Response(JSON.stringify({ results }), { status: 207, headers: { "Content-Type": "application/json" } });
+  };
+  for (const sendCacheWriteTokens of [true, false]) {
+    const om = new Opsmeter("om_live_x_y", { baseUrl: "http://gateway.test", fetch: gateway, flushIntervalMs: 10, sendCacheWriteTokens });
+    om.record({ provider: "anthropic", model: "m", inputTokens: 10, outputTokens: 1, cacheWriteInputTokens: 5, cacheWrite1hInputTokens: 3 });
+    assert.ok(await om.flush(3000));
+    await om.shutdown(1000);
+  }
+  assert.deepEqual(
+    sent.map((record) => [record.cacheWriteInputTokens, record.cacheWrite1hInputTokens]),
+    [[5, 3], [undefined, undefined]],
+  );
+});
+
 const state = (action, extra = {}, policyMode = "enforce") =>
   snapshotFrom({ policyMode, budgetExceeded: true, runtimeActions: { onBudgetExceeded: action, ...extra } });
 const params = { model: "gpt-4o", max_tokens: 4096 };

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { Opsmeter } from "../dist/index.js";
+import { BudgetExceededError, Opsmeter } from "../dist/index.js";
 
 const REPLY = "The quick brown fox jumps over the lazy dog.";
 const OPENAI_USAGE = {
@@ -84,12 +84,13 @@ function anthropicAnswer(body) {
  * 5 s) before the rest: a caller that leaves early is seen in `fake.streams` as `closedEarly`.
  */
 async function fakeProvider() {
-  const fake = { next: null, streams: [] };
+  const fake = { next: null, streams: [], bodies: [] };
   const server = createServer((req, res) => {
     let raw = "";
     req.on("data", (part) => (raw += part));
     req.on("end", async () => {
       const body = JSON.parse(raw);
+      fake.bodies.push(body);
       const answer = req.url.endsWith("/chat/completions") ? openaiAnswer(body) : anthropicAnswer(body);
       if (answer.json && fake.next !== "500") {
         const data = JSON.stringify(answer.json);
@@ -134,17 +135,32 @@ async function fakeProvider() {
   return fake;
 }
 
-/** An Opsmeter client whose batches land in `sent` (a 207 gateway), and both providers' clients, wrapped. */
-async function setup(t) {
+/**
+ * An Opsmeter client whose batches land in `sent` (a 207 gateway), and both providers' clients, wrapped. With
+ * `policy` (a function giving the GET /v1/runtime/policy answer's body, or null for a 404) enforcement is on.
+ */
+async function setup(t, { policy, ...options } = {}) {
   const fake = await fakeProvider();
   const sent = [];
-  const gateway = async (_url, init) => {
+  const gateway = async (url, init) => {
+    if (String(url).endsWith("/v1/runtime/policy")) {
+      const body = policy?.();
+      return body ? Response.json(body) : new Response("{}", { status: 404 });
+    }
     const { events } = JSON.parse(init.body);
     sent.push(...events);
     const results = events.map(() => ({ httpStatus: 202 }));
-    return new Response(JSON.stringify({ results }), { status: 207, headers: { "Content-Type": "application/json" } });
+    const { budgetWarning, budgetExceeded, policyMode } = policy?.() ?? {}; // an ingest answer carries the flags too
+    const answer = { results, budgetWarning, budgetExceeded, policyMode };
+    return new Response(JSON.stringify(answer), { status: 207, headers: { "Content-Type": "application/json" } });
   };
-  const om = new Opsmeter("om_live_x_y", { baseUrl: "http://gateway.test", fetch: gateway, flushIntervalMs: 10 });
+  const om = new Opsmeter("om_live_x_y", {
+    baseUrl: "http://gateway.test",
+    fetch: gateway,
+    flushIntervalMs: 10,
+    enforcement: Boolean(policy),
+    ...options,
+  });
   const openai = om.wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${fake.url}/v1`, maxRetries: 0 }));
   const anthropic = om.wrapAnthropic(new Anthropic({ apiKey: "sk-ant", baseURL: fake.url, maxRetries: 0 }));
   t.after(async () => {
@@ -157,7 +173,7 @@ async function setup(t) {
     assert.ok(await om.flush(3000), JSON.stringify(om.stats()));
     return sent.filter((record) => record.endpointTag === endpointTag);
   };
-  return { fake, om, openai, anthropic, records };
+  return { fake, om, openai, anthropic, records, sent };
 }
 
 const until = async (check, timeoutMs = 3000) => {
@@ -258,4 +274,143 @@ test("a wrapped create() returns the client's own APIPromise: .withResponse() wo
   const [record, ...more] = await records("promise.anthropic");
   assert.deepEqual(more, []);
   assert.deepEqual([record.status, record.inputTokens, record.cacheWriteInputTokens], ["success", 2650, 500]);
+});
+
+const exceeded = (runtimeActions) => ({ policyMode: "enforce", budgetWarning: true, budgetExceeded: true, runtimeActions });
+
+/** parse(), chat.completions.stream() and messages.stream() through the wrapped clients; what each call gave. */
+async function helpers(openai, anthropic, endpointTag) {
+  const opsmeter = { endpointTag };
+  const parsed = await openai.chat.completions.parse({ model: "gpt-4o-mini", max_tokens: 4096, messages, opsmeter });
+  const chat = openai.chat.completions.stream({ model: "gpt-4o-mini", max_tokens: 4096, messages, opsmeter });
+  const completion = await chat.finalChatCompletion();
+  const message = await anthropic.messages.stream({ model: "claude-sonnet-4-5", max_tokens: 4096, messages, opsmeter }).finalMessage();
+  return { parsed, completion, message };
+}
+
+test("parse(), chat.completions.stream() and messages.stream() work through the wrappers and are recorded once", async (t) => {
+  const { openai, anthropic, records } = await setup(t);
+  const { parsed, completion, message } = await helpers(openai, anthropic, "helpers.plain");
+  assert.equal(parsed.choices[0].message.content, REPLY);
+  assert.equal(completion.choices[0].message.content.trim(), REPLY);
+  assert.equal(message.usage.output_tokens, 400);
+  const sent = await records("helpers.plain");
+  assert.deepEqual(
+    sent.map((r) => [r.provider, r.status, r.inputTokens, r.outputTokens]),
+    [
+      ["openai", "success", 1200, 300],
+      ["openai", "success", 1200, 300],
+      ["anthropic", "success", 2650, 400],
+    ],
+  );
+});
+
+test("with enforcement on, the helpers still get the client's APIPromise and the action applies", async (t) => {
+  const { fake, om, openai, anthropic, records } = await setup(t, {
+    policy: () => exceeded({ onBudgetExceeded: "clamp", clampMaxTokens: 64 }),
+  });
+  await om.policy.ready();
+  const { parsed, completion, message } = await helpers(openai, anthropic, "helpers.enforced");
+  assert.equal(parsed.choices[0].message.content, REPLY);
+  assert.equal(completion.choices[0].message.content.trim(), REPLY);
+  assert.equal(message.usage.output_tokens, 400);
+  assert.deepEqual(
+    fake.bodies.map((b) => b.max_tokens),
+    [64, 64, 64],
+  );
+  const sent = await records("helpers.enforced");
+  assert.deepEqual(
+    sent.map((r) => [r.provider, r.status, r.outputTokens, r.metadata?.opsmeterAction]),
+    [
+      ["openai", "success", 300, "clamp"],
+      ["openai", "success", 300, "clamp"],
+      ["anthropic", "success", 400, "clamp"],
+    ],
+  );
+});
+
+test("with block applied, parse() and messages.stream() fail with BudgetExceededError and the provider is not called", async (t) => {
+  const { fake, om, openai, anthropic, records } = await setup(t, { policy: () => exceeded({ onBudgetExceeded: "block" }) });
+  await om.policy.ready();
+  const opsmeter = { endpointTag: "helpers.blocked" };
+  await assert.rejects(
+    async () => openai.chat.completions.parse({ model: "gpt-4o-mini", messages, opsmeter }),
+    (error) => error instanceof BudgetExceededError && error.action === "block",
+  );
+  const stream = anthropic.messages.stream({ model: "claude-sonnet-4-5", max_tokens: 64, messages, opsmeter });
+  // the helper turns any error into an AnthropicError, the BudgetExceededError its cause
+  await assert.rejects(stream.finalMessage(), (error) => error.cause instanceof BudgetExceededError);
+  assert.equal(fake.bodies.length, 0);
+  const sent = await records("helpers.blocked");
+  assert.deepEqual(
+    sent.map((r) => [r.status, r.errorCode]),
+    [
+      ["error", "budget_blocked"],
+      ["error", "budget_blocked"],
+    ],
+  );
+});
+
+test("queue waits inside the client's APIPromise until the budget window resets", async (t) => {
+  let state = null;
+  const { fake, om, openai, records } = await setup(t, { policy: () => state, policyRefreshIntervalMs: 200 });
+  const opsmeter = { endpointTag: "helpers.queued" };
+  await openai.chat.completions.create({ model: "gpt-4o-mini", messages, opsmeter }); // no policy yet: let through
+  state = exceeded({ onBudgetExceeded: "queue", queueMaxWaitSeconds: 5 });
+  await om.policy.refresh();
+  const started = Date.now();
+  setTimeout(() => (state = { policyMode: "enforce", budgetExceeded: false }), 400);
+  const { data } = await openai.chat.completions.parse({ model: "gpt-4o-mini", messages, opsmeter }).withResponse();
+  assert.equal(data.choices[0].message.content, REPLY);
+  assert.ok(Date.now() - started >= 350, "the call did not wait");
+  assert.equal(fake.bodies.length, 2);
+  const sent = await records("helpers.queued");
+  assert.deepEqual(
+    sent.map((r) => [r.status, r.metadata?.opsmeterAction]),
+    [
+      ["success", undefined],
+      ["success", "queue"],
+    ],
+  );
+});
+
+test("an unreachable policy and provider: the caller gets the error, nothing is left unhandled", async (t) => {
+  const unhandled = [];
+  const collect = (reason) => unhandled.push(reason);
+  process.on("unhandledRejection", collect);
+  t.after(() => process.off("unhandledRejection", collect));
+  const { om } = await setup(t, { policy: () => null });
+  const openai = om.wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: "http://127.0.0.1:9/v1", maxRetries: 0 }));
+  const started = Date.now();
+  await assert.rejects(openai.chat.completions.parse({ model: "gpt-4o-mini", messages }), OpenAI.APIConnectionError);
+  await assert.rejects(openai.chat.completions.create({ model: "gpt-4o-mini", messages }), OpenAI.APIConnectionError);
+  openai.chat.completions.create({ model: "gpt-4o-mini", messages }); // never awaited
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.ok(Date.now() - started < 2000, "calls waited for the unreachable policy");
+  assert.deepEqual(unhandled, []);
+});
+
+test("a client made by withOptions() is recorded too, and stream_options of the caller's own still ask for usage", async (t) => {
+  const { fake, openai, anthropic, records } = await setup(t);
+  const opsmeter = { endpointTag: "copies" };
+  await openai.withOptions({ timeout: 5000 }).withOptions({ maxRetries: 0 }).chat.completions.create({ model: "gpt-4o-mini", messages, opsmeter });
+  await anthropic.withOptions({ timeout: 5000 }).messages.create({ model: "claude-sonnet-4-5", max_tokens: 64, messages, opsmeter });
+  const stream = await openai.chat.completions.create({
+    model: "gpt-4o-mini",
+    messages,
+    stream: true,
+    stream_options: { include_obfuscation: false },
+    opsmeter,
+  });
+  for await (const _chunk of stream);
+  assert.deepEqual(fake.bodies.at(-1).stream_options, { include_obfuscation: false, include_usage: true });
+  const sent = await records("copies");
+  assert.deepEqual(
+    sent.map((r) => [r.provider, r.status, r.inputTokens, r.outputTokens]),
+    [
+      ["openai", "success", 1200, 300],
+      ["anthropic", "success", 2650, 400],
+      ["openai", "success", 1200, 300],
+    ],
+  );
 });

@@ -21,6 +21,7 @@ FIELDS = {
     "total_tokens": "totalTokens",
     "cached_input_tokens": "cachedInputTokens",
     "cache_write_input_tokens": "cacheWriteInputTokens",
+    "cache_write_1h_input_tokens": "cacheWrite1hInputTokens",
     "reasoning_tokens": "reasoningTokens",
     "reported_cost_usd": "reportedCostUsd",
     "latency_ms": "latencyMs",
@@ -71,7 +72,7 @@ def event(values: Mapping[str, Any], *, send_cache_write_tokens: bool) -> dict[s
     for name, value in values.items():
         if value is None:
             continue
-        if name == "cache_write_input_tokens" and not send_cache_write_tokens:
+        if name in ("cache_write_input_tokens", "cache_write_1h_input_tokens") and not send_cache_write_tokens:
             continue
         if name == "timestamp" and isinstance(value, datetime):
             value = rfc3339(value)

@@ -9,14 +9,18 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import random
+import ssl
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+import httpcore  # noqa: F401  (httpx imports it lazily in the sender; a fork mid-import breaks it in the child)
 import httpx
 
 from opsmeter import _wire
@@ -39,6 +43,19 @@ MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 1024 * 1024
 FlagsCallback = Callable[[WorkspaceFlags], None]
 ClientT = TypeVar("ClientT")
+# record() checks that a record can be encoded (strict JSON: no NaN) before queueing it; a record that cannot be
+# is dropped there and counted, never carried to the sender where it would take its batch down with it
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_CLIENTS: weakref.WeakSet[Opsmeter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_CLIENTS):
+        client._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Opsmeter:
@@ -93,6 +110,12 @@ class Opsmeter:
         self._defaults = {"environment": environment, "data_mode": data_mode}
         self._transport = transport
         self._enabled = enabled and bool(api_key)
+        problem = _config_problem(api_key, [self.base_url, policy_url]) if api_key else None
+        if problem is not None:  # said once here; never an exception in record() or in a wrapped provider call
+            log.warning("opsmeter is off (telemetry and enforcement): %s", problem)
+            self._enabled = False
+            enforcement = False
+        self._verify = _ssl_context() if self._enabled and transport is None else True
 
         self._queue: deque[dict[str, Any]] = deque()
         self._cond = threading.Condition()
@@ -123,9 +146,37 @@ class Opsmeter:
         )
         self._worker: threading.Thread | None = None
         if self._enabled:
-            self._worker = threading.Thread(target=self._run, name="opsmeter-sender", daemon=True)
-            self._worker.start()
+            self._start_worker()
             atexit.register(self.shutdown)
+            _CLIENTS.add(self)
+
+    def _start_worker(self) -> None:
+        worker = threading.Thread(target=self._run, name="opsmeter-sender", daemon=True)
+        self._worker = worker
+        worker.start()
+
+    def _ensure_worker(self) -> None:
+        """A forked child has no sender thread (only the forking thread survives a fork): start one lazily."""
+        if self._worker is not None or not self._enabled or self._stopping:
+            return
+        with self._cond:
+            if self._worker is None and not self._stopping:
+                self._start_worker()
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn --preload, Celery prefork, multiprocessing): the parent's sender thread is
+        gone and its lock may have been held at the fork, so the child gets new ones, and a new sender with its
+        first record. What the parent had queued stays the parent's to send (it would be sent twice otherwise),
+        so the child starts with an empty queue and its own counters."""
+        self._cond = threading.Condition()
+        self._abandon = threading.Event()
+        self._queue = deque()
+        self._in_flight = 0
+        self._flush_requests = 0
+        self._counters = dict.fromkeys(self._counters, 0)
+        self._dropped = {}
+        self._worker = None
+        self.policy._after_fork()
 
     # --- the caller's side -------------------------------------------------------------------------------
 
@@ -143,6 +194,7 @@ class Opsmeter:
         total_tokens: int | None = None,
         cached_input_tokens: int | None = None,
         cache_write_input_tokens: int | None = None,
+        cache_write_1h_input_tokens: int | None = None,
         reasoning_tokens: int | None = None,
         reported_cost_usd: str | None = None,
         latency_ms: int | None = None,
@@ -155,7 +207,8 @@ class Opsmeter:
     ) -> str | None:
         """Queue one LLM call's telemetry (SPEC §5 fields); its ``externalRequestId``, or None if dropped.
 
-        Cache reads and writes count inside ``input_tokens``, reasoning inside ``output_tokens``.
+        Cache reads and writes count inside ``input_tokens``, reasoning inside ``output_tokens``; Anthropic's 1-hour
+        cache writes (``cache_write_1h_input_tokens``) are part of ``cache_write_input_tokens``.
         """
         try:
             context = current()
@@ -171,6 +224,7 @@ class Opsmeter:
                 "total_tokens": total_tokens,
                 "cached_input_tokens": cached_input_tokens,
                 "cache_write_input_tokens": cache_write_input_tokens,
+                "cache_write_1h_input_tokens": cache_write_1h_input_tokens,
                 "reasoning_tokens": reasoning_tokens,
                 "reported_cost_usd": reported_cost_usd,
                 "latency_ms": latency_ms,
@@ -182,6 +236,15 @@ class Opsmeter:
                 "metadata": dict(metadata) if metadata else None,
             }
             body = _wire.event(values, send_cache_write_tokens=self._send_cache_write_tokens)
+            try:
+                _ENCODER.encode(body)
+            except (TypeError, ValueError, RecursionError) as exc:
+                self._log_once(
+                    f"unencodable:{type(exc).__name__}", "opsmeter record() dropped a record it cannot encode: %r", exc
+                )
+                self._bump("recorded")
+                self._drop("unencodable")
+                return None
             return body["externalRequestId"] if self._enqueue(body) else None
         except Exception as exc:
             self._log_once(f"record:{type(exc).__name__}", "opsmeter record() could not queue a record: %r", exc)
@@ -189,6 +252,7 @@ class Opsmeter:
             return None
 
     def _enqueue(self, body: dict[str, Any]) -> bool:
+        self._ensure_worker()
         with self._cond:
             self._counters["recorded"] += 1
             if not self._enabled or self._stopping:
@@ -207,6 +271,7 @@ class Opsmeter:
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Send everything queued now; True when nothing is left queued or in flight within ``timeout``."""
+        self._ensure_worker()
         if self._worker is None:
             return not self._queue
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -284,9 +349,23 @@ class Opsmeter:
     # --- the sender thread -------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # the sender could not even start (a bad key or URL): count, never hold, records
+            self._log_once("sender", "opsmeter sender stopped, telemetry is off: %r", exc)
+            with self._cond:
+                self._enabled = False
+                for _ in range(len(self._queue)):
+                    self._drop_locked("client_error")
+                self._queue.clear()
+                self._in_flight = 0
+                self._cond.notify_all()
+
+    def _loop(self) -> None:
         with httpx.Client(
             timeout=self.timeout,
             transport=self._transport,
+            verify=self._verify,
             headers={"X-API-Key": self.api_key, "User-Agent": "opsmeter-python/0.1.0"},
         ) as http:
             while True:
@@ -336,7 +415,16 @@ class Opsmeter:
         batch: list[bytes] = []
         size = 16
         for index, record in enumerate(taken):
-            encoded = json.dumps(record, separators=(",", ":")).encode()
+            try:
+                encoded = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+            except (TypeError, ValueError, RecursionError) as exc:  # record() checks this; counted, never lost
+                self._log_once(
+                    f"unencodable:{type(exc).__name__}", "opsmeter dropped a record it cannot encode: %r", exc
+                )
+                with self._cond:
+                    self._drop_locked("unencodable")
+                    self._in_flight -= 1
+                continue
             if batch and size + len(encoded) + 1 > self._max_batch_bytes:
                 with self._cond:
                     self._queue.extendleft(reversed(taken[index:]))
@@ -361,10 +449,16 @@ class Opsmeter:
             batch = self._take_batch()
             if not batch:
                 with self._cond:
+                    self._in_flight = 0
                     self._cond.notify_all()
+                    if self._queue:  # every record taken was unencodable (and counted); more are queued
+                        continue
                 return
             try:
                 self._send(http, batch)
+            except Exception as exc:  # whatever fails, the batch's records are counted (as dropped), never lost
+                self._log_once(f"send:{type(exc).__name__}", "opsmeter could not send a batch: %r", exc)
+                self._drop_many("client_error", len(batch))
             finally:
                 with self._cond:
                     self._in_flight = 0
@@ -380,7 +474,12 @@ class Opsmeter:
                 return
             self._bump("batches")
             self._bump("sent", len(pending))
-            wait, retry, failed = self._post(http, pending)
+            try:
+                wait, retry, failed = self._post(http, pending)
+            except Exception as exc:  # not the network: a bad URL or key, a client bug. Retrying cannot help.
+                self._log_once(f"post:{type(exc).__name__}", "opsmeter could not send a batch: %r", exc)
+                self._drop_many("client_error", len(pending))
+                return
             if failed:
                 failures += 1
                 if failures > self._max_retries:
@@ -433,7 +532,7 @@ class Opsmeter:
         failed: str | None = None
         for index, event in enumerate(events):
             result = results[index] if index < len(results) and isinstance(results[index], dict) else {}
-            status = int(result.get("httpStatus") or 0)
+            status = _int(result.get("httpStatus"))
             reason = str(result.get("reason") or "")
             if status == 202:
                 self._bump("duplicates" if result.get("duplicate") else "accepted")
@@ -509,6 +608,38 @@ class Opsmeter:
             return
         self._logged.add(key)
         log.warning(message, *args)
+
+
+def _config_problem(api_key: str, urls: list[str | None]) -> str | None:
+    """What is wrong with the key or a URL, so that no request could ever be sent; None when nothing is."""
+    if not isinstance(api_key, str) or not all(32 < ord(char) < 127 for char in api_key):
+        return "the API key has characters an HTTP header cannot carry"
+    for url in urls:
+        if url is None:
+            continue
+        try:
+            parsed = httpx.URL(url)
+        except Exception:
+            return f"{url!r} is not a URL"
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            return f"{url!r} is not an http(s) URL"
+    return None
+
+
+def _ssl_context() -> ssl.SSLContext | bool:
+    """Made once, on the caller's thread: a sender (or a forked child's new one) never builds one, so a fork
+    cannot catch it inside OpenSSL's locks."""
+    try:
+        return httpx.create_ssl_context()
+    except Exception:
+        return True
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _retry_after(value: str | None) -> float:

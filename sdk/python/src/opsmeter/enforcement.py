@@ -9,11 +9,12 @@ budget flags of every ingest answer refresh the budget state in between. With th
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from opsmeter.client import Opsmeter
 
 ACTIONS = ("none", "block", "clamp", "fallback", "queue")
+STALE_AFTER_INTERVALS = 3
+"""A snapshot no answer (policy or ingest) has confirmed for this many refresh intervals, while tried, is not
+acted on: enforcement fails open while Opsmeter is unreachable, rather than staying closed for good."""
+
+log = logging.getLogger("opsmeter")
 
 
 @dataclass(frozen=True)
@@ -101,10 +107,15 @@ class RuntimePolicy:
         self._snapshot_at = 0.0
         self._last_try = float("-inf")
         self._lock = threading.Lock()
+        self._stale_logged = False
 
     @property
     def snapshot(self) -> PolicySnapshot | None:
         return self._snapshot
+
+    def _after_fork(self) -> None:
+        """In a forked child: a new lock (the parent's may have been held at the fork)."""
+        self._lock = threading.Lock()
 
     def maybe_refresh(self, http: httpx.Client) -> None:
         """Called by the sender thread: refresh when the snapshot is older than the interval."""
@@ -117,9 +128,15 @@ class RuntimePolicy:
             self.refresh()
 
     def refresh(self) -> PolicySnapshot | None:
-        """Fetch the policy now (at most the client's timeout); the last snapshot if that fails."""
-        with httpx.Client(timeout=self._client.timeout, headers={"X-API-Key": self._client.api_key}) as http:
-            self._fetch(http)
+        """Fetch the policy now (at most the client's timeout); the last snapshot if that fails. Never raises."""
+        self._last_try = time.monotonic()
+        try:
+            with httpx.Client(timeout=self._client.timeout, verify=self._client._verify) as http:
+                self._fetch(http)
+        except Exception as exc:
+            self._client._log_once(
+                f"policy:{type(exc).__name__}", "opsmeter could not fetch the runtime policy: %r", exc
+            )
         return self._snapshot
 
     def _fetch(self, http: httpx.Client) -> None:
@@ -130,20 +147,40 @@ class RuntimePolicy:
                 snapshot = PolicySnapshot.from_json(answer.json())
                 with self._lock:
                     self._snapshot, self._snapshot_at = snapshot, time.monotonic()
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            return
+                    self._stale_logged = False
+        except Exception as exc:  # a bad URL or key, an odd answer: the last snapshot stays (and ages out)
+            self._client._log_once(
+                f"policy:{type(exc).__name__}", "opsmeter could not fetch the runtime policy: %r", exc
+            )
 
     def _state(self) -> PolicySnapshot | None:
         """The snapshot, its budget flags and mode replaced by a newer ingest answer's."""
         snapshot = self._snapshot
         if snapshot is None:
             return None
+        newest = max(self._snapshot_at, self._client.flags_at)
+        if time.monotonic() - newest > STALE_AFTER_INTERVALS * self._refresh_interval and self._last_try > newest:
+            if not self._stale_logged:
+                self._stale_logged = True
+                log.warning("opsmeter: the runtime policy could not be refreshed; enforcement is off until it can")
+            return None
         if self._client.flags_at > self._snapshot_at:
             flags = self._client.flags
-            return PolicySnapshot(
+            snapshot = PolicySnapshot(
                 policy_mode=flags.policy_mode,
                 budget_warning=flags.budget_warning,
                 budget_exceeded=flags.budget_exceeded,
+                resets_at=snapshot.resets_at,
+                actions=snapshot.actions,
+            )
+        now = datetime.now(timezone.utc)
+        answered = now - timedelta(seconds=time.monotonic() - newest)
+        if snapshot.budget_exceeded and snapshot.resets_at is not None and answered < snapshot.resets_at <= now:
+            # every window the last answer saw exceeded has ended since: the budget is available again
+            snapshot = PolicySnapshot(
+                policy_mode=snapshot.policy_mode,
+                budget_warning=snapshot.budget_warning,
+                budget_exceeded=False,
                 resets_at=snapshot.resets_at,
                 actions=snapshot.actions,
             )

@@ -3,6 +3,8 @@
 SPEC §5 counts cache reads and cache writes inside ``inputTokens`` and reasoning inside ``outputTokens``.
 OpenAI already does (``prompt_tokens`` includes ``prompt_tokens_details.cached_tokens``); Anthropic reports
 ``cache_read_input_tokens`` and ``cache_creation_input_tokens`` apart from ``input_tokens``, so they are added.
+Anthropic's ``cache_creation.ephemeral_1h_input_tokens`` (the part of the cache writes with a 1-hour TTL, billed
+at 2x input rather than 1.25x) becomes ``cacheWrite1hInputTokens``, a part of ``cacheWriteInputTokens``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ class Tokens:
     cached_input_tokens: int | None = None
     cache_write_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    cache_write_1h_input_tokens: int | None = None
+    """Part of ``cache_write_input_tokens``; None unless the call wrote any (a gateway before 2026-12 rejects the
+    field, so it is only sent when it counts)."""
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -55,12 +60,14 @@ def anthropic_tokens(usage: Any) -> Tokens | None:
     reads = _int(_get(usage, "cache_read_input_tokens"))
     writes = _int(_get(usage, "cache_creation_input_tokens"))
     details = _get(usage, "output_tokens_details")
+    one_hour = min(_int(_get(_get(usage, "cache_creation"), "ephemeral_1h_input_tokens")) or 0, writes or 0)
     return Tokens(
         input_tokens=(_int(_get(usage, "input_tokens")) or 0) + (reads or 0) + (writes or 0),
         output_tokens=_int(_get(usage, "output_tokens")) or 0,
         cached_input_tokens=reads,
         cache_write_input_tokens=writes,
         reasoning_tokens=_int(_get(details, "thinking_tokens")),
+        cache_write_1h_input_tokens=one_hour or None,
     )
 
 
@@ -68,7 +75,13 @@ class AnthropicStreamUsage:
     """Usage across a stream's events: ``message_start`` carries the input side, ``message_delta`` the
     cumulative output (and, on newer API versions, cumulative input and cache fields)."""
 
-    FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    FIELDS = (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "cache_creation",
+    )
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}

@@ -1,8 +1,9 @@
 """Instrumented provider clients: ``om.wrap_openai(client)`` and ``om.wrap_anthropic(client)``.
 
-The client object is returned as it was given, with its ``chat.completions.create`` (OpenAI) or
-``messages.create`` (Anthropic) replaced by a recording one — sync or async, streaming included. Each call
-is recorded once: provider, model, tokens (SPEC §5's meaning), latency, status, error code, attribution.
+The client object is returned as it was given, with its ``chat.completions.create`` / ``parse`` (OpenAI) or
+``messages.create`` / ``parse`` (Anthropic) replaced by recording ones — sync or async, streaming included —
+and its ``with_options`` / ``copy`` returning wrapped copies. Each call is recorded once: provider, model,
+tokens (SPEC §5's meaning), latency, status, error code, attribution.
 Per call, ``opsmeter_endpoint_tag=``, ``opsmeter_user_id=``, ``opsmeter_prompt_version=`` and
 ``opsmeter_metadata=`` are taken off the arguments before the provider sees them.
 """
@@ -104,6 +105,7 @@ class _Call:
                 output_tokens=counted.output_tokens,
                 cached_input_tokens=counted.cached_input_tokens,
                 cache_write_input_tokens=counted.cache_write_input_tokens,
+                cache_write_1h_input_tokens=counted.cache_write_1h_input_tokens,
                 reasoning_tokens=counted.reasoning_tokens,
                 latency_ms=int((time.perf_counter() - self.started) * 1000),
                 status=status,
@@ -208,9 +210,10 @@ def _instrument(
     tokens: Callable[[Any], Tokens | None],
     stream: Callable[[_Call, Any], _RecordedStream],
     prepare: Callable[[dict[str, Any]], None],
+    method: str = "create",
 ) -> None:
-    original = resource.create
-    if getattr(original, MARK, False):
+    original = getattr(resource, method, None)
+    if original is None or getattr(original, MARK, False):
         return
     if inspect.iscoroutinefunction(original) or type(resource).__name__.startswith("Async"):
 
@@ -224,13 +227,22 @@ def _instrument(
             except Exception as exc:
                 call.failed(exc)
                 raise
+            if _raw_mode(params):
+                parsed = _parse_raw(result, params)
+                if inspect.isawaitable(parsed):  # an async client's raw response parses in a coroutine
+                    try:
+                        parsed = await parsed
+                    except Exception:
+                        parsed = None
+                _record_parsed(call, parsed, tokens)
+                return result
             if params.get("stream"):
                 return stream(call, result)
             call.record(tokens(getattr(result, "usage", None)), model=getattr(result, "model", None))
             return result
 
         setattr(create_async, MARK, True)
-        resource.create = create_async
+        setattr(resource, method, create_async)
     else:
 
         @functools.wraps(original)
@@ -243,42 +255,95 @@ def _instrument(
             except Exception as exc:
                 call.failed(exc)
                 raise
+            if _raw_mode(params):
+                parsed = _parse_raw(result, params)
+                if inspect.isawaitable(parsed):  # not expected from a sync client
+                    getattr(parsed, "close", lambda: None)()
+                    parsed = None
+                _record_parsed(call, parsed, tokens)
+                return result
             if params.get("stream"):
                 return stream(call, result)
             call.record(tokens(getattr(result, "usage", None)), model=getattr(result, "model", None))
             return result
 
         setattr(create, MARK, True)
-        resource.create = create
+        setattr(resource, method, create)
+
+
+RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+
+
+def _raw_mode(params: Mapping[str, Any]) -> str | None:
+    """How ``with_raw_response`` ("true" / "raw") or ``with_streaming_response`` ("stream") called ``create``."""
+    headers = params.get("extra_headers")
+    value = headers.get(RAW_RESPONSE_HEADER) if isinstance(headers, Mapping) else None
+    return str(value) if value else None
+
+
+def _parse_raw(result: Any, params: Mapping[str, Any]) -> Any:
+    """The parsed body of a raw response whose body is already read (the client caches the parse, so the
+    caller's own ``parse()`` costs nothing more); None for a streamed one, which is the caller's to read."""
+    if _raw_mode(params) not in ("true", "raw") or params.get("stream"):
+        return None
+    try:
+        return result.parse()
+    except Exception:
+        return None
+
+
+def _record_parsed(call: _Call, parsed: Any, tokens: Callable[[Any], Tokens | None]) -> None:
+    """Recorded at once: with the usage when the body was parsed, else without tokens (a streamed raw response)."""
+    call.record(tokens(getattr(parsed, "usage", None)), model=getattr(parsed, "model", None))
 
 
 def _ask_openai_for_stream_usage(params: dict[str, Any]) -> None:
-    """A stream reports usage only when asked (a final chunk with empty ``choices``): ask unless told otherwise."""
-    if params.get("stream") and "stream_options" not in params:
+    """A stream reports usage only when asked (a final chunk with empty ``choices``): ask unless told otherwise.
+
+    Unset is also ``omit`` / ``NOT_GIVEN`` (falsy sentinels; ``chat.completions.stream()`` passes one) or None; an
+    options dict without ``include_usage`` gets it added; an explicit ``include_usage`` is left as it is.
+    """
+    if not params.get("stream"):
+        return
+    options = params.get("stream_options")
+    if not options:
         params["stream_options"] = {"include_usage": True}
+    elif isinstance(options, Mapping) and "include_usage" not in options:
+        params["stream_options"] = {**options, "include_usage": True}
+
+
+def _no_change(_: dict[str, Any]) -> None:
+    return None
+
+
+def _rewrap_copies(client: Any, wrap: Callable[[Any], Any]) -> None:
+    """``client.with_options(...)`` / ``client.copy(...)`` make a new client: it comes back wrapped too."""
+    original = getattr(client, "copy", None)
+    if original is None or getattr(original, MARK, False):
+        return
+
+    @functools.wraps(original)
+    def copy(*args: Any, **kwargs: Any) -> Any:
+        return wrap(original(*args, **kwargs))
+
+    setattr(copy, MARK, True)
+    client.copy = copy
+    client.with_options = copy
 
 
 def wrap_openai(om: Any, client: ClientT) -> ClientT:
-    _instrument(
-        om,
-        client.chat.completions,  # type: ignore[attr-defined]
-        "openai",
-        _openai_tokens_param,
-        openai_tokens,
-        _openai_stream,
-        _ask_openai_for_stream_usage,
-    )
+    completions = client.chat.completions  # type: ignore[attr-defined]
+    for method, prepare in (("create", _ask_openai_for_stream_usage), ("parse", _no_change)):
+        _instrument(om, completions, "openai", _openai_tokens_param, openai_tokens, _openai_stream, prepare, method)
+    _rewrap_copies(client, lambda copied: wrap_openai(om, copied))
     return client
 
 
 def wrap_anthropic(om: Any, client: ClientT) -> ClientT:
-    _instrument(
-        om,
-        client.messages,  # type: ignore[attr-defined]
-        "anthropic",
-        lambda _: "max_tokens",
-        anthropic_tokens,
-        _anthropic_stream,
-        lambda _: None,
-    )
+    messages = client.messages  # type: ignore[attr-defined]
+    for method in ("create", "parse"):
+        _instrument(
+            om, messages, "anthropic", lambda _: "max_tokens", anthropic_tokens, _anthropic_stream, _no_change, method
+        )
+    _rewrap_copies(client, lambda copied: wrap_anthropic(om, copied))
     return client

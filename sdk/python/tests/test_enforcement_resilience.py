@@ -1,0 +1,159 @@
+"""Enforcement that never stays closed on old news, and bad configuration that never reaches the provider call."""
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import openai
+import pytest
+
+from opsmeter import Opsmeter
+
+PARAMS = {"model": "gpt-4o", "max_tokens": 100, "messages": []}
+
+
+def completion(model: str) -> dict[str, Any]:
+    message = {"role": "assistant", "content": "ok", "refusal": None}
+    return {
+        "id": "chatcmpl-x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+    }
+
+
+class PolicyServer:
+    """A local GET /v1/runtime/policy (``body`` is the answer, or None for a 503), and a chat-completions provider."""
+
+    def __init__(self) -> None:
+        self.body: dict[str, Any] | None = None
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                body = server.body
+                data = json.dumps(body if body is not None else {}).encode()
+                self.send_response(200 if body is not None else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if not self.path.endswith("/chat/completions"):  # ingest: nothing is recorded in these tests
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = json.dumps(completion(request["model"])).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[PolicyServer]:
+    running = PolicyServer()
+    yield running
+    running.close()
+
+
+def blocked(until: datetime) -> dict[str, Any]:
+    return {
+        "policyMode": "enforce",
+        "budgetExceeded": True,
+        "exceededWindows": [{"window": "day", "periodEnd": until.isoformat()}],
+        "runtimeActions": {"onBudgetExceeded": "block"},
+    }
+
+
+def action(om: Opsmeter) -> str | None:
+    decision = om.policy.decide("openai", PARAMS, tokens_param="max_tokens")
+    return None if decision is None else decision.action
+
+
+def test_an_exceeded_budget_no_longer_blocks_once_its_windows_have_ended(server: PolicyServer) -> None:
+    server.body = blocked(datetime.now(timezone.utc) + timedelta(milliseconds=300))
+    om = Opsmeter("om_live_x_y", base_url=server.url, enforcement=True, policy_refresh_interval=60)
+    try:
+        om.policy.refresh()
+        assert action(om) == "block"
+        time.sleep(0.4)  # the window ends; Opsmeter is not asked again (a long refresh interval)
+        assert action(om) is None
+    finally:
+        om.shutdown(timeout=1)
+
+
+def test_with_opsmeter_unreachable_for_three_refresh_intervals_enforcement_fails_open(
+    server: PolicyServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.body = blocked(datetime.now(timezone.utc) + timedelta(hours=1))
+    om = Opsmeter("om_live_x_y", base_url=server.url, enforcement=True, policy_refresh_interval=0.1)
+    try:
+        om.policy.refresh()
+        assert action(om) == "block"
+        server.body = None  # Opsmeter is down
+        deadline = time.monotonic() + 3
+        with caplog.at_level(logging.WARNING, logger="opsmeter"):
+            while action(om) is not None and time.monotonic() < deadline:
+                om.policy.refresh()
+                time.sleep(0.05)
+            assert action(om) is None, "a snapshot nobody confirms any more still blocks"
+            assert action(om) is None
+        assert sum("enforcement is off" in r.getMessage() for r in caplog.records) == 1
+        server.body = blocked(datetime.now(timezone.utc) + timedelta(hours=1))
+        om.policy.refresh()
+        assert action(om) == "block"
+    finally:
+        om.shutdown(timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("api_key", "base_url"),
+    [
+        ("om_live_ключ", "http://127.0.0.1:9"),  # a key no HTTP header can carry
+        ("om_live_x_y", "http://[::1"),  # httpx.InvalidURL
+        ("om_live_x_y", "ftp://opsmeter.example"),
+    ],
+)
+def test_bad_configuration_turns_opsmeter_off_with_one_log_line_and_never_breaks_the_call(
+    api_key: str, base_url: str, server: PolicyServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="opsmeter"):
+        om = Opsmeter(api_key, base_url=base_url, enforcement=True)
+    try:
+        client = om.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=f"{server.url}/v1", max_retries=0))
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content == "ok"
+        assert om.record(provider="openai", model="m", input_tokens=1, output_tokens=1) is None
+        assert om.flush(timeout=1)
+        assert om.stats().dropped.get("disabled", 0) >= 1
+        said = [r.getMessage() for r in caplog.records if r.name == "opsmeter"]
+        assert len(said) == 1, said
+        assert said[0].startswith("opsmeter is off"), said
+    finally:
+        om.shutdown(timeout=1)
