@@ -1,16 +1,14 @@
 """Enforcement that never stays closed on old news, and bad configuration that never reaches the provider call."""
 
-import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import openai
 import pytest
+from local_http import Answer, LocalServer
 
 from opsmeter import Opsmeter
 
@@ -34,45 +32,18 @@ class PolicyServer:
 
     def __init__(self) -> None:
         self.body: dict[str, Any] | None = None
-        server = self
+        self._server = LocalServer(self._respond)
+        self.url = self._server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                body = server.body
-                data = json.dumps(body if body is not None else {}).encode()
-                self.send_response(200 if body is not None else 503)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if not self.path.endswith("/chat/completions"):  # ingest: nothing is recorded in these tests
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                data = json.dumps(completion(request["model"])).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def _respond(self, method: str, path: str, body: Any) -> Answer:
+        if method == "GET":
+            return (200, self.body) if self.body is not None else (503, {})
+        if not path.endswith("/chat/completions"):  # ingest: nothing is recorded in these tests
+            return 404, None
+        return 200, completion(body["model"])
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
 
 @pytest.fixture

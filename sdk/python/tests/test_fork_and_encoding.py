@@ -1,18 +1,17 @@
 """A forked child sends its own records (and never hangs); a record that cannot be encoded is counted, not lost."""
 
 import decimal
-import json
 import os
 import signal
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
+from local_http import Answer, LocalServer, accepted
 
 from opsmeter import Opsmeter
 
@@ -23,33 +22,17 @@ class Gateway:
     def __init__(self) -> None:
         self.ids: list[str] = []
         self._lock = threading.Lock()
-        gateway = self
+        self._server = LocalServer(self._respond)
+        self.url = self._server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                events = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["events"]
-                with gateway._lock:
-                    gateway.ids.extend(event["externalRequestId"] for event in events)
-                body = json.dumps({"results": [{"httpStatus": 202} for _ in events]}).encode()
-                self.send_response(207)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def _respond(self, method: str, path: str, body: Any) -> Answer:
+        events = body["events"]
+        with self._lock:
+            self.ids.extend(event["externalRequestId"] for event in events)
+        return accepted(events)
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from local_http import Answer, LocalServer, accepted
 
 import opsmeter.client
 from opsmeter import Opsmeter
@@ -22,31 +22,16 @@ class StalledGateway:
         self.batches: list[list[str]] = []  # the externalRequestIds of each POST, in arrival order
         self._arrived = threading.Condition()
         self._released = threading.Event()
-        gateway = self
+        self._server = LocalServer(self._respond)
+        self.url = self._server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                events = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["events"]
-                with gateway._arrived:
-                    gateway.batches.append([event["externalRequestId"] for event in events])
-                    gateway._arrived.notify_all()
-                gateway._released.wait(10)
-                body = json.dumps({"results": [{"httpStatus": 202} for _ in events]}).encode()
-                self.send_response(207)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def _respond(self, method: str, path: str, body: Any) -> Answer:
+        events = body["events"]
+        with self._arrived:
+            self.batches.append([event["externalRequestId"] for event in events])
+            self._arrived.notify_all()
+        self._released.wait(10)
+        return accepted(events)
 
     def wait_for_batches(self, count: int, timeout: float = 3.0) -> None:
         with self._arrived:
@@ -57,8 +42,7 @@ class StalledGateway:
 
     def close(self) -> None:
         self._released.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
 
 @pytest.fixture

@@ -1,15 +1,14 @@
 """Pure parts of the SDK: provider usage → SPEC §5 tokens, and the wire record (a wrapped client included)."""
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
+from local_http import LocalServer
 
 from opsmeter import Opsmeter, anthropic_tokens, openai_tokens
 from opsmeter._wire import event
@@ -38,28 +37,11 @@ class FakeAnthropic:
     """A local server answering ``POST /v1/messages`` with :data:`ANTHROPIC_MESSAGE` (the real client talks to it)."""
 
     def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.dumps(ANTHROPIC_MESSAGE).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._server = LocalServer(lambda method, path, body: (200, ANTHROPIC_MESSAGE))
+        self.url = self._server.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._server.close()
 
 
 @pytest.fixture

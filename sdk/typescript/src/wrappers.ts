@@ -59,6 +59,14 @@ export function anthropicTokens(usage: Obj | null | undefined): Tokens | undefin
 
 const OWN = "opsmeter";
 
+/** What a stream's items tell: observe() says whether the caller gets the item; tags() is the SDK's metadata. */
+interface StreamUsage {
+  observe: (item: Obj) => boolean;
+  tokens: () => Tokens | undefined;
+  model: () => string | undefined;
+  tags: () => Obj;
+}
+
 function failureCode(error: unknown): string {
   const status = (error as { status?: unknown } | null)?.status;
   return typeof status === "number" && status ? `http_${status}` : ((error as Error | null)?.name ?? "Error");
@@ -69,8 +77,8 @@ function instrument(
   resource: Obj,
   provider: string,
   tokens: (usage: Obj | undefined) => Tokens | undefined,
-  streamUsage: () => { observe: (item: Obj) => void; tokens: () => Tokens | undefined; model: () => string | undefined },
-  prepare: (params: Obj) => Obj,
+  streamUsage: (hideUsageChunk: boolean) => StreamUsage,
+  prepare: (params: Obj) => { params: Obj; hideUsageChunk: boolean },
   tokensParam: (params: Obj) => string,
 ): void {
   const original = resource.create as ((...args: any[]) => any) & { __opsmeter?: boolean };
@@ -79,11 +87,18 @@ function instrument(
   const create = (body: Obj, options?: Obj): unknown => {
     const { [OWN]: own, ...rest } = body ?? {};
     const attribution = (own ?? {}) as Attribution;
-    let params = prepare(rest);
+    const prepared = prepare(rest);
+    let params = prepared.params;
     let started = Date.now();
     let decision: Decision | null = null;
     let recorded = false; // one record per call, whatever happens after the first
-    const record = (t: Tokens | undefined, model: string | undefined, status: "success" | "error", errorCode?: string) => {
+    const record = (
+      t: Tokens | undefined,
+      model: string | undefined,
+      status: "success" | "error",
+      errorCode?: string,
+      sdkTags: Obj = {},
+    ) => {
       if (recorded) return;
       recorded = true;
       const tags = decision
@@ -93,7 +108,7 @@ function instrument(
             ...(decision.detail ? { opsmeterActionDetail: decision.detail.slice(0, 200) } : {}),
           }
         : {};
-      const metadata = { ...(attribution.metadata ?? {}), ...tags };
+      const metadata = { ...(attribution.metadata ?? {}), ...tags, ...sdkTags };
       om.record({
         provider,
         model: String(model ?? params.model ?? "unknown"),
@@ -109,7 +124,7 @@ function instrument(
     };
     const instrumentResult = (result: Obj): void => {
       if (!params.stream) return record(tokens(result?.usage), result?.model, "success");
-      const seen = streamUsage();
+      const seen = streamUsage(prepared.hideUsageChunk);
       const iterable = result as any;
       const source = { [Symbol.asyncIterator]: iterable[Symbol.asyncIterator].bind(result) as () => AsyncIterator<Obj> };
       // Recorded once: as an error if the stream fails, else when it ends or the caller leaves it early (a
@@ -117,14 +132,13 @@ function instrument(
       iterable[Symbol.asyncIterator] = async function* () {
         try {
           for await (const item of source) {
-            seen.observe(item);
-            yield item;
+            if (seen.observe(item)) yield item;
           }
         } catch (error) {
-          record(seen.tokens(), seen.model(), "error", failureCode(error));
+          record(seen.tokens(), seen.model(), "error", failureCode(error), seen.tags());
           throw error;
         } finally {
-          record(seen.tokens(), seen.model(), "success");
+          record(seen.tokens(), seen.model(), "success", undefined, seen.tags());
         }
       };
     };
@@ -228,15 +242,19 @@ function instrument(
   resource.create = create;
 }
 
-/** A stream reports usage only when asked: ask unless the caller said include_usage (their other options kept). */
-function askForStreamUsage(params: Obj): Obj {
-  if (!params.stream) return params;
+/**
+ * A stream reports usage only when asked (a final chunk with empty `choices`): ask unless the caller said
+ * include_usage (their other options kept). When the SDK asked, that usage-only chunk is read by the SDK and not
+ * passed on: the caller's loop (`chunk.choices[0]`) was written for a stream without it.
+ */
+function askForStreamUsage(params: Obj): { params: Obj; hideUsageChunk: boolean } {
+  if (!params.stream) return { params, hideUsageChunk: false };
   const options = params.stream_options;
-  if (!options) return { ...params, stream_options: { include_usage: true } };
+  if (!options) return { params: { ...params, stream_options: { include_usage: true } }, hideUsageChunk: true };
   if (typeof options === "object" && !("include_usage" in options)) {
-    return { ...params, stream_options: { ...options, include_usage: true } };
+    return { params: { ...params, stream_options: { ...options, include_usage: true } }, hideUsageChunk: true };
   }
-  return params;
+  return { params, hideUsageChunk: false };
 }
 
 /** `client.withOptions(...)` makes a new client: it comes back wrapped too. */
@@ -255,16 +273,25 @@ export function wrapOpenAI<T>(om: Opsmeter, client: T): T {
     (client as Obj).chat.completions,
     "openai",
     (usage) => openaiTokens(usage),
-    () => {
+    // A stream's tokens come in its usage chunk, the last before [DONE]: a stream left or failed before it is
+    // recorded without tokens, marked opsmeterUsage: "missing" (the prompt is billed all the same).
+    (hideUsageChunk) => {
       let usage: Obj | undefined;
       let model: string | undefined;
       return {
         observe: (chunk) => {
-          if (chunk.usage) usage = chunk.usage;
           model = chunk.model ?? model;
+          if (!chunk.usage) {
+            // asked for usage, every chunk carries `usage: null`; the caller did not ask: no usage key, as unwrapped
+            if (hideUsageChunk && chunk.usage === null) delete chunk.usage;
+            return true;
+          }
+          usage = chunk.usage;
+          return !(hideUsageChunk && !chunk.choices?.length);
         },
         tokens: () => openaiTokens(usage),
         model: () => model,
+        tags: (): Obj => (usage ? {} : { opsmeterUsage: "missing" }),
       };
     },
     askForStreamUsage,
@@ -293,12 +320,14 @@ export function wrapAnthropic<T>(om: Opsmeter, client: T): T {
             model = event.message?.model ?? model;
             take(event.message?.usage);
           } else if (event.type === "message_delta") take(event.usage);
+          return true;
         },
         tokens: () => (Object.keys(usage).length ? anthropicTokens(usage) : undefined),
         model: () => model,
+        tags: () => ({}),
       };
     },
-    (params) => params,
+    (params) => ({ params, hideUsageChunk: false }),
     () => "max_tokens",
   );
   rewrapCopies(client as Obj, (copy) => wrapAnthropic(om, copy));

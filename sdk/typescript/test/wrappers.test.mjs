@@ -218,6 +218,7 @@ test("a wrapped stream that fails mid-way is recorded once, as an error", async 
   const [failedOpenAI, ...moreOpenAI] = await records("fail.openai");
   assert.deepEqual(moreOpenAI, []);
   assert.equal(failedOpenAI.status, "error");
+  assert.equal(failedOpenAI.metadata?.opsmeterUsage, "missing");
 });
 
 test("a wrapped stream the caller leaves early is recorded once and its provider request is closed", async (t) => {
@@ -231,6 +232,7 @@ test("a wrapped stream the caller leaves early is recorded once and its provider
   const [left, ...more] = await records("early.openai");
   assert.deepEqual(more, []);
   assert.deepEqual([left.status, left.model, left.inputTokens, left.outputTokens], ["success", "gpt-4o-mini", 0, 0]);
+  assert.equal(left.metadata?.opsmeterUsage, "missing", "a stream left before its usage chunk says so");
   assert.ok(await until(() => fake.streams.at(-1).closedEarly), "the provider's stream is closed when the caller leaves");
 
   fake.next = "hold";
@@ -412,5 +414,35 @@ test("a client made by withOptions() is recorded too, and stream_options of the 
       ["anthropic", "success", 2650, 400],
       ["openai", "success", 1200, 300],
     ],
+  );
+});
+
+test("a stream the caller did not ask usage of has no usage chunk for their loop; asked, it still ends with it", async (t) => {
+  const { fake, openai, records } = await setup(t);
+  const opsmeter = { endpointTag: "stream.usage" };
+  // the loop written for an unwrapped stream: every chunk has a choice
+  const stream = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true, opsmeter });
+  let text = "";
+  for await (const chunk of stream) text += chunk.choices[0].delta.content ?? "";
+  assert.equal(text.trim(), REPLY);
+  assert.deepEqual(fake.bodies.at(-1).stream_options, { include_usage: true });
+  const stream_options = { include_obfuscation: false }; // the caller's options without include_usage: the same
+  const own = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true, stream_options, opsmeter });
+  for await (const chunk of own) assert.ok(chunk.choices.length > 0 && !("usage" in chunk));
+  const helper = openai.chat.completions.stream({ model: "gpt-4o-mini", messages, opsmeter });
+  assert.equal((await helper.finalChatCompletion()).usage, undefined); // as unwrapped
+
+  const asked = { include_usage: true };
+  const chunks = [];
+  const withUsage = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true, stream_options: asked, opsmeter });
+  for await (const chunk of withUsage) chunks.push(chunk);
+  assert.deepEqual([chunks.at(-1).choices, chunks.at(-1).usage.prompt_tokens], [[], 1200]);
+  const askedHelper = openai.chat.completions.stream({ model: "gpt-4o-mini", messages, stream_options: asked, opsmeter });
+  assert.equal((await askedHelper.finalChatCompletion()).usage.completion_tokens, 300);
+
+  const sent = await records("stream.usage");
+  assert.deepEqual(
+    sent.map((r) => [r.status, r.inputTokens, r.outputTokens, r.metadata?.opsmeterUsage]),
+    Array(5).fill(["success", 1200, 300, undefined]),
   );
 });

@@ -38,6 +38,8 @@ class _Call:
         self.decision: Decision | None = None
         self.started = time.perf_counter()
         self.recorded = False
+        self.usage_chunk_hidden = False  # the SDK asked for a stream's usage chunk: the caller does not get it
+        self.tags: dict[str, Any] = {}  # the SDK's own metadata on the record (e.g. opsmeterUsage)
 
     def _decide(self) -> Decision | None:
         policy: RuntimePolicy = self.om.policy
@@ -97,6 +99,7 @@ class _Call:
             metadata: dict[str, Any] = dict(self.own["opsmeter_metadata"] or {})
             if self.decision is not None:
                 metadata.update(self.decision.metadata())
+            metadata.update(self.tags)
             counted = tokens or Tokens()
             self.om.record(
                 provider=self.provider,
@@ -124,38 +127,38 @@ class _Call:
 
 
 class _RecordedStream:
-    """The provider's stream, passed through chunk by chunk; recorded once it ends, fails or is closed."""
+    """The provider's stream, passed through chunk by chunk; recorded once it ends, fails or is closed.
 
-    def __init__(self, stream: Any, call: _Call, observe: Callable[[Any], None], finish: Callable[[], None]) -> None:
+    ``observe`` sees every item and says whether the caller gets it (False for a chunk only the SDK asked for).
+    """
+
+    def __init__(self, stream: Any, call: _Call, observe: Callable[[Any], bool], finish: Callable[[], None]) -> None:
         self._stream = stream
         self._call = call
         self._observe = observe
         self._finish = finish
+        self._iterator = self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
+        try:
+            for item in self._stream:
+                if self._observe(item):
+                    yield item
+        except Exception as exc:
+            self._call.failed(exc)
+            raise
+        finally:
+            self._finish()
 
     def __iter__(self) -> Iterator[Any]:
         try:
-            for item in self._stream:
-                self._observe(item)
+            for item in self._iterator:  # noqa: UP028 - `yield from` would close the stream on `break`
                 yield item
-        except Exception as exc:
-            self._call.failed(exc)
-            raise
-        finally:
+        finally:  # a loop left early (`break`) is recorded then; a later loop still goes on with the stream
             self._finish()
 
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._aiter()
-
-    async def _aiter(self) -> AsyncIterator[Any]:
-        try:
-            async for item in self._stream:
-                self._observe(item)
-                yield item
-        except Exception as exc:
-            self._call.failed(exc)
-            raise
-        finally:
-            self._finish()
+    def __next__(self) -> Any:
+        return next(self._iterator)
 
     def __enter__(self) -> _RecordedStream:
         return self
@@ -163,16 +166,60 @@ class _RecordedStream:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> _RecordedStream:
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._finish()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _RecordedAsyncStream:
+    """An async client's stream, as the provider's ``AsyncStream``: ``async for``, ``__anext__``, ``async with``
+    and ``await stream.close()`` (which closes the provider's connection); recorded once it ends, fails or is
+    closed."""
+
+    def __init__(self, stream: Any, call: _Call, observe: Callable[[Any], bool], finish: Callable[[], None]) -> None:
+        self._stream = stream
+        self._call = call
+        self._observe = observe
+        self._finish = finish
+        self._iterator = self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        try:
+            async for item in self._stream:
+                if self._observe(item):
+                    yield item
+        except Exception as exc:
+            self._call.failed(exc)
+            raise
+        finally:
+            self._finish()
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        try:
+            async for item in self._iterator:
+                yield item
+        finally:  # a loop left early (`break`) is recorded then; a later loop still goes on with the stream
+            self._finish()
+
+    async def __anext__(self) -> Any:
+        return await self._iterator.__anext__()
+
+    async def __aenter__(self) -> _RecordedAsyncStream:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await self._stream.close()
-        self._finish()
+        await self.close()
 
-    def close(self) -> None:
-        self._stream.close()
-        self._finish()
+    async def close(self) -> None:
+        try:
+            await self._stream.close()
+        finally:
+            self._finish()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -182,24 +229,36 @@ def _openai_tokens_param(kwargs: Mapping[str, Any]) -> str:
     return "max_tokens" if "max_tokens" in kwargs and "max_completion_tokens" not in kwargs else "max_completion_tokens"
 
 
-def _openai_stream(call: _Call, stream: Any) -> _RecordedStream:
+def _openai_stream(call: _Call) -> tuple[Callable[[Any], bool], Callable[[], None]]:
+    """A stream's tokens come in its usage chunk (``choices: []``), the last before ``[DONE]``: a stream left or
+    failed before it is recorded without tokens, marked ``opsmeterUsage: "missing"`` (the prompt is billed)."""
     seen: dict[str, Any] = {}
+    call.tags["opsmeterUsage"] = "missing"
 
-    def observe(chunk: Any) -> None:
+    def observe(chunk: Any) -> bool:
         usage = getattr(chunk, "usage", None)
-        if usage is not None:
-            seen["usage"] = usage
         seen["model"] = getattr(chunk, "model", None) or seen.get("model")
+        if usage is None:
+            return True
+        seen["usage"] = usage
+        call.tags.pop("opsmeterUsage", None)
+        # a usage-only chunk the caller did not ask for would break `chunk.choices[0]` in their loop
+        return not (call.usage_chunk_hidden and not getattr(chunk, "choices", None))
 
     def finish() -> None:
         call.record(openai_tokens(seen.get("usage")), model=seen.get("model"))
 
-    return _RecordedStream(stream, call, observe, finish)
+    return observe, finish
 
 
-def _anthropic_stream(call: _Call, stream: Any) -> _RecordedStream:
+def _anthropic_stream(call: _Call) -> tuple[Callable[[Any], bool], Callable[[], None]]:
     usage = AnthropicStreamUsage()
-    return _RecordedStream(stream, call, usage.observe, lambda: call.record(usage.tokens(), model=usage.model))
+
+    def observe(event: Any) -> bool:
+        usage.observe(event)
+        return True
+
+    return observe, lambda: call.record(usage.tokens(), model=usage.model)
 
 
 def _instrument(
@@ -208,8 +267,8 @@ def _instrument(
     provider: str,
     tokens_param: Callable[[Mapping[str, Any]], str],
     tokens: Callable[[Any], Tokens | None],
-    stream: Callable[[_Call, Any], _RecordedStream],
-    prepare: Callable[[dict[str, Any]], None],
+    stream: Callable[[_Call], tuple[Callable[[Any], bool], Callable[[], None]]],
+    prepare: Callable[[dict[str, Any]], bool],
     method: str = "create",
 ) -> None:
     original = getattr(resource, method, None)
@@ -221,7 +280,7 @@ def _instrument(
         async def create_async(*args: Any, **kwargs: Any) -> Any:
             call = _Call(om, provider, kwargs, tokens_param(kwargs))
             params = await call.before_async()
-            prepare(params)
+            call.usage_chunk_hidden = prepare(params)
             try:
                 result = await original(*args, **params)
             except Exception as exc:
@@ -237,7 +296,7 @@ def _instrument(
                 _record_parsed(call, parsed, tokens)
                 return result
             if params.get("stream"):
-                return stream(call, result)
+                return _RecordedAsyncStream(result, call, *stream(call))
             call.record(tokens(getattr(result, "usage", None)), model=getattr(result, "model", None))
             return result
 
@@ -249,7 +308,7 @@ def _instrument(
         def create(*args: Any, **kwargs: Any) -> Any:
             call = _Call(om, provider, kwargs, tokens_param(kwargs))
             params = call.before()
-            prepare(params)
+            call.usage_chunk_hidden = prepare(params)
             try:
                 result = original(*args, **params)
             except Exception as exc:
@@ -263,7 +322,7 @@ def _instrument(
                 _record_parsed(call, parsed, tokens)
                 return result
             if params.get("stream"):
-                return stream(call, result)
+                return _RecordedStream(result, call, *stream(call))
             call.record(tokens(getattr(result, "usage", None)), model=getattr(result, "model", None))
             return result
 
@@ -293,27 +352,36 @@ def _parse_raw(result: Any, params: Mapping[str, Any]) -> Any:
 
 
 def _record_parsed(call: _Call, parsed: Any, tokens: Callable[[Any], Tokens | None]) -> None:
-    """Recorded at once: with the usage when the body was parsed, else without tokens (a streamed raw response)."""
+    """Recorded at once: with the usage when the body was parsed, else without tokens (a streamed raw response),
+    marked ``opsmeterUsage: "missing"``."""
+    if getattr(parsed, "usage", None) is None:
+        call.tags["opsmeterUsage"] = "missing"
     call.record(tokens(getattr(parsed, "usage", None)), model=getattr(parsed, "model", None))
 
 
-def _ask_openai_for_stream_usage(params: dict[str, Any]) -> None:
+def _ask_openai_for_stream_usage(params: dict[str, Any]) -> bool:
     """A stream reports usage only when asked (a final chunk with empty ``choices``): ask unless told otherwise.
+    True when the SDK asked: that usage-only chunk is then read by the SDK and not passed on to the caller, whose
+    loop (``chunk.choices[0]``) was written for a stream without it.
 
     Unset is also ``omit`` / ``NOT_GIVEN`` (falsy sentinels; ``chat.completions.stream()`` passes one) or None; an
-    options dict without ``include_usage`` gets it added; an explicit ``include_usage`` is left as it is.
+    options dict without ``include_usage`` gets it added; an explicit ``include_usage`` is left as it is. A raw
+    stream (``with_raw_response`` / ``with_streaming_response``) is the caller's to read: it is not asked.
     """
-    if not params.get("stream"):
-        return
+    if not params.get("stream") or _raw_mode(params):
+        return False
     options = params.get("stream_options")
     if not options:
         params["stream_options"] = {"include_usage": True}
     elif isinstance(options, Mapping) and "include_usage" not in options:
         params["stream_options"] = {**options, "include_usage": True}
+    else:
+        return False
+    return True
 
 
-def _no_change(_: dict[str, Any]) -> None:
-    return None
+def _no_change(_: dict[str, Any]) -> bool:
+    return False
 
 
 def _rewrap_copies(client: Any, wrap: Callable[[Any], Any]) -> None:

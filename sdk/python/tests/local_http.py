@@ -1,0 +1,57 @@
+"""A local HTTP server for the SDK's tests: each fake says what a request gets, this serves it on 127.0.0.1.
+
+The real provider clients and the SDK's own HTTP client talk to it over a socket, as they would to the real APIs.
+"""
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Answer = tuple[int, Any]
+"""The status and the JSON body (None: an empty body)."""
+
+Respond = Callable[[str, str, Any], Answer]
+"""What a request gets, from its method, path and JSON body (None when it has none)."""
+
+
+class LocalServer:
+    def __init__(self, respond: Respond) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                status, answer = respond(method, self.path, body)
+                data = b"" if answer is None else json.dumps(answer).encode()
+                self.send_response(status)
+                if answer is not None:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._answer("GET")
+
+            def do_POST(self) -> None:
+                self._answer("POST")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def accepted(events: list[dict[str, Any]]) -> Answer:
+    """The ingest gateway's batch answer with every event accepted."""
+    return 207, {"results": [{"httpStatus": 202} for _ in events]}

@@ -1,0 +1,180 @@
+"""A wrapped OpenAI stream gives the caller what the unwrapped client gives: the usage-only chunk the SDK asked for
+is kept from the caller's loop, an async stream closes, iterates and enters as the provider's ``AsyncStream``, and
+a stream left before its usage is recorded as such. Real clients against the local provider double."""
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from opsmeter import Opsmeter
+from opsmeter_runtime.provider_double import REPLY, ProviderDouble
+
+MESSAGES: Any = [{"role": "user", "content": "Summarise the order."}]
+
+
+class Ingest:
+    """The ingest API in memory: every event accepted."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        events = json.loads(request.content)["events"]
+        with self._lock:
+            self.events.extend(events)
+        return httpx.Response(207, json={"results": [{"httpStatus": 202} for _ in events]})
+
+    def tagged(self, om: Opsmeter, tag: str) -> list[tuple[Any, ...]]:
+        """(status, input tokens, output tokens, opsmeterUsage) of the records sent for one endpoint tag."""
+        assert om.flush(timeout=5), om.stats()
+        return [
+            (e.get("status"), e["inputTokens"], e["outputTokens"], (e.get("metadata") or {}).get("opsmeterUsage"))
+            for e in self.events
+            if e.get("endpointTag") == tag
+        ]
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[ProviderDouble]:
+    with ProviderDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def ingest() -> Ingest:
+    return Ingest()
+
+
+@pytest.fixture
+def om(ingest: Ingest) -> Iterator[Opsmeter]:
+    client = Opsmeter("om_live_x_y", base_url="http://ingest.test", transport=httpx.MockTransport(ingest))
+    yield client
+    client.shutdown(timeout=1)
+
+
+def clients(fake: ProviderDouble, om: Opsmeter) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
+    return (
+        om.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=fake.openai_url, max_retries=0)),
+        om.wrap_openai(openai.AsyncOpenAI(api_key="sk-test", base_url=fake.openai_url, max_retries=0)),
+    )
+
+
+def full(fake: ProviderDouble) -> tuple[str, int, int, None]:
+    usage = fake.openai_usage
+    return ("success", usage.prompt_tokens, usage.completion_tokens, None)
+
+
+def test_a_stream_the_caller_did_not_ask_usage_of_has_no_usage_chunk_for_their_loop(
+    fake: ProviderDouble, om: Opsmeter, ingest: Ingest
+) -> None:
+    client, async_client = clients(fake, om)
+    with om.attribution(endpoint_tag="stream.hidden"):
+        # the loop written for an unwrapped stream: every chunk has a choice
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+        assert fake.calls_to("openai")[-1].body["stream_options"] == {"include_usage": True}
+        options: Any = {"include_obfuscation": False}  # the caller's options without include_usage: the same
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options=options
+        )
+        assert all(chunk.choices and chunk.usage is None for chunk in stream)
+
+        async def streamed_async() -> str:
+            events = await async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+            return "".join([chunk.choices[0].delta.content or "" async for chunk in events])
+
+        async_text = asyncio.run(streamed_async())
+    assert text.strip() == async_text.strip() == REPLY
+    assert ingest.tagged(om, "stream.hidden") == [full(fake)] * 3
+
+
+def test_a_stream_the_caller_asked_usage_of_still_ends_with_the_usage_chunk(
+    fake: ProviderDouble, om: Opsmeter, ingest: Ingest
+) -> None:
+    client, async_client = clients(fake, om)
+    asked: Any = {"include_usage": True}
+    with om.attribution(endpoint_tag="stream.asked"):
+        chunks = list(
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options=asked)
+        )
+
+        async def streamed_async() -> list[Any]:
+            events = await async_client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options=asked
+            )
+            return [chunk async for chunk in events]
+
+        async_chunks = asyncio.run(streamed_async())
+        # chat.completions.stream() with include_usage: its final completion carries the usage, as unwrapped
+        with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES, stream_options=asked) as helper:
+            final = helper.get_final_completion()
+    for got in (chunks, async_chunks):
+        assert got[-1].choices == []
+        assert got[-1].usage is not None
+        assert got[-1].usage.prompt_tokens == fake.openai_usage.prompt_tokens
+    assert final.usage is not None
+    assert ingest.tagged(om, "stream.asked") == [full(fake)] * 3
+
+
+def test_an_async_stream_closes_iterates_and_enters_as_the_providers_async_stream(
+    fake: ProviderDouble, om: Opsmeter, ingest: Ingest
+) -> None:
+    _, async_client = clients(fake, om)
+
+    async def use() -> None:
+        with om.attribution(endpoint_tag="stream.async"):
+            stream = await async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+            first = await stream.__anext__()
+            assert first.choices[0].delta.role == "assistant"
+            await stream.close()  # the provider's close(): a coroutine, awaited
+            assert stream.response.is_closed
+            async with await async_client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            ) as entered:
+                assert [chunk.choices[0].index async for chunk in entered]
+            assert entered.response.is_closed
+            async with await async_client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            ) as left:
+                await left.__anext__()
+            assert left.response.is_closed
+            broken = await async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+            async for _ in broken:
+                break
+            await asyncio.sleep(0.05)  # the loop's generator is closed by the event loop
+            assert len(ingest.tagged(om, "stream.async")) == 4, "a loop left early is recorded at once"
+            assert [chunk.choices[0].index async for chunk in broken], "a later loop goes on, as unwrapped"
+            await broken.close()
+
+    asyncio.run(use())
+    missing = ("success", 0, 0, "missing")
+    assert ingest.tagged(om, "stream.async") == [missing, full(fake), missing, missing]
+
+
+def test_a_sync_stream_steps_with_next_and_a_stream_left_early_is_marked_usage_missing(
+    fake: ProviderDouble, om: Opsmeter, ingest: Ingest
+) -> None:
+    client, _ = clients(fake, om)
+    with om.attribution(endpoint_tag="stream.left"):
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        assert next(stream).choices[0].delta.role == "assistant"
+        stream.close()
+        assert stream.response.is_closed
+        with client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as entered:
+            for _ in entered:
+                break
+            assert len(ingest.tagged(om, "stream.left")) == 2, "a loop left early is recorded at once"
+            assert [chunk.choices[0].index for chunk in entered], "a later loop goes on, as unwrapped"
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        # a raw stream is the caller's to read: not asked for usage, recorded at once without it
+        assert "stream_options" not in fake.calls_to("openai")[-1].body
+        assert all(chunk.choices for chunk in raw.parse())
+    missing = ("success", 0, 0, "missing")
+    assert ingest.tagged(om, "stream.left") == [missing] * 3
