@@ -13,6 +13,7 @@ from local_http import LocalServer
 from opsmeter import Opsmeter, anthropic_tokens, openai_tokens
 from opsmeter._wire import event
 from opsmeter.usage import AnthropicStreamUsage
+from opsmeter.wrappers import with_sdk_tags
 
 ANTHROPIC_MESSAGE = {  # the shape of a real Messages API answer: input_tokens exclude cache reads and writes
     "id": "msg_01x",
@@ -253,3 +254,14 @@ class TestRequestIds:
         os.waitpid(pid, 0)
         child = os.read(read, 200).decode()
         assert child[:23] != new_request_id()[:23]
+
+
+class TestSdkMetadata:
+    def test_the_sdks_own_keys_never_push_a_record_past_the_20_keys_ingest_accepts(self) -> None:
+        own = {f"k{n}": n for n in range(20)}
+        assert with_sdk_tags(own, {"opsmeterUsage": "missing", "opsmeterAction": "block"}) == own
+        assert with_sdk_tags({"tenantId": "t1"}, {"opsmeterUsage": "missing"}) == {
+            "tenantId": "t1",
+            "opsmeterUsage": "missing",
+        }
+        assert len(with_sdk_tags({f"k{n}": n for n in range(19)}, {"a": 1, "b": 2})) == 20

@@ -59,6 +59,19 @@ export function anthropicTokens(usage: Obj | null | undefined): Tokens | undefin
 
 const OWN = "opsmeter";
 
+/** SPEC §5: a record's metadata holds at most 20 keys; ingest refuses more. */
+export const METADATA_KEYS = 20;
+
+/** The caller's metadata and then the SDK's own keys while they fit in the 20 ingest accepts, so a record is never
+ * refused for what the SDK added (the caller's keys are kept first). */
+export function withSdkTags(own: Obj, tags: Obj): Obj {
+  const merged: Obj = { ...own };
+  for (const [key, value] of Object.entries(tags)) {
+    if (key in merged || Object.keys(merged).length < METADATA_KEYS) merged[key] = value;
+  }
+  return merged;
+}
+
 /** What a stream's items tell: observe() says whether the caller gets the item; tags() is the SDK's metadata. */
 interface StreamUsage {
   observe: (item: Obj) => boolean;
@@ -108,7 +121,7 @@ function instrument(
             ...(decision.detail ? { opsmeterActionDetail: decision.detail.slice(0, 200) } : {}),
           }
         : {};
-      const metadata = { ...(attribution.metadata ?? {}), ...tags, ...sdkTags };
+      const metadata = withSdkTags(attribution.metadata ?? {}, { ...tags, ...sdkTags });
       om.record({
         provider,
         model: String(model ?? params.model ?? "unknown"),

@@ -91,3 +91,14 @@ test("record() never throws and counts what it could not queue", async () => {
   assert.deepEqual(om.stats().dropped, { disabled: 1 });
   await om.shutdown(100);
 });
+
+test("the SDK's own metadata keys never push a record past the 20 keys ingest accepts", async () => {
+  const { withSdkTags } = await import("../dist/wrappers.js");
+  const own = Object.fromEntries(Array.from({ length: 20 }, (_, n) => [`k${n}`, n]));
+  const full = withSdkTags(own, { opsmeterUsage: "missing", opsmeterAction: "block" });
+  assert.deepEqual(full, own);
+  const roomy = withSdkTags({ tenantId: "t1" }, { opsmeterUsage: "missing" });
+  assert.deepEqual(roomy, { tenantId: "t1", opsmeterUsage: "missing" });
+  const nineteen = withSdkTags(Object.fromEntries(Array.from({ length: 19 }, (_, n) => [`k${n}`, n])), { a: 1, b: 2 });
+  assert.equal(Object.keys(nineteen).length, 20);
+});

@@ -22,6 +22,20 @@ from opsmeter.errors import BudgetExceededError
 from opsmeter.usage import AnthropicStreamUsage, Tokens, anthropic_tokens, openai_tokens
 
 ClientT = TypeVar("ClientT")
+METADATA_KEYS = 20
+"""SPEC §5: a record's metadata holds at most 20 keys; ingest refuses more."""
+
+
+def with_sdk_tags(own: Mapping[str, Any], tags: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller's metadata and then the SDK's own keys while they fit in the 20 ingest accepts, so a record is
+    never refused for what the SDK added (the caller's keys are kept first)."""
+    merged = dict(own)
+    for key, value in tags.items():
+        if key in merged or len(merged) < METADATA_KEYS:
+            merged[key] = value
+    return merged
+
+
 OPSMETER_KWARGS = ("opsmeter_endpoint_tag", "opsmeter_user_id", "opsmeter_prompt_version", "opsmeter_metadata")
 MARK = "__opsmeter_wrapped__"
 
@@ -96,10 +110,8 @@ class _Call:
             return
         self.recorded = True
         try:
-            metadata: dict[str, Any] = dict(self.own["opsmeter_metadata"] or {})
-            if self.decision is not None:
-                metadata.update(self.decision.metadata())
-            metadata.update(self.tags)
+            sdk_tags = {**(self.decision.metadata() if self.decision is not None else {}), **self.tags}
+            metadata = with_sdk_tags(self.own["opsmeter_metadata"] or {}, sdk_tags)
             counted = tokens or Tokens()
             self.om.record(
                 provider=self.provider,
