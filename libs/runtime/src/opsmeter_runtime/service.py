@@ -38,7 +38,11 @@ def serve(app: ASGIApp, settings: ServiceSettings, *, service: str, workers: int
         with metrics_directory():
             uvicorn.run(factory, factory=True, workers=workers, **options)  # type: ignore[arg-type]
         return
-    uvicorn.Server(uvicorn.Config(app, **options)).run()  # type: ignore[arg-type]
+    config = uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    # Bound before the app starts: a taken port ends the process at once (uvicorn exits 1), instead of after the
+    # lifespan started consumers that would then keep a process without an HTTP port alive.
+    socket = config.bind_socket()
+    uvicorn.Server(config).run(sockets=[socket])
 
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"

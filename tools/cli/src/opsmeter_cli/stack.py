@@ -176,6 +176,10 @@ class Stack:
             wanted["broker"] = c.broker_port
         if c.external_redis is None:
             wanted["redis"] = c.redis_port
+        shared = sorted({port for port in wanted.values() if list(wanted.values()).count(port) > 1})
+        if shared:
+            names = [f"{name} ({port})" for name, port in wanted.items() if port in shared]
+            raise LocalStackError(f"two parts of the stack on one port: {', '.join(names)}")
         busy = [f"{name} ({port})" for name, port in wanted.items() if port_open(port)]
         if busy:
             raise LocalStackError(f"ports already in use: {', '.join(busy)} — is a stack already running (make down)?")
