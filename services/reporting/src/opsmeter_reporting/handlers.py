@@ -9,6 +9,9 @@ from opsmeter_contracts.pricing import CostCorrected
 from opsmeter_reporting.adapters import CostBasisReader, PlanReader, TelemetryStore
 from opsmeter_reporting.decisions import DECISION_TYPES, Decision, decision_summary, settings_summary
 from opsmeter_reporting.metrics import SinkStats
+from opsmeter_runtime.logs import get_logger
+
+log = get_logger(__name__)
 
 
 async def store_llm_requests(
@@ -23,7 +26,9 @@ async def store_llm_requests(
     retention = {ws: await plans.retention(ws) for ws in workspaces}
     bases = {ws: await costs.cost_basis(ws) for ws in workspaces}
     result = await store.append(events, retention, bases)
-    sink_stats.observe(events, result.inserted, result.redelivered, result.resent)
+    sink_stats.observe(events, result.inserted, result.redelivered, result.resent, result.repaired_days)
+    if result.repaired_days:
+        log.warning("rollups_repaired", days=result.repaired_days, redelivered=result.redelivered)
 
 
 async def store_cost_corrections(events: Sequence[CostCorrected], *, store: TelemetryStore) -> None:

@@ -15,13 +15,17 @@ class SinkStats:
     inserted: int = 0
     redelivered: int = 0
     resent: int = 0
+    repaired_days: int = 0
     batches: int = 0
     window: int = 20_000
     _freshness_s: deque[float] = field(default_factory=deque)
 
-    def observe(self, events: Sequence[LlmRequestIngested], inserted: int, redelivered: int, resent: int) -> None:
+    def observe(
+        self, events: Sequence[LlmRequestIngested], inserted: int, redelivered: int, resent: int, repaired_days: int = 0
+    ) -> None:
         now = datetime.now(UTC)
         self.batches += 1
+        self.repaired_days += repaired_days
         self.inserted += inserted
         self.redelivered += redelivered
         self.resent += resent
@@ -44,6 +48,8 @@ def prometheus_text(stats: SinkStats, lag: Mapping[tuple[str, str, int], int]) -
         f'opsmeter_reporting_sink_events_total{{outcome="inserted"}} {stats.inserted}',
         f'opsmeter_reporting_sink_events_total{{outcome="redelivered"}} {stats.redelivered}',
         f'opsmeter_reporting_sink_events_total{{outcome="resent"}} {stats.resent}',
+        "# TYPE opsmeter_reporting_rollup_days_repaired_total counter",
+        f"opsmeter_reporting_rollup_days_repaired_total {stats.repaired_days}",
         "# TYPE opsmeter_reporting_sink_batches_total counter",
         f"opsmeter_reporting_sink_batches_total {stats.batches}",
         "# TYPE opsmeter_reporting_freshness_p95_seconds gauge",

@@ -117,11 +117,38 @@ class TestRedelivery:
 
         after = await investigate(store, ws, CURRENT, PREVIOUS, "real")
         assert (first.inserted, again.inserted, again.redelivered) == (len(batch), 0, len(batch))
+        assert again.repaired_days == 0  # nothing was missing
         assert (after.current.cost_micro_usd, after.previous.cost_micro_usd) == (1_100_000, 100_000)
         assert after.current.requests == before.current.requests + 1
         raw_cost = sum(e.payload.cost_micro_usd for e in batch)
         assert await rollup_cost(clickhouse, "llm_requests_hourly", ws) == raw_cost
         assert await rollup_cost(clickhouse, "llm_requests_daily", ws) == raw_cost
+
+    async def test_a_redelivery_after_a_kill_between_raw_and_the_views_makes_the_rollups_whole(
+        self, store: ClickHouseTelemetryStore, clickhouse: ClickHouse, telemetry: TelemetryFactory, unique: str
+    ) -> None:
+        """ClickHouse inserts raw, then each view: a sink killed in between leaves raw rows the rollups never
+        counted, and the redelivered batch finds them all stored already."""
+        ws = f"ws_{unique}"
+        batch = planted(ws, telemetry)
+        await store.append(batch)
+        lost_day = CURRENT.start.date()
+        for table, bucket in (("llm_requests_hourly", "toDate(hour)"), ("llm_requests_daily", "day")):
+            await clickhouse.command(
+                f"ALTER TABLE {table} DELETE WHERE workspace_id = {{ws:String}} AND {bucket} = {{day:Date}} "
+                "SETTINGS mutations_sync = 2",
+                {"ws": ws, "day": lost_day},
+            )
+        raw_cost = sum(e.payload.cost_micro_usd for e in batch)
+        assert await rollup_cost(clickhouse, "llm_requests_hourly", ws) < raw_cost
+
+        again = await store.append(batch)
+
+        assert (again.inserted, again.redelivered, again.repaired_days) == (0, len(batch), 1)
+        assert await rollup_cost(clickhouse, "llm_requests_hourly", ws) == raw_cost
+        assert await rollup_cost(clickhouse, "llm_requests_daily", ws) == raw_cost
+        after = await investigate(store, ws, CURRENT, PREVIOUS, "real")
+        assert (after.current.cost_micro_usd, after.previous.cost_micro_usd) == (1_100_000, 100_000)
 
     async def test_a_client_resend_is_counted_once_and_seen_as_a_duplicate(
         self, store: ClickHouseTelemetryStore, telemetry: TelemetryFactory, unique: str

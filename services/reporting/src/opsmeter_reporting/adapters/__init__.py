@@ -58,6 +58,8 @@ class SinkResult:
     inserted: int
     redelivered: int
     resent: int
+    repaired_days: int = 0
+    """(workspace, UTC day)s whose rollups disagreed with raw on a redelivery and were rebuilt from raw."""
 
 
 class TelemetryStore(Protocol):

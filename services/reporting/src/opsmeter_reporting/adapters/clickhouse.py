@@ -9,7 +9,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID, uuid4
@@ -303,7 +303,40 @@ class ClickHouseTelemetryStore:
                         ("workspace_id", "day", "duplicates"),
                     )
                 )
-        return SinkResult(len(fresh), len(unique) - len(fresh) - sum(resent.values()), sum(resent.values()))
+            repaired = 0
+            if len(fresh) < len(unique):
+                days = {(e.workspace_id, e.occurred_at.date()) for e in unique if e.event_id in stored}
+                repaired = await self._guard(self._repair_rollups(days, datetime.now(UTC)))
+        redelivered = len(unique) - len(fresh) - sum(resent.values())
+        return SinkResult(len(fresh), redelivered, sum(resent.values()), repaired)
+
+    async def _repair_rollups(self, days: set[tuple[str, date]], now: datetime) -> int:
+        """Raw already held some of a batch: an earlier attempt stored them. ClickHouse inserts raw and then each
+        view, one after another, so an attempt killed in between left rows in raw that the rollups never counted
+        (and a batch two replicas inserted at once during a rebalance counted twice). Every (workspace, day) of
+        those rows whose rollups disagree with raw is rebuilt from raw; the number rebuilt is returned."""
+        params: dict[str, Any] = {"days": sorted(days)}
+        pairs = "{days:Array(Tuple(String, Date))}"
+        rows = await self._ch.query(
+            f"""
+            SELECT 'raw' AS tier, workspace_id, toDate(occurred_at) AS day, count() AS n FROM llm_requests_raw FINAL
+            WHERE (workspace_id, toDate(occurred_at)) IN {pairs} GROUP BY workspace_id, day
+            UNION ALL
+            SELECT 'hourly' AS tier, workspace_id, toDate(hour) AS day, sum(requests) AS n FROM llm_requests_hourly
+            WHERE (workspace_id, toDate(hour)) IN {pairs} GROUP BY workspace_id, day
+            UNION ALL
+            SELECT 'daily' AS tier, workspace_id, day, sum(requests) AS n FROM llm_requests_daily
+            WHERE (workspace_id, day) IN {pairs} GROUP BY workspace_id, day
+            """,  # noqa: S608 - fixed SQL; the days are bound
+            params,
+        )
+        counts: dict[tuple[str, date], dict[str, int]] = {}
+        for r in rows:
+            counts.setdefault((str(r["workspace_id"]), r["day"]), {})[str(r["tier"])] = int(r["n"])
+        differ = [key for key, n in counts.items() if not n.get("raw", 0) == n.get("hourly", 0) == n.get("daily", 0)]
+        if not differ:
+            return 0
+        return len(await self._rebuild_days(differ, now))
 
     async def _stored(self, events: Sequence[LlmRequestIngested]) -> dict[UUID, int]:
         """Event id → first stored ``ingested_at`` (ms) of the events raw already holds."""
@@ -670,35 +703,54 @@ class ClickHouseTelemetryStore:
     async def rebuild(self, window: UsageWindow, workspace_id: str | None = None, *, now: datetime) -> int:
         """Only days raw still holds whole are rebuilt: a day whose first rows expired keeps its summaries."""
         start, end = floor_to(window.start, DAY), ceil_to(window.end, DAY)
-        params: dict[str, Any] = {"start": start, "end": end, "workspace_id": workspace_id or "", "now": now}
+        params: dict[str, Any] = {"start": start, "end": end, "workspace_id": workspace_id or ""}
         scope = "AND workspace_id = {workspace_id:String}" if workspace_id else ""
         async with self._writes:
-            days = await self._ch.query(
+            rows = await self._ch.query(
                 f"""
-                SELECT workspace_id, toDate(occurred_at) AS day, count() AS n FROM llm_requests_raw FINAL
+                SELECT DISTINCT workspace_id, toDate(occurred_at) AS day FROM llm_requests_raw FINAL
                 WHERE occurred_at >= {{start:DateTime64(3, 'UTC')}} AND occurred_at < {{end:DateTime64(3, 'UTC')}}
                   {scope}
-                GROUP BY workspace_id, day
-                HAVING toDateTime(day, 'UTC') + toIntervalDay(min(raw_retention_days)) > {{now:DateTime64(3, 'UTC')}}
                 """,  # noqa: S608 - a fixed fragment; every value is bound
                 params,
             )
-            if not days:
-                return 0
-            params["days"] = [(str(r["workspace_id"]), r["day"]) for r in days]
-            whole_days = "AND (workspace_id, toDate(occurred_at)) IN {days:Array(Tuple(String, Date))}"
-            for table, bucket_name, bucket, retention in _ROLLUPS:
-                await self._ch.command(
-                    f"ALTER TABLE {mutable_table(table, cluster=self._cluster)} DELETE "
-                    f"WHERE (workspace_id, toDate({bucket_name})) IN {{days:Array(Tuple(String, Date))}} "
-                    "SETTINGS mutations_sync = 2",
-                    params,
-                )
-                select = _ROLLUP_SELECT.format(
-                    bucket=bucket, bucket_name=bucket_name, retention=retention, scope=f"{scope} {whole_days}"
-                )
-                await self._ch.command(f"INSERT INTO {table} {select}", params)
-        return sum(int(r["n"]) for r in days)
+            rebuilt = await self._rebuild_days([(str(r["workspace_id"]), r["day"]) for r in rows], now)
+        return sum(rebuilt.values())
+
+    async def _rebuild_days(self, days: Sequence[tuple[str, date]], now: datetime) -> dict[tuple[str, date], int]:
+        """Replace the hourly and daily rollups of these (workspace, UTC day)s with sums of ``raw FINAL``, for the
+        days raw still holds whole; returns those days and their raw row counts. The caller holds ``_writes``."""
+        if not days:
+            return {}
+        params: dict[str, Any] = {"days": sorted(set(days)), "now": now}
+        held = await self._ch.query(
+            """
+            SELECT workspace_id, toDate(occurred_at) AS day, count() AS n FROM llm_requests_raw FINAL
+            WHERE (workspace_id, toDate(occurred_at)) IN {days:Array(Tuple(String, Date))}
+            GROUP BY workspace_id, day
+            HAVING toDateTime(day, 'UTC') + toIntervalDay(min(raw_retention_days)) > {now:DateTime64(3, 'UTC')}
+            """,
+            params,
+        )
+        whole = {(str(r["workspace_id"]), r["day"]): int(r["n"]) for r in held}
+        if not whole:
+            return {}
+        params["days"] = sorted(whole)
+        params["start"] = datetime.combine(min(day for _, day in whole), time(), UTC)
+        params["end"] = datetime.combine(max(day for _, day in whole), time(), UTC) + DAY
+        whole_days = "AND (workspace_id, toDate(occurred_at)) IN {days:Array(Tuple(String, Date))}"
+        for table, bucket_name, bucket, retention in _ROLLUPS:
+            await self._ch.command(
+                f"ALTER TABLE {mutable_table(table, cluster=self._cluster)} DELETE "
+                f"WHERE (workspace_id, toDate({bucket_name})) IN {{days:Array(Tuple(String, Date))}} "
+                "SETTINGS mutations_sync = 2",
+                params,
+            )
+            select = _ROLLUP_SELECT.format(
+                bucket=bucket, bucket_name=bucket_name, retention=retention, scope=whole_days
+            )
+            await self._ch.command(f"INSERT INTO {table} {select}", params)
+        return whole
 
     async def delete_telemetry(self, workspace_id: str, data_mode: str, api_key_ids: Sequence[str] | None) -> None:
         """Drop a workspace's demo or test rows (all, or those sent with the given keys), their rollups and the cost
