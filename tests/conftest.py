@@ -87,7 +87,9 @@ def stack(
     )
     running = Stack(config)
     running.start(timeout=180)
+    started = RunningStack(config, engines)
+    lemonsqueezy.webhook_url = f"{started.url('billing')}/v1/billing/webhooks/lemonsqueezy"
     try:
-        yield RunningStack(config, engines)
+        yield started
     finally:
         running.stop()

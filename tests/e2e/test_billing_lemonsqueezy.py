@@ -259,18 +259,61 @@ class TestWebhooks:
         billing.barrier()
         assert billing.plan()["planTier"] == "starter"
 
-    def test_a_new_subscription_is_mapped_by_its_custom_data(
+    def test_a_free_workspace_subscribes_through_a_checkout_and_its_subscription_claims_it(
         self, stack: RunningStack, lemonsqueezy: LemonSqueezyDouble
     ) -> None:
-        workspace_id = stack.create_workspace("free")["workspaceId"]
-        subscription_id = lemonsqueezy.create_subscription(VARIANT["pro"])
-        body = lemonsqueezy.webhook_body(
-            subscription_id, "subscription_created", custom_data={"workspace_id": workspace_id}
-        )
-        url = f"{stack.url('billing')}/v1/billing/webhooks/lemonsqueezy"
+        created = stack.create_workspace("free")
+        workspace_id, headers = created["workspaceId"], {"Authorization": f"Bearer {created['adminToken']}"}
         wait_for(lambda: _plan_of(stack, workspace_id) == "free" or None, "the workspace's first plan")
-        assert lemonsqueezy.deliver(url, body) == 200
+        answer = httpx.post(
+            f"{stack.url('billing')}/v1/billing/checkout",
+            json={"plan": "pro", "redirectUrl": "https://console.example.com/billing?checkout=done"},
+            headers=headers,
+            timeout=30,
+        )
+        assert answer.status_code == 201, answer.text
+        checkout_id = answer.json()["url"].split("/checkout/custom/")[1].split("?")[0]
+        checkout = lemonsqueezy.checkouts[checkout_id]
+        assert (checkout.variant_id, checkout.custom["workspace_id"]) == (VARIANT["pro"], workspace_id)
+        assert checkout.redirect_url == "https://console.example.com/billing?checkout=done"
+
+        subscription_id, body = lemonsqueezy.complete_checkout(checkout_id)
+        assert lemonsqueezy.deliver(f"{stack.url('billing')}/v1/billing/webhooks/lemonsqueezy", body) == 200
         wait_for(lambda: _plan_of(stack, workspace_id) == "pro" or None, "the plan of the new subscription")
+        shown = httpx.get(f"{stack.url('billing')}/v1/billing/subscription", headers=headers).json()
+        assert (shown["subscriptionId"], shown["status"]) == (subscription_id, "active")
+
+        again = httpx.post(f"{stack.url('billing')}/v1/billing/checkout", json={"plan": "team"}, headers=headers)
+        assert (again.status_code, again.json()["reason"]) == (409, "subscription_exists")
+
+    def test_a_subscription_claiming_a_workspace_by_custom_data_alone_changes_nothing(
+        self, stack: RunningStack, lemonsqueezy: LemonSqueezyDouble
+    ) -> None:
+        """Anyone can open a Lemon Squeezy checkout with ``checkout[custom][workspace_id]`` set to any workspace;
+        without billing's proof the subscription claims nothing, and the workspace can still subscribe itself."""
+        created = stack.create_workspace("free")
+        workspace_id, headers = created["workspaceId"], {"Authorization": f"Bearer {created['adminToken']}"}
+        wait_for(lambda: _plan_of(stack, workspace_id) == "free" or None, "the workspace's first plan")
+        forged = lemonsqueezy.create_subscription(VARIANT["starter"])
+        body = lemonsqueezy.webhook_body(forged, "subscription_created", custom_data={"workspace_id": workspace_id})
+        url = f"{stack.url('billing')}/v1/billing/webhooks/lemonsqueezy"
+        assert lemonsqueezy.deliver(url, body) == 200
+
+        answer = httpx.post(f"{stack.url('billing')}/v1/billing/checkout", json={"plan": "team"}, headers=headers)
+        assert answer.status_code == 201, answer.text
+        _, paid = lemonsqueezy.complete_checkout(answer.json()["url"].split("/checkout/custom/")[1].split("?")[0])
+        assert lemonsqueezy.deliver(url, paid) == 200
+        wait_for(lambda: _plan_of(stack, workspace_id) == "team" or None, "the plan the workspace paid for")
+        shown = httpx.get(f"{stack.url('billing')}/v1/billing/subscription", headers=headers).json()
+        assert shown["subscriptionId"] != forged
+
+    def test_a_checkout_names_the_field_it_refuses(self, billing: Billing) -> None:
+        url = f"{billing.base}/v1/billing/checkout"
+        answer = httpx.post(url, json={"plan": "pro", "redirectUrl": "javascript:alert(1)"}, headers=billing.headers)
+        assert answer.status_code == 422
+        assert [e["field"] for e in answer.json()["errors"]] == ["redirectUrl"]
+        gold = httpx.post(url, json={"plan": "gold"}, headers=billing.headers)
+        assert (gold.status_code, [e["field"] for e in gold.json()["errors"]]) == (422, ["plan"])
 
 
 class TestReconciliation:

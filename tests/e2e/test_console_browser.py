@@ -440,6 +440,24 @@ class TestBilling:
         assert page.get_by_role("row", name=re.compile(r"^Pro .*current")).count() == 1
         screenshot(page, "billing-confirmed")
 
+    def test_a_free_workspace_subscribes_on_the_checkout_page_and_comes_back_to_its_new_plan(
+        self, browser: Browser, console: str, stack: RunningStack, lemonsqueezy: LemonSqueezyDouble
+    ) -> None:
+        created = stack.create_workspace("free")
+        page = browser.page()
+        sign_in(page, console, created["adminToken"])
+        page.get_by_role("link", name="Billing").click()
+        page.get_by_test_id("current-plan").filter(has_text="Free").wait_for()
+        page.get_by_role("radio", name="Pro").check()
+        screenshot(page, "billing-subscribe")
+        page.get_by_role("button", name="Subscribe to Pro").click()
+        page.wait_for_url(re.compile(r"/checkout/custom/"))  # Lemon Squeezy's page (the double's)
+        page.get_by_role("button", name="Pay").click()
+        page.wait_for_url(re.compile(r"/billing(\?checkout=done)?$"))  # back; the page drops the query once done
+        page.get_by_test_id("current-plan").filter(has_text="Pro").wait_for(timeout=20_000)  # without a reload
+        assert page.get_by_role("button", name="Change to Pro").is_disabled()
+        screenshot(page, "billing-subscribed")
+
 
 class TestComparePages:
     def _verified(self, page: Any, console: str) -> date:

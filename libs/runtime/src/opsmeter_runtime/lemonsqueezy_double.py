@@ -9,15 +9,21 @@ A real local server (stdlib, in a thread) for tests, benchmarks and the local st
 - :meth:`LemonSqueezyDouble.webhook_body` builds a delivery (``meta.event_name``, ``meta.custom_data``,
   ``meta.test_mode``, ``data`` = the subscription object); :meth:`deliver` POSTs it with ``X-Signature``,
   the hex HMAC-SHA256 of the raw body under the signing secret, and ``X-Event-Name``.
+- ``POST /v1/checkouts`` creates a checkout (``checkout_data.custom``, ``product_options.redirect_url``) whose
+  ``attributes.url`` is the double's own checkout page: ``GET`` shows it, its Pay button (or
+  :meth:`complete_checkout`) creates the subscription and delivers ``subscription_created`` with the checkout's
+  custom data as ``meta.custom_data`` to :attr:`webhook_url`, as Lemon Squeezy does, then goes to the redirect URL.
 - :meth:`fail_next` makes the next calls answer 429/5xx, to exercise retries.
 """
 
 import hashlib
 import hmac
+import html
 import json
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,6 +54,15 @@ class FakeSubscription:
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+@dataclass
+class FakeCheckout:
+    id: str
+    variant_id: int
+    custom: dict[str, Any]
+    redirect_url: str | None
+    subscription_id: str | None = None
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
@@ -71,6 +86,9 @@ class LemonSqueezyDouble(LocalHttpDouble):
         self.store_id = store_id
         self.requests: list[RecordedRequest] = []
         self._subscriptions: dict[str, FakeSubscription] = {}
+        self.checkouts: dict[str, FakeCheckout] = {}
+        self.webhook_url: str | None = None
+        """Where a paid checkout's ``subscription_created`` goes (billing's webhook route), once known."""
         self._failures: list[int] = []
         self._next_id = 1000
         self._clock = datetime.now(UTC).replace(microsecond=0)
@@ -89,6 +107,7 @@ class LemonSqueezyDouble(LocalHttpDouble):
             "OPSMETER_LEMONSQUEEZY_API_KEY": self.api_key,
             "OPSMETER_LEMONSQUEEZY_WEBHOOK_SECRET": self.webhook_secret,
             "OPSMETER_LEMONSQUEEZY_VARIANTS": VARIANTS,
+            "OPSMETER_LEMONSQUEEZY_STORE_ID": str(self.store_id),
         }
 
     # --- the store's state ---------------------------------------------------------------------------
@@ -186,6 +205,68 @@ class LemonSqueezyDouble(LocalHttpDouble):
             "links": {"self": f"{self.url}/v1/subscriptions/{sub.id}"},
         }
 
+    def complete_checkout(self, checkout_id: str) -> tuple[str, bytes]:
+        """The customer paid: a live subscription of the checkout's variant, and its ``subscription_created``
+        delivery carrying the checkout's custom data (not yet sent)."""
+        checkout = self.checkouts[checkout_id]
+        if checkout.subscription_id is None:
+            checkout.subscription_id = self.create_subscription(checkout.variant_id)
+        body = self.webhook_body(checkout.subscription_id, "subscription_created", custom_data=checkout.custom)
+        return checkout.subscription_id, body
+
+    def _create_checkout(self, body: Any) -> tuple[int, dict[str, Any]]:
+        data = (body or {}).get("data") or {}
+        attributes = data.get("attributes") or {}
+        relationships = data.get("relationships") or {}
+        store = ((relationships.get("store") or {}).get("data") or {}).get("id")
+        variant = ((relationships.get("variant") or {}).get("data") or {}).get("id")
+        if data.get("type") != "checkouts" or str(store) != str(self.store_id) or not str(variant or "").isdigit():
+            return 422, _errors(422, "data.type, relationships.store and relationships.variant are required")
+        custom = (attributes.get("checkout_data") or {}).get("custom") or {}
+        redirect = (attributes.get("product_options") or {}).get("redirect_url") or None
+        checkout = FakeCheckout(str(uuid.uuid4()), int(str(variant)), dict(custom), redirect)
+        with self._lock:
+            self.checkouts[checkout.id] = checkout
+        return 201, {
+            "jsonapi": {"version": "1.0"},
+            "links": {"self": f"{self.url}/v1/checkouts/{checkout.id}"},
+            "data": {
+                "type": "checkouts",
+                "id": checkout.id,
+                "attributes": {
+                    "store_id": self.store_id,
+                    "variant_id": checkout.variant_id,
+                    "custom_price": None,
+                    "product_options": {"redirect_url": redirect or ""},
+                    "checkout_data": {"custom": checkout.custom},
+                    "expires_at": None,
+                    "created_at": _iso(datetime.now(UTC)),
+                    "test_mode": False,
+                    "url": f"{self.url}/checkout/custom/{checkout.id}?signature=double",
+                },
+            },
+        }
+
+    def _checkout_page(self, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        """The customer's side: the checkout page, and paying on it."""
+        parts = path.strip("/").split("/")
+        checkout = self.checkouts.get(parts[2]) if len(parts) >= 3 else None
+        if checkout is None:
+            return 404, {"Content-Type": "text/plain"}, b"no such checkout"
+        if method == "POST" and parts[3:] == ["pay"]:
+            _, delivery = self.complete_checkout(checkout.id)
+            if self.webhook_url is not None:
+                self.deliver(self.webhook_url, delivery)
+            return 303, {"Location": checkout.redirect_url or f"{self.url}/checkout/custom/{checkout.id}"}, b""
+        pay = '<form method="post" action="pay"><button>Pay</button></form>'
+        paid = "<p>Paid.</p>" if checkout.subscription_id else pay
+        page = (
+            '<!doctype html><link rel="icon" href="data:,"><title>Lemon Squeezy checkout (test double)</title>'
+            f"<h1>Checkout: variant {checkout.variant_id}</h1>{paid}"
+        )
+        base = f'<base href="/checkout/custom/{html.escape(checkout.id)}/">'
+        return 200, {"Content-Type": "text/html; charset=utf-8"}, (base + page).encode()
+
     # --- webhooks ------------------------------------------------------------------------------------
 
     def webhook_body(
@@ -241,6 +322,8 @@ class LemonSqueezyDouble(LocalHttpDouble):
         if headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, _errors(401, "Unauthenticated.")
         parts = path.strip("/").split("/")
+        if method == "POST" and parts == ["v1", "checkouts"]:
+            return self._create_checkout(body)
         if len(parts) != 3 or parts[:2] != ["v1", "subscriptions"] or parts[2] not in self._subscriptions:
             return 404, _errors(404, "Not Found")
         subscription_id = parts[2]
@@ -270,7 +353,17 @@ def _handler_for(double: LemonSqueezyDouble) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, payload = double._answer(self.command, self.path.split("?")[0], headers, raw)
+            path = self.path.split("?")[0]
+            if path.startswith("/checkout/custom/"):
+                status, page_headers, data = double._checkout_page(self.command, path)
+                self.send_response(status)
+                for name, value in page_headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            status, payload = double._answer(self.command, path, headers, raw)
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", JSON_API)
@@ -282,6 +375,7 @@ def _handler_for(double: LemonSqueezyDouble) -> type[BaseHTTPRequestHandler]:
 
         do_GET = _serve
         do_PATCH = _serve
+        do_POST = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             return

@@ -25,6 +25,7 @@ from opsmeter_billing.adapters import (
 )
 from opsmeter_billing.domain import (
     CHANGEABLE_STATUSES,
+    ENDED_STATUSES,
     Applied,
     BillingAccount,
     Claim,
@@ -38,6 +39,7 @@ from opsmeter_billing.domain import (
     Unroutable,
     VariantMap,
     apply_snapshot,
+    checkout_claim,
     delivery_id,
     expire_pending,
     needs_reconciliation,
@@ -60,6 +62,7 @@ from opsmeter_billing.errors import (
     ProviderUnavailable,
     ReconciliationRunning,
     RequestInProgress,
+    SubscriptionExists,
     SubscriptionLinkedElsewhere,
     SubscriptionNotActive,
     TransientError,
@@ -133,6 +136,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
+@dataclass(frozen=True)
+class Checkout:
+    workspace_id: str
+    plan: Plan
+    url: str
+
+
 @dataclass
 class Billing:
     accounts: AccountStore
@@ -142,6 +152,7 @@ class Billing:
     variants: VariantMap
     lemonsqueezy: LemonSqueezyApi | None
     webhook_secret: str | None
+    store_id: str | None = None
     pending_timeout: timedelta = timedelta(days=1)
     stale_renewal: timedelta = timedelta(hours=1)
     verify_every: timedelta = timedelta(hours=1)
@@ -281,8 +292,9 @@ class Billing:
                 return owner
         custom = meta.get("custom_data")
         claimed = custom.get("workspace_id") if isinstance(custom, dict) else None
-        probe = SubscriptionSnapshot("", 0, "", None, None, _now(), None, False, claimed)
-        routed = route(None, probe)
+        proof = custom.get("workspace_claim") if isinstance(custom, dict) else None
+        probe = SubscriptionSnapshot("", 0, "", None, None, _now(), None, False, claimed, proof)
+        routed = route(None, probe, self.webhook_secret)
         return routed.workspace_id if isinstance(routed, Claim) else UNROUTED_WORKSPACE_ID
 
     async def apply_delivery(self, event: LemonSqueezyWebhookReceived) -> None:
@@ -337,7 +349,7 @@ class Billing:
             return "applied"
 
     async def _route(self, snapshot: SubscriptionSnapshot) -> str | None:
-        routed = route(await self.accounts.owner_of(snapshot.subscription_id), snapshot)
+        routed = route(await self.accounts.owner_of(snapshot.subscription_id), snapshot, self.webhook_secret)
         if isinstance(routed, Claim):
             try:
                 await self.account(routed.workspace_id)
@@ -362,6 +374,13 @@ class Billing:
             )
             return None
         if isinstance(routed, Unroutable):
+            if routed.reason == "unproven_claim":
+                log.warning(
+                    "security_event",
+                    kind="subscription_claim_unproven",
+                    subscription_id=snapshot.subscription_id,
+                    claimed=snapshot.claimed_workspace_id,
+                )
             log.warning("lemonsqueezy_snapshot_unroutable", reason=routed.reason, subscription=snapshot.subscription_id)
             return None
         return routed.workspace_id
@@ -477,6 +496,36 @@ class Billing:
                 "message": "Lemon Squeezy is changing the subscription; the plan changes when its webhook confirms.",
             },
         )
+
+    async def create_checkout(self, workspace_id: str, plan: Plan, redirect_url: str | None) -> Checkout:
+        """A Lemon Squeezy checkout for a workspace without a live subscription. Its custom data names the workspace
+        with the proof (:func:`checkout_claim`) that lets the subscription it creates claim it (ADR 71)."""
+        api = self._api()
+        if self.store_id is None or not self.webhook_secret:
+            raise BillingNotConfigured(
+                "checkouts need OPSMETER_LEMONSQUEEZY_STORE_ID and OPSMETER_LEMONSQUEEZY_WEBHOOK_SECRET"
+            )
+        variant_id = self.variants.variant_of(plan)
+        if variant_id is None or plan == "free":
+            raise PlanNotAvailable(f"no Lemon Squeezy variant is configured for the {plan} plan")
+        account = await self.account(workspace_id)
+        if account.subscription_id is not None and account.status not in ENDED_STATUSES:
+            raise SubscriptionExists(
+                f"this workspace already has a subscription ({account.status}); change its plan instead"
+            )
+        custom = {"workspace_id": workspace_id, "workspace_claim": checkout_claim(self.webhook_secret, workspace_id)}
+        try:
+            created = await api.create_checkout(self.store_id, variant_id, custom, redirect_url)
+        except LemonSqueezyRejected as exc:
+            raise ProviderRejected(str(exc)) from None
+        except LemonSqueezyError as exc:
+            raise ProviderUnavailable(str(exc), headers={"Retry-After": "30"}) from None
+        attributes = created.get("attributes")
+        url = attributes.get("url") if isinstance(attributes, dict) else None
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise ProviderUnavailable("Lemon Squeezy answered a checkout without a URL", headers={"Retry-After": "30"})
+        log.info("checkout_created", plan=plan, variant_id=variant_id, checkout_id=str(created.get("id", "")))
+        return Checkout(workspace_id, plan, url)
 
     async def portal_url(self, workspace_id: str) -> str:
         """A fresh customer-portal link (Lemon Squeezy signs it for 24 h), else the last one it sent."""

@@ -15,6 +15,9 @@ class LemonSqueezySettings(BaseSettings):
     api_url: str = "https://api.lemonsqueezy.com"
     api_key: SecretStr | None = None
     webhook_secret: SecretStr | None = None
+    store_id: str | None = Field(
+        default=None, pattern=r"^[0-9]{1,20}$", description="The store checkouts are created in (in-app subscribe)."
+    )
     variants: str = Field(
         default="", description='Variant ids to plans: "101=starter,102=pro,103=team,104=enterprise".'
     )

@@ -82,6 +82,23 @@ def signature_matches(secret: str, body: bytes, presented: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), presented.strip().lower().encode("ascii", "replace"))
 
 
+CLAIM_CONTEXT = b"opsmeter checkout claim\x00"
+
+
+def checkout_claim(secret: str, workspace_id: str) -> str:
+    """The proof billing puts beside ``workspace_id`` in a checkout's custom data: the hex HMAC-SHA256 of the
+    workspace id under the webhook signing secret (with its own context, so it is never a valid body signature).
+    Lemon Squeezy copies custom data into the subscription's deliveries; a claim without it is anyone's."""
+    return hmac.new(secret.encode(), CLAIM_CONTEXT + workspace_id.encode(), hashlib.sha256).hexdigest()
+
+
+def claim_matches(secret: str | None, workspace_id: str, presented: str | None) -> bool:
+    if not secret or not presented:
+        return False
+    expected = checkout_claim(secret, workspace_id)
+    return hmac.compare_digest(expected.encode(), presented.strip().lower().encode("ascii", "replace"))
+
+
 def delivery_id(body: bytes) -> str:
     """Lemon Squeezy sends no event id: a delivery is identified by the hash of its raw body."""
     return hashlib.sha256(body).hexdigest()
@@ -104,7 +121,9 @@ class SubscriptionSnapshot:
     portal_url: str | None
     test_mode: bool
     claimed_workspace_id: str | None = None
-    """``meta.custom_data.workspace_id``: trusted only for a subscription billing has never seen."""
+    """``meta.custom_data.workspace_id``: trusted only for a subscription billing has never seen, with its proof."""
+    claim_proof: str | None = None
+    """``meta.custom_data.workspace_claim``: :func:`checkout_claim` of the claimed workspace (billing's checkout)."""
 
 
 def parse_subscription(data: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> SubscriptionSnapshot:
@@ -125,6 +144,7 @@ def parse_subscription(data: Mapping[str, Any], meta: Mapping[str, Any] | None =
     urls: Mapping[str, Any] = attributes["urls"] if isinstance(attributes.get("urls"), Mapping) else {}
     custom = (meta or {}).get("custom_data")
     claimed = custom.get("workspace_id") if isinstance(custom, Mapping) else None
+    proof = custom.get("workspace_claim") if isinstance(custom, Mapping) else None
     test_mode = (meta or {}).get("test_mode", attributes.get("test_mode", False))
     return SubscriptionSnapshot(
         subscription_id=str(data.get("id", "")),
@@ -136,6 +156,7 @@ def parse_subscription(data: Mapping[str, Any], meta: Mapping[str, Any] | None =
         portal_url=urls.get("customer_portal") if isinstance(urls.get("customer_portal"), str) else None,
         test_mode=bool(test_mode),
         claimed_workspace_id=claimed if isinstance(claimed, str) else None,
+        claim_proof=proof if isinstance(proof, str) else None,
     )
 
 
@@ -269,7 +290,7 @@ class Owned:
 
 @dataclass(frozen=True)
 class Claim:
-    """A subscription billing has never seen, claimed by ``meta.custom_data.workspace_id``."""
+    """A subscription billing has never seen, claimed by ``meta.custom_data.workspace_id`` with its proof."""
 
     workspace_id: str
 
@@ -284,14 +305,15 @@ class Reassignment:
 
 @dataclass(frozen=True)
 class Unroutable:
-    reason: Literal["no_workspace", "test_mode_new_subscription"]
+    reason: Literal["no_workspace", "unproven_claim", "test_mode_new_subscription"]
 
 
 Route = Owned | Claim | Reassignment | Unroutable
 
 
-def route(stored_owner: str | None, snapshot: SubscriptionSnapshot) -> Route:
-    """The stored mapping first; ``custom_data.workspace_id`` only for a new live subscription."""
+def route(stored_owner: str | None, snapshot: SubscriptionSnapshot, secret: str | None) -> Route:
+    """The stored mapping first; ``custom_data.workspace_id`` only for a new live subscription, and only with the
+    proof billing's checkout put beside it (anyone can open a Lemon Squeezy checkout with any custom data)."""
     claimed = snapshot.claimed_workspace_id
     if stored_owner is not None:
         if claimed is not None and claimed != stored_owner:
@@ -299,6 +321,8 @@ def route(stored_owner: str | None, snapshot: SubscriptionSnapshot) -> Route:
         return Owned(stored_owner)
     if claimed is None or not _is_workspace_id(claimed):
         return Unroutable("no_workspace")
+    if not claim_matches(secret, claimed, snapshot.claim_proof):
+        return Unroutable("unproven_claim")
     if snapshot.test_mode:
         return Unroutable("test_mode_new_subscription")
     return Claim(claimed)

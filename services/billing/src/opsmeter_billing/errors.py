@@ -27,6 +27,7 @@ __all__ = [
     "ProviderUnavailable",
     "ReconciliationRunning",
     "RequestInProgress",
+    "SubscriptionExists",
     "SubscriptionLinkedElsewhere",
     "SubscriptionNotActive",
     "TransientError",
@@ -75,6 +76,13 @@ class IdempotencyKeyReused(InvalidRequest):
 class RequestInProgress(OpsmeterError):
     status_code = 409
     reason = "request_in_progress"
+
+
+class SubscriptionExists(OpsmeterError):
+    """A checkout would start a second subscription: the live one changes plan instead."""
+
+    status_code = 409
+    reason = "subscription_exists"
 
 
 class SubscriptionLinkedElsewhere(OpsmeterError):

@@ -19,6 +19,7 @@ from opsmeter_billing.domain import (
     Unroutable,
     VariantMap,
     apply_snapshot,
+    checkout_claim,
     delivery_id,
     expire_pending,
     limits_for,
@@ -139,18 +140,37 @@ class TestApplySnapshot:
         assert outcome.account.subscription_id == "2002"
 
 
+SECRET = "whsec"
+
+
 class TestRoute:
     def test_the_stored_mapping_wins_and_custom_data_only_claims_new_subscriptions(self) -> None:
-        assert route(WS, snapshot()) == Owned(WS)
-        assert route(WS, snapshot(claimed_workspace_id=WS)) == Owned(WS)
-        assert route(None, snapshot(claimed_workspace_id=WS)) == Claim(WS)
-        assert route(WS, snapshot(claimed_workspace_id="ws_bbbbbbbbbbbb")) == Reassignment(WS, "ws_bbbbbbbbbbbb")
+        proof = checkout_claim(SECRET, WS)
+        assert route(WS, snapshot(), SECRET) == Owned(WS)
+        assert route(WS, snapshot(claimed_workspace_id=WS), SECRET) == Owned(WS)
+        assert route(None, snapshot(claimed_workspace_id=WS, claim_proof=proof), SECRET) == Claim(WS)
+        other = "ws_bbbbbbbbbbbb"
+        assert route(WS, snapshot(claimed_workspace_id=other), SECRET) == Reassignment(WS, other)
+
+    def test_a_claim_without_billings_proof_is_anyones_and_routes_nowhere(self) -> None:
+        """Anyone can open a Lemon Squeezy checkout with custom data naming any workspace."""
+        forged = snapshot(claimed_workspace_id=WS)
+        assert route(None, forged, SECRET) == Unroutable("unproven_claim")
+        for proof in (checkout_claim("another secret", WS), checkout_claim(SECRET, "ws_bbbbbbbbbbbb"), "00" * 32):
+            assert route(None, replace(forged, claim_proof=proof), SECRET) == Unroutable("unproven_claim")
+        assert route(None, replace(forged, claim_proof=checkout_claim(SECRET, WS)), None) == Unroutable(
+            "unproven_claim"
+        )
+
+    def test_the_proof_is_never_a_valid_body_signature(self) -> None:
+        body = WS.encode()
+        assert not signature_matches(SECRET, body, checkout_claim(SECRET, WS))
 
     def test_unroutable_deliveries(self) -> None:
-        assert route(None, snapshot()) == Unroutable("no_workspace")
-        assert route(None, snapshot(claimed_workspace_id="../etc")) == Unroutable("no_workspace")
-        test_claim = snapshot(claimed_workspace_id=WS, test_mode=True)
-        assert route(None, test_claim) == Unroutable("test_mode_new_subscription")
+        assert route(None, snapshot(), SECRET) == Unroutable("no_workspace")
+        assert route(None, snapshot(claimed_workspace_id="../etc"), SECRET) == Unroutable("no_workspace")
+        test_claim = snapshot(claimed_workspace_id=WS, claim_proof=checkout_claim(SECRET, WS), test_mode=True)
+        assert route(None, test_claim, SECRET) == Unroutable("test_mode_new_subscription")
 
 
 class TestReconciliation:

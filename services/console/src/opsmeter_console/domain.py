@@ -8,7 +8,7 @@ SESSION_COOKIE = "opsmeter_session"
 _FORWARDABLE = re.compile(
     r"^v1/("
     r"workspaces/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_./-]{1,200}"
-    r"|billing/(subscription|subscription/change-plan|portal)"
+    r"|billing/(subscription|subscription/change-plan|checkout|portal)"
     r"|public/[A-Za-z0-9_./-]{1,200}"
     r")$"
 )

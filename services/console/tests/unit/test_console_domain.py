@@ -12,6 +12,7 @@ class TestForwardable:
             "v1/workspaces/ws_abc/api-keys/k1/rotate",
             "v1/billing/subscription",
             "v1/billing/subscription/change-plan",
+            "v1/billing/checkout",
             "v1/billing/portal",
             "v1/public/pricing-models",
         ],

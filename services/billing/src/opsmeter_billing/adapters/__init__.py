@@ -77,3 +77,9 @@ class LemonSqueezyApi(Protocol):
 
     async def change_variant(self, subscription_id: str, variant_id: int) -> Mapping[str, Any]:
         """``PATCH /v1/subscriptions/{id}`` with ``variant_id``; the ``data`` object it answers."""
+
+    async def create_checkout(
+        self, store_id: str, variant_id: int, custom: Mapping[str, str], redirect_url: str | None
+    ) -> Mapping[str, Any]:
+        """``POST /v1/checkouts`` for the variant with ``checkout_data.custom``; the ``data`` object it answers
+        (``attributes.url`` is where the customer pays)."""

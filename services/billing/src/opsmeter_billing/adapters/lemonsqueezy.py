@@ -35,14 +35,32 @@ class HttpLemonSqueezy:
         self._backoff_s = backoff_s
 
     async def get_subscription(self, subscription_id: str) -> Mapping[str, Any]:
-        return await self._call("GET", subscription_id, None)
+        return await self._call("GET", _subscription(subscription_id), None)
 
     async def change_variant(self, subscription_id: str, variant_id: int) -> Mapping[str, Any]:
         body = {"data": {"type": "subscriptions", "id": subscription_id, "attributes": {"variant_id": variant_id}}}
-        return await self._call("PATCH", subscription_id, body)
+        return await self._call("PATCH", _subscription(subscription_id), body)
 
-    async def _call(self, method: str, subscription_id: str, body: dict[str, Any] | None) -> Mapping[str, Any]:
-        url = f"{self._base}/v1/subscriptions/{quote(subscription_id, safe='')}"
+    async def create_checkout(
+        self, store_id: str, variant_id: int, custom: Mapping[str, str], redirect_url: str | None
+    ) -> Mapping[str, Any]:
+        attributes: dict[str, Any] = {"checkout_data": {"custom": dict(custom)}}
+        if redirect_url:
+            attributes["product_options"] = {"redirect_url": redirect_url}
+        body = {
+            "data": {
+                "type": "checkouts",
+                "attributes": attributes,
+                "relationships": {
+                    "store": {"data": {"type": "stores", "id": store_id}},
+                    "variant": {"data": {"type": "variants", "id": str(variant_id)}},
+                },
+            }
+        }
+        return await self._call("POST", "/v1/checkouts", body)
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Mapping[str, Any]:
+        url = f"{self._base}{path}"
         last = ""
         for attempt in range(1, self._attempts + 1):
             retry_after = None
@@ -64,4 +82,8 @@ class HttpLemonSqueezy:
                 delay = retry_delay(attempt, self._backoff_s, retry_after)
                 log.warning("lemonsqueezy_retrying", method=method, attempt=attempt, error=last, delay_s=delay)
                 await asyncio.sleep(delay)
-        raise LemonSqueezyError(f"{method} /v1/subscriptions/{subscription_id} failed {self._attempts} times: {last}")
+        raise LemonSqueezyError(f"{method} {path} failed {self._attempts} times: {last}")
+
+
+def _subscription(subscription_id: str) -> str:
+    return f"/v1/subscriptions/{quote(subscription_id, safe='')}"

@@ -46,6 +46,12 @@ class PlanChangePending(_Answer):
     message: str
 
 
+class CheckoutAnswer(_Answer):
+    workspace_id: str = Field(alias="workspaceId")
+    plan: Plan
+    url: str = Field(description="Lemon Squeezy's checkout page; the plan changes when its webhook confirms.")
+
+
 class PortalAnswer(_Answer):
     workspace_id: str = Field(alias="workspaceId")
     url: str | None

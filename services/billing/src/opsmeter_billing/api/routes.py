@@ -6,6 +6,7 @@ from pydantic.alias_generators import to_camel
 
 from opsmeter_billing.api.answers import (
     AnyJson,
+    CheckoutAnswer,
     PlanChangePending,
     PortalAnswer,
     ReconcileAnswer,
@@ -83,6 +84,25 @@ async def change_plan(
         raise InvalidRequest("an Idempotency-Key header (1 to 255 characters) is required")
     reply = await deps.billing.request_plan_change(principal, body.plan, idempotency_key)
     return json_response(reply.body, reply.status_code)
+
+
+class CheckoutBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
+
+    plan: Plan
+    redirect_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Where Lemon Squeezy sends the customer after paying (its product_options.redirect_url).",
+    )
+
+
+@router.post("/v1/billing/checkout", status_code=201, response_model=CheckoutAnswer)
+async def checkout(principal: AccountWriter, body: CheckoutBody, deps: Deps) -> Response:
+    """Subscribe a workspace that has no live subscription: a Lemon Squeezy checkout whose subscription claims it."""
+    created = await deps.billing.create_checkout(principal.workspace_id, body.plan, body.redirect_url)
+    return json_response({"workspaceId": created.workspace_id, "plan": created.plan, "url": created.url}, 201)
 
 
 @router.get("/v1/billing/portal", response_model=PortalAnswer)

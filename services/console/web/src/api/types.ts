@@ -322,6 +322,7 @@ export interface Answers {
     "get /v1/billing/portal": { url: string };
     "get /v1/billing/subscription": Subscription;
     "get /v1/workspaces/{workspace_id}/plan": WorkspacePlan;
+    "post /v1/billing/checkout": { workspaceId: string; plan: PlanTier; url: string };
     "post /v1/billing/subscription/change-plan": ChangePlanAnswer;
   };
   gateway: {

@@ -23,15 +23,22 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
   const { session, canChange } = useWorkspace();
   const client = useQueryClient();
   const plan = useQuery({ queryKey: ["plan", session.workspaceId], queryFn: () => api.get("billing", "/v1/workspaces/{workspace_id}/plan") });
+  // Back from Lemon Squeezy's checkout (?checkout=done): the subscription appears when its webhook arrives.
+  const [fromCheckout] = useState(() => new URLSearchParams(window.location.search).get("checkout") === "done");
+  const checkoutSeen = useRef(false);
   const sub = useQuery({
     queryKey: ["subscription", session.workspaceId],
     queryFn: () => api.get("billing", "/v1/billing/subscription"),
-    refetchInterval: (q) => (q.state.data?.pendingChange ? 2_000 : false),
+    refetchInterval: (q) => (q.state.data?.pendingChange || (fromCheckout && !live(q.state.data?.status)) ? 2_000 : false),
   });
   const [wanted, setWanted] = useState<PlanTier>("pro");
   const change = useMutation({
     mutationFn: () => api.post("billing", "/v1/billing/subscription/change-plan", { body: { plan: wanted }, headers: { "Idempotency-Key": newIdempotencyKey() } }),
     onSuccess: () => client.invalidateQueries({ queryKey: ["subscription"] }),
+  });
+  const checkout = useMutation({
+    mutationFn: () => api.post("billing", "/v1/billing/checkout", { body: { plan: wanted, redirectUrl: `${window.location.origin}/billing?checkout=done` } }),
+    onSuccess: (d) => { window.location.assign(d.url); },
   });
   const portal = useMutation({
     mutationFn: () => api.get("billing", "/v1/billing/portal"),
@@ -49,6 +56,15 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
     wasPending.current = !!pending;
   }, [pending, client]);
   const linked = !!sub.data?.subscriptionId;
+  const subscribed = linked && live(sub.data?.status);
+  useEffect(() => {
+    if (fromCheckout && subscribed && !checkoutSeen.current) {
+      checkoutSeen.current = true;
+      window.history.replaceState(null, "", window.location.pathname);
+      void client.invalidateQueries({ queryKey: ["plan"] });
+      void client.invalidateQueries({ queryKey: ["status"] });
+    }
+  }, [fromCheckout, subscribed, client]);
   return (
     <div className="page">
       <div className="page-head"><h1>Billing</h1></div>
@@ -77,6 +93,12 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
               <dt>Ends</dt><dd><Time iso={sub.data.endsAt} /></dd>
             </dl>
           )}
+          {fromCheckout && !subscribed && (
+            <div className="pending" role="status" data-testid="checkout-pending">
+              <strong>Waiting for Lemon Squeezy</strong>
+              <p>Your subscription shows here, and the plan changes, when Lemon Squeezy's webhook confirms the payment.</p>
+            </div>
+          )}
           {pending && (
             <div className="pending" role="status" data-testid="pending-change">
               <strong>Change to {PLANS.find((x) => x.tier === pending.plan)?.name ?? pending.plan} pending</strong>
@@ -86,8 +108,12 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
         </div>
       </section>
       <section className="card">
-        <h2>Change plan</h2>
-        <p className="muted small">Changed in-app; proration, tax and currency come from Lemon Squeezy. The plan changes when Lemon Squeezy's webhook confirms.</p>
+        <h2>{subscribed ? "Change plan" : "Subscribe"}</h2>
+        <p className="muted small">
+          {subscribed
+            ? "Changed in-app; proration, tax and currency come from Lemon Squeezy. The plan changes when Lemon Squeezy's webhook confirms."
+            : "You pay on Lemon Squeezy's checkout page; the plan changes when its webhook confirms the payment."}
+        </p>
         <div className="scroll"><table className="table">
           <thead><tr><th>Plan</th><th>Ingest rate</th><th>Requests</th><th>Includes</th></tr></thead>
           <tbody>
@@ -100,12 +126,18 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
           </tbody>
         </table></div>
         <div className="actions">
-          <button className="primary" disabled={!canChange || !linked || wanted === current || !!pending || change.isPending} onClick={() => change.mutate()}>
-            {change.isPending ? "Requesting…" : `Change to ${PLANS.find((x) => x.tier === wanted)?.name}`}
-          </button>{" "}
+          {subscribed ? (
+            <button className="primary" disabled={!canChange || wanted === current || !!pending || change.isPending} onClick={() => change.mutate()}>
+              {change.isPending ? "Requesting…" : `Change to ${PLANS.find((x) => x.tier === wanted)?.name ?? wanted}`}
+            </button>
+          ) : (
+            <button className="primary" disabled={!canChange || sub.isPending || !!sub.error || wanted === "free" || checkout.isPending || checkout.isSuccess} onClick={() => checkout.mutate()}>
+              {checkout.isPending || checkout.isSuccess ? "Opening checkout…" : `Subscribe to ${PLANS.find((x) => x.tier === wanted)?.name ?? wanted}`}
+            </button>
+          )}{" "}
           {!canChange && <span className="muted">Owner or admin only.</span>}
-          {canChange && !sub.isPending && !linked && <span className="muted">No Lemon Squeezy subscription is linked to this workspace yet (the operator links it: opsmeter workspace link-subscription).</span>}
           {change.isError && <span className="error" role="alert">{change.error.message}</span>}
+          {checkout.isError && <span className="error" role="alert">{checkout.error.message}</span>}
         </div>
       </section>
       <section className="card">
@@ -117,4 +149,9 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
       </section>
     </div>
   );
+}
+
+/** A subscription that is still running (Lemon Squeezy's cancelled and expired ones are over or ending). */
+function live(status: string | null | undefined): boolean {
+  return !!status && status !== "expired" && status !== "cancelled";
 }
