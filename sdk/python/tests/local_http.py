@@ -6,11 +6,23 @@ The real provider clients and the SDK's own HTTP client talk to it over a socket
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+
+@dataclass(frozen=True)
+class EventStream:
+    """A ``text/event-stream`` body: ``event: <name>`` and ``data: <JSON>`` for each event, in order."""
+
+    events: list[tuple[str, Any]]
+
+    def encoded(self) -> bytes:
+        return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in self.events)
+
+
 Answer = tuple[int, Any]
-"""The status and the JSON body (None: an empty body)."""
+"""The status and the JSON body (None: an empty body), or an :class:`EventStream`."""
 
 Respond = Callable[[str, str, Any], Answer]
 """What a request gets, from its method, path and JSON body (None when it has none)."""
@@ -25,10 +37,13 @@ class LocalServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 status, answer = respond(method, self.path, body)
-                data = b"" if answer is None else json.dumps(answer).encode()
+                if isinstance(answer, EventStream):
+                    data, kind = answer.encoded(), "text/event-stream"
+                else:
+                    data, kind = b"" if answer is None else json.dumps(answer).encode(), "application/json"
                 self.send_response(status)
                 if answer is not None:
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -1,5 +1,6 @@
-"""The openai client's helpers around create(): stream() and parse() are recorded with their usage, and a client
-made by ``with_options(...)`` is recorded too. Real clients against the local provider double."""
+"""The clients' helpers: openai's stream() and parse() around create(), and anthropic's messages.stream(), which
+posts by itself, are recorded once with their usage; so are the ``beta`` resources and a client made by
+``with_options(...)``. Real clients against the local provider double."""
 
 import asyncio
 import json
@@ -11,11 +12,13 @@ import anthropic
 import httpx
 import openai
 import pytest
+from local_http import Answer, EventStream, LocalServer, accepted
 
-from opsmeter import Opsmeter
-from opsmeter_runtime.provider_double import ProviderDouble
+from opsmeter import BudgetExceededError, Opsmeter
+from opsmeter_runtime.provider_double import REPLY, ProviderDouble
 
 MESSAGES: Any = [{"role": "user", "content": "Summarise the order."}]
+CLAUDE: Any = {"model": "claude-sonnet-4-5", "max_tokens": 512, "messages": MESSAGES}
 
 
 class Ingest:
@@ -37,6 +40,24 @@ class Ingest:
         assert om.flush(timeout=5), om.stats()
         return [
             (e["provider"], e.get("status"), e["inputTokens"], e["outputTokens"])
+            for e in self.events
+            if e.get("endpointTag") == tag
+        ]
+
+    def messages(self, om: Opsmeter, tag: str) -> list[tuple[Any, ...]]:
+        """(status, error code, model, input, output, cache read, cache write tokens, opsmeterUsage) per record."""
+        assert om.flush(timeout=5), om.stats()
+        return [
+            (
+                e.get("status"),
+                e.get("errorCode"),
+                e["model"],
+                e["inputTokens"],
+                e["outputTokens"],
+                e.get("cachedInputTokens"),
+                e.get("cacheWriteInputTokens"),
+                (e.get("metadata") or {}).get("opsmeterUsage"),
+            )
             for e in self.events
             if e.get("endpointTag") == tag
         ]
@@ -153,3 +174,180 @@ def test_a_with_raw_response_call_is_recorded_with_its_usage(
     assert sent[0] == ("openai", "success", *usage)
     assert [row[3] for row in sent[1:]] == [message.usage.output_tokens, async_message.usage.output_tokens]
     assert all(row[2] > 0 for row in sent)
+
+
+def claude_clients(url: str, om: Opsmeter) -> tuple[anthropic.Anthropic, anthropic.AsyncAnthropic]:
+    return (
+        om.wrap_anthropic(anthropic.Anthropic(api_key="sk-ant", base_url=url, max_retries=0)),
+        om.wrap_anthropic(anthropic.AsyncAnthropic(api_key="sk-ant", base_url=url, max_retries=0)),
+    )
+
+
+def whole_message(fake: ProviderDouble) -> tuple[Any, ...]:
+    """What a message the double streamed to its end is recorded as (cache reads and writes inside input)."""
+    a = fake.anthropic_usage
+    whole = a.input_tokens + a.cache_read_input_tokens + a.cache_creation_input_tokens
+    return (
+        "success",
+        None,
+        CLAUDE["model"],
+        whole,
+        a.output_tokens,
+        a.cache_read_input_tokens,
+        a.cache_creation_input_tokens,
+        None,
+    )
+
+
+def test_anthropic_messages_stream_is_recorded_once_with_its_usage_however_it_is_read(
+    fake: ProviderDouble, om: Opsmeter, ingest: Ingest
+) -> None:
+    claude, async_claude = claude_clients(fake.url, om)
+    unwrapped = anthropic.Anthropic(api_key="sk-ant", base_url=fake.url, max_retries=0)
+    with unwrapped.messages.stream(**CLAUDE) as plain:
+        expected = [event.type for event in plain]
+    with om.attribution(endpoint_tag="helper.messages"):
+        with claude.messages.stream(**CLAUDE) as stream:
+            events = [event.type for event in stream]
+        with claude.messages.stream(**CLAUDE) as stream:
+            text = "".join(stream.text_stream)
+        with claude.messages.stream(**{**CLAUDE, "opsmeter_user_id": "user-7"}) as stream:  # taken off, as create's
+            final = stream.get_final_message()
+
+        async def streamed_async() -> str:
+            async with async_claude.messages.stream(**CLAUDE) as events:
+                return await events.get_final_text()
+
+        async_text = asyncio.run(streamed_async())
+    # the caller gets the provider's own MessageStream, with the events and text of the unwrapped client
+    assert type(stream) is type(plain)
+    assert events == expected
+    assert text.strip() == async_text.strip() == REPLY
+    assert final.usage.output_tokens == fake.anthropic_usage.output_tokens
+    assert ingest.messages(om, "helper.messages") == [whole_message(fake)] * 4
+    assert [e.get("userId") for e in ingest.events] == [None, None, "user-7", None]
+
+
+def anthropic_message(model: str) -> dict[str, Any]:
+    """A message as ``message_start`` opens it: no content, no stop reason yet."""
+    return {
+        "id": "msg_local",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+    }
+
+
+def test_an_anthropic_messages_stream_left_early_or_failed_is_recorded_once(
+    fake: ProviderDouble, om: Opsmeter, ingest: Ingest
+) -> None:
+    claude, _ = claude_clients(fake.url, om)
+    a = fake.anthropic_usage
+    started = a.input_tokens + a.cache_read_input_tokens + a.cache_creation_input_tokens
+    model = CLAUDE["model"]
+    with om.attribution(endpoint_tag="helper.messages.left"):
+        with claude.messages.stream(**CLAUDE):
+            pass  # left before reading any event
+        with claude.messages.stream(**CLAUDE) as stream:
+            for event in stream:
+                if event.type == "message_start":
+                    break
+        fake.fail_next(529)
+        with pytest.raises(anthropic.APIStatusError), claude.messages.stream(**CLAUDE):
+            pass
+    # a stream that fails after message_start, as Anthropic sends it: an error event
+    start = {"type": "message_start", "message": {**anthropic_message(model), "usage": a.body(output_tokens=1)}}
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    failing = LocalServer(lambda *_: (200, EventStream([("message_start", start), ("error", error)])))
+    try:
+        broken, _ = claude_clients(failing.url, om)
+        with (
+            om.attribution(endpoint_tag="helper.messages.left"),
+            pytest.raises(anthropic.APIStatusError) as raised,
+            broken.messages.stream(**CLAUDE) as stream,
+        ):
+            stream.until_done()
+    finally:
+        failing.close()
+    cache = (a.cache_read_input_tokens, a.cache_creation_input_tokens)
+    assert ingest.messages(om, "helper.messages.left") == [
+        ("success", None, model, 0, 0, None, None, "missing"),
+        ("success", None, model, started, 1, *cache, None),
+        ("error", "http_529", model, 0, 0, None, None, None),
+        ("error", f"http_{raised.value.status_code}", model, started, 1, *cache, None),
+    ]
+
+
+class PolicyAndIngest:
+    """Opsmeter on a local socket: GET /v1/runtime/policy answers ``policy``, ingest keeps what it is sent."""
+
+    def __init__(self, policy: dict[str, Any]) -> None:
+        self.policy = policy
+        self.events: list[dict[str, Any]] = []
+        self._server = LocalServer(self._respond)
+        self.url = self._server.url
+
+    def _respond(self, method: str, path: str, body: Any) -> Answer:
+        if method == "GET":
+            return 200, self.policy
+        self.events.extend(body["events"])
+        return accepted(body["events"])
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_anthropic_messages_stream_gets_the_runtime_action(fake: ProviderDouble) -> None:
+    clamp = {"onBudgetExceeded": "clamp", "clampMaxTokens": 64}
+    opsmeter = PolicyAndIngest({"policyMode": "enforce", "budgetExceeded": True, "runtimeActions": clamp})
+    om = Opsmeter("om_live_x_y", base_url=opsmeter.url, enforcement=True)
+    try:
+        claude, async_claude = claude_clients(fake.url, om)
+        with claude.messages.stream(**CLAUDE) as stream:
+            stream.until_done()
+        assert fake.calls_to("anthropic")[-1].body["max_tokens"] == 64
+        opsmeter.policy["runtimeActions"] = {"onBudgetExceeded": "block"}
+        om.policy.refresh()
+        calls = len(fake.calls)
+        with pytest.raises(BudgetExceededError), claude.messages.stream(**CLAUDE):
+            pass
+
+        async def blocked_async() -> None:
+            async with async_claude.messages.stream(**CLAUDE):
+                pass
+
+        with pytest.raises(BudgetExceededError):
+            asyncio.run(blocked_async())
+        assert len(fake.calls) == calls, "a blocked call never reaches the provider"
+        assert om.flush(timeout=5)
+        assert [(e["status"], e.get("errorCode"), e["metadata"]["opsmeterAction"]) for e in opsmeter.events] == [
+            ("success", None, "clamp"),
+            ("error", "budget_blocked", "block"),
+            ("error", "budget_blocked", "block"),
+        ]
+    finally:
+        om.shutdown(timeout=1)
+        opsmeter.close()
+
+
+def test_the_beta_resources_are_recorded_too(fake: ProviderDouble, om: Opsmeter, ingest: Ingest) -> None:
+    usage = openai_usage(fake, om)
+    client = om.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=fake.openai_url, max_retries=0))
+    claude, _ = claude_clients(fake.url, om)
+    with om.attribution(endpoint_tag="helper.beta"):
+        client.beta.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        with client.beta.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as chunks:
+            chunks.until_done()
+        message = claude.beta.messages.create(**CLAUDE)
+        with claude.beta.messages.stream(**CLAUDE) as events:
+            streamed = events.get_final_message()
+    assert [block.text for block in message.content if block.type == "text"] == [REPLY]
+    assert streamed.usage.output_tokens == message.usage.output_tokens
+    sent = ingest.tagged(om, "helper.beta")
+    assert sent[:2] == [("openai", "success", *usage)] * 2
+    a = fake.anthropic_usage
+    whole = a.input_tokens + a.cache_read_input_tokens + a.cache_creation_input_tokens
+    assert sent[2:] == [("anthropic", "success", whole, a.output_tokens)] * 2

@@ -178,3 +178,30 @@ def test_a_sync_stream_steps_with_next_and_a_stream_left_early_is_marked_usage_m
         assert all(chunk.choices for chunk in raw.parse())
     missing = ("success", 0, 0, "missing")
     assert ingest.tagged(om, "stream.left") == [missing] * 3
+
+
+def test_a_helper_stream_left_early_is_recorded_when_its_block_ends(
+    fake: ProviderDouble, om: Opsmeter, ingest: Ingest
+) -> None:
+    client, async_client = clients(fake, om)
+    with om.attribution(endpoint_tag="stream.helper.left"):
+        # the helper closes the HTTP response itself on leaving the block: the record is taken then, not when the
+        # stream is collected
+        with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as helper:
+            for event in helper:
+                if event.type == "content.delta":
+                    break
+        assert len(ingest.tagged(om, "stream.helper.left")) == 1
+
+        async def left_async() -> None:
+            async with async_client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as events:
+                async for event in events:
+                    if event.type == "content.delta":
+                        break
+
+        asyncio.run(left_async())
+        with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as helper:
+            text = "".join(event.delta for event in helper if event.type == "content.delta")
+    assert text.strip() == REPLY
+    missing = ("success", 0, 0, "missing")
+    assert ingest.tagged(om, "stream.helper.left") == [missing, missing, full(fake)]

@@ -1,6 +1,7 @@
 // Instrumented provider clients: the client is returned as given, its chat.completions.create (OpenAI) or
 // messages.create (Anthropic) replaced by a recording one that returns the client's own APIPromise. Each call is
-// recorded once; a stream when it ends (from its final usage), fails, or is left early by the caller.
+// recorded once; a stream when it ends (from its final usage), fails, or is left early by the caller, however it is
+// read (for await, tee(), toReadableStream()); a response read only through .asResponse() when it arrives.
 
 import type { Opsmeter, RecordInput } from "./client.js";
 import { BudgetExceededError, type Decision } from "./enforcement.js";
@@ -135,14 +136,19 @@ function instrument(
         metadata: Object.keys(metadata).length ? metadata : undefined,
       });
     };
-    const instrumentResult = (result: Obj): void => {
-      if (!params.stream) return record(tokens(result?.usage), result?.model, "success");
+    let parsing = false; // the body is being parsed: the record is taken there, not by .asResponse()
+    /** What the caller gets: the result, or for a stream one that records what its reader reads. */
+    const instrumentResult = (result: Obj, client?: unknown): Obj => {
+      if (!params.stream) {
+        record(tokens(result?.usage), result?.model, "success");
+        return result;
+      }
       const seen = streamUsage(prepared.hideUsageChunk);
-      const iterable = result as any;
-      const source = { [Symbol.asyncIterator]: iterable[Symbol.asyncIterator].bind(result) as () => AsyncIterator<Obj> };
+      const stream = result as any;
+      const source = { [Symbol.asyncIterator]: stream[Symbol.asyncIterator].bind(result) as () => AsyncIterator<Obj> };
       // Recorded once: as an error if the stream fails, else when it ends or the caller leaves it early (a
       // `break` calls return(), which also closes the provider's stream), with the usage seen so far.
-      iterable[Symbol.asyncIterator] = async function* () {
+      const iterate = async function* () {
         try {
           for await (const item of source) {
             if (seen.observe(item)) yield item;
@@ -154,6 +160,39 @@ function instrument(
           record(seen.tokens(), seen.model(), "success", undefined, seen.tags());
         }
       };
+      if (client !== undefined && typeof stream.tee === "function" && stream.controller) {
+        // A Stream of the provider's own class (its public constructor) on the recording iterator: tee() and
+        // toReadableStream() read through that iterator too, where they would bypass a patched Symbol.asyncIterator.
+        return new stream.constructor(iterate, stream.controller, client);
+      }
+      stream[Symbol.asyncIterator] = iterate;
+      return stream;
+    };
+    // A response taken only through .asResponse() has a body the caller reads: it is recorded when it arrives, with
+    // the usage of a copy of a JSON body, and without tokens for a stream (reading a copy of it would keep the
+    // provider's request open after the caller cancels theirs). .withResponse() parses first: recorded there.
+    const recordUnparsed = (response: Response): void => {
+      const missing = { opsmeterUsage: "missing" };
+      if (params.stream) return record(undefined, undefined, "success", undefined, missing);
+      response
+        .clone()
+        .json()
+        .then(
+          (body: Obj) => record(tokens(body?.usage), body?.model, "success", undefined, body?.usage ? {} : missing),
+          () => record(undefined, undefined, "success", undefined, missing),
+        );
+    };
+    const observeAsResponse = (promise: any): void => {
+      const asResponse = promise.asResponse as () => Promise<Response>;
+      promise.asResponse = () =>
+        asResponse.call(promise).then((response) => {
+          try {
+            if (!parsing) recordUnparsed(response);
+          } catch {
+            // recording must never break the provider call
+          }
+          return response;
+        });
     };
     // The provider's own APIPromise goes back to the caller, never a plain Promise: parse(), messages.stream(),
     // .withResponse() and .asResponse() build on it. Its body is read once, by whoever consumes it: the record is
@@ -163,6 +202,7 @@ function instrument(
         apiPromise ??= promise.constructor;
         const parse = promise.parseResponse as (client: unknown, props: Obj) => Promise<unknown>;
         promise.parseResponse = async (client: unknown, props: Obj) => {
+          parsing = true;
           let result: any;
           try {
             result = await parse.call(promise, client, props);
@@ -174,14 +214,14 @@ function instrument(
             throw error;
           }
           try {
-            instrumentResult(result);
+            return instrumentResult(result, client);
           } catch {
-            // recording must never break the provider call
+            return result; // recording must never break the provider call
           }
-          return result;
         };
         // a failed request: recorded, and this handler also keeps a call nobody awaits from an unhandled rejection
         promise.responsePromise.then(undefined, (error: unknown) => record(undefined, undefined, "error", failureCode(error)));
+        if (typeof promise.asResponse === "function") observeAsResponse(promise);
         return promise;
       }
       if (promise && typeof promise.then === "function") {
@@ -243,7 +283,9 @@ function instrument(
           return real.responsePromise;
         })();
         response.catch(() => undefined); // the caller sees the error through the APIPromise
-        return new apiPromise(client, response, (c: unknown, props: Obj) => real.parseResponse(c, props));
+        const queuedPromise = new apiPromise(client, response, (c: unknown, props: Obj) => real.parseResponse(c, props));
+        observeAsResponse(queuedPromise);
+        return queuedPromise;
       }
       decision.detail = "not queued: the first call through this client is let through";
     }

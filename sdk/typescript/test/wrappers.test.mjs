@@ -446,3 +446,60 @@ test("a stream the caller did not ask usage of has no usage chunk for their loop
     Array(5).fill(["success", 1200, 300, undefined]),
   );
 });
+
+test("a wrapped stream split with tee() is recorded once, and each half gets the chunks of the unwrapped stream", async (t) => {
+  const { fake, openai, anthropic, records } = await setup(t);
+  const plain = await new OpenAI({ apiKey: "sk-test", baseURL: `${fake.url}/v1`, maxRetries: 0 }).chat.completions.create({
+    model: "gpt-4o-mini",
+    messages,
+    stream: true,
+  });
+  const opsmeter = { endpointTag: "tee.openai" };
+  const stream = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true, opsmeter });
+  assert.equal(stream.constructor, plain.constructor, "the caller gets a Stream of the client's own class");
+  const [left, right] = stream.tee();
+  const halves = [[], []];
+  for await (const chunk of left) halves[0].push(chunk);
+  for await (const chunk of right) halves[1].push(chunk);
+  const unwrapped = [];
+  for await (const chunk of plain) unwrapped.push(chunk);
+  assert.deepEqual(halves, [unwrapped, unwrapped]); // the usage-only chunk the SDK asked for is in neither half
+  const { data } = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true, opsmeter }).withResponse();
+  const reader = data.toReadableStream().getReader();
+  while (!(await reader.read()).done);
+  assert.deepEqual(
+    (await records("tee.openai")).map((r) => [r.status, r.inputTokens, r.outputTokens, r.metadata?.opsmeterUsage]),
+    Array(2).fill(["success", 1200, 300, undefined]),
+  );
+
+  const events = await anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 512, messages, stream: true, opsmeter: { endpointTag: "tee.anthropic" } });
+  const [first, second] = events.tee();
+  let text = "";
+  for await (const event of first) if (event.type === "content_block_delta") text += event.delta.text;
+  for await (const _ of second);
+  assert.equal(text.trim(), REPLY);
+  const [record, ...more] = await records("tee.anthropic");
+  assert.deepEqual(more, []);
+  assert.deepEqual([record.status, record.inputTokens, record.outputTokens], ["success", 2650, 400]);
+});
+
+test("a call read only through .asResponse() is recorded once: with the usage of its JSON body, a stream without", async (t) => {
+  const { openai, anthropic, records } = await setup(t);
+  const opsmeter = { endpointTag: "raw.response" };
+  const response = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, opsmeter }).asResponse();
+  assert.equal((await response.json()).choices[0].message.content, REPLY, "the body is still the caller's to read");
+  const streamed = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true, opsmeter }).asResponse();
+  assert.match(await streamed.text(), /data: \[DONE\]/);
+  const message = await anthropic.messages
+    .create({ model: "claude-sonnet-4-5", max_tokens: 512, messages, opsmeter })
+    .asResponse();
+  assert.equal((await message.json()).usage.output_tokens, 400);
+  assert.deepEqual(
+    (await records("raw.response")).map((r) => [r.provider, r.status, r.inputTokens, r.outputTokens, r.metadata?.opsmeterUsage]),
+    [
+      ["openai", "success", 1200, 300, undefined],
+      ["openai", "success", 0, 0, "missing"],
+      ["anthropic", "success", 2650, 400, undefined],
+    ],
+  );
+});

@@ -53,6 +53,19 @@ def openai_tokens(usage: Any) -> Tokens | None:
     )
 
 
+def openai_response_tokens(usage: Any) -> Tokens | None:
+    """From a Responses API ``response.usage`` (``input_tokens`` includes the cached ones, ``output_tokens`` the
+    reasoning); None when there is none."""
+    if usage is None:
+        return None
+    return Tokens(
+        input_tokens=_int(_get(usage, "input_tokens")) or 0,
+        output_tokens=_int(_get(usage, "output_tokens")) or 0,
+        cached_input_tokens=_int(_get(_get(usage, "input_tokens_details"), "cached_tokens")),
+        reasoning_tokens=_int(_get(_get(usage, "output_tokens_details"), "reasoning_tokens")),
+    )
+
+
 def anthropic_tokens(usage: Any) -> Tokens | None:
     """From a message's ``usage`` (or the usage a stream accumulated); None when there is none."""
     if usage is None:

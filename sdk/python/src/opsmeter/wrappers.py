@@ -1,9 +1,11 @@
 """Instrumented provider clients: ``om.wrap_openai(client)`` and ``om.wrap_anthropic(client)``.
 
-The client object is returned as it was given, with its ``chat.completions.create`` / ``parse`` (OpenAI) or
-``messages.create`` / ``parse`` (Anthropic) replaced by recording ones — sync or async, streaming included —
-and its ``with_options`` / ``copy`` returning wrapped copies. Each call is recorded once: provider, model,
-tokens (SPEC §5's meaning), latency, status, error code, attribution.
+The client object is returned as it was given, with its ``chat.completions.create`` / ``parse`` and
+``responses.create`` / ``parse`` (OpenAI) or ``messages.create`` / ``parse`` / ``stream`` (Anthropic), and their
+``beta`` twins, replaced by recording ones — sync or async, streaming included — and its ``with_options`` /
+``copy`` returning wrapped copies. The providers' other helpers (``chat.completions.stream()``,
+``responses.stream()``) call ``create``. Each call is recorded once: provider, model, tokens (SPEC §5's meaning),
+latency, status, error code, attribution.
 Per call, ``opsmeter_endpoint_tag=``, ``opsmeter_user_id=``, ``opsmeter_prompt_version=`` and
 ``opsmeter_metadata=`` are taken off the arguments before the provider sees them.
 """
@@ -15,11 +17,12 @@ import functools
 import inspect
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any, Callable, TypeVar
 
 from opsmeter.enforcement import Decision, RuntimePolicy
 from opsmeter.errors import BudgetExceededError
-from opsmeter.usage import AnthropicStreamUsage, Tokens, anthropic_tokens, openai_tokens
+from opsmeter.usage import AnthropicStreamUsage, Tokens, anthropic_tokens, openai_response_tokens, openai_tokens
 
 ClientT = TypeVar("ClientT")
 METADATA_KEYS = 20
@@ -134,8 +137,12 @@ class _Call:
             return
 
     def failed(self, exc: BaseException) -> None:
-        code = getattr(exc, "status_code", None)
-        self.record(None, status="error", error_code=f"http_{code}" if code else type(exc).__name__)
+        self.record(None, status="error", error_code=_error_code(exc))
+
+
+def _error_code(exc: BaseException) -> str:
+    code = getattr(exc, "status_code", None)
+    return f"http_{code}" if code else type(exc).__name__
 
 
 class _RecordedStream:
@@ -237,6 +244,135 @@ class _RecordedAsyncStream:
         return getattr(self._stream, name)
 
 
+_helper_streams: ContextVar[list[Any] | None] = ContextVar("opsmeter_helper_streams", default=None)
+"""While a helper's manager opens its stream: the recorded streams ``create()`` returns to it."""
+
+RecordedStreamT = TypeVar("RecordedStreamT", _RecordedStream, _RecordedAsyncStream)
+
+
+def _tracked_by_helper(stream: RecordedStreamT) -> RecordedStreamT:
+    opening = _helper_streams.get()
+    if opening is not None:
+        opening.append(stream)
+    return stream
+
+
+class _HelperStreamManager:
+    """OpenAI's ``chat.completions.stream()`` / ``responses.stream()`` manager, as the provider made it. Its stream
+    reads a recorded ``create()`` stream, but leaving the ``with`` block closes the HTTP response directly, which
+    that recorded stream would see only once collected: leaving the block ends its record at once."""
+
+    def __init__(self, manager: Any) -> None:
+        self._manager = manager
+        self._streams: list[Any] = []
+
+    def __enter__(self) -> Any:
+        token = _helper_streams.set(self._streams)
+        try:
+            return self._manager.__enter__()
+        finally:
+            _helper_streams.reset(token)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            self._manager.__exit__(*exc_info)
+        finally:
+            for stream in self._streams:
+                stream._finish()
+
+
+class _AsyncHelperStreamManager(_HelperStreamManager):
+    async def __aenter__(self) -> Any:
+        token = _helper_streams.set(self._streams)
+        try:
+            return await self._manager.__aenter__()
+        finally:
+            _helper_streams.reset(token)
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            await self._manager.__aexit__(*exc_info)
+        finally:
+            for stream in self._streams:
+                stream._finish()
+
+
+class _RecordedMessageStreamManager:
+    """Anthropic's ``messages.stream()``, which posts by itself rather than through ``create``: the provider's own
+    manager, opened on ``with`` (after enforcement) and recorded once on leaving it, from the Message the provider's
+    ``MessageStream`` accumulated. Every way of reading the helper (its events, ``text_stream``,
+    ``get_final_message()``) reads that Message, and ends in the ``with`` block the helper requires."""
+
+    def __init__(self, om: Any, kwargs: dict[str, Any], open_helper: Callable[..., Any]) -> None:
+        self._om = om
+        self._kwargs = kwargs
+        self._open_helper = open_helper
+        self._manager: Any = None
+        self._stream: Any = None
+        self._call: _Call | None = None
+
+    def _new_call(self) -> _Call:
+        self._call = _Call(self._om, "anthropic", dict(self._kwargs), "max_tokens")
+        return self._call
+
+    def __enter__(self) -> Any:
+        call = self._new_call()
+        params = call.before()
+        try:
+            self._manager = self._open_helper(**params)
+            self._stream = self._manager.__enter__()
+        except Exception as exc:
+            call.failed(exc)
+            raise
+        return self._stream
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            self._manager.__exit__(exc_type, exc, tb)
+        finally:
+            _record_message(self._call, self._stream, exc)
+
+
+class _RecordedAsyncMessageStreamManager(_RecordedMessageStreamManager):
+    """The async client's ``messages.stream()``: ``async with``; the request (and enforcement) on entering."""
+
+    async def __aenter__(self) -> Any:
+        call = self._new_call()
+        params = await call.before_async()
+        try:
+            self._manager = self._open_helper(**params)
+            self._stream = await self._manager.__aenter__()
+        except Exception as exc:
+            call.failed(exc)
+            raise
+        return self._stream
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            await self._manager.__aexit__(exc_type, exc, tb)
+        finally:
+            _record_message(self._call, self._stream, exc)
+
+
+def _record_message(call: _Call | None, stream: Any, exc: BaseException | None) -> None:
+    """A stream helper's call, from its Message as far as it was read: one left before its first event is marked
+    ``opsmeterUsage: "missing"``; one an error ended before its stop reason (``message_delta``) is that error."""
+    if call is None:
+        return
+    try:
+        message = stream.current_message_snapshot
+    except Exception:  # nothing read yet: the helper has no Message
+        message = None
+    usage = getattr(message, "usage", None)
+    if usage is None:
+        call.tags["opsmeterUsage"] = "missing"
+    tokens, model = anthropic_tokens(usage), getattr(message, "model", None)
+    if isinstance(exc, Exception) and getattr(message, "stop_reason", None) is None:
+        call.record(tokens, model=model, status="error", error_code=_error_code(exc))
+    else:
+        call.record(tokens, model=model)
+
+
 def _openai_tokens_param(kwargs: Mapping[str, Any]) -> str:
     return "max_tokens" if "max_tokens" in kwargs and "max_completion_tokens" not in kwargs else "max_completion_tokens"
 
@@ -263,6 +399,27 @@ def _openai_stream(call: _Call) -> tuple[Callable[[Any], bool], Callable[[], Non
     return observe, finish
 
 
+def _openai_response_stream(call: _Call) -> tuple[Callable[[Any], bool], Callable[[], None]]:
+    """A Responses stream's tokens come in its last event (``response.completed``, or ``.incomplete`` /
+    ``.failed``), whose ``response`` has the usage: a stream left or failed before it is marked as missing."""
+    seen: dict[str, Any] = {}
+    call.tags["opsmeterUsage"] = "missing"
+
+    def observe(event: Any) -> bool:
+        response = getattr(event, "response", None)
+        seen["model"] = getattr(response, "model", None) or seen.get("model")
+        usage = getattr(response, "usage", None)
+        if usage is not None:
+            seen["usage"] = usage
+            call.tags.pop("opsmeterUsage", None)
+        return True
+
+    def finish() -> None:
+        call.record(openai_response_tokens(seen.get("usage")), model=seen.get("model"))
+
+    return observe, finish
+
+
 def _anthropic_stream(call: _Call) -> tuple[Callable[[Any], bool], Callable[[], None]]:
     usage = AnthropicStreamUsage()
 
@@ -270,7 +427,13 @@ def _anthropic_stream(call: _Call) -> tuple[Callable[[Any], bool], Callable[[], 
         usage.observe(event)
         return True
 
-    return observe, lambda: call.record(usage.tokens(), model=usage.model)
+    def finish() -> None:
+        tokens = usage.tokens()
+        if tokens is None:  # left before message_start
+            call.tags["opsmeterUsage"] = "missing"
+        call.record(tokens, model=usage.model)
+
+    return observe, finish
 
 
 def _instrument(
@@ -308,8 +471,8 @@ def _instrument(
                 _record_parsed(call, parsed, tokens)
                 return result
             if params.get("stream"):
-                return _RecordedAsyncStream(result, call, *stream(call))
-            call.record(tokens(getattr(result, "usage", None)), model=getattr(result, "model", None))
+                return _tracked_by_helper(_RecordedAsyncStream(result, call, *stream(call)))
+            _record_parsed(call, result, tokens)
             return result
 
         setattr(create_async, MARK, True)
@@ -334,8 +497,8 @@ def _instrument(
                 _record_parsed(call, parsed, tokens)
                 return result
             if params.get("stream"):
-                return _RecordedStream(result, call, *stream(call))
-            call.record(tokens(getattr(result, "usage", None)), model=getattr(result, "model", None))
+                return _tracked_by_helper(_RecordedStream(result, call, *stream(call)))
+            _record_parsed(call, result, tokens)
             return result
 
         setattr(create, MARK, True)
@@ -364,8 +527,8 @@ def _parse_raw(result: Any, params: Mapping[str, Any]) -> Any:
 
 
 def _record_parsed(call: _Call, parsed: Any, tokens: Callable[[Any], Tokens | None]) -> None:
-    """Recorded at once: with the usage when the body was parsed, else without tokens (a streamed raw response),
-    marked ``opsmeterUsage: "missing"``."""
+    """Recorded at once: with the usage of the parsed body, else without tokens (a streamed raw response, a
+    background Responses call), marked ``opsmeterUsage: "missing"``."""
     if getattr(parsed, "usage", None) is None:
         call.tags["opsmeterUsage"] = "missing"
     call.record(tokens(getattr(parsed, "usage", None)), model=getattr(parsed, "model", None))
@@ -411,19 +574,88 @@ def _rewrap_copies(client: Any, wrap: Callable[[Any], Any]) -> None:
     client.with_options = copy
 
 
+def _instrument_message_stream(om: Any, resource: Any) -> None:
+    original = getattr(resource, "stream", None)
+    if original is None or getattr(original, MARK, False):
+        return
+    is_async = type(resource).__name__.startswith("Async")
+
+    @functools.wraps(original)
+    def stream(*args: Any, **kwargs: Any) -> _RecordedMessageStreamManager:
+        manager = _RecordedAsyncMessageStreamManager if is_async else _RecordedMessageStreamManager
+        return manager(om, kwargs, functools.partial(original, *args))
+
+    setattr(stream, MARK, True)
+    resource.stream = stream
+
+
+def _end_helper_streams_on_exit(resource: Any) -> None:
+    original = getattr(resource, "stream", None)
+    if original is None or getattr(original, MARK, False):
+        return
+    is_async = type(resource).__name__.startswith("Async")
+
+    @functools.wraps(original)
+    def stream(*args: Any, **kwargs: Any) -> _HelperStreamManager:
+        manager = _AsyncHelperStreamManager if is_async else _HelperStreamManager
+        return manager(original(*args, **kwargs))
+
+    setattr(stream, MARK, True)
+    resource.stream = stream
+
+
+def _optional(client: Any, *paths: str) -> list[Any]:
+    """The resources at these dotted paths (``beta.chat.completions``) that this client version has."""
+    found = []
+    for path in paths:
+        resource = client
+        try:
+            for name in path.split("."):
+                resource = getattr(resource, name, None)
+        except Exception:  # a client version whose property fails: nothing to wrap there
+            resource = None
+        if resource is not None:
+            found.append(resource)
+    return found
+
+
 def wrap_openai(om: Any, client: ClientT) -> ClientT:
-    completions = client.chat.completions  # type: ignore[attr-defined]
-    for method, prepare in (("create", _ask_openai_for_stream_usage), ("parse", _no_change)):
-        _instrument(om, completions, "openai", _openai_tokens_param, openai_tokens, _openai_stream, prepare, method)
+    chat = client.chat  # type: ignore[attr-defined]
+    for completions in (chat.completions, *_optional(client, "beta.chat.completions")):
+        for method, prepare in (("create", _ask_openai_for_stream_usage), ("parse", _no_change)):
+            _instrument(om, completions, "openai", _openai_tokens_param, openai_tokens, _openai_stream, prepare, method)
+        _end_helper_streams_on_exit(completions)
+    for responses in _optional(client, "responses", "beta.responses"):
+        for method in ("create", "parse"):
+            _instrument(
+                om,
+                responses,
+                "openai",
+                lambda _: "max_output_tokens",
+                openai_response_tokens,
+                _openai_response_stream,
+                _no_change,
+                method,
+            )
+        _end_helper_streams_on_exit(responses)
     _rewrap_copies(client, lambda copied: wrap_openai(om, copied))
     return client
 
 
 def wrap_anthropic(om: Any, client: ClientT) -> ClientT:
-    messages = client.messages  # type: ignore[attr-defined]
-    for method in ("create", "parse"):
-        _instrument(
-            om, messages, "anthropic", lambda _: "max_tokens", anthropic_tokens, _anthropic_stream, _no_change, method
-        )
+    main = client.messages  # type: ignore[attr-defined]
+    for messages in (main, *_optional(client, "beta.messages")):
+        for method in ("create", "parse"):
+            _instrument(
+                om,
+                messages,
+                "anthropic",
+                lambda _: "max_tokens",
+                anthropic_tokens,
+                _anthropic_stream,
+                _no_change,
+                method,
+            )
+        _instrument_message_stream(om, messages)
     _rewrap_copies(client, lambda copied: wrap_anthropic(om, copied))
     return client

@@ -1,0 +1,223 @@
+"""OpenAI's Responses API through a wrapped client: create(), parse(), create(stream=True) and the stream() helper
+are each recorded once with the usage the provider sent, and the caller gets what the unwrapped client gets. Real
+clients against a local provider answering with the Responses API's JSON and event shapes."""
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from local_http import Answer, EventStream, LocalServer
+from pydantic import BaseModel
+
+from opsmeter import Opsmeter
+
+REPLY = "The order ships on Monday."
+STRUCTURED = '{"day": "Monday"}'
+"""The reply to a call that asks for a JSON schema (``parse(text_format=...)``)."""
+USAGE = {
+    "input_tokens": 900,
+    "input_tokens_details": {"cached_tokens": 512},
+    "output_tokens": 250,
+    "output_tokens_details": {"reasoning_tokens": 64},
+    "total_tokens": 1150,
+}
+RECORDED = ("openai", "success", "gpt-4.1-mini", 900, 250, 512, 64, None)
+"""What a call that got USAGE is recorded as: Responses' input includes the cached tokens, output the reasoning."""
+
+
+class ResponsesProvider:
+    """``POST /v1/responses``: a ``response`` object, or with ``stream: true`` its event stream, ending in
+    ``response.completed`` with the usage."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self._server = LocalServer(self._respond)
+        self.url = f"{self._server.url}/v1"
+
+    def _respond(self, method: str, path: str, body: Any) -> Answer:
+        if not path.endswith("/responses"):
+            return 404, {"error": {"message": "not found", "type": "invalid_request_error"}}
+        self.bodies.append(body)
+        if body.get("stream"):
+            return 200, events(body["model"])
+        schema = ((body.get("text") or {}).get("format") or {}).get("type") == "json_schema"
+        return 200, response(body["model"], "completed", STRUCTURED if schema else REPLY)
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def message(status: str, text: str) -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if text else []
+    return {"id": "msg_local", "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def response(model: str, status: str, text: str = REPLY) -> dict[str, Any]:
+    done = status == "completed"
+    return {
+        "id": "resp_local",
+        "object": "response",
+        "created_at": 1767225600,
+        "status": status,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "max_output_tokens": None,
+        "model": model,
+        "output": [message("completed", text)] if done else [],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "reasoning": {"effort": None, "summary": None},
+        "store": True,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": USAGE if done else None,
+        "user": None,
+        "metadata": {},
+    }
+
+
+def events(model: str) -> EventStream:
+    part = {"item_id": "msg_local", "output_index": 0, "content_index": 0}
+    sent: list[tuple[str, dict[str, Any]]] = [
+        ("response.created", {"response": response(model, "in_progress")}),
+        ("response.in_progress", {"response": response(model, "in_progress")}),
+        ("response.output_item.added", {"output_index": 0, "item": message("in_progress", "")}),
+        ("response.content_part.added", {**part, "part": {"type": "output_text", "text": "", "annotations": []}}),
+        *[("response.output_text.delta", {**part, "delta": word, "logprobs": []}) for word in REPLY.split(" ")],
+        ("response.output_text.done", {**part, "text": REPLY, "logprobs": []}),
+        ("response.content_part.done", {**part, "part": {"type": "output_text", "text": REPLY, "annotations": []}}),
+        ("response.output_item.done", {"output_index": 0, "item": message("completed", REPLY)}),
+        ("response.completed", {"response": response(model, "completed")}),
+    ]
+    return EventStream([(name, {"type": name, "sequence_number": n, **data}) for n, (name, data) in enumerate(sent)])
+
+
+class Ingest:
+    """The ingest API in memory: every event accepted."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        events = json.loads(request.content)["events"]
+        with self._lock:
+            self.events.extend(events)
+        return httpx.Response(207, json={"results": [{"httpStatus": 202} for _ in events]})
+
+    def tagged(self, om: Opsmeter, tag: str) -> list[tuple[Any, ...]]:
+        """(provider, status, model, input, output, cached, reasoning tokens, opsmeterUsage) per record."""
+        assert om.flush(timeout=5), om.stats()
+        return [
+            (
+                e["provider"],
+                e.get("status"),
+                e["model"],
+                e["inputTokens"],
+                e["outputTokens"],
+                e.get("cachedInputTokens"),
+                e.get("reasoningTokens"),
+                (e.get("metadata") or {}).get("opsmeterUsage"),
+            )
+            for e in self.events
+            if e.get("endpointTag") == tag
+        ]
+
+
+class Shipping(BaseModel):
+    day: str
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[ResponsesProvider]:
+    provider = ResponsesProvider()
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+def ingest() -> Ingest:
+    return Ingest()
+
+
+@pytest.fixture
+def om(ingest: Ingest) -> Iterator[Opsmeter]:
+    client = Opsmeter("om_live_x_y", base_url="http://ingest.test", transport=httpx.MockTransport(ingest))
+    yield client
+    client.shutdown(timeout=1)
+
+
+def clients(fake: ResponsesProvider, om: Opsmeter) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
+    return (
+        om.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=fake.url, max_retries=0)),
+        om.wrap_openai(openai.AsyncOpenAI(api_key="sk-test", base_url=fake.url, max_retries=0)),
+    )
+
+
+def test_responses_create_and_parse_are_recorded_with_their_usage(
+    fake: ResponsesProvider, om: Opsmeter, ingest: Ingest
+) -> None:
+    client, async_client = clients(fake, om)
+    with om.attribution(endpoint_tag="responses.create"):
+        created = client.responses.create(model="gpt-4.1-mini", input="When does the order ship?")
+        parsed = client.responses.parse(model="gpt-4.1-mini", input="When does it ship?", text_format=Shipping)
+
+        async def created_async() -> str:
+            answer = await async_client.responses.create(model="gpt-4.1-mini", input="When does the order ship?")
+            return answer.output_text
+
+        async_text = asyncio.run(created_async())
+    assert created.output_text == async_text == REPLY
+    assert parsed.output_parsed == Shipping(day="Monday")
+    assert ingest.tagged(om, "responses.create") == [RECORDED] * 3
+
+
+def test_a_responses_stream_is_recorded_once_and_the_caller_gets_every_event(
+    fake: ResponsesProvider, om: Opsmeter, ingest: Ingest
+) -> None:
+    client, async_client = clients(fake, om)
+    unwrapped = openai.OpenAI(api_key="sk-test", base_url=fake.url, max_retries=0)
+    expected = [event.type for event in unwrapped.responses.create(model="gpt-4.1-mini", input="Hi", stream=True)]
+    with om.attribution(endpoint_tag="responses.stream"):
+        streamed = [event.type for event in client.responses.create(model="gpt-4.1-mini", input="Hi", stream=True)]
+        with client.responses.stream(model="gpt-4.1-mini", input="Hi") as helper:
+            text = "".join(event.delta for event in helper if event.type == "response.output_text.delta")
+            final = helper.get_final_response()
+
+        async def streamed_async() -> str:
+            async with async_client.responses.stream(model="gpt-4.1-mini", input="Hi") as events:
+                return (await events.get_final_response()).output_text
+
+        async_text = asyncio.run(streamed_async())
+    assert streamed == expected
+    assert text == "".join(REPLY.split(" "))
+    assert final.output_text == async_text == REPLY
+    assert final.usage is not None
+    assert final.usage.output_tokens == USAGE["output_tokens"]
+    assert "stream_options" not in fake.bodies[-1], "a Responses stream reports its usage unasked"
+    assert ingest.tagged(om, "responses.stream") == [RECORDED] * 3
+
+
+def test_a_responses_stream_left_before_its_usage_is_marked_usage_missing(
+    fake: ResponsesProvider, om: Opsmeter, ingest: Ingest
+) -> None:
+    client, _ = clients(fake, om)
+    with om.attribution(endpoint_tag="responses.left"):
+        with client.responses.create(model="gpt-4.1-mini", input="Hi", stream=True) as stream:
+            assert next(stream).type == "response.created"
+        with client.responses.stream(model="gpt-4.1-mini", input="Hi") as helper:
+            for event in helper:
+                if event.type == "response.output_text.delta":
+                    break
+    missing = ("openai", "success", "gpt-4.1-mini", 0, 0, None, None, "missing")
+    assert ingest.tagged(om, "responses.left") == [missing] * 2
