@@ -205,6 +205,44 @@ class TestModelScopedBudget:
         assert got["scoped"][0]["value"] == "gpt-4o-mini"
 
 
+class TestScopedHardStop:
+    def test_an_exceeded_user_budget_stops_that_users_events_and_no_one_elses(self, stack: RunningStack) -> None:
+        ws = Workspace(stack)
+        heavy = {"dimension": "userId", "value": "u_heavy", "dailyUsd": 0.5}
+        assert ws.put("budgets", {"scoped": [heavy]}).status_code == 200
+        assert ws.put("policy", {"enforcement": "hard_stop"}).status_code == 200
+        ws.ingest_counted(userId="u_heavy")
+        ws.ingest_counted(userId="u_heavy")  # $0.60 of a $0.50 budget
+        eventually(lambda: ws.spend()["budgetExceeded"] is True, timeout=15)
+
+        stopped = ws.ingest(userId="u_heavy")
+        assert stopped.status_code == 402, stopped.text
+        assert (stopped.json()["reason"], stopped.json()["budgetScope"]) == (
+            "budget_exceeded",
+            {"dimension": "userId", "value": "u_heavy"},
+        )
+        assert "u_heavy" in stopped.json()["message"]
+        other = ws.ingest(userId="u_light")
+        assert other.status_code == 202, other.text
+        assert (other.json()["budgetExceeded"], other.json()["telemetryPaused"]) == (True, False)
+        status = httpx.get(
+            f"{stack.url('ingest-gateway')}/v1/workspaces/{ws.id}/status", headers=ws.auth, timeout=10
+        ).json()
+        assert status["telemetryPaused"] is False, "one user's budget does not pause the workspace"
+
+        runtime = httpx.get(
+            f"{stack.url('policy-engine')}/v1/runtime/policy", headers={"X-API-Key": ws.api_key}, timeout=10
+        ).json()
+        assert runtime["workspaceBudget"] == {"warning": False, "exceeded": False}
+        assert [(s["dimension"], s["value"], s["exceeded"]) for s in runtime["scopedBudgets"]] == [
+            ("userId", "u_heavy", True)
+        ]
+
+        workspace_budget = ws.put("budgets", {"scoped": [heavy], "dailyUsd": 0.5})
+        assert workspace_budget.status_code == 200
+        eventually(lambda: ws.ingest(userId="u_light").status_code == 402, timeout=15)
+
+
 class TestSettingsApi:
     def test_settings_round_trip_with_who_changed_them(self, stack: RunningStack) -> None:
         ws = Workspace(stack)

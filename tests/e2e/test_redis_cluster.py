@@ -191,7 +191,7 @@ def _workspaces_on_every_master(count_per_master: int = 1) -> list[str]:
 
 
 def _item(name: str) -> AdmitItem:
-    return (name, "r", 220, f"ev-{name}", orjson.dumps({"eventId": f"ev-{name}"}))
+    return AdmitItem(name, "r", 220, f"ev-{name}", orjson.dumps({"eventId": f"ev-{name}"}))
 
 
 async def test_admission_limits_are_exact_per_workspace_across_the_masters(cluster_url: str, cluster: Redis) -> None:

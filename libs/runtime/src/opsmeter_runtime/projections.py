@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast
 
+import orjson
 from redis.asyncio import Redis
 
 from opsmeter_contracts.pricing import WorkspacePricesSetPayload
@@ -16,6 +17,8 @@ from opsmeter_runtime.money import CostBasis, parse_cost_basis
 from opsmeter_runtime.redis import decode_hash, run_script_many, workspace_tag
 
 PlanTier = Literal["free", "starter", "pro", "team", "enterprise"]
+StoppedScope = tuple[str, str]
+"""A scoped budget's (dimension, value): ``("endpoint_tag", "checkout.ai_summary")``, ``("model", "gpt-4o")``."""
 Enforcement = Literal["advisory", "hard_stop"]
 
 PLAN_ORDER: tuple[PlanTier, ...] = ("free", "starter", "pro", "team", "enterprise")
@@ -117,15 +120,41 @@ class PolicyStatus:
     cost_basis: CostBasis = "computed"
     """Which cost budgets and reports use (ADR 57): the computed one, the client's reported one, or reported when
     present; reporting's sink reads it here."""
+    workspace_exceeded: bool | None = None
+    """A workspace budget (not a scoped one) is exceeded; None: a status written before scoped stops, where any
+    exceeded budget stopped the workspace."""
+    stopped_scopes: tuple[StoppedScope, ...] = ()
+    """The scoped budgets exceeded: (dimension, value), ``("user_id", "u_42")``. Under hard-stop only the events of
+    such a scope are refused (ADR 10)."""
 
     @property
     def policy_mode(self) -> Literal["enforce", "observe"]:
         return "observe" if self.kill_switch else "enforce"
 
     @property
+    def enforcing(self) -> bool:
+        """Hard-stop, and the kill switch is not putting policy in observe mode."""
+        return self.enforcement == "hard_stop" and not self.kill_switch
+
+    @property
     def blocks_ingest(self) -> bool:
-        """Hard-stop answers 402 once a budget is exceeded, unless the kill switch puts policy in observe mode."""
-        return self.enforcement == "hard_stop" and self.budget_exceeded and not self.kill_switch
+        """Hard-stop answers 402 to every event once a workspace budget is exceeded (observe mode aside)."""
+        exceeded = self.budget_exceeded if self.workspace_exceeded is None else self.workspace_exceeded
+        return self.enforcing and exceeded
+
+    def stops(self, endpoint_tag: str, model_normalized: str, user_id: str) -> bool:
+        """Whether hard-stop refuses a real event with these attributes: a workspace budget, or a scoped budget of
+        its endpoint, model or user, is exceeded."""
+        return self.blocks_ingest or self.stopping_scope(endpoint_tag, model_normalized, user_id) is not None
+
+    def stopping_scope(self, endpoint_tag: str, model_normalized: str, user_id: str) -> StoppedScope | None:
+        """The exceeded scoped budget that hard-stop refuses such an event for, if any (first by dimension)."""
+        if not self.enforcing or not self.stopped_scopes:
+            return None
+        for scope in (("endpoint_tag", endpoint_tag), ("model", model_normalized), ("user_id", user_id)):
+            if scope in self.stopped_scopes:
+                return scope
+        return None
 
 
 def policy_pending_key(workspace_id: str) -> str:
@@ -191,6 +220,10 @@ def _policy_status_fields(status: PolicyStatus) -> dict[str, str | int | float]:
         "exceeded_headroom_micro_usd": _opt(status.exceeded_headroom_micro_usd),
         "evaluated_at": status.evaluated_at.isoformat() if status.evaluated_at else "",
         "cost_basis": status.cost_basis,
+        "workspace_exceeded": int(
+            status.budget_exceeded if status.workspace_exceeded is None else status.workspace_exceeded
+        ),
+        "stopped_scopes": orjson.dumps([[d, v] for d, v in status.stopped_scopes]).decode(),
     }
     for name, window in (("daily", status.daily), ("monthly", status.monthly)):
         if window is not None:
@@ -239,7 +272,20 @@ def policy_status_from_hash(record: dict[str, str]) -> PolicyStatus:
         monthly=_window_from_hash(record, "monthly"),
         evaluated_at=datetime.fromisoformat(evaluated_at) if evaluated_at else None,
         cost_basis=parse_cost_basis(record.get("cost_basis", "")),
+        workspace_exceeded=record["workspace_exceeded"] == "1" if "workspace_exceeded" in record else None,
+        stopped_scopes=_scopes(record.get("stopped_scopes", "")),
     )
+
+
+def _scopes(text: str) -> tuple[StoppedScope, ...]:
+    """``stopped_scopes``: a JSON array of [dimension, value] pairs."""
+    try:
+        found = orjson.loads(text) if text else []
+    except orjson.JSONDecodeError:
+        return ()
+    if not isinstance(found, list):
+        return ()
+    return tuple((str(p[0]), str(p[1])) for p in found if isinstance(p, list) and len(p) == 2)
 
 
 def _opt(value: int | None) -> str | int:

@@ -377,12 +377,16 @@ def _scope_of(payload: BudgetThresholdPayload) -> str:
     return f"{payload.scope}:{payload.scope_value or '*'}:{payload.window}"
 
 
+def _blocked(p: BudgetThresholdPayload) -> str:
+    return "; ingest is blocked" if p.scope_value is None else f"; ingest of this {p.scope}'s events is blocked"
+
+
 def _budget_lines(p: BudgetThresholdPayload) -> tuple[str, ...]:
     lines = [
         f"Spend {_usd(p.spend_micro_usd)} of {_usd(p.limit_micro_usd)} ({p.window} budget, "
         f"{'workspace' if p.scope == 'workspace' else f'{p.scope} {p.scope_value}'}).",
         f"Period {p.period_start.isoformat()} to {p.period_end.isoformat()}; enforcement {p.enforcement}, "
-        f"policy mode {p.policy_mode}{'; ingest is blocked' if p.blocks_ingest else ''}.",
+        f"policy mode {p.policy_mode}{_blocked(p) if p.blocks_ingest else ''}.",
     ]
     if p.projected_end_of_period_micro_usd is not None:
         lines.append(f"Projected end of period: {_usd(p.projected_end_of_period_micro_usd)}.")

@@ -32,6 +32,12 @@ class OutgoingEvent:
     value: bytes
 
 
+def budget_scope(record: ValidatedRecord, pricing: Pricing) -> tuple[str, str, str]:
+    """The event's (endpointTag, normalized model, userId): what its scoped budgets count and stop."""
+    request = record.request
+    return request.endpoint_tag or UNKNOWN, pricing.model_normalized, request.user_id or UNKNOWN
+
+
 def build_event(
     record: ValidatedRecord, *, workspace_id: str, api_key_id: str, pricing: Pricing, now: datetime
 ) -> OutgoingEvent:
@@ -40,14 +46,15 @@ def build_event(
     A field added to the record and to the contract's payload flows through here without a change.
     """
     request = record.request
+    endpoint_tag, model_normalized, user_id = budget_scope(record, pricing)
     payload = LlmRequestIngestedPayload.model_validate(
         {
             **request.model_dump(exclude_none=True, exclude=_NOT_IN_EVENT),
             "provider": request.provider.lower(),
-            "endpoint_tag": request.endpoint_tag or UNKNOWN,
-            "user_id": request.user_id or UNKNOWN,
+            "endpoint_tag": endpoint_tag,
+            "user_id": user_id,
             "total_tokens": request.input_tokens + request.output_tokens,
-            "model_normalized": pricing.model_normalized,
+            "model_normalized": model_normalized,
             "cost_micro_usd": pricing.cost_micro_usd,
             "priced": pricing.priced,
             "price_catalog_version": pricing.catalog_version,

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from opsmeter_ingest.answer import PolicyFlags
-from opsmeter_ingest.event import OutgoingEvent, build_event
+from opsmeter_ingest.event import OutgoingEvent, budget_scope, build_event
 from opsmeter_ingest.outcomes import (
     Accepted,
     BudgetStopped,
@@ -54,7 +54,7 @@ UNCONFIRMED = (
 )
 """A 503 whose event the broker may take yet (ADR 62): its idempotency key stays reserved until that is known."""
 
-INVALID: AdmitItem = ("invalid", "x", 0, "", b"")
+INVALID = AdmitItem("invalid", "x", 0, "", b"")
 """How admission sees an event (or a body) that is not valid: counted for the rate limit, nothing else."""
 
 
@@ -193,12 +193,13 @@ class Ingestor:
             answer = accepted_event(event.event_id, pricing, record.warnings + pricing.warnings)
             request = record.request
             kind: Kind = "r" if request.data_mode == "real" else "o"
-            item: AdmitItem = (
+            item = AdmitItem(
                 request.external_request_id,
                 kind,
                 pricing.cost_micro_usd,
                 event.event_id,
                 orjson.dumps(answer),
+                budget_scope(record, pricing),
             )
             priced.append(_Priced(record, event, answer, item))
         return priced
@@ -213,7 +214,8 @@ class Ingestor:
         if decision == "plan_limit":
             return PlanLimited()
         if decision == "budget_stop":
-            return BudgetStopped()
+            scope = admission.policy.stopping_scope(*entry.item.scope) if isinstance(entry, _Priced) else None
+            return BudgetStopped(None if admission.policy.blocks_ingest else scope)
         raise AssertionError(f"unexpected admission decision {decision!r}")
 
     async def _answer_like_the_first(self, workspace_id: str, external_request_id: str) -> Outcome:

@@ -62,6 +62,9 @@ class PlanLimited:
 class BudgetStopped:
     """402: the budget is exceeded and the workspace enforces hard-stop."""
 
+    scope: tuple[str, str] | None = None
+    """The exceeded scoped budget (dimension, value) that stops this event; None: a workspace budget."""
+
 
 @dataclass(frozen=True, slots=True)
 class Unavailable:

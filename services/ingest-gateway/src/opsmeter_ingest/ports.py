@@ -3,7 +3,7 @@ in-memory ones in ``testing``), and the typed values that cross them."""
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from opsmeter_contracts.pricing import WorkspacePricesSetPayload
 from opsmeter_ingest.event import OutgoingEvent, Pricing
@@ -15,9 +15,19 @@ Kind = Literal["x", "r", "o"]
 """How admission sees an event: 'x' invalid, 'r' valid and counted toward the quota (dataMode=real), 'o' valid
 and not counted."""
 
-AdmitItem = tuple[str, Kind, int, str, bytes]
-"""One event as admission sees it: ``(external_request_id, kind, cost in micro-USD, event id, its stored answer)``;
-the stored answer (JSON) is what a repeat is answered with once the event is durable."""
+
+class AdmitItem(NamedTuple):
+    """One event as admission sees it. The stored answer (JSON) is what a repeat is answered with once the event is
+    durable; the scope is what a scoped budget's hard-stop looks at (it refuses its own events only)."""
+
+    external_request_id: str
+    kind: Kind
+    cost_micro_usd: int
+    event_id: str
+    answer: bytes
+    scope: tuple[str, str, str] = ("", "", "")
+    """(endpointTag, normalized model, userId)."""
+
 
 Durability = Literal["kafka", "spool"]
 """Where an event became durable."""

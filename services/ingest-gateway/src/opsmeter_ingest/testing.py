@@ -30,7 +30,7 @@ class InMemoryAdmission:
 
     async def admit(self, workspace_id: str, items: list[AdmitItem]) -> Admission:
         decisions: list[Decision] = []
-        for external_request_id, kind, _, _, _answer in items:
+        for external_request_id, kind, _, _, _answer, scope in items:
             if self.rate_used >= self.rate_limit:
                 decisions.append("rate_limited")
                 continue
@@ -44,7 +44,7 @@ class InMemoryAdmission:
                 decisions.append(Repeat(known))
             elif kind == "r" and self.quota_limit is not None and self.quota_used >= self.quota_limit:
                 decisions.append("plan_limit")
-            elif kind == "r" and self.policy.blocks_ingest:
+            elif kind == "r" and self.policy.stops(*scope):
                 decisions.append("budget_stop")
             else:
                 self.quota_used += kind == "r"
@@ -78,7 +78,7 @@ class InMemorySettlement:
     admission: InMemoryAdmission
 
     def settle(self, workspace_id: str, admission: Admission, events: list[SettledEvent]) -> None:
-        for (external_request_id, kind, _, _, answer), where in events:
+        for (external_request_id, kind, _, _, answer, _), where in events:
             if isinstance(where, Unconfirmed):
                 continue  # its key stays reserved: in flight, as far as a repeat can tell
             if where is None:

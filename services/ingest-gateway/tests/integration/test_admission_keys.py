@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -27,7 +28,12 @@ from opsmeter_ingest.adapters.admission import (
     record_prefix,
 )
 from opsmeter_ingest.ports import AdmitItem, Admitted, Repeat
-from opsmeter_runtime.projections import policy_pending_key, policy_status_key
+from opsmeter_runtime.projections import (
+    PolicyStatus,
+    PolicyStatusProjection,
+    policy_pending_key,
+    policy_status_key,
+)
 from opsmeter_runtime.testing import Engines
 
 PERIOD = "2026-12"
@@ -53,7 +59,7 @@ def _in(event_id: str, *, spooled: bool = False) -> dict[str, object]:
 
 
 def _items(*names: str) -> list[AdmitItem]:
-    return [(name, "r", 220, f"ev-{name}", _answer(f"ev-{name}")) for name in names]
+    return [AdmitItem(name, "r", 220, f"ev-{name}", _answer(f"ev-{name}")) for name in names]
 
 
 def _workspace() -> str:
@@ -203,3 +209,41 @@ async def test_events_of_a_period_redis_has_not_counted_yet_start_it(admission: 
     many: list[DegradedSettlement] = [(f"r{i}", b"{}", f"e{i}", "r") for i in range(4_500)]  # three writes
     assert await gateway.reconcile(ws, PERIOD, many) == 4_500
     assert await redis.hmget(quota_key(ws), ["p", "n"]) == [PERIOD.encode(), b"4500"]
+
+
+async def test_an_exceeded_scoped_budget_refuses_its_own_events_in_the_script(
+    admission: tuple[RedisAdmission, Redis],
+) -> None:
+    """The policy engine's projection, as it writes it, read by the admission script on Redis."""
+    gateway, redis = admission
+    ws = _workspace()
+    status = PolicyStatus(
+        budget_exceeded=True,
+        enforcement="hard_stop",
+        settings_version=1,
+        workspace_exceeded=False,
+        stopped_scopes=(("user_id", "u_heavy"), ("model", "gpt-4o")),
+    )
+    assert await PolicyStatusProjection(redis).save(ws, status)
+    items = [
+        AdmitItem("heavy", "r", 220, "ev-heavy", _answer("ev-heavy"), ("chat", "gpt-4o-mini", "u_heavy")),
+        AdmitItem("big", "r", 220, "ev-big", _answer("ev-big"), ("chat", "gpt-4o", "u_light")),
+        AdmitItem("light", "r", 220, "ev-light", _answer("ev-light"), ("chat", "gpt-4o-mini", "u_light")),
+        AdmitItem("test", "o", 220, "ev-test", _answer("ev-test"), ("chat", "gpt-4o", "u_heavy")),
+    ]
+    decided = await gateway.admit(ws, items)
+    assert decided.decisions == ["budget_stop", "budget_stop", Admitted(False, True), Admitted(False, True)]
+    assert decided.policy.stopping_scope("chat", "gpt-4o", "u_light") == ("model", "gpt-4o")
+    assert not decided.policy.blocks_ingest
+
+    await PolicyStatusProjection(redis).save(ws, replace(status, settings_version=2, workspace_exceeded=True))
+    assert (await gateway.admit(ws, _items("after"))).decisions == ["budget_stop"]
+
+
+async def test_a_status_written_before_scoped_stops_stops_on_any_exceeded_budget(
+    admission: tuple[RedisAdmission, Redis],
+) -> None:
+    gateway, redis = admission
+    ws = _workspace()
+    await redis.hset(policy_status_key(ws), mapping={"budget_exceeded": 1, "enforcement": "hard_stop"})
+    assert (await gateway.admit(ws, _items("old"))).decisions == ["budget_stop"]

@@ -10,7 +10,7 @@ MINUTE = 1_800_000_000 - 1_800_000_000 % 60  # the start of a minute
 
 
 def _items(n: int) -> list[AdmitItem]:
-    return [(f"req{i}", "r", 1, f"e{i}", b"{}") for i in range(n)]
+    return [AdmitItem(f"req{i}", "r", 1, f"e{i}", b"{}") for i in range(n)]
 
 
 def _known(rate_limit: int, rate_used: int, now: float) -> Admission:
@@ -52,7 +52,22 @@ class TestHardStopWhileRedisIsAway:
         degraded = DegradedAdmission(120)
         stopped = PolicyStatus(budget_exceeded=True, enforcement="hard_stop")
         degraded.remember("ws_a", replace(_known(100, 0, MINUTE), policy=stopped))
-        items: list[AdmitItem] = [("real", "r", 1, "e1", b"{}"), ("test", "o", 1, "e2", b"{}")]
+        items = [AdmitItem("real", "r", 1, "e1", b"{}"), AdmitItem("test", "o", 1, "e2", b"{}")]
+        assert degraded.admit("ws_a", items, MINUTE + 1).decisions == ["budget_stop", Admitted(False, True)]
+
+    def test_the_last_known_scoped_stop_refuses_that_scopes_events_only(self) -> None:
+        degraded = DegradedAdmission(120)
+        stopped = PolicyStatus(
+            budget_exceeded=True,
+            enforcement="hard_stop",
+            workspace_exceeded=False,
+            stopped_scopes=(("model", "gpt-4o"),),
+        )
+        degraded.remember("ws_a", replace(_known(100, 0, MINUTE), policy=stopped))
+        items = [
+            AdmitItem("big", "r", 1, "e1", b"{}", ("chat", "gpt-4o", "u")),
+            AdmitItem("mini", "r", 1, "e2", b"{}", ("chat", "gpt-4o-mini", "u")),
+        ]
         assert degraded.admit("ws_a", items, MINUTE + 1).decisions == ["budget_stop", Admitted(False, True)]
 
 

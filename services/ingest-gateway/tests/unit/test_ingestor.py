@@ -105,6 +105,27 @@ class TestIngest:
         assert world.sink.published == []
         assert isinstance(await world.one(body("t1", dataMode="test")), Accepted), "test data counts toward no budget"
 
+    async def test_an_exceeded_scoped_budget_refuses_only_its_own_events_and_names_it(self) -> None:
+        stopped = PolicyStatus(
+            budget_exceeded=True,
+            enforcement="hard_stop",
+            workspace_exceeded=False,
+            stopped_scopes=(("user_id", "u_heavy"), ("endpoint_tag", "search.rerank")),
+        )
+        world = World(policy=stopped)
+        assert await world.one(body("r1", userId="u_heavy")) == BudgetStopped(("user_id", "u_heavy"))
+        assert await world.one(body("r2", endpointTag="search.rerank")) == BudgetStopped(
+            ("endpoint_tag", "search.rerank")
+        )
+        other = await world.one(body("r3", userId="u_light"))
+        assert isinstance(other, Accepted)
+        assert other.budget_exceeded, "the answer still says a budget is exceeded"
+        assert len(world.sink.published) == 1
+
+    async def test_a_status_written_before_scoped_stops_stops_on_any_exceeded_budget(self) -> None:
+        world = World(policy=PolicyStatus(budget_exceeded=True, enforcement="hard_stop"))
+        assert await world.one(body(userId="u_light")) == BudgetStopped()
+
     async def test_the_plan_quota_comes_before_the_hard_stop(self) -> None:
         world = World(quota_limit=0, policy=PolicyStatus(budget_exceeded=True, enforcement="hard_stop"))
         assert isinstance(await world.one(body()), PlanLimited)

@@ -131,7 +131,7 @@ def _admission() -> Admission:
 
 
 def _item(n: int) -> AdmitItem:
-    return (f"r{n}", "r", 220, f"e{n}", b'{"eventId":"e%d"}' % n)
+    return AdmitItem(f"r{n}", "r", 220, f"e{n}", b'{"eventId":"e%d"}' % n)
 
 
 async def test_an_unconfirmed_event_is_settled_once_the_producer_knows_and_never_by_its_requests_record() -> None:

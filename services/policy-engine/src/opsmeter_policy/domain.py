@@ -272,15 +272,17 @@ class Evaluation:
     crossings: list[Crossing] = field(default_factory=list)
     forecast: Forecast | None = None
     scoped: list[tuple[Budget, BudgetWindowStatus]] = field(default_factory=list)
-    """Each scoped budget (endpoint, model or user; daily or monthly) in its current window: one of them crossing
-    sets the workspace's flags, so an answer can name which."""
+    """Each scoped budget (endpoint, model or user; daily or monthly) in its current window. One crossing sets the
+    workspace's flags (an answer names which); under hard-stop an exceeded one stops only its own events
+    (``status.stopped_scopes``)."""
 
 
 def evaluate_budgets(settings: PolicySettingsPayload, totals: Mapping[str, int], now: datetime) -> Evaluation:
     """Flags, crossings, headroom and forecast of a workspace's budgets from its spend counters at ``now``."""
     crossings: list[Crossing] = []
     scoped: list[tuple[Budget, BudgetWindowStatus]] = []
-    warning = exceeded = False
+    warning = exceeded = workspace_exceeded = False
+    stopped: list[tuple[str, str]] = []
     warning_headroom: int | None = None
     exceeded_headroom: int | None = None
     ratios = thresholds_of(settings)
@@ -291,11 +293,15 @@ def evaluate_budgets(settings: PolicySettingsPayload, totals: Mapping[str, int],
         warning = warning or spend >= warn_at
         exceeded = exceeded or spend >= budget.limit_micro_usd
         if budget.scope == "workspace":
+            workspace_exceeded = workspace_exceeded or spend >= budget.limit_micro_usd
             warning_headroom = _min(warning_headroom, max(0, warn_at - spend))
             exceeded_headroom = _min(exceeded_headroom, max(0, budget.limit_micro_usd - spend))
         else:
             window = BudgetWindowStatus(budget.limit_micro_usd, spend, warn_at, period.start, period.end)
             scoped.append((budget, window))
+            scope = (budget.scope, budget.scope_value or "")
+            if spend >= budget.limit_micro_usd and scope not in stopped:
+                stopped.append(scope)
         for ratio in ratios:
             amount = threshold_amount(budget.limit_micro_usd, ratio)
             if spend >= amount:
@@ -341,6 +347,8 @@ def evaluate_budgets(settings: PolicySettingsPayload, totals: Mapping[str, int],
         monthly=window_status(settings.monthly_limit_micro_usd, month, with_forecast=True),
         evaluated_at=now,
         cost_basis=settings.cost_basis,
+        workspace_exceeded=workspace_exceeded,
+        stopped_scopes=tuple(stopped),
     )
     return Evaluation(status, crossings, forecast, scoped)
 

@@ -84,6 +84,28 @@ class TestBudgets:
         scoped_total = {spend_counter(day_window(NOW), "model", "gpt-4o"): 12}
         assert evaluate_budgets(policy, scoped_total, NOW).status.budget_exceeded
 
+    def test_an_exceeded_scoped_budget_stops_its_own_events_only(self) -> None:
+        user = ScopedBudget(dimension="user_id", value="u_heavy", daily_limit_micro_usd=10)
+        policy = settings(scoped=(user,), daily_limit_micro_usd=1_000, enforcement="hard_stop")
+        status = evaluate_budgets(policy, {spend_counter(day_window(NOW), "user_id", "u_heavy"): 10}, NOW).status
+        assert (status.budget_exceeded, status.workspace_exceeded, status.stopped_scopes) == (
+            True,
+            False,
+            (("user_id", "u_heavy"),),
+        )
+        assert not status.blocks_ingest
+        assert status.stops("chat", "gpt-4o", "u_heavy")
+        assert not status.stops("chat", "gpt-4o", "u_light")
+        assert status.stopping_scope("chat", "gpt-4o", "u_heavy") == ("user_id", "u_heavy")
+        workspace = {spend_counter(day_window(NOW)): 1_000}
+        assert evaluate_budgets(policy, workspace, NOW).status.stops("chat", "gpt-4o", "u_light")
+        advisory = evaluate_budgets(
+            policy.model_copy(update={"enforcement": "advisory"}),
+            {spend_counter(day_window(NOW), "user_id", "u_heavy"): 10},
+            NOW,
+        ).status
+        assert not advisory.stops("chat", "gpt-4o", "u_heavy")
+
     def test_thresholds_round_up_to_the_micro_dollar(self) -> None:
         assert threshold_amount(1_000_001, 0.5) == 500_001
         assert threshold_amount(1_000_000, 0.8) == 800_000

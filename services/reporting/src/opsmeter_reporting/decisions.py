@@ -48,7 +48,8 @@ def decision_summary(event: Decision) -> str:
         case BudgetWarningReached(payload=p):
             return f"Budget warning ({round(p.threshold_ratio * 100)} %): {_budget(p)}"
         case BudgetExceeded(payload=p):
-            stop = "; ingest stopped (hard-stop)" if p.blocks_ingest else ""
+            stopped = "ingest stopped" if p.scope_value is None else f"its {p.scope} events stopped"
+            stop = f"; {stopped} (hard-stop)" if p.blocks_ingest else ""
             return f"Budget exceeded: {_budget(p)}{stop}"
         case UnitCostBreached(payload=p):
             per = "per request" if p.metric == "cost_per_request" else "per 1K tokens"

@@ -59,7 +59,7 @@ def test_budget_crossings_name_the_budget_and_the_money() -> None:
         WS, budget(scope="model", scope_value="gpt-4o", spend_micro_usd=10_500_000, blocks_ingest=True)
     )
     assert decision_summary(exceeded) == (
-        "Budget exceeded: model gpt-4o daily budget: 10.5 of 10 USD; ingest stopped (hard-stop)"
+        "Budget exceeded: model gpt-4o daily budget: 10.5 of 10 USD; its model events stopped (hard-stop)"
     )
 
 

@@ -172,7 +172,7 @@ function PolicyForm() {
             <label>Enforcement mode
               <select aria-label="Enforcement mode" value={p.enforcement} onChange={(e) => save.mutate({ enforcement: e.target.value as Policy["enforcement"] })}>
                 <option value="advisory">advisory: flags only, telemetry stays active</option>
-                <option value="hard_stop">hard stop: ingest answers 402 once a budget is exceeded</option>
+                <option value="hard_stop">hard stop: ingest answers 402 once a budget is exceeded (a scoped budget: its own events only)</option>
               </select>
             </label>
             <div>

@@ -163,8 +163,8 @@ class RedisAdmission:
         ]
         token = f"{self._process}{next(self._requests):x}"
         args: list[str | int | bytes] = [*self._head, token, record_prefix(workspace_id)]
-        for _, kind, cost, event_id, answer in items:
-            args += (kind, cost, event_id or "-", answer)
+        for item in items:
+            args += (item.kind, item.cost_micro_usd, item.event_id or "-", item.answer, *item.scope)
         try:
             raw = await self._scripts.call("admit", keys, args)
         except ScriptsUnavailable as exc:
@@ -185,6 +185,8 @@ class RedisAdmission:
                 budget_exceeded=policy["budget_exceeded"],
                 enforcement="hard_stop" if policy["enforcement"] == "hard_stop" else "advisory",
                 kill_switch=policy["kill_switch"],
+                workspace_exceeded=policy["workspace_exceeded"],
+                stopped_scopes=tuple((d, v) for d, v in policy["stopped_scopes"]),
             ),
             plan=reply.get("plan"),
             decisions=[_decision(d) for d in reply["decisions"]],
@@ -331,15 +333,15 @@ class DegradedAdmission:
             window.continue_from(now, known.rate_used)  # the count Redis had in this window, not zero
         period = month_period(now)
         decisions: list[Decision] = []
-        for external_request_id, kind, _, _, _ in items:
+        for item in items:
             self.decisions += 1
             if not window.take(now):
                 decisions.append("rate_limited")
-            elif kind == "x":
+            elif item.kind == "x":
                 decisions.append("invalid")
-            elif (previous := self.seen.get(f"{workspace_id}:{external_request_id}")) is not None:
+            elif (previous := self.seen.get(f"{workspace_id}:{item.external_request_id}")) is not None:
                 decisions.append(Repeat(previous))
-            elif kind == "r" and policy.blocks_ingest:
+            elif item.kind == "r" and policy.stops(*item.scope):
                 decisions.append("budget_stop")
             else:
                 decisions.append(Admitted(policy.budget_warning, policy.budget_exceeded))
@@ -579,7 +581,7 @@ class Settlements:
         a record would make an unconfirmed event's reservation read as answered)."""
         if admission.degraded:
             kept: list[DegradedSettlement] = []
-            for (external_request_id, kind, _, event_id, answer), where in events:
+            for (external_request_id, kind, _, event_id, answer, _), where in events:
                 stored = _with_spooled(answer, where)
                 if where is not None:
                     self._degraded.record_answer(workspace_id, external_request_id, orjson.loads(stored))
@@ -591,7 +593,7 @@ class Settlements:
             self._settler.submit(workspace_id, admission.period, admission.token, first)
             return
         settlements: list[Settlement] = []
-        for (external_request_id, kind, _, event_id, answer), where in events:
+        for (external_request_id, kind, _, event_id, answer, _), where in events:
             outcome: bytes | str = _with_spooled(answer, where) if where is not None else "-" if kind == "r" else "~"
             settlements.append((external_request_id, outcome, event_id))
         self._settler.submit(workspace_id, admission.period, admission.token, settlements)

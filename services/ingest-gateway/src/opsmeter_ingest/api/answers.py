@@ -35,6 +35,11 @@ class StatusFields(_Answer):
     warnings: list[str]
 
 
+class BudgetScope(_Answer):
+    dimension: Literal["endpointTag", "model", "userId"]
+    value: str
+
+
 class EventAnswer(StatusFields):
     """One event's answer: accepted (with its id and cost) or rejected (with why)."""
 
@@ -49,6 +54,11 @@ class EventAnswer(StatusFields):
     message: str | None = None
     errors: list[FieldProblem] | None = None
     retry_after_seconds: int | None = Field(default=None, alias="retryAfterSeconds")
+    budget_scope: BudgetScope | None = Field(
+        default=None,
+        alias="budgetScope",
+        description="A 402 budget_exceeded of a scoped budget: which one. Events outside it still go in.",
+    )
 
 
 class BatchEventAnswer(EventAnswer):

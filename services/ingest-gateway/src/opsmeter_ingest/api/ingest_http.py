@@ -35,6 +35,9 @@ from opsmeter_runtime.logs import bind_contextvars, get_logger
 log = get_logger("opsmeter_ingest.api")
 T = TypeVar("T", bound=BaseModel)
 
+SCOPE_NAMES = {"endpoint_tag": "endpointTag", "model": "model", "user_id": "userId"}
+"""A scoped budget's dimension as the API names it."""
+
 _SINGLE_LATENCY = REQUEST_LATENCY.labels("single")
 _BATCH_LATENCY = REQUEST_LATENCY.labels("batch")
 
@@ -91,12 +94,29 @@ def render(outcome: outcomes.Outcome, flags: PolicyFlags) -> Reply:
                     status="rejected", reason="plan_limit_reached", flags=paused, telemetry_paused=True, message=message
                 ),
             )
-        case outcomes.BudgetStopped():
+        case outcomes.BudgetStopped(scope):
             message = "budget exceeded and the workspace enforces hard-stop; provider calls continue"
+            if scope is None:
+                return Reply(
+                    402,
+                    answer_body(
+                        status="rejected", reason="budget_exceeded", flags=flags, telemetry_paused=True, message=message
+                    ),
+                )
+            name, value = SCOPE_NAMES.get(scope[0], scope[0]), scope[1]
+            message = (
+                f"the {name} {value!r} budget is exceeded and the workspace enforces hard-stop: its events are "
+                "refused, others go in; provider calls continue"
+            )
             return Reply(
                 402,
                 answer_body(
-                    status="rejected", reason="budget_exceeded", flags=flags, telemetry_paused=True, message=message
+                    status="rejected",
+                    reason="budget_exceeded",
+                    flags=flags,
+                    telemetry_paused=True,
+                    message=message,
+                    budgetScope={"dimension": name, "value": value},
                 ),
             )
         case outcomes.Unavailable(message):

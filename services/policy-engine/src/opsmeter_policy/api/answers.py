@@ -112,12 +112,33 @@ class ExceededWindow(_Answer):
     period_end: str = Field(alias="periodEnd")
 
 
+class BudgetFlags(_Answer):
+    warning: bool
+    exceeded: bool
+
+
+class ScopedBudgetFlags(_Answer):
+    dimension: Literal["endpointTag", "model", "userId"]
+    value: str = Field(description="For a model: its normalized name (what the event's modelNormalized says).")
+    window: Literal["daily", "monthly"]
+    warning: bool
+    exceeded: bool
+    period_end: str = Field(alias="periodEnd")
+
+
 class RuntimePolicyAnswer(_Answer):
     workspace_id: str = Field(alias="workspaceId")
     policy_mode: Literal["enforce", "observe"] = Field(alias="policyMode")
     enforcement: Literal["advisory", "hard_stop"]
     kill_switch: bool = Field(alias="killSwitch")
-    budget_warning: bool = Field(alias="budgetWarning")
-    budget_exceeded: bool = Field(alias="budgetExceeded")
+    budget_warning: bool = Field(alias="budgetWarning", description="Any budget, workspace or scoped, is at warning.")
+    budget_exceeded: bool = Field(alias="budgetExceeded", description="Any budget, workspace or scoped, is exceeded.")
     exceeded_windows: list[ExceededWindow] = Field(alias="exceededWindows")
+    workspace_budget: BudgetFlags = Field(
+        alias="workspaceBudget", description="The workspace's own daily and monthly budgets: every call's."
+    )
+    scoped_budgets: list[ScopedBudgetFlags] = Field(
+        alias="scopedBudgets",
+        description="Every scoped budget in its current window: it concerns only calls of its endpoint, model or user.",
+    )
     runtime_actions: RuntimeActionsAnswer = Field(alias="runtimeActions")

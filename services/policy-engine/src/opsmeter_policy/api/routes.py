@@ -347,6 +347,21 @@ async def runtime_policy(deps: Deps, x_api_key: Annotated[str | None, Header()] 
             "exceededWindows": [
                 {"window": name, "periodEnd": iso(w.period_end)} for name, w in windows.items() if w and w.is_exceeded
             ],
+            "workspaceBudget": {
+                "warning": any(w.is_warning for w in windows.values() if w),
+                "exceeded": any(w.is_exceeded for w in windows.values() if w),
+            },
+            "scopedBudgets": [
+                {
+                    "dimension": DIMENSION_NAMES[b.scope],
+                    "value": b.scope_value,
+                    "window": b.window,
+                    "warning": w.is_warning,
+                    "exceeded": w.is_exceeded,
+                    "periodEnd": iso(w.period_end),
+                }
+                for b, w in status.scoped
+            ],
             "runtimeActions": runtime_actions_view(settings),
         }
     )

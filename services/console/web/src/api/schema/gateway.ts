@@ -483,6 +483,8 @@ export interface components {
         BatchEventAnswer: {
             /** Budgetexceeded */
             budgetExceeded: boolean;
+            /** @description A 402 budget_exceeded of a scoped budget: which one. Events outside it still go in. */
+            budgetScope?: components["schemas"]["BudgetScope"] | null;
             /** Budgetwarning */
             budgetWarning: boolean;
             /** Costmicrousd */
@@ -538,6 +540,16 @@ export interface components {
             telemetryPaused: boolean;
             /** Warnings */
             warnings: string[];
+        };
+        /** BudgetScope */
+        BudgetScope: {
+            /**
+             * Dimension
+             * @enum {string}
+             */
+            dimension: "endpointTag" | "model" | "userId";
+            /** Value */
+            value: string;
         };
         /** BudgetStatus */
         BudgetStatus: {
@@ -696,6 +708,8 @@ export interface components {
         EventAnswer: {
             /** Budgetexceeded */
             budgetExceeded: boolean;
+            /** @description A 402 budget_exceeded of a scoped budget: which one. Events outside it still go in. */
+            budgetScope?: components["schemas"]["BudgetScope"] | null;
             /** Budgetwarning */
             budgetWarning: boolean;
             /** Costmicrousd */

@@ -132,6 +132,13 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** BudgetFlags */
+        BudgetFlags: {
+            /** Exceeded */
+            exceeded: boolean;
+            /** Warning */
+            warning: boolean;
+        };
         /** BudgetWindow */
         BudgetWindow: {
             /** Currentspendusd */
@@ -393,9 +400,15 @@ export interface components {
         };
         /** RuntimePolicyAnswer */
         RuntimePolicyAnswer: {
-            /** Budgetexceeded */
+            /**
+             * Budgetexceeded
+             * @description Any budget, workspace or scoped, is exceeded.
+             */
             budgetExceeded: boolean;
-            /** Budgetwarning */
+            /**
+             * Budgetwarning
+             * @description Any budget, workspace or scoped, is at warning.
+             */
             budgetWarning: boolean;
             /**
              * Enforcement
@@ -412,6 +425,13 @@ export interface components {
              */
             policyMode: "enforce" | "observe";
             runtimeActions: components["schemas"]["RuntimeActionsAnswer"];
+            /**
+             * Scopedbudgets
+             * @description Every scoped budget in its current window: it concerns only calls of its endpoint, model or user.
+             */
+            scopedBudgets: components["schemas"]["ScopedBudgetFlags"][];
+            /** @description The workspace's own daily and monthly budgets: every call's. */
+            workspaceBudget: components["schemas"]["BudgetFlags"];
             /** Workspaceid */
             workspaceId: string;
         };
@@ -442,6 +462,30 @@ export interface components {
             monthlyUsd?: number | string | null;
             /** Value */
             value: string;
+        };
+        /** ScopedBudgetFlags */
+        ScopedBudgetFlags: {
+            /**
+             * Dimension
+             * @enum {string}
+             */
+            dimension: "endpointTag" | "model" | "userId";
+            /** Exceeded */
+            exceeded: boolean;
+            /** Periodend */
+            periodEnd: string;
+            /**
+             * Value
+             * @description For a model: its normalized name (what the event's modelNormalized says).
+             */
+            value: string;
+            /** Warning */
+            warning: boolean;
+            /**
+             * Window
+             * @enum {string}
+             */
+            window: "daily" | "monthly";
         };
         /**
          * ScopedSpend

@@ -6,12 +6,14 @@
 -- KEYS[5+i] idempotency key of event i
 -- ARGV[1] default rate limit per minute   ARGV[2] default monthly quota   ARGV[3] pending TTL (s)
 -- ARGV[4] answer TTL (s)   ARGV[5] this request's token   ARGV[6] the workspace's record prefix
--- ARGV[3+4i], ARGV[4+4i], ARGV[5+4i], ARGV[6+4i] event i: kind, cost (micro-USD), event id, its stored
---   answer once in Kafka (see idem.lua). Kind: 'x' invalid, 'r' valid and counted toward quota
+-- ARGV[7i..7i+6] event i: kind, cost (micro-USD), event id, its stored answer once in Kafka (see idem.lua),
+--   endpointTag, normalized model, userId. Kind: 'x' invalid, 'r' valid and counted toward quota
 --   and budgets (dataMode=real), 'o' valid and counted toward neither.
 -- Budgets (reserve, then the policy engine settles): with a budget, a real event reserves its cost;
 -- its answer's flags include the reserved spend, and under hard-stop an event is refused once the
 -- reserved spend has reached the budget, so the overshoot is at most the one event that crosses it.
+-- An exceeded scoped budget (the policy status's stopped_scopes) stops only the events of its endpoint, model
+-- or user; a status written before scoped stops (no workspace_exceeded field) stops on any exceeded budget.
 -- Returns JSON: {rate = {limit, used, window_end}, quota = {limit (absent: none), used, period},
 --   policy = {budget_warning, budget_exceeded, enforcement, kill_switch}, plan (absent: none),
 --   decisions = one per event, in order: {outcome = 'admitted', budget_warning, budget_exceeded} (quota
@@ -45,9 +47,19 @@ local quota_limit = tonumber(plan[3] or '')
 if plan[1] == false and quota_limit == nil then quota_limit = tonumber(ARGV[2]) end
 
 local policy = redis.call('HMGET', KEYS[2], 'budget_warning', 'budget_exceeded', 'enforcement', 'kill_switch',
-  'warning_headroom_micro_usd', 'exceeded_headroom_micro_usd')
+  'warning_headroom_micro_usd', 'exceeded_headroom_micro_usd', 'workspace_exceeded', 'stopped_scopes')
 local enforcing = policy[3] == 'hard_stop' and policy[4] ~= '1'
-local blocks = enforcing and policy[2] == '1'
+local workspace_exceeded = policy[7] or policy[2]
+local blocks = enforcing and workspace_exceeded == '1'
+local stopped = {}
+local stopped_list = {}
+if policy[8] and policy[8] ~= '' then stopped_list = cjson.decode(policy[8]) end
+for _, pair in ipairs(stopped_list) do stopped[pair[1] .. '\31' .. pair[2]] = true end
+local function scope_stopped(base)
+  if not enforcing or next(stopped) == nil then return false end
+  return stopped['endpoint_tag\31' .. ARGV[base + 5]] or stopped['model\31' .. ARGV[base + 6]]
+    or stopped['user_id\31' .. ARGV[base + 7]] or false
+end
 local warn_head = tonumber(policy[5] or '')
 local exceed_head = tonumber(policy[6] or '')
 local budgeted = warn_head ~= nil or exceed_head ~= nil
@@ -63,14 +75,16 @@ local quota_used = 0
 if quota[1] == period then quota_used = tonumber(quota[2]) end
 
 local n = #KEYS - 5
+local stride = 7
 local codes = {}
 local pending_ttl = tonumber(ARGV[3])
 local answer_ttl = tonumber(ARGV[4])
 local mark = reservation(now, ARGV[5])
 for i = 1, n do
-  local kind = ARGV[3 + 4 * i]
-  local cost = tonumber(ARGV[4 + 4 * i])
-  local event_id = ARGV[5 + 4 * i]
+  local base = 6 + stride * (i - 1)
+  local kind = ARGV[base + 1]
+  local cost = tonumber(ARGV[base + 2])
+  local event_id = ARGV[base + 3]
   local code
   if used >= limit then
     code = {outcome = 'rate_limited'}
@@ -82,7 +96,7 @@ for i = 1, n do
       -- Reserve the key if it is new (one call for the common case); an existing key is a repeat.
       -- A new key refused below (budget, quota) is removed again. No key expires while a script runs.
       local key = KEYS[5 + i]
-      local value = mark .. ARGV[6 + 4 * i]
+      local value = mark .. ARGV[base + 4]
       if not redis.call('SET', key, value, 'NX', 'EX', answer_ttl) then
         local current = redis.call('GET', key)
         local state, answer, spooled = idem_state(current, ARGV[6], now, pending_ttl)
@@ -109,7 +123,8 @@ for i = 1, n do
       elseif kind == 'r' and quota_limit ~= nil and quota_used >= quota_limit then
         redis.call('DEL', key)
         code = {outcome = 'plan_limit'}
-      elseif kind == 'r' and (blocks or (enforcing and exceed_head ~= nil and reserved >= exceed_head)) then
+      elseif kind == 'r' and (blocks or (enforcing and exceed_head ~= nil and reserved >= exceed_head)
+          or scope_stopped(base)) then
         redis.call('DEL', key)
         code = {outcome = 'budget_stop'}
       else
@@ -141,7 +156,8 @@ return cjson.encode({
   rate = {limit = limit, used = used, window_end = window_end},
   quota = {limit = quota_limit, used = quota_used, period = period},
   policy = {budget_warning = policy[1] == '1', budget_exceeded = policy[2] == '1',
-            enforcement = policy[3] or 'advisory', kill_switch = policy[4] == '1'},
+            enforcement = policy[3] or 'advisory', kill_switch = policy[4] == '1',
+            workspace_exceeded = workspace_exceeded == '1', stopped_scopes = stopped_list},
   plan = plan[1] or nil,
   decisions = codes,
 })
