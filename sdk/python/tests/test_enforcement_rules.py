@@ -1,11 +1,12 @@
 """The runtime actions' rules on a policy state (pure)."""
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from opsmeter import PolicySnapshot, RuntimeActions
-from opsmeter.enforcement import decide
+from opsmeter import CallScope, PolicySnapshot, RuntimeActions
+from opsmeter.enforcement import decide, normalize_model
 
 
 def state(action: str, *, mode: str = "enforce", exceeded: bool = True, **actions: Any) -> PolicySnapshot:
@@ -48,3 +49,132 @@ class TestDecide:
         assert (observed.action, observed.mode) == (action, "observed")
         assert observed.params == PARAMS
         assert observed.metadata()["opsmeterAction"] == action
+
+
+WORKSPACE_OK = {"warning": False, "exceeded": False}
+
+
+def scoped(dimension: str, value: str, *, exceeded: bool = True, warning: bool = True, **extra: Any) -> dict[str, Any]:
+    return {
+        "dimension": dimension,
+        "value": value,
+        "window": "daily",
+        "warning": warning,
+        "exceeded": exceeded,
+        "periodEnd": "2999-01-01T00:00:00Z",
+        **extra,
+    }
+
+
+def answer(*budgets: Any, workspace: dict[str, bool] | None = None, **actions: Any) -> PolicySnapshot:
+    return PolicySnapshot.from_json(
+        {
+            "policyMode": "enforce",
+            "budgetWarning": True,
+            "budgetExceeded": True,
+            "exceededWindows": [],
+            "workspaceBudget": workspace or WORKSPACE_OK,
+            "scopedBudgets": list(budgets),
+            "runtimeActions": {"onBudgetExceeded": "block", **actions},
+        }
+    )
+
+
+def action_for(
+    snapshot: PolicySnapshot, *, endpoint_tag: str | None = None, model: str = "gpt-4o", user_id: str | None = None
+) -> str | None:
+    call = CallScope.of(endpoint_tag, model, user_id)
+    decision = decide(snapshot, "openai", {**PARAMS, "model": model}, tokens_param="max_tokens", call=call)
+    return None if decision is None else decision.action
+
+
+class TestModelNormalization:
+    @pytest.mark.parametrize(
+        ("model", "normalized"),
+        [
+            ("gpt-4o", "gpt-4o"),
+            ("  GPT-4o ", "gpt-4o"),
+            ("openai/gpt-4o", "gpt-4o"),
+            ("Acme/My-Model", "my-model"),
+            ("bedrock/anthropic/claude-3-5-sonnet", "claude-3-5-sonnet"),
+            ("gpt-4o-2024-08-06", "gpt-4o"),
+            ("claude-3-5-sonnet-20241022", "claude-3-5-sonnet"),
+            ("claude-3-5-sonnet@20240620", "claude-3-5-sonnet"),
+            ("gpt-4o-mini", "gpt-4o-mini"),
+            ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+            ("o1-2024-12-17", "o1"),
+            ("claude-3-5-sonnet-latest", "claude-3-5-sonnet-latest"),  # an alias only the price catalog knows
+            ("gpt-4-0613", "gpt-4-0613"),  # not a date
+        ],
+    )
+    def test_a_model_is_compared_as_the_gateway_normalizes_it(self, model: str, normalized: str) -> None:
+        assert normalize_model(model) == normalized
+
+
+class TestScopedBudgets:
+    def test_a_scoped_budget_concerns_only_the_calls_of_its_scope(self) -> None:
+        user = answer(scoped("userId", "u_42"))
+        assert action_for(user, user_id="u_42") == "block"
+        assert action_for(user, user_id="u_7") is None
+        assert action_for(user) is None
+        endpoint = answer(scoped("endpointTag", "checkout.ai_summary"))
+        assert action_for(endpoint, endpoint_tag="checkout.ai_summary") == "block"
+        assert action_for(endpoint, endpoint_tag="search.rank") is None
+        model = answer(scoped("model", "gpt-4o"))
+        assert action_for(model, model="gpt-4o-2024-08-06") == "block"
+        assert action_for(model, model="openai/gpt-4o") == "block"
+        assert action_for(model, model="gpt-4o-mini") is None
+
+    def test_a_call_without_attribution_is_the_gateways_unknown(self) -> None:
+        assert action_for(answer(scoped("endpointTag", "unknown"))) == "block"
+        assert action_for(answer(scoped("userId", "unknown")), user_id="") == "block"
+
+    def test_the_workspace_budget_concerns_every_call(self) -> None:
+        snapshot = answer(workspace={"warning": True, "exceeded": True})
+        decision = decide(snapshot, "openai", PARAMS, tokens_param="max_tokens", call=CallScope.of("a", "b", "c"))
+        assert decision is not None
+        assert decision.detail == "budget exceeded (workspace)"
+
+    def test_exceeded_wins_over_warning_and_the_action_follows_the_calls_own_state(self) -> None:
+        snapshot = answer(
+            scoped("userId", "u_42"),
+            scoped("endpointTag", "checkout.ai_summary", exceeded=False),
+            onBudgetWarning="clamp",
+            clampMaxTokens=64,
+        )
+        assert action_for(snapshot, endpoint_tag="checkout.ai_summary", user_id="u_42") == "block"
+        assert action_for(snapshot, endpoint_tag="checkout.ai_summary", user_id="u_7") == "clamp"
+        assert action_for(snapshot, user_id="u_7") is None
+        decision = decide(
+            snapshot, "openai", PARAMS, tokens_param="max_tokens", call=CallScope.of("checkout.ai_summary", "m", "u_42")
+        )
+        assert decision is not None
+        assert decision.detail == "budget exceeded (userId u_42, daily)"
+
+    def test_an_old_server_answer_keeps_applying_to_every_call(self) -> None:
+        old = PolicySnapshot.from_json(
+            {"policyMode": "enforce", "budgetExceeded": True, "runtimeActions": {"onBudgetExceeded": "block"}}
+        )
+        assert old.workspace is None
+        assert action_for(old, user_id="anyone") == "block"
+        assert action_for(old, endpoint_tag="any.tag", model="gpt-4o-mini") == "block"
+
+    def test_odd_scoped_entries_are_skipped_and_a_bad_period_end_is_unknown(self) -> None:
+        snapshot = answer(
+            scoped("userId", "u_42", periodEnd="soon"),
+            {"dimension": "userId"},  # no value
+            "userId=u_7",  # not an object
+        )
+        [budget] = snapshot.scoped_budgets
+        assert (budget.value, budget.period_end) == ("u_42", None)
+
+    def test_each_exceeded_budget_lifts_at_its_own_period_end(self) -> None:
+        now = datetime.now(timezone.utc)
+        snapshot = answer(
+            scoped("userId", "u_42", periodEnd=(now - timedelta(seconds=1)).isoformat()),
+            scoped("userId", "u_7", periodEnd=(now + timedelta(hours=1)).isoformat()),
+        )
+        lifted = snapshot.lifted(now - timedelta(seconds=5), now)
+        assert action_for(lifted, user_id="u_42") is None  # its window ended after the answer
+        assert action_for(lifted, user_id="u_7") == "block"
+        assert action_for(snapshot.lifted(now, now), user_id="u_42") == "block"  # said after its end: a new window

@@ -4,7 +4,7 @@
 // read (for await, tee(), toReadableStream()); a response read only through .asResponse() when it arrives.
 
 import type { Opsmeter, RecordInput } from "./client.js";
-import { BudgetExceededError, type Decision } from "./enforcement.js";
+import { blockError, callScope, type Decision } from "./enforcement.js";
 
 export interface Tokens {
   inputTokens: number;
@@ -257,10 +257,12 @@ function instrument(
     // (await om.policy.ready() at startup to enforce from the very first call). A block throws here.
     om.policy.maybeRefresh();
     const param = tokensParam(params);
-    decision = om.policy.decide(provider, params, param);
+    // scoped budgets are matched against what the call is recorded with (endpoint tag, user) and the model asked for
+    const scope = callScope(attribution.endpointTag, params.model, attribution.userId);
+    decision = om.policy.decide(provider, params, param, scope);
     if (decision && decision.action === "block" && decision.mode === "applied") {
       record(undefined, undefined, "error", "budget_blocked");
-      throw new BudgetExceededError("the workspace budget is exceeded; its runtime action blocks provider calls", "block");
+      throw blockError(decision);
     }
     if (decision && decision.action === "queue" && decision.mode === "applied") {
       const client = resource._client;
@@ -271,7 +273,7 @@ function instrument(
         const response = (async () => {
           const waited = Date.now();
           try {
-            await om.policy.waitInQueue(provider, params, param);
+            await om.policy.waitInQueue(provider, params, param, scope);
           } catch (error) {
             record(undefined, undefined, "error", "budget_blocked");
             throw error;

@@ -1,7 +1,7 @@
 // Pure parts of the SDK: provider usage → Opsmeter tokens, runtime-action rules, and record() never throwing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Opsmeter, anthropicTokens, decide, openaiTokens, snapshotFrom } from "../dist/index.js";
+import { Opsmeter, anthropicTokens, callScope, decide, normalizeModel, openaiTokens, snapshotFrom } from "../dist/index.js";
 
 test("OpenAI usage already counts cached tokens inside prompt_tokens", () => {
   const tokens = openaiTokens({
@@ -83,6 +83,53 @@ test("clamp and fallback change the params; observe mode only reports", () => {
   const observed = decide(state("block", {}, "observe"), "openai", params, "max_tokens");
   assert.deepEqual([observed.action, observed.mode, observed.params], ["block", "observed", params]);
   assert.equal(decide(snapshotFrom({ budgetExceeded: false, runtimeActions: { onBudgetExceeded: "block" } }), "openai", params, "max_tokens"), null);
+});
+
+test("a model is compared as the gateway normalizes it: no provider path, no date; an alias stays as it is", () => {
+  const cases = {
+    "gpt-4o": "gpt-4o",
+    "  GPT-4o ": "gpt-4o",
+    "openai/gpt-4o": "gpt-4o",
+    "Acme/My-Model": "my-model",
+    "bedrock/anthropic/claude-3-5-sonnet": "claude-3-5-sonnet",
+    "gpt-4o-2024-08-06": "gpt-4o",
+    "claude-3-5-sonnet-20241022": "claude-3-5-sonnet",
+    "claude-3-5-sonnet@20240620": "claude-3-5-sonnet",
+    "gpt-4o-mini": "gpt-4o-mini",
+    "gpt-4o-mini-2024-07-18": "gpt-4o-mini",
+    "o1-2024-12-17": "o1",
+    "claude-3-5-sonnet-latest": "claude-3-5-sonnet-latest", // an alias only the price catalog knows
+    "gpt-4-0613": "gpt-4-0613", // not a date
+  };
+  for (const [model, normalized] of Object.entries(cases)) assert.equal(normalizeModel(model), normalized, model);
+});
+
+test("a scoped budget concerns only the calls of its scope; exceeded wins over warning; old answers concern every call", () => {
+  const scoped = (dimension, value, exceeded = true) => ({ dimension, value, window: "daily", warning: true, exceeded, periodEnd: "2999-01-01T00:00:00Z" });
+  const answer = (budgets, workspace = { warning: false, exceeded: false }) =>
+    snapshotFrom({
+      policyMode: "enforce",
+      budgetWarning: true,
+      budgetExceeded: true,
+      workspaceBudget: workspace,
+      scopedBudgets: budgets,
+      runtimeActions: { onBudgetExceeded: "block", onBudgetWarning: "clamp", clampMaxTokens: 64 },
+    });
+  const action = (state, endpointTag, model, userId) => decide(state, "openai", { ...params, model }, "max_tokens", callScope(endpointTag, model, userId))?.action ?? null;
+  const both = answer([scoped("userId", "u_42"), scoped("endpointTag", "checkout.ai_summary", false), scoped("model", "gpt-4o"), "odd", { dimension: "userId" }]);
+  assert.equal(both.scopedBudgets.length, 3);
+  assert.equal(action(both, "checkout.ai_summary", "gpt-4o-mini", "u_42"), "block");
+  assert.equal(action(both, "checkout.ai_summary", "gpt-4o-mini", "u_7"), "clamp");
+  assert.equal(action(both, undefined, "gpt-4o-mini", "u_7"), null);
+  assert.equal(action(both, undefined, "gpt-4o-2024-08-06", undefined), "block");
+  const detail = decide(both, "openai", params, "max_tokens", callScope("x", "gpt-4o-mini", "u_42")).detail;
+  assert.equal(detail, "budget exceeded (userId u_42, daily)");
+  assert.equal(action(answer([scoped("endpointTag", "unknown")]), "", "m", undefined), "block"); // no tag: "unknown"
+  const workspace = answer([], { warning: true, exceeded: true });
+  assert.equal(decide(workspace, "openai", params, "max_tokens", callScope("a", "b", "c")).detail, "budget exceeded (workspace)");
+  const old = snapshotFrom({ policyMode: "enforce", budgetExceeded: true, runtimeActions: { onBudgetExceeded: "block" } });
+  assert.equal(old.workspaceBudget, null);
+  assert.equal(action(old, "any.tag", "gpt-4o-mini", "anyone"), "block");
 });
 
 test("record() never throws and counts what it could not queue", async () => {

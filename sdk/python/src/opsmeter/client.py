@@ -24,7 +24,7 @@ import httpcore  # noqa: F401  (httpx imports it lazily in the sender; a fork mi
 import httpx
 
 from opsmeter import _wire
-from opsmeter.context import attribution, current
+from opsmeter.context import attribution, resolve
 from opsmeter.enforcement import RuntimePolicy
 from opsmeter.status import Stats, WorkspaceFlags
 
@@ -211,14 +211,14 @@ class Opsmeter:
         cache writes (``cache_write_1h_input_tokens``) are part of ``cache_write_input_tokens``.
         """
         try:
-            context = current()
+            attributed = resolve(endpoint_tag=endpoint_tag, user_id=user_id, prompt_version=prompt_version)
             values = {
                 "external_request_id": external_request_id,
                 "provider": provider,
                 "model": model,
-                "endpoint_tag": endpoint_tag if endpoint_tag is not None else context.endpoint_tag,
-                "prompt_version": prompt_version if prompt_version is not None else context.prompt_version,
-                "user_id": user_id if user_id is not None else context.user_id,
+                "endpoint_tag": attributed.endpoint_tag,
+                "prompt_version": attributed.prompt_version,
+                "user_id": attributed.user_id,
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
                 "total_tokens": total_tokens,

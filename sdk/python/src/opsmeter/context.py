@@ -28,6 +28,14 @@ def current() -> Attribution:
     return _current.get()
 
 
+def resolve(
+    *, endpoint_tag: str | None = None, user_id: str | None = None, prompt_version: str | None = None
+) -> Attribution:
+    """What a call is attributed to: the values it gives, else the enclosing ``attribution`` blocks' (None: the
+    gateway's default, ``unknown``)."""
+    return current().merged(endpoint_tag=endpoint_tag, user_id=user_id, prompt_version=prompt_version)
+
+
 @contextlib.contextmanager
 def attribution(
     *, endpoint_tag: str | None = None, user_id: str | None = None, prompt_version: str | None = None

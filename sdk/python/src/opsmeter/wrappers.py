@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Callable, TypeVar
 
-from opsmeter.enforcement import Decision, RuntimePolicy
+from opsmeter.context import resolve
+from opsmeter.enforcement import CallScope, Decision, RuntimePolicy, block_error
 from opsmeter.errors import BudgetExceededError
 from opsmeter.usage import AnthropicStreamUsage, Tokens, anthropic_tokens, openai_response_tokens, openai_tokens
 
@@ -50,6 +51,12 @@ class _Call:
         self.om = om
         self.provider = provider
         self.own = {name: kwargs.pop(name, None) for name in OPSMETER_KWARGS}
+        # what the call is attributed to, taken once, at the call: enforced (scoped budgets) and recorded so
+        self.attribution = resolve(
+            endpoint_tag=self.own["opsmeter_endpoint_tag"],
+            user_id=self.own["opsmeter_user_id"],
+            prompt_version=self.own["opsmeter_prompt_version"],
+        )
         self.kwargs = kwargs
         self.tokens_param = tokens_param
         self.decision: Decision | None = None
@@ -58,24 +65,28 @@ class _Call:
         self.usage_chunk_hidden = False  # the SDK asked for a stream's usage chunk: the caller does not get it
         self.tags: dict[str, Any] = {}  # the SDK's own metadata on the record (e.g. opsmeterUsage)
 
+    def scope(self) -> CallScope:
+        """What scoped budgets are matched against: the attribution recorded and the model asked for."""
+        return CallScope.of(self.attribution.endpoint_tag, self.kwargs.get("model"), self.attribution.user_id)
+
     def _decide(self) -> Decision | None:
         policy: RuntimePolicy = self.om.policy
-        return policy.decide(self.provider, self.kwargs, tokens_param=self.tokens_param)
+        return policy.decide(self.provider, self.kwargs, tokens_param=self.tokens_param, call=self.scope())
 
     def _after_decision(self, decision: Decision | None) -> dict[str, Any]:
         self.decision = decision
         if decision is None:
             return self.kwargs
         if decision.action == "block" and decision.mode == "applied":
-            self.blocked("the workspace budget is exceeded; its runtime action blocks provider calls")
+            self.blocked(block_error(decision))
         self.kwargs = decision.params
         return self.kwargs
 
-    def blocked(self, message: str, action: str = "block") -> None:
-        if self.decision is None or self.decision.action != action:
-            self.decision = Decision(action, "applied", dict(self.kwargs), message)
+    def blocked(self, error: BudgetExceededError) -> None:
+        if self.decision is None or self.decision.action != error.action:
+            self.decision = Decision(error.action, "applied", dict(self.kwargs), str(error))
         self.record(None, status="error", error_code="budget_blocked")
-        raise BudgetExceededError(message, action=action)
+        raise error
 
     def before(self) -> dict[str, Any]:
         self.om.policy.ensure()
@@ -83,10 +94,12 @@ class _Call:
         if decision is not None and decision.action == "queue" and decision.mode == "applied":
             waited = time.perf_counter()
             try:
-                self.om.policy.wait_in_queue(self.provider, self.kwargs, tokens_param=self.tokens_param)
+                self.om.policy.wait_in_queue(
+                    self.provider, self.kwargs, tokens_param=self.tokens_param, call=self.scope()
+                )
             except BudgetExceededError as exc:
                 self.decision = decision
-                self.blocked(str(exc), action="queue")
+                self.blocked(exc)
             decision.detail = f"waited {time.perf_counter() - waited:.1f}s for the budget window"
         self.started = time.perf_counter()
         return self._after_decision(decision)
@@ -98,10 +111,12 @@ class _Call:
         if decision is not None and decision.action == "queue" and decision.mode == "applied":
             waited = time.perf_counter()
             try:
-                await self.om.policy.wait_in_queue_async(self.provider, self.kwargs, tokens_param=self.tokens_param)
+                await self.om.policy.wait_in_queue_async(
+                    self.provider, self.kwargs, tokens_param=self.tokens_param, call=self.scope()
+                )
             except BudgetExceededError as exc:
                 self.decision = decision
-                self.blocked(str(exc), action="queue")
+                self.blocked(exc)
             decision.detail = f"waited {time.perf_counter() - waited:.1f}s for the budget window"
         self.started = time.perf_counter()
         return self._after_decision(decision)
@@ -128,9 +143,9 @@ class _Call:
                 latency_ms=int((time.perf_counter() - self.started) * 1000),
                 status=status,
                 error_code=str(error_code)[:64] if error_code else None,
-                endpoint_tag=self.own["opsmeter_endpoint_tag"],
-                user_id=self.own["opsmeter_user_id"],
-                prompt_version=self.own["opsmeter_prompt_version"],
+                endpoint_tag=self.attribution.endpoint_tag,
+                user_id=self.attribution.user_id,
+                prompt_version=self.attribution.prompt_version,
                 metadata=metadata or None,
             )
         except Exception:  # recording must never break the provider call

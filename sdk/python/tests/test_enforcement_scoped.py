@@ -1,0 +1,259 @@
+"""Scoped budgets (one endpoint tag, model or user) act only on their own calls: a real OpenAI client, wrapped,
+against a local Opsmeter (runtime policy and ingest) and provider."""
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import openai
+import pytest
+from local_http import Answer, LocalServer
+
+from opsmeter import BudgetExceededError, Opsmeter
+
+MESSAGES: Any = [{"role": "user", "content": "hi"}]
+LATER = "2999-01-01T00:00:00Z"
+
+
+def completion(model: str) -> dict[str, Any]:
+    message = {"role": "assistant", "content": "ok", "refusal": None}
+    return {
+        "id": "chatcmpl-x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+    }
+
+
+def policy(
+    *scoped: dict[str, Any], workspace: bool = False, old_server: bool = False, **actions: Any
+) -> dict[str, Any]:
+    """A runtime-policy answer: the workspace's own budget exceeded or not, these scoped budgets, block on exceeded."""
+    body: dict[str, Any] = {
+        "workspaceId": "ws_x",
+        "policyMode": "enforce",
+        "enforcement": "advisory",
+        "killSwitch": False,
+        "budgetWarning": workspace or any(b["warning"] for b in scoped),
+        "budgetExceeded": workspace or any(b["exceeded"] for b in scoped),
+        "exceededWindows": [{"window": "daily", "periodEnd": LATER}] if workspace else [],
+        "workspaceBudget": {"warning": workspace, "exceeded": workspace},
+        "scopedBudgets": list(scoped),
+        "runtimeActions": {"onBudgetExceeded": "block", **actions},
+    }
+    if old_server:
+        del body["workspaceBudget"], body["scopedBudgets"]
+    return body
+
+
+def budget(dimension: str, value: str, *, exceeded: bool = True, period_end: str = LATER) -> dict[str, Any]:
+    return {
+        "dimension": dimension,
+        "value": value,
+        "window": "daily",
+        "warning": True,
+        "exceeded": exceeded,
+        "periodEnd": period_end,
+    }
+
+
+class Opsmeterd:
+    """GET /v1/runtime/policy answers ``policy``; ingest accepts everything and answers ``ingest_flags``; the
+    provider's chat completions answer and are counted in ``provider_models``."""
+
+    def __init__(self) -> None:
+        self.policy: dict[str, Any] = policy()
+        self.ingest_flags: dict[str, Any] = {}
+        self.policy_gets = 0
+        self.provider_models: list[str] = []
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._server = LocalServer(self._respond)
+        self.url = self._server.url
+
+    def _respond(self, method: str, path: str, body: Any) -> Answer:
+        with self._lock:
+            if method == "GET" and path.endswith("/v1/runtime/policy"):
+                self.policy_gets += 1
+                return 200, self.policy
+            if path.endswith("/chat/completions"):
+                self.provider_models.append(body["model"])
+                return 200, completion(body["model"])
+            if path.endswith("/v1/ingest/llm-requests"):
+                self.events.extend(body["events"])
+                return 207, {"results": [{"httpStatus": 202} for _ in body["events"]], **self.ingest_flags}
+            return 404, None
+
+    def close(self) -> None:
+        self._server.close()
+
+
+@pytest.fixture
+def server() -> Iterator[Opsmeterd]:
+    running = Opsmeterd()
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def om(server: Opsmeterd) -> Iterator[Opsmeter]:
+    client = Opsmeter("om_live_x_y", base_url=server.url, enforcement=True, policy_refresh_interval=60)
+    yield client
+    client.shutdown(timeout=1)
+
+
+def chat(server: Opsmeterd, om: Opsmeter) -> Any:
+    client = openai.OpenAI(api_key="sk-test", base_url=f"{server.url}/v1", max_retries=0)
+    return om.wrap_openai(client).chat.completions.create
+
+
+def goes_through(server: Opsmeterd, create: Any, **kwargs: Any) -> bool:
+    """Whether the call reached the provider (True) or was blocked before it (False)."""
+    before = len(server.provider_models)
+    try:
+        reply = create(messages=MESSAGES, **{"model": "gpt-4o", **kwargs})
+    except BudgetExceededError:
+        assert len(server.provider_models) == before, "a blocked call reached the provider"
+        return False
+    assert reply.choices[0].message.content == "ok"
+    assert len(server.provider_models) == before + 1
+    return True
+
+
+def test_a_user_budget_exceeded_blocks_that_users_calls_only(server: Opsmeterd, om: Opsmeter) -> None:
+    server.policy = policy(budget("userId", "u_42"))
+    create = chat(server, om)
+    with pytest.raises(BudgetExceededError) as raised:
+        create(model="gpt-4o", messages=MESSAGES, opsmeter_user_id="u_42", opsmeter_endpoint_tag="scoped.user")
+    assert len(server.provider_models) == 0
+    error = raised.value
+    assert (error.action, error.budget, error.budget_value, error.window) == ("block", "userId", "u_42", "daily")
+    assert "budget exceeded (userId u_42, daily)" in str(error)
+    assert goes_through(server, create, opsmeter_user_id="u_7")
+    assert goes_through(server, create)  # no user: the gateway's "unknown"
+    with om.attribution(user_id="u_42"):  # the user of an attribution block counts as the call's own
+        assert not goes_through(server, create)
+    assert om.flush(timeout=5)
+    [blocked] = [e for e in server.events if e.get("endpointTag") == "scoped.user"]
+    assert (blocked["userId"], blocked["status"], blocked["errorCode"]) == ("u_42", "error", "budget_blocked")
+    assert blocked["metadata"]["opsmeterActionDetail"] == "budget exceeded (userId u_42, daily)"
+
+
+def test_an_endpoint_budget_exceeded_blocks_that_endpoints_calls_only(server: Opsmeterd, om: Opsmeter) -> None:
+    server.policy = policy(budget("endpointTag", "checkout.ai_summary"))
+    create = chat(server, om)
+    assert not goes_through(server, create, opsmeter_endpoint_tag="checkout.ai_summary")
+    with om.attribution(endpoint_tag="checkout.ai_summary"):
+        assert not goes_through(server, create)
+    assert goes_through(server, create, opsmeter_endpoint_tag="search.rank")
+    assert goes_through(server, create)
+
+
+def test_a_model_budget_exceeded_blocks_that_models_calls_dated_or_not(server: Opsmeterd, om: Opsmeter) -> None:
+    server.policy = policy(budget("model", "gpt-4o"))
+    create = chat(server, om)
+    for model in ("gpt-4o", "gpt-4o-2024-08-06", "openai/GPT-4o"):
+        assert not goes_through(server, create, model=model), model
+    assert goes_through(server, create, model="gpt-4o-mini")
+    assert goes_through(server, create, model="gpt-4o-mini-2024-07-18")
+    assert server.provider_models == ["gpt-4o-mini", "gpt-4o-mini-2024-07-18"]
+
+
+def test_the_workspace_budget_exceeded_blocks_every_call(server: Opsmeterd, om: Opsmeter) -> None:
+    server.policy = policy(budget("userId", "u_42", exceeded=False), workspace=True)
+    create = chat(server, om)
+    with pytest.raises(BudgetExceededError) as raised:
+        create(model="gpt-4o-mini", messages=MESSAGES, opsmeter_user_id="u_7")
+    assert (raised.value.budget, raised.value.budget_value) == ("workspace", None)
+    assert "budget exceeded (workspace)" in str(raised.value)
+    assert not goes_through(server, create, opsmeter_endpoint_tag="search.rank", opsmeter_user_id="u_42")
+    assert server.provider_models == []
+
+
+def test_an_old_server_answer_blocks_every_call_as_before(server: Opsmeterd, om: Opsmeter) -> None:
+    server.policy = policy(budget("userId", "u_42"), old_server=True)
+    create = chat(server, om)
+    with pytest.raises(BudgetExceededError) as raised:
+        create(model="gpt-4o-mini", messages=MESSAGES, opsmeter_user_id="u_7")
+    assert raised.value.budget is None
+    assert not goes_through(server, create, opsmeter_user_id="u_42")
+    assert server.provider_models == []
+
+
+def test_the_block_lifts_when_the_scoped_budgets_window_ends(server: Opsmeterd, om: Opsmeter) -> None:
+    soon = (datetime.now(timezone.utc) + timedelta(milliseconds=400)).isoformat()
+    server.policy = policy(budget("userId", "u_42", period_end=soon))
+    create = chat(server, om)
+    assert not goes_through(server, create, opsmeter_user_id="u_42")
+    time.sleep(0.5)  # its window ends; Opsmeter is not asked again (a long refresh interval)
+    assert goes_through(server, create, opsmeter_user_id="u_42")
+    assert server.policy_gets == 1
+
+
+def test_an_async_call_is_blocked_only_for_its_own_user(server: Opsmeterd, om: Opsmeter) -> None:
+    server.policy = policy(budget("userId", "u_42"))
+    client = om.wrap_openai(openai.AsyncOpenAI(api_key="sk-test", base_url=f"{server.url}/v1", max_retries=0))
+    create: Any = client.chat.completions.create  # the opsmeter_* keywords are the wrapper's
+
+    async def calls() -> None:
+        with pytest.raises(BudgetExceededError):
+            await create(model="gpt-4o", messages=MESSAGES, opsmeter_user_id="u_42")
+        await create(model="gpt-4o", messages=MESSAGES, opsmeter_user_id="u_7")
+
+    asyncio.run(calls())
+    assert server.provider_models == ["gpt-4o"]
+
+
+def test_a_queue_that_times_out_names_the_scoped_budget(server: Opsmeterd, om: Opsmeter) -> None:
+    server.policy = policy(budget("userId", "u_42"), onBudgetExceeded="queue", queueMaxWaitSeconds=0.3)
+    create = chat(server, om)
+    started = time.monotonic()
+    with pytest.raises(BudgetExceededError) as raised:
+        create(model="gpt-4o", messages=MESSAGES, opsmeter_user_id="u_42")
+    assert 0.3 <= time.monotonic() - started < 3
+    assert (raised.value.action, raised.value.budget, raised.value.budget_value) == ("queue", "userId", "u_42")
+    assert "budget exceeded (userId u_42, daily)" in str(raised.value)
+    started = time.monotonic()
+    assert goes_through(server, create, opsmeter_user_id="u_7")  # another user does not wait
+    assert time.monotonic() - started < 0.3
+
+
+def test_with_scoped_budgets_an_ingest_answers_flags_ask_for_the_policy_early(server: Opsmeterd, om: Opsmeter) -> None:
+    server.policy = policy(budget("userId", "u_42", exceeded=False))
+    server.ingest_flags = {"budgetWarning": True, "budgetExceeded": False, "policyMode": "enforce"}  # as the policy
+    create = chat(server, om)
+    assert goes_through(server, create, opsmeter_user_id="u_42")
+    assert om.flush(timeout=5)
+    time.sleep(1.2)  # sender rounds: ingest answers that agree with the snapshot do not ask for the policy
+    assert server.policy_gets == 1
+    # u_42 goes over: ingest answers now say "a budget is exceeded", which cannot say whose
+    server.policy = policy(budget("userId", "u_42"))
+    server.ingest_flags = {"budgetWarning": True, "budgetExceeded": True, "policyMode": "enforce"}
+    assert goes_through(server, create, opsmeter_user_id="u_7")
+    assert om.flush(timeout=5)
+    assert om.flags.budget_exceeded
+    assert goes_through(server, create, opsmeter_user_id="u_7"), "the ingest flags are not the workspace's"
+    deadline = time.monotonic() + 5
+    while server.policy_gets < 2 and time.monotonic() < deadline:  # the sender asks early, not in 60 s
+        time.sleep(0.05)
+    assert server.policy_gets >= 2
+    assert not goes_through(server, create, opsmeter_user_id="u_42")
+    assert goes_through(server, create, opsmeter_user_id="u_7")
+
+
+def test_without_scoped_budgets_an_ingest_answers_flags_are_the_workspaces(server: Opsmeterd, om: Opsmeter) -> None:
+    server.policy = policy()
+    create = chat(server, om)
+    assert goes_through(server, create, opsmeter_user_id="u_7")
+    server.ingest_flags = {"budgetWarning": True, "budgetExceeded": True, "policyMode": "enforce"}
+    assert goes_through(server, create, opsmeter_user_id="u_7")
+    assert om.flush(timeout=5)
+    with pytest.raises(BudgetExceededError) as raised:
+        create(model="gpt-4o", messages=MESSAGES, opsmeter_user_id="u_7")
+    assert raised.value.budget == "workspace"
+    assert server.policy_gets == 1
