@@ -13,29 +13,34 @@ from opsmeter_reporting.repricing import corrections, diff_by_model, reprice
 from opsmeter_runtime.money import CostBasis
 
 AT = datetime(2026, 12, 7, 9, tzinfo=UTC)
+TOKENS = {
+    "input_tokens": 2_000_000,
+    "output_tokens": 1_000_000,
+    "cached_input_tokens": 0,
+    "cache_write_input_tokens": 0,
+    "reasoning_tokens": 0,
+}
+PROVIDERS = {"claude-sonnet-4-5": "anthropic"}
 PRICES = WorkspacePrices(1, (WorkspacePrice("acme-llama-70b", datetime(2026, 12, 6, tzinfo=UTC), 500_000, 1_000_000),))
 
 
 def call(
-    cost: int, *, basis: CostBasis = "computed", reported: bool = False, model: str = "acme-llama-70b"
+    cost: int, *, basis: CostBasis = "computed", reported: bool = False, model: str = "acme-llama-70b", **tokens: int
 ) -> StoredCall:
+    """A stored call of ``model``: 2M input and 1M output tokens unless ``tokens`` says otherwise."""
     return StoredCall(
         event_id=uuid.uuid4(),
         occurred_at=AT,
-        provider="acme",
+        provider=PROVIDERS.get(model, "acme"),
         model=model,
         model_normalized=model,
         endpoint_tag="chat",
         user_id="u1",
         prompt_version=None,
-        input_tokens=2_000_000,
-        output_tokens=1_000_000,
-        cached_input_tokens=0,
-        cache_write_input_tokens=0,
-        reasoning_tokens=0,
         computed_cost_micro_usd=cost,
         had_reported_cost=reported,
         cost_basis=basis,
+        **{**TOKENS, **tokens},
     )
 
 
@@ -78,23 +83,12 @@ class TestReprice:
 
 class TestOneHourCacheWrites:
     def _sonnet(self, cost: int, one_hour: int) -> StoredCall:
-        return StoredCall(
-            event_id=uuid.uuid4(),
-            occurred_at=AT,
-            provider="anthropic",
+        return call(
+            cost,
             model="claude-sonnet-4-5",
-            model_normalized="claude-sonnet-4-5",
-            endpoint_tag="chat",
-            user_id="u1",
-            prompt_version=None,
             input_tokens=101_000,
             output_tokens=500,
-            cached_input_tokens=0,
             cache_write_input_tokens=100_000,
-            reasoning_tokens=0,
-            computed_cost_micro_usd=cost,
-            had_reported_cost=False,
-            cost_basis="computed",
             cache_write_1h_input_tokens=one_hour,
         )
 
