@@ -13,12 +13,17 @@ from typing import Any
 
 @dataclass(frozen=True)
 class EventStream:
-    """A ``text/event-stream`` body: ``event: <name>`` and ``data: <JSON>`` for each event, in order."""
+    """A ``text/event-stream`` body: ``event: <name>`` (none when the name is None, as OpenAI's chat chunks) and
+    ``data: <JSON>`` (a string as it is: ``[DONE]``) for each event, in order."""
 
-    events: list[tuple[str, Any]]
+    events: list[tuple[str | None, Any]]
 
     def encoded(self) -> bytes:
-        return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in self.events)
+        return b"".join(
+            ("" if name is None else f"event: {name}\n").encode()
+            + f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
+            for name, data in self.events
+        )
 
 
 Answer = tuple[int, Any]

@@ -32,10 +32,12 @@ RECORDED = ("openai", "success", "gpt-4.1-mini", 900, 250, 512, 64, None)
 
 class ResponsesProvider:
     """``POST /v1/responses``: a ``response`` object, or with ``stream: true`` its event stream, ending in
-    ``response.completed`` with the usage."""
+    ``response.completed`` with the usage. ``next`` = "failed" / "incomplete" makes the next response (or stream) end
+    that way; "error" makes the next stream send an ``error`` event after its first events."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.next: str | None = None
         self._server = LocalServer(self._respond)
         self.url = f"{self._server.url}/v1"
 
@@ -43,10 +45,11 @@ class ResponsesProvider:
         if not path.endswith("/responses"):
             return 404, {"error": {"message": "not found", "type": "invalid_request_error"}}
         self.bodies.append(body)
+        ending, self.next = self.next or "completed", None
         if body.get("stream"):
-            return 200, events(body["model"])
+            return 200, events(body["model"], ending)
         schema = ((body.get("text") or {}).get("format") or {}).get("type") == "json_schema"
-        return 200, response(body["model"], "completed", STRUCTURED if schema else REPLY)
+        return 200, response(body["model"], ending, STRUCTURED if schema else REPLY)
 
     def close(self) -> None:
         self._server.close()
@@ -57,19 +60,24 @@ def message(status: str, text: str) -> dict[str, Any]:
     return {"id": "msg_local", "type": "message", "status": status, "role": "assistant", "content": content}
 
 
+FAILURE = {"code": "server_error", "message": "The model failed to generate a response."}
+
+
 def response(model: str, status: str, text: str = REPLY) -> dict[str, Any]:
-    done = status == "completed"
+    """A response as OpenAI sends it: "completed" and "incomplete" with their output and usage, "failed" with its
+    error and no usage, "in_progress" with neither."""
+    done = status in ("completed", "incomplete")
     return {
         "id": "resp_local",
         "object": "response",
         "created_at": 1767225600,
         "status": status,
-        "error": None,
-        "incomplete_details": None,
+        "error": FAILURE if status == "failed" else None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
         "instructions": None,
         "max_output_tokens": None,
         "model": model,
-        "output": [message("completed", text)] if done else [],
+        "output": [message(status, text)] if done else [],
         "parallel_tool_calls": True,
         "previous_response_id": None,
         "reasoning": {"effort": None, "summary": None},
@@ -86,7 +94,9 @@ def response(model: str, status: str, text: str = REPLY) -> dict[str, Any]:
     }
 
 
-def events(model: str) -> EventStream:
+def events(model: str, ending: str = "completed") -> EventStream:
+    """The stream of a response that ends ``response.<ending>``; with ending "error", one cut by an ``error`` event
+    after its first three events (the client passes it on rather than raising)."""
     part = {"item_id": "msg_local", "output_index": 0, "content_index": 0}
     sent: list[tuple[str, dict[str, Any]]] = [
         ("response.created", {"response": response(model, "in_progress")}),
@@ -94,11 +104,17 @@ def events(model: str) -> EventStream:
         ("response.output_item.added", {"output_index": 0, "item": message("in_progress", "")}),
         ("response.content_part.added", {**part, "part": {"type": "output_text", "text": "", "annotations": []}}),
         *[("response.output_text.delta", {**part, "delta": word, "logprobs": []}) for word in REPLY.split(" ")],
-        ("response.output_text.done", {**part, "text": REPLY, "logprobs": []}),
-        ("response.content_part.done", {**part, "part": {"type": "output_text", "text": REPLY, "annotations": []}}),
-        ("response.output_item.done", {"output_index": 0, "item": message("completed", REPLY)}),
-        ("response.completed", {"response": response(model, "completed")}),
     ]
+    if ending == "error":
+        sent[3:] = [("error", {"code": "server_error", "message": "The server had an error", "param": None})]
+    elif ending != "failed":
+        sent += [
+            ("response.output_text.done", {**part, "text": REPLY, "logprobs": []}),
+            ("response.content_part.done", {**part, "part": {"type": "output_text", "text": REPLY, "annotations": []}}),
+            ("response.output_item.done", {"output_index": 0, "item": message(ending, REPLY)}),
+        ]
+    if ending != "error":
+        sent.append((f"response.{ending}", {"response": response(model, ending)}))
     return EventStream([(name, {"type": name, "sequence_number": n, **data}) for n, (name, data) in enumerate(sent)])
 
 
@@ -221,3 +237,46 @@ def test_a_responses_stream_left_before_its_usage_is_marked_usage_missing(
                     break
     missing = ("openai", "success", "gpt-4.1-mini", 0, 0, None, None, "missing")
     assert ingest.tagged(om, "responses.left") == [missing] * 2
+
+
+def test_a_responses_call_that_failed_is_an_error_and_an_incomplete_one_counts_and_says_why(
+    fake: ResponsesProvider, om: Opsmeter, ingest: Ingest
+) -> None:
+    client, async_client = clients(fake, om)
+    unwrapped = openai.OpenAI(api_key="sk-test", base_url=fake.url, max_retries=0)
+    fake.next = "failed"
+    expected = [event.type for event in unwrapped.responses.create(model="gpt-4.1-mini", input="Hi", stream=True)]
+    with om.attribution(endpoint_tag="responses.ended"):
+        fake.next = "failed"
+        streamed = [event.type for event in client.responses.create(model="gpt-4.1-mini", input="Hi", stream=True)]
+        fake.next = "failed"
+        failed = client.responses.create(model="gpt-4.1-mini", input="Hi")
+        fake.next = "incomplete"
+        with client.responses.stream(model="gpt-4.1-mini", input="Hi") as helper:
+            cut = [event.type for event in helper]
+        fake.next = "incomplete"
+        incomplete = asyncio.run(async_client.responses.create(model="gpt-4.1-mini", input="Hi"))
+        fake.next = "error"
+        errored = [event.type for event in client.responses.create(model="gpt-4.1-mini", input="Hi", stream=True)]
+    assert streamed == expected
+    assert expected[-1] == "response.failed"
+    assert failed.status == "failed"
+    assert cut[-1] == "response.incomplete"
+    assert incomplete.status == "incomplete"
+    assert errored[-1] == "error"
+    assert om.flush(timeout=5)
+    sent = [
+        (
+            e["status"],
+            e.get("errorCode"),
+            e["inputTokens"],
+            e["outputTokens"],
+            (e.get("metadata") or {}).get("opsmeterUsage"),
+            (e.get("metadata") or {}).get("opsmeterIncomplete"),
+        )
+        for e in ingest.events
+        if e.get("endpointTag") == "responses.ended"
+    ]
+    error = ("error", "server_error", 0, 0, "missing", None)
+    counted = ("success", None, 900, 250, None, "max_output_tokens")  # an incomplete response's usage is billed
+    assert sent == [error, error, counted, counted, error]

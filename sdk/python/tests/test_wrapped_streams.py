@@ -8,9 +8,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
+from local_http import Answer, EventStream, LocalServer
 
 from opsmeter import Opsmeter
 from opsmeter_runtime.provider_double import REPLY, ProviderDouble
@@ -30,6 +32,21 @@ class Ingest:
         with self._lock:
             self.events.extend(events)
         return httpx.Response(207, json={"results": [{"httpStatus": 202} for _ in events]})
+
+    def failed(self, om: Opsmeter, tag: str) -> list[tuple[Any, ...]]:
+        """(status, error code, input tokens, output tokens, opsmeterUsage) of the records sent for one endpoint tag."""
+        assert om.flush(timeout=5), om.stats()
+        return [
+            (
+                e.get("status"),
+                e.get("errorCode"),
+                e["inputTokens"],
+                e["outputTokens"],
+                (e.get("metadata") or {}).get("opsmeterUsage"),
+            )
+            for e in self.events
+            if e.get("endpointTag") == tag
+        ]
 
     def tagged(self, om: Opsmeter, tag: str) -> list[tuple[Any, ...]]:
         """(status, input tokens, output tokens, opsmeterUsage) of the records sent for one endpoint tag."""
@@ -205,3 +222,101 @@ def test_a_helper_stream_left_early_is_recorded_when_its_block_ends(
     assert text.strip() == REPLY
     missing = ("success", 0, 0, "missing")
     assert ingest.tagged(om, "stream.helper.left") == [missing, missing, full(fake)]
+
+
+class FailingMidStream:
+    """A provider whose streams break after their first events, as each provider sends a failure then (HTTP 200
+    already sent): Anthropic an ``error`` event after ``message_start`` (which carries the input usage), OpenAI a data
+    line holding an error object after a first chunk."""
+
+    MODEL = "claude-sonnet-4-5"
+
+    def __init__(self, fake: ProviderDouble) -> None:
+        self.usage = fake.anthropic_usage
+        self._server = LocalServer(self._respond)
+        self.url = self._server.url
+
+    def _respond(self, method: str, path: str, body: Any) -> Answer:
+        if path.endswith("/messages"):
+            message = {
+                "id": "msg_local",
+                "type": "message",
+                "role": "assistant",
+                "model": body["model"],
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": self.usage.body(output_tokens=1),
+            }
+            error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+            return 200, EventStream(
+                [("message_start", {"type": "message_start", "message": message}), ("error", error)]
+            )
+        chunk: dict[str, Any] = {
+            "id": "chatcmpl-local",
+            "object": "chat.completion.chunk",
+            "created": 1767225600,
+            "model": body["model"],
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+            "usage": None,
+        }
+        failure = {"message": "The server had an error", "type": "server_error", "param": None, "code": None}
+        return 200, EventStream([(None, chunk), (None, {"error": failure})])
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_a_stream_that_fails_mid_way_is_the_error_the_provider_sent_with_the_usage_it_reported(
+    fake: ProviderDouble, om: Opsmeter, ingest: Ingest
+) -> None:
+    failing = FailingMidStream(fake)
+    try:
+        claude = om.wrap_anthropic(anthropic.Anthropic(api_key="sk-ant", base_url=failing.url, max_retries=0))
+        async_claude = om.wrap_anthropic(
+            anthropic.AsyncAnthropic(api_key="sk-ant", base_url=failing.url, max_retries=0)
+        )
+        client = om.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=f"{failing.url}/v1", max_retries=0))
+        unwrapped = anthropic.Anthropic(api_key="sk-ant", base_url=failing.url, max_retries=0)
+        claude_call: Any = {"model": FailingMidStream.MODEL, "max_tokens": 512, "messages": MESSAGES, "stream": True}
+
+        def read(stream: Any) -> tuple[list[str], BaseException | None]:
+            seen: list[str] = []
+            try:
+                for event in stream:
+                    seen.append(event.type)
+            except anthropic.APIError as exc:
+                return seen, exc
+            return seen, None
+
+        expected, plain_error = read(unwrapped.messages.create(**claude_call))
+        with om.attribution(endpoint_tag="stream.failed"):
+            events, error = read(claude.messages.create(**claude_call))
+
+            async def read_async() -> BaseException:
+                stream = await async_claude.messages.create(**claude_call)
+                with pytest.raises(anthropic.APIStatusError) as raised:
+                    async for _ in stream:
+                        pass
+                return raised.value
+
+            async_error = asyncio.run(read_async())
+            chunks = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+            with pytest.raises(openai.APIError) as openai_error:
+                for _ in chunks:
+                    pass
+    finally:
+        failing.close()
+    # the caller gets the events and the exception of the unwrapped client
+    assert events == expected == ["message_start"]
+    assert type(error) is type(async_error) is type(plain_error)
+    assert isinstance(error, anthropic.APIStatusError)
+    assert error.status_code == 200
+    assert openai_error.value.type == "server_error"
+    u = failing.usage
+    started = (u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens, 1, None)
+    assert ingest.failed(om, "stream.failed") == [
+        ("error", "overloaded_error", *started),
+        ("error", "overloaded_error", *started),
+        ("error", "server_error", 0, 0, "missing"),
+    ]

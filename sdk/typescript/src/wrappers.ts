@@ -1,7 +1,8 @@
-// Instrumented provider clients: the client is returned as given, its chat.completions.create (OpenAI) or
-// messages.create (Anthropic) replaced by a recording one that returns the client's own APIPromise. Each call is
-// recorded once; a stream when it ends (from its final usage), fails, or is left early by the caller, however it is
-// read (for await, tee(), toReadableStream()); a response read only through .asResponse() when it arrives.
+// Instrumented provider clients: the client is returned as given, its chat.completions.create and
+// responses.create (OpenAI, and beta.responses.create) or messages.create (Anthropic) replaced by a recording one that
+// returns the client's own APIPromise. Each call is recorded once; a stream when it ends (from its final usage), fails,
+// or is left early by the caller, however it is read (for await, tee(), toReadableStream()); a response read only
+// through .asResponse() when it arrives.
 
 import type { Opsmeter, RecordInput } from "./client.js";
 import { blockError, callScope, type Decision } from "./enforcement.js";
@@ -35,6 +36,17 @@ export function openaiTokens(usage: Obj | null | undefined): Tokens | undefined 
     cachedInputTokens: num(usage.prompt_tokens_details?.cached_tokens),
     cacheWriteInputTokens: num(usage.prompt_tokens_details?.cache_write_tokens),
     reasoningTokens: num(usage.completion_tokens_details?.reasoning_tokens),
+  };
+}
+
+/** The Responses API's usage: input_tokens includes the cached ones, output_tokens the reasoning (SPEC §5's meaning). */
+export function openaiResponseTokens(usage: Obj | null | undefined): Tokens | undefined {
+  if (!usage) return undefined;
+  return {
+    inputTokens: num(usage.input_tokens) ?? 0,
+    outputTokens: num(usage.output_tokens) ?? 0,
+    cachedInputTokens: num(usage.input_tokens_details?.cached_tokens),
+    reasoningTokens: num(usage.output_tokens_details?.reasoning_tokens),
   };
 }
 
@@ -73,28 +85,54 @@ export function withSdkTags(own: Obj, tags: Obj): Obj {
   return merged;
 }
 
-/** What a stream's items tell: observe() says whether the caller gets the item; tags() is the SDK's metadata. */
+/** How a call ended besides its tokens: an error the provider reported in its body or events, the SDK's tags. */
+interface Ending {
+  status: "success" | "error";
+  errorCode?: string;
+  tags: Obj;
+}
+
+const SUCCESS: Ending = { status: "success", tags: {} };
+
+/** What a stream's items tell: observe() says whether the caller gets the item; ending() how the stream ended, as far
+ * as it was read (with the SDK's metadata, e.g. opsmeterUsage: "missing"). */
 interface StreamUsage {
   observe: (item: Obj) => boolean;
   tokens: () => Tokens | undefined;
   model: () => string | undefined;
-  tags: () => Obj;
+  ending: () => Ending;
 }
 
+/** One provider API as a wrapped create() sees it. */
+interface Api {
+  provider: string;
+  tokens: (usage: Obj | undefined) => Tokens | undefined;
+  /** A whole (not streamed) body's ending. */
+  ending: (body: Obj | undefined) => Ending;
+  streamUsage: (hideUsageChunk: boolean) => StreamUsage;
+  prepare: (params: Obj) => { params: Obj; hideUsageChunk: boolean };
+  tokensParam: (params: Obj) => string;
+}
+
+/**
+ * An error raised inside a stream the provider answered 200 has no HTTP status of its own: the error it sent says what
+ * happened (Anthropic's error event: overloaded_error; OpenAI's error object: its code, else its type). A provider
+ * error carries that body as `error`; an HTTP failure keeps http_<status>.
+ */
 function failureCode(error: unknown): string {
-  const status = (error as { status?: unknown } | null)?.status;
-  return typeof status === "number" && status ? `http_${status}` : ((error as Error | null)?.name ?? "Error");
+  const e = (error ?? {}) as { status?: unknown; error?: unknown; code?: unknown; type?: unknown; name?: unknown };
+  const status = typeof e.status === "number" && e.status ? e.status : undefined;
+  if (status !== undefined && status !== 200) return `http_${status}`;
+  if (e.error && typeof e.error === "object") {
+    const kind = [e.code, e.type].find((v) => typeof v === "string" && v);
+    if (kind) return String(kind);
+  }
+  if (status !== undefined) return `http_${status}`;
+  return typeof e.name === "string" && e.name ? e.name : "Error";
 }
 
-function instrument(
-  om: Opsmeter,
-  resource: Obj,
-  provider: string,
-  tokens: (usage: Obj | undefined) => Tokens | undefined,
-  streamUsage: (hideUsageChunk: boolean) => StreamUsage,
-  prepare: (params: Obj) => { params: Obj; hideUsageChunk: boolean },
-  tokensParam: (params: Obj) => string,
-): void {
+function instrument(om: Opsmeter, resource: Obj, api: Api): void {
+  const { provider, tokens, ending, streamUsage, prepare, tokensParam } = api;
   const original = resource.create as ((...args: any[]) => any) & { __opsmeter?: boolean };
   if (original.__opsmeter) return;
   let apiPromise: (new (...args: any[]) => any) | undefined; // the client's APIPromise class, seen on a first call
@@ -129,7 +167,7 @@ function instrument(
         ...(t ?? { inputTokens: 0, outputTokens: 0 }),
         latencyMs: Date.now() - started,
         status,
-        errorCode,
+        errorCode: errorCode?.slice(0, 64), // ingest takes at most 64 characters; a provider's own code could be longer
         endpointTag: attribution.endpointTag,
         userId: attribution.userId,
         promptVersion: attribution.promptVersion,
@@ -140,7 +178,9 @@ function instrument(
     /** What the caller gets: the result, or for a stream one that records what its reader reads. */
     const instrumentResult = (result: Obj, client?: unknown): Obj => {
       if (!params.stream) {
-        record(tokens(result?.usage), result?.model, "success");
+        const end = ending(result);
+        const tags = { ...(result?.usage ? {} : { opsmeterUsage: "missing" }), ...end.tags };
+        record(tokens(result?.usage), result?.model, end.status, end.errorCode, tags);
         return result;
       }
       const seen = streamUsage(prepared.hideUsageChunk);
@@ -154,16 +194,21 @@ function instrument(
             if (seen.observe(item)) yield item;
           }
         } catch (error) {
-          record(seen.tokens(), seen.model(), "error", failureCode(error), seen.tags());
+          record(seen.tokens(), seen.model(), "error", failureCode(error), seen.ending().tags);
           throw error;
         } finally {
-          record(seen.tokens(), seen.model(), "success", undefined, seen.tags());
+          const end = seen.ending();
+          record(seen.tokens(), seen.model(), end.status, end.errorCode, end.tags);
         }
       };
       if (client !== undefined && typeof stream.tee === "function" && stream.controller) {
         // A Stream of the provider's own class (its public constructor) on the recording iterator: tee() and
         // toReadableStream() read through that iterator too, where they would bypass a patched Symbol.asyncIterator.
-        return new stream.constructor(iterate, stream.controller, client);
+        const recording = new stream.constructor(iterate, stream.controller, client);
+        // responses.create()'s _thenUnwrap gives its stream the request id, as a hidden property: kept
+        const requestId = Object.getOwnPropertyDescriptor(stream, "_request_id");
+        if (requestId) Object.defineProperty(recording, "_request_id", requestId);
+        return recording;
       }
       stream[Symbol.asyncIterator] = iterate;
       return stream;
@@ -178,7 +223,10 @@ function instrument(
         .clone()
         .json()
         .then(
-          (body: Obj) => record(tokens(body?.usage), body?.model, "success", undefined, body?.usage ? {} : missing),
+          (body: Obj) => {
+            const end = ending(body);
+            record(tokens(body?.usage), body?.model, end.status, end.errorCode, { ...(body?.usage ? {} : missing), ...end.tags });
+          },
           () => record(undefined, undefined, "success", undefined, missing),
         );
     };
@@ -323,70 +371,132 @@ function rewrapCopies(client: Obj, wrap: (copy: unknown) => unknown): void {
   client.withOptions = withOptions;
 }
 
-/** The same OpenAI client, its chat completions recorded. Per call: `opsmeter: {endpointTag, userId, promptVersion}`. */
+const openaiTokensParam = (params: Obj): string =>
+  "max_tokens" in params && !("max_completion_tokens" in params) ? "max_tokens" : "max_completion_tokens";
+
+/** Chat completions: a stream's tokens come in its usage chunk, the last before [DONE]. */
+const chatCompletions: Api = {
+  provider: "openai",
+  tokens: (usage) => openaiTokens(usage),
+  ending: () => SUCCESS,
+  // A stream left or failed before its usage chunk is recorded without tokens, marked opsmeterUsage: "missing" (the
+  // prompt is billed all the same).
+  streamUsage: (hideUsageChunk) => {
+    let usage: Obj | undefined;
+    let model: string | undefined;
+    return {
+      observe: (chunk) => {
+        model = chunk.model ?? model;
+        if (!chunk.usage) {
+          // asked for usage, every chunk carries `usage: null`; the caller did not ask: no usage key, as unwrapped
+          if (hideUsageChunk && chunk.usage === null) delete chunk.usage;
+          return true;
+        }
+        usage = chunk.usage;
+        return !(hideUsageChunk && !chunk.choices?.length);
+      },
+      tokens: () => openaiTokens(usage),
+      model: () => model,
+      ending: () => ({ status: "success", tags: usage ? {} : { opsmeterUsage: "missing" } }),
+    };
+  },
+  prepare: askForStreamUsage,
+  tokensParam: openaiTokensParam,
+};
+
+/**
+ * A Responses API response's end: "failed" is an error with the code of its `error` (e.g. server_error);
+ * "incomplete" counts (its usage is billed) and says why in metadata.opsmeterIncomplete.
+ */
+function responseEnding(response: Obj | undefined): Ending {
+  if (response?.status === "failed") {
+    return { status: "error", errorCode: String(response.error?.code || "response_failed"), tags: {} };
+  }
+  if (response?.status === "incomplete") {
+    return { status: "success", tags: { opsmeterIncomplete: String(response.incomplete_details?.reason ?? "unknown") } };
+  }
+  return SUCCESS;
+}
+
+/** The events that end a Responses stream; their `response` carries the usage. */
+const RESPONSE_ENDS = new Set(["response.completed", "response.incomplete", "response.failed"]);
+
+/** OpenAI's Responses API (responses.create, and parse() / stream(), which call it): usage in the response. */
+const responses: Api = {
+  provider: "openai",
+  tokens: (usage) => openaiResponseTokens(usage),
+  ending: (body) => responseEnding(body),
+  // A stream's usage is on the response of its last event: a stream left or failed before it is recorded without
+  // tokens, marked opsmeterUsage: "missing". An `error` event the client passes on (not thrown) is the call's error.
+  streamUsage: () => {
+    let usage: Obj | undefined;
+    let model: string | undefined;
+    let last: Obj | undefined;
+    let failed: string | undefined;
+    return {
+      observe: (event) => {
+        const response = event?.response;
+        model = response?.model ?? model;
+        if (response?.usage) usage = response.usage;
+        if (RESPONSE_ENDS.has(event?.type)) last = response;
+        else if (event?.type === "error") failed = String(event.code || "error");
+        return true;
+      },
+      tokens: () => openaiResponseTokens(usage),
+      model: () => model,
+      ending: () => {
+        const end = last ? responseEnding(last) : failed ? { status: "error" as const, errorCode: failed, tags: {} } : SUCCESS;
+        return { ...end, tags: { ...(usage ? {} : { opsmeterUsage: "missing" }), ...end.tags } };
+      },
+    };
+  },
+  prepare: (params) => ({ params, hideUsageChunk: false }),
+  tokensParam: () => "max_output_tokens",
+};
+
+/** The same OpenAI client, its chat completions and Responses API (and beta.responses) recorded. Per call:
+ * `opsmeter: {endpointTag, userId, promptVersion}`. */
 export function wrapOpenAI<T>(om: Opsmeter, client: T): T {
-  instrument(
-    om,
-    (client as Obj).chat.completions,
-    "openai",
-    (usage) => openaiTokens(usage),
-    // A stream's tokens come in its usage chunk, the last before [DONE]: a stream left or failed before it is
-    // recorded without tokens, marked opsmeterUsage: "missing" (the prompt is billed all the same).
-    (hideUsageChunk) => {
-      let usage: Obj | undefined;
-      let model: string | undefined;
-      return {
-        observe: (chunk) => {
-          model = chunk.model ?? model;
-          if (!chunk.usage) {
-            // asked for usage, every chunk carries `usage: null`; the caller did not ask: no usage key, as unwrapped
-            if (hideUsageChunk && chunk.usage === null) delete chunk.usage;
-            return true;
-          }
-          usage = chunk.usage;
-          return !(hideUsageChunk && !chunk.choices?.length);
-        },
-        tokens: () => openaiTokens(usage),
-        model: () => model,
-        tags: (): Obj => (usage ? {} : { opsmeterUsage: "missing" }),
-      };
-    },
-    askForStreamUsage,
-    (params) => ("max_tokens" in params && !("max_completion_tokens" in params) ? "max_tokens" : "max_completion_tokens"),
-  );
-  rewrapCopies(client as Obj, (copy) => wrapOpenAI(om, copy));
+  const c = client as Obj;
+  instrument(om, c.chat.completions, chatCompletions);
+  for (const resource of [c.responses, c.beta?.responses]) {
+    if (resource && typeof resource.create === "function") instrument(om, resource, responses);
+  }
+  rewrapCopies(c, (copy) => wrapOpenAI(om, copy));
   return client;
 }
 
+/** Messages: message_start carries the input side, message_delta the cumulative output. */
+const messagesApi: Api = {
+  provider: "anthropic",
+  tokens: (usage) => anthropicTokens(usage),
+  ending: () => SUCCESS,
+  streamUsage: () => {
+    const usage: Obj = {};
+    let model: string | undefined;
+    const take = (u: Obj | undefined) => {
+      for (const [k, v] of Object.entries(u ?? {})) if (v !== null && v !== undefined) usage[k] = v;
+    };
+    return {
+      observe: (event) => {
+        if (event.type === "message_start") {
+          model = event.message?.model ?? model;
+          take(event.message?.usage);
+        } else if (event.type === "message_delta") take(event.usage);
+        return true;
+      },
+      tokens: () => (Object.keys(usage).length ? anthropicTokens(usage) : undefined),
+      model: () => model,
+      ending: () => SUCCESS,
+    };
+  },
+  prepare: (params) => ({ params, hideUsageChunk: false }),
+  tokensParam: () => "max_tokens",
+};
+
 /** The same Anthropic client, its messages recorded (cache reads and writes counted inside input). */
 export function wrapAnthropic<T>(om: Opsmeter, client: T): T {
-  instrument(
-    om,
-    (client as Obj).messages,
-    "anthropic",
-    (usage) => anthropicTokens(usage),
-    () => {
-      const usage: Obj = {};
-      let model: string | undefined;
-      const take = (u: Obj | undefined) => {
-        for (const [k, v] of Object.entries(u ?? {})) if (v !== null && v !== undefined) usage[k] = v;
-      };
-      return {
-        observe: (event) => {
-          if (event.type === "message_start") {
-            model = event.message?.model ?? model;
-            take(event.message?.usage);
-          } else if (event.type === "message_delta") take(event.usage);
-          return true;
-        },
-        tokens: () => (Object.keys(usage).length ? anthropicTokens(usage) : undefined),
-        model: () => model,
-        tags: () => ({}),
-      };
-    },
-    (params) => ({ params, hideUsageChunk: false }),
-    () => "max_tokens",
-  );
+  instrument(om, (client as Obj).messages, messagesApi);
   rewrapCopies(client as Obj, (copy) => wrapAnthropic(om, copy));
   return client;
 }

@@ -78,10 +78,88 @@ function anthropicAnswer(body) {
   return { events, failure };
 }
 
+// The Responses API (POST /v1/responses): its usage counts the cached tokens inside input, the reasoning inside output.
+const RESPONSES_USAGE = {
+  input_tokens: 900,
+  input_tokens_details: { cached_tokens: 512 },
+  output_tokens: 250,
+  output_tokens_details: { reasoning_tokens: 64 },
+  total_tokens: 1150,
+};
+const RESPONSES_FAILURE = { code: "server_error", message: "The model failed to generate a response." };
+
+const outputMessage = (status, text) => ({
+  id: "msg_fake",
+  type: "message",
+  status,
+  role: "assistant",
+  content: text ? [{ type: "output_text", text, annotations: [], logprobs: [] }] : [],
+});
+
+/** A `response` object with `status` (in_progress, completed, incomplete, failed), as OpenAI sends it. */
+function responseObject(model, status, text = REPLY) {
+  const ended = status !== "in_progress";
+  return {
+    id: "resp_fake",
+    object: "response",
+    created_at: 1767225600,
+    status,
+    error: status === "failed" ? RESPONSES_FAILURE : null,
+    incomplete_details: status === "incomplete" ? { reason: "max_output_tokens" } : null,
+    instructions: null,
+    max_output_tokens: null,
+    model,
+    output: ended && status !== "failed" ? [outputMessage(status === "completed" ? "completed" : "incomplete", text)] : [],
+    parallel_tool_calls: true,
+    previous_response_id: null,
+    reasoning: { effort: null, summary: null },
+    store: true,
+    temperature: 1,
+    text: { format: { type: "text" } },
+    tool_choice: "auto",
+    tools: [],
+    top_p: 1,
+    truncation: "disabled",
+    usage: ended && status !== "failed" ? RESPONSES_USAGE : null,
+    user: null,
+    metadata: {},
+  };
+}
+
+/** The answer to POST /v1/responses: the response, or its events; `ending` says how it ends (completed by default). */
+function responsesAnswer(body, ending = "completed") {
+  const model = body.model;
+  const schema = body.text?.format?.type === "json_schema";
+  const text = schema ? '{"day":"Monday"}' : REPLY;
+  if (!body.stream) return { json: responseObject(model, ending, text) };
+  const part = { item_id: "msg_fake", output_index: 0, content_index: 0 };
+  const sent = [
+    ["response.created", { response: responseObject(model, "in_progress") }],
+    ["response.in_progress", { response: responseObject(model, "in_progress") }],
+    ["response.output_item.added", { output_index: 0, item: outputMessage("in_progress", "") }],
+    ["response.content_part.added", { ...part, part: { type: "output_text", text: "", annotations: [] } }],
+    ...text.split(" ").map((word) => ["response.output_text.delta", { ...part, delta: `${word} `, logprobs: [] }]),
+  ];
+  if (ending !== "failed") {
+    sent.push(
+      ["response.output_text.done", { ...part, text, logprobs: [] }],
+      ["response.content_part.done", { ...part, part: { type: "output_text", text, annotations: [] } }],
+      ["response.output_item.done", { output_index: 0, item: outputMessage(ending, text) }],
+    );
+  }
+  sent.push([`response.${ending}`, { response: responseObject(model, ending, text) }]);
+  const event = ([name, data], n) =>
+    `event: ${name}\ndata: ${JSON.stringify({ type: name, sequence_number: n, ...data })}\n\n`;
+  // a failure mid-stream, as the Responses API sends one: an error event (the client passes it on, it does not throw)
+  const failure = event(["error", { code: "server_error", message: "The server had an error", param: null }], 3);
+  return { events: sent.map(event), failure };
+}
+
 /**
  * A local provider. `fake.next = "500"` makes the next call answer 500; `fake.next = "fail"` makes the next
  * stream send three events, then an error; `fake.next = "hold"` makes it send three events, then wait (up to
- * 5 s) before the rest: a caller that leaves early is seen in `fake.streams` as `closedEarly`.
+ * 5 s) before the rest: a caller that leaves early is seen in `fake.streams` as `closedEarly`. For the Responses API,
+ * `fake.next = "failed"` / `"incomplete"` makes the next response (or stream) end that way.
  */
 async function fakeProvider() {
   const fake = { next: null, streams: [], bodies: [] };
@@ -91,7 +169,14 @@ async function fakeProvider() {
     req.on("end", async () => {
       const body = JSON.parse(raw);
       fake.bodies.push(body);
-      const answer = req.url.endsWith("/chat/completions") ? openaiAnswer(body) : anthropicAnswer(body);
+      const responses = new URL(req.url, "http://fake").pathname.endsWith("/responses");
+      const ending = responses && ["failed", "incomplete"].includes(fake.next) ? fake.next : undefined;
+      if (ending) fake.next = null;
+      const answer = responses
+        ? responsesAnswer(body, ending)
+        : req.url.endsWith("/chat/completions")
+          ? openaiAnswer(body)
+          : anthropicAnswer(body);
       if (answer.json && fake.next !== "500") {
         const data = JSON.stringify(answer.json);
         res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data), "x-request-id": "req_fake" });
@@ -207,6 +292,7 @@ test("a wrapped stream that fails mid-way is recorded once, as an error", async 
   const [failed, ...more] = await records("fail.anthropic");
   assert.deepEqual(more, [], "a failed stream is recorded once");
   assert.equal(failed.status, "error");
+  assert.equal(failed.errorCode, "overloaded_error", "the error event's own type, not the stream's HTTP status");
   assert.deepEqual([failed.inputTokens, failed.cachedInputTokens, failed.cacheWriteInputTokens], [2650, 2000, 500]);
 
   fake.next = "fail";
@@ -218,6 +304,7 @@ test("a wrapped stream that fails mid-way is recorded once, as an error", async 
   const [failedOpenAI, ...moreOpenAI] = await records("fail.openai");
   assert.deepEqual(moreOpenAI, []);
   assert.equal(failedOpenAI.status, "error");
+  assert.equal(failedOpenAI.errorCode, "server_error", "the error object's type");
   assert.equal(failedOpenAI.metadata?.opsmeterUsage, "missing");
 });
 
@@ -502,4 +589,122 @@ test("a call read only through .asResponse() is recorded once: with the usage of
       ["anthropic", "success", 2650, 400, undefined],
     ],
   );
+});
+
+const RESPONSES_MODEL = "gpt-4.1-mini";
+/** What a record says: [status, errorCode, model, input, output, cached, reasoning, opsmeterUsage, opsmeterIncomplete]. */
+const responseRow = (r) => [
+  r.status,
+  r.errorCode,
+  r.model,
+  r.inputTokens,
+  r.outputTokens,
+  r.cachedInputTokens,
+  r.reasoningTokens,
+  r.metadata?.opsmeterUsage,
+  r.metadata?.opsmeterIncomplete,
+];
+/** A Responses call that got RESPONSES_USAGE: input includes the cached tokens, output the reasoning. */
+const RESPONSE_RECORDED = ["success", undefined, RESPONSES_MODEL, 900, 250, 512, 64, undefined, undefined];
+
+test("the Responses API is recorded once per call with its usage, and the caller gets what the unwrapped client gets", async (t) => {
+  const { fake, openai, records } = await setup(t);
+  const plain = new OpenAI({ apiKey: "sk-test", baseURL: `${fake.url}/v1`, maxRetries: 0 });
+  const model = RESPONSES_MODEL;
+  const opsmeter = { endpointTag: "responses" };
+  const created = await openai.responses.create({ model, input: "When does the order ship?", opsmeter });
+  assert.equal(created.output_text, REPLY);
+  const format = { type: "json_schema", name: "shipping", strict: true, schema: { type: "object", properties: { day: { type: "string" } } } };
+  const parsed = await openai.responses.parse({ model, input: "When?", text: { format }, opsmeter });
+  assert.deepEqual(parsed.output_parsed, { day: "Monday" });
+
+  const unwrapped = await plain.responses.create({ model, input: "Hi", stream: true });
+  const expected = [];
+  for await (const event of unwrapped) expected.push(event);
+  const stream = await openai.responses.create({ model, input: "Hi", stream: true, opsmeter });
+  assert.equal(stream.constructor, unwrapped.constructor);
+  assert.equal(stream._request_id, unwrapped._request_id);
+  const streamed = [];
+  for await (const event of stream) streamed.push(event);
+  assert.deepEqual(streamed, expected);
+  assert.equal(expected.at(-1).type, "response.completed");
+
+  const helper = openai.responses.stream({ model, input: "Hi", opsmeter });
+  let text = "";
+  for await (const event of helper) if (event.type === "response.output_text.delta") text += event.delta;
+  assert.equal(text.trim(), REPLY);
+  assert.equal((await helper.finalResponse()).usage.output_tokens, 250);
+  const beta = await openai.beta.responses.create({ model, input: "Hi", opsmeter });
+  assert.equal(beta.usage.input_tokens, 900);
+  assert.deepEqual((await records("responses")).map(responseRow), Array(5).fill(RESPONSE_RECORDED));
+});
+
+test("a Responses stream left before its usage is recorded once, marked usage missing, and its request is closed", async (t) => {
+  const { fake, openai, records } = await setup(t);
+  const opsmeter = { endpointTag: "responses.left" };
+  fake.next = "hold";
+  const stream = await openai.responses.create({ model: RESPONSES_MODEL, input: "Hi", stream: true, opsmeter });
+  for await (const event of stream) if (event.type === "response.created") break;
+  assert.ok(await until(() => fake.streams.at(-1).closedEarly), "the provider's stream is closed when the caller leaves");
+  fake.next = "hold";
+  const helper = openai.responses.stream({ model: RESPONSES_MODEL, input: "Hi", opsmeter });
+  for await (const event of helper) if (event.type === "response.in_progress") break;
+  assert.ok(await until(() => fake.streams.at(-1).closedEarly));
+  const missing = ["success", undefined, RESPONSES_MODEL, 0, 0, undefined, undefined, "missing", undefined];
+  assert.deepEqual((await records("responses.left")).map(responseRow), [missing, missing]);
+});
+
+test("with clamp applied, a Responses call is sent the cap as max_output_tokens", async (t) => {
+  const { fake, om, openai, records } = await setup(t, {
+    policy: () => exceeded({ onBudgetExceeded: "clamp", clampMaxTokens: 64 }),
+  });
+  await om.policy.ready();
+  const opsmeter = { endpointTag: "responses.clamp" };
+  await openai.responses.create({ model: RESPONSES_MODEL, input: "Hi", max_output_tokens: 4096, opsmeter });
+  await openai.responses.stream({ model: RESPONSES_MODEL, input: "Hi", opsmeter }).finalResponse();
+  assert.deepEqual(
+    fake.bodies.map((b) => [b.max_output_tokens, "max_completion_tokens" in b, "max_tokens" in b]),
+    [
+      [64, false, false],
+      [64, false, false],
+    ],
+  );
+  const sent = await records("responses.clamp");
+  assert.deepEqual(
+    sent.map((r) => [r.status, r.outputTokens, r.metadata?.opsmeterAction]),
+    [
+      ["success", 250, "clamp"],
+      ["success", 250, "clamp"],
+    ],
+  );
+});
+
+test("a Responses call that failed is an error with the response's code; an incomplete one counts and says why", async (t) => {
+  const { fake, openai, records } = await setup(t);
+  const plain = new OpenAI({ apiKey: "sk-test", baseURL: `${fake.url}/v1`, maxRetries: 0 });
+  const model = RESPONSES_MODEL;
+  const opsmeter = { endpointTag: "responses.ended" };
+  const types = async (stream) => {
+    const seen = [];
+    for await (const event of stream) seen.push(event.type);
+    return seen;
+  };
+  fake.next = "failed";
+  const expected = await types(await plain.responses.create({ model, input: "Hi", stream: true }));
+  fake.next = "failed";
+  assert.deepEqual(await types(await openai.responses.create({ model, input: "Hi", stream: true, opsmeter })), expected);
+  assert.equal(expected.at(-1), "response.failed");
+  fake.next = "failed";
+  assert.equal((await openai.responses.create({ model, input: "Hi", opsmeter })).status, "failed");
+  fake.next = "incomplete";
+  const incomplete = await types(await openai.responses.create({ model, input: "Hi", stream: true, opsmeter }));
+  assert.equal(incomplete.at(-1), "response.incomplete");
+  fake.next = "incomplete";
+  assert.equal((await openai.responses.create({ model, input: "Hi", opsmeter })).status, "incomplete");
+  fake.next = "fail"; // an error event mid-stream, which the client passes on
+  assert.equal((await types(await openai.responses.create({ model, input: "Hi", stream: true, opsmeter }))).at(-1), "error");
+
+  const failed = ["error", "server_error", model, 0, 0, undefined, undefined, "missing", undefined];
+  const cut = ["success", undefined, model, 900, 250, 512, 64, undefined, "max_output_tokens"];
+  assert.deepEqual((await records("responses.ended")).map(responseRow), [failed, failed, cut, cut, failed]);
 });

@@ -18,7 +18,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from opsmeter.context import resolve
 from opsmeter.enforcement import CallScope, Decision, RuntimePolicy, block_error
@@ -156,21 +156,70 @@ class _Call:
 
 
 def _error_code(exc: BaseException) -> str:
+    """``http_<status>`` for an HTTP failure. An error raised inside a stream the provider answered 200 (Anthropic's
+    ``error`` event, raised as an APIStatusError carrying that 200; OpenAI's error object, as an APIError without a
+    status) is the error the provider sent: its type (``overloaded_error``), for OpenAI its code, else its type."""
     code = getattr(exc, "status_code", None)
+    if code and code != 200:
+        return f"http_{code}"
+    sent = _sent_error(getattr(exc, "body", None))
+    if sent:
+        return sent
     return f"http_{code}" if code else type(exc).__name__
+
+
+def _sent_error(body: Any) -> str | None:
+    """The code or type of a provider's error body: Anthropic's ``{"type": "error", "error": {"type": ...}}``,
+    OpenAI's ``{"message": ..., "type": ..., "code": ...}``."""
+    if not isinstance(body, Mapping):
+        return None
+    inner = body.get("error")
+    if isinstance(inner, Mapping):
+        body = inner
+    for key in ("code", "type"):
+        value = body.get(key)
+        if isinstance(value, str) and value and value != "error":
+            return value
+    return None
+
+
+class Finish(Protocol):
+    """Records a stream's call from what it observed; ``error`` is the exception that ended the stream, if any."""
+
+    def __call__(self, error: BaseException | None = None) -> None: ...
+
+
+def _quietly(finish: Finish) -> Finish:
+    """``finish`` runs where the caller's loop ends or fails: recording must never replace what the caller gets."""
+
+    def finish_quietly(error: BaseException | None = None) -> None:
+        try:
+            finish(error)
+        except Exception:
+            return
+
+    return finish_quietly
+
+
+StreamHooks = tuple[Callable[[Any], bool], Finish]
+"""A stream's ``observe`` and ``finish``, made per call."""
+
+Ending = Callable[[_Call, Any], "tuple[str, str | None]"]
+"""A parsed body's status and error code (a Responses API response can say it failed)."""
 
 
 class _RecordedStream:
     """The provider's stream, passed through chunk by chunk; recorded once it ends, fails or is closed.
 
-    ``observe`` sees every item and says whether the caller gets it (False for a chunk only the SDK asked for).
+    ``observe`` sees every item and says whether the caller gets it (False for a chunk only the SDK asked for);
+    ``finish`` records the call from what was observed, as the error that ended the stream if one did.
     """
 
-    def __init__(self, stream: Any, call: _Call, observe: Callable[[Any], bool], finish: Callable[[], None]) -> None:
+    def __init__(self, stream: Any, call: _Call, observe: Callable[[Any], bool], finish: Finish) -> None:
         self._stream = stream
         self._call = call
         self._observe = observe
-        self._finish = finish
+        self._finish = _quietly(finish)
         self._iterator = self._iterate()
 
     def _iterate(self) -> Iterator[Any]:
@@ -178,8 +227,8 @@ class _RecordedStream:
             for item in self._stream:
                 if self._observe(item):
                     yield item
-        except Exception as exc:
-            self._call.failed(exc)
+        except Exception as exc:  # recorded with the usage the provider reported before the failure
+            self._finish(exc)
             raise
         finally:
             self._finish()
@@ -215,11 +264,11 @@ class _RecordedAsyncStream:
     and ``await stream.close()`` (which closes the provider's connection); recorded once it ends, fails or is
     closed."""
 
-    def __init__(self, stream: Any, call: _Call, observe: Callable[[Any], bool], finish: Callable[[], None]) -> None:
+    def __init__(self, stream: Any, call: _Call, observe: Callable[[Any], bool], finish: Finish) -> None:
         self._stream = stream
         self._call = call
         self._observe = observe
-        self._finish = finish
+        self._finish = _quietly(finish)
         self._iterator = self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Any]:
@@ -227,8 +276,8 @@ class _RecordedAsyncStream:
             async for item in self._stream:
                 if self._observe(item):
                     yield item
-        except Exception as exc:
-            self._call.failed(exc)
+        except Exception as exc:  # recorded with the usage the provider reported before the failure
+            self._finish(exc)
             raise
         finally:
             self._finish()
@@ -392,7 +441,7 @@ def _openai_tokens_param(kwargs: Mapping[str, Any]) -> str:
     return "max_tokens" if "max_tokens" in kwargs and "max_completion_tokens" not in kwargs else "max_completion_tokens"
 
 
-def _openai_stream(call: _Call) -> tuple[Callable[[Any], bool], Callable[[], None]]:
+def _openai_stream(call: _Call) -> StreamHooks:
     """A stream's tokens come in its usage chunk (``choices: []``), the last before ``[DONE]``: a stream left or
     failed before it is recorded without tokens, marked ``opsmeterUsage: "missing"`` (the prompt is billed)."""
     seen: dict[str, Any] = {}
@@ -408,15 +457,41 @@ def _openai_stream(call: _Call) -> tuple[Callable[[Any], bool], Callable[[], Non
         # a usage-only chunk the caller did not ask for would break `chunk.choices[0]` in their loop
         return not (call.usage_chunk_hidden and not getattr(chunk, "choices", None))
 
-    def finish() -> None:
-        call.record(openai_tokens(seen.get("usage")), model=seen.get("model"))
+    def finish(error: BaseException | None = None) -> None:
+        _record_stream(call, openai_tokens(seen.get("usage")), seen.get("model"), error)
 
     return observe, finish
 
 
-def _openai_response_stream(call: _Call) -> tuple[Callable[[Any], bool], Callable[[], None]]:
+def _record_stream(call: _Call, tokens: Tokens | None, model: str | None, error: BaseException | None) -> None:
+    """A stream's record, from the usage it reported: as the error that ended it, if one did."""
+    if error is None:
+        call.record(tokens, model=model)
+    else:
+        call.record(tokens, model=model, status="error", error_code=_error_code(error))
+
+
+RESPONSE_ENDS = ("response.completed", "response.incomplete", "response.failed")
+"""The events that end a Responses stream; their ``response`` carries the usage."""
+
+
+def _response_ending(call: _Call, response: Any) -> tuple[str, str | None]:
+    """A Responses API response's status and error code: "failed" is an error with the code of its ``error``
+    (``server_error``); "incomplete" counts (its usage is billed) and says why in ``opsmeterIncomplete``."""
+    status = getattr(response, "status", None)
+    if status == "failed":
+        return "error", str(getattr(getattr(response, "error", None), "code", None) or "response_failed")
+    if status == "incomplete":
+        reason = getattr(getattr(response, "incomplete_details", None), "reason", None)
+        call.tags["opsmeterIncomplete"] = str(reason or "unknown")
+    return "success", None
+
+
+def _openai_response_stream(call: _Call) -> StreamHooks:
     """A Responses stream's tokens come in its last event (``response.completed``, or ``.incomplete`` /
-    ``.failed``), whose ``response`` has the usage: a stream left or failed before it is marked as missing."""
+    ``.failed``), whose ``response`` has the usage: a stream left or failed before it is marked as missing. One that
+    ended ``response.failed`` is an error with the response's error code, as is one with an ``error`` event (which the
+    client passes on rather than raising)."""
     seen: dict[str, Any] = {}
     call.tags["opsmeterUsage"] = "missing"
 
@@ -427,26 +502,40 @@ def _openai_response_stream(call: _Call) -> tuple[Callable[[Any], bool], Callabl
         if usage is not None:
             seen["usage"] = usage
             call.tags.pop("opsmeterUsage", None)
+        kind = getattr(event, "type", None)
+        if kind in RESPONSE_ENDS:
+            seen["last"] = response
+        elif kind == "error":
+            seen["error"] = str(getattr(event, "code", None) or "error")
         return True
 
-    def finish() -> None:
-        call.record(openai_response_tokens(seen.get("usage")), model=seen.get("model"))
+    def finish(error: BaseException | None = None) -> None:
+        tokens, model = openai_response_tokens(seen.get("usage")), seen.get("model")
+        if error is not None:
+            _record_stream(call, tokens, model, error)
+        elif "last" in seen:
+            status, code = _response_ending(call, seen["last"])
+            call.record(tokens, model=model, status=status, error_code=code)
+        elif "error" in seen:
+            call.record(tokens, model=model, status="error", error_code=seen["error"])
+        else:
+            call.record(tokens, model=model)
 
     return observe, finish
 
 
-def _anthropic_stream(call: _Call) -> tuple[Callable[[Any], bool], Callable[[], None]]:
+def _anthropic_stream(call: _Call) -> StreamHooks:
     usage = AnthropicStreamUsage()
 
     def observe(event: Any) -> bool:
         usage.observe(event)
         return True
 
-    def finish() -> None:
+    def finish(error: BaseException | None = None) -> None:
         tokens = usage.tokens()
-        if tokens is None:  # left before message_start
+        if tokens is None:  # left (or failed) before message_start
             call.tags["opsmeterUsage"] = "missing"
-        call.record(tokens, model=usage.model)
+        _record_stream(call, tokens, usage.model, error)
 
     return observe, finish
 
@@ -457,9 +546,10 @@ def _instrument(
     provider: str,
     tokens_param: Callable[[Mapping[str, Any]], str],
     tokens: Callable[[Any], Tokens | None],
-    stream: Callable[[_Call], tuple[Callable[[Any], bool], Callable[[], None]]],
+    stream: Callable[[_Call], StreamHooks],
     prepare: Callable[[dict[str, Any]], bool],
     method: str = "create",
+    ending: Ending | None = None,
 ) -> None:
     original = getattr(resource, method, None)
     if original is None or getattr(original, MARK, False):
@@ -483,11 +573,11 @@ def _instrument(
                         parsed = await parsed
                     except Exception:
                         parsed = None
-                _record_parsed(call, parsed, tokens)
+                _record_parsed(call, parsed, tokens, ending)
                 return result
             if params.get("stream"):
                 return _tracked_by_helper(_RecordedAsyncStream(result, call, *stream(call)))
-            _record_parsed(call, result, tokens)
+            _record_parsed(call, result, tokens, ending)
             return result
 
         setattr(create_async, MARK, True)
@@ -509,11 +599,11 @@ def _instrument(
                 if inspect.isawaitable(parsed):  # not expected from a sync client
                     getattr(parsed, "close", lambda: None)()
                     parsed = None
-                _record_parsed(call, parsed, tokens)
+                _record_parsed(call, parsed, tokens, ending)
                 return result
             if params.get("stream"):
                 return _tracked_by_helper(_RecordedStream(result, call, *stream(call)))
-            _record_parsed(call, result, tokens)
+            _record_parsed(call, result, tokens, ending)
             return result
 
         setattr(create, MARK, True)
@@ -541,12 +631,16 @@ def _parse_raw(result: Any, params: Mapping[str, Any]) -> Any:
         return None
 
 
-def _record_parsed(call: _Call, parsed: Any, tokens: Callable[[Any], Tokens | None]) -> None:
+def _record_parsed(
+    call: _Call, parsed: Any, tokens: Callable[[Any], Tokens | None], ending: Ending | None = None
+) -> None:
     """Recorded at once: with the usage of the parsed body, else without tokens (a streamed raw response, a
     background Responses call), marked ``opsmeterUsage: "missing"``."""
     if getattr(parsed, "usage", None) is None:
         call.tags["opsmeterUsage"] = "missing"
-    call.record(tokens(getattr(parsed, "usage", None)), model=getattr(parsed, "model", None))
+    status, code = ending(call, parsed) if ending is not None and parsed is not None else ("success", None)
+    usage, model = getattr(parsed, "usage", None), getattr(parsed, "model", None)
+    call.record(tokens(usage), model=model, status=status, error_code=code)
 
 
 def _ask_openai_for_stream_usage(params: dict[str, Any]) -> bool:
@@ -651,6 +745,7 @@ def wrap_openai(om: Any, client: ClientT) -> ClientT:
                 _openai_response_stream,
                 _no_change,
                 method,
+                _response_ending,
             )
         _end_helper_streams_on_exit(responses)
     _rewrap_copies(client, lambda copied: wrap_openai(om, copied))
