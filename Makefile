@@ -73,7 +73,7 @@ lint: install ## ruff check and format check; the console web app's ESLint (type
 	cd $(WEB) && npx eslint --max-warnings=0 .
 
 typecheck: install ## mypy --strict over every package
-	$(VENV)/bin/mypy libs services tools tests bench conftest.py sdk/python/src sdk/python/tests
+	$(VENV)/bin/mypy libs services tools tests bench sdk/python/src sdk/python/tests
 
 bench: install ## Run every benchmark (bench/*_bench.py); each writes its section of docs/benchmarks.md
 	@for script in bench/*_bench.py; do echo "== $$script"; $(VENV)/bin/python $$script --write docs/benchmarks.md || exit 1; done

@@ -1,6 +1,8 @@
 """A local HTTP server for the SDK's tests: each fake says what a request gets, this serves it on 127.0.0.1.
 
 The real provider clients and the SDK's own HTTP client talk to it over a socket, as they would to the real APIs.
+A fake is either ``LocalServer(respond)`` or a subclass with its own :meth:`LocalServer.respond`; either closes at
+the end of a ``with`` block.
 """
 
 import json
@@ -8,7 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,17 @@ Respond = Callable[[str, str, Any], Answer]
 
 
 class LocalServer:
-    def __init__(self, respond: Respond) -> None:
+    def __init__(self, respond: Respond | None = None) -> None:
+        """Serves ``respond``, or without one the subclass's :meth:`respond` (its state set before this is called)."""
+        serve = respond or self.respond
+
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def _answer(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
-                status, answer = respond(method, self.path, body)
+                status, answer = serve(method, self.path, body)
                 if isinstance(answer, EventStream):
                     data, kind = answer.encoded(), "text/event-stream"
                 else:
@@ -67,9 +72,19 @@ class LocalServer:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
+    def respond(self, method: str, path: str, body: Any) -> Answer:
+        """What a request gets, in a subclass."""
+        raise NotImplementedError
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def accepted(events: list[dict[str, Any]]) -> Answer:

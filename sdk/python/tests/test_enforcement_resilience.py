@@ -1,56 +1,20 @@
-"""Enforcement that never stays closed on old news, and bad configuration that never reaches the provider call."""
+"""Enforcement that never stays closed on old news, and bad configuration that never reaches the provider call.
+
+The ``server`` fixture (an :class:`opsmeter_double.Opsmeterd`) answers GET /v1/runtime/policy with its ``policy``, a
+503 while that is None, and chat completions with "ok"."""
 
 import logging
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import openai
 import pytest
-from local_http import Answer, LocalServer
+from opsmeter_double import Opsmeterd
 
 from opsmeter import Opsmeter
 
 PARAMS = {"model": "gpt-4o", "max_tokens": 100, "messages": []}
-
-
-def completion(model: str) -> dict[str, Any]:
-    message = {"role": "assistant", "content": "ok", "refusal": None}
-    return {
-        "id": "chatcmpl-x",
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
-    }
-
-
-class PolicyServer:
-    """A local GET /v1/runtime/policy (``body`` is the answer, or None for a 503), and a chat-completions provider."""
-
-    def __init__(self) -> None:
-        self.body: dict[str, Any] | None = None
-        self._server = LocalServer(self._respond)
-        self.url = self._server.url
-
-    def _respond(self, method: str, path: str, body: Any) -> Answer:
-        if method == "GET":
-            return (200, self.body) if self.body is not None else (503, {})
-        if not path.endswith("/chat/completions"):  # ingest: nothing is recorded in these tests
-            return 404, None
-        return 200, completion(body["model"])
-
-    def close(self) -> None:
-        self._server.close()
-
-
-@pytest.fixture
-def server() -> Iterator[PolicyServer]:
-    running = PolicyServer()
-    yield running
-    running.close()
 
 
 def blocked(until: datetime) -> dict[str, Any]:
@@ -67,8 +31,8 @@ def action(om: Opsmeter) -> str | None:
     return None if decision is None else decision.action
 
 
-def test_an_exceeded_budget_no_longer_blocks_once_its_windows_have_ended(server: PolicyServer) -> None:
-    server.body = blocked(datetime.now(timezone.utc) + timedelta(milliseconds=300))
+def test_an_exceeded_budget_no_longer_blocks_once_its_windows_have_ended(server: Opsmeterd) -> None:
+    server.policy = blocked(datetime.now(timezone.utc) + timedelta(milliseconds=300))
     om = Opsmeter("om_live_x_y", base_url=server.url, enforcement=True, policy_refresh_interval=60)
     try:
         om.policy.refresh()
@@ -80,14 +44,14 @@ def test_an_exceeded_budget_no_longer_blocks_once_its_windows_have_ended(server:
 
 
 def test_with_opsmeter_unreachable_for_three_refresh_intervals_enforcement_fails_open(
-    server: PolicyServer, caplog: pytest.LogCaptureFixture
+    server: Opsmeterd, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server.body = blocked(datetime.now(timezone.utc) + timedelta(hours=1))
+    server.policy = blocked(datetime.now(timezone.utc) + timedelta(hours=1))
     om = Opsmeter("om_live_x_y", base_url=server.url, enforcement=True, policy_refresh_interval=0.1)
     try:
         om.policy.refresh()
         assert action(om) == "block"
-        server.body = None  # Opsmeter is down
+        server.policy = None  # Opsmeter is down
         deadline = time.monotonic() + 3
         with caplog.at_level(logging.WARNING, logger="opsmeter"):
             while action(om) is not None and time.monotonic() < deadline:
@@ -96,7 +60,7 @@ def test_with_opsmeter_unreachable_for_three_refresh_intervals_enforcement_fails
             assert action(om) is None, "a snapshot nobody confirms any more still blocks"
             assert action(om) is None
         assert sum("enforcement is off" in r.getMessage() for r in caplog.records) == 1
-        server.body = blocked(datetime.now(timezone.utc) + timedelta(hours=1))
+        server.policy = blocked(datetime.now(timezone.utc) + timedelta(hours=1))
         om.policy.refresh()
         assert action(om) == "block"
     finally:
@@ -112,7 +76,7 @@ def test_with_opsmeter_unreachable_for_three_refresh_intervals_enforcement_fails
     ],
 )
 def test_bad_configuration_turns_opsmeter_off_with_one_log_line_and_never_breaks_the_call(
-    api_key: str, base_url: str, server: PolicyServer, caplog: pytest.LogCaptureFixture
+    api_key: str, base_url: str, server: Opsmeterd, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="opsmeter"):
         om = Opsmeter(api_key, base_url=base_url, enforcement=True)

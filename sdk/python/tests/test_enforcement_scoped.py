@@ -1,8 +1,8 @@
 """Scoped budgets (one endpoint tag, model or user) act only on their own calls: a real OpenAI client, wrapped,
-against a local Opsmeter (runtime policy and ingest) and provider."""
+against a local Opsmeter (runtime policy and ingest) and provider: the ``server`` fixture, an
+:class:`opsmeter_double.Opsmeterd` each test gives its runtime policy (built by :func:`policy`)."""
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -10,24 +10,12 @@ from typing import Any
 
 import openai
 import pytest
-from local_http import Answer, LocalServer
+from opsmeter_double import Opsmeterd
 
 from opsmeter import BudgetExceededError, Opsmeter
 
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
 LATER = "2999-01-01T00:00:00Z"
-
-
-def completion(model: str) -> dict[str, Any]:
-    message = {"role": "assistant", "content": "ok", "refusal": None}
-    return {
-        "id": "chatcmpl-x",
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
-    }
 
 
 def policy(
@@ -60,44 +48,6 @@ def budget(dimension: str, value: str, *, exceeded: bool = True, period_end: str
         "exceeded": exceeded,
         "periodEnd": period_end,
     }
-
-
-class Opsmeterd:
-    """GET /v1/runtime/policy answers ``policy``; ingest accepts everything and answers ``ingest_flags``; the
-    provider's chat completions answer and are counted in ``provider_models``."""
-
-    def __init__(self) -> None:
-        self.policy: dict[str, Any] = policy()
-        self.ingest_flags: dict[str, Any] = {}
-        self.policy_gets = 0
-        self.provider_models: list[str] = []
-        self.events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._server = LocalServer(self._respond)
-        self.url = self._server.url
-
-    def _respond(self, method: str, path: str, body: Any) -> Answer:
-        with self._lock:
-            if method == "GET" and path.endswith("/v1/runtime/policy"):
-                self.policy_gets += 1
-                return 200, self.policy
-            if path.endswith("/chat/completions"):
-                self.provider_models.append(body["model"])
-                return 200, completion(body["model"])
-            if path.endswith("/v1/ingest/llm-requests"):
-                self.events.extend(body["events"])
-                return 207, {"results": [{"httpStatus": 202} for _ in body["events"]], **self.ingest_flags}
-            return 404, None
-
-    def close(self) -> None:
-        self._server.close()
-
-
-@pytest.fixture
-def server() -> Iterator[Opsmeterd]:
-    running = Opsmeterd()
-    yield running
-    running.close()
 
 
 @pytest.fixture

@@ -16,30 +16,25 @@ from local_http import Answer, LocalServer, accepted
 from opsmeter import Opsmeter
 
 
-class Gateway:
+class Gateway(LocalServer):
     """A local ingest endpoint answering 207, every event accepted; it keeps the externalRequestIds it got."""
 
     def __init__(self) -> None:
         self.ids: list[str] = []
         self._lock = threading.Lock()
-        self._server = LocalServer(self._respond)
-        self.url = self._server.url
+        super().__init__()
 
-    def _respond(self, method: str, path: str, body: Any) -> Answer:
+    def respond(self, method: str, path: str, body: Any) -> Answer:
         events = body["events"]
         with self._lock:
             self.ids.extend(event["externalRequestId"] for event in events)
         return accepted(events)
 
-    def close(self) -> None:
-        self._server.close()
-
 
 @pytest.fixture
 def gateway() -> Iterator[Gateway]:
-    running = Gateway()
-    yield running
-    running.close()
+    with Gateway() as running:
+        yield running
 
 
 def record_one(om: Opsmeter, **extra: Any) -> str | None:

@@ -15,17 +15,16 @@ from opsmeter import Opsmeter
 MAX_QUEUE = 50
 
 
-class StalledGateway:
+class StalledGateway(LocalServer):
     """A local ingest endpoint that takes every batch but answers none until ``release()``; then 207, all accepted."""
 
     def __init__(self) -> None:
         self.batches: list[list[str]] = []  # the externalRequestIds of each POST, in arrival order
         self._arrived = threading.Condition()
         self._released = threading.Event()
-        self._server = LocalServer(self._respond)
-        self.url = self._server.url
+        super().__init__()
 
-    def _respond(self, method: str, path: str, body: Any) -> Answer:
+    def respond(self, method: str, path: str, body: Any) -> Answer:
         events = body["events"]
         with self._arrived:
             self.batches.append([event["externalRequestId"] for event in events])
@@ -42,14 +41,13 @@ class StalledGateway:
 
     def close(self) -> None:
         self._released.set()
-        self._server.close()
+        super().close()
 
 
 @pytest.fixture
 def gateway() -> Iterator[StalledGateway]:
-    stalled = StalledGateway()
-    yield stalled
-    stalled.close()
+    with StalledGateway() as stalled:
+        yield stalled
 
 
 def client(url: str, **options: Any) -> Opsmeter:

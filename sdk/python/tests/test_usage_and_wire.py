@@ -1,14 +1,13 @@
 """Pure parts of the SDK: provider usage → SPEC §5 tokens, and the wire record (a wrapped client included)."""
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import anthropic
-import httpx
 import pytest
 from local_http import LocalServer
+from opsmeter_double import MemoryIngest
 
 from opsmeter import Opsmeter, anthropic_tokens, openai_tokens
 from opsmeter._wire import event
@@ -34,22 +33,11 @@ ANTHROPIC_MESSAGE = {  # the shape of a real Messages API answer: input_tokens e
 }
 
 
-class FakeAnthropic:
-    """A local server answering ``POST /v1/messages`` with :data:`ANTHROPIC_MESSAGE` (the real client talks to it)."""
-
-    def __init__(self) -> None:
-        self._server = LocalServer(lambda method, path, body: (200, ANTHROPIC_MESSAGE))
-        self.url = self._server.url
-
-    def close(self) -> None:
-        self._server.close()
-
-
 @pytest.fixture
-def provider() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    yield fake
-    fake.close()
+def provider() -> Iterator[LocalServer]:
+    """A local server answering ``POST /v1/messages`` with :data:`ANTHROPIC_MESSAGE` (the real client talks to it)."""
+    with LocalServer(lambda method, path, body: (200, ANTHROPIC_MESSAGE)) as fake:
+        yield fake
 
 
 class TestTokens:
@@ -161,59 +149,37 @@ class TestWire:
         assert datetime.fromisoformat(body["timestamp"]).tzinfo is not None
         assert "cacheWriteInputTokens" not in event(values, send_cache_write_tokens=False)  # the opt-out
 
-    def test_a_wrapped_anthropic_call_sends_its_cache_writes_by_default(self, provider: FakeAnthropic) -> None:
+    def test_a_wrapped_anthropic_call_sends_its_cache_writes_by_default(
+        self, provider: LocalServer, om: Opsmeter, ingest: MemoryIngest
+    ) -> None:
         """The Anthropic wrapper's ``cache_creation_input_tokens`` reach the gateway as ``cacheWriteInputTokens``
         with the client's default settings, so the gateway prices them as cache writes (SPEC §5)."""
-        sent: list[dict[str, Any]] = []
-
-        def gateway(request: httpx.Request) -> httpx.Response:
-            events = json.loads(request.content)["events"]
-            sent.extend(events)
-            return httpx.Response(207, json={"results": [{"httpStatus": 202} for _ in events]})
-
-        om = Opsmeter("om_live_x_y", base_url="http://gateway.test", transport=httpx.MockTransport(gateway))
-        try:
-            client = om.wrap_anthropic(anthropic.Anthropic(api_key="sk-ant", base_url=provider.url, max_retries=0))
-            message = client.messages.create(
-                model="claude-sonnet-4-5",
-                max_tokens=512,
-                messages=[{"role": "user", "content": "Summarise the order."}],
-            )
-            assert om.flush(timeout=5)
-        finally:
-            om.shutdown(timeout=1)
+        client = om.wrap_anthropic(anthropic.Anthropic(api_key="sk-ant", base_url=provider.url, max_retries=0))
+        message = client.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=512,
+            messages=[{"role": "user", "content": "Summarise the order."}],
+        )
+        assert om.flush(timeout=5)
         usage = message.usage
         assert usage.cache_creation_input_tokens == 500
-        [record] = sent
+        [record] = ingest.events
         assert record["cacheWriteInputTokens"] == usage.cache_creation_input_tokens
         assert record["cachedInputTokens"] == usage.cache_read_input_tokens
         assert record["inputTokens"] == 150 + 2000 + 500
 
     def test_a_wrapped_anthropic_call_sends_its_1h_cache_writes(
-        self, provider: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+        self, provider: LocalServer, om: Opsmeter, ingest: MemoryIngest, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """1-hour writes cost more than 5-minute ones: the gateway gets them as ``cacheWrite1hInputTokens``."""
         usage = ANTHROPIC_MESSAGE["usage"]
         assert isinstance(usage, dict)
         one_hour = {**usage, "cache_creation": {"ephemeral_5m_input_tokens": 200, "ephemeral_1h_input_tokens": 300}}
         monkeypatch.setitem(ANTHROPIC_MESSAGE, "usage", one_hour)
-        sent: list[dict[str, Any]] = []
-
-        def gateway(request: httpx.Request) -> httpx.Response:
-            events = json.loads(request.content)["events"]
-            sent.extend(events)
-            return httpx.Response(207, json={"results": [{"httpStatus": 202} for _ in events]})
-
-        om = Opsmeter("om_live_x_y", base_url="http://gateway.test", transport=httpx.MockTransport(gateway))
-        try:
-            client = om.wrap_anthropic(anthropic.Anthropic(api_key="sk-ant", base_url=provider.url, max_retries=0))
-            client.messages.create(
-                model="claude-sonnet-4-5", max_tokens=512, messages=[{"role": "user", "content": "Hi"}]
-            )
-            assert om.flush(timeout=5)
-        finally:
-            om.shutdown(timeout=1)
-        [record] = sent
+        client = om.wrap_anthropic(anthropic.Anthropic(api_key="sk-ant", base_url=provider.url, max_retries=0))
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=512, messages=[{"role": "user", "content": "Hi"}])
+        assert om.flush(timeout=5)
+        [record] = ingest.events
         assert (record["cacheWriteInputTokens"], record["cacheWrite1hInputTokens"]) == (500, 300)
 
     def test_withholding_cache_writes_withholds_the_1h_ones_too(self) -> None:

@@ -3,16 +3,14 @@ posts by itself, are recorded once with their usage; so are the ``beta`` resourc
 ``with_options(...)``. Real clients against the local provider double."""
 
 import asyncio
-import json
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
-import httpx
 import openai
 import pytest
-from local_http import Answer, EventStream, LocalServer, accepted
+from local_http import EventStream, LocalServer
+from opsmeter_double import MemoryIngest, Opsmeterd
+from wrapped_clients import claude_clients
 
 from opsmeter import BudgetExceededError, Opsmeter
 from opsmeter_runtime.provider_double import REPLY, ProviderDouble
@@ -21,64 +19,22 @@ MESSAGES: Any = [{"role": "user", "content": "Summarise the order."}]
 CLAUDE: Any = {"model": "claude-sonnet-4-5", "max_tokens": 512, "messages": MESSAGES}
 
 
-class Ingest:
-    """The ingest API in memory: every event accepted."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if not request.url.path.endswith("/llm-requests"):
-            return httpx.Response(404, json={})
-        events = json.loads(request.content)["events"]
-        with self._lock:
-            self.events.extend(events)
-        return httpx.Response(207, json={"results": [{"httpStatus": 202} for _ in events]})
-
+class Ingest(MemoryIngest):
     def tagged(self, om: Opsmeter, tag: str) -> list[tuple[Any, ...]]:
-        assert om.flush(timeout=5), om.stats()
-        return [
-            (e["provider"], e.get("status"), e["inputTokens"], e["outputTokens"])
-            for e in self.events
-            if e.get("endpointTag") == tag
-        ]
+        return self.columns(om, tag, "provider status inputTokens outputTokens")
 
     def messages(self, om: Opsmeter, tag: str) -> list[tuple[Any, ...]]:
-        """(status, error code, model, input, output, cache read, cache write tokens, opsmeterUsage) per record."""
-        assert om.flush(timeout=5), om.stats()
-        return [
-            (
-                e.get("status"),
-                e.get("errorCode"),
-                e["model"],
-                e["inputTokens"],
-                e["outputTokens"],
-                e.get("cachedInputTokens"),
-                e.get("cacheWriteInputTokens"),
-                (e.get("metadata") or {}).get("opsmeterUsage"),
-            )
-            for e in self.events
-            if e.get("endpointTag") == tag
-        ]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[ProviderDouble]:
-    with ProviderDouble() as double:
-        yield double
+        return self.columns(
+            om,
+            tag,
+            "status errorCode model inputTokens outputTokens cachedInputTokens cacheWriteInputTokens"
+            " metadata.opsmeterUsage",
+        )
 
 
 @pytest.fixture
 def ingest() -> Ingest:
     return Ingest()
-
-
-@pytest.fixture
-def om(ingest: Ingest) -> Iterator[Opsmeter]:
-    client = Opsmeter("om_live_x_y", base_url="http://ingest.test", transport=httpx.MockTransport(ingest))
-    yield client
-    client.shutdown(timeout=1)
 
 
 def openai_usage(fake: ProviderDouble, om: Opsmeter) -> tuple[int, int]:
@@ -174,13 +130,6 @@ def test_a_with_raw_response_call_is_recorded_with_its_usage(
     assert sent[0] == ("openai", "success", *usage)
     assert [row[3] for row in sent[1:]] == [message.usage.output_tokens, async_message.usage.output_tokens]
     assert all(row[2] > 0 for row in sent)
-
-
-def claude_clients(url: str, om: Opsmeter) -> tuple[anthropic.Anthropic, anthropic.AsyncAnthropic]:
-    return (
-        om.wrap_anthropic(anthropic.Anthropic(api_key="sk-ant", base_url=url, max_retries=0)),
-        om.wrap_anthropic(anthropic.AsyncAnthropic(api_key="sk-ant", base_url=url, max_retries=0)),
-    )
 
 
 def whole_message(fake: ProviderDouble) -> tuple[Any, ...]:
@@ -283,35 +232,17 @@ def test_an_anthropic_messages_stream_left_early_or_failed_is_recorded_once(
     assert raised.value.status_code == 200
 
 
-class PolicyAndIngest:
-    """Opsmeter on a local socket: GET /v1/runtime/policy answers ``policy``, ingest keeps what it is sent."""
-
-    def __init__(self, policy: dict[str, Any]) -> None:
-        self.policy = policy
-        self.events: list[dict[str, Any]] = []
-        self._server = LocalServer(self._respond)
-        self.url = self._server.url
-
-    def _respond(self, method: str, path: str, body: Any) -> Answer:
-        if method == "GET":
-            return 200, self.policy
-        self.events.extend(body["events"])
-        return accepted(body["events"])
-
-    def close(self) -> None:
-        self._server.close()
-
-
 def test_anthropic_messages_stream_gets_the_runtime_action(fake: ProviderDouble) -> None:
     clamp = {"onBudgetExceeded": "clamp", "clampMaxTokens": 64}
-    opsmeter = PolicyAndIngest({"policyMode": "enforce", "budgetExceeded": True, "runtimeActions": clamp})
+    policy: dict[str, Any] = {"policyMode": "enforce", "budgetExceeded": True, "runtimeActions": clamp}
+    opsmeter = Opsmeterd(policy)
     om = Opsmeter("om_live_x_y", base_url=opsmeter.url, enforcement=True)
     try:
         claude, async_claude = claude_clients(fake.url, om)
         with claude.messages.stream(**CLAUDE) as stream:
             stream.until_done()
         assert fake.calls_to("anthropic")[-1].body["max_tokens"] == 64
-        opsmeter.policy["runtimeActions"] = {"onBudgetExceeded": "block"}
+        policy["runtimeActions"] = {"onBudgetExceeded": "block"}
         om.policy.refresh()
         calls = len(fake.calls)
         with pytest.raises(BudgetExceededError), claude.messages.stream(**CLAUDE):

@@ -3,16 +3,15 @@ are each recorded once with the usage the provider sent, and the caller gets wha
 clients against a local provider answering with the Responses API's JSON and event shapes."""
 
 import asyncio
-import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from local_http import Answer, EventStream, LocalServer
+from opsmeter_double import MemoryIngest
 from pydantic import BaseModel
+from wrapped_clients import openai_clients
 
 from opsmeter import Opsmeter
 
@@ -30,7 +29,7 @@ RECORDED = ("openai", "success", "gpt-4.1-mini", 900, 250, 512, 64, None)
 """What a call that got USAGE is recorded as: Responses' input includes the cached tokens, output the reasoning."""
 
 
-class ResponsesProvider:
+class ResponsesProvider(LocalServer):
     """``POST /v1/responses``: a ``response`` object, or with ``stream: true`` its event stream, ending in
     ``response.completed`` with the usage. ``next`` = "failed" / "incomplete" makes the next response (or stream) end
     that way; "error" makes the next stream send an ``error`` event after its first events."""
@@ -38,10 +37,10 @@ class ResponsesProvider:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.next: str | None = None
-        self._server = LocalServer(self._respond)
-        self.url = f"{self._server.url}/v1"
+        super().__init__()
+        self.url += "/v1"  # an OpenAI client's base URL
 
-    def _respond(self, method: str, path: str, body: Any) -> Answer:
+    def respond(self, method: str, path: str, body: Any) -> Answer:
         if not path.endswith("/responses"):
             return 404, {"error": {"message": "not found", "type": "invalid_request_error"}}
         self.bodies.append(body)
@@ -51,8 +50,11 @@ class ResponsesProvider:
         schema = ((body.get("text") or {}).get("format") or {}).get("type") == "json_schema"
         return 200, response(body["model"], ending, STRUCTURED if schema else REPLY)
 
-    def close(self) -> None:
-        self._server.close()
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[ResponsesProvider]:
+    with ResponsesProvider() as provider:
+        yield provider
 
 
 def message(status: str, text: str) -> dict[str, Any]:
@@ -118,47 +120,13 @@ def events(model: str, ending: str = "completed") -> EventStream:
     return EventStream([(name, {"type": name, "sequence_number": n, **data}) for n, (name, data) in enumerate(sent)])
 
 
-class Ingest:
-    """The ingest API in memory: every event accepted."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        events = json.loads(request.content)["events"]
-        with self._lock:
-            self.events.extend(events)
-        return httpx.Response(207, json={"results": [{"httpStatus": 202} for _ in events]})
-
+class Ingest(MemoryIngest):
     def tagged(self, om: Opsmeter, tag: str) -> list[tuple[Any, ...]]:
-        """(provider, status, model, input, output, cached, reasoning tokens, opsmeterUsage) per record."""
-        assert om.flush(timeout=5), om.stats()
-        return [
-            (
-                e["provider"],
-                e.get("status"),
-                e["model"],
-                e["inputTokens"],
-                e["outputTokens"],
-                e.get("cachedInputTokens"),
-                e.get("reasoningTokens"),
-                (e.get("metadata") or {}).get("opsmeterUsage"),
-            )
-            for e in self.events
-            if e.get("endpointTag") == tag
-        ]
-
-
-class Shipping(BaseModel):
-    day: str
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[ResponsesProvider]:
-    provider = ResponsesProvider()
-    yield provider
-    provider.close()
+        return self.columns(
+            om,
+            tag,
+            "provider status model inputTokens outputTokens cachedInputTokens reasoningTokens metadata.opsmeterUsage",
+        )
 
 
 @pytest.fixture
@@ -166,24 +134,14 @@ def ingest() -> Ingest:
     return Ingest()
 
 
-@pytest.fixture
-def om(ingest: Ingest) -> Iterator[Opsmeter]:
-    client = Opsmeter("om_live_x_y", base_url="http://ingest.test", transport=httpx.MockTransport(ingest))
-    yield client
-    client.shutdown(timeout=1)
-
-
-def clients(fake: ResponsesProvider, om: Opsmeter) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
-    return (
-        om.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=fake.url, max_retries=0)),
-        om.wrap_openai(openai.AsyncOpenAI(api_key="sk-test", base_url=fake.url, max_retries=0)),
-    )
+class Shipping(BaseModel):
+    day: str
 
 
 def test_responses_create_and_parse_are_recorded_with_their_usage(
     fake: ResponsesProvider, om: Opsmeter, ingest: Ingest
 ) -> None:
-    client, async_client = clients(fake, om)
+    client, async_client = openai_clients(fake.url, om)
     with om.attribution(endpoint_tag="responses.create"):
         created = client.responses.create(model="gpt-4.1-mini", input="When does the order ship?")
         parsed = client.responses.parse(model="gpt-4.1-mini", input="When does it ship?", text_format=Shipping)
@@ -201,7 +159,7 @@ def test_responses_create_and_parse_are_recorded_with_their_usage(
 def test_a_responses_stream_is_recorded_once_and_the_caller_gets_every_event(
     fake: ResponsesProvider, om: Opsmeter, ingest: Ingest
 ) -> None:
-    client, async_client = clients(fake, om)
+    client, async_client = openai_clients(fake.url, om)
     unwrapped = openai.OpenAI(api_key="sk-test", base_url=fake.url, max_retries=0)
     expected = [event.type for event in unwrapped.responses.create(model="gpt-4.1-mini", input="Hi", stream=True)]
     with om.attribution(endpoint_tag="responses.stream"):
@@ -227,7 +185,7 @@ def test_a_responses_stream_is_recorded_once_and_the_caller_gets_every_event(
 def test_a_responses_stream_left_before_its_usage_is_marked_usage_missing(
     fake: ResponsesProvider, om: Opsmeter, ingest: Ingest
 ) -> None:
-    client, _ = clients(fake, om)
+    client, _ = openai_clients(fake.url, om)
     with om.attribution(endpoint_tag="responses.left"):
         with client.responses.create(model="gpt-4.1-mini", input="Hi", stream=True) as stream:
             assert next(stream).type == "response.created"
@@ -242,7 +200,7 @@ def test_a_responses_stream_left_before_its_usage_is_marked_usage_missing(
 def test_a_responses_call_that_failed_is_an_error_and_an_incomplete_one_counts_and_says_why(
     fake: ResponsesProvider, om: Opsmeter, ingest: Ingest
 ) -> None:
-    client, async_client = clients(fake, om)
+    client, async_client = openai_clients(fake.url, om)
     unwrapped = openai.OpenAI(api_key="sk-test", base_url=fake.url, max_retries=0)
     fake.next = "failed"
     expected = [event.type for event in unwrapped.responses.create(model="gpt-4.1-mini", input="Hi", stream=True)]
@@ -265,18 +223,11 @@ def test_a_responses_call_that_failed_is_an_error_and_an_incomplete_one_counts_a
     assert incomplete.status == "incomplete"
     assert errored[-1] == "error"
     assert om.flush(timeout=5)
-    sent = [
-        (
-            e["status"],
-            e.get("errorCode"),
-            e["inputTokens"],
-            e["outputTokens"],
-            (e.get("metadata") or {}).get("opsmeterUsage"),
-            (e.get("metadata") or {}).get("opsmeterIncomplete"),
-        )
-        for e in ingest.events
-        if e.get("endpointTag") == "responses.ended"
-    ]
+    sent = ingest.columns(
+        om,
+        "responses.ended",
+        "status errorCode inputTokens outputTokens metadata.opsmeterUsage metadata.opsmeterIncomplete",
+    )
     error = ("error", "server_error", 0, 0, "missing", None)
     counted = ("success", None, 900, 250, None, "max_output_tokens")  # an incomplete response's usage is billed
     assert sent == [error, error, counted, counted, error]

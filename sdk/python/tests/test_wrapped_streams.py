@@ -3,16 +3,14 @@ is kept from the caller's loop, an async stream closes, iterates and enters as t
 a stream left before its usage is recorded as such. Real clients against the local provider double."""
 
 import asyncio
-import json
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
-import httpx
 import openai
 import pytest
 from local_http import Answer, EventStream, LocalServer
+from opsmeter_double import MemoryIngest
+from wrapped_clients import claude_clients, openai_clients
 
 from opsmeter import Opsmeter
 from opsmeter_runtime.provider_double import REPLY, ProviderDouble
@@ -20,67 +18,17 @@ from opsmeter_runtime.provider_double import REPLY, ProviderDouble
 MESSAGES: Any = [{"role": "user", "content": "Summarise the order."}]
 
 
-class Ingest:
-    """The ingest API in memory: every event accepted."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        events = json.loads(request.content)["events"]
-        with self._lock:
-            self.events.extend(events)
-        return httpx.Response(207, json={"results": [{"httpStatus": 202} for _ in events]})
-
+class Ingest(MemoryIngest):
     def failed(self, om: Opsmeter, tag: str) -> list[tuple[Any, ...]]:
-        """(status, error code, input tokens, output tokens, opsmeterUsage) of the records sent for one endpoint tag."""
-        assert om.flush(timeout=5), om.stats()
-        return [
-            (
-                e.get("status"),
-                e.get("errorCode"),
-                e["inputTokens"],
-                e["outputTokens"],
-                (e.get("metadata") or {}).get("opsmeterUsage"),
-            )
-            for e in self.events
-            if e.get("endpointTag") == tag
-        ]
+        return self.columns(om, tag, "status errorCode inputTokens outputTokens metadata.opsmeterUsage")
 
     def tagged(self, om: Opsmeter, tag: str) -> list[tuple[Any, ...]]:
-        """(status, input tokens, output tokens, opsmeterUsage) of the records sent for one endpoint tag."""
-        assert om.flush(timeout=5), om.stats()
-        return [
-            (e.get("status"), e["inputTokens"], e["outputTokens"], (e.get("metadata") or {}).get("opsmeterUsage"))
-            for e in self.events
-            if e.get("endpointTag") == tag
-        ]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[ProviderDouble]:
-    with ProviderDouble() as double:
-        yield double
+        return self.columns(om, tag, "status inputTokens outputTokens metadata.opsmeterUsage")
 
 
 @pytest.fixture
 def ingest() -> Ingest:
     return Ingest()
-
-
-@pytest.fixture
-def om(ingest: Ingest) -> Iterator[Opsmeter]:
-    client = Opsmeter("om_live_x_y", base_url="http://ingest.test", transport=httpx.MockTransport(ingest))
-    yield client
-    client.shutdown(timeout=1)
-
-
-def clients(fake: ProviderDouble, om: Opsmeter) -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
-    return (
-        om.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=fake.openai_url, max_retries=0)),
-        om.wrap_openai(openai.AsyncOpenAI(api_key="sk-test", base_url=fake.openai_url, max_retries=0)),
-    )
 
 
 def full(fake: ProviderDouble) -> tuple[str, int, int, None]:
@@ -91,7 +39,7 @@ def full(fake: ProviderDouble) -> tuple[str, int, int, None]:
 def test_a_stream_the_caller_did_not_ask_usage_of_has_no_usage_chunk_for_their_loop(
     fake: ProviderDouble, om: Opsmeter, ingest: Ingest
 ) -> None:
-    client, async_client = clients(fake, om)
+    client, async_client = openai_clients(fake.openai_url, om)
     with om.attribution(endpoint_tag="stream.hidden"):
         # the loop written for an unwrapped stream: every chunk has a choice
         stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
@@ -115,7 +63,7 @@ def test_a_stream_the_caller_did_not_ask_usage_of_has_no_usage_chunk_for_their_l
 def test_a_stream_the_caller_asked_usage_of_still_ends_with_the_usage_chunk(
     fake: ProviderDouble, om: Opsmeter, ingest: Ingest
 ) -> None:
-    client, async_client = clients(fake, om)
+    client, async_client = openai_clients(fake.openai_url, om)
     asked: Any = {"include_usage": True}
     with om.attribution(endpoint_tag="stream.asked"):
         chunks = list(
@@ -143,7 +91,7 @@ def test_a_stream_the_caller_asked_usage_of_still_ends_with_the_usage_chunk(
 def test_an_async_stream_closes_iterates_and_enters_as_the_providers_async_stream(
     fake: ProviderDouble, om: Opsmeter, ingest: Ingest
 ) -> None:
-    _, async_client = clients(fake, om)
+    _, async_client = openai_clients(fake.openai_url, om)
 
     async def use() -> None:
         with om.attribution(endpoint_tag="stream.async"):
@@ -178,7 +126,7 @@ def test_an_async_stream_closes_iterates_and_enters_as_the_providers_async_strea
 def test_a_sync_stream_steps_with_next_and_a_stream_left_early_is_marked_usage_missing(
     fake: ProviderDouble, om: Opsmeter, ingest: Ingest
 ) -> None:
-    client, _ = clients(fake, om)
+    client, _ = openai_clients(fake.openai_url, om)
     with om.attribution(endpoint_tag="stream.left"):
         stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
         assert next(stream).choices[0].delta.role == "assistant"
@@ -200,7 +148,7 @@ def test_a_sync_stream_steps_with_next_and_a_stream_left_early_is_marked_usage_m
 def test_a_helper_stream_left_early_is_recorded_when_its_block_ends(
     fake: ProviderDouble, om: Opsmeter, ingest: Ingest
 ) -> None:
-    client, async_client = clients(fake, om)
+    client, async_client = openai_clients(fake.openai_url, om)
     with om.attribution(endpoint_tag="stream.helper.left"):
         # the helper closes the HTTP response itself on leaving the block: the record is taken then, not when the
         # stream is collected
@@ -224,7 +172,7 @@ def test_a_helper_stream_left_early_is_recorded_when_its_block_ends(
     assert ingest.tagged(om, "stream.helper.left") == [missing, missing, full(fake)]
 
 
-class FailingMidStream:
+class FailingMidStream(LocalServer):
     """A provider whose streams break after their first events, as each provider sends a failure then (HTTP 200
     already sent): Anthropic an ``error`` event after ``message_start`` (which carries the input usage), OpenAI a data
     line holding an error object after a first chunk."""
@@ -233,10 +181,9 @@ class FailingMidStream:
 
     def __init__(self, fake: ProviderDouble) -> None:
         self.usage = fake.anthropic_usage
-        self._server = LocalServer(self._respond)
-        self.url = self._server.url
+        super().__init__()
 
-    def _respond(self, method: str, path: str, body: Any) -> Answer:
+    def respond(self, method: str, path: str, body: Any) -> Answer:
         if path.endswith("/messages"):
             message = {
                 "id": "msg_local",
@@ -263,19 +210,13 @@ class FailingMidStream:
         failure = {"message": "The server had an error", "type": "server_error", "param": None, "code": None}
         return 200, EventStream([(None, chunk), (None, {"error": failure})])
 
-    def close(self) -> None:
-        self._server.close()
-
 
 def test_a_stream_that_fails_mid_way_is_the_error_the_provider_sent_with_the_usage_it_reported(
     fake: ProviderDouble, om: Opsmeter, ingest: Ingest
 ) -> None:
     failing = FailingMidStream(fake)
     try:
-        claude = om.wrap_anthropic(anthropic.Anthropic(api_key="sk-ant", base_url=failing.url, max_retries=0))
-        async_claude = om.wrap_anthropic(
-            anthropic.AsyncAnthropic(api_key="sk-ant", base_url=failing.url, max_retries=0)
-        )
+        claude, async_claude = claude_clients(failing.url, om)
         client = om.wrap_openai(openai.OpenAI(api_key="sk-test", base_url=f"{failing.url}/v1", max_retries=0))
         unwrapped = anthropic.Anthropic(api_key="sk-ant", base_url=failing.url, max_retries=0)
         claude_call: Any = {"model": FailingMidStream.MODEL, "max_tokens": 512, "messages": MESSAGES, "stream": True}
