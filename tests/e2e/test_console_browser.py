@@ -209,6 +209,27 @@ class TestOverview:
         page.get_by_role("meter", name="Model gpt-4o-mini daily budget used").wait_for()
         screenshot(page, "overview-scoped-budget")
 
+    def test_a_scoped_budget_exceeded_under_hard_stop_says_only_its_events_are_refused(
+        self, browser: Browser, console: str, stack: RunningStack
+    ) -> None:
+        ws = Workspace.create(stack, "starter")
+        policy = f"{stack.url('policy-engine')}/v1/workspaces/{ws.id}"
+        scoped = {"dimension": "userId", "value": "u_heavy", "dailyUsd": 0.2}
+        assert httpx.put(f"{policy}/budgets", json={"scoped": [scoped]}, headers=ws.auth).status_code == 200
+        assert httpx.put(f"{policy}/policy", json={"enforcement": "hard_stop"}, headers=ws.auth).status_code == 200
+        assert ws.ingest(userId="u_heavy", inputTokens=2_000_000, outputTokens=0).status_code == 202  # $0.30
+        eventually(
+            lambda: httpx.get(f"{policy}/spend", headers=ws.auth).json()["scoped"][0]["isExceeded"],
+            "the policy engine has counted the call",
+        )
+        page = browser.page()
+        sign_in(page, console, ws.token)
+        row = page.get_by_test_id("scoped-budget")
+        row.get_by_test_id("budget-stop").wait_for()
+        assert "refuses this user's real events (402); other events go in" in row.inner_text()
+        assert page.get_by_test_id("budget-stop").count() == 1, "no workspace budget is stopping anything"
+        screenshot(page, "overview-scoped-hard-stop")
+
     def test_refused_telemetry_is_shown_by_reason(self, browser: Browser, console: str, stack: RunningStack) -> None:
         ws = Workspace.create(stack, "starter")
         assert ws.ingest().status_code == 202

@@ -234,8 +234,11 @@ function TopList({ title, drivers, total }: { title: string; drivers: Driver[] |
 }
 
 const SCOPE_LABELS: Record<Spend["scoped"][number]["dimension"], string> = { endpointTag: "Endpoint", model: "Model", userId: "User" };
+const SCOPE_NOUNS: Record<Spend["scoped"][number]["dimension"], string> = { endpointTag: "endpoint", model: "model", userId: "user" };
 
 function BudgetBurn({ spend }: { spend: Spend }) {
+  // Under hard-stop (kill switch off) an exceeded workspace budget refuses every event, a scoped one its own only.
+  const stopping = spend.enforcement === "hard_stop" && spend.policyMode === "enforce";
   const rows = [
     { name: "Today (UTC)", w: spend.daily, projected: null as string | null },
     { name: "This month (UTC)", w: spend.monthly, projected: spend.projectedEndOfPeriodUsd },
@@ -253,6 +256,7 @@ function BudgetBurn({ spend }: { spend: Spend }) {
               <strong>{name}</strong>
               <span>{money(spent)}{limit !== null ? ` of ${money(limit)}` : " · no budget set"}</span>
             </div>
+            {stopping && w.budget?.isExceeded && <div className="bad small" data-testid="budget-stop">Exceeded under hard-stop: ingest refuses every real event (402) until the {name === "Today (UTC)" ? "day" : "month"} ends or the budget is raised.</div>}
             {limit !== null && (
               <div className={`meter ${w.budget?.isExceeded ? "exceeded" : w.budget?.isWarning ? "warning" : ""}`} role="meter" aria-valuenow={Math.round(pct)} aria-valuemin={0} aria-valuemax={100} aria-label={`${name} budget used`}>
                 <div className="fill" style={{ width: `${pct}%` }} />
@@ -269,6 +273,7 @@ function BudgetBurn({ spend }: { spend: Spend }) {
             <span>{SCOPE_LABELS[b.dimension]} <strong>{b.value}</strong> · {b.window === "daily" ? "today (UTC)" : "this month (UTC)"}</span>
             <span className={b.isExceeded ? "bad" : ""}>{money(b.currentSpendUsd)} of {money(b.limitUsd)}{b.isExceeded ? " · exceeded" : b.isWarning ? " · warning" : ""}</span>
           </div>
+          {stopping && b.isExceeded && <div className="bad small" data-testid="budget-stop">Exceeded under hard-stop: ingest refuses this {SCOPE_NOUNS[b.dimension]}'s real events (402); other events go in.</div>}
           <div className={`meter ${b.isExceeded ? "exceeded" : b.isWarning ? "warning" : ""}`} role="meter" aria-valuenow={Math.round(Math.min(1, b.utilizationRatio) * 100)} aria-valuemin={0} aria-valuemax={100} aria-label={`${SCOPE_LABELS[b.dimension]} ${b.value} ${b.window} budget used`}>
             <div className="fill" style={{ width: `${Math.min(100, b.utilizationRatio * 100)}%` }} />
           </div>
