@@ -408,7 +408,7 @@ class Billing:
     def _api(self) -> LemonSqueezyApi:
         if self.lemonsqueezy is None or not self.variants:
             raise BillingNotConfigured(
-                "plan changes need OPSMETER_LEMONSQUEEZY_API_KEY and OPSMETER_LEMONSQUEEZY_VARIANTS"
+                "plan changes and checkouts need OPSMETER_LEMONSQUEEZY_API_KEY and OPSMETER_LEMONSQUEEZY_VARIANTS"
             )
         return self.lemonsqueezy
 
