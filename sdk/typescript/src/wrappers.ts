@@ -1,8 +1,8 @@
 // Instrumented provider clients: the client is returned as given, its chat.completions.create and
-// responses.create (OpenAI, and beta.responses.create) or messages.create (Anthropic) replaced by a recording one that
-// returns the client's own APIPromise. Each call is recorded once; a stream when it ends (from its final usage), fails,
-// or is left early by the caller, however it is read (for await, tee(), toReadableStream()); a response read only
-// through .asResponse() when it arrives.
+// responses.create (OpenAI, and beta.responses.create) or messages.create (Anthropic, and beta.messages.create) replaced
+// by a recording one that returns the client's own APIPromise. Each call is recorded once; a stream when it ends (from
+// its final usage), fails, or is left early by the caller, however it is read (for await, tee(), toReadableStream()); a
+// response read only through .asResponse() (also on the promise parse() derives) when it arrives.
 
 import type { Opsmeter, RecordInput } from "./client.js";
 import { blockError, callScope, type Decision } from "./enforcement.js";
@@ -241,6 +241,20 @@ function instrument(om: Opsmeter, resource: Obj, api: Api): void {
           }
           return response;
         });
+      // OpenAI's chat.completions.parse() and responses.parse() hand back a promise derived from this one with
+      // _thenUnwrap (public in the clients' types): the same request, so its .asResponse() is observed too, and so is
+      // anything derived from it. The derived promise is the one the client built, unchanged otherwise.
+      const thenUnwrap = promise._thenUnwrap as ((...args: unknown[]) => any) | undefined;
+      if (typeof thenUnwrap !== "function") return;
+      promise._thenUnwrap = (...args: unknown[]) => {
+        const derived = thenUnwrap.apply(promise, args);
+        try {
+          if (derived && typeof derived.asResponse === "function") observeAsResponse(derived);
+        } catch {
+          // recording must never break the provider call
+        }
+        return derived;
+      };
     };
     // The provider's own APIPromise goes back to the caller, never a plain Promise: parse(), messages.stream(),
     // .withResponse() and .asResponse() build on it. Its body is read once, by whoever consumes it: the record is
@@ -494,9 +508,13 @@ const messagesApi: Api = {
   tokensParam: () => "max_tokens",
 };
 
-/** The same Anthropic client, its messages recorded (cache reads and writes counted inside input). */
+/** The same Anthropic client, its messages and beta.messages recorded (cache reads and writes counted inside input);
+ * their stream() and parse() call create(). */
 export function wrapAnthropic<T>(om: Opsmeter, client: T): T {
-  instrument(om, (client as Obj).messages, messagesApi);
+  const c = client as Obj;
+  instrument(om, c.messages, messagesApi);
+  const beta = c.beta?.messages;
+  if (beta && typeof beta.create === "function") instrument(om, beta, messagesApi);
   rewrapCopies(client as Obj, (copy) => wrapAnthropic(om, copy));
   return client;
 }

@@ -708,3 +708,62 @@ test("a Responses call that failed is an error with the response's code; an inco
   const cut = ["success", undefined, model, 900, 250, 512, 64, undefined, "max_output_tokens"];
   assert.deepEqual((await records("responses.ended")).map(responseRow), [failed, failed, cut, cut, failed]);
 });
+
+test("Anthropic's beta.messages are recorded once per call as messages are: create, streams, stream(), parse()", async (t) => {
+  const { fake, anthropic, records } = await setup(t);
+  const plain = new Anthropic({ apiKey: "sk-ant", baseURL: fake.url, maxRetries: 0 });
+  const params = { model: "claude-sonnet-4-5", max_tokens: 512, messages };
+  const opsmeter = { endpointTag: "beta.anthropic" };
+  const message = await anthropic.beta.messages.create({ ...params, opsmeter });
+  assert.equal(message.content[0].text, REPLY);
+  const expected = [];
+  for await (const event of await plain.beta.messages.create({ ...params, stream: true })) expected.push(event);
+  const events = [];
+  for await (const event of await anthropic.beta.messages.create({ ...params, stream: true, opsmeter })) events.push(event);
+  assert.deepEqual(events, expected, "the caller gets the events of the unwrapped client");
+  assert.equal((await anthropic.beta.messages.stream({ ...params, opsmeter }).finalMessage()).usage.output_tokens, 400);
+  assert.equal((await anthropic.beta.messages.parse({ ...params, opsmeter })).content[0].text, REPLY);
+  fake.next = "fail";
+  await assert.rejects(async () => {
+    for await (const _ of await anthropic.beta.messages.create({ ...params, stream: true, opsmeter }));
+  }, Anthropic.APIError);
+  fake.next = "hold";
+  const left = await anthropic.beta.messages.create({ ...params, stream: true, opsmeter });
+  for await (const event of left) if (event.type === "message_start") break;
+  assert.ok(await until(() => fake.streams.at(-1).closedEarly), "the provider's stream is closed when the caller leaves");
+  assert.ok(fake.bodies.every((body) => !("opsmeter" in body)));
+  const done = ["anthropic", "claude-sonnet-4-5", "success", undefined, 2650, 400, 2000, 500];
+  assert.deepEqual(
+    (await records("beta.anthropic")).map((r) => [r.provider, r.model, r.status, r.errorCode, r.inputTokens, r.outputTokens, r.cachedInputTokens, r.cacheWriteInputTokens]),
+    [
+      done,
+      done,
+      done,
+      done,
+      ["anthropic", "claude-sonnet-4-5", "error", "overloaded_error", 2650, 1, 2000, 500],
+      ["anthropic", "claude-sonnet-4-5", "success", undefined, 2650, 1, 2000, 500],
+    ],
+  );
+});
+
+test("a parse() read only through .asResponse() is recorded once, as a create() is, and the caller gets the response", async (t) => {
+  const { openai, records } = await setup(t);
+  const opsmeter = { endpointTag: "parse.raw" };
+  const completion = await openai.chat.completions.parse({ model: "gpt-4o-mini", messages, opsmeter }).asResponse();
+  assert.equal(completion.status, 200);
+  assert.equal((await completion.json()).choices[0].message.content, REPLY, "the body is still the caller's to read");
+  const format = { type: "json_schema", name: "shipping", strict: true, schema: { type: "object", properties: { day: { type: "string" } } } };
+  const request = { model: RESPONSES_MODEL, input: "When?", text: { format }, opsmeter };
+  const response = await openai.responses.parse(request).asResponse();
+  assert.equal((await response.json()).output[0].content[0].text, '{"day":"Monday"}');
+  const { data, response: raw } = await openai.responses.parse(request).withResponse(); // parsed: recorded there, once
+  assert.deepEqual([data.output_parsed, raw.status], [{ day: "Monday" }, 200]);
+  assert.deepEqual(
+    (await records("parse.raw")).map((r) => [r.model, r.status, r.inputTokens, r.outputTokens, r.cachedInputTokens, r.metadata?.opsmeterUsage]),
+    [
+      ["gpt-4o-mini", "success", 1200, 300, 1024, undefined],
+      [RESPONSES_MODEL, "success", 900, 250, 512, undefined],
+      [RESPONSES_MODEL, "success", 900, 250, 512, undefined],
+    ],
+  );
+});
