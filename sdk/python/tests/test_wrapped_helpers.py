@@ -284,3 +284,95 @@ def test_the_beta_resources_are_recorded_too(fake: ProviderDouble, om: Opsmeter,
     a = fake.anthropic_usage
     whole = a.input_tokens + a.cache_read_input_tokens + a.cache_creation_input_tokens
     assert sent[2:] == [("anthropic", "success", whole, a.output_tokens)] * 2
+
+
+TOP_LEVEL: dict[str, Any] = {
+    "input_tokens": 23_000,
+    "output_tokens": 1_000,
+    "cache_read_input_tokens": 0,
+    "cache_creation_input_tokens": 0,
+}
+COMPACTED: dict[str, Any] = {
+    **TOP_LEVEL,
+    "iterations": [
+        {
+            "type": "compaction",
+            "input_tokens": 180_000,
+            "output_tokens": 3_500,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+        },
+        {"type": "message", **TOP_LEVEL},  # already in the top-level fields
+    ],
+}
+
+
+def compacting_server(usage: dict[str, Any]) -> LocalServer:
+    """Anthropic answering every messages call with ``usage``: a message, or as a stream its events (the final usage,
+    iterations included, in ``message_delta``)."""
+    model = CLAUDE["model"]
+
+    def respond(method: str, path: str, body: Any) -> Any:
+        text = {"type": "text", "text": REPLY}
+        if not body.get("stream"):
+            return 200, {**anthropic_message(model), "content": [text], "stop_reason": "end_turn", "usage": usage}
+        start_usage = {key: value for key, value in usage.items() if key != "iterations"}
+        return 200, EventStream(
+            [
+                (
+                    "message_start",
+                    {"type": "message_start", "message": {**anthropic_message(model), "usage": start_usage}},
+                ),
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": {**text, "text": ""}},
+                ),
+                (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": REPLY}},
+                ),
+                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                (
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                        "usage": usage,
+                    },
+                ),
+                ("message_stop", {"type": "message_stop"}),
+            ]
+        )
+
+    return LocalServer(respond)
+
+
+@pytest.mark.parametrize(
+    ("usage", "recorded"),
+    [(COMPACTED, (203_000, 4_500)), (TOP_LEVEL, (23_000, 1_000))],
+    ids=["compacted", "without-iterations"],
+)
+def test_a_compaction_iterations_tokens_are_added_to_the_beta_messages_record(
+    om: Opsmeter, ingest: Ingest, usage: dict[str, Any], recorded: tuple[int, int]
+) -> None:
+    """Server-side compaction bills its summary step on the requested model but leaves its tokens out of the
+    top-level usage: a ``compaction`` iteration is added in; a ``message`` one (already in the top level) is not."""
+    server = compacting_server(usage)
+    try:
+        claude, async_claude = claude_clients(server.url, om)
+        beta: Any = {**CLAUDE, "betas": ["compact-2026-01-12"]}
+        with om.attribution(endpoint_tag="helper.compaction"):
+            claude.beta.messages.create(**beta)
+            for _ in claude.beta.messages.create(**beta, stream=True):
+                pass
+            with claude.beta.messages.stream(**beta) as stream:
+                stream.until_done()
+
+            async def streamed_async() -> None:
+                async for _ in await async_claude.beta.messages.create(**beta, stream=True):
+                    pass
+
+            asyncio.run(streamed_async())
+    finally:
+        server.close()
+    assert ingest.tagged(om, "helper.compaction") == [("anthropic", "success", *recorded)] * 4

@@ -50,19 +50,40 @@ export function openaiResponseTokens(usage: Obj | null | undefined): Tokens | un
   };
 }
 
-/**
- * Anthropic reports cache reads and writes apart from input_tokens: SPEC §5 counts them inside. The writes with a
- * 1-hour TTL (usage.cache_creation.ephemeral_1h_input_tokens) are sent as cacheWrite1hInputTokens, only when there
- * are some (a gateway older than the field rejects it as unknown).
- */
-export function anthropicTokens(usage: Obj | null | undefined): Tokens | undefined {
-  if (!usage) return undefined;
+/** One Anthropic usage object's (or iteration entry's) fields: input, output, cache reads and writes, 1-hour writes. */
+function anthropicParts(usage: Obj) {
   const reads = num(usage.cache_read_input_tokens);
   const writes = num(usage.cache_creation_input_tokens);
   const oneHour = Math.min(num(usage.cache_creation?.ephemeral_1h_input_tokens) ?? 0, writes ?? 0);
+  return { fresh: num(usage.input_tokens) ?? 0, output: num(usage.output_tokens) ?? 0, reads, writes, oneHour };
+}
+
+const addPart = (total: number | undefined, part: number | undefined) =>
+  part === undefined ? total : (total ?? 0) + part;
+
+/**
+ * Anthropic reports cache reads and writes apart from input_tokens: SPEC §5 counts them inside. The writes with a
+ * 1-hour TTL (usage.cache_creation.ephemeral_1h_input_tokens) are sent as cacheWrite1hInputTokens, only when there
+ * are some (a gateway older than the field rejects it as unknown). Server-side compaction's usage.iterations entries
+ * of type "compaction" are billed on the requested model but left out of the top-level fields: each is added in the
+ * same way. "message" entries are already in the top-level fields; "advisor_message" / "fallback_message" ones
+ * (possibly another model) are left out.
+ */
+export function anthropicTokens(usage: Obj | null | undefined): Tokens | undefined {
+  if (!usage) return undefined;
+  let { fresh, output, reads, writes, oneHour } = anthropicParts(usage);
+  for (const entry of Array.isArray(usage.iterations) ? (usage.iterations as Obj[]) : []) {
+    if (entry?.type !== "compaction") continue;
+    const part = anthropicParts(entry);
+    fresh += part.fresh;
+    output += part.output;
+    oneHour += part.oneHour;
+    reads = addPart(reads, part.reads);
+    writes = addPart(writes, part.writes);
+  }
   return {
-    inputTokens: (num(usage.input_tokens) ?? 0) + (reads ?? 0) + (writes ?? 0),
-    outputTokens: num(usage.output_tokens) ?? 0,
+    inputTokens: fresh + (reads ?? 0) + (writes ?? 0),
+    outputTokens: output,
     cachedInputTokens: reads,
     cacheWriteInputTokens: writes,
     ...(oneHour > 0 ? { cacheWrite1hInputTokens: oneHour } : {}),
@@ -480,7 +501,7 @@ export function wrapOpenAI<T>(om: Opsmeter, client: T): T {
   return client;
 }
 
-/** Messages: message_start carries the input side, message_delta the cumulative output. */
+/** Messages: message_start carries the input side, message_delta the cumulative output (and iterations). */
 const messagesApi: Api = {
   provider: "anthropic",
   tokens: (usage) => anthropicTokens(usage),

@@ -51,7 +51,8 @@ function openaiAnswer(body) {
   return { events, failure };
 }
 
-function anthropicAnswer(body) {
+/** With `usage` (an Anthropic usage object, iterations and all), the message has it, and a stream's message_delta. */
+function anthropicAnswer(body, usage) {
   const message = {
     id: "msg_fake",
     type: "message",
@@ -60,17 +61,18 @@ function anthropicAnswer(body) {
     content: [{ type: "text", text: REPLY }],
     stop_reason: "end_turn",
     stop_sequence: null,
-    usage: anthropicUsage(400),
+    usage: usage ?? anthropicUsage(400),
   };
   if (!body.stream) return { json: message };
+  const { iterations: _, ...started } = usage ?? anthropicUsage(1);
   const event = (name, data) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
   const events = [
-    event("message_start", { message: { ...message, content: [], stop_reason: null, usage: anthropicUsage(1) } }),
+    event("message_start", { message: { ...message, content: [], stop_reason: null, usage: started } }),
     event("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
     event("ping", {}),
     ...REPLY.split(" ").map((word) => event("content_block_delta", { index: 0, delta: { type: "text_delta", text: `${word} ` } })),
     event("content_block_stop", { index: 0 }),
-    event("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 400 } }),
+    event("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: usage ?? { output_tokens: 400 } }),
     event("message_stop", {}),
   ];
   // a failure mid-stream, as Anthropic sends one: an error event
@@ -162,7 +164,7 @@ function responsesAnswer(body, ending = "completed") {
  * `fake.next = "failed"` / `"incomplete"` makes the next response (or stream) end that way.
  */
 async function fakeProvider() {
-  const fake = { next: null, streams: [], bodies: [] };
+  const fake = { next: null, streams: [], bodies: [], anthropicUsage: null };
   const server = createServer((req, res) => {
     let raw = "";
     req.on("data", (part) => (raw += part));
@@ -176,7 +178,7 @@ async function fakeProvider() {
         ? responsesAnswer(body, ending)
         : req.url.endsWith("/chat/completions")
           ? openaiAnswer(body)
-          : anthropicAnswer(body);
+          : anthropicAnswer(body, fake.anthropicUsage);
       if (answer.json && fake.next !== "500") {
         const data = JSON.stringify(answer.json);
         res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data), "x-request-id": "req_fake" });
@@ -745,6 +747,35 @@ test("Anthropic's beta.messages are recorded once per call as messages are: crea
     ],
   );
 });
+
+const TOP_LEVEL = { input_tokens: 23000, output_tokens: 1000, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 };
+const COMPACTED = {
+  ...TOP_LEVEL,
+  iterations: [
+    { type: "compaction", input_tokens: 180000, output_tokens: 3500, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
+    { type: "message", ...TOP_LEVEL }, // already in the top-level fields
+  ],
+};
+
+for (const [name, usage, recorded] of [
+  ["a compaction iteration's tokens are added to", COMPACTED, [203000, 4500]],
+  ["a usage without iterations is recorded as it is in", TOP_LEVEL, [23000, 1000]],
+]) {
+  test(`${name} an Anthropic beta.messages record: create, stream: true, stream()`, async (t) => {
+    // server-side compaction bills its summary step on the requested model but leaves it out of the top-level usage
+    const { fake, anthropic, records } = await setup(t);
+    fake.anthropicUsage = usage;
+    const params = { model: "claude-sonnet-4-5", max_tokens: 512, messages, betas: ["compact-2026-01-12"] };
+    const opsmeter = { endpointTag: "beta.compaction" };
+    await anthropic.beta.messages.create({ ...params, opsmeter });
+    for await (const _ of await anthropic.beta.messages.create({ ...params, stream: true, opsmeter }));
+    await anthropic.beta.messages.stream({ ...params, opsmeter }).finalMessage();
+    assert.deepEqual(
+      (await records("beta.compaction")).map((r) => [r.provider, r.status, r.inputTokens, r.outputTokens]),
+      Array(3).fill(["anthropic", "success", ...recorded]),
+    );
+  });
+}
 
 test("a parse() read only through .asResponse() is recorded once, as a create() is, and the caller gets the response", async (t) => {
   const { openai, records } = await setup(t);
