@@ -145,7 +145,7 @@ class Browser:
         context = self.browser.new_context(viewport=viewport)
         page = context.new_page()
         page.set_default_timeout(20_000)
-        page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("console", lambda m: self.errors.append(_console_error(m)) if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         return page
 
@@ -175,3 +175,9 @@ def sign_in(page: Any, console: str, token: str) -> None:
     page.get_by_label("Admin token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Overview").wait_for()
+
+
+def _console_error(message: Any) -> str:
+    """A console error and where it came from (a failed resource's URL), so a rare one names its request."""
+    where = (message.location or {}).get("url") or ""
+    return f"console {message.type}: {message.text}" + (f" ({where})" if where else "")
