@@ -683,34 +683,30 @@ def _rewrap_copies(client: Any, wrap: Callable[[Any], Any]) -> None:
     client.with_options = copy
 
 
-def _instrument_message_stream(om: Any, resource: Any) -> None:
+def _replace_stream(resource: Any, wrap: Callable[[Callable[..., Any], bool], Callable[..., Any]]) -> None:
+    """Replace ``resource.stream`` (once) by ``wrap(original, is_async)``."""
     original = getattr(resource, "stream", None)
     if original is None or getattr(original, MARK, False):
         return
-    is_async = type(resource).__name__.startswith("Async")
-
-    @functools.wraps(original)
-    def stream(*args: Any, **kwargs: Any) -> _RecordedMessageStreamManager:
-        manager = _RecordedAsyncMessageStreamManager if is_async else _RecordedMessageStreamManager
-        return manager(om, kwargs, functools.partial(original, *args))
-
+    stream = functools.wraps(original)(wrap(original, type(resource).__name__.startswith("Async")))
     setattr(stream, MARK, True)
     resource.stream = stream
+
+
+def _instrument_message_stream(om: Any, resource: Any) -> None:
+    def wrap(original: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+        manager = _RecordedAsyncMessageStreamManager if is_async else _RecordedMessageStreamManager
+        return lambda *args, **kwargs: manager(om, kwargs, functools.partial(original, *args))
+
+    _replace_stream(resource, wrap)
 
 
 def _end_helper_streams_on_exit(resource: Any) -> None:
-    original = getattr(resource, "stream", None)
-    if original is None or getattr(original, MARK, False):
-        return
-    is_async = type(resource).__name__.startswith("Async")
-
-    @functools.wraps(original)
-    def stream(*args: Any, **kwargs: Any) -> _HelperStreamManager:
+    def wrap(original: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
         manager = _AsyncHelperStreamManager if is_async else _HelperStreamManager
-        return manager(original(*args, **kwargs))
+        return lambda *args, **kwargs: manager(original(*args, **kwargs))
 
-    setattr(stream, MARK, True)
-    resource.stream = stream
+    _replace_stream(resource, wrap)
 
 
 def _optional(client: Any, *paths: str) -> list[Any]:
