@@ -40,10 +40,12 @@ from opsmeter_billing.domain import (
     VariantMap,
     apply_snapshot,
     checkout_claim,
+    custom_claim,
     delivery_id,
     expire_pending,
     needs_reconciliation,
     parse_subscription,
+    proven_claim,
     route,
     signature_matches,
     verification_due,
@@ -285,17 +287,13 @@ class Billing:
         log.info("lemonsqueezy_delivery_stored", delivery=digest, event_name=event.payload.event_name)
 
     async def _routing_key(self, document: dict[str, Any], meta: dict[str, Any]) -> str:
+        """The partition key of a stored delivery: the subscription's owner, else its proven claim."""
         data = document.get("data")
         if isinstance(data, dict) and data.get("type") == "subscriptions" and data.get("id") is not None:
             owner = await self.accounts.owner_of(str(data["id"]))
             if owner is not None:
                 return owner
-        custom = meta.get("custom_data")
-        claimed = custom.get("workspace_id") if isinstance(custom, dict) else None
-        proof = custom.get("workspace_claim") if isinstance(custom, dict) else None
-        probe = SubscriptionSnapshot("", 0, "", None, None, _now(), None, False, claimed, proof)
-        routed = route(None, probe, self.webhook_secret)
-        return routed.workspace_id if isinstance(routed, Claim) else UNROUTED_WORKSPACE_ID
+        return proven_claim(self.webhook_secret, *custom_claim(meta)) or UNROUTED_WORKSPACE_ID
 
     async def apply_delivery(self, event: LemonSqueezyWebhookReceived) -> None:
         """Apply a stored delivery once (by body hash); ``subscription_*`` on a subscription object only."""

@@ -142,9 +142,7 @@ def parse_subscription(data: Mapping[str, Any], meta: Mapping[str, Any] | None =
     if updated_at is None:
         raise InvalidSnapshot("updated_at is null")
     urls: Mapping[str, Any] = attributes["urls"] if isinstance(attributes.get("urls"), Mapping) else {}
-    custom = (meta or {}).get("custom_data")
-    claimed = custom.get("workspace_id") if isinstance(custom, Mapping) else None
-    proof = custom.get("workspace_claim") if isinstance(custom, Mapping) else None
+    claimed, proof = custom_claim(meta)
     test_mode = (meta or {}).get("test_mode", attributes.get("test_mode", False))
     return SubscriptionSnapshot(
         subscription_id=str(data.get("id", "")),
@@ -155,9 +153,18 @@ def parse_subscription(data: Mapping[str, Any], meta: Mapping[str, Any] | None =
         updated_at=updated_at,
         portal_url=urls.get("customer_portal") if isinstance(urls.get("customer_portal"), str) else None,
         test_mode=bool(test_mode),
-        claimed_workspace_id=claimed if isinstance(claimed, str) else None,
-        claim_proof=proof if isinstance(proof, str) else None,
+        claimed_workspace_id=claimed,
+        claim_proof=proof,
     )
+
+
+def custom_claim(meta: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    """A webhook's ``meta.custom_data`` ``workspace_id`` and ``workspace_claim`` (each None unless a string)."""
+    custom = (meta or {}).get("custom_data")
+    if not isinstance(custom, Mapping):
+        return None, None
+    claimed, proof = custom.get("workspace_id"), custom.get("workspace_claim")
+    return claimed if isinstance(claimed, str) else None, proof if isinstance(proof, str) else None
 
 
 def _time(value: object) -> datetime | None:
@@ -321,11 +328,18 @@ def route(stored_owner: str | None, snapshot: SubscriptionSnapshot, secret: str 
         return Owned(stored_owner)
     if claimed is None or not _is_workspace_id(claimed):
         return Unroutable("no_workspace")
-    if not claim_matches(secret, claimed, snapshot.claim_proof):
+    if proven_claim(secret, claimed, snapshot.claim_proof) is None:
         return Unroutable("unproven_claim")
     if snapshot.test_mode:
         return Unroutable("test_mode_new_subscription")
     return Claim(claimed)
+
+
+def proven_claim(secret: str | None, claimed: str | None, proof: str | None) -> str | None:
+    """``claimed`` when it is a workspace id and ``proof`` is billing's :func:`checkout_claim` of it, else None."""
+    if claimed is None or not _is_workspace_id(claimed) or not claim_matches(secret, claimed, proof):
+        return None
+    return claimed
 
 
 def _is_workspace_id(value: str) -> bool:

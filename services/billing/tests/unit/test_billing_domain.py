@@ -20,11 +20,13 @@ from opsmeter_billing.domain import (
     VariantMap,
     apply_snapshot,
     checkout_claim,
+    custom_claim,
     delivery_id,
     expire_pending,
     limits_for,
     needs_reconciliation,
     parse_subscription,
+    proven_claim,
     route,
     signature_matches,
     verification_due,
@@ -101,6 +103,14 @@ class TestParseSubscription:
         assert parsed.portal_url is not None
         assert parsed.claimed_workspace_id == WS
         assert parsed.test_mode
+
+    def test_a_custom_claim_is_read_only_from_strings(self) -> None:
+        proof = checkout_claim(SECRET, WS)
+        assert custom_claim({"custom_data": {"workspace_id": WS, "workspace_claim": proof}}) == (WS, proof)
+        assert custom_claim({"custom_data": {"workspace_id": 7, "workspace_claim": ["x"]}}) == (None, None)
+        assert custom_claim({"custom_data": "ws"}) == custom_claim(None) == (None, None)
+        assert proven_claim(SECRET, WS, proof) == WS
+        assert proven_claim(SECRET, WS, checkout_claim("another secret", WS)) is None
 
     def test_refuses_other_objects_and_missing_fields(self) -> None:
         with pytest.raises(InvalidSnapshot):
