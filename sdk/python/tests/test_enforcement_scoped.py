@@ -3,11 +3,13 @@ against a local Opsmeter (runtime policy and ingest) and provider: the ``server`
 :class:`opsmeter_double.Opsmeterd` each test gives its runtime policy (built by :func:`policy`)."""
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from opsmeter_double import Opsmeterd
@@ -209,3 +211,33 @@ def test_without_scoped_budgets_an_ingest_answers_flags_are_the_workspaces(serve
         create(model="gpt-4o", messages=MESSAGES, opsmeter_user_id="u_7")
     assert raised.value.budget == "workspace"
     assert server.policy_gets == 1
+
+
+def test_the_policy_is_fetched_through_the_clients_own_transport(server: Opsmeterd) -> None:
+    """A transport given to Opsmeter (a proxy, a test double) carries every policy request, the sender's and
+    one made on the caller's thread (the first wrapped call, or ``policy.refresh()``), not only ingest."""
+    asked: list[str] = []
+
+    def opsmeter(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/runtime/policy":
+            asked.append(threading.current_thread().name)
+            return httpx.Response(200, json=policy(budget("userId", "u_42")))
+        return httpx.Response(207, json={"accepted": 0, "rejected": 0, "results": []})
+
+    om = Opsmeter(
+        "om_live_x_y",
+        base_url="http://opsmeter.invalid",
+        transport=httpx.MockTransport(opsmeter),
+        enforcement=True,
+        policy_refresh_interval=60,
+    )
+    try:
+        snapshot = om.policy.refresh()
+        assert snapshot is not None
+        assert snapshot.scoped_budgets[0].value == "u_42"
+        assert threading.current_thread().name in asked
+        create = chat(server, om)
+        assert not goes_through(server, create, opsmeter_user_id="u_42")
+        assert goes_through(server, create, opsmeter_user_id="u_7")
+    finally:
+        om.shutdown(timeout=1)

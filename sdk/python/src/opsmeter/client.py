@@ -361,13 +361,17 @@ class Opsmeter:
                 self._in_flight = 0
                 self._cond.notify_all()
 
-    def _loop(self) -> None:
-        with httpx.Client(
+    def _http(self) -> httpx.Client:
+        """An HTTP client to Opsmeter as configured: timeout, transport (if given), TLS and the key."""
+        return httpx.Client(
             timeout=self.timeout,
             transport=self._transport,
             verify=self._verify,
             headers={"X-API-Key": self.api_key, "User-Agent": "opsmeter-python/0.1.0"},
-        ) as http:
+        )
+
+    def _loop(self) -> None:
+        with self._http() as http:
             while True:
                 with self._cond:
                     deadline = time.monotonic() + self._flush_interval

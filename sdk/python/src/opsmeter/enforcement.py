@@ -341,7 +341,7 @@ class RuntimePolicy:
         """Fetch the policy now (at most the client's timeout); the last snapshot if that fails. Never raises."""
         self._last_try = time.monotonic()
         try:
-            with httpx.Client(timeout=self._client.timeout, verify=self._client._verify) as http:
+            with self._client._http() as http:
                 self._fetch(http)
         except Exception as exc:
             self._client._log_once(
