@@ -7,7 +7,7 @@ the end of a ``with`` block.
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -87,6 +87,12 @@ class LocalServer:
         self.close()
 
 
-def accepted(events: list[dict[str, Any]]) -> Answer:
-    """The ingest gateway's batch answer with every event accepted."""
-    return 207, {"results": [{"httpStatus": 202} for _ in events]}
+def accepted(events: list[dict[str, Any]], model_normalized: Mapping[str, str] | None = None) -> Answer:
+    """The ingest gateway's batch answer with every event accepted; an event whose model is in ``model_normalized``
+    is answered with that ``modelNormalized``."""
+    said = model_normalized or {}
+    results = [
+        {"index": index, "httpStatus": 202, **({"modelNormalized": said[e["model"]]} if e.get("model") in said else {})}
+        for index, e in enumerate(events)
+    ]
+    return 207, {"results": results}

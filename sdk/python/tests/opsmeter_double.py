@@ -46,13 +46,16 @@ class Opsmeterd(LocalServer):
     """Opsmeter, and a provider's chat completions, on one local socket.
 
     ``GET /v1/runtime/policy`` answers ``policy`` (a 503 while it is None: Opsmeter is down) and is counted in
-    ``policy_gets``; ``POST /v1/ingest/llm-requests`` keeps the events in ``events`` and answers every one accepted,
-    with ``ingest_flags`` added; ``POST .../chat/completions`` answers :func:`completion` ("ok") and keeps
-    the model in ``provider_models``; anything else is a 404."""
+    ``policy_gets``; ``POST /v1/ingest/llm-requests`` keeps the events in ``events`` and answers every one accepted
+    (with the ``modelNormalized`` that ``model_normalized`` gives its model, if any), with ``ingest_flags`` added;
+    ``POST .../chat/completions`` answers :func:`completion` ("ok", as the model ``answered_as`` gives the one asked
+    for, else as that one) and keeps the model asked for in ``provider_models``; anything else is a 404."""
 
     def __init__(self, policy: dict[str, Any] | None = None) -> None:
         self.policy = policy
         self.ingest_flags: dict[str, Any] = {}
+        self.model_normalized: dict[str, str] = {}
+        self.answered_as: dict[str, str] = {}
         self.policy_gets = 0
         self.provider_models: list[str] = []
         self.events: list[dict[str, Any]] = []
@@ -66,10 +69,10 @@ class Opsmeterd(LocalServer):
                 return (200, self.policy) if self.policy is not None else (503, {})
             if path.endswith("/chat/completions"):
                 self.provider_models.append(body["model"])
-                return 200, completion(body["model"])
+                return 200, completion(self.answered_as.get(body["model"], body["model"]))
             if path.endswith("/v1/ingest/llm-requests"):
                 self.events.extend(body["events"])
-                status, answer = accepted(body["events"])
+                status, answer = accepted(body["events"], self.model_normalized)
                 return status, {**answer, **self.ingest_flags}
             return 404, None
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from opsmeter import CallScope, PolicySnapshot, RuntimeActions
-from opsmeter.enforcement import decide, normalize_model
+from opsmeter.enforcement import MODELS_KEPT, ModelNames, decide, normalize_model
 
 
 def state(action: str, *, mode: str = "enforce", exceeded: bool = True, **actions: Any) -> PolicySnapshot:
@@ -109,6 +109,36 @@ class TestModelNormalization:
     )
     def test_a_model_is_compared_as_the_gateway_normalizes_it(self, model: str, normalized: str) -> None:
         assert normalize_model(model) == normalized
+
+
+class TestModelNames:
+    def test_a_call_is_named_as_the_gateway_named_the_model_it_was_recorded_with(self) -> None:
+        names = ModelNames()
+        assert names.normalized("anthropic", "claude-x-latest") is None
+        names.recorded("anthropic", "claude-x-latest", "claude-x-20991231")
+        names.said("anthropic", "claude-x-20991231", "claude-x")
+        assert names.normalized("anthropic", "claude-x-latest") == "claude-x"
+        assert names.normalized("anthropic", "claude-x-20991231") == "claude-x"
+        assert names.normalized("openai", "claude-x-latest") is None  # another provider's record says nothing of it
+        names.said("anthropic", "claude-x-latest", "claude-x-legacy")  # a blocked call's record: the name asked
+        assert names.normalized("anthropic", "claude-x-latest") == "claude-x"  # the answered one's name comes first
+        names.recorded("anthropic", "claude-x-latest", "claude-x-latest")
+        assert names.normalized("anthropic", "claude-x-latest") == "claude-x-legacy"
+
+    def test_a_full_map_drops_its_oldest_name(self) -> None:
+        names = ModelNames()
+        for n in range(MODELS_KEPT + 1):
+            names.said("openai", f"m{n}", f"name-{n}")
+        assert names.normalized("openai", "m0") is None
+        assert names.normalized("openai", "m1") == "name-1"
+        assert names.normalized("openai", f"m{MODELS_KEPT}") == f"name-{MODELS_KEPT}"
+
+    def test_a_learned_name_decides_whether_a_model_budget_concerns_the_call(self) -> None:
+        snapshot = answer(scoped("model", "claude-3-5-sonnet"))
+        call = CallScope.of(None, "claude-3-5-sonnet-latest", None)
+        assert decide(snapshot, "anthropic", PARAMS, tokens_param="max_tokens", call=call) is None
+        named = CallScope(model="claude-3-5-sonnet-latest", model_normalized="claude-3-5-sonnet")
+        assert decide(snapshot, "anthropic", PARAMS, tokens_param="max_tokens", call=named) is not None
 
 
 class TestScopedBudgets:

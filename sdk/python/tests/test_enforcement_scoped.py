@@ -116,6 +116,38 @@ def test_a_model_budget_exceeded_blocks_that_models_calls_dated_or_not(server: O
     assert server.provider_models == ["gpt-4o-mini", "gpt-4o-mini-2024-07-18"]
 
 
+def test_a_model_budget_names_a_model_as_the_gateway_does_from_its_first_recorded_call(
+    server: Opsmeterd, om: Opsmeter
+) -> None:
+    """An alias the local rule cannot map: its first call goes through. The provider answers it as a dated id, and
+    the gateway's answer to that record names it as the budget does: from then on its calls are blocked."""
+    server.policy = policy(budget("model", "claude-x-alias-target"))
+    server.answered_as = {"claude-x-latest": "claude-x-20991231"}
+    server.model_normalized = {"claude-x-20991231": "claude-x-alias-target"}
+    create = chat(server, om)
+    assert goes_through(server, create, model="claude-x-latest")
+    assert om.flush(timeout=5)
+    with pytest.raises(BudgetExceededError) as raised:
+        create(model="claude-x-latest", messages=MESSAGES)
+    assert (raised.value.budget, raised.value.budget_value) == ("model", "claude-x-alias-target")
+    assert not goes_through(server, create, model="claude-x-20991231")  # the model the record was sent with
+    assert goes_through(server, create, model="gpt-4o")
+    assert server.provider_models == ["claude-x-latest", "gpt-4o"]
+
+
+def test_the_gateways_name_for_a_model_overrides_the_local_rule(server: Opsmeterd, om: Opsmeter) -> None:
+    """The local rule strips any 8-digit suffix; the gateway keeps one its catalog does not know. The blocked call's
+    record is answered so: from then on that model is not the budget's."""
+    server.policy = policy(budget("model", "gpt-4o"))
+    server.model_normalized = {"gpt-4o-12345678": "gpt-4o-12345678"}
+    create = chat(server, om)
+    assert not goes_through(server, create, model="gpt-4o-12345678")
+    assert om.flush(timeout=5)
+    assert goes_through(server, create, model="gpt-4o-12345678")
+    assert not goes_through(server, create, model="gpt-4o")
+    assert server.provider_models == ["gpt-4o-12345678"]
+
+
 def test_the_workspace_budget_exceeded_blocks_every_call(server: Opsmeterd, om: Opsmeter) -> None:
     server.policy = policy(budget("userId", "u_42", exceeded=False), workspace=True)
     create = chat(server, om)

@@ -381,7 +381,10 @@ export class Opsmeter {
     const retryAfterMs = Number(answer.headers.get("Retry-After") ?? "0") * 1000 || 0;
     if (payload) this.updateFlags(flagsFrom(payload), true);
     const results = payload?.results;
-    if (answer.status === 207 && Array.isArray(results)) return this.readResults(events, results, retryAfterMs);
+    if (answer.status === 207 && Array.isArray(results)) {
+      this.learnModels(events, results);
+      return this.readResults(events, results, retryAfterMs);
+    }
     if (answer.status === 429) return { waitMs: retryAfterMs || 1000, retry: events, failed: null };
     if (answer.status >= 500) return { waitMs: retryAfterMs, retry: events, failed: "server_error" };
     const reason = typeof payload?.reason === "string" ? payload.reason : `http_${answer.status}`;
@@ -423,6 +426,27 @@ export class Opsmeter {
       }
     });
     return { waitMs, retry, failed };
+  }
+
+  /**
+   * Each answer's modelNormalized: the gateway's name for the model its record was sent with, which model-scoped
+   * budgets are matched by (enforcement only).
+   */
+  private learnModels(events: string[], results: unknown[]): void {
+    if (!this.policy.enabled) return;
+    results.forEach((item, position) => {
+      const result = (item ?? {}) as Answer;
+      if (typeof result.modelNormalized !== "string") return;
+      const index = typeof result.index === "number" ? result.index : position;
+      const event = events[index];
+      if (event === undefined) return;
+      try {
+        const { provider, model } = JSON.parse(event) as Wire;
+        if (typeof provider === "string" && typeof model === "string") this.policy.models.said(provider, model, result.modelNormalized);
+      } catch {
+        // not a record this client encoded: nothing to learn
+      }
+    });
   }
 
   private async checkStatus(): Promise<void> {

@@ -2,7 +2,9 @@
 // ingest key) applied before a wrapped provider call. With the kill switch on (policyMode "observe") nothing is
 // applied and the record says what would have been (metadata.opsmeterAction).
 // A scoped budget (one endpointTag, model or userId) concerns only the calls of its scope: the action applies to a
-// call when the workspace's own budget, or a scoped budget matching the call (CallScope), says so.
+// call when the workspace's own budget, or a scoped budget matching the call (CallScope), says so. A model budget names
+// the model as the gateway does (its modelNormalized): exact from the first recorded call of a model on, once its
+// ingest answer has said it (ModelNames); by a local rule (normalizeModel) before that.
 
 export type RuntimeAction = "none" | "block" | "clamp" | "fallback" | "queue";
 
@@ -52,6 +54,8 @@ export interface CallScope {
   endpointTag: string;
   model: string;
   userId: string;
+  /** The gateway's name for the model (ModelNames); absent until an ingest answer has said it. */
+  modelNormalized?: string | null;
 }
 
 /** The gateway's endpoint tag and user id for a record that gives none. */
@@ -72,16 +76,60 @@ const DATE_SUFFIX = /(?:-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$/;
  * A model name as a model-scoped budget names it (the gateway's modelNormalized), as far as the SDK can tell without
  * the gateway's price catalog: trimmed, lowercased, without a provider path ("openai/gpt-4o" -> "gpt-4o") and without
  * a trailing date ("-2024-08-06", "-20241022", "@20241022"). An alias only the catalog knows ("-latest") is not mapped.
+ * The rule for a model until an ingest answer has said its exact name (ModelNames).
  */
 export function normalizeModel(model: string): string {
   const name = model.trim().toLowerCase();
   return name.slice(name.lastIndexOf("/") + 1).replace(DATE_SUFFIX, "");
 }
 
+/** How many models ModelNames keeps the gateway's name of (and the name each asked-for model is recorded with). */
+const MODELS_KEPT = 1024;
+
+/** Set `key`; a full map first drops its oldest entry (a model still in use is learned again at its next answer). */
+function keep(names: Map<string, string>, key: string, value: string): void {
+  if (!names.has(key) && names.size >= MODELS_KEPT) names.delete(names.keys().next().value as string);
+  names.set(key, value);
+}
+
+const modelKey = (provider: string, model: string): string => `${provider}\u0000${model}`;
+
+/**
+ * The gateway's name (modelNormalized) for each model calls are recorded with, as its ingest answers say it: what a
+ * model-scoped budget is named by.
+ */
+export class ModelNames {
+  /** (provider, model) as a record sent them -> the modelNormalized its answer said. */
+  private readonly saidNames = new Map<string, string>();
+  /**
+   * (provider, model asked for) -> the model the provider answered with and the call was recorded with ("gpt-4o" ->
+   * "gpt-4o-2024-08-06", an alias -> its dated id): that one's name is the call's.
+   */
+  private readonly recordedAs = new Map<string, string>();
+
+  /** An ingest answer: the gateway calls the record of provider / model (as sent) `normalized`. */
+  said(provider: string, model: string, normalized: string): void {
+    keep(this.saidNames, modelKey(provider, model), normalized);
+  }
+
+  /** A call that asked for `asked` was answered, and recorded, as `model`. */
+  recorded(provider: string, asked: string, model: string): void {
+    if (asked === model) this.recordedAs.delete(modelKey(provider, asked));
+    else keep(this.recordedAs, modelKey(provider, asked), model);
+  }
+
+  /** The gateway's name for a call of `provider` asking for `model`; null until an answer has said it. */
+  normalized(provider: string, model: string): string | null {
+    const recorded = this.recordedAs.get(modelKey(provider, model));
+    const said = recorded === undefined ? undefined : this.saidNames.get(modelKey(provider, recorded));
+    return said ?? this.saidNames.get(modelKey(provider, model)) ?? null;
+  }
+}
+
 function concerns(budget: ScopedBudget, call: CallScope): boolean {
   if (budget.dimension === "endpointTag") return budget.value === call.endpointTag;
   if (budget.dimension === "userId") return budget.value === call.userId;
-  if (budget.dimension === "model") return budget.value === normalizeModel(call.model);
+  if (budget.dimension === "model") return budget.value === (call.modelNormalized ?? normalizeModel(call.model));
   return false;
 }
 
@@ -262,6 +310,8 @@ export class RuntimePolicy {
   private failures = 0;
   private inFlight: Promise<PolicySnapshot | null> | null = null;
   private staleLogged = false;
+  /** The gateway's name for each model recorded, learned from ingest answers: model budgets match by it. */
+  readonly models = new ModelNames();
 
   constructor(
     readonly enabled: boolean,
@@ -379,13 +429,17 @@ export class RuntimePolicy {
 
   /**
    * The decision for a call with these params (and this scope: by default its model, for no endpoint tag and no
-   * user); null when no action is configured for the budget state that concerns it. Never throws.
+   * user; its model named as the gateway has said, once it has); null when no action is configured for the budget
+   * state that concerns it. Never throws.
    */
   decide(provider: string, params: Record<string, unknown>, tokensParam: string, call?: CallScope): Decision | null {
     if (!this.enabled) return null;
     try {
       const state = this.state();
-      return state ? decide(state, provider, params, tokensParam, call) : null;
+      if (!state) return null;
+      let scope = call ?? callScope(undefined, params.model, undefined);
+      if (scope.modelNormalized == null) scope = { ...scope, modelNormalized: this.models.normalized(provider, scope.model) };
+      return decide(state, provider, params, tokensParam, scope);
     } catch {
       return null; // enforcement must never break the call: no action
     }

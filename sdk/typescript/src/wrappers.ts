@@ -182,6 +182,8 @@ function instrument(om: Opsmeter, resource: Obj, api: Api): void {
           }
         : {};
       const metadata = withSdkTags(attribution.metadata ?? {}, { ...tags, ...sdkTags });
+      // the provider's answer names the model the call is recorded with: see ModelNames
+      if (model && params.model && om.policy.enabled) om.policy.models.recorded(provider, String(params.model), String(model));
       om.record({
         provider,
         model: String(model ?? params.model ?? "unknown"),

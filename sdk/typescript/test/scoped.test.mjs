@@ -40,15 +40,20 @@ function policy(scoped = [], { workspace = false, oldServer = false, actions = {
   return body;
 }
 
-/** A chat-completions provider on 127.0.0.1: `models` lists the model of every request it got. */
+/**
+ * A chat-completions provider on 127.0.0.1: `models` lists the model of every request it got; it answers as the model
+ * `answeredAs` gives the one asked for, else as that one.
+ */
 async function provider() {
   const models = [];
+  const answeredAs = {};
   const server = createServer((req, res) => {
     let raw = "";
     req.on("data", (part) => (raw += part));
     req.on("end", () => {
-      const { model } = JSON.parse(raw);
-      models.push(model);
+      const { model: asked } = JSON.parse(raw);
+      models.push(asked);
+      const model = answeredAs[asked] ?? asked;
       const message = { role: "assistant", content: "ok", refusal: null };
       const data = JSON.stringify({
         id: "chatcmpl-x",
@@ -63,16 +68,18 @@ async function provider() {
     });
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { models, url: `http://127.0.0.1:${server.address().port}/v1`, close: () => new Promise((r) => server.close(r)) };
+  const url = `http://127.0.0.1:${server.address().port}/v1`;
+  return { models, answeredAs, url, close: () => new Promise((r) => server.close(r)) };
 }
 
 /**
  * A wrapped OpenAI client with enforcement on; `opsmeter.policy` is the runtime policy's answer, `opsmeter.ingestFlags`
- * what ingest answers carry besides the results.
+ * what ingest answers carry besides the results, `opsmeter.modelNormalized` the modelNormalized an event's model is
+ * answered with (if any).
  */
 async function setup(t, body, refreshMs = 60_000) {
   const fake = await provider();
-  const opsmeter = { policy: body, ingestFlags: {}, policyGets: 0, events: [] };
+  const opsmeter = { policy: body, ingestFlags: {}, modelNormalized: {}, policyGets: 0, events: [] };
   const gateway = async (url, init) => {
     if (String(url).endsWith("/v1/runtime/policy")) {
       opsmeter.policyGets += 1;
@@ -80,7 +87,11 @@ async function setup(t, body, refreshMs = 60_000) {
     }
     const { events } = JSON.parse(init.body);
     opsmeter.events.push(...events);
-    return Response.json({ results: events.map(() => ({ httpStatus: 202 })), ...opsmeter.ingestFlags }, { status: 207 });
+    const results = events.map(({ model }, index) => {
+      const said = opsmeter.modelNormalized[model];
+      return { index, httpStatus: 202, ...(said ? { modelNormalized: said } : {}) };
+    });
+    return Response.json({ results, ...opsmeter.ingestFlags }, { status: 207 });
   };
   const om = new Opsmeter("om_live_x_y", {
     baseUrl: "http://gateway.test",
@@ -144,6 +155,34 @@ test("a model budget blocks gpt-4o, dated or with a provider path, and not gpt-4
   assert.equal(await goesThrough({ model: "gpt-4o-mini" }), true);
   assert.equal(await goesThrough({ model: "gpt-4o-mini-2024-07-18" }), true);
   assert.deepEqual(fake.models, ["gpt-4o-mini", "gpt-4o-mini-2024-07-18"]);
+});
+
+test("a model budget names a model as the gateway does from its first recorded call on", async (t) => {
+  // an alias the local rule cannot map: the provider answers it as a dated id, which the gateway names as the budget
+  const { fake, om, opsmeter, openai, goesThrough } = await setup(t, policy([budget("model", "claude-x-alias-target")]));
+  fake.answeredAs["claude-x-latest"] = "claude-x-20991231";
+  opsmeter.modelNormalized["claude-x-20991231"] = "claude-x-alias-target";
+  assert.equal(await goesThrough({ model: "claude-x-latest" }), true);
+  assert.ok(await om.flush(3000));
+  await assert.rejects(
+    async () => openai.chat.completions.create({ model: "claude-x-latest", messages }),
+    (error) => error instanceof BudgetExceededError && [error.budget, error.budgetValue].join() === "model,claude-x-alias-target",
+  );
+  assert.equal(await goesThrough({ model: "claude-x-20991231" }), false); // the model the record was sent with
+  assert.equal(await goesThrough({ model: "gpt-4o" }), true);
+  assert.deepEqual(fake.models, ["claude-x-latest", "gpt-4o"]);
+});
+
+test("the gateway's name for a model overrides the local rule", async (t) => {
+  // the local rule strips any 8-digit suffix; the gateway keeps one its catalog does not know, and says so when it
+  // answers the blocked call's record
+  const { fake, om, opsmeter, goesThrough } = await setup(t, policy([budget("model", "gpt-4o")]));
+  opsmeter.modelNormalized["gpt-4o-12345678"] = "gpt-4o-12345678";
+  assert.equal(await goesThrough({ model: "gpt-4o-12345678" }), false);
+  assert.ok(await om.flush(3000));
+  assert.equal(await goesThrough({ model: "gpt-4o-12345678" }), true);
+  assert.equal(await goesThrough({ model: "gpt-4o" }), false);
+  assert.deepEqual(fake.models, ["gpt-4o-12345678"]);
 });
 
 test("the workspace budget exceeded blocks every call", async (t) => {

@@ -513,6 +513,7 @@ class Opsmeter:
         if payload is not None:
             self._update_flags(WorkspaceFlags.from_answer(payload), answer=True)
         if status == 207 and payload is not None and isinstance(payload.get("results"), list):
+            self._learn_models(events, payload["results"])
             return self._read_results(events, payload["results"], retry_after)
         if status == 429:
             return retry_after or 1.0, events, None
@@ -556,6 +557,25 @@ class Opsmeter:
                         self._log_once(f"field:{field}", "opsmeter ingest rejected field %r: %s", field, message)
                 self._drop(reason or f"http_{status}")
         return wait, retry, failed
+
+    def _learn_models(self, events: list[bytes], results: list[Any]) -> None:
+        """Each answer's ``modelNormalized``: the gateway's name for the model its record was sent with, which
+        model-scoped budgets are matched by (enforcement only)."""
+        if not self.policy.enabled:
+            return
+        for position, result in enumerate(results):
+            if not isinstance(result, dict) or not isinstance(said := result.get("modelNormalized"), str):
+                continue
+            index = result.get("index", position)
+            if not isinstance(index, int) or not 0 <= index < len(events):
+                continue
+            try:
+                record = json.loads(events[index])
+            except ValueError:
+                continue
+            provider, model = record.get("provider"), record.get("model")
+            if isinstance(provider, str) and isinstance(model, str):
+                self.policy.models.said(provider, model, said)
 
     # --- flags, pause and counters -----------------------------------------------------------------------
 

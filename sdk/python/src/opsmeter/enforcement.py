@@ -5,7 +5,9 @@ SDK through ``GET /v1/runtime/policy`` (the API key), refreshed at most every ``
 kill switch on (``policyMode: observe``) the SDK only reports what it would have done.
 
 A scoped budget (one endpoint tag, model or user) concerns only the calls of its scope: the action applies to a
-call when the workspace's own budget, or a scoped budget matching the call (:class:`CallScope`), says so. An
+call when the workspace's own budget, or a scoped budget matching the call (:class:`CallScope`), says so. A model
+budget names the model as the gateway does (its ``modelNormalized``): exact from the first recorded call of a model on,
+once its ingest answer has said it (:class:`ModelNames`); by a local rule (:func:`normalize_model`) before that. An
 ingest answer's budget flags (any budget) refresh the workspace's state in between when the workspace has no
 scoped budget (or the server is older than them); otherwise one that disagrees with the snapshot makes the sender
 ask for the policy again early.
@@ -21,7 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -40,6 +42,9 @@ EARLY_REFRESH_AFTER = 1.0
 at most this often (seconds; or every refresh interval if that is shorter)."""
 UNKNOWN = "unknown"
 """The gateway's endpoint tag and user id for a record that gives none."""
+MODELS_KEPT = 1024
+"""How many models :class:`ModelNames` keeps the gateway's name of (and the name each asked-for model is recorded
+with); past that the oldest learned is dropped."""
 
 log = logging.getLogger("opsmeter")
 
@@ -50,9 +55,58 @@ def normalize_model(model: str) -> str:
     """A model name as a model-scoped budget names it (the gateway's ``modelNormalized``), as far as the SDK can
     tell without the gateway's price catalog: stripped, lowercased, without a provider path (``openai/gpt-4o`` ->
     ``gpt-4o``) and without a trailing date (``-2024-08-06``, ``-20241022``, ``@20241022``). An alias only the
-    catalog knows (``claude-3-5-sonnet-latest``) is not mapped."""
+    catalog knows (``claude-3-5-sonnet-latest``) is not mapped. The rule for a model until an ingest answer has
+    said its exact name (:class:`ModelNames`)."""
     name = model.strip().lower().rsplit("/", 1)[-1]
     return _DATE_SUFFIX.sub("", name)
+
+
+KeyT = TypeVar("KeyT")
+
+
+def _keep(names: dict[KeyT, str], key: KeyT, value: str) -> None:
+    """Set ``key``; a full map first drops its oldest entry (a model still in use is learned again at its next
+    answer)."""
+    if key not in names and len(names) >= MODELS_KEPT:
+        del names[next(iter(names))]
+    names[key] = value
+
+
+class ModelNames:
+    """The gateway's name (``modelNormalized``) for each model calls are recorded with, as its ingest answers say
+    it: what a model-scoped budget is named by. Learned on the sender thread, read on the callers'."""
+
+    def __init__(self) -> None:
+        self._said: dict[tuple[str, str], str] = {}
+        """(provider, model) as a record sent them -> the ``modelNormalized`` its answer said."""
+        self._recorded_as: dict[tuple[str, str], str] = {}
+        """(provider, model asked for) -> the model the provider answered with and the call was recorded with
+        (``gpt-4o`` -> ``gpt-4o-2024-08-06``, an alias -> its dated id): that one's name is the call's."""
+        self._lock = threading.Lock()
+
+    def _after_fork(self) -> None:
+        """In a forked child: a new lock (the parent's may have been held at the fork); what was learned stays."""
+        self._lock = threading.Lock()
+
+    def said(self, provider: str, model: str, normalized: str) -> None:
+        """An ingest answer: the gateway calls the record of ``provider`` / ``model`` (as sent) ``normalized``."""
+        with self._lock:
+            _keep(self._said, (provider, model), normalized)
+
+    def recorded(self, provider: str, asked: str, model: str) -> None:
+        """A call that asked for ``asked`` was answered, and recorded, as ``model``."""
+        with self._lock:
+            if asked == model:
+                self._recorded_as.pop((provider, asked), None)
+            else:
+                _keep(self._recorded_as, (provider, asked), model)
+
+    def normalized(self, provider: str, model: str) -> str | None:
+        """The gateway's name for a call of ``provider`` asking for ``model``; None until an answer has said it."""
+        with self._lock:
+            recorded = self._recorded_as.get((provider, model))
+            said = None if recorded is None else self._said.get((provider, recorded))
+            return said if said is not None else self._said.get((provider, model))
 
 
 @dataclass(frozen=True)
@@ -62,6 +116,13 @@ class CallScope:
     endpoint_tag: str = UNKNOWN
     model: str = ""
     user_id: str = UNKNOWN
+    model_normalized: str | None = None
+    """The gateway's name for the model (:class:`ModelNames`); None until an ingest answer has said it."""
+
+    @property
+    def budget_model(self) -> str:
+        """The model as a model-scoped budget names it: the gateway's name once known, else the local rule."""
+        return self.model_normalized if self.model_normalized is not None else normalize_model(self.model)
 
     @classmethod
     def of(cls, endpoint_tag: Any, model: Any, user_id: Any) -> CallScope:
@@ -97,7 +158,7 @@ class ScopedBudget:
         if self.dimension == "userId":
             return self.value == call.user_id
         if self.dimension == "model":
-            return self.value == normalize_model(call.model)
+            return self.value == call.budget_model
         return False
 
     @classmethod
@@ -304,14 +365,16 @@ class RuntimePolicy:
         self._last_try = float("-inf")
         self._lock = threading.Lock()
         self._stale_logged = False
+        self.models = ModelNames()
 
     @property
     def snapshot(self) -> PolicySnapshot | None:
         return self._snapshot
 
     def _after_fork(self) -> None:
-        """In a forked child: a new lock (the parent's may have been held at the fork)."""
+        """In a forked child: new locks (the parent's may have been held at the fork)."""
         self._lock = threading.Lock()
+        self.models._after_fork()
 
     def maybe_refresh(self, http: httpx.Client) -> None:
         """Called by the sender thread: refresh when the snapshot is older than the interval, or early when an
@@ -389,12 +452,18 @@ class RuntimePolicy:
         self, provider: str, params: Mapping[str, Any], *, tokens_param: str, call: CallScope | None = None
     ) -> Decision | None:
         """The decision for a call with these params (and this scope: by default its model, for no endpoint tag and
-        no user); None when no action is configured for the budget state that concerns it. Never raises."""
+        no user; its model named as the gateway has said, once it has); None when no action is configured for the
+        budget state that concerns it. Never raises."""
         if not self.enabled:
             return None
         try:
             state = self._state()
-            return None if state is None else decide(state, provider, params, tokens_param=tokens_param, call=call)
+            if state is None:
+                return None
+            call = call if call is not None else CallScope.of(None, params.get("model"), None)
+            if call.model_normalized is None:
+                call = replace(call, model_normalized=self.models.normalized(provider, call.model))
+            return decide(state, provider, params, tokens_param=tokens_param, call=call)
         except Exception as exc:  # enforcement must never break the call: no action
             self._client._log_once(f"decide:{type(exc).__name__}", "opsmeter runtime enforcement failed: %r", exc)
             return None

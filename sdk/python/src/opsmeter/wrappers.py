@@ -131,9 +131,12 @@ class _Call:
             sdk_tags = {**(self.decision.metadata() if self.decision is not None else {}), **self.tags}
             metadata = with_sdk_tags(self.own["opsmeter_metadata"] or {}, sdk_tags)
             counted = tokens or Tokens()
+            asked = self.kwargs.get("model")
+            if model and asked and self.om.policy.enabled:  # the provider's answer names the model: see ModelNames
+                self.om.policy.models.recorded(self.provider, str(asked), str(model))
             self.om.record(
                 provider=self.provider,
-                model=str(model or self.kwargs.get("model") or "unknown"),
+                model=str(model or asked or "unknown"),
                 input_tokens=counted.input_tokens,
                 output_tokens=counted.output_tokens,
                 cached_input_tokens=counted.cached_input_tokens,
