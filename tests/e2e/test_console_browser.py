@@ -573,6 +573,18 @@ class TestEveryPage:
             assert requests is not None
             assert requests["x"] + requests["width"] <= box["x"] + box["width"], f"{title}: Requests is cut off"
 
+    def test_the_weekly_report_compares_spend_requests_and_tokens_with_the_week_before(
+        self, browser: Browser, console: str, demo: Workspace
+    ) -> None:
+        page = browser.page()
+        sign_in(page, console, demo.token)
+        page.goto(f"{console}/reports")
+        for kpi in ("weekly-spend", "weekly-requests", "weekly-tokens"):
+            delta = page.get_by_test_id(kpi).locator(".delta")
+            delta.wait_for()
+            said = delta.inner_text()
+            assert re.fullmatch(r"(?:[+−][\d,]+|0) % vs baseline|no change|new vs baseline period", said), kpi
+
     def test_reports_download_the_board_pack_pdf_and_csv(self, browser: Browser, console: str, demo: Workspace) -> None:
         page = browser.page()
         sign_in(page, console, demo.token)

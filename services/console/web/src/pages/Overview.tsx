@@ -6,9 +6,10 @@ import { useWorkspace } from "../context";
 import { Chart } from "../components/Chart";
 import { PeriodPicker } from "../components/PeriodPicker";
 import { RetentionNotice } from "../components/RetentionNotice";
+import { Kpi } from "../components/Kpi";
 import { Empty, Failed, Loading, Query } from "../components/States";
 import { Time } from "../components/Time";
-import { change, changeRatio, compact, dateTime, day, microMoney, money, requests, share, tokens } from "../format";
+import { compact, dateTime, day, microMoney, money, requests, share, tokens } from "../format";
 import { previousPeriod, type Period } from "../period";
 import { liveRefresh, usePeriod } from "../usePeriod";
 
@@ -29,21 +30,6 @@ function useSeries(period: Period, stackBy: "model" | "provider", live = false) 
     queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/usage/series", { query: { from: period.from, to: period.to, stackBy, dataMode } }),
     ...liveRefresh(live),
   });
-}
-
-function Kpi({ label, value, current, previous, invert = false, testId }: { label: string; value: string; current: number | null; previous: number | null; invert?: boolean; testId: string }) {
-  const ratio = current !== null && previous !== null ? changeRatio(current, previous) : null;
-  const up = ratio !== null && ratio > 0;
-  const tone = ratio === null || Math.round(ratio * 100) === 0 ? "flat" : up !== invert ? "bad" : "good";
-  return (
-    <div className="kpi card" data-testid={testId}>
-      <div className="label">{label}</div>
-      <div className="value">{value}</div>
-      <div className={`delta ${tone}`} title="against the previous period of the same length">
-        {previous === null ? "" : ratio === null ? (current ? "new vs previous period" : "no change") : `${change(ratio)} vs previous`}
-      </div>
-    </div>
-  );
 }
 
 export function Overview({ status }: { status: WorkspaceStatus | undefined }) {

@@ -3,9 +3,10 @@ import { useQuery } from "@tanstack/react-query";
 import { api, ApiError } from "../api/client";
 import { useWorkspace } from "../context";
 import { Chart } from "../components/Chart";
+import { Kpi } from "../components/Kpi";
 import { Empty, Failed, Loading } from "../components/States";
 import { Time } from "../components/Time";
-import { change, compact, day, money, share, signedMoney, tokens } from "../format";
+import { compact, day, money, share, signedMoney, tokens } from "../format";
 
 const DIMENSIONS: Record<string, string> = { model: "Model", provider: "Provider", endpointTag: "Endpoint", userId: "User", promptVersion: "Prompt version" };
 import { dayRange, isoDay } from "../period";
@@ -50,6 +51,7 @@ function WeeklyReport() {
       <h2>Weekly executive report</h2>
       {q.error ? <Failed error={q.error} /> : q.isPending ? <Loading what="the weekly report" /> : (() => {
         const w = q.data;
+        const { current: now, previous: then } = w.summary;
         const option = {
           tooltip: { trigger: "axis", valueFormatter: (v: number) => money(v) },
           legend: { bottom: 0 },
@@ -65,9 +67,9 @@ function WeeklyReport() {
           <>
             <p className="muted small">Week <Time iso={w.week.from} /> – <Time iso={w.week.to} /> against the 7 days before ({timeZone}).</p>
             <section className="kpis">
-              <div className="kpi card"><div className="label">Spend</div><div className="value">{money(w.summary.current.costUsd)}</div><div className="delta">{change(w.summary.delta.costChangeRatio)} vs baseline</div></div>
-              <div className="kpi card"><div className="label">Requests</div><div className="value">{compact(w.summary.current.requests)}</div></div>
-              <div className="kpi card"><div className="label">Tokens</div><div className="value">{tokens(w.summary.current.tokens)}</div></div>
+              <Kpi testId="weekly-spend" label="Spend" value={money(now.costUsd)} current={now.costMicroUsd} previous={then.costMicroUsd} against="baseline" />
+              <Kpi testId="weekly-requests" label="Requests" value={compact(now.requests)} current={now.requests} previous={then.requests} against="baseline" />
+              <Kpi testId="weekly-tokens" label="Tokens" value={tokens(now.tokens)} current={now.tokens} previous={then.tokens} against="baseline" />
               <div className="kpi card"><div className="label">Alerts</div><div className="value">{w.alerts.week}</div><div className="delta">baseline {w.alerts.baseline}</div></div>
             </section>
             <Chart option={option} label="Weekly cost by day" height={220} />
