@@ -255,12 +255,13 @@ export class Opsmeter {
     return this.flagsTime;
   }
 
-  /** The same OpenAI client (v4+), its chat completions recorded. */
+  /** The OpenAI client (v5.6+) to use, its chat completions and Responses API recorded: a copy made by its
+   * withOptions() with a recording fetch; calls through the given client are recorded too. */
   wrapOpenAI<T>(client: T): T {
     return wrapOpenAI(this, client);
   }
 
-  /** The same Anthropic client, its messages recorded. */
+  /** The same Anthropic client (1.x, with per-request middleware), its messages recorded. */
   wrapAnthropic<T>(client: T): T {
     return wrapAnthropic(this, client);
   }

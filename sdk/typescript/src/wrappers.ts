@@ -1,8 +1,10 @@
-// Instrumented provider clients: the client is returned as given, its chat.completions.create and
-// responses.create (OpenAI, and beta.responses.create) or messages.create (Anthropic, and beta.messages.create) replaced
-// by a recording one that returns the client's own APIPromise. Each call is recorded once; a stream when it ends (from
-// its final usage), fails, or is left early by the caller, however it is read (for await, tee(), toReadableStream()); a
-// response read only through .asResponse() (also on the promise parse() derives) when it arrives.
+// Instrumented provider clients, through the clients' public options only. The create() methods (chat.completions,
+// responses and beta.responses; messages and beta.messages) are replaced by recording ones that take the `opsmeter`
+// tags off, apply enforcement and send the call through the client's own create(), which returns the client's own
+// APIPromise. Each call's request options carry it to where its HTTP responses are seen: an OpenAI client made with
+// a recording `fetch` (withOptions), Anthropic's per-request middleware. A JSON body is read from a clone; a stream's
+// events as they pass to the client. Each call is recorded once: a stream when it ends, fails, or is left early,
+// however the caller reads it (the client's Stream, tee(), toReadableStream(), the raw .asResponse() body).
 
 import type { Opsmeter, RecordInput } from "./client.js";
 import { blockError, callScope, type Decision } from "./enforcement.js";
@@ -115,10 +117,11 @@ interface Ending {
 
 const SUCCESS: Ending = { status: "success", tags: {} };
 
-/** What a stream's items tell: observe() says whether the caller gets the item; ending() how the stream ended, as far
- * as it was read (with the SDK's metadata, e.g. opsmeterUsage: "missing"). */
+/** What a stream's events tell. observe() sees each event's data (and its SSE event name) as it passes: it gives
+ * undefined to pass the event on as it came, null to drop it, or the data to pass on in its place. ending() says how
+ * the stream ended, as far as it was read (with the SDK's metadata, e.g. opsmeterUsage: "missing"). */
 interface StreamUsage {
-  observe: (item: Obj) => boolean;
+  observe: (item: Obj, event: string | undefined) => Obj | null | undefined;
   tokens: () => Tokens | undefined;
   model: () => string | undefined;
   ending: () => Ending;
@@ -135,250 +138,283 @@ interface Api {
   tokensParam: (params: Obj) => string;
 }
 
-/**
- * An error raised inside a stream the provider answered 200 has no HTTP status of its own: the error it sent says what
- * happened (Anthropic's error event: overloaded_error; OpenAI's error object: its code, else its type). A provider
- * error carries that body as `error`; an HTTP failure keeps http_<status>.
- */
+/** An error object a provider sent (in a body or an event): its code, else its type. */
+const errorKind = (error: Obj | undefined): string | undefined =>
+  [error?.code, error?.type].find((v): v is string => typeof v === "string" && v.length > 0);
+
+/** An HTTP failure is http_<status>; an error raised without one (a connection that failed) is named by its class. */
 function failureCode(error: unknown): string {
-  const e = (error ?? {}) as { status?: unknown; error?: unknown; code?: unknown; type?: unknown; name?: unknown };
-  const status = typeof e.status === "number" && e.status ? e.status : undefined;
-  if (status !== undefined && status !== 200) return `http_${status}`;
-  if (e.error && typeof e.error === "object") {
-    const kind = [e.code, e.type].find((v) => typeof v === "string" && v);
-    if (kind) return String(kind);
-  }
-  if (status !== undefined) return `http_${status}`;
+  const e = (error ?? {}) as { status?: unknown; name?: unknown };
+  if (typeof e.status === "number" && e.status) return `http_${e.status}`;
   return typeof e.name === "string" && e.name ? e.name : "Error";
 }
 
-function instrument(om: Opsmeter, resource: Obj, api: Api): void {
-  const { provider, tokens, ending, streamUsage, prepare, tokensParam } = api;
-  const original = resource.create as ((...args: any[]) => any) & { __opsmeter?: boolean };
-  if (original.__opsmeter) return;
-  let apiPromise: (new (...args: any[]) => any) | undefined; // the client's APIPromise class, seen on a first call
-  const create = (body: Obj, options?: Obj): unknown => {
-    const { [OWN]: own, ...rest } = body ?? {};
-    const attribution = (own ?? {}) as Attribution;
-    const prepared = prepare(rest);
-    let params = prepared.params;
-    let started = Date.now();
-    let decision: Decision | null = null;
-    let recorded = false; // one record per call, whatever happens after the first
-    const record = (
-      t: Tokens | undefined,
-      model: string | undefined,
-      status: "success" | "error",
-      errorCode?: string,
-      sdkTags: Obj = {},
-    ) => {
-      if (recorded) return;
-      recorded = true;
-      const tags = decision
-        ? {
-            opsmeterAction: decision.action,
-            opsmeterActionMode: decision.mode,
-            ...(decision.detail ? { opsmeterActionDetail: decision.detail.slice(0, 200) } : {}),
-          }
-        : {};
-      const metadata = withSdkTags(attribution.metadata ?? {}, { ...tags, ...sdkTags });
-      // the provider's answer names the model the call is recorded with: see ModelNames
-      if (model && params.model && om.policy.enabled) om.policy.models.recorded(provider, String(params.model), String(model));
-      om.record({
-        provider,
-        model: String(model ?? params.model ?? "unknown"),
-        ...(t ?? { inputTokens: 0, outputTokens: 0 }),
-        latencyMs: Date.now() - started,
-        status,
-        errorCode: errorCode?.slice(0, 64), // ingest takes at most 64 characters; a provider's own code could be longer
-        endpointTag: attribution.endpointTag,
-        userId: attribution.userId,
-        promptVersion: attribution.promptVersion,
-        metadata: Object.keys(metadata).length ? metadata : undefined,
-      });
-    };
-    let parsing = false; // the body is being parsed: the record is taken there, not by .asResponse()
-    /** What the caller gets: the result, or for a stream one that records what its reader reads. */
-    const instrumentResult = (result: Obj, client?: unknown): Obj => {
-      if (!params.stream) {
-        const end = ending(result);
-        const tags = { ...(result?.usage ? {} : { opsmeterUsage: "missing" }), ...end.tags };
-        record(tokens(result?.usage), result?.model, end.status, end.errorCode, tags);
-        return result;
-      }
-      const seen = streamUsage(prepared.hideUsageChunk);
-      const stream = result as any;
-      const source = { [Symbol.asyncIterator]: stream[Symbol.asyncIterator].bind(result) as () => AsyncIterator<Obj> };
-      // Recorded once: as an error if the stream fails, else when it ends or the caller leaves it early (a
-      // `break` calls return(), which also closes the provider's stream), with the usage seen so far.
-      const iterate = async function* () {
-        try {
-          for await (const item of source) {
-            if (seen.observe(item)) yield item;
-          }
-        } catch (error) {
-          record(seen.tokens(), seen.model(), "error", failureCode(error), seen.ending().tags);
-          throw error;
-        } finally {
-          const end = seen.ending();
-          record(seen.tokens(), seen.model(), end.status, end.errorCode, end.tags);
+/** One wrapped call: what it is recorded with, and the one record it gets, whichever way it ends. */
+class Call {
+  decision: Decision | null = null;
+  started = Date.now();
+  /** An applied queue: the request is sent once this has settled (Anthropic's middleware waits for it). */
+  gate: Promise<unknown> | undefined;
+  private recorded = false;
+
+  constructor(
+    private readonly om: Opsmeter,
+    private readonly api: Api,
+    readonly attribution: Attribution,
+    public params: Obj,
+    private readonly hideUsageChunk: boolean,
+  ) {}
+
+  record(t: Tokens | undefined, model: string | undefined, status: "success" | "error", errorCode?: string, sdkTags: Obj = {}): void {
+    if (this.recorded) return;
+    this.recorded = true;
+    const { om, api, attribution, params, decision } = this;
+    const tags = decision
+      ? {
+          opsmeterAction: decision.action,
+          opsmeterActionMode: decision.mode,
+          ...(decision.detail ? { opsmeterActionDetail: decision.detail.slice(0, 200) } : {}),
         }
-      };
-      if (client !== undefined && typeof stream.tee === "function" && stream.controller) {
-        // A Stream of the provider's own class (its public constructor) on the recording iterator: tee() and
-        // toReadableStream() read through that iterator too, where they would bypass a patched Symbol.asyncIterator.
-        const recording = new stream.constructor(iterate, stream.controller, client);
-        // responses.create()'s _thenUnwrap gives its stream the request id, as a hidden property: kept
-        const requestId = Object.getOwnPropertyDescriptor(stream, "_request_id");
-        if (requestId) Object.defineProperty(recording, "_request_id", requestId);
-        return recording;
-      }
-      stream[Symbol.asyncIterator] = iterate;
-      return stream;
-    };
-    // A response taken only through .asResponse() has a body the caller reads: it is recorded when it arrives, with
-    // the usage of a copy of a JSON body, and without tokens for a stream (reading a copy of it would keep the
-    // provider's request open after the caller cancels theirs). .withResponse() parses first: recorded there.
-    const recordUnparsed = (response: Response): void => {
-      const missing = { opsmeterUsage: "missing" };
-      if (params.stream) return record(undefined, undefined, "success", undefined, missing);
+      : {};
+    const metadata = withSdkTags(attribution.metadata ?? {}, { ...tags, ...sdkTags });
+    // the provider's answer names the model the call is recorded with: see ModelNames
+    if (model && params.model && om.policy.enabled) om.policy.models.recorded(api.provider, String(params.model), String(model));
+    om.record({
+      provider: api.provider,
+      model: String(model ?? params.model ?? "unknown"),
+      ...(t ?? { inputTokens: 0, outputTokens: 0 }),
+      latencyMs: Date.now() - this.started,
+      status,
+      errorCode: errorCode?.slice(0, 64), // ingest takes at most 64 characters; a provider's own code could be longer
+      endpointTag: attribution.endpointTag,
+      userId: attribution.userId,
+      promptVersion: attribution.promptVersion,
+      metadata: Object.keys(metadata).length ? metadata : undefined,
+    });
+  }
+
+  /** The call failed before (or instead of) a successful response: an HTTP status, a connection, a block. */
+  failed(error: unknown): void {
+    this.record(undefined, undefined, "error", failureCode(error));
+  }
+
+  /**
+   * A successful HTTP response of this call, as the client receives it, given back for the client to read. A JSON
+   * body is recorded from a copy (clone()), whoever reads the original, or nobody. A stream is given back as a new
+   * Response over the same body, whose events are seen as they pass on to the client: recorded when it ends, fails,
+   * or is left (the client cancels it or aborts `signal`, its request), with the usage seen so far.
+   */
+  response(response: Response, signal: AbortSignal | null | undefined): Response {
+    const { api, params } = this;
+    if (!params.stream || !response.body) {
       response
         .clone()
         .json()
         .then(
           (body: Obj) => {
-            const end = ending(body);
-            record(tokens(body?.usage), body?.model, end.status, end.errorCode, { ...(body?.usage ? {} : missing), ...end.tags });
+            const end = api.ending(body);
+            const missing = body?.usage ? {} : { opsmeterUsage: "missing" };
+            this.record(api.tokens(body?.usage), body?.model, end.status, end.errorCode, { ...missing, ...end.tags });
           },
-          () => record(undefined, undefined, "success", undefined, missing),
+          (error: unknown) => this.failed(error),
         );
+      return response;
+    }
+    const seen = api.streamUsage(this.hideUsageChunk);
+    const ended = (error?: unknown) => {
+      const end = seen.ending();
+      if (error !== undefined && end.status !== "error") {
+        this.record(seen.tokens(), seen.model(), "error", failureCode(error), end.tags);
+      } else {
+        this.record(seen.tokens(), seen.model(), end.status, end.errorCode, end.tags);
+      }
     };
-    const observeAsResponse = (promise: any): void => {
-      const asResponse = promise.asResponse as () => Promise<Response>;
-      promise.asResponse = () =>
-        asResponse.call(promise).then((response) => {
-          try {
-            if (!parsing) recordUnparsed(response);
-          } catch {
-            // recording must never break the provider call
-          }
-          return response;
-        });
-      // OpenAI's chat.completions.parse() and responses.parse() hand back a promise derived from this one with
-      // _thenUnwrap (public in the clients' types): the same request, so its .asResponse() is observed too, and so is
-      // anything derived from it. The derived promise is the one the client built, unchanged otherwise.
-      const thenUnwrap = promise._thenUnwrap as ((...args: unknown[]) => any) | undefined;
-      if (typeof thenUnwrap !== "function") return;
-      promise._thenUnwrap = (...args: unknown[]) => {
-        const derived = thenUnwrap.apply(promise, args);
+    signal?.addEventListener("abort", () => ended(), { once: true });
+    const body = sseEvents(response.body, seen.observe, (error) => ended(signal?.aborted ? undefined : error));
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
+}
+
+const SSE_END = /\r\n\r\n|\n\n|\r\r/;
+
+/** One SSE event's text: its `event:` name and its `data:` lines. */
+function sseFields(block: string): { event?: string; data: string } {
+  let event: string | undefined;
+  const data: string[] = [];
+  for (const line of block.split(/\r\n|\n|\r/)) {
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") event = value;
+    else if (field === "data") data.push(value);
+  }
+  return { event, data: data.join("\n") };
+}
+
+/**
+ * An SSE body passed on event by event, each event's JSON data shown to `observe` first (which may drop it or give
+ * data to send in its place); `ended` is called once: when the body ends (no argument), fails (the error), or is
+ * cancelled by its reader (no argument), which also cancels the source.
+ */
+function sseEvents(
+  source: ReadableStream<Uint8Array>,
+  observe: StreamUsage["observe"],
+  ended: (error?: unknown) => void,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  let pending = "";
+  let done = false;
+  const finish = (error?: unknown) => {
+    if (done) return;
+    done = true;
+    try {
+      ended(error);
+    } catch {
+      // recording must never break the provider call
+    }
+  };
+  const passOn = (block: string): string => {
+    const { event, data } = sseFields(block);
+    let item: unknown;
+    try {
+      item = JSON.parse(data);
+    } catch {
+      return block; // [DONE], a comment, a keep-alive: passed on as they came
+    }
+    if (!item || typeof item !== "object") return block;
+    try {
+      const replaced = observe(item as Obj, event);
+      if (replaced === null) return "";
+      if (replaced === undefined) return block;
+      return `${event === undefined ? "" : `event: ${event}\n`}data: ${JSON.stringify(replaced)}`;
+    } catch {
+      return block; // recording must never break the provider call
+    }
+  };
+  /** The whole events in `pending`, as they are passed on; what is left waits for more bytes. */
+  const takeEvents = (): string => {
+    let out = "";
+    for (let match = SSE_END.exec(pending); match; match = SSE_END.exec(pending)) {
+      const block = passOn(pending.slice(0, match.index));
+      if (block) out += block + match[0];
+      pending = pending.slice(match.index + match[0].length);
+    }
+    return out;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
         try {
-          if (derived && typeof derived.asResponse === "function") observeAsResponse(derived);
-        } catch {
-          // recording must never break the provider call
+          chunk = await reader.read();
+        } catch (error) {
+          finish(error);
+          controller.error(error);
+          return;
         }
-        return derived;
-      };
-    };
-    // The provider's own APIPromise goes back to the caller, never a plain Promise: parse(), messages.stream(),
-    // .withResponse() and .asResponse() build on it. Its body is read once, by whoever consumes it: the record is
-    // taken inside the promise's own parse step (its parseResponse), so nothing here reads the body a second time.
-    const observe = (promise: any): unknown => {
-      if (promise && typeof promise.parseResponse === "function" && typeof promise.responsePromise?.then === "function") {
-        apiPromise ??= promise.constructor;
-        const parse = promise.parseResponse as (client: unknown, props: Obj) => Promise<unknown>;
-        promise.parseResponse = async (client: unknown, props: Obj) => {
-          parsing = true;
-          let result: any;
-          try {
-            result = await parse.call(promise, client, props);
-          } catch (error) {
-            // Anthropic's client reads a body again after a connection error while it can: not the last word
-            if (!(props?.retry && (error as Error | null)?.name === "APIConnectionError")) {
-              record(undefined, undefined, "error", failureCode(error));
-            }
-            throw error;
-          }
-          try {
-            return instrumentResult(result, client);
-          } catch {
-            return result; // recording must never break the provider call
-          }
-        };
-        // a failed request: recorded, and this handler also keeps a call nobody awaits from an unhandled rejection
-        promise.responsePromise.then(undefined, (error: unknown) => record(undefined, undefined, "error", failureCode(error)));
-        if (typeof promise.asResponse === "function") observeAsResponse(promise);
-        return promise;
+        if (chunk.done) {
+          pending += decoder.decode();
+          const rest = takeEvents() + (pending ? passOn(pending) : "");
+          pending = "";
+          if (rest) controller.enqueue(encoder.encode(rest));
+          finish();
+          controller.close();
+          return;
+        }
+        pending += decoder.decode(chunk.value, { stream: true });
+        const out = takeEvents();
+        if (out) {
+          controller.enqueue(encoder.encode(out));
+          return;
+        }
       }
-      if (promise && typeof promise.then === "function") {
-        // not an APIPromise (another client version, a test double): a plain promise may be observed twice
-        promise.then(
-          (result: Obj) => {
-            try {
-              instrumentResult(result);
-            } catch {
-              // recording must never break the provider call
-            }
-          },
-          (error: unknown) => record(undefined, undefined, "error", failureCode(error)),
-        );
-        return promise;
-      }
-      instrumentResult(promise);
-      return promise;
-    };
-    const call = (): any => {
+    },
+    cancel(reason) {
+      finish();
+      return reader.cancel(reason);
+    },
+  });
+}
+
+/** How one client's HTTP responses reach the wrapped calls: a call's request options carry it there. */
+interface Route {
+  /** The request options the call is sent with: the caller's, and what takes the call to its responses. */
+  tag(options: Obj | undefined, call: Call): Obj;
+  /** The client's APIPromise came back for the call. */
+  sent(promise: any, call: Call): void;
+  /** For an applied queue: what the caller gets, the call sent once `wait()` resolves; undefined if the route cannot
+   * queue yet. A route without it queues by `call.gate`. */
+  queue?(wait: () => Promise<unknown>, send: () => any): any;
+}
+
+/** Sends a call's params with request options through the client the responses are seen on. */
+type Send = (params: Obj, options: Obj) => any;
+
+function instrument(om: Opsmeter, resource: Obj, api: Api, route: Route, send: Send): void {
+  const original = resource.create as ((...args: any[]) => any) & { __opsmeter?: boolean };
+  if (original.__opsmeter) return;
+  const create = (body: Obj, options?: Obj): unknown => {
+    const { [OWN]: own, ...rest } = body ?? {};
+    const prepared = api.prepare(rest);
+    const call = new Call(om, api, (own ?? {}) as Attribution, prepared.params, prepared.hideUsageChunk);
+    const sendNow = (): any => {
       let promise: any;
       try {
-        promise = original.call(resource, params, options);
+        promise = send(call.params, route.tag(options, call));
       } catch (error) {
-        record(undefined, undefined, "error", failureCode(error));
+        call.failed(error);
         throw error;
       }
-      return observe(promise);
+      try {
+        route.sent(promise, call);
+      } catch {
+        // recording must never break the provider call
+      }
+      return promise;
     };
-    if (!om.policy.enabled) return call();
+    if (!om.policy.enabled) return sendNow();
     // Runtime enforcement decides at once, from the policy snapshot fetched ahead (refreshed in the background):
     // the caller still gets the provider's APIPromise. Until the first snapshot has arrived calls are let through
     // (await om.policy.ready() at startup to enforce from the very first call). A block throws here.
     om.policy.maybeRefresh();
-    const param = tokensParam(params);
+    const param = api.tokensParam(call.params);
     // scoped budgets are matched against what the call is recorded with (endpoint tag, user) and the model asked for
-    const scope = callScope(attribution.endpointTag, params.model, attribution.userId);
-    decision = om.policy.decide(provider, params, param, scope);
+    const scope = callScope(call.attribution.endpointTag, call.params.model, call.attribution.userId);
+    const decision = om.policy.decide(api.provider, call.params, param, scope);
+    call.decision = decision;
     if (decision && decision.action === "block" && decision.mode === "applied") {
-      record(undefined, undefined, "error", "budget_blocked");
+      call.record(undefined, undefined, "error", "budget_blocked");
       throw blockError(decision);
     }
+    if (decision) call.params = decision.params;
     if (decision && decision.action === "queue" && decision.mode === "applied") {
-      const client = resource._client;
-      if (apiPromise && client) {
-        // The request waits inside an APIPromise of the provider's own class, built on the real call's response.
-        const queued = decision;
-        let real: any;
-        const response = (async () => {
-          const waited = Date.now();
-          try {
-            await om.policy.waitInQueue(provider, params, param, scope);
-          } catch (error) {
-            record(undefined, undefined, "error", "budget_blocked");
+      const wait = () => {
+        const waited = Date.now();
+        const waiting = om.policy.waitInQueue(api.provider, call.params, param, scope).then(
+          () => {
+            decision.detail = `waited ${((Date.now() - waited) / 1000).toFixed(1)}s for the budget window`;
+            call.started = Date.now();
+          },
+          (error: unknown) => {
+            call.record(undefined, undefined, "error", "budget_blocked");
             throw error;
-          }
-          queued.detail = `waited ${((Date.now() - waited) / 1000).toFixed(1)}s for the budget window`;
-          params = queued.params;
-          started = Date.now();
-          real = call();
-          return real.responsePromise;
-        })();
-        response.catch(() => undefined); // the caller sees the error through the APIPromise
-        const queuedPromise = new apiPromise(client, response, (c: unknown, props: Obj) => real.parseResponse(c, props));
-        observeAsResponse(queuedPromise);
-        return queuedPromise;
+          },
+        );
+        waiting.catch(() => undefined); // the caller sees the error through the APIPromise
+        return waiting;
+      };
+      if (!route.queue) {
+        call.gate = wait();
+        return sendNow();
       }
+      const queued = route.queue(wait, sendNow);
+      if (queued) return queued;
       decision.detail = "not queued: the first call through this client is let through";
     }
-    if (decision) params = decision.params;
-    started = Date.now();
-    return call();
+    call.started = Date.now();
+    return sendNow();
   };
   (create as { __opsmeter?: boolean }).__opsmeter = true;
   resource.create = create;
@@ -399,15 +435,6 @@ function askForStreamUsage(params: Obj): { params: Obj; hideUsageChunk: boolean 
   return { params, hideUsageChunk: false };
 }
 
-/** `client.withOptions(...)` makes a new client: it comes back wrapped too. */
-function rewrapCopies(client: Obj, wrap: (copy: unknown) => unknown): void {
-  const original = client.withOptions as (((...args: unknown[]) => unknown) & { __opsmeter?: boolean }) | undefined;
-  if (typeof original !== "function" || original.__opsmeter) return;
-  const withOptions = (...args: unknown[]): unknown => wrap(original.apply(client, args));
-  (withOptions as { __opsmeter?: boolean }).__opsmeter = true;
-  client.withOptions = withOptions;
-}
-
 const openaiTokensParam = (params: Obj): string =>
   "max_tokens" in params && !("max_completion_tokens" in params) ? "max_tokens" : "max_completion_tokens";
 
@@ -417,24 +444,33 @@ const chatCompletions: Api = {
   tokens: (usage) => openaiTokens(usage),
   ending: () => SUCCESS,
   // A stream left or failed before its usage chunk is recorded without tokens, marked opsmeterUsage: "missing" (the
-  // prompt is billed all the same).
+  // prompt is billed all the same). A failure mid-stream is a data line with an `error` object (the client throws it).
   streamUsage: (hideUsageChunk) => {
     let usage: Obj | undefined;
     let model: string | undefined;
+    let failed: string | undefined;
     return {
       observe: (chunk) => {
+        if (chunk.error && typeof chunk.error === "object") {
+          failed = errorKind(chunk.error) ?? "error";
+          return undefined;
+        }
         model = chunk.model ?? model;
         if (!chunk.usage) {
           // asked for usage, every chunk carries `usage: null`; the caller did not ask: no usage key, as unwrapped
-          if (hideUsageChunk && chunk.usage === null) delete chunk.usage;
-          return true;
+          if (!hideUsageChunk || chunk.usage !== null) return undefined;
+          const { usage: _, ...rest } = chunk;
+          return rest;
         }
         usage = chunk.usage;
-        return !(hideUsageChunk && !chunk.choices?.length);
+        return hideUsageChunk && !chunk.choices?.length ? null : undefined;
       },
       tokens: () => openaiTokens(usage),
       model: () => model,
-      ending: () => ({ status: "success", tags: usage ? {} : { opsmeterUsage: "missing" } }),
+      ending: () => ({
+        ...(failed ? { status: "error" as const, errorCode: failed } : { status: "success" as const }),
+        tags: usage ? {} : { opsmeterUsage: "missing" },
+      }),
     };
   },
   prepare: askForStreamUsage,
@@ -477,7 +513,7 @@ const responses: Api = {
         if (response?.usage) usage = response.usage;
         if (RESPONSE_ENDS.has(event?.type)) last = response;
         else if (event?.type === "error") failed = String(event.code || "error");
-        return true;
+        return undefined;
       },
       tokens: () => openaiResponseTokens(usage),
       model: () => model,
@@ -491,16 +527,118 @@ const responses: Api = {
   tokensParam: () => "max_output_tokens",
 };
 
-/** The same OpenAI client, its chat completions and Responses API (and beta.responses) recorded. Per call:
- * `opsmeter: {endpointTag, userId, promptVersion}`. */
+/** The key a wrapped call rides on in its request's fetchOptions, which the client passes to its `fetch` as they are. */
+const CALL = Symbol("opsmeter.call");
+
+/** The longest a timer takes (2^31 - 1 ms): the recording client applies its own timeout around its fetch already. */
+const NO_TIMEOUT_MS = 2_147_483_647;
+
+type Fetch = (url: any, init?: any) => Promise<Response>;
+
+/** `client`'s own way to fetch, with the `fetch` it was made with: its public fetchWithTimeout(). */
+function fetchOf(client: Obj): Fetch {
+  if (typeof client.fetchWithTimeout !== "function") return (url, init) => fetch(url, init);
+  return (url, init) => client.fetchWithTimeout(url, init, NO_TIMEOUT_MS, new AbortController());
+}
+
+/** A fetch that gives each successful response of a wrapped call (its init carries the call) to the call. */
+function recordingFetch(inner: Fetch): Fetch {
+  return async (url, init) => {
+    const { [CALL]: call, ...rest } = (init ?? {}) as Obj & { [CALL]?: Call };
+    const response = await inner(url, rest);
+    if (!call || !response.ok) return response;
+    try {
+      return call.response(response, rest.signal);
+    } catch {
+      return response; // recording must never break the provider call
+    }
+  };
+}
+
+/**
+ * OpenAI's calls are sent by `client`, made with a recording fetch; a call's failure (a status, a connection, after
+ * the client's retries) is seen on its APIPromise's asResponse(), which only maps the client's response promise (and
+ * keeps a call nobody awaits from an unhandled rejection). A queued call is an APIPromise of the client's own class
+ * (its public constructor), learned from a first call, on the real call sent after the wait.
+ */
+function openaiRoute(client: Obj): Route {
+  let promiseClass: (new (...args: any[]) => any) | undefined;
+  return {
+    tag: (options, call) => ({ ...options, fetchOptions: { ...options?.fetchOptions, [CALL]: call } }),
+    sent: (promise, call) => {
+      if (typeof promise?.asResponse !== "function") return;
+      promiseClass ??= promise.constructor;
+      promise.asResponse().then(undefined, (error: unknown) => call.failed(error));
+    },
+    queue: (wait, send) => {
+      if (!promiseClass) return undefined;
+      let real: any;
+      const response = wait().then(() => {
+        real = send();
+        return real.asResponse().then((raw: Response) => ({ response: raw }));
+      });
+      response.catch(() => undefined); // the caller sees the error through the APIPromise
+      return new promiseClass(client, response, () => real);
+    },
+  };
+}
+
+/** `client.withOptions(...)` makes a new client: it comes back wrapped too. */
+function rewrapCopies(client: Obj, wrap: (options: Obj | undefined, made: Obj) => unknown): void {
+  const original = client.withOptions as (((options?: Obj) => Obj) & { __opsmeter?: boolean }) | undefined;
+  if (typeof original !== "function" || original.__opsmeter) return;
+  const withOptions = (options?: Obj): unknown => wrap(options, original.call(client, options));
+  (withOptions as { __opsmeter?: boolean }).__opsmeter = true;
+  client.withOptions = withOptions;
+}
+
+const OPENAI_APIS: Array<[(client: Obj) => Obj | undefined, Api]> = [
+  [(client) => client.chat?.completions, chatCompletions],
+  [(client) => client.responses, responses],
+  [(client) => client.beta?.responses, responses],
+];
+
+/** A client and the client made with the recording fetch that sends its calls (the same, for the latter). */
+const recordingClients = new WeakMap<object, Obj>();
+
+/** `client`'s create methods, recorded, sent by `sender`'s own (a client with the recording fetch). */
+function instrumentOpenAI(om: Opsmeter, client: Obj, sender: Obj, route: Route): void {
+  const sends = OPENAI_APIS.map(([find]): Send | undefined => {
+    const resource = find(sender);
+    const create = resource?.create;
+    return typeof create === "function" && !create.__opsmeter ? (params, options) => create.call(resource, params, options) : undefined;
+  });
+  OPENAI_APIS.forEach(([find, api], i) => {
+    const resource = find(client);
+    const send = sends[i];
+    if (resource && typeof resource.create === "function" && send) instrument(om, resource, api, route, send);
+  });
+  rewrapCopies(client, (options, made) => {
+    // a copy of the recording client keeps its fetch, unless given another
+    if (client !== sender || options?.fetch) return wrapOpenAI(om, made);
+    recordingClients.set(made, made);
+    instrumentOpenAI(om, made, made, openaiRoute(made));
+    return made;
+  });
+}
+
+/**
+ * The OpenAI client, its chat completions and Responses API (and beta.responses) recorded. Per call:
+ * `opsmeter: {endpointTag, userId, promptVersion}`. The client returned is a copy made by the client's withOptions()
+ * with a recording `fetch` (which calls the given client's own); the given client's create methods send through it
+ * too, so either may be used.
+ */
 export function wrapOpenAI<T>(om: Opsmeter, client: T): T {
-  const c = client as Obj;
-  instrument(om, c.chat.completions, chatCompletions);
-  for (const resource of [c.responses, c.beta?.responses]) {
-    if (resource && typeof resource.create === "function") instrument(om, resource, responses);
-  }
-  rewrapCopies(c, (copy) => wrapOpenAI(om, copy));
-  return client;
+  const given = client as Obj;
+  const known = recordingClients.get(given);
+  if (known) return known as T;
+  const copy = given.withOptions({ fetch: recordingFetch(fetchOf(given)) }) as Obj;
+  recordingClients.set(given, copy);
+  recordingClients.set(copy, copy);
+  const route = openaiRoute(copy);
+  instrumentOpenAI(om, given, copy, route);
+  instrumentOpenAI(om, copy, copy, route);
+  return copy as T;
 }
 
 /** Messages: message_start carries the input side, message_delta the cumulative output (and iterations). */
@@ -508,9 +646,11 @@ const messagesApi: Api = {
   provider: "anthropic",
   tokens: (usage) => anthropicTokens(usage),
   ending: () => SUCCESS,
+  // An error event mid-stream (the client throws it) is the call's error, with the usage seen until then.
   streamUsage: () => {
     const usage: Obj = {};
     let model: string | undefined;
+    let failed: string | undefined;
     const take = (u: Obj | undefined) => {
       for (const [k, v] of Object.entries(u ?? {})) if (v !== null && v !== undefined) usage[k] = v;
     };
@@ -520,24 +660,67 @@ const messagesApi: Api = {
           model = event.message?.model ?? model;
           take(event.message?.usage);
         } else if (event.type === "message_delta") take(event.usage);
-        return true;
+        else if (event.type === "error") failed = errorKind(event.error) ?? "error";
+        return undefined;
       },
       tokens: () => (Object.keys(usage).length ? anthropicTokens(usage) : undefined),
       model: () => model,
-      ending: () => SUCCESS,
+      ending: () => (failed ? { status: "error", errorCode: failed, tags: {} } : SUCCESS),
     };
   },
   prepare: (params) => ({ params, hideUsageChunk: false }),
   tokensParam: () => "max_tokens",
 };
 
+/** Whether the client sends no further attempt after this one (its documented retry rules: 408, 409, 429 and 5xx, and
+ * connection failures, up to maxRetries; the server's x-should-retry first). */
+function lastAttempt(client: Obj, request: Obj, ctx: Obj, response?: Response): boolean {
+  const attempt = Number(request.headers?.get?.("x-stainless-retry-count")) || 0;
+  if (attempt >= (ctx.options?.maxRetries ?? client.maxRetries ?? 2)) return true;
+  if (!response) return Boolean(ctx.options?.signal?.aborted);
+  const says = response.headers.get("x-should-retry");
+  if (says === "true" || says === "false") return says === "false";
+  return ![408, 409, 429].includes(response.status) && response.status < 500;
+}
+
+/**
+ * Anthropic's calls carry a per-request middleware (a public request option), which sees each attempt's response:
+ * a failure is recorded on the attempt the client does not retry. An applied queue waits there, before the request
+ * is sent; its BudgetExceededError reaches the caller as it is.
+ */
+function anthropicRoute(client: Obj): Route {
+  const recorder = (call: Call) => async (request: Obj, next: (request: Obj) => Promise<Response>, ctx: Obj) => {
+    if (call.gate) await call.gate;
+    let response: Response;
+    try {
+      response = await next(request);
+    } catch (error) {
+      if (lastAttempt(client, request, ctx)) call.failed(error);
+      throw error;
+    }
+    try {
+      if (response.ok) return call.response(response, request.signal);
+      if (lastAttempt(client, request, ctx, response)) call.failed(response);
+    } catch {
+      // recording must never break the provider call
+    }
+    return response;
+  };
+  return {
+    tag: (options, call) => ({ ...options, middleware: [...(options?.middleware ?? []), recorder(call)] }),
+    sent: () => undefined,
+  };
+}
+
 /** The same Anthropic client, its messages and beta.messages recorded (cache reads and writes counted inside input);
  * their stream() and parse() call create(). */
 export function wrapAnthropic<T>(om: Opsmeter, client: T): T {
   const c = client as Obj;
-  instrument(om, c.messages, messagesApi);
-  const beta = c.beta?.messages;
-  if (beta && typeof beta.create === "function") instrument(om, beta, messagesApi);
-  rewrapCopies(client as Obj, (copy) => wrapAnthropic(om, copy));
+  const route = anthropicRoute(c);
+  for (const resource of [c.messages, c.beta?.messages]) {
+    const create = resource?.create;
+    if (typeof create === "function") instrument(om, resource, messagesApi, route, (params, options) => create.call(resource, params, options));
+  }
+  rewrapCopies(c, (_options, made) => wrapAnthropic(om, made));
   return client;
 }

@@ -572,7 +572,7 @@ test("a wrapped stream split with tee() is recorded once, and each half gets the
   assert.deepEqual([record.status, record.inputTokens, record.outputTokens], ["success", 2650, 400]);
 });
 
-test("a call read only through .asResponse() is recorded once: with the usage of its JSON body, a stream without", async (t) => {
+test("a call read only through .asResponse() is recorded once, with the usage its body carried, JSON or stream", async (t) => {
   const { openai, anthropic, records } = await setup(t);
   const opsmeter = { endpointTag: "raw.response" };
   const response = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, opsmeter }).asResponse();
@@ -587,7 +587,7 @@ test("a call read only through .asResponse() is recorded once: with the usage of
     (await records("raw.response")).map((r) => [r.provider, r.status, r.inputTokens, r.outputTokens, r.metadata?.opsmeterUsage]),
     [
       ["openai", "success", 1200, 300, undefined],
-      ["openai", "success", 0, 0, "missing"],
+      ["openai", "success", 1200, 300, undefined],
       ["anthropic", "success", 2650, 400, undefined],
     ],
   );
@@ -795,6 +795,57 @@ test("a parse() read only through .asResponse() is recorded once, as a create() 
       ["gpt-4o-mini", "success", 1200, 300, 1024, undefined],
       [RESPONSES_MODEL, "success", 900, 250, 512, undefined],
       [RESPONSES_MODEL, "success", 900, 250, 512, undefined],
+    ],
+  );
+});
+
+test("a call the client retries is recorded once, as it ended; the given client's fetch and create() still work", async (t) => {
+  const { fake, om, records } = await setup(t);
+  let fetched = 0;
+  const own = (url, init) => (fetched++, fetch(url, init));
+  const given = new OpenAI({ apiKey: "sk-test", baseURL: `${fake.url}/v1`, maxRetries: 1, fetch: own });
+  const openai = om.wrapOpenAI(given);
+  assert.equal(om.wrapOpenAI(given), openai, "wrapped once");
+  const opsmeter = { endpointTag: "retried" };
+  fake.next = "500";
+  await openai.chat.completions.create({ model: "gpt-4o-mini", messages, opsmeter });
+  await given.chat.completions.create({ model: "gpt-4o-mini", messages, opsmeter }); // the call shape of 0.1.0
+  assert.equal(fetched, 3, "the given client's own fetch sends every attempt");
+  const anthropic = om.wrapAnthropic(new Anthropic({ apiKey: "sk-ant", baseURL: fake.url, maxRetries: 1 }));
+  const params = { model: "claude-sonnet-4-5", max_tokens: 64, messages, opsmeter };
+  fake.next = "500";
+  await anthropic.messages.create(params);
+  fake.next = "500";
+  await assert.rejects(anthropic.withOptions({ maxRetries: 0 }).messages.create(params), Anthropic.InternalServerError);
+  assert.deepEqual(
+    (await records("retried")).map((r) => [r.provider, r.status, r.errorCode, r.inputTokens]),
+    [
+      ["openai", "success", undefined, 1200],
+      ["openai", "success", undefined, 1200],
+      ["anthropic", "success", undefined, 2650],
+      ["anthropic", "error", "http_500", 0],
+    ],
+  );
+});
+
+test("an Anthropic call queued waits before it is sent, from the first call on; a queue that times out rejects", async (t) => {
+  let state = exceeded({ onBudgetExceeded: "queue", queueMaxWaitSeconds: 5 });
+  const { fake, om, anthropic, records } = await setup(t, { policy: () => state, policyRefreshIntervalMs: 200 });
+  await om.policy.ready();
+  const params = { model: "claude-sonnet-4-5", max_tokens: 64, messages, opsmeter: { endpointTag: "queued.anthropic" } };
+  const started = Date.now();
+  setTimeout(() => (state = { policyMode: "enforce", budgetExceeded: false }), 400);
+  assert.equal((await anthropic.messages.create(params)).usage.output_tokens, 400);
+  assert.ok(Date.now() - started >= 350, "the call did not wait");
+  state = exceeded({ onBudgetExceeded: "queue", queueMaxWaitSeconds: 0.3 });
+  await om.policy.refresh();
+  await assert.rejects(anthropic.messages.create(params), (error) => error instanceof BudgetExceededError && error.action === "queue");
+  assert.equal(fake.bodies.length, 1);
+  assert.deepEqual(
+    (await records("queued.anthropic")).map((r) => [r.status, r.errorCode, r.metadata?.opsmeterAction]),
+    [
+      ["success", undefined, "queue"],
+      ["error", "budget_blocked", "queue"],
     ],
   );
 });
