@@ -43,20 +43,24 @@ export function Onboarding() {
       </section>
       <section className="card">
         <h2>Tracking quality score <span className="badge">Pro+</span></h2>
-        {!pro || gated(quality.error) ? <Gate plan="Pro" what="The tracking quality score" /> : quality.error ? <Failed error={quality.error} /> : quality.isPending ? <Loading what="the score" /> : (
+        {!pro || gated(quality.error) ? <Gate plan="Pro" what="The tracking quality score" /> : quality.error ? <Failed error={quality.error} /> : quality.isPending ? <Loading what="the score" /> : ((none) => (
           <>
-            <div className="big">{quality.data.score}<span className="muted"> / 100</span></div>
-            <p className="muted small">Over the last 7 days of real events ({quality.data.events.toLocaleString("en-US")}); demo and test data do not count.</p>
+            <div className="big" data-testid="quality-score">{none ? "—" : quality.data.score}<span className="muted"> / 100</span></div>
+            <p className="muted small">
+              {none
+                ? "No real event in the last 7 days yet: the score starts with your first production event (dataMode=real); demo and test data do not count."
+                : `Over the last 7 days of real events (${quality.data.events.toLocaleString("en-US")}); demo and test data do not count.`}
+            </p>
             <div className="scroll"><table className="table">
               <thead><tr><th>Part</th><th className="num">Weight</th><th className="num">Met</th><th className="num">Points</th><th>Tip</th></tr></thead>
               <tbody>
                 {quality.data.parts.map((p) => (
-                  <tr key={p.id}><td>{p.id.replace(/_/g, " ")}</td><td className="num">{p.weight}</td><td className="num">{share(p.ratio)}</td><td className="num">{p.points ?? "—"}</td><td className="muted small">{p.tip ?? ""}</td></tr>
+                  <tr key={p.id}><td>{p.id.replace(/_/g, " ")}</td><td className="num">{p.weight}</td><td className="num">{none ? "—" : share(p.ratio)}</td><td className="num">{none ? "—" : (p.points ?? "—")}</td><td className="muted small">{p.tip ?? ""}</td></tr>
                 ))}
               </tbody>
             </table></div>
           </>
-        )}
+        ))(quality.data.events === 0)}
       </section>
     </div>
   );

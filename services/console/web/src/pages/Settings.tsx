@@ -130,7 +130,7 @@ function BudgetsForm() {
             <label>Daily budget (USD)<input aria-label="Daily budget (USD)" inputMode="decimal" value={daily} onChange={(e) => setDaily(e.target.value)} placeholder="none" /></label>
             <label>Monthly budget (USD)<input aria-label="Monthly budget (USD)" inputMode="decimal" value={monthly} onChange={(e) => setMonthly(e.target.value)} placeholder="none" /></label>
             <label>Warning threshold (%)<input aria-label="Warning threshold (%)" type="number" min={1} max={100} step={0.1} value={threshold} onChange={(e) => setThreshold(e.target.value)} /></label>
-            <p className="muted small full">budgetWarning fires when spend reaches {share(Number(threshold) / 100)} of a budget; budgetExceeded at 100 %.</p>
+            <p className="muted small full">A budget warns when spend reaches {share(Number(threshold) / 100)} of it and is exceeded at 100 % (the ingest answers' budgetWarning and budgetExceeded).</p>
             <div className="full">
               <h3>Scoped budgets</h3>
               {scoped.length === 0 && <p className="muted small">None: add one for an endpoint, a model or a user.</p>}
