@@ -3,9 +3,12 @@ are each recorded once with the usage the provider sent, and the caller gets wha
 clients against a local provider answering with the Responses API's JSON and event shapes."""
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import openai
 import pytest
 from local_http import Answer, EventStream, LocalServer
@@ -37,18 +40,37 @@ class ResponsesProvider(LocalServer):
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.next: str | None = None
+        self.background: dict[str, tuple[str, list[str]]] = {}
+        """A background response's id -> its model and the statuses its next retrieves answer (the last repeats)."""
         super().__init__()
         self.url += "/v1"  # an OpenAI client's base URL
 
     def respond(self, method: str, path: str, body: Any) -> Answer:
+        if (asked := re.search(r"/responses/([^/?]+)(/cancel)?$", urlsplit(path).path)) is not None:
+            return self.background_answer(asked[1], cancel=asked[2] is not None)
         if not path.endswith("/responses"):
             return 404, {"error": {"message": "not found", "type": "invalid_request_error"}}
         self.bodies.append(body)
+        if body.get("background") and not body.get("stream"):  # answered at once, queued: retrieved later
+            ending, self.next = self.next or "completed", None
+            response_id = f"resp_bg_{len(self.bodies)}"
+            self.background[response_id] = (body["model"], ["in_progress", ending])
+            return 200, {**response(body["model"], "queued"), "id": response_id, "background": True}
         ending, self.next = self.next or "completed", None
         if body.get("stream"):
             return 200, events(body["model"], ending)
         schema = ((body.get("text") or {}).get("format") or {}).get("type") == "json_schema"
         return 200, response(body["model"], ending, STRUCTURED if schema else REPLY)
+
+    def background_answer(self, response_id: str, *, cancel: bool) -> Answer:
+        """``GET /responses/{id}`` (its next status) or ``POST /responses/{id}/cancel`` of a background response."""
+        if response_id not in self.background:
+            return 404, {"error": {"message": "no such response", "type": "invalid_request_error"}}
+        model, statuses = self.background[response_id]
+        if cancel:
+            statuses[:] = ["cancelled"]
+        status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        return 200, {**response(model, status), "id": response_id, "background": True}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +89,7 @@ FAILURE = {"code": "server_error", "message": "The model failed to generate a re
 
 def response(model: str, status: str, text: str = REPLY) -> dict[str, Any]:
     """A response as OpenAI sends it: "completed" and "incomplete" with their output and usage, "failed" with its
-    error and no usage, "in_progress" with neither."""
+    error and no usage, "queued", "in_progress" and "cancelled" with neither."""
     done = status in ("completed", "incomplete")
     return {
         "id": "resp_local",
@@ -231,3 +253,57 @@ def test_a_responses_call_that_failed_is_an_error_and_an_incomplete_one_counts_a
     error = ("error", "server_error", 0, 0, "missing", None)
     counted = ("success", None, 900, 250, None, "max_output_tokens")  # an incomplete response's usage is billed
     assert sent == [error, error, counted, counted, error]
+
+
+def test_a_background_call_is_recorded_once_when_the_client_sees_it_end(
+    fake: ResponsesProvider, om: Opsmeter, ingest: Ingest
+) -> None:
+    """A background call answers at once, queued and without usage: it is recorded when a retrieve (sync or async)
+    answers it ended, with the usage it ended with; not before, and not again."""
+    client, async_client = openai_clients(fake.url, om)
+    with om.attribution(endpoint_tag="responses.background"):
+        queued = client.responses.create(model="gpt-4.1-mini", input="Research this", background=True)
+    assert (queued.status, queued.usage) == ("queued", None)
+    assert client.responses.retrieve(queued.id).status == "in_progress"
+    assert ingest.tagged(om, "responses.background") == []
+    assert client.responses.retrieve(queued.id).status == "completed"
+    assert ingest.tagged(om, "responses.background") == [RECORDED]
+
+    async def create_and_poll_async() -> list[str]:
+        with om.attribution(endpoint_tag="responses.background"):
+            later = await async_client.responses.create(model="gpt-4.1-mini", input="And this", background=True)
+        return [(await async_client.responses.retrieve(later.id)).status for _ in range(3)]
+
+    assert asyncio.run(create_and_poll_async()) == ["in_progress", "completed", "completed"]
+    assert client.responses.retrieve(queued.id).status == "completed"
+    assert ingest.tagged(om, "responses.background") == [RECORDED] * 2
+
+
+def test_a_background_call_that_failed_or_was_cancelled_is_an_error_and_an_unseen_one_is_kept_at_shutdown(
+    fake: ResponsesProvider, ingest: Ingest
+) -> None:
+    om = Opsmeter("om_live_x_y", base_url="http://ingest.test", transport=httpx.MockTransport(ingest))
+    client, _ = openai_clients(fake.url, om)
+    with om.attribution(endpoint_tag="responses.background.ends"):
+        fake.next = "failed"
+        failed = client.responses.create(model="gpt-4.1-mini", input="Hi", background=True)
+        cancelled = client.responses.create(model="gpt-4.1-mini", input="Hi", background=True)
+        unseen = client.responses.create(model="gpt-4.1-mini", input="Hi", background=True)
+    assert [client.responses.retrieve(failed.id).status for _ in range(2)] == ["in_progress", "failed"]
+    assert client.responses.cancel(cancelled.id).status == "cancelled"
+    assert client.responses.retrieve(unseen.id).status == "in_progress"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve("resp_not_made_here")
+    keys = "status errorCode inputTokens metadata.opsmeterUsage metadata.opsmeterBackground"
+    assert ingest.columns(om, "responses.background.ends", keys) == [
+        ("error", "server_error", 0, "missing", None),
+        ("error", "cancelled", 0, "missing", None),
+    ]
+    om.shutdown(timeout=5)
+    assert [e["status"] for e in ingest.events if e.get("endpointTag") == "responses.background.ends"] == [
+        "error",
+        "error",
+        "success",
+    ]
+    [kept] = [e for e in ingest.events if e.get("endpointTag") == "responses.background.ends"][2:]
+    assert kept["metadata"] == {"opsmeterUsage": "missing", "opsmeterBackground": "unfinished"}

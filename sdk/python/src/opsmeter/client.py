@@ -24,6 +24,7 @@ import httpcore  # noqa: F401  (httpx imports it lazily in the sender; a fork mi
 import httpx
 
 from opsmeter import _wire
+from opsmeter.background import BackgroundCalls
 from opsmeter.context import attribution, resolve
 from opsmeter.enforcement import RuntimePolicy
 from opsmeter.status import Stats, WorkspaceFlags
@@ -144,6 +145,8 @@ class Opsmeter:
             url=(policy_url or base_url).rstrip("/") + RUNTIME_POLICY_PATH,
             refresh_interval=policy_refresh_interval,
         )
+        self.background = BackgroundCalls()
+        """Background Responses calls not yet seen to end (recorded when they do, or unfinished at shutdown)."""
         self._worker: threading.Thread | None = None
         if self._enabled:
             self._start_worker()
@@ -177,6 +180,7 @@ class Opsmeter:
         self._dropped = {}
         self._worker = None
         self.policy._after_fork()
+        self.background._after_fork()
 
     # --- the caller's side -------------------------------------------------------------------------------
 
@@ -289,12 +293,14 @@ class Opsmeter:
                 self._flush_requests -= 1
 
     def shutdown(self, timeout: float | None = 5.0) -> None:
-        """Flush what is queued (for up to ``timeout``), then stop the sender; later records are dropped."""
+        """Record the background calls not seen to end, flush what is queued (for up to ``timeout``), then stop the
+        sender; later records are dropped."""
         worker = self._worker
         if worker is None:
             return
         try:
             atexit.unregister(self.shutdown)
+            self.background.finish_all()  # recorded without their usage rather than not at all
             self.flush(timeout)
             with self._cond:
                 self._stopping = True

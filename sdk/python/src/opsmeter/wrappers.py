@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Callable, Protocol, TypeVar
 
+from opsmeter.background import TERMINAL
 from opsmeter.context import resolve
 from opsmeter.enforcement import CallScope, Decision, RuntimePolicy, block_error
 from opsmeter.errors import BudgetExceededError
@@ -480,10 +481,13 @@ RESPONSE_ENDS = ("response.completed", "response.incomplete", "response.failed")
 
 def _response_ending(call: _Call, response: Any) -> tuple[str, str | None]:
     """A Responses API response's status and error code: "failed" is an error with the code of its ``error``
-    (``server_error``); "incomplete" counts (its usage is billed) and says why in ``opsmeterIncomplete``."""
+    (``server_error``), "cancelled" (a background response) one coded ``cancelled``; "incomplete" counts (its usage
+    is billed) and says why in ``opsmeterIncomplete``."""
     status = getattr(response, "status", None)
     if status == "failed":
         return "error", str(getattr(getattr(response, "error", None), "code", None) or "response_failed")
+    if status == "cancelled":  # a background response cancelled: what it used until then is billed
+        return "error", "cancelled"
     if status == "incomplete":
         reason = getattr(getattr(response, "incomplete_details", None), "reason", None)
         call.tags["opsmeterIncomplete"] = str(reason or "unknown")
@@ -637,8 +641,18 @@ def _parse_raw(result: Any, params: Mapping[str, Any]) -> Any:
 def _record_parsed(
     call: _Call, parsed: Any, tokens: Callable[[Any], Tokens | None], ending: Ending | None = None
 ) -> None:
-    """Recorded at once: with the usage of the parsed body, else without tokens (a streamed raw response, a
-    background Responses call), marked ``opsmeterUsage: "missing"``."""
+    """Recorded at once: with the usage of the parsed body, else without tokens (a streamed raw response),
+    marked ``opsmeterUsage: "missing"``. A background Responses call not ended yet is held until the client sees it
+    end (:mod:`opsmeter.background`)."""
+    if ending is not None and getattr(parsed, "background", None) is True and parsed.status not in TERMINAL:
+
+        def finish(ended: Any) -> None:
+            if ended is None:
+                call.tags["opsmeterBackground"] = "unfinished"
+            _record_parsed(call, ended, tokens, ending)
+
+        call.om.background.hold(str(parsed.id), finish)
+        return
     if getattr(parsed, "usage", None) is None:
         call.tags["opsmeterUsage"] = "missing"
     status, code = ending(call, parsed) if ending is not None and parsed is not None else ("success", None)
@@ -712,6 +726,54 @@ def _end_helper_streams_on_exit(resource: Any) -> None:
     _replace_stream(resource, wrap)
 
 
+def _background_failed(om: Any, exc: Exception) -> None:
+    om._log_once(f"background:{type(exc).__name__}", "opsmeter could not record a background call: %r", exc)
+
+
+def _see_background_ends(om: Any, resource: Any) -> None:
+    """``responses.retrieve`` / ``cancel``: an answer that ends a held background call records it (the caller gets
+    the answer as it came; a streamed retrieve is the caller's to read and is not looked at)."""
+    for method in ("retrieve", "cancel"):
+        original = getattr(resource, method, None)
+        if original is None or getattr(original, MARK, False):
+            continue
+        if inspect.iscoroutinefunction(original) or type(resource).__name__.startswith("Async"):
+
+            def wrap_async(original: Callable[..., Any]) -> Callable[..., Any]:
+                @functools.wraps(original)
+                async def ask_async(*args: Any, **kwargs: Any) -> Any:
+                    result = await original(*args, **kwargs)
+                    try:
+                        parsed = _parse_raw(result, kwargs) if _raw_mode(kwargs) else result
+                        if inspect.isawaitable(parsed):
+                            parsed = await parsed
+                        om.background.seen(parsed)
+                    except Exception as exc:  # recording must never break the provider call
+                        _background_failed(om, exc)
+                    return result
+
+                return ask_async
+
+            wrapped = wrap_async(original)
+        else:
+
+            def wrap_sync(original: Callable[..., Any]) -> Callable[..., Any]:
+                @functools.wraps(original)
+                def ask(*args: Any, **kwargs: Any) -> Any:
+                    result = original(*args, **kwargs)
+                    try:
+                        om.background.seen(_parse_raw(result, kwargs) if _raw_mode(kwargs) else result)
+                    except Exception as exc:  # recording must never break the provider call
+                        _background_failed(om, exc)
+                    return result
+
+                return ask
+
+            wrapped = wrap_sync(original)
+        setattr(wrapped, MARK, True)
+        setattr(resource, method, wrapped)
+
+
 def _optional(client: Any, *paths: str) -> list[Any]:
     """The resources at these dotted paths (``beta.chat.completions``) that this client version has."""
     found = []
@@ -747,6 +809,7 @@ def wrap_openai(om: Any, client: ClientT) -> ClientT:
                 _response_ending,
             )
         _end_helper_streams_on_exit(responses)
+        _see_background_ends(om, responses)
     _rewrap_copies(client, lambda copied: wrap_openai(om, copied))
     return client
 
