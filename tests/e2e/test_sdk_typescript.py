@@ -71,7 +71,7 @@ def test_the_typescript_sdk_against_the_stack(stack: RunningStack) -> None:
             check=False,
         )
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-        assert "# pass 58" in done.stdout, done.stdout[-2000:]
+        assert "# pass 64" in done.stdout, done.stdout[-2000:]
         assert "# skipped 0" in done.stdout, done.stdout[-2000:]
         streamed = [c.body for c in fake.calls_to("openai") if c.body.get("stream")]
         assert [body.get("stream_options") for body in streamed] == [{"include_usage": True}]

@@ -4,7 +4,8 @@ clients against a local provider answering with the Responses API's JSON and eve
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 from wrapped_clients import openai_clients
 
 from opsmeter import Opsmeter
+from opsmeter.background import HELD_AT_MOST, BackgroundCalls
 
 REPLY = "The order ships on Monday."
 STRUCTURED = '{"day": "Monday"}'
@@ -272,7 +274,7 @@ def test_a_background_call_is_recorded_once_when_the_client_sees_it_end(
     async def create_and_poll_async() -> list[str]:
         with om.attribution(endpoint_tag="responses.background"):
             later = await async_client.responses.create(model="gpt-4.1-mini", input="And this", background=True)
-        return [(await async_client.responses.retrieve(later.id)).status for _ in range(3)]
+        return [str((await async_client.responses.retrieve(later.id)).status) for _ in range(3)]
 
     assert asyncio.run(create_and_poll_async()) == ["in_progress", "completed", "completed"]
     assert client.responses.retrieve(queued.id).status == "completed"
@@ -289,7 +291,8 @@ def test_a_background_call_that_failed_or_was_cancelled_is_an_error_and_an_unsee
         failed = client.responses.create(model="gpt-4.1-mini", input="Hi", background=True)
         cancelled = client.responses.create(model="gpt-4.1-mini", input="Hi", background=True)
         unseen = client.responses.create(model="gpt-4.1-mini", input="Hi", background=True)
-    assert [client.responses.retrieve(failed.id).status for _ in range(2)] == ["in_progress", "failed"]
+    assert client.responses.retrieve(failed.id).status == "in_progress"
+    assert client.responses.retrieve(failed.id).status == "failed"
     assert client.responses.cancel(cancelled.id).status == "cancelled"
     assert client.responses.retrieve(unseen.id).status == "in_progress"
     with pytest.raises(openai.NotFoundError):
@@ -307,3 +310,25 @@ def test_a_background_call_that_failed_or_was_cancelled_is_an_error_and_an_unsee
     ]
     [kept] = [e for e in ingest.events if e.get("endpointTag") == "responses.background.ends"][2:]
     assert kept["metadata"] == {"opsmeterUsage": "missing", "opsmeterBackground": "unfinished"}
+
+
+def test_the_background_registry_never_drops_a_call_silently() -> None:
+    """Past its bound the oldest held call is recorded unfinished at once, as is one held again under its id."""
+    held = BackgroundCalls()
+    finished: list[tuple[int, Any]] = []
+
+    def finish(n: int) -> Callable[[Any], None]:
+        return lambda ended: finished.append((n, ended))
+
+    for n in range(HELD_AT_MOST + 2):
+        held.hold(f"resp_{n}", finish(n))
+    held.hold("resp_5", finish(-5))
+    assert finished == [(0, None), (1, None), (5, None)]
+    ended = SimpleNamespace(id="resp_7", status="completed")
+    held.seen(SimpleNamespace(id="resp_6", status="in_progress"))
+    held.seen(ended)
+    held.seen(ended)
+    assert finished[3:] == [(7, ended)]
+    held.finish_all()
+    assert len(finished) == 4 + HELD_AT_MOST - 1
+    assert len(held) == 0

@@ -78,7 +78,7 @@ export interface OpsmeterOptions {
 }
 
 import { RuntimePolicy } from "./enforcement.js";
-import { wrapAnthropic, wrapOpenAI } from "./wrappers.js";
+import { BackgroundCalls, wrapAnthropic, wrapOpenAI } from "./wrappers.js";
 
 const BATCH_PATH = "/v1/ingest/llm-requests";
 const STATUS_PATH = "/v1/diagnostics/workspace-status";
@@ -117,6 +117,9 @@ export class Opsmeter {
     >
   >;
   readonly policy: RuntimePolicy;
+  /** Background Responses calls (wrapped clients) still running, recorded when a wrapped retrieve()/cancel() sees them
+   * end; those left are recorded as unfinished at shutdown. */
+  readonly backgroundCalls = new BackgroundCalls();
   private flagsTime = 0;
   private readonly callbacks: Record<"budgetWarning" | "budgetExceeded" | "planLimitReached", FlagsCallback | undefined>;
   private readonly fetchImpl: typeof fetch;
@@ -226,12 +229,17 @@ export class Opsmeter {
     return true;
   }
 
-  /** Flush for up to timeoutMs, then stop; later records are dropped. Also runs on process beforeExit. */
+  /**
+   * Flush for up to timeoutMs, then stop; later records are dropped. Also runs on process beforeExit. Background
+   * Responses calls still held (never seen to end) are recorded first, without tokens, marked
+   * opsmeterBackground: "unfinished".
+   */
   async shutdown(timeoutMs = 5_000): Promise<void> {
     if (this.stopped) return;
     const proc = (globalThis as { process?: { off?: (e: string, f: () => void) => void } }).process;
     proc?.off?.("beforeExit", this.onExit);
     try {
+      this.backgroundCalls.close();
       await this.flush(timeoutMs);
     } finally {
       this.stopped = true;

@@ -4,7 +4,8 @@
 // APIPromise. Each call's request options carry it to where its HTTP responses are seen: an OpenAI client made with
 // a recording `fetch` (withOptions), Anthropic's per-request middleware. A JSON body is read from a clone; a stream's
 // events as they pass to the client. Each call is recorded once: a stream when it ends, fails, or is left early,
-// however the caller reads it (the client's Stream, tee(), toReadableStream(), the raw .asResponse() body).
+// however the caller reads it (the client's Stream, tee(), toReadableStream(), the raw .asResponse() body). A
+// background Responses call answered queued is held until a wrapped responses.retrieve() / cancel() sees it end.
 
 import type { Opsmeter, RecordInput } from "./client.js";
 import { blockError, callScope, type Decision } from "./enforcement.js";
@@ -136,6 +137,8 @@ interface Api {
   streamUsage: (hideUsageChunk: boolean) => StreamUsage;
   prepare: (params: Obj) => { params: Obj; hideUsageChunk: boolean };
   tokensParam: (params: Obj) => string;
+  /** A whole body that says the call goes on in the background (the Responses API's background mode). */
+  running?: (body: Obj | undefined) => boolean;
 }
 
 /** An error object a provider sent (in a body or an event): its code, else its type. */
@@ -165,7 +168,14 @@ class Call {
     private readonly hideUsageChunk: boolean,
   ) {}
 
-  record(t: Tokens | undefined, model: string | undefined, status: "success" | "error", errorCode?: string, sdkTags: Obj = {}): void {
+  record(
+    t: Tokens | undefined,
+    model: string | undefined,
+    status: "success" | "error",
+    errorCode?: string,
+    sdkTags: Obj = {},
+    ended = Date.now(),
+  ): void {
     if (this.recorded) return;
     this.recorded = true;
     const { om, api, attribution, params, decision } = this;
@@ -183,13 +193,33 @@ class Call {
       provider: api.provider,
       model: String(model ?? params.model ?? "unknown"),
       ...(t ?? { inputTokens: 0, outputTokens: 0 }),
-      latencyMs: Date.now() - this.started,
+      latencyMs: ended - this.started,
       status,
       errorCode: errorCode?.slice(0, 64), // ingest takes at most 64 characters; a provider's own code could be longer
       endpointTag: attribution.endpointTag,
       userId: attribution.userId,
       promptVersion: attribution.promptVersion,
       metadata: Object.keys(metadata).length ? metadata : undefined,
+    });
+  }
+
+  /** Recorded from a whole response body (`ended`: when it was seen): its usage, model and ending. */
+  answered(body: Obj | undefined, ended = Date.now()): void {
+    const end = this.api.ending(body);
+    const missing = body?.usage ? {} : { opsmeterUsage: "missing" };
+    this.record(this.api.tokens(body?.usage), body?.model, end.status, end.errorCode, { ...missing, ...end.tags }, ended);
+  }
+
+  /**
+   * A background call answered queued / in_progress: held by its response id on the Opsmeter client, recorded from
+   * the response a wrapped retrieve() / cancel() sees end; if none does, as it was answered (no tokens), marked.
+   */
+  private hold(body: Obj): void {
+    const answeredAt = Date.now();
+    this.om.backgroundCalls.hold(String(body.id), {
+      finished: (response, seenAt) => this.answered(response, seenAt),
+      unfinished: () =>
+        this.record(undefined, body.model, "success", undefined, { opsmeterUsage: "missing", opsmeterBackground: "unfinished" }, answeredAt),
     });
   }
 
@@ -211,11 +241,7 @@ class Call {
         .clone()
         .json()
         .then(
-          (body: Obj) => {
-            const end = api.ending(body);
-            const missing = body?.usage ? {} : { opsmeterUsage: "missing" };
-            this.record(api.tokens(body?.usage), body?.model, end.status, end.errorCode, { ...missing, ...end.tags });
-          },
+          (body: Obj) => (api.running?.(body) ? this.hold(body) : this.answered(body)),
           (error: unknown) => this.failed(error),
         );
       return response;
@@ -479,16 +505,86 @@ const chatCompletions: Api = {
 
 /**
  * A Responses API response's end: "failed" is an error with the code of its `error` (e.g. server_error);
- * "incomplete" counts (its usage is billed) and says why in metadata.opsmeterIncomplete.
+ * "cancelled" (a background call's) is an error `cancelled`, with whatever usage it carries; "incomplete" counts
+ * (its usage is billed) and says why in metadata.opsmeterIncomplete.
  */
 function responseEnding(response: Obj | undefined): Ending {
   if (response?.status === "failed") {
     return { status: "error", errorCode: String(response.error?.code || "response_failed"), tags: {} };
   }
+  if (response?.status === "cancelled") return { status: "error", errorCode: "cancelled", tags: {} };
   if (response?.status === "incomplete") {
     return { status: "success", tags: { opsmeterIncomplete: String(response.incomplete_details?.reason ?? "unknown") } };
   }
   return SUCCESS;
+}
+
+/** A background response's statuses while it runs, and once it has ended (what retrieve() and cancel() answer). */
+const BACKGROUND_RUNNING = new Set(["queued", "in_progress"]);
+const BACKGROUND_ENDED = new Set(["completed", "failed", "incomplete", "cancelled"]);
+
+/** How a held background call is recorded: from the response that ended it (seen at `seenAt`), or as answered. */
+interface HeldCall {
+  finished: (response: Obj, seenAt: number) => void;
+  unfinished: () => void;
+}
+
+/** The most background calls an Opsmeter client holds; past it the oldest is recorded as unfinished. */
+export const MAX_HELD_BACKGROUND_CALLS = 1024;
+
+/**
+ * The background Responses calls of one Opsmeter client still running, by response id (oldest first): each is recorded
+ * once, when a wrapped responses.retrieve() / cancel() (through any client wrapped with that Opsmeter) sees its
+ * response end; held ones left at shutdown, or pushed out by a newer one past MAX_HELD_BACKGROUND_CALLS, are recorded
+ * as they were answered, without tokens (opsmeterUsage: "missing", opsmeterBackground: "unfinished").
+ */
+export class BackgroundCalls {
+  private readonly held = new Map<string, HeldCall>();
+  private closed = false;
+
+  get size(): number {
+    return this.held.size;
+  }
+
+  hold(id: string, call: HeldCall): void {
+    if (this.closed) return settle(() => call.unfinished());
+    const before = this.held.get(id);
+    this.held.delete(id);
+    if (before && before !== call) settle(() => before.unfinished()); // never dropped silently
+    for (const [oldest, pushedOut] of this.held) {
+      if (this.held.size < MAX_HELD_BACKGROUND_CALLS) break;
+      this.held.delete(oldest);
+      settle(() => pushedOut.unfinished());
+    }
+    this.held.set(id, call);
+  }
+
+  /** A response a wrapped retrieve() / cancel() got, when it was seen: a held call's end, or nothing. */
+  seen(response: Obj | undefined, seenAt: number): void {
+    const id = response?.id;
+    if (typeof id !== "string" || !BACKGROUND_ENDED.has(response?.status)) return;
+    const call = this.held.get(id);
+    if (!call) return; // a call this client did not hold is not a new call
+    this.held.delete(id);
+    settle(() => call.finished(response as Obj, seenAt));
+  }
+
+  /** At shutdown: every call still held recorded as unfinished, and any later one at once. */
+  close(): void {
+    this.closed = true;
+    const left = [...this.held.values()];
+    this.held.clear();
+    for (const call of left) settle(() => call.unfinished());
+  }
+}
+
+/** Recording must never break the provider call (or the shutdown). */
+function settle(record: () => void): void {
+  try {
+    record();
+  } catch {
+    // nothing to give back
+  }
 }
 
 /** The events that end a Responses stream; their `response` carries the usage. */
@@ -525,6 +621,7 @@ const responses: Api = {
   },
   prepare: (params) => ({ params, hideUsageChunk: false }),
   tokensParam: () => "max_output_tokens",
+  running: (body) => body?.background === true && BACKGROUND_RUNNING.has(body?.status) && typeof body?.id === "string",
 };
 
 /** The key a wrapped call rides on in its request's fetchOptions, which the client passes to its `fetch` as they are. */
@@ -541,11 +638,35 @@ function fetchOf(client: Obj): Fetch {
   return (url, init) => client.fetchWithTimeout(url, init, NO_TIMEOUT_MS, new AbortController());
 }
 
+/** The key a wrapped responses.retrieve() / cancel() rides on: the held background calls its answer may end. */
+const HELD = Symbol("opsmeter.held");
+
+/** A retrieve() / cancel() answer, read from a copy (clone()), shown to the held calls (a stream is not looked at). */
+function watchBackground(response: Response, held: BackgroundCalls): void {
+  const seenAt = Date.now();
+  if (!response.body || response.headers.get("content-type")?.includes("text/event-stream")) return;
+  response
+    .clone()
+    .json()
+    .then(
+      (body: Obj) => held.seen(body, seenAt),
+      () => undefined,
+    );
+}
+
 /** A fetch that gives each successful response of a wrapped call (its init carries the call) to the call. */
 function recordingFetch(inner: Fetch): Fetch {
   return async (url, init) => {
-    const { [CALL]: call, ...rest } = (init ?? {}) as Obj & { [CALL]?: Call };
+    const { [CALL]: call, [HELD]: held, ...rest } = (init ?? {}) as Obj & { [CALL]?: Call; [HELD]?: BackgroundCalls };
     const response = await inner(url, rest);
+    if (held && response.ok) {
+      try {
+        watchBackground(response, held);
+      } catch {
+        // recording must never break the provider call
+      }
+      return response;
+    }
     if (!call || !response.ok) return response;
     try {
       return call.response(response, rest.signal);
@@ -613,6 +734,7 @@ function instrumentOpenAI(om: Opsmeter, client: Obj, sender: Obj, route: Route):
     const send = sends[i];
     if (resource && typeof resource.create === "function" && send) instrument(om, resource, api, route, send);
   });
+  for (const find of [(c: Obj) => c.responses, (c: Obj) => c.beta?.responses]) followBackground(om, find(client), find(sender));
   rewrapCopies(client, (options, made) => {
     // a copy of the recording client keeps its fetch, unless given another
     if (client !== sender || options?.fetch) return wrapOpenAI(om, made);
@@ -620,6 +742,40 @@ function instrumentOpenAI(om: Opsmeter, client: Obj, sender: Obj, route: Route):
     instrumentOpenAI(om, made, made, openaiRoute(made));
     return made;
   });
+}
+
+/** responses.retrieve(id, query, options) and cancel(id, options): the position of their request options. */
+const FOLLOW_UPS: Array<[string, number]> = [
+  ["retrieve", 2],
+  ["cancel", 1],
+];
+
+/**
+ * `resource`'s retrieve() and cancel() sent by `sender`'s own with request options that show their answer to the held
+ * background calls (the caller's options kept). A streamed retrieve (query.stream) is sent as it is, not looked at.
+ */
+function followBackground(om: Opsmeter, resource: Obj | undefined, sender: Obj | undefined): void {
+  if (!resource || !sender) return;
+  for (const [name, at] of FOLLOW_UPS) {
+    const own = resource[name] as (((...args: any[]) => any) & { __opsmeter?: boolean }) | undefined;
+    const original = sender[name] as ((...args: any[]) => any) & { __opsmeter?: boolean };
+    if (typeof own !== "function" || own.__opsmeter || typeof original !== "function" || original.__opsmeter) continue;
+    const followed = (...args: any[]): unknown => {
+      let sent = args;
+      try {
+        if (!(name === "retrieve" && args[1]?.stream)) {
+          sent = Array.from({ length: Math.max(args.length, at + 1) }, (_, i) => args[i]);
+          const options = sent[at] as Obj | undefined;
+          sent[at] = { ...options, fetchOptions: { ...options?.fetchOptions, [HELD]: om.backgroundCalls } };
+        }
+      } catch {
+        sent = args; // recording must never break the provider call
+      }
+      return original.apply(sender, sent);
+    };
+    (followed as { __opsmeter?: boolean }).__opsmeter = true;
+    resource[name] = followed;
+  }
 }
 
 /**

@@ -98,11 +98,23 @@ const outputMessage = (status, text) => ({
   content: text ? [{ type: "output_text", text, annotations: [], logprobs: [] }] : [],
 });
 
-/** A `response` object with `status` (in_progress, completed, incomplete, failed), as OpenAI sends it. */
-function responseObject(model, status, text = REPLY) {
-  const ended = status !== "in_progress";
+/** What a background response cancelled while it ran carries: the input, and the output generated until then. */
+const RESPONSES_CANCELLED_USAGE = {
+  input_tokens: 900,
+  input_tokens_details: { cached_tokens: 0 },
+  output_tokens: 40,
+  output_tokens_details: { reasoning_tokens: 40 },
+  total_tokens: 940,
+};
+
+/**
+ * A `response` object with `status` (queued, in_progress, completed, incomplete, failed, cancelled), as OpenAI sends
+ * it; `background` (a background response's id) gives it that id and `background: true`.
+ */
+function responseObject(model, status, text = REPLY, background = undefined) {
+  const ended = !["queued", "in_progress", "cancelled"].includes(status);
   return {
-    id: "resp_fake",
+    id: background ?? "resp_fake",
     object: "response",
     created_at: 1767225600,
     status,
@@ -122,9 +134,10 @@ function responseObject(model, status, text = REPLY) {
     tools: [],
     top_p: 1,
     truncation: "disabled",
-    usage: ended && status !== "failed" ? RESPONSES_USAGE : null,
+    usage: ended && status !== "failed" ? RESPONSES_USAGE : status === "cancelled" ? RESPONSES_CANCELLED_USAGE : null,
     user: null,
     metadata: {},
+    ...(background ? { background: true } : {}),
   };
 }
 
@@ -158,20 +171,52 @@ function responsesAnswer(body, ending = "completed") {
 }
 
 /**
+ * The background Responses API: POST /v1/responses with `background: true` (not streamed) answers `queued` at once
+ * and runs through `fake.plan` (the statuses GET /v1/responses/{id} answers in turn, the last one from then on;
+ * in_progress then completed by default); POST /v1/responses/{id}/cancel ends it `cancelled`. An id it never gave
+ * is a 404, as OpenAI answers one.
+ */
+function backgroundAnswer(fake, method, path, body) {
+  const [, id, cancel] = path.match(/\/responses\/([^/]+)(\/cancel)?$/) ?? [];
+  if (!id) {
+    const made = `resp_bg_${fake.background.size + 1}`;
+    fake.background.set(made, { model: body.model, plan: fake.plan ?? ["in_progress", "completed"] });
+    fake.plan = null;
+    return { json: responseObject(body.model, "queued", REPLY, made) };
+  }
+  const run = fake.background.get(id);
+  if (!run) {
+    const error = { message: `Response with id '${id}' not found.`, type: "invalid_request_error", param: null, code: null };
+    return { status: 404, json: { error } };
+  }
+  if (cancel && method === "POST") run.plan = ["cancelled"];
+  const status = run.plan.length > 1 ? run.plan.shift() : run.plan[0];
+  return { json: responseObject(run.model, status, REPLY, id) };
+}
+
+/**
  * A local provider. `fake.next = "500"` makes the next call answer 500; `fake.next = "fail"` makes the next
  * stream send three events, then an error; `fake.next = "hold"` makes it send three events, then wait (up to
  * 5 s) before the rest: a caller that leaves early is seen in `fake.streams` as `closedEarly`. For the Responses API,
- * `fake.next = "failed"` / `"incomplete"` makes the next response (or stream) end that way.
+ * `fake.next = "failed"` / `"incomplete"` makes the next response (or stream) end that way; a background one is
+ * answered by backgroundAnswer.
  */
 async function fakeProvider() {
-  const fake = { next: null, streams: [], bodies: [], anthropicUsage: null };
+  const fake = { next: null, streams: [], bodies: [], anthropicUsage: null, background: new Map(), plan: null };
   const server = createServer((req, res) => {
     let raw = "";
     req.on("data", (part) => (raw += part));
     req.on("end", async () => {
-      const body = JSON.parse(raw);
+      const body = raw ? JSON.parse(raw) : {};
+      const path = new URL(req.url, "http://fake").pathname;
+      if ((body.background && !body.stream) || /\/responses\/[^/]+(\/cancel)?$/.test(path)) {
+        const { status = 200, json } = backgroundAnswer(fake, req.method, path, body);
+        const data = JSON.stringify(json);
+        res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data), "x-request-id": "req_fake" });
+        return res.end(data);
+      }
       fake.bodies.push(body);
-      const responses = new URL(req.url, "http://fake").pathname.endsWith("/responses");
+      const responses = path.endsWith("/responses");
       const ending = responses && ["failed", "incomplete"].includes(fake.next) ? fake.next : undefined;
       if (ending) fake.next = null;
       const answer = responses
@@ -709,6 +754,116 @@ test("a Responses call that failed is an error with the response's code; an inco
   const failed = ["error", "server_error", model, 0, 0, undefined, undefined, "missing", undefined];
   const cut = ["success", undefined, model, 900, 250, 512, 64, undefined, "max_output_tokens"];
   assert.deepEqual((await records("responses.ended")).map(responseRow), [failed, failed, cut, cut, failed]);
+});
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("a background Responses call is recorded once, when a wrapped retrieve() sees it end, with that response's usage", async (t) => {
+  const { fake, om, openai, records } = await setup(t);
+  const plain = new OpenAI({ apiKey: "sk-test", baseURL: `${fake.url}/v1`, maxRetries: 0 });
+  const other = om.wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${fake.url}/v1`, maxRetries: 0 }));
+  const model = RESPONSES_MODEL;
+  const opsmeter = { endpointTag: "background" };
+  const queued = await openai.responses.create({ model, input: "Research the market.", background: true, opsmeter });
+  assert.deepEqual([queued.status, queued.usage, queued.background], ["queued", null, true]);
+  assert.equal((await openai.responses.retrieve(queued.id)).status, "in_progress");
+  assert.deepEqual(await records("background"), [], "nothing is recorded while it runs");
+  await pause(60);
+  const done = await other.responses.retrieve(queued.id); // any client wrapped with the same Opsmeter ends it
+  assert.deepEqual([done.status, done.output_text], ["completed", REPLY]);
+  assert.deepEqual(await openai.responses.retrieve(queued.id), await plain.responses.retrieve(queued.id), "the caller gets what it would");
+  const [record, ...more] = await records("background");
+  assert.deepEqual(more, [], "recorded once, however often it is retrieved");
+  assert.deepEqual(responseRow(record), RESPONSE_RECORDED);
+  assert.equal(record.metadata?.opsmeterBackground, undefined);
+  assert.ok(record.latencyMs >= 60, `latency runs from the create to the end seen: ${record.latencyMs}`);
+
+  // beta.responses the same; background with stream: true stays a stream, recorded when it ends
+  fake.plan = ["completed"];
+  const beta = await openai.beta.responses.create({ model, input: "Hi", background: true, opsmeter: { endpointTag: "background.more" } });
+  assert.equal((await openai.beta.responses.retrieve(beta.id)).status, "completed");
+  const streamed = await openai.responses.create({ model, input: "Hi", background: true, stream: true, opsmeter: { endpointTag: "background.more" } });
+  for await (const _ of streamed);
+  assert.deepEqual((await records("background.more")).map(responseRow), [RESPONSE_RECORDED, RESPONSE_RECORDED]);
+  assert.equal(om.backgroundCalls.size, 0);
+});
+
+test("a background Responses call that ends failed is an error with its code; one that ends incomplete counts", async (t) => {
+  const { fake, openai, records } = await setup(t);
+  const model = RESPONSES_MODEL;
+  const opsmeter = { endpointTag: "background.ended" };
+  fake.plan = ["in_progress", "failed"];
+  const failing = await openai.responses.create({ model, input: "Hi", background: true, opsmeter });
+  fake.plan = ["incomplete"];
+  const cut = await openai.responses.create({ model, input: "Hi", background: true, opsmeter });
+  assert.equal((await openai.responses.retrieve(failing.id)).status, "in_progress");
+  assert.equal((await openai.responses.retrieve(cut.id)).status, "incomplete");
+  const failed = await openai.responses.retrieve(failing.id);
+  assert.deepEqual([failed.status, failed.error.code], ["failed", "server_error"]);
+  assert.deepEqual((await records("background.ended")).map(responseRow), [
+    ["success", undefined, model, 900, 250, 512, 64, undefined, "max_output_tokens"],
+    ["error", "server_error", model, 0, 0, undefined, undefined, "missing", undefined],
+  ]);
+});
+
+test("a background Responses call cancelled is recorded once as an error `cancelled`, with the usage it carries", async (t) => {
+  const { openai, records } = await setup(t);
+  const model = RESPONSES_MODEL;
+  const opsmeter = { endpointTag: "background.cancelled" };
+  const queued = await openai.responses.create({ model, input: "Hi", background: true, opsmeter });
+  const cancelled = await openai.responses.cancel(queued.id);
+  assert.deepEqual([cancelled.id, cancelled.status], [queued.id, "cancelled"]);
+  assert.equal((await openai.responses.retrieve(queued.id)).status, "cancelled");
+  assert.deepEqual((await records("background.cancelled")).map(responseRow), [["error", "cancelled", model, 900, 40, 0, 40, undefined, undefined]]);
+});
+
+test("a background Responses call never seen to end is recorded at shutdown, without tokens, marked unfinished", async (t) => {
+  const { om, openai, sent } = await setup(t);
+  const opsmeter = { endpointTag: "background.left", userId: "u_1" };
+  const queued = await openai.responses.create({ model: RESPONSES_MODEL, input: "Hi", background: true, opsmeter });
+  assert.equal((await openai.responses.retrieve(queued.id)).status, "in_progress");
+  await pause(50);
+  assert.deepEqual(sent, [], "nothing before the shutdown");
+  await om.shutdown(3000);
+  assert.deepEqual(
+    sent.map((r) => [r.endpointTag, r.userId, r.model, r.status, r.inputTokens, r.outputTokens, r.metadata]),
+    [["background.left", "u_1", RESPONSES_MODEL, "success", 0, 0, { opsmeterUsage: "missing", opsmeterBackground: "unfinished" }]],
+  );
+  assert.equal(om.backgroundCalls.size, 0);
+});
+
+test("an Opsmeter client holds at most 1,024 background calls: past that the oldest is recorded as unfinished", () => {
+  const om = new Opsmeter("", {});
+  const ended = [];
+  const held = (id) => ({ finished: () => ended.push(`${id} finished`), unfinished: () => ended.push(`${id} unfinished`) });
+  for (let i = 0; i < 1026; i += 1) om.backgroundCalls.hold(`resp_${i}`, held(i));
+  assert.deepEqual(ended, ["0 unfinished", "1 unfinished"]);
+  assert.equal(om.backgroundCalls.size, 1024);
+  om.backgroundCalls.seen({ id: "resp_1", status: "completed" }, Date.now()); // pushed out: already recorded
+  om.backgroundCalls.seen({ id: "resp_5", status: "in_progress" }, Date.now()); // still running
+  om.backgroundCalls.seen({ id: "resp_2", status: "completed" }, Date.now());
+  om.backgroundCalls.seen({ id: "resp_2", status: "completed" }, Date.now());
+  assert.deepEqual(ended.slice(2), ["2 finished"]);
+  om.backgroundCalls.close();
+  assert.equal(ended.length, 3 + 1023);
+  assert.ok(ended.slice(3).every((end) => end.endsWith(" unfinished")));
+});
+
+test("a retrieve() or cancel() of a response this client did not hold records nothing", async (t) => {
+  const { fake, om, openai, sent } = await setup(t);
+  const plain = new OpenAI({ apiKey: "sk-test", baseURL: `${fake.url}/v1`, maxRetries: 0 });
+  const elsewhere = await plain.responses.create({ model: RESPONSES_MODEL, input: "Hi", background: true });
+  fake.plan = ["completed"];
+  const other = await plain.responses.create({ model: RESPONSES_MODEL, input: "Hi", background: true });
+  assert.equal((await openai.responses.retrieve(elsewhere.id)).status, "in_progress");
+  assert.equal((await openai.responses.retrieve(elsewhere.id)).status, "completed");
+  assert.equal((await openai.responses.retrieve(other.id)).usage.output_tokens, 250);
+  assert.equal((await openai.beta.responses.cancel(other.id)).status, "cancelled");
+  await assert.rejects(openai.responses.retrieve("resp_unknown"), OpenAI.NotFoundError);
+  await assert.rejects(openai.responses.cancel("resp_unknown"), OpenAI.NotFoundError);
+  await pause(50);
+  assert.ok(await om.flush(3000));
+  assert.deepEqual(sent, []);
 });
 
 test("Anthropic's beta.messages are recorded once per call as messages are: create, streams, stream(), parse()", async (t) => {

@@ -32,11 +32,14 @@ class BackgroundCalls:
         self._held = {}
 
     def hold(self, response_id: str, finish: Finish) -> None:
+        """Hold a call until its response is seen to end; one it replaces (the same id), or the oldest past
+        :data:`HELD_AT_MOST`, is recorded unfinished at once: never dropped silently."""
         with self._lock:
+            unfinished = [self._held.pop(response_id)] if response_id in self._held else []
             self._held[response_id] = finish
-            oldest = next(iter(self._held)) if len(self._held) > HELD_AT_MOST else None
-            dropped = self._held.pop(oldest) if oldest is not None else None
-        if dropped is not None:
+            while len(self._held) > HELD_AT_MOST:
+                unfinished.append(self._held.pop(next(iter(self._held))))
+        for dropped in unfinished:
             dropped(None)
 
     def seen(self, response: Any) -> None:

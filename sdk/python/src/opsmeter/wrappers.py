@@ -62,6 +62,7 @@ class _Call:
         self.tokens_param = tokens_param
         self.decision: Decision | None = None
         self.started = time.perf_counter()
+        self.answered: float | None = None  # when set, the latency ends there (a background call never seen to end)
         self.recorded = False
         self.usage_chunk_hidden = False  # the SDK asked for a stream's usage chunk: the caller does not get it
         self.tags: dict[str, Any] = {}  # the SDK's own metadata on the record (e.g. opsmeterUsage)
@@ -144,7 +145,7 @@ class _Call:
                 cache_write_input_tokens=counted.cache_write_input_tokens,
                 cache_write_1h_input_tokens=counted.cache_write_1h_input_tokens,
                 reasoning_tokens=counted.reasoning_tokens,
-                latency_ms=int((time.perf_counter() - self.started) * 1000),
+                latency_ms=int(((self.answered or time.perf_counter()) - self.started) * 1000),
                 status=status,
                 error_code=str(error_code)[:64] if error_code else None,
                 endpoint_tag=self.attribution.endpoint_tag,
@@ -645,10 +646,12 @@ def _record_parsed(
     marked ``opsmeterUsage: "missing"``. A background Responses call not ended yet is held until the client sees it
     end (:mod:`opsmeter.background`)."""
     if ending is not None and getattr(parsed, "background", None) is True and parsed.status not in TERMINAL:
+        queued_at = time.perf_counter()
 
         def finish(ended: Any) -> None:
-            if ended is None:
+            if ended is None:  # as it was answered: its latency is the queued answer's
                 call.tags["opsmeterBackground"] = "unfinished"
+                call.answered = queued_at
             _record_parsed(call, ended, tokens, ending)
 
         call.om.background.hold(str(parsed.id), finish)
