@@ -442,6 +442,8 @@ class TestBilling:
         sign_in(page, console, token)
         page.get_by_role("link", name="Billing").click()
         page.get_by_test_id("current-plan").filter(has_text="Starter").wait_for()
+        assert page.get_by_role("radio", name="Starter").is_checked(), "nothing is offered before the user picks"
+        assert page.get_by_role("button", name="Change to Starter").is_disabled()
         page.get_by_role("radio", name="Pro").check()
         with page.expect_response(lambda r: r.url.endswith("/change-plan")) as changed:
             page.get_by_role("button", name="Change to Pro").click()

@@ -31,7 +31,7 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
     queryFn: () => api.get("billing", "/v1/billing/subscription"),
     refetchInterval: (q) => (q.state.data?.pendingChange || (fromCheckout && !live(q.state.data?.status)) ? 2_000 : false),
   });
-  const [wanted, setWanted] = useState<PlanTier>("pro");
+  const [chosen, setWanted] = useState<PlanTier | null>(null);
   const change = useMutation({
     mutationFn: () => api.post("billing", "/v1/billing/subscription/change-plan", { body: { plan: wanted }, headers: { "Idempotency-Key": newIdempotencyKey() } }),
     onSuccess: () => client.invalidateQueries({ queryKey: ["subscription"] }),
@@ -45,6 +45,9 @@ export function Billing({ status }: { status: WorkspaceStatus | undefined }) {
     onSuccess: (d) => window.open(d.url, "_blank", "noopener"),
   });
   const current = plan.data?.planTier;
+  // until the user picks one: the plan the workspace is on when it is a paid one (nothing to change yet; or what to
+  // subscribe to, to keep it), else Pro
+  const wanted: PlanTier = chosen ?? (current && current !== "free" ? current : "pro");
   const pending = sub.data?.pendingChange;
   // The webhook's confirmation clears the pending change: the plan (and the status's counters) changed with it.
   const wasPending = useRef(false);
