@@ -74,6 +74,9 @@ async def bootstrap(settings: BillingSettings) -> AsyncIterator[BillingDeps]:
             variants=ls.variant_map,
             lemonsqueezy=api,
             webhook_secret=ls.webhook_secret.get_secret_value() if ls.webhook_secret is not None else None,
+            previous_webhook_secret=(
+                ls.previous_webhook_secret.get_secret_value() if ls.previous_webhook_secret is not None else None
+            ),
             store_id=ls.store_id,
             pending_timeout=timedelta(seconds=settings.pending_timeout_s),
             stale_renewal=timedelta(seconds=settings.reconcile_stale_renewal_s),

@@ -155,6 +155,8 @@ class Billing:
     lemonsqueezy: LemonSqueezyApi | None
     webhook_secret: str | None
     store_id: str | None = None
+    previous_webhook_secret: str | None = None
+    """During a rotation of the signing secret: the old one, accepted for deliveries and checkout claims."""
     pending_timeout: timedelta = timedelta(days=1)
     stale_renewal: timedelta = timedelta(hours=1)
     verify_every: timedelta = timedelta(hours=1)
@@ -248,13 +250,19 @@ class Billing:
 
     # --- Lemon Squeezy deliveries --------------------------------------------------------------------
 
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        """What a delivery's signature and a checkout's claim may be made with: the current secret, and the previous
+        one while it is being rotated (a claim is only ever made with the current one)."""
+        return tuple(k for k in (self.webhook_secret, self.previous_webhook_secret) if k)
+
     async def receive_delivery(self, body: bytes, signature: str | None) -> None:
         """Verify, then make the delivery durable on ``billing.webhooks`` before Lemon Squeezy gets its 200."""
         if not self.webhook_secret:
             raise BillingNotConfigured(
                 "Lemon Squeezy webhooks are not configured here: set OPSMETER_LEMONSQUEEZY_WEBHOOK_SECRET"
             )
-        if not signature_matches(self.webhook_secret, body, signature):
+        if not signature_matches(self._secrets, body, signature):
             raise InvalidSignature("X-Signature is not the HMAC-SHA256 of this body under the signing secret")
         try:
             document = orjson.loads(body)
@@ -293,7 +301,7 @@ class Billing:
             owner = await self.accounts.owner_of(str(data["id"]))
             if owner is not None:
                 return owner
-        return proven_claim(self.webhook_secret, *custom_claim(meta)) or UNROUTED_WORKSPACE_ID
+        return proven_claim(self._secrets, *custom_claim(meta)) or UNROUTED_WORKSPACE_ID
 
     async def apply_delivery(self, event: LemonSqueezyWebhookReceived) -> None:
         """Apply a stored delivery once (by body hash); ``subscription_*`` on a subscription object only."""
@@ -347,7 +355,7 @@ class Billing:
             return "applied"
 
     async def _route(self, snapshot: SubscriptionSnapshot) -> str | None:
-        routed = route(await self.accounts.owner_of(snapshot.subscription_id), snapshot, self.webhook_secret)
+        routed = route(await self.accounts.owner_of(snapshot.subscription_id), snapshot, self._secrets)
         if isinstance(routed, Claim):
             try:
                 await self.account(routed.workspace_id)

@@ -15,6 +15,11 @@ class LemonSqueezySettings(BaseSettings):
     api_url: str = "https://api.lemonsqueezy.com"
     api_key: SecretStr | None = None
     webhook_secret: SecretStr | None = None
+    previous_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="While the signing secret is rotated: the old one, still accepted for deliveries and for the "
+        "claims of checkouts opened under it (new checkouts use the current one). Remove it once they are through.",
+    )
     store_id: str | None = Field(
         default=None, pattern=r"^[0-9]{1,20}$", description="The store checkouts are created in (in-app subscribe)."
     )

@@ -4,7 +4,7 @@ and when a subscription snapshot from Lemon Squeezy applies to a workspace (SPEC
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
@@ -74,12 +74,24 @@ class VariantMap:
         return bool(self._plans)
 
 
-def signature_matches(secret: str, body: bytes, presented: str | None) -> bool:
-    """``X-Signature`` is the hex HMAC-SHA256 of the raw body; compared in constant time."""
-    if not secret or not presented:
+Secrets = str | Sequence[str] | None
+"""The signing secret, or the current one and the previous one while it is being rotated (both are accepted)."""
+
+
+def _each(secrets: Secrets) -> list[str]:
+    return [secrets] if isinstance(secrets, str) else list(secrets or ())
+
+
+def signature_matches(secrets: Secrets, body: bytes, presented: str | None) -> bool:
+    """``X-Signature`` is the hex HMAC-SHA256 of the raw body under one of ``secrets``; compared in constant time."""
+    if not presented:
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), presented.strip().lower().encode("ascii", "replace"))
+    given = presented.strip().lower().encode("ascii", "replace")
+    return any(
+        hmac.compare_digest(hmac.new(k.encode(), body, hashlib.sha256).hexdigest().encode(), given)
+        for k in _each(secrets)
+        if k
+    )
 
 
 CLAIM_CONTEXT = b"opsmeter checkout claim\x00"
@@ -92,11 +104,12 @@ def checkout_claim(secret: str, workspace_id: str) -> str:
     return hmac.new(secret.encode(), CLAIM_CONTEXT + workspace_id.encode(), hashlib.sha256).hexdigest()
 
 
-def claim_matches(secret: str | None, workspace_id: str, presented: str | None) -> bool:
-    if not secret or not presented:
+def claim_matches(secrets: Secrets, workspace_id: str, presented: str | None) -> bool:
+    """``presented`` is :func:`checkout_claim` of ``workspace_id`` under one of ``secrets`` (constant time)."""
+    if not presented:
         return False
-    expected = checkout_claim(secret, workspace_id)
-    return hmac.compare_digest(expected.encode(), presented.strip().lower().encode("ascii", "replace"))
+    given = presented.strip().lower().encode("ascii", "replace")
+    return any(hmac.compare_digest(checkout_claim(k, workspace_id).encode(), given) for k in _each(secrets) if k)
 
 
 def delivery_id(body: bytes) -> str:
@@ -318,7 +331,7 @@ class Unroutable:
 Route = Owned | Claim | Reassignment | Unroutable
 
 
-def route(stored_owner: str | None, snapshot: SubscriptionSnapshot, secret: str | None) -> Route:
+def route(stored_owner: str | None, snapshot: SubscriptionSnapshot, secret: Secrets) -> Route:
     """The stored mapping first; ``custom_data.workspace_id`` only for a new live subscription, and only with the
     proof billing's checkout put beside it (anyone can open a Lemon Squeezy checkout with any custom data)."""
     claimed = snapshot.claimed_workspace_id
@@ -335,7 +348,7 @@ def route(stored_owner: str | None, snapshot: SubscriptionSnapshot, secret: str 
     return Claim(claimed)
 
 
-def proven_claim(secret: str | None, claimed: str | None, proof: str | None) -> str | None:
+def proven_claim(secret: Secrets, claimed: str | None, proof: str | None) -> str | None:
     """``claimed`` when it is a workspace id and ``proof`` is billing's :func:`checkout_claim` of it, else None."""
     if claimed is None or not _is_workspace_id(claimed) or not claim_matches(secret, claimed, proof):
         return None

@@ -2,8 +2,10 @@
 workspace, through real Redis, the Kafka broker and the Lemon Squeezy HTTP double. Time is the ``now`` a run is
 given, so an hour passes instantly."""
 
+import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,8 +15,9 @@ from redis.asyncio import Redis
 from opsmeter_billing.adapters.lemonsqueezy import HttpLemonSqueezy
 from opsmeter_billing.adapters.redis import RedisAccountStore, RedisIdempotencyStore, account_key
 from opsmeter_billing.commands import Billing, Pacer
-from opsmeter_billing.domain import VariantMap
-from opsmeter_billing.errors import ReconciliationRunning
+from opsmeter_billing.domain import VariantMap, checkout_claim, delivery_id
+from opsmeter_billing.errors import InvalidSignature, ReconciliationRunning
+from opsmeter_contracts.billing import LemonSqueezyWebhookReceived, LemonSqueezyWebhookReceivedPayload
 from opsmeter_runtime.kafka import EventPublisher
 from opsmeter_runtime.lemonsqueezy_double import VARIANTS, LemonSqueezyDouble
 from opsmeter_runtime.projections import PlanProjection
@@ -149,3 +152,43 @@ class TestPeriodicVerification:
         assert (await world.billing.reconcile(t0 + 2 * HOUR)).checked == 0
         assert await world.accounts.index_linked_accounts() == 1
         assert (await world.billing.reconcile(t0 + 2 * HOUR)).checked == 1
+
+
+class TestSecretRotation:
+    async def test_a_checkout_opened_under_the_previous_secret_still_claims_its_workspace(self, world: World) -> None:
+        """The signing secret is rotated while a customer is on the checkout page: the delivery (signed with the
+        old secret) is accepted and its claim (made under it) routes, while the old secret is kept as previous."""
+        old = world.ls.webhook_secret
+        rotated = replace(world.billing, webhook_secret="whsec-rotated", previous_webhook_secret=old)
+        await rotated.open_account("ws_rotation001", "free", None, None)
+        subscription_id = world.ls.create_subscription(VARIANT["team"])
+        claim = {"workspace_id": "ws_rotation001", "workspace_claim": checkout_claim(old, "ws_rotation001")}
+        body = world.ls.webhook_body(subscription_id, "subscription_created", custom_data=claim, test_mode=False)
+
+        with pytest.raises(InvalidSignature):
+            await rotated.receive_delivery(body, world.ls.sign(body, "a leaked secret"))
+        await rotated.receive_delivery(body, world.ls.sign(body))  # stored on billing.webhooks: no error
+        await rotated.apply_delivery(delivered(body))
+        assert await world.plan("ws_rotation001") == "team"
+
+        retired = replace(rotated, previous_webhook_secret=None)  # the rotation done: the old secret is refused
+        with pytest.raises(InvalidSignature):
+            await retired.receive_delivery(body, world.ls.sign(body))
+
+
+def delivered(body: bytes) -> LemonSqueezyWebhookReceived:
+    """The stored delivery the consumer applies (as receive_delivery writes it)."""
+    now = datetime.now(UTC)
+    meta = json.loads(body)["meta"]
+    return LemonSqueezyWebhookReceived(
+        event_id=uuid.uuid4(),
+        occurred_at=now,
+        ingested_at=now,
+        workspace_id="ws_rotation001",
+        payload=LemonSqueezyWebhookReceivedPayload(
+            event_name=meta["event_name"],
+            body=body.decode(),
+            body_sha256=delivery_id(body),
+            test_mode=meta["test_mode"],
+        ),
+    )

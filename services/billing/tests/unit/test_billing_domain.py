@@ -172,6 +172,18 @@ class TestRoute:
             "unproven_claim"
         )
 
+    def test_while_the_secret_is_rotated_claims_and_signatures_under_either_are_accepted(self) -> None:
+        rotated = ("whsec-new", SECRET)  # the current secret, then the previous one
+        old_checkout = snapshot(claimed_workspace_id=WS, claim_proof=checkout_claim(SECRET, WS))
+        assert route(None, old_checkout, rotated) == Claim(WS)
+        assert route(None, old_checkout, "whsec-new") == Unroutable("unproven_claim")  # once the old one is removed
+        body = b'{"meta":{}}'
+        for secret in rotated:
+            signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            assert signature_matches(rotated, body, signature)
+        assert not signature_matches(rotated, body, hmac.new(b"leaked", body, hashlib.sha256).hexdigest())
+        assert not signature_matches((), body, hmac.new(b"", body, hashlib.sha256).hexdigest())
+
     def test_the_proof_is_never_a_valid_body_signature(self) -> None:
         body = WS.encode()
         assert not signature_matches(SECRET, body, checkout_claim(SECRET, WS))
