@@ -703,14 +703,15 @@ def _rewrap_copies(client: Any, wrap: Callable[[Any], Any]) -> None:
     client.with_options = copy
 
 
-def _replace_stream(resource: Any, wrap: Callable[[Callable[..., Any], bool], Callable[..., Any]]) -> None:
-    """Replace ``resource.stream`` (once) by ``wrap(original, is_async)``."""
-    original = getattr(resource, "stream", None)
+def _replace(resource: Any, method: str, wrap: Callable[[Callable[..., Any], bool], Callable[..., Any]]) -> None:
+    """Replace ``resource.<method>`` (once) by ``wrap(original, is_async)``."""
+    original = getattr(resource, method, None)
     if original is None or getattr(original, MARK, False):
         return
-    stream = functools.wraps(original)(wrap(original, type(resource).__name__.startswith("Async")))
-    setattr(stream, MARK, True)
-    resource.stream = stream
+    is_async = inspect.iscoroutinefunction(original) or type(resource).__name__.startswith("Async")
+    replaced = functools.wraps(original)(wrap(original, is_async))
+    setattr(replaced, MARK, True)
+    setattr(resource, method, replaced)
 
 
 def _instrument_message_stream(om: Any, resource: Any) -> None:
@@ -718,7 +719,7 @@ def _instrument_message_stream(om: Any, resource: Any) -> None:
         manager = _RecordedAsyncMessageStreamManager if is_async else _RecordedMessageStreamManager
         return lambda *args, **kwargs: manager(om, kwargs, functools.partial(original, *args))
 
-    _replace_stream(resource, wrap)
+    _replace(resource, "stream", wrap)
 
 
 def _end_helper_streams_on_exit(resource: Any) -> None:
@@ -726,55 +727,42 @@ def _end_helper_streams_on_exit(resource: Any) -> None:
         manager = _AsyncHelperStreamManager if is_async else _HelperStreamManager
         return lambda *args, **kwargs: manager(original(*args, **kwargs))
 
-    _replace_stream(resource, wrap)
-
-
-def _background_failed(om: Any, exc: Exception) -> None:
-    om._log_once(f"background:{type(exc).__name__}", "opsmeter could not record a background call: %r", exc)
+    _replace(resource, "stream", wrap)
 
 
 def _see_background_ends(om: Any, resource: Any) -> None:
     """``responses.retrieve`` / ``cancel``: an answer that ends a held background call records it (the caller gets
     the answer as it came; a streamed retrieve is the caller's to read and is not looked at)."""
+
+    def see(result: Any, kwargs: Mapping[str, Any]) -> Any:
+        """The parsed answer (a raw one parsed: the client caches it), or a coroutine of it from an async client."""
+        return _parse_raw(result, kwargs) if _raw_mode(kwargs) else result
+
+    def failed(exc: Exception) -> None:  # recording must never break the provider call
+        om._log_once(f"background:{type(exc).__name__}", "opsmeter could not record a background call: %r", exc)
+
+    def wrap(original: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+        async def ask_async(*args: Any, **kwargs: Any) -> Any:
+            result = await original(*args, **kwargs)
+            try:
+                parsed = see(result, kwargs)
+                om.background.seen(await parsed if inspect.isawaitable(parsed) else parsed)
+            except Exception as exc:
+                failed(exc)
+            return result
+
+        def ask(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            try:
+                om.background.seen(see(result, kwargs))
+            except Exception as exc:
+                failed(exc)
+            return result
+
+        return ask_async if is_async else ask
+
     for method in ("retrieve", "cancel"):
-        original = getattr(resource, method, None)
-        if original is None or getattr(original, MARK, False):
-            continue
-        if inspect.iscoroutinefunction(original) or type(resource).__name__.startswith("Async"):
-
-            def wrap_async(original: Callable[..., Any]) -> Callable[..., Any]:
-                @functools.wraps(original)
-                async def ask_async(*args: Any, **kwargs: Any) -> Any:
-                    result = await original(*args, **kwargs)
-                    try:
-                        parsed = _parse_raw(result, kwargs) if _raw_mode(kwargs) else result
-                        if inspect.isawaitable(parsed):
-                            parsed = await parsed
-                        om.background.seen(parsed)
-                    except Exception as exc:  # recording must never break the provider call
-                        _background_failed(om, exc)
-                    return result
-
-                return ask_async
-
-            wrapped = wrap_async(original)
-        else:
-
-            def wrap_sync(original: Callable[..., Any]) -> Callable[..., Any]:
-                @functools.wraps(original)
-                def ask(*args: Any, **kwargs: Any) -> Any:
-                    result = original(*args, **kwargs)
-                    try:
-                        om.background.seen(_parse_raw(result, kwargs) if _raw_mode(kwargs) else result)
-                    except Exception as exc:  # recording must never break the provider call
-                        _background_failed(om, exc)
-                    return result
-
-                return ask
-
-            wrapped = wrap_sync(original)
-        setattr(wrapped, MARK, True)
-        setattr(resource, method, wrapped)
+        _replace(resource, method, wrap)
 
 
 def _optional(client: Any, *paths: str) -> list[Any]:
