@@ -4,7 +4,7 @@ and when a subscription snapshot from Lemon Squeezy applies to a workspace (SPEC
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
@@ -82,16 +82,17 @@ def _each(secrets: Secrets) -> list[str]:
     return [secrets] if isinstance(secrets, str) else list(secrets or ())
 
 
-def signature_matches(secrets: Secrets, body: bytes, presented: str | None) -> bool:
-    """``X-Signature`` is the hex HMAC-SHA256 of the raw body under one of ``secrets``; compared in constant time."""
+def _made_with_one_of(secrets: Secrets, presented: str | None, expected: Callable[[str], str]) -> bool:
+    """``presented`` (hex, any case) is ``expected(secret)`` for one of ``secrets``; compared in constant time."""
     if not presented:
         return False
     given = presented.strip().lower().encode("ascii", "replace")
-    return any(
-        hmac.compare_digest(hmac.new(k.encode(), body, hashlib.sha256).hexdigest().encode(), given)
-        for k in _each(secrets)
-        if k
-    )
+    return any(hmac.compare_digest(expected(k).encode(), given) for k in _each(secrets) if k)
+
+
+def signature_matches(secrets: Secrets, body: bytes, presented: str | None) -> bool:
+    """``X-Signature`` is the hex HMAC-SHA256 of the raw body under one of ``secrets``."""
+    return _made_with_one_of(secrets, presented, lambda k: hmac.new(k.encode(), body, hashlib.sha256).hexdigest())
 
 
 CLAIM_CONTEXT = b"opsmeter checkout claim\x00"
@@ -105,11 +106,8 @@ def checkout_claim(secret: str, workspace_id: str) -> str:
 
 
 def claim_matches(secrets: Secrets, workspace_id: str, presented: str | None) -> bool:
-    """``presented`` is :func:`checkout_claim` of ``workspace_id`` under one of ``secrets`` (constant time)."""
-    if not presented:
-        return False
-    given = presented.strip().lower().encode("ascii", "replace")
-    return any(hmac.compare_digest(checkout_claim(k, workspace_id).encode(), given) for k in _each(secrets) if k)
+    """``presented`` is :func:`checkout_claim` of ``workspace_id`` under one of ``secrets``."""
+    return _made_with_one_of(secrets, presented, lambda k: checkout_claim(k, workspace_id))
 
 
 def delivery_id(body: bytes) -> str:
@@ -341,7 +339,7 @@ def route(stored_owner: str | None, snapshot: SubscriptionSnapshot, secret: Secr
         return Owned(stored_owner)
     if claimed is None or not _is_workspace_id(claimed):
         return Unroutable("no_workspace")
-    if proven_claim(secret, claimed, snapshot.claim_proof) is None:
+    if not claim_matches(secret, claimed, snapshot.claim_proof):
         return Unroutable("unproven_claim")
     if snapshot.test_mode:
         return Unroutable("test_mode_new_subscription")
