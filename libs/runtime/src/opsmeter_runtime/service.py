@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from opsmeter_runtime.logs import configure_logging
-from opsmeter_runtime.read_deadline import ReadDeadlineProtocol
+from opsmeter_runtime.read_deadline import ReadDeadlineMiddleware, ReadDeadlineProtocol
 from opsmeter_runtime.settings import ServiceSettings
 
 
@@ -22,6 +23,7 @@ def serve(app: ASGIApp, settings: ServiceSettings, *, service: str, workers: int
     go to one shared directory (see :func:`metrics_directory`), so any worker's ``/metrics`` answers for all.
     """
     configure_logging(service, settings.runtime.log_level)
+    with_read_deadline(app)
     options = {
         "host": settings.host,
         "port": settings.port,
@@ -43,6 +45,17 @@ def serve(app: ASGIApp, settings: ServiceSettings, *, service: str, workers: int
     # lifespan started consumers that would then keep a process without an HTTP port alive.
     socket = config.bind_socket()
     uvicorn.Server(config).run(sockets=[socket])
+
+
+def with_read_deadline(app: ASGIApp) -> None:
+    """The app tells :class:`ReadDeadlineProtocol` when each request has been read (its middleware, outermost);
+    without it the protocol's deadline would close every connection that long after its first byte, answers in
+    flight included. Added here, where the protocol is chosen, to an app that lacks it."""
+    if not isinstance(app, Starlette):
+        return
+    present: set[object] = {m.cls for m in app.user_middleware}
+    if ReadDeadlineMiddleware not in present:
+        app.add_middleware(ReadDeadlineMiddleware)
 
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -12,7 +12,6 @@ from opsmeter_console.bootstrap import SERVICE, ConsoleDeps, bootstrap
 from opsmeter_console.config import ConsoleSettings
 from opsmeter_runtime.http import ReadinessCheck, RequestContextMiddleware, health_router, install_error_handlers
 from opsmeter_runtime.logs import get_logger
-from opsmeter_runtime.read_deadline import ReadDeadlineMiddleware
 from opsmeter_runtime.service import serve
 
 log = get_logger(__name__)
@@ -41,7 +40,6 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Opsmeter console", version="0.1.0", lifespan=lifespan)
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(ReadDeadlineMiddleware)  # served by serve()'s ReadDeadlineProtocol: says when a request was read
     install_error_handlers(app)
 
     def checks() -> dict[str, ReadinessCheck]:
