@@ -22,6 +22,7 @@ export function Onboarding() {
   const checklist = useQuery({ queryKey: ["checklist", session.workspaceId], queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/onboarding/checklist"), retry: false, enabled: starter });
   const quality = useQuery({ queryKey: ["quality", session.workspaceId], queryFn: () => api.get("reporting", "/v1/workspaces/{workspace_id}/quality-score"), retry: false, enabled: pro });
   const gated = (e: unknown) => e instanceof ApiError && e.reason === "plan_required";
+  const none = quality.data?.events === 0; // no real event yet: no score to show
   if (plan === undefined) return <div className="page"><div className="page-head"><h1>Onboarding</h1></div>{planError ? <Failed error={planError} /> : <Loading what="the plan" />}</div>;
   return (
     <div className="page">
@@ -43,7 +44,7 @@ export function Onboarding() {
       </section>
       <section className="card">
         <h2>Tracking quality score <span className="badge">Pro+</span></h2>
-        {!pro || gated(quality.error) ? <Gate plan="Pro" what="The tracking quality score" /> : quality.error ? <Failed error={quality.error} /> : quality.isPending ? <Loading what="the score" /> : ((none) => (
+        {!pro || gated(quality.error) ? <Gate plan="Pro" what="The tracking quality score" /> : quality.error ? <Failed error={quality.error} /> : quality.isPending ? <Loading what="the score" /> : (
           <>
             <div className="big" data-testid="quality-score">{none ? "—" : quality.data.score}<span className="muted"> / 100</span></div>
             <p className="muted small">
@@ -60,7 +61,7 @@ export function Onboarding() {
               </tbody>
             </table></div>
           </>
-        ))(quality.data.events === 0)}
+        )}
       </section>
     </div>
   );
